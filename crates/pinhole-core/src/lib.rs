@@ -1,0 +1,5 @@
+//! Pinhole's sans-IO heart.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod rng;
+pub mod wire;

@@ -1,0 +1,1 @@
+//! Runnable flows of the patent figures.
