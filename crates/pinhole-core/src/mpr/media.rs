@@ -1,0 +1,358 @@
+//! Media intents, the leg table (Fig. 5), latching and inactivity.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::{Call, Engine, Event, IntentError, NetIdx, Owner, Stream, TimerKey};
+use crate::intent::{IntentKind, MediaEndpoint, MediaIntent, MediaPlan, Origin, PlannedEndpoint};
+use crate::relay::{RelayCommand, RelayReport, Remote};
+use crate::types::{CallKey, Component, LegId, Side};
+use crate::wire::RtcpMode;
+
+impl Engine {
+    pub(super) fn plan(&mut self, now: Instant, key: &CallKey, intent: &MediaIntent<'_>) -> Result<MediaPlan, IntentError> {
+        if intent.endpoints.len() > self.max_streams {
+            return Err(IntentError::TooManyStreams(intent.endpoints.len()));
+        }
+        let origin = self.owner_of(intent.origin)?;
+        let toward = self.owner_of(intent.toward)?;
+        let call_id = match (self.call_ids.get(key).copied(), intent.kind) {
+            (Some(id), _) => id,
+            (None, IntentKind::Offer) => {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.call_ids.insert(key.clone(), id);
+                self.calls.insert(
+                    id,
+                    Call {
+                        key: key.clone(),
+                        streams: Vec::new(),
+                        last_activity: now,
+                    },
+                );
+                self.arm(now + self.timers_cfg.leg_inactivity, TimerKey::Call(id));
+                id
+            }
+            (None, _) => return Err(IntentError::UnknownCall),
+        };
+        if let Some(c) = self.calls.get_mut(&call_id) {
+            c.last_activity = now;
+        }
+        let created = intent.kind == IntentKind::Offer && self.calls.get(&call_id).is_some_and(|c| c.streams.is_empty());
+        let mut plan = MediaPlan {
+            endpoints: Vec::with_capacity(intent.endpoints.len()),
+        };
+        for e in intent.endpoints {
+            match self.plan_stream(now, call_id, intent.from, origin, toward, e) {
+                Ok(p) => plan.endpoints.push(p),
+                Err(err) => {
+                    // A new call that cannot be planned leaves nothing behind.
+                    if created {
+                        self.teardown(now, key);
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    fn plan_stream(
+        &mut self,
+        now: Instant,
+        call: u64,
+        from: Side,
+        origin: Owner,
+        toward: Owner,
+        e: &MediaEndpoint,
+    ) -> Result<PlannedEndpoint, IntentError> {
+        if e.is_disabled() {
+            // RFC 3264 §8.2: port 0 removes the stream; its legs go.
+            let legs = self.stream_mut(call, e.index).map(|s| std::mem::take(&mut s.legs));
+            for id in legs.into_iter().flatten().flatten() {
+                self.close_leg(now, id);
+            }
+            return Ok(PlannedEndpoint {
+                index: e.index,
+                addr: e.addr,
+                rtcp_addr: e.rtcp_addr,
+            });
+        }
+        let sender = self.sender_leg(now, call, from, origin, e)?;
+        let receiver = match self.stream_leg(call, e.index, from.peer()) {
+            Some(id) => id,
+            None => {
+                let id = self.open_leg(now, toward, self.family_hint(toward, e.addr.ip()), RtcpMode::Pair)?;
+                self.attach(call, from.peer(), e.index, id);
+                id
+            }
+        };
+        self.connect(sender, receiver);
+        let Some(r) = self.legs.get(&receiver) else {
+            return Err(IntentError::UnknownCall);
+        };
+        let mut addr = r.rtp_addr();
+        if e.is_hold() {
+            // Keep the old-style hold visible to the other party.
+            addr.set_ip(e.addr.ip());
+        }
+        let rtcp_addr = match (e.rtcp_addr, e.rtcp) {
+            (None, _) => None,
+            (Some(_), RtcpMode::Mux) => Some(addr),
+            (Some(_), _) => Some(r.rtcp_addr().unwrap_or(addr)),
+        };
+        Ok(PlannedEndpoint {
+            index: e.index,
+            addr,
+            rtcp_addr,
+        })
+    }
+
+    /// The sender's own leg for a stream, bound the way its origin allows.
+    fn sender_leg(&mut self, now: Instant, call: u64, from: Side, origin: Owner, e: &MediaEndpoint) -> Result<LegId, IntentError> {
+        let current = self.stream_leg(call, e.index, from);
+        if let Owner::Network(n) = origin {
+            // A pinhole already bound by CMPH (Figs. 7, 8, 11): the message
+            // carries the pinhole address the CMPH Response reported.
+            if let Some(&bound) = self.by_pinhole.get(&e.addr) {
+                let owned = self.legs.get(&bound).is_some_and(|l| l.owner == Owner::Network(n));
+                if owned && current != Some(bound) {
+                    if let Some(old) = current {
+                        self.close_leg(now, old);
+                    }
+                    self.detach(bound);
+                    self.attach(call, from, e.index, bound);
+                    return Ok(bound);
+                }
+            }
+        }
+        let id = match current {
+            Some(id) => id,
+            None => {
+                let id = self.open_leg(now, origin, self.family_hint(origin, e.addr.ip()), RtcpMode::Pair)?;
+                self.attach(call, from, e.index, id);
+                id
+            }
+        };
+        if e.is_hold() {
+            return Ok(id);
+        }
+        match origin {
+            Owner::Public => {
+                // The public side's signaling is trusted: its address is its own.
+                self.set_remote(id, Component::Rtp, Remote::Fixed(e.addr));
+                let rtcp = e.rtcp_target().map_or(Remote::Unbound, Remote::Fixed);
+                self.set_remote(id, Component::Rtcp, rtcp);
+            }
+            Owner::Network(n) => {
+                let pinned = self.legs.get(&id).map(|l| l.pinhole).unwrap_or_default();
+                for (c, comp) in [(0, Component::Rtp), (1, Component::Rtcp)] {
+                    if pinned[c].is_some() || (comp == Component::Rtcp && e.rtcp != RtcpMode::Pair) {
+                        continue;
+                    }
+                    self.arm_latch(now, id, comp, n);
+                }
+            }
+        }
+        Ok(id)
+    }
+
+    /// A plain terminal: learn its pinhole from its first packet, from the
+    /// network's public IP only, within the window. A latched leg stays put.
+    fn arm_latch(&mut self, now: Instant, id: LegId, comp: Component, net: NetIdx) {
+        let Some(leg) = self.legs.get(&id) else {
+            return;
+        };
+        let rearm = match leg.remote[super::component_index(comp)] {
+            Remote::Unbound => true,
+            Remote::Latch { until, .. } => until <= now,
+            Remote::Fixed(_) => false,
+        };
+        let Some(ip) = self.network_ip(net) else {
+            return;
+        };
+        if rearm {
+            let until = now + self.timers_cfg.latch_window;
+            self.set_remote(id, comp, Remote::Latch { ip, until });
+        }
+    }
+
+    fn network_ip(&self, net: NetIdx) -> Option<IpAddr> {
+        self.routes
+            .iter()
+            .filter(|((n, _), _)| *n == net)
+            .map(|(_, r)| r.pinhole.ip())
+            .next()
+    }
+
+    fn family_hint(&self, owner: Owner, fallback: IpAddr) -> IpAddr {
+        match owner {
+            Owner::Network(n) => self.network_ip(n).unwrap_or(fallback),
+            Owner::Public => fallback,
+        }
+    }
+
+    fn owner_of(&self, o: Origin<'_>) -> Result<Owner, IntentError> {
+        match o {
+            Origin::Public => Ok(Owner::Public),
+            Origin::Network(name) => self
+                .by_name
+                .get(name)
+                .map(|n| Owner::Network(*n))
+                .ok_or(IntentError::UnknownNetwork),
+        }
+    }
+
+    fn stream_mut(&mut self, call: u64, index: u16) -> Option<&mut Stream> {
+        self.calls.get_mut(&call)?.streams.iter_mut().find(|s| s.index == index)
+    }
+
+    fn stream_leg(&self, call: u64, index: u16, side: Side) -> Option<LegId> {
+        self.calls
+            .get(&call)?
+            .streams
+            .iter()
+            .find(|s| s.index == index)?
+            .legs[side.index()]
+    }
+
+    fn attach(&mut self, call: u64, side: Side, index: u16, id: LegId) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let pos = match c.streams.iter().position(|s| s.index == index) {
+            Some(p) => p,
+            None => {
+                c.streams.push(Stream {
+                    index,
+                    legs: [None, None],
+                });
+                c.streams.len() - 1
+            }
+        };
+        c.streams[pos].legs[side.index()] = Some(id);
+        if let Some(l) = self.legs.get_mut(&id) {
+            l.call = Some((call, side, index));
+        }
+    }
+
+    /// Takes a reserved leg out of whatever call held it before.
+    fn detach(&mut self, id: LegId) {
+        let Some((call, side, index)) = self.legs.get(&id).and_then(|l| l.call) else {
+            return;
+        };
+        if let Some(s) = self.stream_mut(call, index) {
+            if s.legs[side.index()] == Some(id) {
+                s.legs[side.index()] = None;
+            }
+        }
+    }
+
+    fn connect(&mut self, a: LegId, b: LegId) {
+        if self.legs.get(&a).and_then(|l| l.peer) == Some(b) {
+            return;
+        }
+        if let Some(l) = self.legs.get_mut(&a) {
+            l.peer = Some(b);
+        }
+        if let Some(l) = self.legs.get_mut(&b) {
+            l.peer = Some(a);
+        }
+        self.commands.push_back(RelayCommand::Connect { leg: a, peer: b });
+    }
+
+    pub(super) fn teardown(&mut self, now: Instant, key: &CallKey) {
+        let Some(id) = self.call_ids.remove(key) else {
+            return; // A retransmitted BYE: already gone.
+        };
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
+        for s in call.streams {
+            for leg in s.legs.into_iter().flatten() {
+                self.close_leg(now, leg);
+            }
+        }
+    }
+
+    /// Marks a leg (and its call) active.
+    pub(super) fn touch(&mut self, now: Instant, id: LegId) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        leg.last_activity = leg.last_activity.max(now);
+        if let Some((call, _, _)) = leg.call {
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.last_activity = c.last_activity.max(now);
+            }
+        }
+    }
+
+    pub(super) fn relay_report(&mut self, now: Instant, report: RelayReport) {
+        match report {
+            RelayReport::Activity { leg, at } => self.touch(at.min(now), leg),
+            RelayReport::Latched { leg, component, source } => {
+                let c = super::component_index(component);
+                let expected = self.legs.get(&leg).map(|l| l.remote[c]);
+                match expected {
+                    Some(Remote::Latch { ip, until }) if ip == source.ip() && now <= until => {
+                        self.set_remote(leg, component, Remote::Fixed(source));
+                        self.stats.latches += 1;
+                        self.touch(now, leg);
+                        self.events.push_back(Event::Latched { leg, component, source });
+                    }
+                    Some(actual) => {
+                        // The relay acted on a stale view: put it right.
+                        self.stats.relay_corrections += 1;
+                        tracing::warn!(%leg, %source, "relay latched against the engine's table; correcting");
+                        self.commands.push_back(RelayCommand::SetRemote { leg, component, remote: actual });
+                    }
+                    None => {
+                        self.stats.relay_corrections += 1;
+                        self.commands.push_back(RelayCommand::CloseLeg { leg });
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn call_timer(&mut self, now: Instant, id: u64) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let due = call.last_activity + self.timers_cfg.leg_inactivity;
+        if due > now {
+            self.arm(due, TimerKey::Call(id));
+            return;
+        }
+        let key = call.key.clone();
+        tracing::info!("call expired after inactivity");
+        self.teardown(now, &key);
+        self.stats.calls_expired += 1;
+        self.events.push_back(Event::CallExpired { call: key });
+    }
+
+    pub(super) fn leg_timer(&mut self, now: Instant, id: LegId) {
+        let Some(leg) = self.legs.get(&id) else {
+            return;
+        };
+        if leg.call.is_some() {
+            return; // The call's timer governs it now.
+        }
+        let due = leg.last_activity + self.timers_cfg.leg_inactivity;
+        if due > now {
+            self.arm(due, TimerKey::Leg(id.0));
+            return;
+        }
+        self.close_leg(now, id);
+        self.events.push_back(Event::LegExpired { leg: id });
+    }
+
+    /// For diagnostics and tests: the legs of a call's stream.
+    pub fn call_legs(&self, key: &CallKey, index: u16) -> Option<[Option<LegId>; 2]> {
+        let id = self.call_ids.get(key)?;
+        let s = self.calls.get(id)?.streams.iter().find(|s| s.index == index)?;
+        Some(s.legs)
+    }
+}
+

@@ -1,0 +1,777 @@
+//! The Media Proxy Router engine: registrations (Fig. 4 routing table), CMPH,
+//! media intents and the relay mapping table (Fig. 5), latching for plain
+//! terminals, and expiry. Sans-IO: datagrams, intents, relay reports and time
+//! go in; transmits, relay commands and events come out.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use pinhole_core::mpr::{Config, Engine, NetworkConfig};
+//!
+//! let now = Instant::now();
+//! let mut cfg = Config::new("203.0.113.10".parse().unwrap(), [7; 32]);
+//! cfg.networks.push(NetworkConfig::new("corp1", b"s3cret".to_vec()));
+//! let mut mpr = Engine::new(cfg, now).unwrap();
+//! // The driver's loop: feed inputs, then drain every output queue.
+//! mpr.handle_timeout(now + Duration::from_secs(1));
+//! while let Some(_t) = mpr.poll_transmit() {}
+//! while let Some(_c) = mpr.poll_command() {}
+//! while let Some(_e) = mpr.poll_event() {}
+//! assert_eq!(mpr.stats().registrations_accepted, 0);
+//! ```
+
+mod control;
+mod media;
+mod nonce;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::intent::{IntentKind, MediaIntent, MediaPlan};
+use crate::ports::{Allocator, PortError, PortPair, PortRange};
+use crate::relay::{RelayCommand, RelayReport, Remote};
+use crate::rng::Rng;
+use crate::types::{CallKey, Component, LegId, Receive, Side, Transmit};
+use crate::wire::{self, ErrorCode, Protocol, RtcpMode};
+
+use nonce::{Nonces, ReplayCache};
+
+/// One corporate network the MPR serves.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    /// The network id (USERNAME in control messages).
+    pub id: String,
+    /// The shared secret that keys MESSAGE-INTEGRITY-SHA256.
+    pub credential: Vec<u8>,
+    /// Protocols it may register; empty allows all.
+    pub protocols: Vec<Protocol>,
+    /// Subscriber domains it may claim; empty allows any.
+    pub domains: Vec<String>,
+    /// Most relay legs it may hold at once.
+    pub max_legs: usize,
+}
+
+impl NetworkConfig {
+    /// A network with every protocol, any domain and 10 000 legs.
+    pub fn new(id: impl Into<String>, credential: Vec<u8>) -> Self {
+        Self {
+            id: id.into(),
+            credential,
+            protocols: Vec::new(),
+            domains: Vec::new(),
+            max_legs: 10_000,
+        }
+    }
+}
+
+/// The MPR's timers (wire-format.md §5).
+#[derive(Clone, Copy, Debug)]
+pub struct Timers {
+    /// Shortest registration lifetime granted.
+    pub registration_min: Duration,
+    /// Longest registration lifetime granted.
+    pub registration_max: Duration,
+    /// Lifetime when the request asks none.
+    pub registration_default: Duration,
+    /// How long a nonce stays valid (and transaction ids are remembered).
+    pub nonce_lifetime: Duration,
+    /// A call, or a reserved leg, with no activity for this long is removed.
+    pub leg_inactivity: Duration,
+    /// How long a plain-terminal leg waits for its first packet.
+    pub latch_window: Duration,
+    /// How long a freed port pair rests before reuse.
+    pub port_quarantine: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            registration_min: Duration::from_secs(60),
+            registration_max: Duration::from_secs(3600),
+            registration_default: Duration::from_secs(600),
+            nonce_lifetime: Duration::from_secs(600),
+            leg_inactivity: Duration::from_secs(60),
+            latch_window: Duration::from_secs(10),
+            port_quarantine: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything the MPR engine needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The networks it serves.
+    pub networks: Vec<NetworkConfig>,
+    /// The relay address for IPv4 legs (or the only one).
+    pub relay_ip: IpAddr,
+    /// The relay address for IPv6 legs, if the MPR has one.
+    pub relay_ip6: Option<IpAddr>,
+    /// Relay port range.
+    pub ports: PortRange,
+    /// Timers.
+    pub timers: Timers,
+    /// Most transaction ids remembered at once (508 beyond).
+    pub replay_capacity: usize,
+    /// Most streams in one call.
+    pub max_streams: usize,
+    /// Seed of the engine's generator (from the OS in production).
+    pub rng_seed: [u8; 32],
+}
+
+impl Config {
+    /// Defaults (ports 20000–39999) with one relay address and a seed.
+    pub fn new(relay_ip: IpAddr, rng_seed: [u8; 32]) -> Self {
+        Self {
+            networks: Vec::new(),
+            relay_ip,
+            relay_ip6: None,
+            ports: PortRange {
+                first: 20_000,
+                last: 39_999,
+            },
+            timers: Timers::default(),
+            replay_capacity: 65_536,
+            max_streams: 16,
+            rng_seed,
+        }
+    }
+}
+
+/// A configuration the engine refuses.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Two networks share an id.
+    #[error("network id {0:?} is configured twice")]
+    DuplicateNetwork(String),
+    /// A network id or credential is empty or too long.
+    #[error("network {0:?}: id must be 1-128 bytes and the credential non-empty")]
+    BadNetwork(String),
+    /// `registration_min` > `registration_max`, or a zero timer.
+    #[error("timer {0} is out of range")]
+    BadTimer(&'static str),
+    /// The relay port range is unusable.
+    #[error("relay ports: {0}")]
+    Ports(#[from] PortError),
+}
+
+/// A datagram the engine did not accept. Each is counted in [`Stats`].
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum InputError {
+    /// Not a control message (RFC 7983 demultiplexing): media or signaling.
+    #[error("not a control message")]
+    NotControl,
+    /// Malformed.
+    #[error("malformed control message: {0}")]
+    Decode(#[from] wire::DecodeError),
+    /// Well-formed but not something the MPR accepts here (a response, an
+    /// indication of a method that has none).
+    #[error("unexpected {0}")]
+    Unexpected(&'static str),
+    /// Refused; an error response was sent unless the message was an indication.
+    #[error("refused with {} {}: {what}", code.0, code.reason())]
+    Refused {
+        /// The STUN error code.
+        code: ErrorCode,
+        /// Why.
+        what: &'static str,
+    },
+    /// A known transaction id from another source: dropped without an answer.
+    #[error("replayed transaction from another source")]
+    Replayed,
+    /// A keepalive from a source that is not the leg's bound one.
+    #[error("keepalive from an unbound source")]
+    StrayKeepalive,
+}
+
+impl InputError {
+    /// A stable label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotControl => "not_control",
+            Self::Decode(e) => e.kind(),
+            Self::Unexpected(_) => "unexpected",
+            Self::Refused { .. } => "refused",
+            Self::Replayed => "replayed",
+            Self::StrayKeepalive => "stray_keepalive",
+        }
+    }
+}
+
+/// An intent the engine could not plan. Nothing the intent would have
+/// created for the failing stream exists afterwards.
+#[non_exhaustive]
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum IntentError {
+    /// The network id is not configured.
+    #[error("unknown network")]
+    UnknownNetwork,
+    /// An answer or modification for a call the engine does not know.
+    #[error("answer or modify for an unknown call")]
+    UnknownCall,
+    /// More streams than `max_streams`.
+    #[error("{0} streams exceed the limit")]
+    TooManyStreams(usize),
+    /// No relay port pair is free.
+    #[error("relay ports exhausted")]
+    PortsExhausted,
+    /// The network holds as many legs as it may.
+    #[error("leg quota of the network reached")]
+    QuotaReached,
+    /// The stream's address family has no relay address.
+    #[error("no relay address for this address family")]
+    NoRelayAddress,
+}
+
+impl IntentError {
+    /// A stable label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UnknownNetwork => "unknown_network",
+            Self::UnknownCall => "unknown_call",
+            Self::TooManyStreams(_) => "too_many_streams",
+            Self::PortsExhausted => "ports_exhausted",
+            Self::QuotaReached => "quota_reached",
+            Self::NoRelayAddress => "no_relay_address",
+        }
+    }
+}
+
+/// What happened, for the application and the logs.
+#[non_exhaustive]
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Event {
+    /// A new signaling route (Fig. 4 table entry).
+    Registered {
+        /// Network id.
+        network: String,
+        /// Its protocol.
+        protocol: Protocol,
+        /// The pinhole signaling goes to.
+        pinhole: SocketAddr,
+    },
+    /// A refresh arrived from a different pinhole: the firewall closed the
+    /// old one (the client's refresh interval is longer than the firewall's
+    /// idle timeout) or re-mapped it. Signaling sent meanwhile was lost.
+    RouteMoved {
+        /// Network id.
+        network: String,
+        /// Its protocol.
+        protocol: Protocol,
+        /// The previous pinhole.
+        from: SocketAddr,
+        /// The new one.
+        to: SocketAddr,
+    },
+    /// A client removed its route (LIFETIME 0).
+    Deregistered {
+        /// Network id.
+        network: String,
+        /// Its protocol.
+        protocol: Protocol,
+    },
+    /// A route was not refreshed in time.
+    RegistrationExpired {
+        /// Network id.
+        network: String,
+        /// Its protocol.
+        protocol: Protocol,
+    },
+    /// A CMPH bound a leg component to its pinhole.
+    PinholeBound {
+        /// The leg.
+        leg: LegId,
+        /// RTP or RTCP.
+        component: Component,
+        /// The pinhole.
+        pinhole: SocketAddr,
+    },
+    /// A plain terminal's first packet bound its leg.
+    Latched {
+        /// The leg.
+        leg: LegId,
+        /// RTP or RTCP.
+        component: Component,
+        /// The source.
+        source: SocketAddr,
+    },
+    /// A call saw no activity for `leg_inactivity` and was removed.
+    CallExpired {
+        /// The call.
+        call: CallKey,
+    },
+    /// A reserved leg was never used and was removed.
+    LegExpired {
+        /// The leg.
+        leg: LegId,
+    },
+}
+
+/// Counters, as a plain struct for the driver to export.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Registrations that created a route.
+    pub registrations_accepted: u64,
+    /// Registrations that refreshed a route.
+    pub registrations_refreshed: u64,
+    /// Routes removed by expiry.
+    pub registrations_expired: u64,
+    /// Refreshes from a different pinhole.
+    pub routes_moved: u64,
+    /// Bad integrity or unknown network.
+    pub auth_failures: u64,
+    /// 401 challenges for a missing nonce.
+    pub challenges: u64,
+    /// 438 answers.
+    pub stale_nonces: u64,
+    /// Replays dropped.
+    pub replays: u64,
+    /// Retransmissions answered from the cache.
+    pub retransmissions: u64,
+    /// Other refusals (error responses).
+    pub refusals: u64,
+    /// Malformed control messages.
+    pub decode_errors: u64,
+    /// Responses or indications nobody asked for.
+    pub unexpected: u64,
+    /// CMPH reserves that allocated a leg.
+    pub cmph_reserved: u64,
+    /// CMPH binds (requests and indications).
+    pub cmph_bound: u64,
+    /// Binding requests answered.
+    pub bindings_answered: u64,
+    /// Keepalives from bound sources.
+    pub keepalives: u64,
+    /// Keepalives from other sources, dropped.
+    pub stray_keepalives: u64,
+    /// Intents planned.
+    pub intents: u64,
+    /// Intents refused.
+    pub intent_errors: u64,
+    /// Times no relay port was free.
+    pub ports_exhausted: u64,
+    /// Plain-terminal latches.
+    pub latches: u64,
+    /// Latch reports the engine did not agree with (the relay was corrected).
+    pub relay_corrections: u64,
+    /// Calls removed by inactivity.
+    pub calls_expired: u64,
+    /// Legs currently open.
+    pub legs_open: u64,
+    /// Calls currently known.
+    pub calls_open: u64,
+    /// Signaling routes currently live.
+    pub routes_live: u64,
+}
+
+/// A live signaling route (one row of the Fig. 4 table).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Route {
+    /// Where signaling for the network goes: the firewall pinhole.
+    pub pinhole: SocketAddr,
+    /// The MPR socket the registration arrived on; send from it.
+    pub local: SocketAddr,
+    /// When it expires unless refreshed.
+    pub expires: Instant,
+}
+
+/// A read-only view of a leg (one row of the Fig. 5 table).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LegView {
+    /// The leg.
+    pub id: LegId,
+    /// The MPR relay address (RTP).
+    pub rtp: SocketAddr,
+    /// The RTCP relay address, if any.
+    pub rtcp: Option<SocketAddr>,
+    /// Where RTP is exchanged.
+    pub remote_rtp: Remote,
+    /// Where RTCP is exchanged.
+    pub remote_rtcp: Remote,
+    /// The leg it forwards to.
+    pub peer: Option<LegId>,
+}
+
+type NetIdx = usize;
+
+struct Network {
+    cfg: NetworkConfig,
+    legs: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Owner {
+    Network(NetIdx),
+    Public,
+}
+
+struct Leg {
+    owner: Owner,
+    ports: PortPair,
+    ip: IpAddr,
+    rtcp_mode: RtcpMode,
+    key: Option<Box<[u8]>>,
+    call: Option<(u64, Side, u16)>,
+    remote: [Remote; 2],
+    /// Set by an authenticated CMPH; only another CMPH moves it.
+    pinhole: [Option<SocketAddr>; 2],
+    peer: Option<LegId>,
+    last_activity: Instant,
+}
+
+impl Leg {
+    fn rtp_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.ports.rtp)
+    }
+
+    fn rtcp_addr(&self) -> Option<SocketAddr> {
+        (self.rtcp_mode == RtcpMode::Pair).then(|| SocketAddr::new(self.ip, self.ports.rtcp()))
+    }
+}
+
+struct Stream {
+    index: u16,
+    legs: [Option<LegId>; 2],
+}
+
+struct Call {
+    key: CallKey,
+    streams: Vec<Stream>,
+    last_activity: Instant,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum TimerKey {
+    Route(NetIdx, u8),
+    Call(u64),
+    Leg(u64),
+}
+
+/// The MPR engine. See the module docs for the run loop.
+pub struct Engine {
+    timers_cfg: Timers,
+    relay_ip: IpAddr,
+    relay_ip6: Option<IpAddr>,
+    max_streams: usize,
+    networks: Vec<Network>,
+    by_name: HashMap<String, NetIdx>,
+    routes: HashMap<(NetIdx, Protocol), Route>,
+    domains: HashMap<String, NetIdx>,
+    legs: HashMap<LegId, Leg>,
+    by_port: HashMap<u16, LegId>,
+    by_pinhole: HashMap<SocketAddr, LegId>,
+    by_key: HashMap<(NetIdx, Box<[u8]>), LegId>,
+    calls: HashMap<u64, Call>,
+    call_ids: HashMap<CallKey, u64>,
+    next_id: u64,
+    ports: Allocator,
+    port_range: PortRange,
+    rng: Rng,
+    nonces: Nonces,
+    replay: ReplayCache,
+    timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+    transmits: VecDeque<Transmit>,
+    commands: VecDeque<RelayCommand>,
+    events: VecDeque<Event>,
+    stats: Stats,
+}
+
+impl Engine {
+    /// An engine with no routes, legs or calls.
+    pub fn new(cfg: Config, now: Instant) -> Result<Self, ConfigError> {
+        let t = cfg.timers;
+        if t.registration_min > t.registration_max || t.registration_min.is_zero() {
+            return Err(ConfigError::BadTimer("registration_min/registration_max"));
+        }
+        if t.nonce_lifetime < Duration::from_secs(1) {
+            return Err(ConfigError::BadTimer("nonce_lifetime"));
+        }
+        if t.leg_inactivity.is_zero() {
+            return Err(ConfigError::BadTimer("leg_inactivity"));
+        }
+        let range = PortRange::new(cfg.ports.first, cfg.ports.last)?;
+        let mut rng = Rng::from_seed(cfg.rng_seed);
+        let mut secret = [0u8; 32];
+        rng.fill(&mut secret);
+        let mut networks = Vec::with_capacity(cfg.networks.len());
+        let mut by_name = HashMap::new();
+        let mut domains = HashMap::new();
+        for (i, n) in cfg.networks.into_iter().enumerate() {
+            if n.id.is_empty() || n.id.len() > 128 || n.credential.is_empty() {
+                return Err(ConfigError::BadNetwork(n.id));
+            }
+            if by_name.insert(n.id.clone(), i).is_some() {
+                return Err(ConfigError::DuplicateNetwork(n.id));
+            }
+            for d in &n.domains {
+                domains.insert(d.to_ascii_lowercase(), i);
+            }
+            networks.push(Network { cfg: n, legs: 0 });
+        }
+        Ok(Self {
+            timers_cfg: t,
+            relay_ip: cfg.relay_ip,
+            relay_ip6: cfg.relay_ip6,
+            max_streams: cfg.max_streams,
+            networks,
+            by_name,
+            routes: HashMap::new(),
+            domains,
+            legs: HashMap::new(),
+            by_port: HashMap::new(),
+            by_pinhole: HashMap::new(),
+            by_key: HashMap::new(),
+            calls: HashMap::new(),
+            call_ids: HashMap::new(),
+            next_id: 1,
+            ports: Allocator::new(range, t.port_quarantine, rng.fork()),
+            port_range: range,
+            rng: rng.fork(),
+            nonces: Nonces::new(secret, now, t.nonce_lifetime),
+            replay: ReplayCache::new(cfg.replay_capacity),
+            timers: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            commands: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    /// A control datagram (STUN-framed) that arrived on `local` — the
+    /// signaling/control address or a relay port.
+    pub fn handle_datagram(&mut self, now: Instant, rx: Receive<'_>) -> Result<(), InputError> {
+        let r = self.datagram(now, rx);
+        if let Err(e) = &r {
+            tracing::debug!(local = %rx.local, remote = %rx.remote, error = %e, "control datagram not accepted");
+        }
+        r
+    }
+
+    /// A connection-information message's meaning; the plan is what to write
+    /// back into it. A retransmitted message gets the same plan.
+    pub fn handle_intent(&mut self, now: Instant, call: &CallKey, intent: &MediaIntent<'_>) -> Result<MediaPlan, IntentError> {
+        self.stats.intents += 1;
+        let r = match intent.kind {
+            IntentKind::Teardown => {
+                self.teardown(now, call);
+                Ok(MediaPlan::default())
+            }
+            _ => self.plan(now, call, intent),
+        };
+        if let Err(e) = &r {
+            self.stats.intent_errors += 1;
+            if *e == IntentError::PortsExhausted {
+                self.stats.ports_exhausted += 1;
+            }
+            tracing::warn!(error = %e, "media intent refused");
+        }
+        self.refresh_gauges();
+        r
+    }
+
+    /// Something the relay saw.
+    pub fn handle_relay(&mut self, now: Instant, report: RelayReport) {
+        self.relay_report(now, report);
+    }
+
+    /// Time passed: expire routes, calls and reserved legs that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, key))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            match key {
+                TimerKey::Route(net, proto) => self.route_timer(now, net, proto),
+                TimerKey::Call(id) => self.call_timer(now, id),
+                TimerKey::Leg(id) => self.leg_timer(now, LegId(id)),
+            }
+        }
+        self.replay.prune(now);
+        self.refresh_gauges();
+    }
+
+    /// The next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next command for the relay.
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<RelayCommand> {
+        self.commands.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`Engine::handle_timeout`] next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The signaling route of a network and protocol (Fig. 4), if live.
+    pub fn route(&self, network: &str, protocol: Protocol) -> Option<Route> {
+        let net = *self.by_name.get(network)?;
+        self.routes.get(&(net, protocol)).copied()
+    }
+
+    /// The network that serves a subscriber domain (configured, or claimed
+    /// in a live registration).
+    pub fn network_for_domain(&self, domain: &str) -> Option<&str> {
+        let net = *self.domains.get(&domain.to_ascii_lowercase())?;
+        Some(self.networks[net].cfg.id.as_str())
+    }
+
+    /// The network whose live route for `protocol` is `pinhole`: how an ALG
+    /// tells which network a signaling message came from.
+    pub fn network_for_pinhole(&self, protocol: Protocol, pinhole: SocketAddr) -> Option<&str> {
+        self.routes
+            .iter()
+            .find(|((_, p), r)| *p == protocol && r.pinhole == pinhole)
+            .map(|((n, _), _)| self.networks[*n].cfg.id.as_str())
+    }
+
+    /// A leg, by id.
+    pub fn leg(&self, id: LegId) -> Option<LegView> {
+        let l = self.legs.get(&id)?;
+        Some(LegView {
+            id,
+            rtp: l.rtp_addr(),
+            rtcp: l.rtcp_addr(),
+            remote_rtp: l.remote[0],
+            remote_rtcp: l.remote[1],
+            peer: l.peer,
+        })
+    }
+
+    /// The leg whose relay port is `port` (RTP or RTCP).
+    pub fn leg_by_port(&self, port: u16) -> Option<LegId> {
+        self.by_port.get(&port).copied()
+    }
+
+    /// Number of relay port pairs free now.
+    pub fn free_port_pairs(&self) -> usize {
+        self.ports.free()
+    }
+
+    fn refresh_gauges(&mut self) {
+        self.stats.legs_open = self.legs.len() as u64;
+        self.stats.calls_open = self.calls.len() as u64;
+        self.stats.routes_live = self.routes.len() as u64;
+    }
+
+    fn arm(&mut self, at: Instant, key: TimerKey) {
+        self.timers.push(Reverse((at, key)));
+    }
+
+    fn relay_ip_for(&self, family_of: IpAddr) -> Option<IpAddr> {
+        match (family_of, self.relay_ip, self.relay_ip6) {
+            (IpAddr::V6(_), _, Some(v6)) => Some(v6),
+            (IpAddr::V6(_), IpAddr::V6(_), None) => Some(self.relay_ip),
+            (IpAddr::V4(_), IpAddr::V4(_), _) => Some(self.relay_ip),
+            (IpAddr::V4(_), IpAddr::V6(_), _) => None,
+            (IpAddr::V6(_), IpAddr::V4(_), None) => None,
+        }
+    }
+
+    /// Opens a leg on a fresh port pair. Checks the quota first so a refused
+    /// leg leaves nothing behind.
+    fn open_leg(&mut self, now: Instant, owner: Owner, family_of: IpAddr, rtcp_mode: RtcpMode) -> Result<LegId, IntentError> {
+        let ip = self.relay_ip_for(family_of).ok_or(IntentError::NoRelayAddress)?;
+        if let Owner::Network(n) = owner {
+            if self.networks[n].legs >= self.networks[n].cfg.max_legs {
+                return Err(IntentError::QuotaReached);
+            }
+        }
+        let ports = self.ports.allocate(now).map_err(|_| IntentError::PortsExhausted)?;
+        let id = LegId(self.next_id);
+        self.next_id += 1;
+        if let Owner::Network(n) = owner {
+            self.networks[n].legs += 1;
+        }
+        let leg = Leg {
+            owner,
+            ports,
+            ip,
+            rtcp_mode,
+            key: None,
+            call: None,
+            remote: [Remote::Unbound; 2],
+            pinhole: [None; 2],
+            peer: None,
+            last_activity: now,
+        };
+        self.by_port.insert(ports.rtp, id);
+        if rtcp_mode == RtcpMode::Pair {
+            self.by_port.insert(ports.rtcp(), id);
+        }
+        self.commands.push_back(RelayCommand::OpenLeg {
+            leg: id,
+            rtp: leg.rtp_addr(),
+            rtcp: leg.rtcp_addr(),
+        });
+        self.legs.insert(id, leg);
+        Ok(id)
+    }
+
+    fn close_leg(&mut self, now: Instant, id: LegId) {
+        let Some(leg) = self.legs.remove(&id) else {
+            return;
+        };
+        self.by_port.remove(&leg.ports.rtp);
+        self.by_port.remove(&leg.ports.rtcp());
+        for p in leg.pinhole.iter().flatten() {
+            if self.by_pinhole.get(p) == Some(&id) {
+                self.by_pinhole.remove(p);
+            }
+        }
+        if let (Owner::Network(n), Some(k)) = (leg.owner, leg.key) {
+            self.by_key.remove(&(n, k));
+        }
+        if let Owner::Network(n) = leg.owner {
+            self.networks[n].legs = self.networks[n].legs.saturating_sub(1);
+        }
+        if let Some(p) = leg.peer.and_then(|p| self.legs.get_mut(&p)) {
+            p.peer = None;
+        }
+        if let Err(e) = self.ports.release(now, leg.ports) {
+            // The allocator and the leg table disagree: an internal bug.
+            debug_assert!(false, "port release failed: {e}");
+            tracing::error!(error = %e, "relay port release failed");
+        }
+        self.commands.push_back(RelayCommand::CloseLeg { leg: id });
+    }
+
+    fn set_remote(&mut self, id: LegId, component: Component, remote: Remote) {
+        if let Some(leg) = self.legs.get_mut(&id) {
+            let slot = &mut leg.remote[component_index(component)];
+            if *slot != remote {
+                *slot = remote;
+                self.commands.push_back(RelayCommand::SetRemote { leg: id, component, remote });
+            }
+        }
+    }
+}
+
+fn component_index(c: Component) -> usize {
+    match c {
+        Component::Rtp => 0,
+        Component::Rtcp => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests;

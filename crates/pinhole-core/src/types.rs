@@ -1,0 +1,99 @@
+//! Small shared types: handles, datagrams in and out.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// Handle of one relay leg at the MPR: a relay port pair and what is bound to it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct LegId(pub u64);
+
+impl fmt::Display for LegId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "leg#{}", self.0)
+    }
+}
+
+/// The ALG's name for a call (SIP: Call-ID; MGCP: the call id parameter;
+/// H.248: the context; H.323: the call identifier). Compared byte for byte:
+/// a hash would let a crafted identifier collide with another call.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct CallKey(Box<[u8]>);
+
+impl CallKey {
+    /// A key from the protocol's own call identifier.
+    pub fn new(id: impl AsRef<[u8]>) -> Self {
+        Self(id.as_ref().into())
+    }
+
+    /// The identifier bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&str> for CallKey {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+/// The two parties of a call. The ALG decides which is which (SIP: A is the
+/// dialog's initiator; MGCP: the first connection created), so a re-offer from
+/// either party updates that party's own legs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Side {
+    /// The party that started the call.
+    A,
+    /// The other party.
+    B,
+}
+
+impl Side {
+    /// The other party.
+    pub fn peer(self) -> Self {
+        match self {
+            Self::A => Self::B,
+            Self::B => Self::A,
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Self::A => 0,
+            Self::B => 1,
+        }
+    }
+}
+
+/// RTP or RTCP: which port of a pair.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Component {
+    /// The media port.
+    Rtp,
+    /// The control port (RTP port + 1 unless rtcp-mux).
+    Rtcp,
+}
+
+/// A datagram handed to an engine: which local socket it arrived on, from whom.
+#[derive(Clone, Copy, Debug)]
+pub struct Receive<'a> {
+    /// The engine's local address the datagram arrived on.
+    pub local: SocketAddr,
+    /// The source address as seen on the wire.
+    pub remote: SocketAddr,
+    /// The payload.
+    pub bytes: &'a [u8],
+}
+
+/// A datagram an engine wants sent: from `local` (which matters — a firewall
+/// only lets a reply in from the address the pinhole was opened toward) to
+/// `remote`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Transmit {
+    /// Send from this local address.
+    pub local: SocketAddr,
+    /// Send to this address.
+    pub remote: SocketAddr,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
