@@ -71,10 +71,9 @@ impl MediaEndpoint {
     /// Where the sender wants RTCP, if it uses a separate port.
     pub fn rtcp_target(&self) -> Option<SocketAddr> {
         match self.rtcp {
-            RtcpMode::Pair => Some(
-                self.rtcp_addr
-                    .unwrap_or_else(|| SocketAddr::new(self.addr.ip(), self.addr.port().wrapping_add(1))),
-            ),
+            RtcpMode::Pair => Some(self.rtcp_addr.unwrap_or_else(|| {
+                SocketAddr::new(self.addr.ip(), self.addr.port().wrapping_add(1))
+            })),
             RtcpMode::Mux | RtcpMode::None => None,
         }
     }

@@ -116,7 +116,14 @@ pub struct Config {
 
 impl Config {
     /// Defaults: firewall timeout 30 s, lifetime 600 s, RFC 8489 timers.
-    pub fn new(network: impl Into<String>, credential: Vec<u8>, protocol: Protocol, signaling: SocketAddr, mpr: SocketAddr, rng_seed: [u8; 32]) -> Self {
+    pub fn new(
+        network: impl Into<String>,
+        credential: Vec<u8>,
+        protocol: Protocol,
+        signaling: SocketAddr,
+        mpr: SocketAddr,
+        rng_seed: [u8; 32],
+    ) -> Self {
         Self {
             network: network.into(),
             credential,
@@ -139,7 +146,8 @@ impl Config {
 
     /// The refresh interval in effect.
     pub fn effective_refresh(&self) -> Duration {
-        self.refresh_interval.unwrap_or(self.firewall_idle_timeout * 2 / 3)
+        self.refresh_interval
+            .unwrap_or(self.firewall_idle_timeout * 2 / 3)
     }
 }
 
@@ -148,7 +156,9 @@ impl Config {
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     /// The refresh would come after the firewall closed the pinhole.
-    #[error("refresh interval {refresh:?} must be shorter than the firewall idle timeout {timeout:?}")]
+    #[error(
+        "refresh interval {refresh:?} must be shorter than the firewall idle timeout {timeout:?}"
+    )]
     RefreshTooLong {
         /// Configured refresh.
         refresh: Duration,
@@ -303,7 +313,7 @@ pub struct Stats {
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Timer {
-    Tx(TransactionId),
+    Tx([u8; 12]),
     Registration,
     Keepalive(u64, u8),
     Indication(u64),
@@ -329,10 +339,14 @@ impl Engine {
     /// A client that registers at `now`.
     pub fn new(cfg: Config, now: Instant) -> Result<Self, ConfigError> {
         if cfg.network.is_empty() || cfg.network.len() > 128 || cfg.credential.is_empty() {
-            return Err(ConfigError::Invalid("network id must be 1-128 bytes and the credential non-empty"));
+            return Err(ConfigError::Invalid(
+                "network id must be 1-128 bytes and the credential non-empty",
+            ));
         }
         if cfg.retransmit.rto.is_zero() || cfg.retransmit.rc == 0 || cfg.retry_min.is_zero() {
-            return Err(ConfigError::Invalid("retransmission timers must be non-zero"));
+            return Err(ConfigError::Invalid(
+                "retransmission timers must be non-zero",
+            ));
         }
         let refresh = cfg.effective_refresh();
         if refresh >= cfg.firewall_idle_timeout || refresh.is_zero() {
@@ -391,7 +405,7 @@ impl Engine {
             }
             self.timers.pop();
             match timer {
-                Timer::Tx(id) => self.tx_timer(now, id),
+                Timer::Tx(id) => self.tx_timer(now, TransactionId(id)),
                 Timer::Registration => self.registration_timer(now),
                 Timer::Keepalive(p, c) => self.keepalive_timer(now, p, c),
                 Timer::Indication(p) => self.indication_timer(now, p),
@@ -458,7 +472,10 @@ impl Engine {
         };
         // The answer must come back the way the request went: from the
         // address we sent to, to the socket we sent from.
-        if tx.remote != rx.remote || tx.local != rx.local || !matches!(msg.class(), Class::Success | Class::Error) {
+        if tx.remote != rx.remote
+            || tx.local != rx.local
+            || !matches!(msg.class(), Class::Success | Class::Error)
+        {
             return Err(InputError::Unsolicited);
         }
         if rx.local == self.cfg.signaling {
@@ -529,17 +546,36 @@ impl Engine {
     }
 
     /// Sends a new transaction and arms its retransmission.
-    fn send_request(&mut self, now: Instant, purpose: Purpose, local: SocketAddr, remote: SocketAddr, auth_retries: u8) {
+    fn send_request(
+        &mut self,
+        now: Instant,
+        purpose: Purpose,
+        local: SocketAddr,
+        remote: SocketAddr,
+        auth_retries: u8,
+    ) {
         let id = TransactionId(self.rng.transaction_id());
         let Some(payload) = self.encode_request(id, purpose, Class::Request) else {
             self.on_failure(now, purpose, Failure::Refused(ErrorCode::SERVER_ERROR));
             return;
         };
-        let tx = Tx::new(purpose, local, remote, payload.clone(), now, self.cfg.retransmit, auth_retries);
+        let tx = Tx::new(
+            purpose,
+            local,
+            remote,
+            payload.clone(),
+            now,
+            self.cfg.retransmit,
+            auth_retries,
+        );
         let next = tx.next_at;
         self.txs.insert(id, tx);
-        self.arm(next, Timer::Tx(id));
-        self.transmits.push_back(Transmit { local, remote, payload });
+        self.arm(next, Timer::Tx(id.0));
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            payload,
+        });
     }
 
     fn restart(&mut self, now: Instant, tx: Tx) {
@@ -557,8 +593,12 @@ impl Engine {
             Some(payload) => {
                 let (local, remote, next) = (tx.local, tx.remote, tx.next_at);
                 self.stats.retransmissions += 1;
-                self.transmits.push_back(Transmit { local, remote, payload });
-                self.arm(next, Timer::Tx(id));
+                self.transmits.push_back(Transmit {
+                    local,
+                    remote,
+                    payload,
+                });
+                self.arm(next, Timer::Tx(id.0));
             }
             None => {
                 if let Some(tx) = self.txs.remove(&id) {
@@ -583,7 +623,10 @@ impl Engine {
                     for d in &self.cfg.domains {
                         b.domain(d)?;
                     }
-                    b.lifetime(u32::try_from(self.reg.asked_lifetime(&self.cfg).as_secs()).unwrap_or(u32::MAX))?;
+                    b.lifetime(
+                        u32::try_from(self.reg.asked_lifetime(&self.cfg).as_secs())
+                            .unwrap_or(u32::MAX),
+                    )?;
                 }
                 Purpose::Reserve(p) => {
                     if let Some(ph) = self.pinholes.get(&p) {
@@ -613,7 +656,11 @@ impl Engine {
 }
 
 fn component_of(c: u8) -> Component {
-    if c == 0 { Component::Rtp } else { Component::Rtcp }
+    if c == 0 {
+        Component::Rtp
+    } else {
+        Component::Rtcp
+    }
 }
 
 #[cfg(test)]

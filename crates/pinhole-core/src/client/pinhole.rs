@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::transaction::Purpose;
-use super::{ClientError, CmphMode, Engine, Event, Failure, PinholeId, PinholeRequest, Timer, component_of};
+use super::{
+    ClientError, CmphMode, Engine, Event, Failure, PinholeId, PinholeRequest, Timer, component_of,
+};
 use crate::relay::RelayCommand;
 use crate::types::Component;
 use crate::wire::{self, Class, Message, Method, RtcpMode, TransactionId};
@@ -23,7 +25,11 @@ pub(super) struct Pinhole {
 
 impl Pinhole {
     fn components(&self) -> usize {
-        if self.req.rtcp == RtcpMode::Pair { 2 } else { 1 }
+        if self.req.rtcp == RtcpMode::Pair {
+            2
+        } else {
+            1
+        }
     }
 
     /// Local and relay addresses of a component.
@@ -52,7 +58,11 @@ fn plus_one(a: SocketAddr) -> SocketAddr {
 impl Engine {
     /// Opens a media pinhole from `req.local`. The result arrives as
     /// [`Event::PinholeOpened`] or [`Event::PinholeFailed`].
-    pub fn open_pinhole(&mut self, now: Instant, req: PinholeRequest) -> Result<PinholeId, ClientError> {
+    pub fn open_pinhole(
+        &mut self,
+        now: Instant,
+        req: PinholeRequest,
+    ) -> Result<PinholeId, ClientError> {
         if self.reg.pinhole().is_none() {
             return Err(ClientError::NotRegistered);
         }
@@ -87,8 +97,13 @@ impl Engine {
 
     /// Closes a media pinhole: no more keepalives; the APS mapping goes.
     pub fn close_pinhole(&mut self, id: PinholeId) -> Result<(), ClientError> {
-        let p = self.pinholes.remove(&id.0).ok_or(ClientError::UnknownPinhole)?;
-        self.txs.retain(|_, tx| !matches!(tx.purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if x == id.0));
+        let p = self
+            .pinholes
+            .remove(&id.0)
+            .ok_or(ClientError::UnknownPinhole)?;
+        self.txs.retain(
+            |_, tx| !matches!(tx.purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if x == id.0),
+        );
         if p.open && p.req.inside.is_some() {
             for c in 0..p.components() {
                 if let Some((local, _)) = p.ends(c) {
@@ -114,7 +129,8 @@ impl Engine {
         let Some(p) = self.pinholes.get(&id) else {
             return;
         };
-        let ends: Vec<(SocketAddr, SocketAddr)> = (0..p.components()).filter_map(|c| p.ends(c)).collect();
+        let ends: Vec<(SocketAddr, SocketAddr)> =
+            (0..p.components()).filter_map(|c| p.ends(c)).collect();
         match self.cfg.cmph_mode {
             CmphMode::Request => {
                 for (c, (local, relay)) in ends.into_iter().enumerate() {
@@ -128,7 +144,9 @@ impl Engine {
                     let tid = TransactionId(self.rng.transaction_id());
                     // Copies repeat one transaction: the MPR binds on the
                     // first and treats the rest as retransmissions.
-                    if let Some(payload) = self.encode_request(tid, Purpose::Bind(id, c as u8), Class::Indication) {
+                    if let Some(payload) =
+                        self.encode_request(tid, Purpose::Bind(id, c as u8), Class::Indication)
+                    {
                         self.stats.cmph_sent += 1;
                         self.transmits.push_back(crate::types::Transmit {
                             local,
@@ -185,7 +203,11 @@ impl Engine {
             for c in 0..p.components() {
                 if let Some((local, outside)) = p.ends(c) {
                     let inside = if c == 0 { inside } else { plus_one(inside) };
-                    maps.push(RelayCommand::MapLocal { local, outside, inside });
+                    maps.push(RelayCommand::MapLocal {
+                        local,
+                        outside,
+                        inside,
+                    });
                 }
             }
         }
@@ -203,7 +225,9 @@ impl Engine {
         if self.pinholes.remove(&id).is_none() {
             return;
         }
-        self.txs.retain(|_, tx| !matches!(tx.purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if x == id));
+        self.txs.retain(
+            |_, tx| !matches!(tx.purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if x == id),
+        );
         self.stats.pinholes_failed += 1;
         tracing::warn!(pinhole = id, ?failure, "media pinhole failed");
         self.events.push_back(Event::PinholeFailed {
@@ -231,7 +255,8 @@ impl Engine {
         p.last_traffic[ci] = now;
         let mut buf = [0u8; 64];
         let tid = TransactionId(self.rng.transaction_id());
-        let encoded = wire::Builder::new(&mut buf, Method::Binding, Class::Indication, tid).and_then(|b| b.finish(None));
+        let encoded = wire::Builder::new(&mut buf, Method::Binding, Class::Indication, tid)
+            .and_then(|b| b.finish(None));
         if let Ok(n) = encoded {
             self.stats.keepalives += 1;
             tracing::trace!(component = ?component_of(c), %local, "media keepalive");
@@ -256,7 +281,11 @@ impl Engine {
         let copies: Vec<_> = p.indications.clone();
         for (local, remote, payload) in copies {
             self.stats.retransmissions += 1;
-            self.transmits.push_back(crate::types::Transmit { local, remote, payload });
+            self.transmits.push_back(crate::types::Transmit {
+                local,
+                remote,
+                payload,
+            });
         }
         if again {
             self.arm(now + self.cfg.indication_spacing, Timer::Indication(id));
@@ -266,6 +295,8 @@ impl Engine {
     /// The RTCP component handle, for callers that track components.
     pub fn pinhole_component(&self, id: PinholeId, local: SocketAddr) -> Option<Component> {
         let p = self.pinholes.get(&id.0)?;
-        (0..p.components()).find(|c| p.ends(*c).map(|e| e.0) == Some(local)).map(|c| component_of(c as u8))
+        (0..p.components())
+            .find(|c| p.ends(*c).map(|e| e.0) == Some(local))
+            .map(|c| component_of(c as u8))
     }
 }

@@ -27,7 +27,15 @@ pub(super) struct Tx {
 }
 
 impl Tx {
-    pub(super) fn new(purpose: Purpose, local: SocketAddr, remote: SocketAddr, payload: Vec<u8>, now: Instant, params: Retransmit, auth_retries: u8) -> Self {
+    pub(super) fn new(
+        purpose: Purpose,
+        local: SocketAddr,
+        remote: SocketAddr,
+        payload: Vec<u8>,
+        now: Instant,
+        params: Retransmit,
+        auth_retries: u8,
+    ) -> Self {
         let mut tx = Self {
             purpose,
             local,
@@ -72,7 +80,15 @@ mod tests {
     fn rfc8489_schedule() {
         let t0 = Instant::now();
         let a: SocketAddr = "10.0.0.1:1".parse().unwrap();
-        let mut tx = Tx::new(Purpose::Register, a, a, vec![1], t0, Retransmit::default(), 0);
+        let mut tx = Tx::new(
+            Purpose::Register,
+            a,
+            a,
+            vec![1],
+            t0,
+            Retransmit::default(),
+            0,
+        );
         let mut sends = vec![0u128];
         loop {
             let at = tx.next_at;

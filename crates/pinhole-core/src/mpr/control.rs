@@ -1,18 +1,24 @@
 //! Control datagrams: Binding, Registration (Fig. 6) and CMPH (Figs. 7, 8).
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::nonce::{NonceCheck, Replay};
 use super::{Engine, Event, InputError, NetIdx, Owner, TimerKey};
 use crate::relay::Remote;
 use crate::types::{Component, LegId, Receive, Transmit};
-use crate::wire::{self, Builder, Class, ErrorCode, Message, Method, Protocol, RtcpMode, TransactionId};
+use crate::wire::{
+    self, Builder, Class, ErrorCode, Message, Method, Protocol, RtcpMode, TransactionId,
+};
 
 /// What a request resolved to, before the response is written.
 enum Answer {
-    Register { protocol: Protocol, lifetime: u32 },
-    Cmph { leg: LegId },
+    Register {
+        protocol: Protocol,
+        lifetime: u32,
+    },
+    Cmph {
+        leg: LegId,
+    },
     /// An indication: bound, nothing to send.
     Silent,
 }
@@ -33,7 +39,8 @@ impl Engine {
         match (msg.method(), msg.class()) {
             (Method::Binding, Class::Request) => self.binding(rx, &msg),
             (Method::Binding, Class::Indication) => self.keepalive(now, rx),
-            (Method::Register, Class::Request) | (Method::Cmph, Class::Request | Class::Indication) => {
+            (Method::Register, Class::Request)
+            | (Method::Cmph, Class::Request | Class::Indication) => {
                 self.authenticated(now, rx, &msg)
             }
             _ => {
@@ -48,8 +55,19 @@ impl Engine {
         let id = msg.transaction_id();
         if !msg.unknown_required().is_empty() {
             let unknown: Vec<u16> = msg.unknown_required().to_vec();
-            self.error(rx, Method::Binding, id, ErrorCode::UNKNOWN_ATTRIBUTE, None, None, &unknown);
-            return Err(self.refused(ErrorCode::UNKNOWN_ATTRIBUTE, "unknown comprehension-required attribute"));
+            self.error(
+                rx,
+                Method::Binding,
+                id,
+                ErrorCode::UNKNOWN_ATTRIBUTE,
+                None,
+                None,
+                &unknown,
+            );
+            return Err(self.refused(
+                ErrorCode::UNKNOWN_ATTRIBUTE,
+                "unknown comprehension-required attribute",
+            ));
         }
         let bytes = encode(Method::Binding, Class::Success, id, None, |b| {
             b.xor_mapped_address(rx.remote)?;
@@ -64,7 +82,11 @@ impl Engine {
     fn keepalive(&mut self, now: Instant, rx: Receive<'_>) -> Result<(), InputError> {
         let bound = self.by_port.get(&rx.local.port()).copied().and_then(|id| {
             let leg = self.legs.get(&id)?;
-            let c = if rx.local.port() == leg.ports.rtp { 0 } else { 1 };
+            let c = if rx.local.port() == leg.ports.rtp {
+                0
+            } else {
+                1
+            };
             (leg.remote[c] == Remote::Fixed(rx.remote)).then_some(id)
         });
         match bound {
@@ -81,16 +103,32 @@ impl Engine {
     }
 
     /// REGISTER and CMPH: authenticate, de-duplicate, then act.
-    fn authenticated(&mut self, now: Instant, rx: Receive<'_>, msg: &Message<'_>) -> Result<(), InputError> {
+    fn authenticated(
+        &mut self,
+        now: Instant,
+        rx: Receive<'_>,
+        msg: &Message<'_>,
+    ) -> Result<(), InputError> {
         let method = msg.method();
         let id = msg.transaction_id();
         let silent = msg.class() == Class::Indication;
         if !msg.unknown_required().is_empty() {
             let unknown: Vec<u16> = msg.unknown_required().to_vec();
             if !silent {
-                self.error(rx, method, id, ErrorCode::UNKNOWN_ATTRIBUTE, None, None, &unknown);
+                self.error(
+                    rx,
+                    method,
+                    id,
+                    ErrorCode::UNKNOWN_ATTRIBUTE,
+                    None,
+                    None,
+                    &unknown,
+                );
             }
-            return Err(self.refused(ErrorCode::UNKNOWN_ATTRIBUTE, "unknown comprehension-required attribute"));
+            return Err(self.refused(
+                ErrorCode::UNKNOWN_ATTRIBUTE,
+                "unknown comprehension-required attribute",
+            ));
         }
         let Some(net) = msg.username().and_then(|u| self.by_name.get(u).copied()) else {
             self.stats.auth_failures += 1;
@@ -107,7 +145,15 @@ impl Engine {
             self.stats.auth_failures += 1;
             if !silent {
                 let nonce = self.nonces.mint(&name, now);
-                self.error(rx, method, id, ErrorCode::UNAUTHORIZED, Some(&nonce), None, &[]);
+                self.error(
+                    rx,
+                    method,
+                    id,
+                    ErrorCode::UNAUTHORIZED,
+                    Some(&nonce),
+                    None,
+                    &[],
+                );
             }
             return Err(InputError::Refused {
                 code: ErrorCode::UNAUTHORIZED,
@@ -143,7 +189,15 @@ impl Engine {
                 self.stats.challenges += 1;
                 if !silent {
                     let nonce = self.nonces.mint(&name, now);
-                    self.error(rx, method, id, ErrorCode::UNAUTHORIZED, Some(&nonce), Some(&key), &[]);
+                    self.error(
+                        rx,
+                        method,
+                        id,
+                        ErrorCode::UNAUTHORIZED,
+                        Some(&nonce),
+                        Some(&key),
+                        &[],
+                    );
                 }
                 return Err(InputError::Refused {
                     code: ErrorCode::UNAUTHORIZED,
@@ -154,7 +208,15 @@ impl Engine {
                 self.stats.stale_nonces += 1;
                 if !silent {
                     let nonce = self.nonces.mint(&name, now);
-                    self.error(rx, method, id, ErrorCode::STALE_NONCE, Some(&nonce), Some(&key), &[]);
+                    self.error(
+                        rx,
+                        method,
+                        id,
+                        ErrorCode::STALE_NONCE,
+                        Some(&nonce),
+                        Some(&key),
+                        &[],
+                    );
                 }
                 return Err(InputError::Refused {
                     code: ErrorCode::STALE_NONCE,
@@ -171,7 +233,15 @@ impl Engine {
             self.stats.stale_nonces += 1;
             if !silent {
                 let nonce = self.nonces.mint(&name, now);
-                self.error(rx, method, id, ErrorCode::STALE_NONCE, Some(&nonce), Some(&key), &[]);
+                self.error(
+                    rx,
+                    method,
+                    id,
+                    ErrorCode::STALE_NONCE,
+                    Some(&nonce),
+                    Some(&key),
+                    &[],
+                );
             }
             return Err(InputError::Refused {
                 code: ErrorCode::STALE_NONCE,
@@ -234,31 +304,52 @@ impl Engine {
         result
     }
 
-    fn register(&mut self, now: Instant, rx: Receive<'_>, msg: &Message<'_>, net: NetIdx) -> Result<Answer, (ErrorCode, &'static str)> {
-        let protocol = msg.protocol().ok_or((ErrorCode::BAD_REQUEST, "SIGNALING-PROTOCOL missing"))?;
+    fn register(
+        &mut self,
+        now: Instant,
+        rx: Receive<'_>,
+        msg: &Message<'_>,
+        net: NetIdx,
+    ) -> Result<Answer, (ErrorCode, &'static str)> {
+        let protocol = msg
+            .protocol()
+            .ok_or((ErrorCode::BAD_REQUEST, "SIGNALING-PROTOCOL missing"))?;
         let cfg = &self.networks[net].cfg;
         if !cfg.protocols.is_empty() && !cfg.protocols.contains(&protocol) {
-            return Err((ErrorCode::FORBIDDEN, "protocol not allowed for this network"));
+            return Err((
+                ErrorCode::FORBIDDEN,
+                "protocol not allowed for this network",
+            ));
         }
         let mut claimed = Vec::new();
         for d in msg.domains() {
             let d = d.to_ascii_lowercase();
-            let allowed = cfg.domains.is_empty() || cfg.domains.iter().any(|c| c.eq_ignore_ascii_case(&d));
+            let allowed =
+                cfg.domains.is_empty() || cfg.domains.iter().any(|c| c.eq_ignore_ascii_case(&d));
             let taken = self.domains.get(&d).is_some_and(|n| *n != net);
             if !allowed || taken {
-                return Err((ErrorCode::FORBIDDEN, "subscriber domain not allowed for this network"));
+                return Err((
+                    ErrorCode::FORBIDDEN,
+                    "subscriber domain not allowed for this network",
+                ));
             }
             claimed.push(d);
         }
         let network = cfg.id.clone();
         let t = self.timers_cfg;
-        let asked = msg.lifetime().map_or(t.registration_default, |s| std::time::Duration::from_secs(u64::from(s)));
+        let asked = msg.lifetime().map_or(t.registration_default, |s| {
+            std::time::Duration::from_secs(u64::from(s))
+        });
         if asked.is_zero() {
             if self.routes.remove(&(net, protocol)).is_some() {
-                self.events.push_back(Event::Deregistered { network, protocol });
+                self.events
+                    .push_back(Event::Deregistered { network, protocol });
             }
             self.refresh_gauges();
-            return Ok(Answer::Register { protocol, lifetime: 0 });
+            return Ok(Answer::Register {
+                protocol,
+                lifetime: 0,
+            });
         }
         let granted = asked.clamp(t.registration_min, t.registration_max);
         let expires = now + granted;
@@ -305,37 +396,64 @@ impl Engine {
         })
     }
 
-    fn cmph(&mut self, now: Instant, rx: Receive<'_>, msg: &Message<'_>, net: NetIdx, silent: bool) -> Result<Answer, (ErrorCode, &'static str)> {
+    fn cmph(
+        &mut self,
+        now: Instant,
+        rx: Receive<'_>,
+        msg: &Message<'_>,
+        net: NetIdx,
+        silent: bool,
+    ) -> Result<Answer, (ErrorCode, &'static str)> {
         if !self.routes.keys().any(|(n, _)| *n == net) {
-            return Err((ErrorCode::NOT_REGISTERED, "network has no live registration"));
+            return Err((
+                ErrorCode::NOT_REGISTERED,
+                "network has no live registration",
+            ));
         }
         match self.by_port.get(&rx.local.port()).copied() {
-            Some(id) if self.legs.get(&id).is_some_and(|l| l.ip == rx.local.ip()) => self.bind(now, rx, msg, net, id),
-            _ if self.is_relay_address(rx.local) => Err((ErrorCode::ALLOCATION_MISMATCH, "no leg on this relay port")),
+            Some(id) if self.legs.get(&id).is_some_and(|l| l.ip == rx.local.ip()) => {
+                self.bind(now, rx, msg, net, id)
+            }
+            _ if self.is_relay_address(rx.local) => {
+                Err((ErrorCode::ALLOCATION_MISMATCH, "no leg on this relay port"))
+            }
             _ if silent => Err((ErrorCode::BAD_REQUEST, "a CMPH indication can only bind")),
             _ => self.reserve(now, rx, msg, net),
         }
     }
 
     fn is_relay_address(&self, local: std::net::SocketAddr) -> bool {
-        (local.ip() == self.relay_ip || Some(local.ip()) == self.relay_ip6) && (self.port_range.first..=self.port_range.last).contains(&local.port())
+        (local.ip() == self.relay_ip || Some(local.ip()) == self.relay_ip6)
+            && (self.port_range.first..=self.port_range.last).contains(&local.port())
     }
 
     /// CMPH to the control address: find or allocate the leg for this key.
-    fn reserve(&mut self, now: Instant, rx: Receive<'_>, msg: &Message<'_>, net: NetIdx) -> Result<Answer, (ErrorCode, &'static str)> {
-        let key = msg.leg_key().ok_or((ErrorCode::BAD_REQUEST, "LEG-KEY missing"))?;
+    fn reserve(
+        &mut self,
+        now: Instant,
+        rx: Receive<'_>,
+        msg: &Message<'_>,
+        net: NetIdx,
+    ) -> Result<Answer, (ErrorCode, &'static str)> {
+        let key = msg
+            .leg_key()
+            .ok_or((ErrorCode::BAD_REQUEST, "LEG-KEY missing"))?;
         if let Some(&leg) = self.by_key.get(&(net, Box::from(key))) {
             return Ok(Answer::Cmph { leg });
         }
         let mode = msg.rtcp_mode().unwrap_or_default();
-        let leg = self.open_leg(now, Owner::Network(net), rx.remote.ip(), mode).map_err(|e| match e {
-            super::IntentError::QuotaReached => (ErrorCode::QUOTA_REACHED, "leg quota reached"),
-            super::IntentError::NoRelayAddress => (ErrorCode::BAD_REQUEST, "no relay address of this family"),
-            _ => {
-                self.stats.ports_exhausted += 1;
-                (ErrorCode::INSUFFICIENT_CAPACITY, "relay ports exhausted")
-            }
-        })?;
+        let leg = self
+            .open_leg(now, Owner::Network(net), rx.remote.ip(), mode)
+            .map_err(|e| match e {
+                super::IntentError::QuotaReached => (ErrorCode::QUOTA_REACHED, "leg quota reached"),
+                super::IntentError::NoRelayAddress => {
+                    (ErrorCode::BAD_REQUEST, "no relay address of this family")
+                }
+                _ => {
+                    self.stats.ports_exhausted += 1;
+                    (ErrorCode::INSUFFICIENT_CAPACITY, "relay ports exhausted")
+                }
+            })?;
         if let Some(l) = self.legs.get_mut(&leg) {
             l.key = Some(key.into());
         }
@@ -347,7 +465,14 @@ impl Engine {
     }
 
     /// CMPH to a relay port: bind that component to the observed source.
-    fn bind(&mut self, now: Instant, rx: Receive<'_>, msg: &Message<'_>, net: NetIdx, id: LegId) -> Result<Answer, (ErrorCode, &'static str)> {
+    fn bind(
+        &mut self,
+        now: Instant,
+        rx: Receive<'_>,
+        msg: &Message<'_>,
+        net: NetIdx,
+        id: LegId,
+    ) -> Result<Answer, (ErrorCode, &'static str)> {
         let Some(leg) = self.legs.get(&id) else {
             return Err((ErrorCode::ALLOCATION_MISMATCH, "no leg on this relay port"));
         };
@@ -408,7 +533,8 @@ impl Engine {
         self.stats.registrations_expired += 1;
         let network = self.networks[net].cfg.id.clone();
         tracing::info!(%network, protocol = protocol.name(), "registration expired");
-        self.events.push_back(Event::RegistrationExpired { network, protocol });
+        self.events
+            .push_back(Event::RegistrationExpired { network, protocol });
     }
 
     /// Counts a refusal and builds its error value.
@@ -418,7 +544,16 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn error(&mut self, rx: Receive<'_>, method: Method, id: TransactionId, code: ErrorCode, nonce: Option<&[u8]>, key: Option<&[u8]>, unknown: &[u16]) {
+    fn error(
+        &mut self,
+        rx: Receive<'_>,
+        method: Method,
+        id: TransactionId,
+        code: ErrorCode,
+        nonce: Option<&[u8]>,
+        key: Option<&[u8]>,
+        unknown: &[u16],
+    ) {
         let bytes = encode(method, Class::Error, id, key, |b| {
             b.error_code(code, code.reason())?;
             if let Some(n) = nonce {
@@ -472,4 +607,3 @@ fn encode(
 fn secs(d: std::time::Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
-

@@ -10,7 +10,12 @@ use crate::types::{CallKey, Component, LegId, Side};
 use crate::wire::RtcpMode;
 
 impl Engine {
-    pub(super) fn plan(&mut self, now: Instant, key: &CallKey, intent: &MediaIntent<'_>) -> Result<MediaPlan, IntentError> {
+    pub(super) fn plan(
+        &mut self,
+        now: Instant,
+        key: &CallKey,
+        intent: &MediaIntent<'_>,
+    ) -> Result<MediaPlan, IntentError> {
         if intent.endpoints.len() > self.max_streams {
             return Err(IntentError::TooManyStreams(intent.endpoints.len()));
         }
@@ -38,7 +43,11 @@ impl Engine {
         if let Some(c) = self.calls.get_mut(&call_id) {
             c.last_activity = now;
         }
-        let created = intent.kind == IntentKind::Offer && self.calls.get(&call_id).is_some_and(|c| c.streams.is_empty());
+        let created = intent.kind == IntentKind::Offer
+            && self
+                .calls
+                .get(&call_id)
+                .is_some_and(|c| c.streams.is_empty());
         let mut plan = MediaPlan {
             endpoints: Vec::with_capacity(intent.endpoints.len()),
         };
@@ -68,7 +77,9 @@ impl Engine {
     ) -> Result<PlannedEndpoint, IntentError> {
         if e.is_disabled() {
             // RFC 3264 §8.2: port 0 removes the stream; its legs go.
-            let legs = self.stream_mut(call, e.index).map(|s| std::mem::take(&mut s.legs));
+            let legs = self
+                .stream_mut(call, e.index)
+                .map(|s| std::mem::take(&mut s.legs));
             for id in legs.into_iter().flatten().flatten() {
                 self.close_leg(now, id);
             }
@@ -82,7 +93,12 @@ impl Engine {
         let receiver = match self.stream_leg(call, e.index, from.peer()) {
             Some(id) => id,
             None => {
-                let id = self.open_leg(now, toward, self.family_hint(toward, e.addr.ip()), RtcpMode::Pair)?;
+                let id = self.open_leg(
+                    now,
+                    toward,
+                    self.family_hint(toward, e.addr.ip()),
+                    RtcpMode::Pair,
+                )?;
                 self.attach(call, from.peer(), e.index, id);
                 id
             }
@@ -109,13 +125,23 @@ impl Engine {
     }
 
     /// The sender's own leg for a stream, bound the way its origin allows.
-    fn sender_leg(&mut self, now: Instant, call: u64, from: Side, origin: Owner, e: &MediaEndpoint) -> Result<LegId, IntentError> {
+    fn sender_leg(
+        &mut self,
+        now: Instant,
+        call: u64,
+        from: Side,
+        origin: Owner,
+        e: &MediaEndpoint,
+    ) -> Result<LegId, IntentError> {
         let current = self.stream_leg(call, e.index, from);
         if let Owner::Network(n) = origin {
             // A pinhole already bound by CMPH (Figs. 7, 8, 11): the message
             // carries the pinhole address the CMPH Response reported.
             if let Some(&bound) = self.by_pinhole.get(&e.addr) {
-                let owned = self.legs.get(&bound).is_some_and(|l| l.owner == Owner::Network(n));
+                let owned = self
+                    .legs
+                    .get(&bound)
+                    .is_some_and(|l| l.owner == Owner::Network(n));
                 if owned && current != Some(bound) {
                     if let Some(old) = current {
                         self.close_leg(now, old);
@@ -129,7 +155,12 @@ impl Engine {
         let id = match current {
             Some(id) => id,
             None => {
-                let id = self.open_leg(now, origin, self.family_hint(origin, e.addr.ip()), RtcpMode::Pair)?;
+                let id = self.open_leg(
+                    now,
+                    origin,
+                    self.family_hint(origin, e.addr.ip()),
+                    RtcpMode::Pair,
+                )?;
                 self.attach(call, from, e.index, id);
                 id
             }
@@ -147,7 +178,8 @@ impl Engine {
             Owner::Network(n) => {
                 let pinned = self.legs.get(&id).map(|l| l.pinhole).unwrap_or_default();
                 for (c, comp) in [(0, Component::Rtp), (1, Component::Rtcp)] {
-                    if pinned[c].is_some() || (comp == Component::Rtcp && e.rtcp != RtcpMode::Pair) {
+                    if pinned[c].is_some() || (comp == Component::Rtcp && e.rtcp != RtcpMode::Pair)
+                    {
                         continue;
                     }
                     self.arm_latch(now, id, comp, n);
@@ -204,7 +236,11 @@ impl Engine {
     }
 
     fn stream_mut(&mut self, call: u64, index: u16) -> Option<&mut Stream> {
-        self.calls.get_mut(&call)?.streams.iter_mut().find(|s| s.index == index)
+        self.calls
+            .get_mut(&call)?
+            .streams
+            .iter_mut()
+            .find(|s| s.index == index)
     }
 
     fn stream_leg(&self, call: u64, index: u16, side: Side) -> Option<LegId> {
@@ -258,7 +294,8 @@ impl Engine {
         if let Some(l) = self.legs.get_mut(&b) {
             l.peer = Some(a);
         }
-        self.commands.push_back(RelayCommand::Connect { leg: a, peer: b });
+        self.commands
+            .push_back(RelayCommand::Connect { leg: a, peer: b });
     }
 
     pub(super) fn teardown(&mut self, now: Instant, key: &CallKey) {
@@ -291,7 +328,11 @@ impl Engine {
     pub(super) fn relay_report(&mut self, now: Instant, report: RelayReport) {
         match report {
             RelayReport::Activity { leg, at } => self.touch(at.min(now), leg),
-            RelayReport::Latched { leg, component, source } => {
+            RelayReport::Latched {
+                leg,
+                component,
+                source,
+            } => {
                 let c = super::component_index(component);
                 let expected = self.legs.get(&leg).map(|l| l.remote[c]);
                 match expected {
@@ -299,13 +340,21 @@ impl Engine {
                         self.set_remote(leg, component, Remote::Fixed(source));
                         self.stats.latches += 1;
                         self.touch(now, leg);
-                        self.events.push_back(Event::Latched { leg, component, source });
+                        self.events.push_back(Event::Latched {
+                            leg,
+                            component,
+                            source,
+                        });
                     }
                     Some(actual) => {
                         // The relay acted on a stale view: put it right.
                         self.stats.relay_corrections += 1;
                         tracing::warn!(%leg, %source, "relay latched against the engine's table; correcting");
-                        self.commands.push_back(RelayCommand::SetRemote { leg, component, remote: actual });
+                        self.commands.push_back(RelayCommand::SetRemote {
+                            leg,
+                            component,
+                            remote: actual,
+                        });
                     }
                     None => {
                         self.stats.relay_corrections += 1;
@@ -351,8 +400,12 @@ impl Engine {
     /// For diagnostics and tests: the legs of a call's stream.
     pub fn call_legs(&self, key: &CallKey, index: u16) -> Option<[Option<LegId>; 2]> {
         let id = self.call_ids.get(key)?;
-        let s = self.calls.get(id)?.streams.iter().find(|s| s.index == index)?;
+        let s = self
+            .calls
+            .get(id)?
+            .streams
+            .iter()
+            .find(|s| s.index == index)?;
         Some(s.legs)
     }
 }
-

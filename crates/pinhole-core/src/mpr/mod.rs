@@ -551,7 +551,12 @@ impl Engine {
 
     /// A connection-information message's meaning; the plan is what to write
     /// back into it. A retransmitted message gets the same plan.
-    pub fn handle_intent(&mut self, now: Instant, call: &CallKey, intent: &MediaIntent<'_>) -> Result<MediaPlan, IntentError> {
+    pub fn handle_intent(
+        &mut self,
+        now: Instant,
+        call: &CallKey,
+        intent: &MediaIntent<'_>,
+    ) -> Result<MediaPlan, IntentError> {
         self.stats.intents += 1;
         let r = match intent.kind {
             IntentKind::Teardown => {
@@ -689,14 +694,25 @@ impl Engine {
 
     /// Opens a leg on a fresh port pair. Checks the quota first so a refused
     /// leg leaves nothing behind.
-    fn open_leg(&mut self, now: Instant, owner: Owner, family_of: IpAddr, rtcp_mode: RtcpMode) -> Result<LegId, IntentError> {
-        let ip = self.relay_ip_for(family_of).ok_or(IntentError::NoRelayAddress)?;
+    fn open_leg(
+        &mut self,
+        now: Instant,
+        owner: Owner,
+        family_of: IpAddr,
+        rtcp_mode: RtcpMode,
+    ) -> Result<LegId, IntentError> {
+        let ip = self
+            .relay_ip_for(family_of)
+            .ok_or(IntentError::NoRelayAddress)?;
         if let Owner::Network(n) = owner {
             if self.networks[n].legs >= self.networks[n].cfg.max_legs {
                 return Err(IntentError::QuotaReached);
             }
         }
-        let ports = self.ports.allocate(now).map_err(|_| IntentError::PortsExhausted)?;
+        let ports = self
+            .ports
+            .allocate(now)
+            .map_err(|_| IntentError::PortsExhausted)?;
         let id = LegId(self.next_id);
         self.next_id += 1;
         if let Owner::Network(n) = owner {
@@ -760,7 +776,11 @@ impl Engine {
             let slot = &mut leg.remote[component_index(component)];
             if *slot != remote {
                 *slot = remote;
-                self.commands.push_back(RelayCommand::SetRemote { leg: id, component, remote });
+                self.commands.push_back(RelayCommand::SetRemote {
+                    leg: id,
+                    component,
+                    remote,
+                });
             }
         }
     }

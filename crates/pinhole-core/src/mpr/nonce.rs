@@ -176,10 +176,17 @@ impl ReplayCache {
         }
     }
 
-    pub(crate) fn lookup(&self, id: &TransactionId, local: SocketAddr, remote: SocketAddr) -> Replay<'_> {
+    pub(crate) fn lookup(
+        &self,
+        id: &TransactionId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Replay<'_> {
         match self.seen.get(id) {
             None => Replay::Fresh,
-            Some(s) if s.local == local && s.remote == remote => Replay::Retransmission(&s.response),
+            Some(s) if s.local == local && s.remote == remote => {
+                Replay::Retransmission(&s.response)
+            }
             Some(_) => Replay::Replayed,
         }
     }
@@ -188,7 +195,14 @@ impl ReplayCache {
         self.seen.len() >= self.capacity
     }
 
-    pub(crate) fn insert(&mut self, id: TransactionId, seen_until: Instant, local: SocketAddr, remote: SocketAddr, response: &[u8]) {
+    pub(crate) fn insert(
+        &mut self,
+        id: TransactionId,
+        seen_until: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        response: &[u8],
+    ) {
         self.seen.insert(
             id,
             Seen {
@@ -206,6 +220,7 @@ impl ReplayCache {
         self.order.clear();
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.seen.len()
     }
@@ -221,8 +236,14 @@ mod tests {
         let n = Nonces::new([3; 32], t0, Duration::from_secs(600));
         let nonce = n.mint("corp1", t0);
         assert!(nonce.iter().all(u8::is_ascii_hexdigit));
-        assert_eq!(n.check("corp1", Some(&nonce), t0 + Duration::from_secs(599)), NonceCheck::Valid);
-        assert_eq!(n.check("corp1", Some(&nonce), t0 + Duration::from_secs(600)), NonceCheck::Stale);
+        assert_eq!(
+            n.check("corp1", Some(&nonce), t0 + Duration::from_secs(599)),
+            NonceCheck::Valid
+        );
+        assert_eq!(
+            n.check("corp1", Some(&nonce), t0 + Duration::from_secs(600)),
+            NonceCheck::Stale
+        );
         // Another network's nonce has a foreign MAC.
         assert_eq!(n.check("corp2", Some(&nonce), t0), NonceCheck::Stale);
         assert_eq!(n.check("corp1", None, t0), NonceCheck::Invalid);
@@ -232,7 +253,10 @@ mod tests {
         assert_eq!(n.check("corp1", Some(&bad), t0), NonceCheck::Invalid);
         // A restarted MPR has another secret: the old nonce is stale.
         let restarted = Nonces::new([4; 32], t0, Duration::from_secs(600));
-        assert_eq!(restarted.check("corp1", Some(&nonce), t0), NonceCheck::Stale);
+        assert_eq!(
+            restarted.check("corp1", Some(&nonce), t0),
+            NonceCheck::Stale
+        );
     }
 
     #[test]
@@ -247,7 +271,13 @@ mod tests {
         c.insert(id, t0 + Duration::from_secs(10), l, a, b"resp");
         assert!(matches!(c.lookup(&id, l, a), Replay::Retransmission(r) if r == b"resp"));
         assert!(matches!(c.lookup(&id, l, b), Replay::Replayed));
-        c.insert(TransactionId([2; 12]), t0 + Duration::from_secs(10), l, a, b"");
+        c.insert(
+            TransactionId([2; 12]),
+            t0 + Duration::from_secs(10),
+            l,
+            a,
+            b"",
+        );
         assert!(c.is_full());
         c.prune(t0 + Duration::from_secs(9));
         assert_eq!(c.len(), 2);

@@ -1,0 +1,853 @@
+//! Direct tests of the MPR engine with hand-built control messages.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::intent::{IntentKind, MediaEndpoint, MediaIntent, Origin};
+use crate::wire::{Builder, Class, Message, Method, TransactionId};
+
+const CRED: &[u8] = b"corp1-secret";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+struct T {
+    now: Instant,
+    mpr: Engine,
+    control: SocketAddr,
+    fw1: SocketAddr,
+    next_tid: u8,
+}
+
+impl T {
+    fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    fn with(f: impl FnOnce(&mut Config)) -> Self {
+        let now = Instant::now();
+        let mut cfg = Config::new("203.0.113.10".parse().unwrap(), [1; 32]);
+        cfg.ports = PortRange {
+            first: 30_000,
+            last: 30_009,
+        };
+        cfg.networks
+            .push(NetworkConfig::new("corp1", CRED.to_vec()));
+        cfg.networks
+            .push(NetworkConfig::new("corp2", b"corp2-secret".to_vec()));
+        f(&mut cfg);
+        Self {
+            now,
+            mpr: Engine::new(cfg, now).unwrap(),
+            control: addr("203.0.113.10:5060"),
+            fw1: addr("198.51.100.1:40000"),
+            next_tid: 0,
+        }
+    }
+
+    fn tid(&mut self) -> TransactionId {
+        self.next_tid += 1;
+        TransactionId([self.next_tid; 12])
+    }
+
+    fn send(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) -> (Result<(), InputError>, Vec<Transmit>) {
+        let r = self.mpr.handle_datagram(
+            self.now,
+            Receive {
+                local,
+                remote,
+                bytes,
+            },
+        );
+        let mut out = Vec::new();
+        while let Some(t) = self.mpr.poll_transmit() {
+            out.push(t);
+        }
+        (r, out)
+    }
+
+    /// Registers corp1/SIP from fw1 (challenge, then request with nonce) and returns the nonce to use next.
+    fn register(&mut self) -> Vec<u8> {
+        let tid = self.tid();
+        let first = register_msg(tid, "corp1", CRED, None, Some(600));
+        let (r, out) = self.send(self.control, self.fw1, &first);
+        assert!(matches!(
+            r,
+            Err(InputError::Refused {
+                code: ErrorCode::UNAUTHORIZED,
+                ..
+            })
+        ));
+        let resp = Message::decode(&out[0].payload).unwrap();
+        assert_eq!(resp.error_code().unwrap().0, ErrorCode::UNAUTHORIZED);
+        let nonce = resp.nonce().unwrap().to_vec();
+        let tid = self.tid();
+        let second = register_msg(tid, "corp1", CRED, Some(&nonce), Some(600));
+        let (r, out) = self.send(self.control, self.fw1, &second);
+        r.unwrap();
+        let resp = Message::decode(&out[0].payload).unwrap();
+        assert_eq!(resp.class(), Class::Success);
+        resp.verify(CRED).unwrap();
+        assert_eq!(resp.xor_mapped_address(), Some(self.fw1));
+        resp.nonce().unwrap().to_vec()
+    }
+
+    fn drain_commands(&mut self) -> Vec<RelayCommand> {
+        let mut v = Vec::new();
+        while let Some(c) = self.mpr.poll_command() {
+            v.push(c);
+        }
+        v
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        let mut v = Vec::new();
+        while let Some(e) = self.mpr.poll_event() {
+            v.push(e);
+        }
+        v
+    }
+}
+
+fn register_msg(
+    tid: TransactionId,
+    net: &str,
+    key: &[u8],
+    nonce: Option<&[u8]>,
+    lifetime: Option<u32>,
+) -> Vec<u8> {
+    let mut buf = [0u8; 512];
+    let mut b = Builder::new(&mut buf, Method::Register, Class::Request, tid).unwrap();
+    b.username(net).unwrap();
+    b.protocol(Protocol::Sip).unwrap();
+    b.domain("corp1.example").unwrap();
+    if let Some(l) = lifetime {
+        b.lifetime(l).unwrap();
+    }
+    if let Some(n) = nonce {
+        b.nonce(n).unwrap();
+    }
+    let n = b.finish(Some(key)).unwrap();
+    buf[..n].to_vec()
+}
+
+fn cmph_msg(
+    tid: TransactionId,
+    class: Class,
+    key: &[u8],
+    nonce: &[u8],
+    leg_key: Option<&[u8]>,
+) -> Vec<u8> {
+    let mut buf = [0u8; 512];
+    let mut b = Builder::new(&mut buf, Method::Cmph, class, tid).unwrap();
+    b.username("corp1").unwrap();
+    if let Some(k) = leg_key {
+        b.leg_key(k).unwrap();
+    }
+    b.nonce(nonce).unwrap();
+    let n = b.finish(Some(key)).unwrap();
+    buf[..n].to_vec()
+}
+
+#[test]
+fn registration_challenge_then_route_then_refresh_then_expiry() {
+    let mut t = T::new();
+    t.register();
+    let route = t.mpr.route("corp1", Protocol::Sip).unwrap();
+    assert_eq!(route.pinhole, t.fw1);
+    assert_eq!(route.local, t.control);
+    assert_eq!(t.mpr.network_for_domain("CORP1.example"), Some("corp1"));
+    assert_eq!(
+        t.mpr.network_for_pinhole(Protocol::Sip, t.fw1),
+        Some("corp1")
+    );
+    assert_eq!(t.mpr.stats().challenges, 1);
+    assert_eq!(t.mpr.stats().registrations_accepted, 1);
+    assert!(matches!(t.events()[..], [Event::Registered { .. }]));
+    // The route expires after the granted lifetime.
+    t.now += Duration::from_secs(599);
+    t.mpr.handle_timeout(t.now);
+    assert!(t.mpr.route("corp1", Protocol::Sip).is_some());
+    t.now += Duration::from_secs(1);
+    t.mpr.handle_timeout(t.now);
+    assert!(t.mpr.route("corp1", Protocol::Sip).is_none());
+    assert!(matches!(
+        t.events()[..],
+        [Event::RegistrationExpired { .. }]
+    ));
+}
+
+#[test]
+fn lifetime_is_clamped_and_zero_deregisters() {
+    let mut t = T::new();
+    let nonce = t.register();
+    let tid = t.tid();
+    let (_, out) = t.send(
+        t.control,
+        t.fw1,
+        &register_msg(tid, "corp1", CRED, Some(&nonce), Some(5)),
+    );
+    assert_eq!(
+        Message::decode(&out[0].payload).unwrap().lifetime(),
+        Some(60)
+    );
+    let tid = t.tid();
+    let (_, out) = t.send(
+        t.control,
+        t.fw1,
+        &register_msg(tid, "corp1", CRED, Some(&nonce), Some(1_000_000)),
+    );
+    assert_eq!(
+        Message::decode(&out[0].payload).unwrap().lifetime(),
+        Some(3600)
+    );
+    let tid = t.tid();
+    let (r, out) = t.send(
+        t.control,
+        t.fw1,
+        &register_msg(tid, "corp1", CRED, Some(&nonce), Some(0)),
+    );
+    r.unwrap();
+    assert_eq!(
+        Message::decode(&out[0].payload).unwrap().lifetime(),
+        Some(0)
+    );
+    assert!(t.mpr.route("corp1", Protocol::Sip).is_none());
+}
+
+#[test]
+fn wrong_credential_is_refused_without_a_route() {
+    let mut t = T::new();
+    let tid = t.tid();
+    let (r, out) = t.send(
+        t.control,
+        t.fw1,
+        &register_msg(tid, "corp1", b"guess", None, None),
+    );
+    assert!(matches!(
+        r,
+        Err(InputError::Refused {
+            code: ErrorCode::UNAUTHORIZED,
+            ..
+        })
+    ));
+    let resp = Message::decode(&out[0].payload).unwrap();
+    assert_eq!(resp.error_code().unwrap().0, ErrorCode::UNAUTHORIZED);
+    // Unknown network: refused too.
+    let tid = t.tid();
+    let (r, _) = t.send(
+        t.control,
+        t.fw1,
+        &register_msg(tid, "nobody", CRED, None, None),
+    );
+    assert!(r.is_err());
+    assert_eq!(t.mpr.stats().auth_failures, 2);
+    assert!(t.mpr.route("corp1", Protocol::Sip).is_none());
+}
+
+#[test]
+fn retransmission_gets_the_cached_answer_and_a_replay_elsewhere_is_dropped() {
+    let mut t = T::new();
+    let nonce = t.register();
+    let tid = t.tid();
+    let msg = register_msg(tid, "corp1", CRED, Some(&nonce), Some(600));
+    let (_, first) = t.send(t.control, t.fw1, &msg);
+    let (r, again) = t.send(t.control, t.fw1, &msg);
+    r.unwrap();
+    assert_eq!(first, again, "a retransmission gets the identical response");
+    assert_eq!(t.mpr.stats().retransmissions, 1);
+    // The same bytes from an attacker's address: dropped, the route stays.
+    let attacker = addr("192.0.2.66:5060");
+    let (r, out) = t.send(t.control, attacker, &msg);
+    assert_eq!(r, Err(InputError::Replayed));
+    assert!(out.is_empty());
+    assert_eq!(t.mpr.route("corp1", Protocol::Sip).unwrap().pinhole, t.fw1);
+    assert_eq!(t.mpr.stats().replays, 1);
+}
+
+#[test]
+fn stale_nonce_gets_438_with_a_fresh_one() {
+    let mut t = T::new();
+    let nonce = t.register();
+    t.now += Duration::from_secs(601);
+    let tid = t.tid();
+    let (r, out) = t.send(
+        t.control,
+        t.fw1,
+        &register_msg(tid, "corp1", CRED, Some(&nonce), None),
+    );
+    assert!(matches!(
+        r,
+        Err(InputError::Refused {
+            code: ErrorCode::STALE_NONCE,
+            ..
+        })
+    ));
+    let resp = Message::decode(&out[0].payload).unwrap();
+    resp.verify(CRED).unwrap();
+    assert_ne!(resp.nonce().unwrap(), &nonce[..]);
+}
+
+#[test]
+fn cmph_reserve_bind_and_forged_or_replayed_binds() {
+    let mut t = T::new();
+    let nonce = t.register();
+    t.drain_commands();
+    let media = addr("198.51.100.1:40002");
+    // Reserve at the control address.
+    let tid = t.tid();
+    let reserve = cmph_msg(tid, Class::Request, CRED, &nonce, Some(b"call-1/0"));
+    let (r, out) = t.send(t.control, media, &reserve);
+    r.unwrap();
+    let resp = Message::decode(&out[0].payload).unwrap();
+    let relay = resp.xor_relayed_address().unwrap();
+    assert_eq!(
+        relay.ip(),
+        "203.0.113.10".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert!(matches!(
+        t.drain_commands()[..],
+        [RelayCommand::OpenLeg { rtcp: Some(_), .. }]
+    ));
+    // Reserving the same key again gives the same leg.
+    let tid = t.tid();
+    let (_, out) = t.send(
+        t.control,
+        media,
+        &cmph_msg(tid, Class::Request, CRED, &nonce, Some(b"call-1/0")),
+    );
+    assert_eq!(
+        Message::decode(&out[0].payload)
+            .unwrap()
+            .xor_relayed_address(),
+        Some(relay)
+    );
+    // Bind from the media port to the relay port: answered from the relay port.
+    let tid = t.tid();
+    let bind = cmph_msg(tid, Class::Request, CRED, &nonce, None);
+    let (r, out) = t.send(relay, media, &bind);
+    r.unwrap();
+    assert_eq!(out[0].local, relay);
+    assert_eq!(
+        Message::decode(&out[0].payload)
+            .unwrap()
+            .xor_mapped_address(),
+        Some(media)
+    );
+    let leg = t.mpr.leg_by_port(relay.port()).unwrap();
+    assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(media));
+    // Replay of the bind from elsewhere: nothing moves.
+    let attacker = addr("192.0.2.66:40002");
+    let (r, out) = t.send(relay, attacker, &bind);
+    assert_eq!(r, Err(InputError::Replayed));
+    assert!(out.is_empty());
+    // Forged bind (wrong key) from elsewhere: 401, nothing moves.
+    let tid = t.tid();
+    let (r, _) = t.send(
+        relay,
+        attacker,
+        &cmph_msg(tid, Class::Request, b"forged", &nonce, None),
+    );
+    assert!(matches!(
+        r,
+        Err(InputError::Refused {
+            code: ErrorCode::UNAUTHORIZED,
+            ..
+        })
+    ));
+    // Another network's valid credential cannot bind corp1's leg.
+    let mut buf = [0u8; 256];
+    let mut b = Builder::new(
+        &mut buf,
+        Method::Cmph,
+        Class::Request,
+        TransactionId([99; 12]),
+    )
+    .unwrap();
+    b.username("corp2").unwrap();
+    let n = b.finish(Some(b"corp2-secret")).unwrap();
+    let (r, _) = t.send(relay, attacker, &buf[..n]);
+    assert!(r.is_err());
+    assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(media));
+    // A plain STUN Binding to the relay port is answered and changes nothing.
+    let mut buf = [0u8; 64];
+    let n = Builder::new(
+        &mut buf,
+        Method::Binding,
+        Class::Request,
+        TransactionId([7; 12]),
+    )
+    .unwrap()
+    .finish(None)
+    .unwrap();
+    let (r, out) = t.send(relay, attacker, &buf[..n]);
+    r.unwrap();
+    assert_eq!(
+        Message::decode(&out[0].payload)
+            .unwrap()
+            .xor_mapped_address(),
+        Some(attacker)
+    );
+    assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(media));
+}
+
+#[test]
+fn cmph_without_registration_and_to_a_free_relay_port() {
+    let mut t = T::new();
+    let media = addr("198.51.100.1:40002");
+    // Get a nonce via a challenge, without registering.
+    let (_, out) = t.send(
+        t.control,
+        t.fw1,
+        &register_msg(TransactionId([201; 12]), "corp1", CRED, None, None),
+    );
+    let nonce = Message::decode(&out[0].payload)
+        .unwrap()
+        .nonce()
+        .unwrap()
+        .to_vec();
+    let (r, _) = t.send(
+        t.control,
+        media,
+        &cmph_msg(
+            TransactionId([202; 12]),
+            Class::Request,
+            CRED,
+            &nonce,
+            Some(b"k"),
+        ),
+    );
+    assert!(matches!(
+        r,
+        Err(InputError::Refused {
+            code: ErrorCode::NOT_REGISTERED,
+            ..
+        })
+    ));
+    let nonce = t.register();
+    let (r, _) = t.send(
+        addr("203.0.113.10:30004"),
+        media,
+        &cmph_msg(TransactionId([203; 12]), Class::Request, CRED, &nonce, None),
+    );
+    assert!(matches!(
+        r,
+        Err(InputError::Refused {
+            code: ErrorCode::ALLOCATION_MISMATCH,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn port_exhaustion_is_a_508_and_intents_fail_typed() {
+    let mut t = T::new(); // 5 pairs
+    let nonce = t.register();
+    let media = addr("198.51.100.1:40002");
+    for i in 0..5u8 {
+        let (r, _) = t.send(
+            t.control,
+            media,
+            &cmph_msg(
+                TransactionId([100 + i; 12]),
+                Class::Request,
+                CRED,
+                &nonce,
+                Some(&[i]),
+            ),
+        );
+        r.unwrap();
+    }
+    let (r, out) = t.send(
+        t.control,
+        media,
+        &cmph_msg(
+            TransactionId([200; 12]),
+            Class::Request,
+            CRED,
+            &nonce,
+            Some(b"x"),
+        ),
+    );
+    assert!(matches!(
+        r,
+        Err(InputError::Refused {
+            code: ErrorCode::INSUFFICIENT_CAPACITY,
+            ..
+        })
+    ));
+    assert_eq!(
+        Message::decode(&out[0].payload)
+            .unwrap()
+            .error_code()
+            .unwrap()
+            .0,
+        ErrorCode::INSUFFICIENT_CAPACITY
+    );
+    let eps = [MediaEndpoint::rtp(0, addr("192.0.2.7:4000"))];
+    let intent = MediaIntent {
+        kind: IntentKind::Offer,
+        from: Side::A,
+        origin: Origin::Public,
+        toward: Origin::Public,
+        endpoints: &eps,
+    };
+    assert_eq!(
+        t.mpr.handle_intent(t.now, &CallKey::from("c"), &intent),
+        Err(IntentError::PortsExhausted)
+    );
+    assert_eq!(t.mpr.stats().ports_exhausted, 2);
+    assert_eq!(
+        t.mpr.stats().calls_open,
+        0,
+        "a failed offer leaves no call behind"
+    );
+}
+
+fn offer<'a>(eps: &'a [MediaEndpoint], origin: Origin<'a>, toward: Origin<'a>) -> MediaIntent<'a> {
+    MediaIntent {
+        kind: IntentKind::Offer,
+        from: Side::A,
+        origin,
+        toward,
+        endpoints: eps,
+    }
+}
+
+#[test]
+fn offer_answer_two_streams_retransmission_and_teardown() {
+    let mut t = T::with(|c| {
+        c.ports = PortRange {
+            first: 30_000,
+            last: 30_099,
+        }
+    });
+    t.register();
+    t.drain_commands();
+    let call = CallKey::from("call-1@public");
+    let a_audio = addr("192.0.2.7:4000");
+    let a_video = addr("192.0.2.7:4002");
+    let eps = [
+        MediaEndpoint::rtp(0, a_audio),
+        MediaEndpoint::rtp(1, a_video),
+    ];
+    let plan = t
+        .mpr
+        .handle_intent(
+            t.now,
+            &call,
+            &offer(&eps, Origin::Public, Origin::Network("corp1")),
+        )
+        .unwrap();
+    assert_eq!(plan.endpoints.len(), 2);
+    let again = t
+        .mpr
+        .handle_intent(
+            t.now,
+            &call,
+            &offer(&eps, Origin::Public, Origin::Network("corp1")),
+        )
+        .unwrap();
+    assert_eq!(plan, again, "a retransmitted offer gets the same plan");
+    assert_ne!(plan.endpoints[0].addr, plan.endpoints[1].addr);
+    assert_eq!(t.mpr.stats().legs_open, 4);
+    // The caller's leg sends to and accepts only the caller's address.
+    let [a_leg, b_leg] = t.mpr.call_legs(&call, 0).unwrap();
+    let a_leg = t.mpr.leg(a_leg.unwrap()).unwrap();
+    assert_eq!(a_leg.remote_rtp, Remote::Fixed(a_audio));
+    assert_eq!(a_leg.remote_rtcp, Remote::Fixed(addr("192.0.2.7:4001")));
+    let b_leg = t.mpr.leg(b_leg.unwrap()).unwrap();
+    assert_eq!(
+        b_leg.rtp, plan.endpoints[0].addr,
+        "the offer toward B names B's own leg"
+    );
+    assert_eq!(b_leg.peer, Some(a_leg.id));
+    // B, a plain terminal, answers with its private address: latching.
+    let b_eps = [
+        MediaEndpoint::rtp(0, addr("10.1.0.5:7000")),
+        MediaEndpoint::rtp(1, addr("10.1.0.5:7002")),
+    ];
+    let answer = MediaIntent {
+        kind: IntentKind::Answer,
+        from: Side::B,
+        origin: Origin::Network("corp1"),
+        toward: Origin::Public,
+        endpoints: &b_eps,
+    };
+    let aplan = t.mpr.handle_intent(t.now, &call, &answer).unwrap();
+    assert_eq!(
+        aplan.endpoints[0].addr, a_leg.rtp,
+        "the answer toward A names A's leg"
+    );
+    assert!(
+        matches!(t.mpr.leg(b_leg.id).unwrap().remote_rtp, Remote::Latch { ip, .. } if ip == t.fw1.ip())
+    );
+    let cmds = t.drain_commands();
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, RelayCommand::Connect { .. }))
+    );
+    // Teardown frees every leg; a retransmitted BYE is harmless.
+    let bye = MediaIntent {
+        kind: IntentKind::Teardown,
+        from: Side::B,
+        origin: Origin::Network("corp1"),
+        toward: Origin::Public,
+        endpoints: &[],
+    };
+    let free_before = t.mpr.free_port_pairs();
+    t.mpr.handle_intent(t.now, &call, &bye).unwrap();
+    t.mpr.handle_intent(t.now, &call, &bye).unwrap();
+    assert_eq!(t.mpr.stats().legs_open, 0);
+    assert_eq!(
+        t.drain_commands()
+            .iter()
+            .filter(|c| matches!(c, RelayCommand::CloseLeg { .. }))
+            .count(),
+        4
+    );
+    assert_eq!(
+        t.mpr.free_port_pairs(),
+        free_before,
+        "freed ports rest in quarantine first"
+    );
+    // An answer for the finished call is refused.
+    assert_eq!(
+        t.mpr.handle_intent(t.now, &call, &answer),
+        Err(IntentError::UnknownCall)
+    );
+}
+
+#[test]
+fn latching_accepts_only_the_expected_ip_within_the_window_and_a_cmph_relatches() {
+    let mut t = T::new();
+    let nonce = t.register();
+    let call = CallKey::from("c2");
+    let eps = [MediaEndpoint::rtp(0, addr("10.1.0.5:7000"))];
+    let plan = t
+        .mpr
+        .handle_intent(
+            t.now,
+            &call,
+            &offer(&eps, Origin::Network("corp1"), Origin::Public),
+        )
+        .unwrap();
+    let [Some(a), Some(_b)] = t.mpr.call_legs(&call, 0).unwrap() else {
+        panic!()
+    };
+    // A relay that latched from a foreign IP gets corrected.
+    t.mpr.handle_relay(
+        t.now,
+        RelayReport::Latched {
+            leg: a,
+            component: Component::Rtp,
+            source: addr("192.0.2.66:7000"),
+        },
+    );
+    assert_eq!(t.mpr.stats().relay_corrections, 1);
+    assert!(matches!(
+        t.mpr.leg(a).unwrap().remote_rtp,
+        Remote::Latch { .. }
+    ));
+    // From the network's IP within the window: latched.
+    let src = addr("198.51.100.1:41000");
+    t.mpr.handle_relay(
+        t.now,
+        RelayReport::Latched {
+            leg: a,
+            component: Component::Rtp,
+            source: src,
+        },
+    );
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp, Remote::Fixed(src));
+    // A re-offer does not move a latched leg.
+    t.mpr
+        .handle_intent(
+            t.now,
+            &call,
+            &offer(&eps, Origin::Network("corp1"), Origin::Public),
+        )
+        .unwrap();
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp, Remote::Fixed(src));
+    // An authenticated CMPH to the leg's relay port re-binds it.
+    let relay = t.mpr.leg(a).unwrap().rtp;
+    let moved = addr("198.51.100.1:41500");
+    let (r, _) = t.send(
+        relay,
+        moved,
+        &cmph_msg(
+            TransactionId([50; 12]),
+            Class::Indication,
+            CRED,
+            &nonce,
+            None,
+        ),
+    );
+    r.unwrap();
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp, Remote::Fixed(moved));
+    let _ = plan;
+    // A late first packet (after the window) is refused for a fresh latch.
+    let call3 = CallKey::from("c3");
+    t.mpr
+        .handle_intent(
+            t.now,
+            &call3,
+            &offer(&eps, Origin::Network("corp1"), Origin::Public),
+        )
+        .unwrap();
+    let [Some(a3), _] = t.mpr.call_legs(&call3, 0).unwrap() else {
+        panic!()
+    };
+    t.now += Duration::from_secs(11);
+    t.mpr.handle_relay(
+        t.now,
+        RelayReport::Latched {
+            leg: a3,
+            component: Component::Rtp,
+            source: src,
+        },
+    );
+    assert!(matches!(
+        t.mpr.leg(a3).unwrap().remote_rtp,
+        Remote::Latch { .. }
+    ));
+}
+
+#[test]
+fn an_offer_with_a_cmph_pinhole_uses_the_reserved_leg() {
+    let mut t = T::new();
+    let nonce = t.register();
+    let media = addr("198.51.100.1:40002");
+    let (_, out) = t.send(
+        t.control,
+        media,
+        &cmph_msg(
+            TransactionId([10; 12]),
+            Class::Request,
+            CRED,
+            &nonce,
+            Some(b"k0"),
+        ),
+    );
+    let relay = Message::decode(&out[0].payload)
+        .unwrap()
+        .xor_relayed_address()
+        .unwrap();
+    let (r, _) = t.send(
+        relay,
+        media,
+        &cmph_msg(
+            TransactionId([11; 12]),
+            Class::Request,
+            CRED,
+            &nonce,
+            Some(b"k0"),
+        ),
+    );
+    r.unwrap();
+    let call = CallKey::from("c");
+    let eps = [MediaEndpoint {
+        index: 0,
+        addr: media,
+        rtcp: RtcpMode::Mux,
+        rtcp_addr: None,
+    }];
+    t.mpr
+        .handle_intent(
+            t.now,
+            &call,
+            &offer(&eps, Origin::Network("corp1"), Origin::Public),
+        )
+        .unwrap();
+    let [Some(a), Some(_)] = t.mpr.call_legs(&call, 0).unwrap() else {
+        panic!()
+    };
+    assert_eq!(t.mpr.leg(a).unwrap().rtp, relay);
+    assert_eq!(t.mpr.stats().legs_open, 2);
+}
+
+#[test]
+fn disabled_stream_and_hold_and_inactivity_expiry() {
+    let mut t = T::new();
+    let call = CallKey::from("c");
+    let eps = [
+        MediaEndpoint::rtp(0, addr("192.0.2.7:4000")),
+        MediaEndpoint::rtp(1, addr("192.0.2.7:0")),
+    ];
+    let plan = t
+        .mpr
+        .handle_intent(t.now, &call, &offer(&eps, Origin::Public, Origin::Public))
+        .unwrap();
+    assert_eq!(
+        plan.endpoints[1].addr.port(),
+        0,
+        "a disabled stream stays disabled"
+    );
+    assert_eq!(t.mpr.stats().legs_open, 2);
+    let hold = [MediaEndpoint::rtp(0, addr("0.0.0.0:4000"))];
+    let modify = MediaIntent {
+        kind: IntentKind::Modify,
+        ..offer(&hold, Origin::Public, Origin::Public)
+    };
+    let p = t.mpr.handle_intent(t.now, &call, &modify).unwrap();
+    assert!(p.endpoints[0].addr.ip().is_unspecified());
+    let [Some(a), _] = t.mpr.call_legs(&call, 0).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        t.mpr.leg(a).unwrap().remote_rtp,
+        Remote::Fixed(addr("192.0.2.7:4000")),
+        "hold keeps the binding"
+    );
+    // Activity keeps the call; silence ends it.
+    t.now += Duration::from_secs(50);
+    t.mpr
+        .handle_relay(t.now, RelayReport::Activity { leg: a, at: t.now });
+    t.now += Duration::from_secs(50);
+    t.mpr.handle_timeout(t.now);
+    assert_eq!(t.mpr.stats().calls_open, 1);
+    t.now += Duration::from_secs(11);
+    t.mpr.handle_timeout(t.now);
+    assert_eq!(t.mpr.stats().calls_open, 0);
+    assert_eq!(t.mpr.stats().legs_open, 0);
+    assert!(
+        t.events()
+            .iter()
+            .any(|e| matches!(e, Event::CallExpired { .. }))
+    );
+}
+
+#[test]
+fn unknown_required_attribute_gets_420_and_garbage_is_counted() {
+    let mut t = T::new();
+    // A Binding request with an unknown comprehension-required attribute 0x7F01.
+    let mut msg = vec![0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42];
+    msg.extend_from_slice(&[5; 12]);
+    msg.extend_from_slice(&[0x7F, 0x01, 0x00, 0x04, 1, 2, 3, 4]);
+    let (r, out) = t.send(t.control, t.fw1, &msg);
+    assert!(matches!(
+        r,
+        Err(InputError::Refused {
+            code: ErrorCode::UNKNOWN_ATTRIBUTE,
+            ..
+        })
+    ));
+    let resp = Message::decode(&out[0].payload).unwrap();
+    assert_eq!(resp.unknown_attributes().collect::<Vec<_>>(), vec![0x7F01]);
+    let (r, out) = t.send(
+        t.control,
+        t.fw1,
+        b"\x00\x01\x00\x04garbage-garbage-garbage!",
+    );
+    assert!(r.is_err());
+    assert!(out.is_empty());
+    let (r, _) = t.send(t.control, t.fw1, b"INVITE sip:x SIP/2.0\r\n");
+    assert_eq!(r, Err(InputError::NotControl));
+}
