@@ -1,1 +1,449 @@
+//! Client engine against a real MPR engine over a lossless in-memory path
+//! with a trivial NAT (inside 10.0.0.2:p ↔ 198.51.100.1:p). Firewall
+//! behaviour, loss and long runs are in the workspace tests (testkit).
 
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::mpr;
+use crate::relay::Remote;
+use crate::wire::Builder;
+
+const CRED: &[u8] = b"corp1-secret";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn public(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new("198.51.100.1".parse().unwrap(), a.port())
+}
+
+fn inside(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new("10.0.0.2".parse().unwrap(), a.port())
+}
+
+struct P {
+    now: Instant,
+    mpr: mpr::Engine,
+    cl: Engine,
+    /// Drop every datagram from the MPR while set.
+    blackhole: bool,
+    events: Vec<Event>,
+    sent: Vec<Transmit>,
+}
+
+impl P {
+    fn new(f: impl FnOnce(&mut Config)) -> Self {
+        let now = Instant::now();
+        let mut mc = mpr::Config::new("203.0.113.10".parse().unwrap(), [1; 32]);
+        mc.networks
+            .push(mpr::NetworkConfig::new("corp1", CRED.to_vec()));
+        let mut cc = Config::new(
+            "corp1",
+            CRED.to_vec(),
+            Protocol::Sip,
+            addr("10.0.0.2:5060"),
+            addr("203.0.113.10:5060"),
+            [2; 32],
+        );
+        f(&mut cc);
+        Self {
+            now,
+            mpr: mpr::Engine::new(mc, now).unwrap(),
+            cl: Engine::new(cc, now).unwrap(),
+            blackhole: false,
+            events: Vec::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    /// Delivers everything pending, then advances to `until` in timer steps.
+    fn run_until(&mut self, until: Instant) {
+        loop {
+            self.cl.handle_timeout(self.now);
+            self.mpr.handle_timeout(self.now);
+            let mut moved = false;
+            while let Some(t) = self.cl.poll_transmit() {
+                moved = true;
+                self.sent.push(t.clone());
+                let _ = self.mpr.handle_datagram(
+                    self.now,
+                    Receive {
+                        local: t.remote,
+                        remote: public(t.local),
+                        bytes: &t.payload,
+                    },
+                );
+            }
+            while let Some(t) = self.mpr.poll_transmit() {
+                moved = true;
+                if !self.blackhole {
+                    let _ = self.cl.handle_datagram(
+                        self.now,
+                        Receive {
+                            local: inside(t.remote),
+                            remote: t.local,
+                            bytes: &t.payload,
+                        },
+                    );
+                }
+            }
+            while let Some(e) = self.cl.poll_event() {
+                self.events.push(e);
+            }
+            if moved {
+                continue;
+            }
+            let next = [self.cl.poll_timeout(), self.mpr.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .filter(|t| *t > self.now)
+                .min();
+            match next {
+                Some(t) if t <= until => self.now = t,
+                _ => {
+                    self.now = until;
+                    self.cl.handle_timeout(self.now);
+                    self.mpr.handle_timeout(self.now);
+                    if self.cl.poll_timeout().is_some_and(|t| t <= self.now) {
+                        continue;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+
+    fn registrations_sent(&self) -> usize {
+        self.sent
+            .iter()
+            .filter(|t| t.payload[0] == 0x02 && t.payload[1] == 0x81)
+            .count()
+    }
+}
+
+#[test]
+fn refresh_interval_must_be_shorter_than_the_firewall_timeout() {
+    let mut c = Config::new(
+        "n",
+        b"k".to_vec(),
+        Protocol::Sip,
+        addr("10.0.0.2:5060"),
+        addr("203.0.113.10:5060"),
+        [0; 32],
+    );
+    c.refresh_interval = Some(Duration::from_secs(30));
+    assert!(matches!(
+        Engine::new(c.clone(), Instant::now()),
+        Err(ConfigError::RefreshTooLong { .. })
+    ));
+    c.refresh_interval = None;
+    assert_eq!(c.effective_refresh(), Duration::from_secs(20));
+    assert!(Engine::new(c, Instant::now()).is_ok());
+}
+
+#[test]
+fn registers_then_refreshes_on_idle_and_traffic_postpones_it() {
+    let mut p = P::new(|_| {});
+    p.advance(Duration::from_millis(10));
+    assert!(
+        matches!(p.events[..], [Event::Registered { pinhole, .. }] if pinhole == addr("198.51.100.1:5060"))
+    );
+    assert_eq!(
+        p.cl.stats().nonce_retries,
+        1,
+        "the first request is challenged for a nonce"
+    );
+    assert_eq!(
+        p.mpr.route("corp1", Protocol::Sip).unwrap().pinhole,
+        addr("198.51.100.1:5060")
+    );
+    let before = p.registrations_sent();
+    // Traffic every 10 s keeps the pinhole open: no refresh for 60 s... until
+    // 3/4 of the lifetime (450 s) forces one.
+    for _ in 0..6 {
+        p.advance(Duration::from_secs(10));
+        let now = p.now;
+        p.cl.handle_traffic(now, addr("10.0.0.2:5060"));
+    }
+    assert_eq!(p.registrations_sent(), before);
+    // Silence: a refresh at 20 s.
+    p.advance(Duration::from_secs(19));
+    assert_eq!(p.registrations_sent(), before);
+    p.advance(Duration::from_secs(2));
+    assert_eq!(p.registrations_sent(), before + 1);
+    assert_eq!(p.mpr.stats().registrations_refreshed, 1);
+}
+
+#[test]
+fn lost_responses_retransmit_then_alarm_and_back_off_then_recover() {
+    let mut p = P::new(|c| {
+        c.retransmit = Retransmit {
+            rto: Duration::from_millis(100),
+            rc: 3,
+            rm: 4,
+        };
+        c.retry_min = Duration::from_secs(1);
+    });
+    p.blackhole = true;
+    p.advance(Duration::from_millis(100 + 200 + 400 - 1));
+    assert_eq!(p.registrations_sent(), 3, "Rc = 3 copies");
+    assert!(p.events.is_empty());
+    p.advance(Duration::from_millis(1));
+    assert!(
+        matches!(p.events[..], [Event::Alarm { failure: Failure::Timeout, retry_in }] if retry_in == Duration::from_secs(1))
+    );
+    assert!(p.cl.alarm());
+    // The retries back off: 1 s, 2 s, 4 s.
+    p.advance(Duration::from_secs(1) + Duration::from_millis(700));
+    p.advance(Duration::from_secs(2) + Duration::from_millis(700));
+    let delays: Vec<Duration> = p
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Alarm { retry_in, .. } => Some(*retry_in),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        delays,
+        vec![
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Duration::from_secs(4)
+        ]
+    );
+    p.blackhole = false;
+    p.advance(Duration::from_secs(5));
+    assert!(!p.cl.alarm());
+    assert!(p.events.contains(&Event::AlarmCleared));
+    assert!(p.cl.registered_pinhole().is_some());
+}
+
+#[test]
+fn reserve_bind_opens_rtp_and_rtcp_and_maps_b_to_a() {
+    let mut p = P::new(|_| {});
+    p.advance(Duration::from_millis(10));
+    let b = addr("10.0.0.2:41000");
+    let a = addr("10.0.0.77:8000");
+    let id =
+        p.cl.open_pinhole(
+            p.now,
+            PinholeRequest {
+                local: b,
+                relay: None,
+                rtcp: RtcpMode::Pair,
+                key: b"call/0".to_vec(),
+                inside: Some(a),
+            },
+        )
+        .unwrap();
+    p.advance(Duration::from_millis(10));
+    let opened = p.events.iter().find_map(|e| match e {
+        Event::PinholeOpened {
+            id: i,
+            relay,
+            pinhole,
+            rtcp_pinhole,
+        } if *i == id => Some((*relay, *pinhole, *rtcp_pinhole)),
+        _ => None,
+    });
+    let (relay, pinhole, rtcp) = opened.expect("opened");
+    assert_eq!(pinhole, Some(public(b)));
+    assert_eq!(rtcp, Some(addr("198.51.100.1:41001")));
+    let leg = p.mpr.leg_by_port(relay.port()).unwrap();
+    let view = p.mpr.leg(leg).unwrap();
+    assert_eq!(view.remote_rtp, Remote::Fixed(public(b)));
+    assert_eq!(view.remote_rtcp, Remote::Fixed(addr("198.51.100.1:41001")));
+    let mut maps = Vec::new();
+    while let Some(c) = p.cl.poll_command() {
+        maps.push(c);
+    }
+    assert_eq!(
+        maps,
+        vec![
+            RelayCommand::MapLocal {
+                local: b,
+                outside: relay,
+                inside: a
+            },
+            RelayCommand::MapLocal {
+                local: addr("10.0.0.2:41001"),
+                outside: SocketAddr::new(relay.ip(), relay.port() + 1),
+                inside: addr("10.0.0.77:8001")
+            },
+        ]
+    );
+    p.cl.close_pinhole(id).unwrap();
+    assert!(matches!(p.cl.poll_command(), Some(RelayCommand::UnmapLocal { local }) if local == b));
+    assert_eq!(p.cl.close_pinhole(id), Err(ClientError::UnknownPinhole));
+}
+
+#[test]
+fn silent_pinhole_gets_keepalives_and_media_traffic_suppresses_them() {
+    let mut p = P::new(|_| {});
+    p.advance(Duration::from_millis(10));
+    let b = addr("10.0.0.2:42000");
+    let relay = {
+        p.cl.open_pinhole(
+            p.now,
+            PinholeRequest {
+                local: b,
+                relay: None,
+                rtcp: RtcpMode::Mux,
+                key: b"k".to_vec(),
+                inside: None,
+            },
+        )
+        .unwrap();
+        p.advance(Duration::from_millis(10));
+        p.events
+            .iter()
+            .find_map(|e| match e {
+                Event::PinholeOpened { relay, .. } => Some(*relay),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let keepalives = |p: &P| {
+        p.sent
+            .iter()
+            .filter(|t| t.remote == relay && t.payload[..2] == [0x00, 0x11])
+            .count()
+    };
+    p.advance(Duration::from_secs(21));
+    assert_eq!(keepalives(&p), 1);
+    assert_eq!(
+        p.mpr.stats().keepalives,
+        1,
+        "the MPR counts it as activity from the bound source"
+    );
+    for _ in 0..4 {
+        p.advance(Duration::from_secs(10));
+        let now = p.now;
+        p.cl.handle_traffic(now, b);
+    }
+    assert_eq!(keepalives(&p), 1, "media flowing: no keepalive needed");
+}
+
+#[test]
+fn indication_variant_opens_without_a_response_and_the_mpr_binds() {
+    let mut p = P::new(|c| c.cmph_mode = CmphMode::Indication);
+    p.advance(Duration::from_millis(10));
+    // The relay address came in an offer (Fig. 7): reserve it at the MPR side.
+    let eps = [crate::intent::MediaEndpoint::rtp(0, addr("192.0.2.7:4000"))];
+    let intent = crate::intent::MediaIntent {
+        kind: crate::intent::IntentKind::Offer,
+        from: crate::types::Side::A,
+        origin: crate::intent::Origin::Public,
+        toward: crate::intent::Origin::Network("corp1"),
+        endpoints: &eps,
+    };
+    let plan = p
+        .mpr
+        .handle_intent(p.now, &crate::types::CallKey::from("c"), &intent)
+        .unwrap();
+    let relay = plan.endpoints[0].addr;
+    let b = addr("10.0.0.2:43000");
+    p.cl.open_pinhole(
+        p.now,
+        PinholeRequest {
+            local: b,
+            relay: Some(relay),
+            rtcp: RtcpMode::Pair,
+            key: b"k".to_vec(),
+            inside: None,
+        },
+    )
+    .unwrap();
+    p.advance(Duration::from_millis(200));
+    assert!(
+        p.events
+            .iter()
+            .any(|e| matches!(e, Event::PinholeOpened { pinhole: None, .. }))
+    );
+    let copies = p.sent.iter().filter(|t| t.remote == relay).count();
+    assert_eq!(copies, 3);
+    let leg = p.mpr.leg_by_port(relay.port()).unwrap();
+    assert_eq!(p.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(public(b)));
+    assert_eq!(
+        p.mpr.stats().cmph_bound,
+        2,
+        "RTP and RTCP bound once each; copies were retransmissions"
+    );
+}
+
+#[test]
+fn a_forged_error_does_not_end_a_transaction() {
+    let mut p = P::new(|_| {});
+    p.blackhole = true;
+    p.cl.handle_timeout(p.now);
+    let t = p.cl.poll_transmit().unwrap();
+    let id = crate::wire::Message::decode(&t.payload)
+        .unwrap()
+        .transaction_id();
+    let mut buf = [0u8; 128];
+    let mut b = Builder::new(&mut buf, Method::Register, Class::Error, id).unwrap();
+    b.error_code(ErrorCode::FORBIDDEN, "Forbidden").unwrap();
+    let n = b.finish(None).unwrap();
+    let r = p.cl.handle_datagram(
+        p.now,
+        Receive {
+            local: t.local,
+            remote: t.remote,
+            bytes: &buf[..n],
+        },
+    );
+    assert_eq!(r, Err(InputError::Unauthenticated));
+    // From the wrong address it is not even considered.
+    let r = p.cl.handle_datagram(
+        p.now,
+        Receive {
+            local: t.local,
+            remote: addr("192.0.2.66:5060"),
+            bytes: &buf[..n],
+        },
+    );
+    assert_eq!(r, Err(InputError::Unsolicited));
+    p.blackhole = false;
+    // The real answer to the (retransmitted) request still completes it.
+    p.advance(Duration::from_secs(1));
+    assert!(p.cl.registered_pinhole().is_some());
+    assert!(!p.cl.alarm());
+    let _ = IpAddr::from([0u8; 4]);
+}
+
+#[test]
+fn open_pinhole_needs_a_registration_and_a_sane_key() {
+    let mut p = P::new(|_| {});
+    let req = PinholeRequest {
+        local: addr("10.0.0.2:1"),
+        relay: None,
+        rtcp: RtcpMode::Mux,
+        key: b"k".to_vec(),
+        inside: None,
+    };
+    assert_eq!(
+        p.cl.open_pinhole(p.now, req.clone()),
+        Err(ClientError::NotRegistered)
+    );
+    p.advance(Duration::from_millis(10));
+    assert_eq!(
+        p.cl.open_pinhole(
+            p.now,
+            PinholeRequest {
+                key: vec![],
+                ..req.clone()
+            }
+        ),
+        Err(ClientError::BadLegKey)
+    );
+    assert!(p.cl.open_pinhole(p.now, req).is_ok());
+}
