@@ -199,7 +199,8 @@ impl Firewall {
             .then_some(SocketAddr::new(self.public_ip, m.public_port))
     }
 
-    /// Forgets every mapping (a firewall reboot). Counters are kept.
+    /// Forgets every mapping (a firewall reboot). Counters are kept; inbound
+    /// packets to the forgotten ports count as `dropped_expired`.
     pub fn clear(&mut self) {
         self.expired_ports.extend(self.by_port.keys());
         self.mappings.clear();
