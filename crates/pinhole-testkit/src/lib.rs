@@ -28,9 +28,7 @@ pub mod corpus;
 mod firewall;
 mod net;
 mod prng;
-/// Proptest strategies. Compiled for the testkit's own tests only until
-/// `proptest` becomes a normal dependency of this crate.
-#[cfg(test)]
+/// Proptest strategies shared by the workspace's tests.
 pub mod strategies;
 #[cfg(test)]
 mod tests;
