@@ -28,6 +28,7 @@ pub mod corpus;
 mod firewall;
 mod net;
 mod prng;
+mod world;
 /// Proptest strategies shared by the workspace's tests.
 pub mod strategies;
 #[cfg(test)]
@@ -36,3 +37,4 @@ mod tests;
 pub use clock::{Clock, base_instant};
 pub use firewall::{Firewall, FirewallConfig, FirewallCounters, MappingBehavior, MappingInfo};
 pub use net::{Datagram, FirewallId, Net, NetDrops, ZoneId};
+pub use world::{ClientId, Corp, RelayCounters, Rung, World};

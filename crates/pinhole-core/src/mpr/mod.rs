@@ -595,6 +595,7 @@ impl Engine {
             }
         }
         self.replay.prune(now);
+        self.ports.expire(now);
         self.refresh_gauges();
     }
 
@@ -619,7 +620,9 @@ impl Engine {
     /// When to call [`Engine::handle_timeout`] next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let timer = self.timers.peek().map(|Reverse((t, _))| *t);
+        // Quarantined ports come back on a timeout too, so gauges stay true.
+        [timer, self.ports.next_expiry()].into_iter().flatten().min()
     }
 
     /// Counters.
