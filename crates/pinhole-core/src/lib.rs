@@ -11,3 +11,11 @@ pub mod types;
 pub mod wire;
 
 pub use types::{CallKey, Component, LegId, Receive, Side, Transmit};
+
+/// A base instant for unit tests. Tests only add durations to it; the
+/// engines themselves never read a clock.
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn test_instant() -> std::time::Instant {
+    std::time::Instant::now()
+}

@@ -28,11 +28,11 @@ pub mod corpus;
 mod firewall;
 mod net;
 mod prng;
-mod world;
 /// Proptest strategies shared by the workspace's tests.
 pub mod strategies;
 #[cfg(test)]
 mod tests;
+mod world;
 
 pub use clock::{Clock, base_instant};
 pub use firewall::{Firewall, FirewallConfig, FirewallCounters, MappingBehavior, MappingInfo};

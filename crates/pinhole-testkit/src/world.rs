@@ -89,7 +89,11 @@ impl SimRelay {
                     },
                 );
             }
-            RelayCommand::SetRemote { leg, component, remote } => {
+            RelayCommand::SetRemote {
+                leg,
+                component,
+                remote,
+            } => {
                 if let Some(l) = self.legs.get_mut(&leg) {
                     l.remote[idx(component)] = remote;
                 }
@@ -127,7 +131,11 @@ impl SimRelay {
                 leg.remote[c] = Remote::Fixed(d.src);
                 reports.push(RelayReport::Latched {
                     leg: id,
-                    component: if c == 0 { Component::Rtp } else { Component::Rtcp },
+                    component: if c == 0 {
+                        Component::Rtp
+                    } else {
+                        Component::Rtcp
+                    },
                     source: d.src,
                 });
             }
@@ -141,13 +149,15 @@ impl SimRelay {
             }
         }
         reports.push(RelayReport::Activity { leg: id, at: now });
-        let out = leg.peer.and_then(|p| self.legs.get(&p)).and_then(|p| match (p.local[c], p.remote[c]) {
-            (Some(local), Remote::Fixed(to)) => Some(Datagram {
-                src: local,
-                dst: to,
-                payload: d.payload.clone(),
-            }),
-            _ => None,
+        let out = leg.peer.and_then(|p| self.legs.get(&p)).and_then(|p| {
+            match (p.local[c], p.remote[c]) {
+                (Some(local), Remote::Fixed(to)) => Some(Datagram {
+                    src: local,
+                    dst: to,
+                    payload: d.payload.clone(),
+                }),
+                _ => None,
+            }
         });
         match out {
             Some(o) => {
@@ -398,7 +408,11 @@ impl World {
             }
             while let Some(cmd) = c.engine.poll_command() {
                 match cmd {
-                    RelayCommand::MapLocal { local, outside, inside } => {
+                    RelayCommand::MapLocal {
+                        local,
+                        outside,
+                        inside,
+                    } => {
                         c.maps.insert(local, (outside, inside));
                     }
                     RelayCommand::UnmapLocal { local } => {
@@ -422,7 +436,14 @@ impl World {
         }
         if d.dst.ip() == self.mpr_ip {
             if wire::is_control(&d.payload) {
-                let _ = self.mpr.handle_datagram(now, Receive { local: d.dst, remote: d.src, bytes: &d.payload });
+                let _ = self.mpr.handle_datagram(
+                    now,
+                    Receive {
+                        local: d.dst,
+                        remote: d.src,
+                        bytes: &d.payload,
+                    },
+                );
                 return;
             }
             if self.relay.by_local.contains_key(&d.dst) {
@@ -443,7 +464,14 @@ impl World {
                 continue;
             }
             if wire::is_control(&d.payload) {
-                let _ = c.engine.handle_datagram(now, Receive { local: d.dst, remote: d.src, bytes: &d.payload });
+                let _ = c.engine.handle_datagram(
+                    now,
+                    Receive {
+                        local: d.dst,
+                        remote: d.src,
+                        bytes: &d.payload,
+                    },
+                );
                 return;
             }
             if let Some(&(outside, inside)) = c.maps.get(&d.dst) {

@@ -66,8 +66,10 @@ impl Bed {
 
     pub(crate) fn with(o: Opts) -> Self {
         let mut mc = mpr::Config::new(ip(MPR), [11; 32]);
-        mc.networks.push(mpr::NetworkConfig::new("corp1", CRED1.to_vec()));
-        mc.networks.push(mpr::NetworkConfig::new("corp2", CRED2.to_vec()));
+        mc.networks
+            .push(mpr::NetworkConfig::new("corp1", CRED1.to_vec()));
+        mc.networks
+            .push(mpr::NetworkConfig::new("corp2", CRED2.to_vec()));
         (o.mpr)(&mut mc);
         let mut w = World::new(base_instant(), o.seed, mc);
         let corp1 = w.add_corp("corp1", ip("198.51.100.1"), o.fw.clone());
@@ -78,56 +80,127 @@ impl Bed {
         w.add_host(corp2.zone, ip("10.2.0.10"), "T2");
         w.add_host(w.internet, ip("192.0.2.7"), "P");
         w.add_host(w.internet, ip(ATTACKER), "X");
-        let mut c1 = client::Config::new("corp1", CRED1.to_vec(), Protocol::Sip, addr(APS1_SIG), addr(MPR_SIP), [21; 32]);
+        let mut c1 = client::Config::new(
+            "corp1",
+            CRED1.to_vec(),
+            Protocol::Sip,
+            addr(APS1_SIG),
+            addr(MPR_SIP),
+            [21; 32],
+        );
         c1.domains.push("corp1.example".into());
         (o.aps1)(&mut c1);
         let aps1 = w.add_client(c1);
-        let mut c2 = client::Config::new("corp2", CRED2.to_vec(), Protocol::Sip, addr(T2_SIG), addr(MPR_SIP), [22; 32]);
+        let mut c2 = client::Config::new(
+            "corp2",
+            CRED2.to_vec(),
+            Protocol::Sip,
+            addr(T2_SIG),
+            addr(MPR_SIP),
+            [22; 32],
+        );
         (o.t2)(&mut c2);
         let t2 = w.add_client(c2);
-        Self { w, corp1, corp2, aps1, t2 }
+        Self {
+            w,
+            corp1,
+            corp2,
+            aps1,
+            t2,
+        }
     }
 
     /// Runs until both clients are registered (or fails the test).
     pub(crate) fn registered(mut self) -> Self {
         self.w.run_for(Duration::from_secs(1));
-        assert!(self.w.client(self.aps1).registered_pinhole().is_some(), "APS1 registered");
-        assert!(self.w.client(self.t2).registered_pinhole().is_some(), "T2 registered");
+        assert!(
+            self.w.client(self.aps1).registered_pinhole().is_some(),
+            "APS1 registered"
+        );
+        assert!(
+            self.w.client(self.t2).registered_pinhole().is_some(),
+            "T2 registered"
+        );
         self
     }
 
     /// Opens a pinhole and runs until the client reports it open.
-    pub(crate) fn open(&mut self, who: ClientId, req: PinholeRequest) -> (SocketAddr, Option<SocketAddr>) {
+    pub(crate) fn open(
+        &mut self,
+        who: ClientId,
+        req: PinholeRequest,
+    ) -> (SocketAddr, Option<SocketAddr>) {
         let now = self.w.now();
-        let id = self.w.client(who).open_pinhole(now, req).expect("open_pinhole");
+        let id = self
+            .w
+            .client(who)
+            .open_pinhole(now, req)
+            .expect("open_pinhole");
         self.w.run_for(Duration::from_secs(2));
         self.w
             .client_events(who)
             .iter()
             .find_map(|e| match e {
-                ClientEvent::PinholeOpened { id: i, relay, pinhole, .. } if *i == id => Some((*relay, *pinhole)),
+                ClientEvent::PinholeOpened {
+                    id: i,
+                    relay,
+                    pinhole,
+                    ..
+                } if *i == id => Some((*relay, *pinhole)),
                 _ => None,
             })
             .expect("pinhole opened")
     }
 
-    pub(crate) fn intent(&mut self, call: &str, kind: IntentKind, from: Side, origin: Origin<'_>, toward: Origin<'_>, eps: &[MediaEndpoint]) -> MediaPlan {
+    pub(crate) fn intent(
+        &mut self,
+        call: &str,
+        kind: IntentKind,
+        from: Side,
+        origin: Origin<'_>,
+        toward: Origin<'_>,
+        eps: &[MediaEndpoint],
+    ) -> MediaPlan {
         let now = self.w.now();
-        let intent = MediaIntent { kind, from, origin, toward, endpoints: eps };
-        self.w.mpr().handle_intent(now, &CallKey::from(call), &intent).expect("intent planned")
+        let intent = MediaIntent {
+            kind,
+            from,
+            origin,
+            toward,
+            endpoints: eps,
+        };
+        self.w
+            .mpr()
+            .handle_intent(now, &CallKey::from(call), &intent)
+            .expect("intent planned")
     }
 
     /// Sends `n` numbered packets each way, 20 ms apart, and returns the
     /// payloads each side received.
-    pub(crate) fn talk(&mut self, a: (SocketAddr, SocketAddr), b: (SocketAddr, SocketAddr), n: u32) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    pub(crate) fn talk(
+        &mut self,
+        a: (SocketAddr, SocketAddr),
+        b: (SocketAddr, SocketAddr),
+        n: u32,
+    ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         for i in 0..n {
             self.w.send(a.0, a.1, rtp(b'a', i));
             self.w.send(b.0, b.1, rtp(b'b', i));
             self.w.run_for(Duration::from_millis(20));
         }
         self.w.run_for(Duration::from_millis(200));
-        let at_b: Vec<Vec<u8>> = self.w.take_inbox(b.0).into_iter().map(|d| d.payload).collect();
-        let at_a: Vec<Vec<u8>> = self.w.take_inbox(a.0).into_iter().map(|d| d.payload).collect();
+        let at_b: Vec<Vec<u8>> = self
+            .w
+            .take_inbox(b.0)
+            .into_iter()
+            .map(|d| d.payload)
+            .collect();
+        let at_a: Vec<Vec<u8>> = self
+            .w
+            .take_inbox(a.0)
+            .into_iter()
+            .map(|d| d.payload)
+            .collect();
         (at_b, at_a)
     }
 }
@@ -147,7 +220,12 @@ pub(crate) fn rtp(who: u8, seq: u32) -> Vec<u8> {
 pub(crate) fn assert_media(got: &[Vec<u8>], who: u8, n: u32) {
     assert_eq!(got.len(), n as usize, "packets of {} received", who as char);
     for (i, p) in got.iter().enumerate() {
-        assert_eq!(p, &rtp(who, i as u32), "packet {i} of {} intact", who as char);
+        assert_eq!(
+            p,
+            &rtp(who, i as u32),
+            "packet {i} of {} intact",
+            who as char
+        );
     }
 }
 
@@ -156,5 +234,10 @@ pub(crate) fn rtp_ep(index: u16, a: SocketAddr) -> MediaEndpoint {
 }
 
 pub(crate) fn mux_ep(index: u16, a: SocketAddr) -> MediaEndpoint {
-    MediaEndpoint { index, addr: a, rtcp: RtcpMode::Mux, rtcp_addr: None }
+    MediaEndpoint {
+        index,
+        addr: a,
+        rtcp: RtcpMode::Mux,
+        rtcp_addr: None,
+    }
 }

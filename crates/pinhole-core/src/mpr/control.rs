@@ -479,10 +479,10 @@ impl Engine {
         if leg.owner != Owner::Network(net) {
             return Err((ErrorCode::FORBIDDEN, "the leg belongs to another network"));
         }
-        if let (Some(k), Some(mine)) = (msg.leg_key(), leg.key.as_deref()) {
-            if k != mine {
-                return Err((ErrorCode::BAD_REQUEST, "LEG-KEY does not match the leg"));
-            }
+        if let (Some(k), Some(mine)) = (msg.leg_key(), leg.key.as_deref())
+            && k != mine
+        {
+            return Err((ErrorCode::BAD_REQUEST, "LEG-KEY does not match the leg"));
         }
         let component = if rx.local.port() == leg.ports.rtp {
             Component::Rtp

@@ -622,7 +622,10 @@ impl Engine {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((t, _))| *t);
         // Quarantined ports come back on a timeout too, so gauges stay true.
-        [timer, self.ports.next_expiry()].into_iter().flatten().min()
+        [timer, self.ports.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Counters.
@@ -707,10 +710,10 @@ impl Engine {
         let ip = self
             .relay_ip_for(family_of)
             .ok_or(IntentError::NoRelayAddress)?;
-        if let Owner::Network(n) = owner {
-            if self.networks[n].legs >= self.networks[n].cfg.max_legs {
-                return Err(IntentError::QuotaReached);
-            }
+        if let Owner::Network(n) = owner
+            && self.networks[n].legs >= self.networks[n].cfg.max_legs
+        {
+            return Err(IntentError::QuotaReached);
         }
         let ports = self
             .ports
