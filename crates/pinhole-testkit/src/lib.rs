@@ -23,6 +23,7 @@
 //! assert_eq!(net.step().unwrap().dst, client); // the pinhole lets the reply in
 //! ```
 
+pub mod bed;
 mod clock;
 pub mod corpus;
 mod firewall;
