@@ -210,11 +210,7 @@ impl Engine {
     }
 
     fn network_ip(&self, net: NetIdx) -> Option<IpAddr> {
-        self.routes
-            .iter()
-            .filter(|((n, _), _)| *n == net)
-            .map(|(_, r)| r.pinhole.ip())
-            .next()
+        self.networks[net].ip
     }
 
     fn family_hint(&self, owner: Owner, fallback: IpAddr) -> IpAddr {
