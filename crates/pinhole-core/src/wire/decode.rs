@@ -115,7 +115,7 @@ impl<'a> Message<'a> {
             });
         }
         let len = usize::from(be16(h, 2));
-        if len % 4 != 0 {
+        if !len.is_multiple_of(4) {
             return Err(DecodeError::BadLength {
                 offset: 2,
                 what: "message length is not a multiple of 4",
@@ -285,7 +285,7 @@ impl<'a> Message<'a> {
                     .get_or_insert((code, vstart + 4, vstart + v.len()));
             }
             attr::UNKNOWN_ATTRIBUTES => {
-                if v.len() % 2 != 0 {
+                if !v.len().is_multiple_of(2) {
                     return Err("UNKNOWN-ATTRIBUTES length is odd");
                 }
                 self.unknown_attributes = self.unknown_attributes.or(span);
