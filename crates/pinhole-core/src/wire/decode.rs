@@ -115,7 +115,7 @@ impl<'a> Message<'a> {
             });
         }
         let len = usize::from(be16(h, 2));
-        if len % 4 != 0 {
+        if !len.is_multiple_of(4) {
             return Err(DecodeError::BadLength {
                 offset: 2,
                 what: "message length is not a multiple of 4",

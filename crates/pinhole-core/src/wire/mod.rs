@@ -83,6 +83,6 @@ pub fn is_control(datagram: &[u8]) -> bool {
     let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
     header[0] <= 3
         && u32::from_be_bytes([header[4], header[5], header[6], header[7]]) == MAGIC_COOKIE
-        && len % 4 == 0
+        && len.is_multiple_of(4)
         && HEADER_LEN + len == datagram.len()
 }
