@@ -2,7 +2,12 @@
 //! refresh, one media-intent round with two streams; and the same with 1k
 //! and 1M registrations / calls in the tables, to show O(1) lookups.
 
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods
+)]
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -34,7 +39,10 @@ fn cred(i: usize) -> Vec<u8> {
 
 fn src(i: usize) -> SocketAddr {
     let i = i as u32;
-    SocketAddr::new(std::net::Ipv4Addr::from(0x0A00_0000 + (i >> 8)).into(), 10_000 + (i & 0xff) as u16)
+    SocketAddr::new(
+        std::net::Ipv4Addr::from(0x0A00_0000 + (i >> 8)).into(),
+        10_000 + (i & 0xff) as u16,
+    )
 }
 
 impl Bench {
@@ -48,7 +56,12 @@ impl Bench {
         for i in 0..networks {
             cfg.networks.push(NetworkConfig::new(net_name(i), cred(i)));
         }
-        let mut b = Self { mpr: Engine::new(cfg, now).unwrap(), now, control: CONTROL.parse().unwrap(), tid: 0 };
+        let mut b = Self {
+            mpr: Engine::new(cfg, now).unwrap(),
+            now,
+            control: CONTROL.parse().unwrap(),
+            tid: 0,
+        };
         for i in 0..networks {
             b.register(i);
         }
@@ -63,7 +76,14 @@ impl Bench {
     }
 
     fn send(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-        let _ = self.mpr.handle_datagram(self.now, Receive { local, remote, bytes });
+        let _ = self.mpr.handle_datagram(
+            self.now,
+            Receive {
+                local,
+                remote,
+                bytes,
+            },
+        );
         let mut last = None;
         while let Some(t) = self.mpr.poll_transmit() {
             last = Some(t.payload);
@@ -74,10 +94,14 @@ impl Bench {
     /// Registers network i (challenge + request) and returns its nonce.
     fn register(&mut self, i: usize) -> Vec<u8> {
         let tid = self.next_tid();
-        let r = self.send(self.control, src(i), &register(tid, i, None)).unwrap();
+        let r = self
+            .send(self.control, src(i), &register(tid, i, None))
+            .unwrap();
         let nonce = Message::decode(&r).unwrap().nonce().unwrap().to_vec();
         let tid = self.next_tid();
-        let r = self.send(self.control, src(i), &register(tid, i, Some(&nonce))).unwrap();
+        let r = self
+            .send(self.control, src(i), &register(tid, i, Some(&nonce)))
+            .unwrap();
         Message::decode(&r).unwrap().nonce().unwrap().to_vec()
     }
 }
@@ -116,13 +140,18 @@ fn bench_cmph(c: &mut Criterion) {
     let tid = b.next_tid();
     let reserve = cmph(tid, 0, &nonce, Some(b"bench-leg"));
     let resp = b.send(b.control, src(0), &reserve).unwrap();
-    let relay = Message::decode(&resp).unwrap().xor_relayed_address().unwrap();
+    let relay = Message::decode(&resp)
+        .unwrap()
+        .xor_relayed_address()
+        .unwrap();
     c.bench_function("mpr/cmph_bind_decode_verify_answer", |bench| {
         bench.iter_custom(|iters| {
-            let msgs: Vec<Vec<u8>> = (0..iters).map(|_| {
-                let t = b.next_tid();
-                cmph(t, 0, &nonce, None)
-            }).collect();
+            let msgs: Vec<Vec<u8>> = (0..iters)
+                .map(|_| {
+                    let t = b.next_tid();
+                    cmph(t, 0, &nonce, None)
+                })
+                .collect();
             let start = Instant::now();
             for m in &msgs {
                 black_box(b.send(relay, src(0), m));
@@ -143,22 +172,26 @@ fn bench_refresh(c: &mut Criterion) {
         for &i in &probe {
             nonces.push(b.register(i));
         }
-        g.bench_with_input(BenchmarkId::from_parameter(networks), &networks, |bench, _| {
-            bench.iter_custom(|iters| {
-                let msgs: Vec<(usize, Vec<u8>)> = (0..iters as usize)
-                    .map(|k| {
-                        let j = k % probe.len();
-                        let t = b.next_tid();
-                        (probe[j], register(t, probe[j], Some(&nonces[j])))
-                    })
-                    .collect();
-                let start = Instant::now();
-                for (i, m) in &msgs {
-                    black_box(b.send(b.control, src(*i), m));
-                }
-                start.elapsed()
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::from_parameter(networks),
+            &networks,
+            |bench, _| {
+                bench.iter_custom(|iters| {
+                    let msgs: Vec<(usize, Vec<u8>)> = (0..iters as usize)
+                        .map(|k| {
+                            let j = k % probe.len();
+                            let t = b.next_tid();
+                            (probe[j], register(t, probe[j], Some(&nonces[j])))
+                        })
+                        .collect();
+                    let start = Instant::now();
+                    for (i, m) in &msgs {
+                        black_box(b.send(b.control, src(*i), m));
+                    }
+                    start.elapsed()
+                })
+            },
+        );
     }
     g.finish();
 }
@@ -174,22 +207,54 @@ fn bench_intents(c: &mut Criterion) {
         // table can grow past the relay port count.
         let off = [MediaEndpoint::rtp(0, "192.0.2.1:0".parse().unwrap())];
         for k in 0..calls {
-            let intent = MediaIntent { kind: IntentKind::Offer, from: Side::A, origin: Origin::Public, toward: Origin::Network("net0"), endpoints: &off };
-            b.mpr.handle_intent(b.now, &CallKey::new(format!("filler-{k}")), &intent).unwrap();
+            let intent = MediaIntent {
+                kind: IntentKind::Offer,
+                from: Side::A,
+                origin: Origin::Public,
+                toward: Origin::Network("net0"),
+                endpoints: &off,
+            };
+            b.mpr
+                .handle_intent(b.now, &CallKey::new(format!("filler-{k}")), &intent)
+                .unwrap();
         }
-        let offer_eps = [MediaEndpoint::rtp(0, "192.0.2.7:4000".parse().unwrap()), MediaEndpoint::rtp(1, "192.0.2.7:4002".parse().unwrap())];
-        let answer_eps = [MediaEndpoint::rtp(0, "10.1.0.5:7000".parse().unwrap()), MediaEndpoint::rtp(1, "10.1.0.5:7002".parse().unwrap())];
+        let offer_eps = [
+            MediaEndpoint::rtp(0, "192.0.2.7:4000".parse().unwrap()),
+            MediaEndpoint::rtp(1, "192.0.2.7:4002".parse().unwrap()),
+        ];
+        let answer_eps = [
+            MediaEndpoint::rtp(0, "10.1.0.5:7000".parse().unwrap()),
+            MediaEndpoint::rtp(1, "10.1.0.5:7002".parse().unwrap()),
+        ];
         let mut n = 0u64;
         g.bench_with_input(BenchmarkId::from_parameter(calls), &calls, |bench, _| {
             bench.iter(|| {
                 n += 1;
                 b.now += Duration::from_millis(1);
                 let key = CallKey::new(n.to_be_bytes());
-                let offer = MediaIntent { kind: IntentKind::Offer, from: Side::A, origin: Origin::Public, toward: Origin::Network("net0"), endpoints: &offer_eps };
+                let offer = MediaIntent {
+                    kind: IntentKind::Offer,
+                    from: Side::A,
+                    origin: Origin::Public,
+                    toward: Origin::Network("net0"),
+                    endpoints: &offer_eps,
+                };
                 let p1 = b.mpr.handle_intent(b.now, &key, &offer).unwrap();
-                let answer = MediaIntent { kind: IntentKind::Answer, from: Side::B, origin: Origin::Network("net0"), toward: Origin::Public, endpoints: &answer_eps };
+                let answer = MediaIntent {
+                    kind: IntentKind::Answer,
+                    from: Side::B,
+                    origin: Origin::Network("net0"),
+                    toward: Origin::Public,
+                    endpoints: &answer_eps,
+                };
                 let p2 = b.mpr.handle_intent(b.now, &key, &answer).unwrap();
-                let bye = MediaIntent { kind: IntentKind::Teardown, from: Side::A, origin: Origin::Public, toward: Origin::Network("net0"), endpoints: &[] };
+                let bye = MediaIntent {
+                    kind: IntentKind::Teardown,
+                    from: Side::A,
+                    origin: Origin::Public,
+                    toward: Origin::Network("net0"),
+                    endpoints: &[],
+                };
                 b.mpr.handle_intent(b.now, &key, &bye).unwrap();
                 while b.mpr.poll_command().is_some() {}
                 b.mpr.handle_timeout(b.now);

@@ -144,7 +144,7 @@ impl Engine {
         if msg.verify_with(&self.networks[net].key).is_err() {
             self.stats.auth_failures += 1;
             if !silent {
-                let nonce = self.mint(net, now);
+                let nonce = self.mint(net, rx.remote.ip(), now);
                 self.error(
                     rx,
                     method,
@@ -184,12 +184,15 @@ impl Engine {
         }
         let key = self.networks[net].key.clone();
         let n = &self.networks[net];
-        match self.nonces.check_cached(&n.cfg.id, &n.nonce, msg.nonce(), now) {
+        match self
+            .nonces
+            .check_cached(&n.cfg.id, rx.remote.ip(), &n.nonce, msg.nonce(), now)
+        {
             NonceCheck::Valid => {}
             NonceCheck::Invalid => {
                 self.stats.challenges += 1;
                 if !silent {
-                    let nonce = self.mint(net, now);
+                    let nonce = self.mint(net, rx.remote.ip(), now);
                     self.error(
                         rx,
                         method,
@@ -208,7 +211,7 @@ impl Engine {
             NonceCheck::Stale => {
                 self.stats.stale_nonces += 1;
                 if !silent {
-                    let nonce = self.mint(net, now);
+                    let nonce = self.mint(net, rx.remote.ip(), now);
                     self.error(
                         rx,
                         method,
@@ -225,38 +228,11 @@ impl Engine {
                 });
             }
         }
-        if self.replay.is_full() {
-            // Rejecting without remembering would let the rejected message be
-            // replayed later. Rotating the secret instead makes every earlier
-            // message stale at once, so the cache can start empty.
-            self.nonces.rotate(&mut self.rng);
-            self.replay.clear();
-            for n in &mut self.networks {
-                n.nonce = None;
-            }
-            self.stats.stale_nonces += 1;
-            if !silent {
-                let nonce = self.mint(net, now);
-                self.error(
-                    rx,
-                    method,
-                    id,
-                    ErrorCode::STALE_NONCE,
-                    Some(&nonce),
-                    Some(&key),
-                    &[],
-                );
-            }
-            return Err(InputError::Refused {
-                code: ErrorCode::STALE_NONCE,
-                what: "replay cache full: nonces rotated",
-            });
-        }
         let outcome = match method {
             Method::Register => self.register(now, rx, msg, net),
             _ => self.cmph(now, rx, msg, net, silent),
         };
-        let nonce = self.mint(net, now);
+        let nonce = self.mint(net, rx.remote.ip(), now);
         let (bytes, result) = match outcome {
             Ok(Answer::Silent) => (Vec::new(), Ok(())),
             Ok(Answer::Register { protocol, lifetime }) => (
@@ -542,9 +518,14 @@ impl Engine {
             .push_back(Event::RegistrationExpired { network, protocol });
     }
 
-    fn mint(&mut self, net: NetIdx, now: Instant) -> [u8; super::nonce::NONCE_LEN] {
+    fn mint(
+        &mut self,
+        net: NetIdx,
+        ip: std::net::IpAddr,
+        now: Instant,
+    ) -> [u8; super::nonce::NONCE_LEN] {
         let n = &mut self.networks[net];
-        self.nonces.mint_cached(&n.cfg.id, &mut n.nonce, now)
+        self.nonces.mint_cached(&n.cfg.id, ip, &mut n.nonce, now)
     }
 
     /// Counts a refusal and builds its error value.

@@ -411,8 +411,8 @@ struct Network {
     ip: Option<IpAddr>,
     /// The credential, ready for HMAC.
     key: wire::IntegrityKey,
-    /// The latest nonce minted for it (expiry second, nonce).
-    nonce: Option<(u64, [u8; nonce::NONCE_LEN])>,
+    /// The latest nonce minted for it.
+    nonce: nonce::Slot,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -484,7 +484,6 @@ pub struct Engine {
     ports: Allocator,
     port_range: PortRange,
     control_ports: Vec<u16>,
-    rng: Rng,
     nonces: Nonces,
     replay: ReplayCache,
     timers: BinaryHeap<Reverse<(Instant, TimerKey)>>,
@@ -510,7 +509,11 @@ impl Engine {
         let range = PortRange::new(cfg.ports.first, cfg.ports.last)?;
         let mut rng = Rng::from_seed(cfg.rng_seed);
         let mut ports = Allocator::new(range, t.port_quarantine, rng.fork());
-        let mut pairs: Vec<PortPair> = cfg.control_ports.iter().map(|p| PortPair { rtp: p & !1 }).collect();
+        let mut pairs: Vec<PortPair> = cfg
+            .control_ports
+            .iter()
+            .map(|p| PortPair { rtp: p & !1 })
+            .collect();
         pairs.sort();
         pairs.dedup();
         for pair in pairs.into_iter().filter(|p| range.contains(*p)) {
@@ -560,7 +563,6 @@ impl Engine {
             ports,
             control_ports: cfg.control_ports,
             port_range: range,
-            rng: rng.fork(),
             nonces: Nonces::new(secret, now, t.nonce_lifetime),
             replay: ReplayCache::new(cfg.replay_capacity),
             timers: BinaryHeap::new(),

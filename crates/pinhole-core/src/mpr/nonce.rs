@@ -1,7 +1,7 @@
 //! Stateless nonces and the replay cache (wire-format.md §2.2).
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -12,13 +12,20 @@ use crate::wire::TransactionId;
 /// Length of a nonce: 16 hex digits of expiry, 16 of MAC.
 pub(crate) const NONCE_LEN: usize = 32;
 
-/// Mints and checks nonces: `hex(expiry secs) || hex(trunc HMAC(secret, network || expiry))`.
-/// A secret drawn at start makes every nonce of an earlier run stale.
+/// Mints and checks nonces:
+/// `hex(expiry secs) || hex(trunc HMAC(secret, network || expiry || source IP))`.
+/// A secret drawn at start makes every nonce of an earlier run stale; the
+/// source IP in the MAC makes a nonce useless from any other address, so a
+/// recorded request replayed from elsewhere fails however old it is.
+
 pub(crate) struct Nonces {
     secret: [u8; 32],
     epoch: Instant,
     lifetime: Duration,
 }
+
+/// A network's latest nonce: (expiry second, source IP, nonce).
+pub(crate) type Slot = Option<(u64, IpAddr, [u8; NONCE_LEN])>;
 
 /// Outcome of a nonce check.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -39,39 +46,61 @@ impl Nonces {
         }
     }
 
-    pub(crate) fn mint(&self, network: &str, now: Instant) -> [u8; NONCE_LEN] {
+    pub(crate) fn mint(&self, network: &str, ip: IpAddr, now: Instant) -> [u8; NONCE_LEN] {
         let expiry = (now.saturating_duration_since(self.epoch) + self.lifetime).as_secs();
         let mut out = [0u8; NONCE_LEN];
         hex(&expiry.to_be_bytes(), &mut out[..16]);
-        hex(&self.tag(network, expiry), &mut out[16..]);
+        hex(&self.tag(network, ip, expiry), &mut out[16..]);
         out
     }
 
     /// [`Nonces::mint`] through a per-network slot holding the latest nonce:
     /// the HMAC runs at most once per second per network.
-    pub(crate) fn mint_cached(&self, network: &str, slot: &mut Option<(u64, [u8; NONCE_LEN])>, now: Instant) -> [u8; NONCE_LEN] {
+    pub(crate) fn mint_cached(
+        &self,
+        network: &str,
+        ip: IpAddr,
+        slot: &mut Slot,
+        now: Instant,
+    ) -> [u8; NONCE_LEN] {
         let expiry = (now.saturating_duration_since(self.epoch) + self.lifetime).as_secs();
         match slot {
-            Some((e, n)) if *e == expiry => *n,
+            Some((e, i, n)) if *e == expiry && *i == ip => *n,
             _ => {
-                let n = self.mint(network, now);
-                *slot = Some((expiry, n));
+                let n = self.mint(network, ip, now);
+                *slot = Some((expiry, ip, n));
                 n
             }
         }
     }
 
     /// [`Nonces::check`], short-cut when the nonce is the slot's latest.
-    pub(crate) fn check_cached(&self, network: &str, slot: &Option<(u64, [u8; NONCE_LEN])>, nonce: Option<&[u8]>, now: Instant) -> NonceCheck {
-        if let (Some((expiry, latest)), Some(n)) = (slot, nonce) {
-            if n == latest && now.saturating_duration_since(self.epoch).as_secs() < *expiry {
+    pub(crate) fn check_cached(
+        &self,
+        network: &str,
+        ip: IpAddr,
+        slot: &Slot,
+        nonce: Option<&[u8]>,
+        now: Instant,
+    ) -> NonceCheck {
+        if let (Some((expiry, i, latest)), Some(n)) = (slot, nonce) {
+            if n == latest
+                && *i == ip
+                && now.saturating_duration_since(self.epoch).as_secs() < *expiry
+            {
                 return NonceCheck::Valid;
             }
         }
-        self.check(network, nonce, now)
+        self.check(network, ip, nonce, now)
     }
 
-    pub(crate) fn check(&self, network: &str, nonce: Option<&[u8]>, now: Instant) -> NonceCheck {
+    pub(crate) fn check(
+        &self,
+        network: &str,
+        ip: IpAddr,
+        nonce: Option<&[u8]>,
+        now: Instant,
+    ) -> NonceCheck {
         let Some(nonce) = nonce else {
             return NonceCheck::Invalid;
         };
@@ -82,7 +111,7 @@ impl Nonces {
             return NonceCheck::Invalid;
         };
         let mut tag = [0u8; 16];
-        hex(&self.tag(network, expiry), &mut tag);
+        hex(&self.tag(network, ip, expiry), &mut tag);
         if !ct_eq(&tag, &nonce[16..]) {
             // A nonce from an earlier run has a valid shape but a foreign MAC;
             // the client cannot tell the two apart and need not: both mean
@@ -96,23 +125,22 @@ impl Nonces {
         NonceCheck::Valid
     }
 
-    /// Draws a new secret: every nonce minted so far becomes stale.
-    pub(crate) fn rotate(&mut self, rng: &mut crate::rng::Rng) {
-        rng.fill(&mut self.secret);
-    }
-
     /// When the nonces minted at `now` stop being valid.
     pub(crate) fn valid_until(&self, now: Instant) -> Instant {
         now + self.lifetime
     }
 
-    fn tag(&self, network: &str, expiry: u64) -> [u8; 8] {
+    fn tag(&self, network: &str, ip: IpAddr, expiry: u64) -> [u8; 8] {
         // The key is 32 bytes, which HMAC always accepts.
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret)
             .unwrap_or_else(|_| unreachable_hmac());
         mac.update(network.as_bytes());
         mac.update(&[0]);
         mac.update(&expiry.to_be_bytes());
+        match ip {
+            IpAddr::V4(a) => mac.update(&a.octets()),
+            IpAddr::V6(a) => mac.update(&a.octets()),
+        }
         let full = mac.finalize().into_bytes();
         let mut out = [0u8; 8];
         out.copy_from_slice(&full[..8]);
@@ -215,10 +243,9 @@ impl ReplayCache {
         }
     }
 
-    pub(crate) fn is_full(&self) -> bool {
-        self.seen.len() >= self.capacity
-    }
-
+    /// Remembers a transaction. When full, the oldest is forgotten: that
+    /// re-opens a replay only from the original source IP, since nonces
+    /// are bound to it.
     pub(crate) fn insert(
         &mut self,
         id: TransactionId,
@@ -227,6 +254,12 @@ impl ReplayCache {
         remote: SocketAddr,
         response: &[u8],
     ) {
+        while self.seen.len() >= self.capacity.max(1) {
+            let Some((_, old)) = self.order.pop_front() else {
+                break;
+            };
+            self.seen.remove(&old);
+        }
         self.seen.insert(
             id,
             Seen {
@@ -237,11 +270,6 @@ impl ReplayCache {
             },
         );
         self.order.push_back((seen_until, id));
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.seen.clear();
-        self.order.clear();
     }
 
     #[cfg(test)]
@@ -255,30 +283,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nonce_round_trip_stale_and_foreign() {
+    fn nonce_round_trip_stale_foreign_and_bound_to_the_source_ip() {
         let t0 = crate::test_instant();
+        let ip: IpAddr = "198.51.100.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.66".parse().unwrap();
         let n = Nonces::new([3; 32], t0, Duration::from_secs(600));
-        let nonce = n.mint("corp1", t0);
+        let nonce = n.mint("corp1", ip, t0);
         assert!(nonce.iter().all(u8::is_ascii_hexdigit));
         assert_eq!(
-            n.check("corp1", Some(&nonce), t0 + Duration::from_secs(599)),
+            n.check("corp1", ip, Some(&nonce), t0 + Duration::from_secs(599)),
             NonceCheck::Valid
         );
         assert_eq!(
-            n.check("corp1", Some(&nonce), t0 + Duration::from_secs(600)),
+            n.check("corp1", ip, Some(&nonce), t0 + Duration::from_secs(600)),
             NonceCheck::Stale
         );
-        // Another network's nonce has a foreign MAC.
-        assert_eq!(n.check("corp2", Some(&nonce), t0), NonceCheck::Stale);
-        assert_eq!(n.check("corp1", None, t0), NonceCheck::Invalid);
-        assert_eq!(n.check("corp1", Some(b"short"), t0), NonceCheck::Invalid);
+        // From another IP, or for another network, the MAC does not match.
+        assert_eq!(n.check("corp1", other, Some(&nonce), t0), NonceCheck::Stale);
+        assert_eq!(n.check("corp2", ip, Some(&nonce), t0), NonceCheck::Stale);
+        assert_eq!(n.check("corp1", ip, None, t0), NonceCheck::Invalid);
+        assert_eq!(
+            n.check("corp1", ip, Some(b"short"), t0),
+            NonceCheck::Invalid
+        );
         let mut bad = nonce;
         bad[0] = b'z';
-        assert_eq!(n.check("corp1", Some(&bad), t0), NonceCheck::Invalid);
+        assert_eq!(n.check("corp1", ip, Some(&bad), t0), NonceCheck::Invalid);
         // A restarted MPR has another secret: the old nonce is stale.
         let restarted = Nonces::new([4; 32], t0, Duration::from_secs(600));
         assert_eq!(
-            restarted.check("corp1", Some(&nonce), t0),
+            restarted.check("corp1", ip, Some(&nonce), t0),
+            NonceCheck::Stale
+        );
+        // The cached paths agree with the full ones.
+        let mut slot = None;
+        let a = n.mint_cached("corp1", ip, &mut slot, t0);
+        assert_eq!(a, nonce);
+        assert_eq!(
+            n.check_cached("corp1", ip, &slot, Some(&a), t0),
+            NonceCheck::Valid
+        );
+        assert_eq!(
+            n.check_cached("corp1", other, &slot, Some(&a), t0),
+            NonceCheck::Stale
+        );
+        assert_eq!(
+            n.check_cached("corp1", ip, &slot, Some(&a), t0 + Duration::from_secs(600)),
             NonceCheck::Stale
         );
     }
@@ -302,11 +352,23 @@ mod tests {
             a,
             b"",
         );
-        assert!(c.is_full());
         c.prune(t0 + Duration::from_secs(9));
         assert_eq!(c.len(), 2);
-        c.prune(t0 + Duration::from_secs(10));
-        assert_eq!(c.len(), 0);
+        // Full: the oldest is forgotten to make room.
+        c.insert(
+            TransactionId([3; 12]),
+            t0 + Duration::from_secs(11),
+            l,
+            a,
+            b"",
+        );
+        assert_eq!(c.len(), 2);
         assert!(matches!(c.lookup(&id, l, b), Replay::Fresh));
+        assert!(matches!(
+            c.lookup(&TransactionId([3; 12]), l, b),
+            Replay::Replayed
+        ));
+        c.prune(t0 + Duration::from_secs(11));
+        assert_eq!(c.len(), 0);
     }
 }

@@ -855,14 +855,85 @@ fn unknown_required_attribute_gets_420_and_garbage_is_counted() {
 #[test]
 fn control_ports_inside_the_relay_range_are_never_relay_ports() {
     let mut t = T::with(|c| {
-        c.ports = PortRange { first: 5000, last: 5099 };
+        c.ports = PortRange {
+            first: 5000,
+            last: 5099,
+        };
         c.control_ports = vec![5060, 5061, 5062];
     });
-    assert_eq!(t.mpr.free_port_pairs(), 48, "pairs 5060/5061 and 5062/5063 are kept back");
+    assert_eq!(
+        t.mpr.free_port_pairs(),
+        48,
+        "pairs 5060/5061 and 5062/5063 are kept back"
+    );
     let nonce = t.register();
     // A CMPH on the control port inside the range is a reserve, not a bind.
-    let (r, out) = t.send(t.control, t.fw1, &cmph_msg(TransactionId([150; 12]), Class::Request, CRED, &nonce, Some(b"k")));
+    let (r, out) = t.send(
+        t.control,
+        t.fw1,
+        &cmph_msg(
+            TransactionId([150; 12]),
+            Class::Request,
+            CRED,
+            &nonce,
+            Some(b"k"),
+        ),
+    );
     r.unwrap();
-    let relay = Message::decode(&out[0].payload).unwrap().xor_relayed_address().unwrap();
+    let relay = Message::decode(&out[0].payload)
+        .unwrap()
+        .xor_relayed_address()
+        .unwrap();
     assert!(![5060, 5061, 5062, 5063].contains(&relay.port()));
+}
+
+#[test]
+fn a_replay_the_cache_forgot_still_fails_because_the_nonce_is_bound_to_the_source_ip() {
+    let mut t = T::with(|c| c.replay_capacity = 1);
+    let nonce = t.register();
+    let media = addr("198.51.100.1:40002");
+    let (_, out) = t.send(
+        t.control,
+        media,
+        &cmph_msg(
+            TransactionId([60; 12]),
+            Class::Request,
+            CRED,
+            &nonce,
+            Some(b"k"),
+        ),
+    );
+    let relay = Message::decode(&out[0].payload)
+        .unwrap()
+        .xor_relayed_address()
+        .unwrap();
+    let bind = cmph_msg(TransactionId([61; 12]), Class::Request, CRED, &nonce, None);
+    t.send(relay, media, &bind).0.unwrap();
+    // Push the bind out of the one-entry cache.
+    t.send(
+        t.control,
+        media,
+        &cmph_msg(
+            TransactionId([62; 12]),
+            Class::Request,
+            CRED,
+            &nonce,
+            Some(b"k"),
+        ),
+    )
+    .0
+    .unwrap();
+    let (r, _) = t.send(relay, addr("192.0.2.66:40002"), &bind);
+    assert!(
+        matches!(
+            r,
+            Err(InputError::Refused {
+                code: ErrorCode::STALE_NONCE,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    let leg = t.mpr.leg_by_port(relay.port()).unwrap();
+    assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(media));
 }

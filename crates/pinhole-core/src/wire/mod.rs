@@ -101,7 +101,9 @@ impl IntegrityKey {
         // key is still a key.
         match <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key) {
             Ok(m) => Self(m),
-            Err(_) => Self(<hmac::Hmac<sha2::Sha256> as KeyInit>::new(&Default::default())),
+            Err(_) => Self(<hmac::Hmac<sha2::Sha256> as KeyInit>::new(
+                &Default::default(),
+            )),
         }
     }
 
