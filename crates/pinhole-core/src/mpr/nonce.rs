@@ -17,7 +17,6 @@ pub(crate) const NONCE_LEN: usize = 32;
 /// A secret drawn at start makes every nonce of an earlier run stale; the
 /// source IP in the MAC makes a nonce useless from any other address, so a
 /// recorded request replayed from elsewhere fails however old it is.
-
 pub(crate) struct Nonces {
     secret: [u8; 32],
     epoch: Instant,
@@ -83,13 +82,12 @@ impl Nonces {
         nonce: Option<&[u8]>,
         now: Instant,
     ) -> NonceCheck {
-        if let (Some((expiry, i, latest)), Some(n)) = (slot, nonce) {
-            if n == latest
-                && *i == ip
-                && now.saturating_duration_since(self.epoch).as_secs() < *expiry
-            {
-                return NonceCheck::Valid;
-            }
+        if let (Some((expiry, i, latest)), Some(n)) = (slot, nonce)
+            && n == latest
+            && *i == ip
+            && now.saturating_duration_since(self.epoch).as_secs() < *expiry
+        {
+            return NonceCheck::Valid;
         }
         self.check(network, ip, nonce, now)
     }
