@@ -50,7 +50,6 @@ impl Bench {
         let now = Instant::now();
         let mut cfg = Config::new("203.0.113.10".parse().unwrap(), [5; 32]);
         cfg.ports = PortRange::new(1024, 65535).unwrap();
-        cfg.replay_capacity = 50_000_000;
         cfg.timers.nonce_lifetime = Duration::from_secs(3600);
         cfg.timers.port_quarantine = Duration::from_secs(1);
         for i in 0..networks {

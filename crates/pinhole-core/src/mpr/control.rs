@@ -475,7 +475,7 @@ impl Engine {
         if let Some(l) = self.legs.get_mut(&id) {
             l.pinhole[c] = Some(rx.remote);
         }
-        if component == Component::Rtp {
+        if component == Component::Rtp && old != Some(rx.remote) {
             if let Some(o) = old {
                 self.by_pinhole.remove(&o);
             }
