@@ -12,10 +12,28 @@ fuzz_secs := env_var_or_default("FUZZ_SECS", "30")
 
 # List the recipes.
 default:
-    @just --list --unsorted
+    @"{{just_executable()}}" --justfile "{{justfile()}}" --list --unsorted
 
-# Everything CI checks, in CI's order.
-ci: fmt clippy doc sansio test fuzz-build fuzz-run demo
+# The recipes `ci` runs, in order.
+ci_steps := "fmt clippy doc sansio test fuzz-build fuzz-run demo"
+
+# Everything CI checks, in CI's order, with the time each step took.
+ci:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    summary=()
+    for r in {{ci_steps}}; do
+      echo "=== just $r"
+      start=$SECONDS
+      if ! "{{just_executable()}}" --justfile "{{justfile()}}" "$r"; then
+        echo "=== just $r FAILED after $((SECONDS - start)) s" >&2
+        printf '  %s\n' "${summary[@]}" >&2
+        exit 1
+      fi
+      summary+=("$(printf '%-11s %5d s' "$r" $((SECONDS - start)))")
+    done
+    echo "=== just ci: all steps passed"
+    printf '  %s\n' "${summary[@]}"
 
 # Formatting (rustfmt defaults).
 fmt:
