@@ -23,6 +23,7 @@
 //! assert_eq!(net.step().unwrap().dst, client); // the pinhole lets the reply in
 //! ```
 
+pub mod bed;
 mod clock;
 pub mod corpus;
 mod firewall;
@@ -32,7 +33,9 @@ mod prng;
 pub mod strategies;
 #[cfg(test)]
 mod tests;
+mod world;
 
 pub use clock::{Clock, base_instant};
 pub use firewall::{Firewall, FirewallConfig, FirewallCounters, MappingBehavior, MappingInfo};
 pub use net::{Datagram, FirewallId, Net, NetDrops, ZoneId};
+pub use world::{ClientId, Corp, RelayCounters, Rung, World};

@@ -82,7 +82,7 @@ impl Ord for InFlight {
 /// Longest zone path a datagram may take (guards against routing loops).
 const MAX_HOPS: usize = 16;
 
-/// The simulated network. See the [module docs](self).
+/// The simulated network. See the [crate docs](crate).
 #[derive(Debug)]
 pub struct Net {
     start: Instant,

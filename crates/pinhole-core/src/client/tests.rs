@@ -36,7 +36,7 @@ struct P {
 
 impl P {
     fn new(f: impl FnOnce(&mut Config)) -> Self {
-        let now = Instant::now();
+        let now = crate::test_instant();
         let mut mc = mpr::Config::new("203.0.113.10".parse().unwrap(), [1; 32]);
         mc.networks
             .push(mpr::NetworkConfig::new("corp1", CRED.to_vec()));
@@ -141,12 +141,12 @@ fn refresh_interval_must_be_shorter_than_the_firewall_timeout() {
     );
     c.refresh_interval = Some(Duration::from_secs(30));
     assert!(matches!(
-        Engine::new(c.clone(), Instant::now()),
+        Engine::new(c.clone(), crate::test_instant()),
         Err(ConfigError::RefreshTooLong { .. })
     ));
     c.refresh_interval = None;
     assert_eq!(c.effective_refresh(), Duration::from_secs(20));
-    assert!(Engine::new(c, Instant::now()).is_ok());
+    assert!(Engine::new(c, crate::test_instant()).is_ok());
 }
 
 #[test]

@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn rfc8489_schedule() {
-        let t0 = Instant::now();
+        let t0 = crate::test_instant();
         let a: SocketAddr = "10.0.0.1:1".parse().unwrap();
         let mut tx = Tx::new(
             Purpose::Register,

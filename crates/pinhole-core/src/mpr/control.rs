@@ -341,7 +341,7 @@ impl Engine {
             std::time::Duration::from_secs(u64::from(s))
         });
         if asked.is_zero() {
-            if self.routes.remove(&(net, protocol)).is_some() {
+            if self.remove_route(net, protocol).is_some() {
                 self.events
                     .push_back(Event::Deregistered { network, protocol });
             }
@@ -361,7 +361,7 @@ impl Engine {
             local: rx.local,
             expires,
         };
-        match self.routes.insert((net, protocol), route) {
+        match self.insert_route(net, protocol, route) {
             None => {
                 self.stats.registrations_accepted += 1;
                 tracing::info!(%network, protocol = protocol.name(), pinhole = %rx.remote, "registered");
@@ -404,7 +404,7 @@ impl Engine {
         net: NetIdx,
         silent: bool,
     ) -> Result<Answer, (ErrorCode, &'static str)> {
-        if !self.routes.keys().any(|(n, _)| *n == net) {
+        if self.networks[net].routes == 0 {
             return Err((
                 ErrorCode::NOT_REGISTERED,
                 "network has no live registration",
@@ -479,10 +479,10 @@ impl Engine {
         if leg.owner != Owner::Network(net) {
             return Err((ErrorCode::FORBIDDEN, "the leg belongs to another network"));
         }
-        if let (Some(k), Some(mine)) = (msg.leg_key(), leg.key.as_deref()) {
-            if k != mine {
-                return Err((ErrorCode::BAD_REQUEST, "LEG-KEY does not match the leg"));
-            }
+        if let (Some(k), Some(mine)) = (msg.leg_key(), leg.key.as_deref())
+            && k != mine
+        {
+            return Err((ErrorCode::BAD_REQUEST, "LEG-KEY does not match the leg"));
         }
         let component = if rx.local.port() == leg.ports.rtp {
             Component::Rtp
@@ -529,7 +529,7 @@ impl Engine {
             self.arm(route.expires, TimerKey::Route(net, proto));
             return;
         }
-        self.routes.remove(&(net, protocol));
+        self.remove_route(net, protocol);
         self.stats.registrations_expired += 1;
         let network = self.networks[net].cfg.id.clone();
         tracing::info!(%network, protocol = protocol.name(), "registration expired");

@@ -210,11 +210,7 @@ impl Engine {
     }
 
     fn network_ip(&self, net: NetIdx) -> Option<IpAddr> {
-        self.routes
-            .iter()
-            .filter(|((n, _), _)| *n == net)
-            .map(|(_, r)| r.pinhole.ip())
-            .next()
+        self.networks[net].ip
     }
 
     fn family_hint(&self, owner: Owner, fallback: IpAddr) -> IpAddr {
@@ -277,10 +273,10 @@ impl Engine {
         let Some((call, side, index)) = self.legs.get(&id).and_then(|l| l.call) else {
             return;
         };
-        if let Some(s) = self.stream_mut(call, index) {
-            if s.legs[side.index()] == Some(id) {
-                s.legs[side.index()] = None;
-            }
+        if let Some(s) = self.stream_mut(call, index)
+            && s.legs[side.index()] == Some(id)
+        {
+            s.legs[side.index()] = None;
         }
     }
 
@@ -318,10 +314,10 @@ impl Engine {
             return;
         };
         leg.last_activity = leg.last_activity.max(now);
-        if let Some((call, _, _)) = leg.call {
-            if let Some(c) = self.calls.get_mut(&call) {
-                c.last_activity = c.last_activity.max(now);
-            }
+        if let Some((call, _, _)) = leg.call
+            && let Some(c) = self.calls.get_mut(&call)
+        {
+            c.last_activity = c.last_activity.max(now);
         }
     }
 

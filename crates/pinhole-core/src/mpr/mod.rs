@@ -399,6 +399,11 @@ type NetIdx = usize;
 struct Network {
     cfg: NetworkConfig,
     legs: usize,
+    /// Live routes, so "is it registered" is O(1).
+    routes: usize,
+    /// The public IP of its latest route: where its plain terminals' media
+    /// is expected from.
+    ip: Option<IpAddr>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -458,6 +463,7 @@ pub struct Engine {
     networks: Vec<Network>,
     by_name: HashMap<String, NetIdx>,
     routes: HashMap<(NetIdx, Protocol), Route>,
+    by_route: HashMap<(Protocol, SocketAddr), NetIdx>,
     domains: HashMap<String, NetIdx>,
     legs: HashMap<LegId, Leg>,
     by_port: HashMap<u16, LegId>,
@@ -508,7 +514,12 @@ impl Engine {
             for d in &n.domains {
                 domains.insert(d.to_ascii_lowercase(), i);
             }
-            networks.push(Network { cfg: n, legs: 0 });
+            networks.push(Network {
+                cfg: n,
+                legs: 0,
+                routes: 0,
+                ip: None,
+            });
         }
         Ok(Self {
             timers_cfg: t,
@@ -518,6 +529,7 @@ impl Engine {
             networks,
             by_name,
             routes: HashMap::new(),
+            by_route: HashMap::new(),
             domains,
             legs: HashMap::new(),
             by_port: HashMap::new(),
@@ -595,6 +607,7 @@ impl Engine {
             }
         }
         self.replay.prune(now);
+        self.ports.expire(now);
         self.refresh_gauges();
     }
 
@@ -619,7 +632,12 @@ impl Engine {
     /// When to call [`Engine::handle_timeout`] next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let timer = self.timers.peek().map(|Reverse((t, _))| *t);
+        // Quarantined ports come back on a timeout too, so gauges stay true.
+        [timer, self.ports.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Counters.
@@ -643,10 +661,8 @@ impl Engine {
     /// The network whose live route for `protocol` is `pinhole`: how an ALG
     /// tells which network a signaling message came from.
     pub fn network_for_pinhole(&self, protocol: Protocol, pinhole: SocketAddr) -> Option<&str> {
-        self.routes
-            .iter()
-            .find(|((_, p), r)| *p == protocol && r.pinhole == pinhole)
-            .map(|((n, _), _)| self.networks[*n].cfg.id.as_str())
+        let net = *self.by_route.get(&(protocol, pinhole))?;
+        Some(self.networks[net].cfg.id.as_str())
     }
 
     /// A leg, by id.
@@ -678,6 +694,28 @@ impl Engine {
         self.stats.routes_live = self.routes.len() as u64;
     }
 
+    /// Adds or replaces a route, keeping the indexes in step.
+    fn insert_route(&mut self, net: NetIdx, protocol: Protocol, route: Route) -> Option<Route> {
+        let old = self.routes.insert((net, protocol), route);
+        match old {
+            Some(o) => {
+                self.by_route.remove(&(protocol, o.pinhole));
+            }
+            None => self.networks[net].routes += 1,
+        }
+        self.by_route.insert((protocol, route.pinhole), net);
+        self.networks[net].ip = Some(route.pinhole.ip());
+        old
+    }
+
+    fn remove_route(&mut self, net: NetIdx, protocol: Protocol) -> Option<Route> {
+        let old = self.routes.remove(&(net, protocol))?;
+        self.by_route.remove(&(protocol, old.pinhole));
+        let n = &mut self.networks[net];
+        n.routes = n.routes.saturating_sub(1);
+        Some(old)
+    }
+
     fn arm(&mut self, at: Instant, key: TimerKey) {
         self.timers.push(Reverse((at, key)));
     }
@@ -704,10 +742,10 @@ impl Engine {
         let ip = self
             .relay_ip_for(family_of)
             .ok_or(IntentError::NoRelayAddress)?;
-        if let Owner::Network(n) = owner {
-            if self.networks[n].legs >= self.networks[n].cfg.max_legs {
-                return Err(IntentError::QuotaReached);
-            }
+        if let Owner::Network(n) = owner
+            && self.networks[n].legs >= self.networks[n].cfg.max_legs
+        {
+            return Err(IntentError::QuotaReached);
         }
         let ports = self
             .ports

@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn nonce_round_trip_stale_and_foreign() {
-        let t0 = Instant::now();
+        let t0 = crate::test_instant();
         let n = Nonces::new([3; 32], t0, Duration::from_secs(600));
         let nonce = n.mint("corp1", t0);
         assert!(nonce.iter().all(u8::is_ascii_hexdigit));
@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn replay_cache_tells_retransmission_from_replay_and_expires() {
-        let t0 = Instant::now();
+        let t0 = crate::test_instant();
         let a: SocketAddr = "198.51.100.1:4000".parse().unwrap();
         let b: SocketAddr = "198.51.100.2:4000".parse().unwrap();
         let l: SocketAddr = "203.0.113.1:3478".parse().unwrap();

@@ -27,7 +27,7 @@ impl T {
     }
 
     fn with(f: impl FnOnce(&mut Config)) -> Self {
-        let now = Instant::now();
+        let now = crate::test_instant();
         let mut cfg = Config::new("203.0.113.10".parse().unwrap(), [1; 32]);
         cfg.ports = PortRange {
             first: 30_000,

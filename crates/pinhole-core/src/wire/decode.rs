@@ -285,7 +285,7 @@ impl<'a> Message<'a> {
                     .get_or_insert((code, vstart + 4, vstart + v.len()));
             }
             attr::UNKNOWN_ATTRIBUTES => {
-                if v.len() % 2 != 0 {
+                if !v.len().is_multiple_of(2) {
                     return Err("UNKNOWN-ATTRIBUTES length is odd");
                 }
                 self.unknown_attributes = self.unknown_attributes.or(span);

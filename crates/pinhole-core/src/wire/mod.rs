@@ -49,8 +49,6 @@ mod error;
 mod types;
 
 #[cfg(test)]
-mod proptests;
-#[cfg(test)]
 mod tests;
 
 pub use decode::{Domains, Message, UnknownAttributes};

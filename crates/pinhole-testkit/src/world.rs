@@ -1,0 +1,534 @@
+//! A whole deployment on the simulated network: an MPR on the "internet",
+//! corporate zones behind NAT firewalls, APS / smart-terminal client engines
+//! and plain hosts, with a model of the media relay that carries out the
+//! engines' relay commands. Tests drive it with [`World::run_for`] and check
+//! what arrived where.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use pinhole_core::client;
+use pinhole_core::mpr;
+use pinhole_core::relay::{RelayCommand, RelayReport, Remote};
+use pinhole_core::types::{Component, LegId, Receive};
+use pinhole_core::wire::{self, Message};
+
+use crate::{Datagram, FirewallConfig, FirewallId, Net, ZoneId};
+
+/// Handle of a client engine in the world.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ClientId(pub usize);
+
+/// One corporate network: its zone and firewall.
+#[derive(Clone, Copy, Debug)]
+pub struct Corp {
+    /// The inside zone.
+    pub zone: ZoneId,
+    /// Its firewall.
+    pub firewall: FirewallId,
+}
+
+/// A line of the message ladder: a control message as it crossed the wire.
+#[derive(Clone, Debug)]
+pub struct Rung {
+    /// Simulated time since the world started.
+    pub at: Duration,
+    /// Sender (as delivered, after NAT).
+    pub src: SocketAddr,
+    /// Receiver.
+    pub dst: SocketAddr,
+    /// "REGISTER request", "CMPH success", ...
+    pub what: String,
+}
+
+/// Counters of the relay model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelayCounters {
+    /// Media packets forwarded by the MPR relay.
+    pub forwarded: u64,
+    /// Dropped: the leg had no binding yet.
+    pub dropped_unbound: u64,
+    /// Dropped: the source was not the bound (or latchable) one.
+    pub dropped_source: u64,
+    /// Dropped: the peer leg cannot send yet.
+    pub dropped_no_peer: u64,
+    /// Forwarded by APS local mappings.
+    pub aps_forwarded: u64,
+}
+
+struct SimLeg {
+    local: [Option<SocketAddr>; 2],
+    remote: [Remote; 2],
+    peer: Option<LegId>,
+}
+
+/// The MPR's data plane, as a model of what `pinhole-net` does: strict
+/// source checks, latching, forwarding out of the peer leg's own port.
+#[derive(Default)]
+struct SimRelay {
+    legs: HashMap<LegId, SimLeg>,
+    by_local: HashMap<SocketAddr, (LegId, usize)>,
+    counters: RelayCounters,
+}
+
+impl SimRelay {
+    fn apply(&mut self, c: RelayCommand) {
+        match c {
+            RelayCommand::OpenLeg { leg, rtp, rtcp } => {
+                self.by_local.insert(rtp, (leg, 0));
+                if let Some(r) = rtcp {
+                    self.by_local.insert(r, (leg, 1));
+                }
+                self.legs.insert(
+                    leg,
+                    SimLeg {
+                        local: [Some(rtp), rtcp],
+                        remote: [Remote::Unbound; 2],
+                        peer: None,
+                    },
+                );
+            }
+            RelayCommand::SetRemote {
+                leg,
+                component,
+                remote,
+            } => {
+                if let Some(l) = self.legs.get_mut(&leg) {
+                    l.remote[idx(component)] = remote;
+                }
+            }
+            RelayCommand::Connect { leg, peer } => {
+                for (a, b) in [(leg, peer), (peer, leg)] {
+                    if let Some(l) = self.legs.get_mut(&a) {
+                        l.peer = Some(b);
+                    }
+                }
+            }
+            RelayCommand::CloseLeg { leg } => {
+                if let Some(l) = self.legs.remove(&leg) {
+                    for a in l.local.iter().flatten() {
+                        self.by_local.remove(a);
+                    }
+                }
+            }
+            RelayCommand::MapLocal { .. } | RelayCommand::UnmapLocal { .. } => {}
+        }
+    }
+
+    /// A media packet at a relay port: where it goes, and any report.
+    fn forward(&mut self, now: Instant, d: &Datagram) -> (Option<Datagram>, Vec<RelayReport>) {
+        let mut reports = Vec::new();
+        let Some(&(id, c)) = self.by_local.get(&d.dst) else {
+            return (None, reports);
+        };
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return (None, reports);
+        };
+        match leg.remote[c] {
+            Remote::Fixed(a) if a == d.src => {}
+            Remote::Latch { ip, until } if ip == d.src.ip() && now <= until => {
+                leg.remote[c] = Remote::Fixed(d.src);
+                reports.push(RelayReport::Latched {
+                    leg: id,
+                    component: if c == 0 {
+                        Component::Rtp
+                    } else {
+                        Component::Rtcp
+                    },
+                    source: d.src,
+                });
+            }
+            Remote::Unbound => {
+                self.counters.dropped_unbound += 1;
+                return (None, reports);
+            }
+            _ => {
+                self.counters.dropped_source += 1;
+                return (None, reports);
+            }
+        }
+        reports.push(RelayReport::Activity { leg: id, at: now });
+        let out = leg.peer.and_then(|p| self.legs.get(&p)).and_then(|p| {
+            match (p.local[c], p.remote[c]) {
+                (Some(local), Remote::Fixed(to)) => Some(Datagram {
+                    src: local,
+                    dst: to,
+                    payload: d.payload.clone(),
+                }),
+                _ => None,
+            }
+        });
+        match out {
+            Some(o) => {
+                self.counters.forwarded += 1;
+                (Some(o), reports)
+            }
+            None => {
+                self.counters.dropped_no_peer += 1;
+                (None, reports)
+            }
+        }
+    }
+}
+
+fn idx(c: Component) -> usize {
+    match c {
+        Component::Rtp => 0,
+        Component::Rtcp => 1,
+    }
+}
+
+struct ClientNode {
+    engine: client::Engine,
+    events: Vec<client::Event>,
+    /// APS mappings: local → (outside, inside).
+    maps: HashMap<SocketAddr, (SocketAddr, SocketAddr)>,
+}
+
+/// The deployment.
+pub struct World {
+    /// The network (zones, firewalls, clock).
+    pub net: Net,
+    /// The internet zone.
+    pub internet: ZoneId,
+    mpr_ip: IpAddr,
+    mpr: mpr::Engine,
+    mpr_cfg: mpr::Config,
+    mpr_events: Vec<mpr::Event>,
+    relay: SimRelay,
+    clients: Vec<ClientNode>,
+    inbox: HashMap<SocketAddr, Vec<Datagram>>,
+    ladder: Vec<Rung>,
+    captured: Vec<Datagram>,
+    names: HashMap<IpAddr, String>,
+}
+
+impl World {
+    /// A world with the internet zone and an MPR at `mpr_cfg.relay_ip`.
+    pub fn new(start: Instant, seed: u64, mpr_cfg: mpr::Config) -> Self {
+        let mut net = Net::new(start, seed);
+        let internet = net.add_zone("internet");
+        let mpr_ip = mpr_cfg.relay_ip;
+        net.add_host_ip(internet, mpr_ip);
+        let mpr = match mpr::Engine::new(mpr_cfg.clone(), start) {
+            Ok(m) => m,
+            Err(e) => panic!("test MPR configuration rejected: {e}"),
+        };
+        let mut names = HashMap::new();
+        names.insert(mpr_ip, "MPR".to_string());
+        Self {
+            net,
+            internet,
+            mpr_ip,
+            mpr,
+            mpr_cfg,
+            mpr_events: Vec::new(),
+            relay: SimRelay::default(),
+            clients: Vec::new(),
+            inbox: HashMap::new(),
+            ladder: Vec::new(),
+            captured: Vec::new(),
+            names,
+        }
+    }
+
+    /// Adds a corporate zone behind a firewall with `public_ip`.
+    pub fn add_corp(&mut self, name: &str, public_ip: IpAddr, fw: FirewallConfig) -> Corp {
+        let zone = self.net.add_zone(name);
+        let firewall = self.net.add_firewall(zone, self.internet, public_ip, fw);
+        self.names.insert(public_ip, format!("FW({name})"));
+        Corp { zone, firewall }
+    }
+
+    /// Adds a host address in a zone, with a name for the ladder.
+    pub fn add_host(&mut self, zone: ZoneId, ip: IpAddr, name: &str) {
+        self.net.add_host_ip(zone, ip);
+        self.names.insert(ip, name.to_string());
+    }
+
+    /// Adds a client engine (APS or smart terminal) on its signaling host,
+    /// which must already exist.
+    pub fn add_client(&mut self, cfg: client::Config) -> ClientId {
+        let engine = match client::Engine::new(cfg, self.net.now()) {
+            Ok(e) => e,
+            Err(e) => panic!("test client configuration rejected: {e}"),
+        };
+        self.clients.push(ClientNode {
+            engine,
+            events: Vec::new(),
+            maps: HashMap::new(),
+        });
+        ClientId(self.clients.len() - 1)
+    }
+
+    /// The current simulated time.
+    pub fn now(&self) -> Instant {
+        self.net.now()
+    }
+
+    /// The MPR engine.
+    pub fn mpr(&mut self) -> &mut mpr::Engine {
+        &mut self.mpr
+    }
+
+    /// A client engine.
+    pub fn client(&mut self, id: ClientId) -> &mut client::Engine {
+        &mut self.clients[id.0].engine
+    }
+
+    /// Events a client raised so far (drained from the engine as they came).
+    pub fn client_events(&self, id: ClientId) -> &[client::Event] {
+        &self.clients[id.0].events
+    }
+
+    /// Events the MPR raised so far.
+    pub fn mpr_events(&self) -> &[mpr::Event] {
+        &self.mpr_events
+    }
+
+    /// The relay model's counters.
+    pub fn relay_counters(&self) -> RelayCounters {
+        self.relay.counters
+    }
+
+    /// The control-message ladder so far.
+    pub fn ladder(&self) -> &[Rung] {
+        &self.ladder
+    }
+
+    /// Every control datagram delivered so far, as an eavesdropper on the
+    /// path would have recorded it (for replay tests).
+    pub fn captured(&self) -> &[Datagram] {
+        &self.captured
+    }
+
+    /// A printable name for an address ("APS1:5060").
+    pub fn name(&self, a: SocketAddr) -> String {
+        match self.names.get(&a.ip()) {
+            Some(n) => format!("{n}:{}", a.port()),
+            None => a.to_string(),
+        }
+    }
+
+    /// Datagrams delivered to `addr` that no engine or relay consumed
+    /// (media at a terminal, signaling at a host).
+    pub fn take_inbox(&mut self, addr: SocketAddr) -> Vec<Datagram> {
+        self.inbox.remove(&addr).unwrap_or_default()
+    }
+
+    /// Sends a datagram from a host now.
+    pub fn send(&mut self, src: SocketAddr, dst: SocketAddr, payload: Vec<u8>) {
+        // An APS's outbound traffic through its signaling socket counts as
+        // pinhole traffic.
+        for c in &mut self.clients {
+            if c.engine.config().signaling.ip() == src.ip() {
+                c.engine.handle_traffic(self.net.now(), src);
+            }
+        }
+        self.net.send(Datagram { src, dst, payload });
+    }
+
+    /// Replaces the MPR with a fresh engine (a restart: every table empty,
+    /// a new nonce secret).
+    pub fn restart_mpr(&mut self, seed: [u8; 32]) {
+        let mut cfg = self.mpr_cfg.clone();
+        cfg.rng_seed = seed;
+        self.mpr = match mpr::Engine::new(cfg, self.net.now()) {
+            Ok(m) => m,
+            Err(e) => panic!("test MPR configuration rejected: {e}"),
+        };
+        self.relay = SimRelay::default();
+    }
+
+    /// Runs the world for `d` of simulated time.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.net.now() + d;
+        self.run_until(until);
+    }
+
+    /// Runs until `until`: every due timer fires, every datagram is delivered.
+    pub fn run_until(&mut self, until: Instant) {
+        loop {
+            let now = self.net.now();
+            self.mpr.handle_timeout(now);
+            for c in &mut self.clients {
+                c.engine.handle_timeout(now);
+            }
+            self.drain();
+            let mut delivered = false;
+            while let Some(d) = self.net.poll_delivery() {
+                delivered = true;
+                self.deliver(d);
+                self.drain();
+            }
+            if delivered {
+                continue;
+            }
+            let next = [self.net.next_event_time(), self.mpr.poll_timeout()]
+                .into_iter()
+                .chain(self.clients.iter().map(|c| c.engine.poll_timeout()))
+                .flatten()
+                .filter(|t| *t > now)
+                .min();
+            match next {
+                Some(t) if t <= until => self.net.advance_to(t),
+                _ => {
+                    self.net.advance_to(until);
+                    if self.net.now() == now {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        let now = self.net.now();
+        while let Some(t) = self.mpr.poll_transmit() {
+            self.net.send(Datagram {
+                src: t.local,
+                dst: t.remote,
+                payload: t.payload,
+            });
+        }
+        while let Some(c) = self.mpr.poll_command() {
+            self.relay.apply(c);
+        }
+        while let Some(e) = self.mpr.poll_event() {
+            self.mpr_events.push(e);
+        }
+        for c in &mut self.clients {
+            while let Some(t) = c.engine.poll_transmit() {
+                self.net.send(Datagram {
+                    src: t.local,
+                    dst: t.remote,
+                    payload: t.payload,
+                });
+            }
+            while let Some(cmd) = c.engine.poll_command() {
+                match cmd {
+                    RelayCommand::MapLocal {
+                        local,
+                        outside,
+                        inside,
+                    } => {
+                        c.maps.insert(local, (outside, inside));
+                    }
+                    RelayCommand::UnmapLocal { local } => {
+                        c.maps.remove(&local);
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(e) = c.engine.poll_event() {
+                c.events.push(e);
+            }
+        }
+        let _ = now;
+    }
+
+    fn deliver(&mut self, d: Datagram) {
+        let now = self.net.now();
+        if wire::is_control(&d.payload) {
+            self.record(&d);
+            self.captured.push(d.clone());
+        }
+        if d.dst.ip() == self.mpr_ip {
+            if wire::is_control(&d.payload) {
+                let _ = self.mpr.handle_datagram(
+                    now,
+                    Receive {
+                        local: d.dst,
+                        remote: d.src,
+                        bytes: &d.payload,
+                    },
+                );
+                return;
+            }
+            if self.relay.by_local.contains_key(&d.dst) {
+                let (out, reports) = self.relay.forward(now, &d);
+                for r in reports {
+                    self.mpr.handle_relay(now, r);
+                }
+                if let Some(o) = out {
+                    self.net.send(o);
+                }
+                return;
+            }
+            self.inbox.entry(d.dst).or_default().push(d);
+            return;
+        }
+        for c in &mut self.clients {
+            if d.dst.ip() != c.engine.config().signaling.ip() {
+                continue;
+            }
+            if wire::is_control(&d.payload) {
+                let _ = c.engine.handle_datagram(
+                    now,
+                    Receive {
+                        local: d.dst,
+                        remote: d.src,
+                        bytes: &d.payload,
+                    },
+                );
+                return;
+            }
+            if let Some(&(outside, inside)) = c.maps.get(&d.dst) {
+                c.engine.handle_traffic(now, d.dst);
+                let dst = if d.src == outside {
+                    inside
+                } else if d.src == inside {
+                    outside
+                } else {
+                    return; // Neither side of the mapping: dropped.
+                };
+                self.relay.counters.aps_forwarded += 1;
+                self.net.send(Datagram {
+                    src: d.dst,
+                    dst,
+                    payload: d.payload,
+                });
+                return;
+            }
+            c.engine.handle_traffic(now, d.dst);
+        }
+        self.inbox.entry(d.dst).or_default().push(d);
+    }
+
+    fn record(&mut self, d: &Datagram) {
+        let what = match Message::decode(&d.payload) {
+            Ok(m) => {
+                let class = match m.class() {
+                    wire::Class::Request => "request",
+                    wire::Class::Indication => "indication",
+                    wire::Class::Success => "success",
+                    wire::Class::Error => "error",
+                };
+                let method = match m.method() {
+                    wire::Method::Register => "REGISTER",
+                    wire::Method::Cmph => "CMPH",
+                    _ => "Binding",
+                };
+                let mut s = format!("{method} {class}");
+                if let Some((code, _)) = m.error_code() {
+                    s.push_str(&format!(" {} {}", code.0, code.reason()));
+                }
+                if let Some(a) = m.xor_mapped_address() {
+                    s.push_str(&format!(" mapped={a}"));
+                }
+                if let Some(a) = m.xor_relayed_address() {
+                    s.push_str(&format!(" relay={a}"));
+                }
+                s
+            }
+            Err(e) => format!("malformed: {e}"),
+        };
+        self.ladder.push(Rung {
+            at: self.net.now().duration_since(self.net.start()),
+            src: d.src,
+            dst: d.dst,
+            what,
+        });
+    }
+}
