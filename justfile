@@ -133,10 +133,6 @@ demo:
 bench:
     cargo bench --workspace --locked
 
-# Licences, bans and sources per deny.toml (needs cargo-deny; not part of `ci`).
-deny:
-    cargo deny --locked check licenses bans sources
-
 # Check the workspace on the MSRV (needs that toolchain installed; not part of `ci`).
 msrv:
     #!/usr/bin/env bash
