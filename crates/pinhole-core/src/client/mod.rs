@@ -322,6 +322,7 @@ enum Timer {
 /// The client engine. See the module docs for the run loop.
 pub struct Engine {
     cfg: Config,
+    key: wire::IntegrityKey,
     rng: Rng,
     nonce: Option<Vec<u8>>,
     reg: Registration,
@@ -358,6 +359,7 @@ impl Engine {
         let rng = Rng::from_seed(cfg.rng_seed);
         let reg = Registration::new(cfg.retry_min, now);
         let mut engine = Self {
+            key: wire::IntegrityKey::new(&cfg.credential),
             cfg,
             rng,
             nonce: None,
@@ -481,7 +483,7 @@ impl Engine {
         if rx.local == self.cfg.signaling {
             self.reg.traffic(now);
         }
-        let authentic = msg.has_integrity() && msg.verify(&self.cfg.credential).is_ok();
+        let authentic = msg.has_integrity() && msg.verify_with(&self.key).is_ok();
         let Some(tx) = self.txs.remove(&id) else {
             return Err(InputError::Unsolicited);
         };
@@ -643,7 +645,7 @@ impl Engine {
             if let Some(n) = &self.nonce {
                 b.nonce(n)?;
             }
-            b.finish(Some(&self.cfg.credential))
+            b.finish_with(Some(&self.key))
         });
         match r {
             Ok(n) => Some(buf[..n].to_vec()),

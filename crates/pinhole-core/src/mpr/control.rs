@@ -7,7 +7,8 @@ use super::{Engine, Event, InputError, NetIdx, Owner, TimerKey};
 use crate::relay::Remote;
 use crate::types::{Component, LegId, Receive, Transmit};
 use crate::wire::{
-    self, Builder, Class, ErrorCode, Message, Method, Protocol, RtcpMode, TransactionId,
+    self, Builder, Class, ErrorCode, IntegrityKey, Message, Method, Protocol, RtcpMode,
+    TransactionId,
 };
 
 /// What a request resolved to, before the response is written.
@@ -140,11 +141,10 @@ impl Engine {
                 what: "unknown network",
             });
         };
-        let name = self.networks[net].cfg.id.clone();
-        if msg.verify(&self.networks[net].cfg.credential).is_err() {
+        if msg.verify_with(&self.networks[net].key).is_err() {
             self.stats.auth_failures += 1;
             if !silent {
-                let nonce = self.nonces.mint(&name, now);
+                let nonce = self.mint(net, now);
                 self.error(
                     rx,
                     method,
@@ -178,17 +178,18 @@ impl Engine {
             }
             Replay::Replayed => {
                 self.stats.replays += 1;
-                tracing::warn!(network = %name, remote = %rx.remote, "replayed control message dropped");
+                tracing::warn!(network = %self.networks[net].cfg.id, remote = %rx.remote, "replayed control message dropped");
                 return Err(InputError::Replayed);
             }
         }
-        let key = self.networks[net].cfg.credential.clone();
-        match self.nonces.check(&name, msg.nonce(), now) {
+        let key = self.networks[net].key.clone();
+        let n = &self.networks[net];
+        match self.nonces.check_cached(&n.cfg.id, &n.nonce, msg.nonce(), now) {
             NonceCheck::Valid => {}
             NonceCheck::Invalid => {
                 self.stats.challenges += 1;
                 if !silent {
-                    let nonce = self.nonces.mint(&name, now);
+                    let nonce = self.mint(net, now);
                     self.error(
                         rx,
                         method,
@@ -207,7 +208,7 @@ impl Engine {
             NonceCheck::Stale => {
                 self.stats.stale_nonces += 1;
                 if !silent {
-                    let nonce = self.nonces.mint(&name, now);
+                    let nonce = self.mint(net, now);
                     self.error(
                         rx,
                         method,
@@ -230,9 +231,12 @@ impl Engine {
             // message stale at once, so the cache can start empty.
             self.nonces.rotate(&mut self.rng);
             self.replay.clear();
+            for n in &mut self.networks {
+                n.nonce = None;
+            }
             self.stats.stale_nonces += 1;
             if !silent {
-                let nonce = self.nonces.mint(&name, now);
+                let nonce = self.mint(net, now);
                 self.error(
                     rx,
                     method,
@@ -252,7 +256,7 @@ impl Engine {
             Method::Register => self.register(now, rx, msg, net),
             _ => self.cmph(now, rx, msg, net, silent),
         };
-        let nonce = self.nonces.mint(&name, now);
+        let nonce = self.mint(net, now);
         let (bytes, result) = match outcome {
             Ok(Answer::Silent) => (Vec::new(), Ok(())),
             Ok(Answer::Register { protocol, lifetime }) => (
@@ -425,6 +429,7 @@ impl Engine {
     fn is_relay_address(&self, local: std::net::SocketAddr) -> bool {
         (local.ip() == self.relay_ip || Some(local.ip()) == self.relay_ip6)
             && (self.port_range.first..=self.port_range.last).contains(&local.port())
+            && !self.control_ports.contains(&local.port())
     }
 
     /// CMPH to the control address: find or allocate the leg for this key.
@@ -537,6 +542,11 @@ impl Engine {
             .push_back(Event::RegistrationExpired { network, protocol });
     }
 
+    fn mint(&mut self, net: NetIdx, now: Instant) -> [u8; super::nonce::NONCE_LEN] {
+        let n = &mut self.networks[net];
+        self.nonces.mint_cached(&n.cfg.id, &mut n.nonce, now)
+    }
+
     /// Counts a refusal and builds its error value.
     fn refused(&mut self, code: ErrorCode, what: &'static str) -> InputError {
         self.stats.refusals += 1;
@@ -551,7 +561,7 @@ impl Engine {
         id: TransactionId,
         code: ErrorCode,
         nonce: Option<&[u8]>,
-        key: Option<&[u8]>,
+        key: Option<&IntegrityKey>,
         unknown: &[u16],
     ) {
         let bytes = encode(method, Class::Error, id, key, |b| {
@@ -586,13 +596,13 @@ fn encode(
     method: Method,
     class: Class,
     id: TransactionId,
-    key: Option<&[u8]>,
+    key: Option<&IntegrityKey>,
     body: impl FnOnce(&mut Builder<'_>) -> Result<(), wire::EncodeError>,
 ) -> Vec<u8> {
     let mut buf = [0u8; wire::MAX_MESSAGE];
     let r = Builder::new(&mut buf, method, class, id).and_then(|mut b| {
         body(&mut b)?;
-        b.finish(key)
+        b.finish_with(key)
     });
     match r {
         Ok(n) => buf[..n].to_vec(),

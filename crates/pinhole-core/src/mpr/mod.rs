@@ -109,6 +109,10 @@ pub struct Config {
     pub relay_ip6: Option<IpAddr>,
     /// Relay port range.
     pub ports: PortRange,
+    /// Ports the MPR's own signaling/control sockets use on the relay
+    /// addresses. A pair containing one is never handed out, and a control
+    /// message arriving on one is a control message, not a bind.
+    pub control_ports: Vec<u16>,
     /// Timers.
     pub timers: Timers,
     /// Most transaction ids remembered at once (508 beyond).
@@ -130,6 +134,7 @@ impl Config {
                 first: 20_000,
                 last: 39_999,
             },
+            control_ports: vec![3478, 5060],
             timers: Timers::default(),
             replay_capacity: 65_536,
             max_streams: 16,
@@ -404,6 +409,10 @@ struct Network {
     /// The public IP of its latest route: where its plain terminals' media
     /// is expected from.
     ip: Option<IpAddr>,
+    /// The credential, ready for HMAC.
+    key: wire::IntegrityKey,
+    /// The latest nonce minted for it (expiry second, nonce).
+    nonce: Option<(u64, [u8; nonce::NONCE_LEN])>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -474,6 +483,7 @@ pub struct Engine {
     next_id: u64,
     ports: Allocator,
     port_range: PortRange,
+    control_ports: Vec<u16>,
     rng: Rng,
     nonces: Nonces,
     replay: ReplayCache,
@@ -499,6 +509,13 @@ impl Engine {
         }
         let range = PortRange::new(cfg.ports.first, cfg.ports.last)?;
         let mut rng = Rng::from_seed(cfg.rng_seed);
+        let mut ports = Allocator::new(range, t.port_quarantine, rng.fork());
+        let mut pairs: Vec<PortPair> = cfg.control_ports.iter().map(|p| PortPair { rtp: p & !1 }).collect();
+        pairs.sort();
+        pairs.dedup();
+        for pair in pairs.into_iter().filter(|p| range.contains(*p)) {
+            ports.reserve(pair)?;
+        }
         let mut secret = [0u8; 32];
         rng.fill(&mut secret);
         let mut networks = Vec::with_capacity(cfg.networks.len());
@@ -515,6 +532,8 @@ impl Engine {
                 domains.insert(d.to_ascii_lowercase(), i);
             }
             networks.push(Network {
+                key: wire::IntegrityKey::new(&n.credential),
+                nonce: None,
                 cfg: n,
                 legs: 0,
                 routes: 0,
@@ -538,7 +557,8 @@ impl Engine {
             calls: HashMap::new(),
             call_ids: HashMap::new(),
             next_id: 1,
-            ports: Allocator::new(range, t.port_quarantine, rng.fork()),
+            ports,
+            control_ports: cfg.control_ports,
             port_range: range,
             rng: rng.fork(),
             nonces: Nonces::new(secret, now, t.nonce_lifetime),

@@ -47,6 +47,30 @@ impl Nonces {
         out
     }
 
+    /// [`Nonces::mint`] through a per-network slot holding the latest nonce:
+    /// the HMAC runs at most once per second per network.
+    pub(crate) fn mint_cached(&self, network: &str, slot: &mut Option<(u64, [u8; NONCE_LEN])>, now: Instant) -> [u8; NONCE_LEN] {
+        let expiry = (now.saturating_duration_since(self.epoch) + self.lifetime).as_secs();
+        match slot {
+            Some((e, n)) if *e == expiry => *n,
+            _ => {
+                let n = self.mint(network, now);
+                *slot = Some((expiry, n));
+                n
+            }
+        }
+    }
+
+    /// [`Nonces::check`], short-cut when the nonce is the slot's latest.
+    pub(crate) fn check_cached(&self, network: &str, slot: &Option<(u64, [u8; NONCE_LEN])>, nonce: Option<&[u8]>, now: Instant) -> NonceCheck {
+        if let (Some((expiry, latest)), Some(n)) = (slot, nonce) {
+            if n == latest && now.saturating_duration_since(self.epoch).as_secs() < *expiry {
+                return NonceCheck::Valid;
+            }
+        }
+        self.check(network, nonce, now)
+    }
+
     pub(crate) fn check(&self, network: &str, nonce: Option<&[u8]>, now: Instant) -> NonceCheck {
         let Some(nonce) = nonce else {
             return NonceCheck::Invalid;

@@ -851,3 +851,18 @@ fn unknown_required_attribute_gets_420_and_garbage_is_counted() {
     let (r, _) = t.send(t.control, t.fw1, b"INVITE sip:x SIP/2.0\r\n");
     assert_eq!(r, Err(InputError::NotControl));
 }
+
+#[test]
+fn control_ports_inside_the_relay_range_are_never_relay_ports() {
+    let mut t = T::with(|c| {
+        c.ports = PortRange { first: 5000, last: 5099 };
+        c.control_ports = vec![5060, 5061, 5062];
+    });
+    assert_eq!(t.mpr.free_port_pairs(), 48, "pairs 5060/5061 and 5062/5063 are kept back");
+    let nonce = t.register();
+    // A CMPH on the control port inside the range is a reserve, not a bind.
+    let (r, out) = t.send(t.control, t.fw1, &cmph_msg(TransactionId([150; 12]), Class::Request, CRED, &nonce, Some(b"k")));
+    r.unwrap();
+    let relay = Message::decode(&out[0].payload).unwrap().xor_relayed_address().unwrap();
+    assert!(![5060, 5061, 5062, 5063].contains(&relay.port()));
+}

@@ -2,13 +2,12 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
 use super::attr::{self, INTEGRITY_LEN, MAX_DOMAINS, MAX_UNKNOWN_RECORDED};
 use super::error::{DecodeError, IntegrityError};
 use super::types::{Class, ErrorCode, Method, Protocol, RtcpMode, TransactionId, split_type};
-use super::{FINGERPRINT_XOR, HEADER_LEN, MAGIC_COOKIE};
+use super::{FINGERPRINT_XOR, HEADER_LEN, IntegrityKey, MAGIC_COOKIE};
 
 /// A value's position in the datagram: `start..end`.
 type Span = Option<(usize, usize)>;
@@ -115,7 +114,7 @@ impl<'a> Message<'a> {
             });
         }
         let len = usize::from(be16(h, 2));
-        if len % 4 != 0 {
+        if !len.is_multiple_of(4) {
             return Err(DecodeError::BadLength {
                 offset: 2,
                 what: "message length is not a multiple of 4",
@@ -441,11 +440,16 @@ impl<'a> Message<'a> {
     /// Checks MESSAGE-INTEGRITY-SHA256 against `key` (the raw credential
     /// bytes) in constant time.
     pub fn verify(&self, key: &[u8]) -> Result<(), IntegrityError> {
+        self.verify_with(&IntegrityKey::new(key))
+    }
+
+    /// [`Message::verify`] with a prepared key (no per-message key setup).
+    pub fn verify_with(&self, key: &IntegrityKey) -> Result<(), IntegrityError> {
         let mi = self.integrity.ok_or(IntegrityError::Missing)?;
         // The HMAC covers the header with its length ending at MI-SHA256.
         let len = u16::try_from(mi + 4 + INTEGRITY_LEN - HEADER_LEN)
             .map_err(|_| IntegrityError::Mismatch)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| IntegrityError::Mismatch)?;
+        let mut mac = key.mac();
         mac.update(&self.bytes[..2]);
         mac.update(&len.to_be_bytes());
         mac.update(&self.bytes[4..mi]);

@@ -2,13 +2,12 @@
 
 use core::net::{IpAddr, SocketAddr};
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
 use super::attr::{self, INTEGRITY_LEN, MAX_DOMAINS};
 use super::error::EncodeError;
 use super::types::{Class, ErrorCode, Method, Protocol, RtcpMode, TransactionId, message_type};
-use super::{FINGERPRINT_XOR, HEADER_LEN, MAGIC_COOKIE};
+use super::{FINGERPRINT_XOR, HEADER_LEN, IntegrityKey, MAGIC_COOKIE};
 
 /// Largest value of the 16-bit STUN message length field.
 const MAX_BODY: usize = u16::MAX as usize;
@@ -236,7 +235,15 @@ impl<'b> Builder<'b> {
 
     /// Appends MESSAGE-INTEGRITY-SHA256 keyed with `key` (the raw credential
     /// bytes) if given, then FINGERPRINT; returns the message length.
-    pub fn finish(mut self, key: Option<&[u8]>) -> Result<usize, EncodeError> {
+    pub fn finish(self, key: Option<&[u8]>) -> Result<usize, EncodeError> {
+        match key {
+            Some(k) => self.finish_with(Some(&IntegrityKey::new(k))),
+            None => self.finish_with(None),
+        }
+    }
+
+    /// [`Builder::finish`] with a prepared key (no per-message key setup).
+    pub fn finish_with(mut self, key: Option<&IntegrityKey>) -> Result<usize, EncodeError> {
         let mi_len = if key.is_some() { 4 + INTEGRITY_LEN } else { 0 };
         let need = self.pos + mi_len + 8;
         if need - HEADER_LEN > MAX_BODY {
@@ -248,11 +255,7 @@ impl<'b> Builder<'b> {
             return Err(EncodeError::BufferTooSmall { need });
         }
         if let Some(key) = key {
-            let mut mac =
-                Hmac::<Sha256>::new_from_slice(key).map_err(|_| EncodeError::BadValue {
-                    attr: attr::MESSAGE_INTEGRITY_SHA256,
-                    what: "HMAC rejected the key",
-                })?;
+            let mut mac = key.mac();
             let pos = self.pos;
             // The HMAC covers the header with the length ending at MI-SHA256.
             self.set_length(pos + mi_len);

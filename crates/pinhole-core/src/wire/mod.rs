@@ -83,6 +83,35 @@ pub fn is_control(datagram: &[u8]) -> bool {
     let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
     header[0] <= 3
         && u32::from_be_bytes([header[4], header[5], header[6], header[7]]) == MAGIC_COOKIE
-        && len % 4 == 0
+        && len.is_multiple_of(4)
         && HEADER_LEN + len == datagram.len()
+}
+
+/// A MESSAGE-INTEGRITY-SHA256 key with the HMAC pads already absorbed, so
+/// each message costs only the hashing of its own bytes. Debug output never
+/// shows the key.
+#[derive(Clone)]
+pub struct IntegrityKey(hmac::Hmac<sha2::Sha256>);
+
+impl IntegrityKey {
+    /// Prepares a key (any length; HMAC hashes or pads it).
+    pub fn new(key: &[u8]) -> Self {
+        use hmac::KeyInit;
+        // HMAC accepts keys of every length, so this cannot fail; an empty
+        // key is still a key.
+        match <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key) {
+            Ok(m) => Self(m),
+            Err(_) => Self(<hmac::Hmac<sha2::Sha256> as KeyInit>::new(&Default::default())),
+        }
+    }
+
+    pub(crate) fn mac(&self) -> hmac::Hmac<sha2::Sha256> {
+        self.0.clone()
+    }
+}
+
+impl core::fmt::Debug for IntegrityKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("IntegrityKey(..)")
+    }
 }
