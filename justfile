@@ -27,7 +27,7 @@ ci:
       start=$SECONDS
       if ! "{{just_executable()}}" --justfile "{{justfile()}}" "$r"; then
         echo "=== just $r FAILED after $((SECONDS - start)) s" >&2
-        printf '  %s\n' "${summary[@]}" >&2
+        [ ${#summary[@]} -eq 0 ] || printf '  %s\n' "${summary[@]}" >&2
         exit 1
       fi
       summary+=("$(printf '%-11s %5d s' "$r" $((SECONDS - start)))")
