@@ -710,6 +710,16 @@ impl Engine {
         self.ports.free()
     }
 
+    /// Relay port pairs: (free, in use, quarantined, capacity).
+    pub fn port_usage(&self) -> (usize, usize, usize, usize) {
+        (
+            self.ports.free(),
+            self.ports.in_use(),
+            self.ports.quarantined(),
+            self.ports.capacity(),
+        )
+    }
+
     fn refresh_gauges(&mut self) {
         self.stats.legs_open = self.legs.len() as u64;
         self.stats.calls_open = self.calls.len() as u64;
