@@ -129,3 +129,212 @@ pub fn control_decode(data: &[u8]) {
             .expect("re-signed message must verify");
     }
 }
+
+/// The MPR engine under hostile and half-valid traffic. The input is a
+/// sequence of operations: raw datagrams at the control address or at a
+/// relay port, correctly signed REGISTER/CMPH messages with fuzzed fields
+/// (the fuzzer cannot forge an HMAC, so the body signs for it), media
+/// intents, relay reports and time steps. After every step the engine's
+/// accounting must hold: one port pair per open leg, and free + in use +
+/// quarantined = capacity. Any panic is a finding. Returns the engine's
+/// counters so the seed-corpus test can check that the seeds reach deep.
+pub fn mpr_datagrams(data: &[u8]) -> crate::mpr::Stats {
+    use crate::intent::{IntentKind, MediaEndpoint, MediaIntent, Origin};
+    use crate::mpr::{Config, Engine, NetworkConfig};
+    use crate::ports::PortRange;
+    use crate::relay::RelayReport;
+    use crate::wire::{Class, Method, Protocol, RtcpMode, TransactionId};
+    use crate::{CallKey, Component, LegId, Receive, Side};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    const KEY: &[u8] = b"fuzz-credential";
+    let mut now = crate::fuzz_instant();
+    let mut cfg = Config::new([203, 0, 113, 10].into(), [9; 32]);
+    cfg.ports = PortRange {
+        first: 30_000,
+        last: 30_015,
+    };
+    cfg.replay_capacity = 8;
+    cfg.networks.push(NetworkConfig::new("corp1", KEY.to_vec()));
+    let Ok(mut mpr) = Engine::new(cfg, now) else {
+        return crate::mpr::Stats::default();
+    };
+    let control: SocketAddr = ([203, 0, 113, 10], 5060).into();
+    let sources: [SocketAddr; 3] = [
+        ([198, 51, 100, 1], 20_000).into(),
+        ([198, 51, 100, 1], 20_002).into(),
+        ([192, 0, 2, 66], 4000).into(),
+    ];
+    let mut nonce: Vec<u8> = Vec::new();
+    // Relay addresses the engine has named (CMPH responses, plans): the
+    // fuzzer aims at them, as an attacker who read the SDP would.
+    let mut known: Vec<SocketAddr> = Vec::new();
+    let mut tid = 0u32;
+    let mut rest = data;
+    while let [op, a, b, tail @ ..] = rest {
+        let len = usize::from(*b & 0x3f).min(tail.len());
+        let (chunk, next) = tail.split_at(len);
+        rest = next;
+        let src = sources[usize::from(*a) % sources.len()];
+        let relay: SocketAddr = match known.len() {
+            0 => ([203, 0, 113, 10], 30_000 + u16::from(*a & 0x0f)).into(),
+            n => known[usize::from(*a & 0x0f) % n],
+        };
+        match op % 6 {
+            0 => {
+                let _ = mpr.handle_datagram(
+                    now,
+                    Receive {
+                        local: control,
+                        remote: src,
+                        bytes: chunk,
+                    },
+                );
+            }
+            1 => {
+                let _ = mpr.handle_datagram(
+                    now,
+                    Receive {
+                        local: relay,
+                        remote: src,
+                        bytes: chunk,
+                    },
+                );
+            }
+            2 => {
+                // A signed REGISTER or CMPH with fuzzed fields.
+                tid += 1;
+                let mut id = [0u8; 12];
+                id[..4].copy_from_slice(&tid.to_be_bytes());
+                let mut buf = [0u8; crate::wire::MAX_MESSAGE];
+                let method = if *a & 0x80 == 0 {
+                    Method::Register
+                } else {
+                    Method::Cmph
+                };
+                let class = if *a & 0x40 == 0 {
+                    Class::Request
+                } else {
+                    Class::Indication
+                };
+                let Ok(mut m) = Builder::new(&mut buf, method, class, TransactionId(id)) else {
+                    continue;
+                };
+                let _ = m.username("corp1");
+                if method == Method::Register {
+                    let _ = m.protocol(Protocol::Sip);
+                    let _ = m.lifetime(u32::from(*b));
+                } else if !chunk.is_empty() {
+                    let _ = m.leg_key(&chunk[..chunk.len().min(64)]);
+                    let _ = m.rtcp_mode(if *b & 1 == 0 {
+                        RtcpMode::Pair
+                    } else {
+                        RtcpMode::Mux
+                    });
+                }
+                if *a & 0x20 == 0 && !nonce.is_empty() {
+                    let _ = m.nonce(&nonce);
+                }
+                let Ok(n) = m.finish(Some(KEY)) else {
+                    continue;
+                };
+                let local = if *a & 0x10 == 0 { control } else { relay };
+                let _ = mpr.handle_datagram(
+                    now,
+                    Receive {
+                        local,
+                        remote: src,
+                        bytes: &buf[..n],
+                    },
+                );
+            }
+            3 => {
+                now += Duration::from_millis(u64::from(u16::from_be_bytes([*a, *b])) * 10);
+                mpr.handle_timeout(now);
+            }
+            4 => {
+                let kind = [
+                    IntentKind::Offer,
+                    IntentKind::Answer,
+                    IntentKind::Modify,
+                    IntentKind::Teardown,
+                ][usize::from(*a & 3)];
+                let eps: Vec<MediaEndpoint> = chunk
+                    .chunks(2)
+                    .take(4)
+                    .map(|c| {
+                        let port = [0, 4000, 7000][usize::from(c[0]) % 3];
+                        let ip = [[192, 0, 2, 7], [10, 1, 0, 5], [0, 0, 0, 0]]
+                            [usize::from(c[0] >> 4) % 3];
+                        MediaEndpoint::rtp(
+                            u16::from(c.get(1).copied().unwrap_or(0) & 3),
+                            (ip, port).into(),
+                        )
+                    })
+                    .collect();
+                let origin = if *a & 4 == 0 {
+                    Origin::Public
+                } else {
+                    Origin::Network("corp1")
+                };
+                let toward = if *a & 8 == 0 {
+                    Origin::Public
+                } else {
+                    Origin::Network("corp1")
+                };
+                let intent = MediaIntent {
+                    kind,
+                    from: if *a & 16 == 0 { Side::A } else { Side::B },
+                    origin,
+                    toward,
+                    endpoints: &eps,
+                };
+                if let Ok(plan) = mpr.handle_intent(now, &CallKey::new([*b >> 6]), &intent) {
+                    known.extend(
+                        plan.endpoints
+                            .iter()
+                            .map(|p| p.addr)
+                            .filter(|a| a.port() != 0),
+                    );
+                }
+            }
+            _ => {
+                let leg = LegId(u64::from(*b));
+                let report = if *a & 1 == 0 {
+                    RelayReport::Activity { leg, at: now }
+                } else {
+                    RelayReport::Latched {
+                        leg,
+                        component: if *a & 2 == 0 {
+                            Component::Rtp
+                        } else {
+                            Component::Rtcp
+                        },
+                        source: src,
+                    }
+                };
+                mpr.handle_relay(now, report);
+            }
+        }
+        while let Some(t) = mpr.poll_transmit() {
+            // Keep the latest nonce the MPR handed out, as a client would.
+            if let Ok(m) = Message::decode(&t.payload) {
+                if let Some(n) = m.nonce() {
+                    nonce = n.to_vec();
+                }
+                known.extend(m.xor_relayed_address());
+            }
+        }
+        while mpr.poll_command().is_some() {}
+        while mpr.poll_event().is_some() {}
+        let (free, in_use, quarantined, cap) = mpr.port_usage();
+        assert_eq!(free + in_use + quarantined, cap, "port accounting");
+        assert_eq!(
+            in_use as u64,
+            mpr.stats().legs_open,
+            "a port pair per open leg"
+        );
+    }
+    mpr.stats()
+}

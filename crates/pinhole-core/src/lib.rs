@@ -22,3 +22,11 @@ pub use types::{CallKey, Component, LegId, Receive, Side, Transmit};
 pub(crate) fn test_instant() -> std::time::Instant {
     std::time::Instant::now()
 }
+
+/// The fuzz bodies need a base instant; like the tests, they only add
+/// durations to it.
+#[cfg(feature = "fuzzing")]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn fuzz_instant() -> std::time::Instant {
+    std::time::Instant::now()
+}

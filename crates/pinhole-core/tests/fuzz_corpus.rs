@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use pinhole_core::fuzzing::control_decode;
+use pinhole_core::fuzzing::{control_decode, mpr_datagrams};
 use pinhole_core::wire::{
     Builder, Class, ErrorCode, Message, Method, Protocol, RtcpMode, TransactionId,
 };
@@ -25,6 +25,37 @@ fn seed_corpus_passes_fuzz_property() {
         seen += 1;
     }
     assert!(seen >= 12, "seed corpus has only {seen} files");
+}
+
+#[test]
+fn mpr_seed_corpus_passes_fuzz_property() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/mpr_datagrams");
+    let mut seen = 0;
+    let mut total = pinhole_core::mpr::Stats::default();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        let s = mpr_datagrams(&data);
+        total.registrations_accepted += s.registrations_accepted;
+        total.cmph_reserved += s.cmph_reserved;
+        total.cmph_bound += s.cmph_bound;
+        total.intents += s.intents;
+        total.latches += s.latches;
+        total.calls_expired += s.calls_expired;
+        total.decode_errors += s.decode_errors;
+        seen += 1;
+    }
+    assert!(seen >= 6, "mpr seed corpus has only {seen} files");
+    // The seeds are worth their bytes only if they reach the deep paths.
+    assert!(total.registrations_accepted >= 5, "{total:?}");
+    assert!(
+        total.cmph_reserved >= 2 && total.cmph_bound >= 2,
+        "{total:?}"
+    );
+    assert!(total.intents >= 3 && total.latches >= 1, "{total:?}");
+    assert!(
+        total.calls_expired >= 1 && total.decode_errors >= 1,
+        "{total:?}"
+    );
 }
 
 #[test]
