@@ -273,3 +273,80 @@ pub fn mux_ep(index: u16, a: SocketAddr) -> MediaEndpoint {
         rtcp_addr: None,
     }
 }
+
+/// The relay addresses and pinhole of a call from the public side into a
+/// corporate network (Figs. 7 and 8).
+#[derive(Clone, Copy, Debug)]
+pub struct InboundCall {
+    /// The relay address the offer named toward the inside party: its leg,
+    /// which its pinhole was opened toward and which it sends media to.
+    pub inside_leg: SocketAddr,
+    /// The relay address the answer named toward the public party.
+    pub public_leg: SocketAddr,
+    /// The pinhole the CMPH Response reported; `None` when the client sends
+    /// CMPH indications (the no-response variant).
+    pub pinhole: Option<SocketAddr>,
+}
+
+impl Bed {
+    /// Figs. 7 and 8: the public party at `public` offers a call into
+    /// `network`; client `who` opens the media pinhole from `local` toward
+    /// the leg the offer named (mapping it to `inside` when it is an APS);
+    /// the answer carries the pinhole, or `local` when the CMPH went
+    /// unanswered by design.
+    #[allow(clippy::too_many_arguments)]
+    pub fn inbound_call(
+        &mut self,
+        call: &str,
+        network: &str,
+        who: ClientId,
+        public: SocketAddr,
+        local: SocketAddr,
+        rtcp: RtcpMode,
+        inside: Option<SocketAddr>,
+    ) -> InboundCall {
+        let ep = |a| MediaEndpoint {
+            index: 0,
+            addr: a,
+            rtcp,
+            rtcp_addr: None,
+        };
+        let offer = self.intent(
+            call,
+            IntentKind::Offer,
+            Side::A,
+            Origin::Public,
+            Origin::Network(network),
+            &[ep(public)],
+        );
+        let inside_leg = offer.endpoints[0].addr;
+        let key = format!("{call}/0").into_bytes();
+        let (relay, pinhole) = self.open(
+            who,
+            PinholeRequest {
+                local,
+                relay: Some(inside_leg),
+                rtcp,
+                key,
+                inside,
+            },
+        );
+        assert_eq!(
+            relay, inside_leg,
+            "the pinhole was opened toward the leg the offer named"
+        );
+        let answer = self.intent(
+            call,
+            IntentKind::Answer,
+            Side::B,
+            Origin::Network(network),
+            Origin::Public,
+            &[ep(pinhole.unwrap_or(local))],
+        );
+        InboundCall {
+            inside_leg,
+            public_leg: answer.endpoints[0].addr,
+            pinhole,
+        }
+    }
+}

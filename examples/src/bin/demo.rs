@@ -71,44 +71,26 @@ fn run(json: bool) -> Result<bool> {
         json,
         "Fig. 7 — public caller P to phone A behind APS1 (corp1)",
     );
-    let offer = b.intent(
-        "fig7",
-        IntentKind::Offer,
-        Side::A,
-        Origin::Public,
-        Origin::Network("corp1"),
-        &[mux_ep(0, addr(P_MEDIA))],
-    );
-    let l = offer.endpoints.first().context("plan")?.addr;
     let port_b = addr("10.1.0.2:41000");
-    let (_, c) = b.open(
-        b.aps1,
-        PinholeRequest {
-            local: port_b,
-            relay: Some(l),
-            rtcp: RtcpMode::Mux,
-            key: b"fig7/0".to_vec(),
-            inside: Some(addr(bed::PHONE_A)),
-        },
-    );
-    let c = c.context("CMPH Response without pinhole")?;
-    let answer = b.intent(
+    let call = b.inbound_call(
         "fig7",
-        IntentKind::Answer,
-        Side::B,
-        Origin::Network("corp1"),
-        Origin::Public,
-        &[mux_ep(0, c)],
+        "corp1",
+        b.aps1,
+        addr(P_MEDIA),
+        port_b,
+        RtcpMode::Mux,
+        Some(addr(bed::PHONE_A)),
     );
+    let c = call.pinhole.context("CMPH Response without pinhole")?;
     ladder(&b, &mut mark, json);
     if !json {
         println!(
-            "  offer toward corp1 names relay {l}; APS1 opened pinhole {c}; answer toward P names {}",
-            answer.endpoints[0].addr
+            "  offer toward corp1 names relay {}; APS1 opened pinhole {c}; answer toward P names {}",
+            call.inside_leg, call.public_leg
         );
     }
     let (at_a, at_p) = b.talk(
-        (addr(P_MEDIA), answer.endpoints[0].addr),
+        (addr(P_MEDIA), call.public_leg),
         (addr(bed::PHONE_A), port_b),
         PACKETS,
     );
@@ -124,37 +106,11 @@ fn run(json: bool) -> Result<bool> {
         "Fig. 8 — public caller P to smart terminal T2 (corp2, no APS)",
     );
     let p2 = addr("192.0.2.7:4100");
-    let offer = b.intent(
-        "fig8",
-        IntentKind::Offer,
-        Side::A,
-        Origin::Public,
-        Origin::Network("corp2"),
-        &[mux_ep(0, p2)],
-    );
-    let l = offer.endpoints[0].addr;
     let port_t = addr("10.2.0.10:9000");
-    let (_, c) = b.open(
-        b.t2,
-        PinholeRequest {
-            local: port_t,
-            relay: Some(l),
-            rtcp: RtcpMode::Mux,
-            key: b"fig8/0".to_vec(),
-            inside: None,
-        },
-    );
-    let c = c.context("CMPH Response without pinhole")?;
-    let answer = b.intent(
-        "fig8",
-        IntentKind::Answer,
-        Side::B,
-        Origin::Network("corp2"),
-        Origin::Public,
-        &[mux_ep(0, c)],
-    );
+    let call = b.inbound_call("fig8", "corp2", b.t2, p2, port_t, RtcpMode::Mux, None);
+    call.pinhole.context("CMPH Response without pinhole")?;
     ladder(&b, &mut mark, json);
-    let (at_t, at_p) = b.talk((p2, answer.endpoints[0].addr), (port_t, l), PACKETS);
+    let (at_t, at_p) = b.talk((p2, call.public_leg), (port_t, call.inside_leg), PACKETS);
     out.push(Outcome {
         name: "fig8",
         sent: PACKETS,

@@ -3,10 +3,8 @@
 use std::time::Duration;
 
 use pinhole_core::client::{Event as ClientEvent, Failure, PinholeRequest};
-use pinhole_core::intent::{IntentKind, Origin};
 use pinhole_core::ports::PortRange;
 use pinhole_core::relay::Remote;
-use pinhole_core::types::Side;
 use pinhole_core::wire::{
     self, Builder, Class, ErrorCode, Message, Method, RtcpMode, TransactionId,
 };
@@ -16,35 +14,17 @@ use crate::common::*;
 #[test]
 fn replayed_and_forged_cmph_never_move_a_pinhole() {
     let mut b = Bed::new().registered();
-    let offer = b.intent(
-        "r",
-        IntentKind::Offer,
-        Side::A,
-        Origin::Public,
-        Origin::Network("corp2"),
-        &[mux_ep(0, addr(P_MEDIA))],
-    );
-    let l = offer.endpoints[0].addr;
     let port_t = addr("10.2.0.10:9300");
-    let (_, c) = b.open(
-        b.t2,
-        PinholeRequest {
-            local: port_t,
-            relay: Some(l),
-            rtcp: RtcpMode::Mux,
-            key: b"r/0".to_vec(),
-            inside: None,
-        },
-    );
-    let c = c.unwrap();
-    let answer = b.intent(
+    let call = b.inbound_call(
         "r",
-        IntentKind::Answer,
-        Side::B,
-        Origin::Network("corp2"),
-        Origin::Public,
-        &[mux_ep(0, c)],
+        "corp2",
+        b.t2,
+        addr(P_MEDIA),
+        port_t,
+        RtcpMode::Mux,
+        None,
     );
+    let (l, c) = (call.inside_leg, call.pinhole.unwrap());
     // The eavesdropper's copy of the bind request.
     let bind =
         b.w.captured()
@@ -88,12 +68,12 @@ fn replayed_and_forged_cmph_never_move_a_pinhole() {
     let e = Message::decode(&answers[0].payload).unwrap();
     assert_eq!(e.error_code().unwrap().0, ErrorCode::UNAUTHORIZED);
     // Media from P still reaches T, and nothing reaches the attacker.
-    let (at_t, _) = b.talk((addr(P_MEDIA), answer.endpoints[0].addr), (port_t, l), 10);
+    let (at_t, _) = b.talk((addr(P_MEDIA), call.public_leg), (port_t, l), 10);
     assert_media(&at_t, b'a', 10);
     assert!(b.w.take_inbox(x).is_empty());
     // Media injected by the attacker at either relay port is dropped.
     b.w.send(x, l, rtp(b'x', 0));
-    b.w.send(x, answer.endpoints[0].addr, rtp(b'x', 1));
+    b.w.send(x, call.public_leg, rtp(b'x', 1));
     b.w.run_for(Duration::from_millis(100));
     assert!(b.w.take_inbox(port_t).is_empty());
     assert!(b.w.relay_counters().dropped_source >= 2);

@@ -13,50 +13,33 @@ use crate::common::*;
 #[test]
 fn fig7_with_aps_public_caller_to_phone_behind_firewall() {
     let mut b = Bed::new().registered();
-    // 1. The offer from the public side reaches the MPR, which names corp1's leg L.
-    let offer = b.intent(
-        "fig7",
-        IntentKind::Offer,
-        Side::A,
-        Origin::Public,
-        Origin::Network("corp1"),
-        &[rtp_ep(0, addr(P_MEDIA))],
-    );
-    let l = offer.endpoints[0].addr;
-    assert_eq!(l.ip(), ip(MPR));
-    // 2. The APS opens the pinhole from its port B toward L, mapping B to A.
+    // The offer names corp1's leg L; APS1 opens the pinhole from port B
+    // toward L, mapping B to phone A; the answer carries the pinhole C.
     let port_b = addr("10.1.0.2:41000");
-    let (relay, pinhole) = b.open(
-        b.aps1,
-        PinholeRequest {
-            local: port_b,
-            relay: Some(l),
-            rtcp: RtcpMode::Mux,
-            key: b"fig7/0".to_vec(),
-            inside: Some(addr(PHONE_A)),
-        },
-    );
-    assert_eq!(relay, l);
-    let c = pinhole.expect("CMPH Response carries the pinhole");
-    assert_eq!(c.ip(), ip("198.51.100.1"));
-    // 3. The answer carries C; the MPR writes P's leg toward P.
-    let answer = b.intent(
+    let call = b.inbound_call(
         "fig7",
-        IntentKind::Answer,
-        Side::B,
-        Origin::Network("corp1"),
-        Origin::Public,
-        &[mux_ep(0, c)],
+        "corp1",
+        b.aps1,
+        addr(P_MEDIA),
+        port_b,
+        RtcpMode::Mux,
+        Some(addr(PHONE_A)),
     );
-    let lp = answer.endpoints[0].addr;
-    assert_ne!(lp, l);
-    // 4. Media both ways: P ↔ LP … L ↔ C ↔ B ↔ A.
+    assert_eq!(call.inside_leg.ip(), ip(MPR));
+    let c = call.pinhole.expect("CMPH Response carries the pinhole");
+    assert_eq!(c.ip(), ip("198.51.100.1"));
+    assert_ne!(call.public_leg, call.inside_leg);
+    // Media both ways: P ↔ P's leg … A's leg ↔ C ↔ B ↔ A.
     let dropped_before =
         b.w.net
             .firewall(b.corp1.firewall)
             .counters()
             .dropped_inbound();
-    let (at_a, at_p) = b.talk((addr(P_MEDIA), lp), (addr(PHONE_A), port_b), 50);
+    let (at_a, at_p) = b.talk(
+        (addr(P_MEDIA), call.public_leg),
+        (addr(PHONE_A), port_b),
+        50,
+    );
     assert_media(&at_a, b'a', 50);
     assert_media(&at_p, b'b', 50);
     assert_eq!(
@@ -72,47 +55,27 @@ fn fig7_with_aps_public_caller_to_phone_behind_firewall() {
 #[test]
 fn fig8_smart_terminal_without_aps() {
     let mut b = Bed::new().registered();
-    let offer = b.intent(
-        "fig8",
-        IntentKind::Offer,
-        Side::A,
-        Origin::Public,
-        Origin::Network("corp2"),
-        &[rtp_ep(0, addr(P_MEDIA))],
-    );
-    let l = offer.endpoints[0].addr;
     let port_a = addr("10.2.0.10:9000");
-    let (_, pinhole) = b.open(
-        b.t2,
-        PinholeRequest {
-            local: port_a,
-            relay: Some(l),
-            rtcp: RtcpMode::Pair,
-            key: b"fig8/0".to_vec(),
-            inside: None,
-        },
-    );
-    let c = pinhole.unwrap();
-    let answer = b.intent(
+    let call = b.inbound_call(
         "fig8",
-        IntentKind::Answer,
-        Side::B,
-        Origin::Network("corp2"),
-        Origin::Public,
-        &[rtp_ep(0, c)],
+        "corp2",
+        b.t2,
+        addr(P_MEDIA),
+        port_a,
+        RtcpMode::Pair,
+        None,
     );
-    let (at_t, at_p) = b.talk((addr(P_MEDIA), answer.endpoints[0].addr), (port_a, l), 40);
+    assert!(call.pinhole.is_some());
+    let (at_t, at_p) = b.talk(
+        (addr(P_MEDIA), call.public_leg),
+        (port_a, call.inside_leg),
+        40,
+    );
     assert_media(&at_t, b'a', 40);
     assert_media(&at_p, b'b', 40);
     // RTCP crosses on the next ports, bound by its own CMPH.
-    b.w.send(
-        addr("192.0.2.7:4001"),
-        std::net::SocketAddr::new(
-            answer.endpoints[0].addr.ip(),
-            answer.endpoints[0].addr.port() + 1,
-        ),
-        b"rtcp-from-p".to_vec(),
-    );
+    let rtcp_leg = std::net::SocketAddr::new(call.public_leg.ip(), call.public_leg.port() + 1);
+    b.w.send(addr("192.0.2.7:4001"), rtcp_leg, b"rtcp-from-p".to_vec());
     b.w.run_for(Duration::from_millis(100));
     assert_eq!(b.w.take_inbox(addr("10.2.0.10:9001")).len(), 1);
 }
@@ -179,40 +142,26 @@ fn no_cmph_response_variant_binds_by_indication() {
         ..Opts::default()
     })
     .registered();
-    let offer = b.intent(
-        "ind",
-        IntentKind::Offer,
-        Side::A,
-        Origin::Public,
-        Origin::Network("corp2"),
-        &[mux_ep(0, addr(P_MEDIA))],
-    );
-    let l = offer.endpoints[0].addr;
     let port_t = addr("10.2.0.10:9100");
-    let (_, pinhole) = b.open(
+    let call = b.inbound_call(
+        "ind",
+        "corp2",
         b.t2,
-        PinholeRequest {
-            local: port_t,
-            relay: Some(l),
-            rtcp: RtcpMode::Mux,
-            key: b"ind/0".to_vec(),
-            inside: None,
-        },
+        addr(P_MEDIA),
+        port_t,
+        RtcpMode::Mux,
+        None,
     );
     assert_eq!(
-        pinhole, None,
+        call.pinhole, None,
         "no response: the terminal does not learn its pinhole"
     );
-    // The answer carries the terminal's actual (private) address.
-    let answer = b.intent(
-        "ind",
-        IntentKind::Answer,
-        Side::B,
-        Origin::Network("corp2"),
-        Origin::Public,
-        &[mux_ep(0, port_t)],
+    // The answer carried the terminal's actual (private) address.
+    let (at_t, at_p) = b.talk(
+        (addr(P_MEDIA), call.public_leg),
+        (port_t, call.inside_leg),
+        30,
     );
-    let (at_t, at_p) = b.talk((addr(P_MEDIA), answer.endpoints[0].addr), (port_t, l), 30);
     assert_media(&at_t, b'a', 30);
     assert_media(&at_p, b'b', 30);
     let n_cmph =
@@ -265,35 +214,17 @@ fn plain_terminal_latches_from_its_network_only() {
 #[test]
 fn hold_longer_than_the_firewall_timeout_then_resume() {
     let mut b = Bed::new().registered();
-    let offer = b.intent(
-        "hold",
-        IntentKind::Offer,
-        Side::A,
-        Origin::Public,
-        Origin::Network("corp2"),
-        &[mux_ep(0, addr(P_MEDIA))],
-    );
-    let l = offer.endpoints[0].addr;
     let port_t = addr("10.2.0.10:9200");
-    let (_, c) = b.open(
-        b.t2,
-        PinholeRequest {
-            local: port_t,
-            relay: Some(l),
-            rtcp: RtcpMode::Mux,
-            key: b"hold/0".to_vec(),
-            inside: None,
-        },
-    );
-    let answer = b.intent(
+    let call = b.inbound_call(
         "hold",
-        IntentKind::Answer,
-        Side::B,
-        Origin::Network("corp2"),
-        Origin::Public,
-        &[mux_ep(0, c.unwrap())],
+        "corp2",
+        b.t2,
+        addr(P_MEDIA),
+        port_t,
+        RtcpMode::Mux,
+        None,
     );
-    let lp = answer.endpoints[0].addr;
+    let (lp, l) = (call.public_leg, call.inside_leg);
     let (at_t, _) = b.talk((addr(P_MEDIA), lp), (port_t, l), 5);
     assert_media(&at_t, b'a', 5);
     // On hold: no media for 3 minutes (the firewall forgets after 30 s).
