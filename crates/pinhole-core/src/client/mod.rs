@@ -328,6 +328,8 @@ pub struct Engine {
     reg: Registration,
     txs: HashMap<TransactionId, Tx>,
     pinholes: HashMap<u64, Pinhole>,
+    /// Each pinhole's local sockets (RTP, and RTCP unless mux) → pinhole.
+    by_local: HashMap<SocketAddr, u64>,
     next_pinhole: u64,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     transmits: VecDeque<Transmit>,
@@ -366,6 +368,7 @@ impl Engine {
             reg,
             txs: HashMap::new(),
             pinholes: HashMap::new(),
+            by_local: HashMap::new(),
             next_pinhole: 1,
             timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
@@ -394,7 +397,12 @@ impl Engine {
             self.reg.traffic(now);
             return;
         }
-        for p in self.pinholes.values_mut() {
+        // Per-packet calls must not scan every pinhole: index by socket.
+        if let Some(p) = self
+            .by_local
+            .get(&local)
+            .and_then(|id| self.pinholes.get_mut(id))
+        {
             p.traffic(now, local);
         }
     }

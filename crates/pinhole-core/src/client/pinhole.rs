@@ -73,6 +73,10 @@ impl Engine {
         self.next_pinhole += 1;
         let relay = req.relay;
         let local = req.local;
+        self.by_local.insert(local, id);
+        if req.rtcp == RtcpMode::Pair {
+            self.by_local.insert(plus_one(local), id);
+        }
         self.pinholes.insert(
             id,
             Pinhole {
@@ -101,6 +105,8 @@ impl Engine {
             .pinholes
             .remove(&id.0)
             .ok_or(ClientError::UnknownPinhole)?;
+        self.by_local.remove(&p.req.local);
+        self.by_local.remove(&plus_one(p.req.local));
         self.txs.retain(
             |_, tx| !matches!(tx.purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if x == id.0),
         );
@@ -222,9 +228,11 @@ impl Engine {
     }
 
     pub(super) fn pinhole_failed(&mut self, id: u64, failure: Failure) {
-        if self.pinholes.remove(&id).is_none() {
+        let Some(p) = self.pinholes.remove(&id) else {
             return;
-        }
+        };
+        self.by_local.remove(&p.req.local);
+        self.by_local.remove(&plus_one(p.req.local));
         self.txs.retain(
             |_, tx| !matches!(tx.purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if x == id),
         );

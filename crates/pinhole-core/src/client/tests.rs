@@ -447,3 +447,39 @@ fn open_pinhole_needs_a_registration_and_a_sane_key() {
     );
     assert!(p.cl.open_pinhole(p.now, req).is_ok());
 }
+
+#[test]
+fn traffic_reports_reach_only_their_own_pinhole() {
+    let mut p = P::new(|_| {});
+    p.advance(Duration::from_millis(10));
+    let a = addr("10.0.0.2:44000");
+    let b = addr("10.0.0.2:44100");
+    for (local, key) in [(a, b"a".to_vec()), (b, b"b".to_vec())] {
+        p.cl.open_pinhole(
+            p.now,
+            PinholeRequest {
+                local,
+                relay: None,
+                rtcp: RtcpMode::Mux,
+                key,
+                inside: None,
+            },
+        )
+        .unwrap();
+    }
+    p.advance(Duration::from_millis(10));
+    // Media keeps `a` busy; `b` is silent and needs its keepalives.
+    for _ in 0..6 {
+        p.advance(Duration::from_secs(10));
+        let now = p.now;
+        p.cl.handle_traffic(now, a);
+    }
+    let from = |p: &P, l: SocketAddr| {
+        p.sent
+            .iter()
+            .filter(|t| t.local == l && t.payload[..2] == [0x00, 0x11])
+            .count()
+    };
+    assert_eq!(from(&p, a), 0);
+    assert_eq!(from(&p, b), 3);
+}
