@@ -9,7 +9,6 @@ use super::{
     ClientError, CmphMode, Engine, Event, Failure, PinholeId, PinholeRequest, Timer, component_of,
 };
 use crate::relay::RelayCommand;
-use crate::types::Component;
 use crate::wire::{self, Class, Message, Method, RtcpMode, TransactionId};
 
 pub(super) struct Pinhole {
@@ -298,13 +297,5 @@ impl Engine {
         if again {
             self.arm(now + self.cfg.indication_spacing, Timer::Indication(id));
         }
-    }
-
-    /// The RTCP component handle, for callers that track components.
-    pub fn pinhole_component(&self, id: PinholeId, local: SocketAddr) -> Option<Component> {
-        let p = self.pinholes.get(&id.0)?;
-        (0..p.components())
-            .find(|c| p.ends(*c).map(|e| e.0) == Some(local))
-            .map(|c| component_of(c as u8))
     }
 }
