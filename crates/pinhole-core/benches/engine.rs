@@ -160,6 +160,27 @@ fn bench_cmph(c: &mut Criterion) {
     });
 }
 
+/// Baseline in the same run: a generic STUN stack (stun-rs) only decoding
+/// and validating the same CMPH request (MESSAGE-INTEGRITY-SHA256 and
+/// FINGERPRINT), with no state and no answer.
+fn bench_baseline(c: &mut Criterion) {
+    use stun_rs::{DecoderContextBuilder, HMACKey, MessageDecoderBuilder};
+    let mut b = Bench::new(1);
+    let nonce = b.register(0);
+    let tid = b.next_tid();
+    let msg = cmph(tid, 0, &nonce, None);
+    let key = HMACKey::new_short_term(std::str::from_utf8(&cred(0)).unwrap()).unwrap();
+    let ctx = DecoderContextBuilder::default()
+        .with_key(key)
+        .with_validation()
+        .build();
+    let decoder = MessageDecoderBuilder::default().with_context(ctx).build();
+    assert!(decoder.decode(&msg).is_ok());
+    c.bench_function("baseline/stun_rs_decode_validate_cmph", |bench| {
+        bench.iter(|| black_box(decoder.decode(black_box(&msg)).is_ok()))
+    });
+}
+
 /// One registration refresh, with 1k and 1M networks registered.
 fn bench_refresh(c: &mut Criterion) {
     let mut g = c.benchmark_group("mpr/registration_refresh");
@@ -267,6 +288,6 @@ fn bench_intents(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench_cmph, bench_refresh, bench_intents
+    targets = bench_cmph, bench_baseline, bench_refresh, bench_intents
 }
 criterion_main!(benches);

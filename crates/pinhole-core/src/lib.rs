@@ -5,6 +5,7 @@ pub mod client;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod hash;
 pub mod intent;
 pub mod mpr;
 pub mod ports;

@@ -580,7 +580,9 @@ fn encode(
     key: Option<&IntegrityKey>,
     body: impl FnOnce(&mut Builder<'_>) -> Result<(), wire::EncodeError>,
 ) -> Vec<u8> {
-    let mut buf = [0u8; wire::MAX_MESSAGE];
+    // Every answer the MPR writes is a few hundred bytes; zeroing the full
+    // MAX_MESSAGE for each would cost more than the copy.
+    let mut buf = [0u8; 512];
     let r = Builder::new(&mut buf, method, class, id).and_then(|mut b| {
         body(&mut b)?;
         b.finish_with(key)

@@ -28,6 +28,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::hash::{FastMap, fast_map};
 use crate::intent::{IntentKind, MediaIntent, MediaPlan};
 use crate::ports::{Allocator, PortError, PortPair, PortRange};
 use crate::relay::{RelayCommand, RelayReport, Remote};
@@ -474,9 +475,9 @@ pub struct Engine {
     routes: HashMap<(NetIdx, Protocol), Route>,
     by_route: HashMap<(Protocol, SocketAddr), NetIdx>,
     domains: HashMap<String, NetIdx>,
-    legs: HashMap<LegId, Leg>,
-    by_port: HashMap<u16, LegId>,
-    by_pinhole: HashMap<SocketAddr, LegId>,
+    legs: FastMap<LegId, Leg>,
+    by_port: FastMap<u16, LegId>,
+    by_pinhole: FastMap<SocketAddr, LegId>,
     by_key: HashMap<(NetIdx, Box<[u8]>), LegId>,
     calls: HashMap<u64, Call>,
     call_ids: HashMap<CallKey, u64>,
@@ -508,6 +509,7 @@ impl Engine {
         }
         let range = PortRange::new(cfg.ports.first, cfg.ports.last)?;
         let mut rng = Rng::from_seed(cfg.rng_seed);
+        let hash_seed = rng.next_u64();
         let mut ports = Allocator::new(range, t.port_quarantine, rng.fork());
         let mut pairs: Vec<PortPair> = cfg
             .control_ports
@@ -553,9 +555,9 @@ impl Engine {
             routes: HashMap::new(),
             by_route: HashMap::new(),
             domains,
-            legs: HashMap::new(),
-            by_port: HashMap::new(),
-            by_pinhole: HashMap::new(),
+            legs: fast_map(hash_seed),
+            by_port: fast_map(hash_seed),
+            by_pinhole: fast_map(hash_seed),
             by_key: HashMap::new(),
             calls: HashMap::new(),
             call_ids: HashMap::new(),
@@ -564,7 +566,7 @@ impl Engine {
             control_ports: cfg.control_ports,
             port_range: range,
             nonces: Nonces::new(secret, now, t.nonce_lifetime),
-            replay: ReplayCache::new(cfg.replay_capacity),
+            replay: ReplayCache::new(cfg.replay_capacity, hash_seed),
             timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
             commands: VecDeque::new(),

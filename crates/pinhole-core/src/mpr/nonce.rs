@@ -1,12 +1,13 @@
 //! Stateless nonces and the replay cache (wire-format.md §2.2).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::hash::{FastMap, fast_map};
 use crate::wire::TransactionId;
 
 /// Length of a nonce: 16 hex digits of expiry, 16 of MAC.
@@ -190,7 +191,7 @@ pub(crate) struct Seen {
 /// Every authenticated transaction id accepted within the nonce lifetime.
 /// Entries all live the same time, so a FIFO queue is expiry order.
 pub(crate) struct ReplayCache {
-    seen: HashMap<TransactionId, Seen>,
+    seen: FastMap<TransactionId, Seen>,
     order: VecDeque<(Instant, TransactionId)>,
     capacity: usize,
 }
@@ -206,9 +207,9 @@ pub(crate) enum Replay<'a> {
 }
 
 impl ReplayCache {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, hash_seed: u64) -> Self {
         Self {
-            seen: HashMap::new(),
+            seen: fast_map(hash_seed),
             order: VecDeque::new(),
             capacity,
         }
@@ -338,7 +339,7 @@ mod tests {
         let b: SocketAddr = "198.51.100.2:4000".parse().unwrap();
         let l: SocketAddr = "203.0.113.1:3478".parse().unwrap();
         let id = TransactionId([1; 12]);
-        let mut c = ReplayCache::new(2);
+        let mut c = ReplayCache::new(2, 1);
         assert!(matches!(c.lookup(&id, l, a), Replay::Fresh));
         c.insert(id, t0 + Duration::from_secs(10), l, a, b"resp");
         assert!(matches!(c.lookup(&id, l, a), Replay::Retransmission(r) if r == b"resp"));
