@@ -99,19 +99,13 @@ impl P {
             let next = [self.cl.poll_timeout(), self.mpr.poll_timeout()]
                 .into_iter()
                 .flatten()
-                .filter(|t| *t > self.now)
                 .min();
             match next {
+                // Armed while handling this instant: run it now.
+                Some(t) if t <= self.now => {}
                 Some(t) if t <= until => self.now = t,
-                _ => {
-                    self.now = until;
-                    self.cl.handle_timeout(self.now);
-                    self.mpr.handle_timeout(self.now);
-                    if self.cl.poll_timeout().is_some_and(|t| t <= self.now) {
-                        continue;
-                    }
-                    break;
-                }
+                _ if self.now < until => self.now = until,
+                _ => break,
             }
         }
     }
