@@ -278,3 +278,34 @@ fn a_call_whose_media_never_starts_expires_and_frees_its_ports() {
         "after quarantine every pair is free again"
     );
 }
+
+#[test]
+fn cmph_survives_30_percent_loss_by_retransmission() {
+    let mut b = Bed::new().registered();
+    let (c2, inet) = (b.corp2.zone, b.w.internet);
+    b.w.net.set_loss(c2, inet, 0.3);
+    b.w.net.set_loss(inet, c2, 0.3);
+    let port_t = addr("10.2.0.10:9400");
+    let call = b.inbound_call(
+        "lossy",
+        "corp2",
+        b.t2,
+        addr(P_MEDIA),
+        port_t,
+        RtcpMode::Pair,
+        None,
+    );
+    assert!(call.pinhole.is_some(), "opened despite loss");
+    let stats = b.w.client(b.t2).stats();
+    assert_eq!(stats.pinholes_opened, 1);
+    assert!(stats.retransmissions > 0, "the loss was real: {stats:?}");
+    b.w.net.set_loss(c2, inet, 0.0);
+    b.w.net.set_loss(inet, c2, 0.0);
+    let (at_t, at_p) = b.talk(
+        (addr(P_MEDIA), call.public_leg),
+        (port_t, call.inside_leg),
+        20,
+    );
+    assert_media(&at_t, b'a', 20);
+    assert_media(&at_p, b'b', 20);
+}

@@ -937,3 +937,49 @@ fn a_replay_the_cache_forgot_still_fails_because_the_nonce_is_bound_to_the_sourc
     let leg = t.mpr.leg_by_port(relay.port()).unwrap();
     assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(media));
 }
+
+#[test]
+fn ipv6_streams_get_ipv6_relay_legs_only_when_the_mpr_has_one() {
+    let v6: SocketAddr = "[2001:db8::7]:4000".parse().unwrap();
+    let eps = [MediaEndpoint::rtp(0, v6)];
+    let mut t = T::new();
+    assert_eq!(
+        t.mpr.handle_intent(
+            t.now,
+            &CallKey::from("v6"),
+            &offer(&eps, Origin::Public, Origin::Public)
+        ),
+        Err(IntentError::NoRelayAddress)
+    );
+    let mut t = T::with(|c| c.relay_ip6 = Some("2001:db8::10".parse().unwrap()));
+    let plan = t
+        .mpr
+        .handle_intent(
+            t.now,
+            &CallKey::from("v6"),
+            &offer(&eps, Origin::Public, Origin::Public),
+        )
+        .unwrap();
+    assert_eq!(
+        plan.endpoints[0].addr.ip(),
+        "2001:db8::10".parse::<std::net::IpAddr>().unwrap()
+    );
+    let [Some(a), _] = t.mpr.call_legs(&CallKey::from("v6"), 0).unwrap() else {
+        panic!()
+    };
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp, Remote::Fixed(v6));
+    // IPv4 streams still get the IPv4 relay address.
+    let v4 = [MediaEndpoint::rtp(0, addr("192.0.2.7:4000"))];
+    let plan = t
+        .mpr
+        .handle_intent(
+            t.now,
+            &CallKey::from("v4"),
+            &offer(&v4, Origin::Public, Origin::Public),
+        )
+        .unwrap();
+    assert_eq!(
+        plan.endpoints[0].addr.ip(),
+        "203.0.113.10".parse::<std::net::IpAddr>().unwrap()
+    );
+}
