@@ -250,7 +250,7 @@ impl FirewallSim {
     /// address-and-port-dependent mapping, where it may have several, the
     /// oldest one).
     pub fn public_addr(&self, inside: SocketAddr) -> Option<SocketAddr> {
-        self.inner.table().public_addr(inside)
+        self.inner.table().public_addr(Instant::now(), inside)
     }
 
     /// The public address through which `inside` reaches `remote`, if a

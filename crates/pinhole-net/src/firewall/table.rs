@@ -285,11 +285,19 @@ impl Table {
         (now.saturating_duration_since(*last) < self.idle).then_some(m.public)
     }
 
+    /// Whether any filter entry of `m` is still within the idle timeout
+    /// (the timer may not have swept the others yet).
+    fn is_live(&self, m: &Mapping, now: Instant) -> bool {
+        m.remotes
+            .values()
+            .any(|last| now.saturating_duration_since(*last) < self.idle)
+    }
+
     /// The public address of `inside`'s oldest live mapping.
-    pub(super) fn public_addr(&self, inside: SocketAddr) -> Option<SocketAddr> {
+    pub(super) fn public_addr(&self, now: Instant, inside: SocketAddr) -> Option<SocketAddr> {
         self.mappings
             .iter()
-            .filter(|(k, _)| k.0 == inside)
+            .filter(|(k, m)| k.0 == inside && self.is_live(m, now))
             .min_by_key(|(_, m)| m.id)
             .map(|(_, m)| m.public)
     }
