@@ -110,7 +110,8 @@ pub(super) fn check_loopback(what: &str, addr: SocketAddr, like: IpAddr) -> io::
 /// bounded time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// UDP datagrams from inside hosts forwarded to their remote.
+    /// UDP datagrams from inside hosts forwarded to their remote (a send
+    /// that then fails is also counted in `send_errors`).
     pub outbound: u64,
     /// UDP datagrams from a remote that matched a live filter entry and were
     /// delivered inside.
@@ -127,7 +128,8 @@ pub struct Counters {
     /// UDP datagrams sent to a route by someone other than the route's
     /// inside host.
     pub dropped_foreign: u64,
-    /// UDP datagrams that the operating system refused to send onward.
+    /// UDP datagrams that the operating system refused to send onward, and
+    /// outbound datagrams dropped because no public socket could be bound.
     pub send_errors: u64,
     /// UDP mappings (public ports) created.
     pub mappings_created: u64,

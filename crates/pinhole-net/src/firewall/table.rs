@@ -253,6 +253,7 @@ impl Table {
         let mut out: Vec<MappingInfo> = self
             .mappings
             .iter()
+            .filter(|(_, m)| self.is_live(m, now))
             .map(|(key, m)| {
                 let mut remotes: Vec<SocketAddr> = m
                     .remotes
