@@ -61,6 +61,7 @@
 //! assert_eq!(route.pinhole, "198.51.100.1:5060".parse().unwrap());
 //! assert_eq!(aps.registered_pinhole(), Some(route.pinhole));
 //! ```
+#![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod client;

@@ -22,6 +22,7 @@
 //! net.send(Datagram { src: mpr, dst: seen.src, payload: b"reply".to_vec() });
 //! assert_eq!(net.step().unwrap().dst, client); // the pinhole lets the reply in
 //! ```
+#![forbid(unsafe_code)]
 
 pub mod bed;
 mod clock;
