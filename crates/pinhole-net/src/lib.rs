@@ -2,11 +2,13 @@
 //!
 //! Today it holds [`firewall`], a userspace stateful NAT firewall
 //! simulator on loopback sockets that tests and the demo use to show a real
-//! pinhole, blocked and then open, without root. The media relay data
-//! plane and the drivers that run the sans-IO engines of `pinhole-core`
-//! over tokio sockets will join it as sibling modules.
+//! pinhole, blocked and then open, without root, and [`relay`], the media
+//! relay data plane (batched UDP forwarding with strict source checks on a
+//! few worker threads). The drivers that run the sans-IO engines of
+//! `pinhole-core` over tokio sockets will join them as sibling modules.
 //!
-//! Everything here binds to loopback addresses only.
+//! The firewall simulator binds to loopback addresses only; the relay binds
+//! exactly the addresses its commands name.
 //!
 //! # Example
 //!
@@ -49,3 +51,4 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod firewall;
+pub mod relay;

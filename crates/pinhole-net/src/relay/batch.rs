@@ -1,0 +1,342 @@
+//! Batched datagram syscalls: `recvmmsg` and `sendmmsg` over buffers that
+//! are allocated once per worker.
+//!
+//! This is the only unsafe code of the relay. Each unsafe item is as small
+//! as the syscall or cast it wraps, and the pointers handed to the kernel
+//! are refreshed from their owning vectors right before every call, so no
+//! pointer outlives or aliases a reallocation.
+
+use std::io;
+use std::mem::size_of;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::RawFd;
+
+/// The kernel's limit on messages per call (`UIO_MAXIOV`).
+pub(crate) const MAX_BATCH: usize = 1024;
+
+/// One datagram of the last [`RecvBatch::recv`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Received<'a> {
+    /// A datagram that fit the buffer.
+    Datagram(&'a [u8], SocketAddr),
+    /// Larger than `max_packet`: the kernel cut it (`MSG_TRUNC`).
+    Oversize,
+    /// The source address is neither IPv4 nor IPv6.
+    NoAddress,
+}
+
+/// Preallocated receive buffers and headers for `recvmmsg`.
+pub(crate) struct RecvBatch {
+    buf: Vec<u8>,
+    max_packet: usize,
+    addrs: Vec<libc::sockaddr_storage>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+    filled: usize,
+}
+
+impl RecvBatch {
+    /// Room for `batch` datagrams (clamped to 1..=[`MAX_BATCH`]) of up to
+    /// `max_packet` bytes each.
+    pub(crate) fn new(batch: usize, max_packet: usize) -> Self {
+        let batch = batch.clamp(1, MAX_BATCH);
+        let max_packet = max_packet.max(1);
+        Self {
+            buf: vec![0; batch * max_packet],
+            max_packet,
+            addrs: (0..batch).map(|_| zeroed_storage()).collect(),
+            iovs: (0..batch).map(|_| empty_iovec()).collect(),
+            hdrs: (0..batch).map(|_| zeroed_hdr()).collect(),
+            filled: 0,
+        }
+    }
+
+    /// Datagrams one call can return.
+    pub(crate) fn capacity(&self) -> usize {
+        self.hdrs.len()
+    }
+
+    /// Reads up to [`capacity`](Self::capacity) datagrams from the
+    /// non-blocking socket `fd` without waiting; `WouldBlock` when none
+    /// is queued.
+    #[allow(unsafe_code)]
+    pub(crate) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.filled = 0;
+        let base = self.buf.as_mut_ptr();
+        let mp = self.max_packet;
+        for (i, ((hdr, iov), addr)) in self
+            .hdrs
+            .iter_mut()
+            .zip(self.iovs.iter_mut())
+            .zip(self.addrs.iter_mut())
+            .enumerate()
+        {
+            iov.iov_base = base.wrapping_add(i * mp).cast();
+            iov.iov_len = mp;
+            let h = &mut hdr.msg_hdr;
+            h.msg_name = std::ptr::from_mut(addr).cast();
+            h.msg_namelen = storage_len();
+            h.msg_iov = std::ptr::from_mut(iov);
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+            hdr.msg_len = 0;
+        }
+        let vlen = u32::try_from(self.hdrs.len()).unwrap_or(1);
+        loop {
+            // SAFETY: `hdrs` holds `vlen` initialised headers. Each points
+            // at its own `sockaddr_storage` (with its true size as
+            // `msg_namelen`) and its own iovec, and each iovec at a disjoint
+            // `max_packet`-byte chunk of `buf`; all were refreshed just
+            // above from `&mut self`, which also keeps the vectors from
+            // being touched or reallocated until the call returns. The
+            // kernel writes at most `msg_namelen` and `iov_len` bytes.
+            let r = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    self.hdrs.as_mut_ptr(),
+                    vlen,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if let Ok(n) = usize::try_from(r) {
+                self.filled = n.min(self.hdrs.len());
+                return Ok(self.filled);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Datagram `i` of the last [`recv`](Self::recv).
+    pub(crate) fn get(&self, i: usize) -> Received<'_> {
+        let (Some(hdr), Some(addr)) = (self.hdrs.get(i), self.addrs.get(i)) else {
+            return Received::NoAddress;
+        };
+        if i >= self.filled || hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            return Received::Oversize;
+        }
+        let Some(src) = to_std(addr, hdr.msg_hdr.msg_namelen) else {
+            return Received::NoAddress;
+        };
+        let len = (hdr.msg_len as usize).min(self.max_packet);
+        let start = i * self.max_packet;
+        match self.buf.get(start..start + len) {
+            Some(payload) => Received::Datagram(payload, src),
+            None => Received::Oversize,
+        }
+    }
+}
+
+/// What one [`SendBatch::send`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Sent {
+    /// Datagrams the kernel accepted.
+    pub(crate) packets: u64,
+    /// Their bytes.
+    pub(crate) bytes: u64,
+    /// Datagrams that failed (full buffer, unreachable, ...) and were dropped.
+    pub(crate) failed: u64,
+}
+
+/// Preallocated headers for `sendmmsg`.
+pub(crate) struct SendBatch {
+    addrs: Vec<libc::sockaddr_storage>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+impl SendBatch {
+    /// Room for `batch` datagrams per call (clamped to 1..=[`MAX_BATCH`]).
+    pub(crate) fn new(batch: usize) -> Self {
+        let batch = batch.clamp(1, MAX_BATCH);
+        Self {
+            addrs: (0..batch).map(|_| zeroed_storage()).collect(),
+            iovs: (0..batch).map(|_| empty_iovec()).collect(),
+            hdrs: (0..batch).map(|_| zeroed_hdr()).collect(),
+        }
+    }
+
+    /// Sends datagram `i` of `recv` to `to`, for every `(i, to)` of `sel`
+    /// (at most the batch size; the rest are ignored), from `fd`, without
+    /// waiting. A datagram the kernel refuses is counted as failed and the
+    /// ones after it are still sent.
+    #[allow(unsafe_code)]
+    pub(crate) fn send(
+        &mut self,
+        fd: RawFd,
+        recv: &RecvBatch,
+        sel: &[(usize, SocketAddr)],
+    ) -> Sent {
+        let mut out = Sent::default();
+        let mut n = 0;
+        for &(i, to) in sel {
+            let (Some(hdr), Some(iov), Some(addr)) = (
+                self.hdrs.get_mut(n),
+                self.iovs.get_mut(n),
+                self.addrs.get_mut(n),
+            ) else {
+                break;
+            };
+            let Received::Datagram(payload, _) = recv.get(i) else {
+                out.failed += 1;
+                continue;
+            };
+            // The kernel only reads through this pointer (send side).
+            iov.iov_base = payload.as_ptr().cast_mut().cast();
+            iov.iov_len = payload.len();
+            let h = &mut hdr.msg_hdr;
+            h.msg_namelen = write_sockaddr(addr, to);
+            h.msg_name = std::ptr::from_mut(addr).cast();
+            h.msg_iov = std::ptr::from_mut(iov);
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+            hdr.msg_len = 0;
+            n += 1;
+        }
+        let mut start = 0;
+        while start < n {
+            let rest = u32::try_from(n - start).unwrap_or(1);
+            // SAFETY: headers `start..n` were filled above in this call:
+            // each points at its own `sockaddr_storage` holding a valid
+            // address of `msg_namelen` bytes and at its own iovec, and each
+            // iovec at a payload borrowed from `recv`, which outlives the
+            // call. `&mut self` keeps the vectors unchanged meanwhile. The
+            // kernel reads these and writes only `msg_len`.
+            let r = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    self.hdrs[start..].as_mut_ptr(),
+                    rest,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            match usize::try_from(r) {
+                Ok(sent) if sent > 0 => {
+                    for h in &self.hdrs[start..start + sent] {
+                        out.packets += 1;
+                        out.bytes += u64::from(h.msg_len);
+                    }
+                    start += sent;
+                }
+                _ => {
+                    if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    // The message at `start` failed; drop it, go on.
+                    out.failed += 1;
+                    start += 1;
+                }
+            }
+        }
+        out
+    }
+}
+
+fn storage_len() -> libc::socklen_t {
+    // 128 bytes: always fits.
+    size_of::<libc::sockaddr_storage>() as libc::socklen_t
+}
+
+fn empty_iovec() -> libc::iovec {
+    libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }
+}
+
+#[allow(unsafe_code)]
+fn zeroed_storage() -> libc::sockaddr_storage {
+    // SAFETY: a C struct of integers only; all zeroes is a valid value
+    // (family AF_UNSPEC).
+    unsafe { std::mem::zeroed() }
+}
+
+#[allow(unsafe_code)]
+fn zeroed_hdr() -> libc::mmsghdr {
+    // SAFETY: a C struct of integers and raw pointers; all zeroes means
+    // null pointers and zero lengths, which is valid (and never passed to
+    // the kernel before `recv`/`send` fill it).
+    unsafe { std::mem::zeroed() }
+}
+
+/// The address the kernel wrote, if IPv4 or IPv6. IPv6 flow info is
+/// cleared so that addresses compare equal to the ones the engine holds.
+#[allow(unsafe_code)]
+fn to_std(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match i32::from(s.ss_family) {
+        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, the
+            // kernel wrote at least its size, and sockaddr_storage is large
+            // and aligned enough for every socket address type.
+            let a = unsafe { &*std::ptr::from_ref(s).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(a.sin_addr.s_addr.to_ne_bytes());
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe { &*std::ptr::from_ref(s).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                0,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Writes `a` into `dst`; returns its length.
+#[allow(unsafe_code)]
+fn write_sockaddr(dst: &mut libc::sockaddr_storage, a: SocketAddr) -> libc::socklen_t {
+    match a {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is at least as large and as aligned
+            // as sockaddr_in, and `dst` is an exclusive borrow.
+            unsafe {
+                std::ptr::from_mut(dst)
+                    .cast::<libc::sockaddr_in>()
+                    .write(sin)
+            };
+            size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above, for sockaddr_in6.
+            unsafe {
+                std::ptr::from_mut(dst)
+                    .cast::<libc::sockaddr_in6>()
+                    .write(sin6)
+            };
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! The media relay data plane: UDP sockets per relay port, forwarding by the
+//! engine's mapping table with strict source checks.
+//!
+//! [`Relay`] carries out the [`RelayCommand`]s of `pinhole-core`'s engines
+//! on real sockets, with the semantics of the test kit's relay model:
+//!
+//! - **Legs.** [`RelayCommand::OpenLeg`] binds one socket per component
+//!   (RTP, and RTCP unless rtcp-mux). A media packet arriving at leg X,
+//!   component c, from source s passes only if X's remote for c is
+//!   `Fixed(s)`, or a `Latch { ip, until }` with `s.ip() == ip` and the
+//!   window still open (then the component latches to s and a
+//!   [`RelayReport::Latched`] goes to the engine). Everything else is
+//!   dropped and counted: no "RTP bleed". A passing packet leaves
+//!   unchanged (SRTP passes through) from the **peer** leg's socket of the
+//!   same component to the peer's `Fixed` remote: the firewall fact, media
+//!   enters a pinhole from the port it was opened toward.
+//! - **Control.** STUN-framed datagrams ([`pinhole_core::wire::is_control`],
+//!   RFC 7983 demultiplexing) are never forwarded: they become
+//!   [`RelayEvent::Control`] for the engine, whatever their source, and
+//!   [`Relay::send_from`] answers from the socket they arrived on.
+//! - **Client mappings** ([`RelayCommand::MapLocal`], the APS side): a
+//!   socket at `local` relays between `outside` and `inside`, in both
+//!   directions, and drops anything else.
+//! - **Activity** is reported at most once per leg per
+//!   [`RelayConfig::activity_interval`], never per packet.
+//!
+//! # Threads
+//!
+//! A few worker OS threads ([`RelayConfig::workers`]), each with its own
+//! `mio::Poll`, own the read side of the sockets (assigned round-robin by
+//! leg) and drain them with `recvmmsg`, sending with `sendmmsg` when a
+//! batch has several packets for one socket. Every worker holds a full
+//! copy of the forwarding table: commands are rare and broadcast to all,
+//! packets are many and read their worker's copy without locks. Any worker
+//! sends from any socket (`send_to` takes `&self`). Counters are per
+//! worker and summed by [`Relay::counters`]. Events go to a bounded tokio
+//! channel with `try_send`; a worker never blocks on it.
+//!
+//! The forwarding policy is a pure function of the table (`table.rs`,
+//! no I/O), fed only by the engine's commands and reported latches, so a
+//! kernel fast path can be programmed from the same inputs.
+//!
+//! # Example
+//!
+//! Two connected legs; a packet from A's party reaches B's party from B's
+//! relay port.
+//!
+//! ```
+//! use std::net::{SocketAddr, UdpSocket};
+//! use std::time::Duration;
+//! use pinhole_core::relay::{RelayCommand, Remote};
+//! use pinhole_core::types::{Component, LegId};
+//! use pinhole_net::relay::{Relay, RelayConfig};
+//!
+//! # fn free() -> std::io::Result<SocketAddr> {
+//! #     UdpSocket::bind("127.0.0.1:0")?.local_addr()
+//! # }
+//! # fn main() -> std::io::Result<()> {
+//! let (relay, _events) = Relay::start(RelayConfig::default())?;
+//! let alice = UdpSocket::bind("127.0.0.1:0")?;
+//! let bob = UdpSocket::bind("127.0.0.1:0")?;
+//! bob.set_read_timeout(Some(Duration::from_secs(5)))?;
+//! let (port_a, port_b) = (free()?, free()?); // relay ports the engine chose
+//!
+//! for (leg, rtp, party) in [(LegId(1), port_a, &alice), (LegId(2), port_b, &bob)] {
+//!     relay.apply(RelayCommand::OpenLeg { leg, rtp, rtcp: None })?;
+//!     let remote = Remote::Fixed(party.local_addr()?);
+//!     relay.apply(RelayCommand::SetRemote { leg, component: Component::Rtp, remote })?;
+//! }
+//! relay.apply(RelayCommand::Connect { leg: LegId(1), peer: LegId(2) })?;
+//!
+//! alice.send_to(&[0x80, 0, 0, 1, 0xca, 0xfe], port_a)?;
+//! let mut buf = [0u8; 64];
+//! let (n, from) = bob.recv_from(&mut buf)?;
+//! assert_eq!((&buf[..n], from), (&[0x80, 0, 0, 1, 0xca, 0xfe][..], port_b));
+//! relay.shutdown();
+//! # Ok(())
+//! # }
+//! ```
+
+mod batch;
+mod table;
+mod worker;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use mio::{Poll, Waker};
+use pinhole_core::relay::{RelayCommand, RelayReport};
+use pinhole_core::types::LegId;
+use tokio::sync::mpsc as tmpsc;
+
+use table::{Role, SockEntry, SockId, Table, comp_index};
+use worker::{Counters, Handle, Msg, NewSock, TableCmd, WAKE, Worker};
+
+/// Relay tuning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Worker threads (at least 1).
+    pub workers: usize,
+    /// Datagrams per `recvmmsg` / `sendmmsg` call (1 to 1024).
+    pub batch: usize,
+    /// Largest datagram relayed, in bytes; longer ones are dropped and
+    /// counted in [`RelayCounters::dropped_oversize`].
+    pub max_packet: usize,
+    /// Capacity of the event channel (at least 1).
+    pub event_queue: usize,
+    /// Least time between two Activity reports of one leg.
+    pub activity_interval: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            batch: 32,
+            max_packet: 2048,
+            event_queue: 65536,
+            activity_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What the relay tells its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayEvent {
+    /// A STUN-framed datagram ([`pinhole_core::wire::is_control`]) arrived
+    /// at a relay or mapped socket: for the engine's `handle_datagram`.
+    Control {
+        /// The relay socket it arrived on.
+        local: SocketAddr,
+        /// Its source.
+        remote: SocketAddr,
+        /// The datagram.
+        payload: Vec<u8>,
+    },
+    /// For the engine's `handle_relay`. Activity reports are coalesced: at
+    /// most one per leg per [`RelayConfig::activity_interval`].
+    Report(RelayReport),
+}
+
+/// A snapshot of the relay's counters, summed over the workers.
+///
+/// Every media datagram read is in `packets_in` and ends up in exactly one
+/// of `packets_out` or a `dropped_*` counter other than
+/// `dropped_event_queue_full`; control datagrams are counted in
+/// `control_in` only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelayCounters {
+    /// Media datagrams read.
+    pub packets_in: u64,
+    /// Media datagrams sent.
+    pub packets_out: u64,
+    /// Bytes of `packets_in` (oversize datagrams not included).
+    pub bytes_in: u64,
+    /// Bytes of `packets_out`.
+    pub bytes_out: u64,
+    /// Dropped: not from the bound, latchable or mapped source.
+    pub dropped_source: u64,
+    /// Dropped: the component has no binding yet.
+    pub dropped_unbound: u64,
+    /// Dropped: the peer leg cannot send that component yet.
+    pub dropped_no_peer: u64,
+    /// Dropped: the kernel refused the send (full buffer, unreachable).
+    pub dropped_send_error: u64,
+    /// Events (control messages, reports) dropped because the event
+    /// channel was full or closed.
+    pub dropped_event_queue_full: u64,
+    /// Dropped: longer than [`RelayConfig::max_packet`].
+    pub dropped_oversize: u64,
+    /// Control (STUN-framed) datagrams read.
+    pub control_in: u64,
+    /// Components latched.
+    pub latches: u64,
+    /// Datagrams sent by client mappings (also in `packets_out`).
+    pub local_forwarded: u64,
+}
+
+impl RelayCounters {
+    /// All media datagrams dropped.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_source
+            + self.dropped_unbound
+            + self.dropped_no_peer
+            + self.dropped_send_error
+            + self.dropped_oversize
+    }
+}
+
+/// The bound sockets, as the control side knows them.
+struct CtlSock {
+    id: SockId,
+    sock: Arc<UdpSocket>,
+    owner: usize,
+    leg: Option<LegId>,
+}
+
+#[derive(Default)]
+struct Control {
+    socks: HashMap<SocketAddr, CtlSock>,
+    legs: HashMap<LegId, [Option<SocketAddr>; 2]>,
+    free_ids: Vec<SockId>,
+    next_id: SockId,
+    next_owner: usize,
+}
+
+/// The media relay. Methods take `&self`; share it with an `Arc`.
+pub struct Relay {
+    ctl: Mutex<Control>,
+    workers: Vec<Handle>,
+    counters: Vec<Arc<Counters>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+fn invalid(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, what)
+}
+
+impl Relay {
+    /// Starts the worker threads. Needs no tokio runtime; the receiver is a
+    /// tokio channel so an async driver can await it.
+    pub fn start(cfg: RelayConfig) -> io::Result<(Self, tmpsc::Receiver<RelayEvent>)> {
+        if cfg.workers == 0 || cfg.event_queue == 0 || cfg.max_packet == 0 {
+            return Err(invalid(
+                "relay config: workers, event_queue and max_packet must be positive",
+            ));
+        }
+        if !(1..=batch::MAX_BATCH).contains(&cfg.batch) {
+            return Err(invalid("relay config: batch must be 1 to 1024"));
+        }
+        let (ev_tx, ev_rx) = tmpsc::channel(cfg.event_queue);
+        let mut polls = Vec::with_capacity(cfg.workers);
+        let mut handles = Vec::with_capacity(cfg.workers);
+        for _ in 0..cfg.workers {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+            let (tx, rx) = mpsc::channel();
+            handles.push(Handle { tx, waker });
+            polls.push((poll, rx));
+        }
+        let mut relay = Self {
+            ctl: Mutex::new(Control::default()),
+            workers: handles.clone(),
+            counters: Vec::with_capacity(cfg.workers),
+            threads: Vec::with_capacity(cfg.workers),
+        };
+        for (index, (poll, rx)) in polls.into_iter().enumerate() {
+            let counters = Arc::new(Counters::default());
+            relay.counters.push(Arc::clone(&counters));
+            let w = Worker {
+                index,
+                poll,
+                rx,
+                peers: handles.clone(),
+                table: Table::new(cfg.activity_interval),
+                events: ev_tx.clone(),
+                counters,
+                batch: cfg.batch,
+                max_packet: cfg.max_packet,
+            };
+            // On failure, `relay` drops here and stops the threads already
+            // started.
+            let t = std::thread::Builder::new()
+                .name(format!("pinhole-relay-{index}"))
+                .spawn(move || w.run())?;
+            relay.threads.push(t);
+        }
+        Ok((relay, ev_rx))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Control> {
+        // The control state stays consistent across a panic (every update
+        // is a single insert or remove), so a poisoned lock is usable.
+        self.ctl.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies one engine command and returns once every worker has applied
+    /// it (commands are rare; this keeps "at once" exact).
+    ///
+    /// `OpenLeg` binds the sockets synchronously (no `SO_REUSEADDR`; an
+    /// address in use is an error) so the relay address is live before the
+    /// plan goes into signaling; reopening a leg with the same addresses is
+    /// a no-op. `MapLocal` binds `local` if not yet bound; `UnmapLocal`
+    /// closes it. `CloseLeg` has released the ports when it returns.
+    /// Commands for unknown legs are ignored, as in the relay model.
+    pub fn apply(&self, cmd: RelayCommand) -> io::Result<()> {
+        let mut ctl = self.lock();
+        match cmd {
+            RelayCommand::OpenLeg { leg, rtp, rtcp } => {
+                if let Some(addrs) = ctl.legs.get(&leg) {
+                    return if *addrs == [Some(rtp), rtcp] {
+                        Ok(())
+                    } else {
+                        Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            "relay leg already open with other addresses",
+                        ))
+                    };
+                }
+                let owner = ctl.next_owner % self.workers.len();
+                let rtp_sock = bind(&ctl, rtp)?;
+                let rtcp_sock = rtcp.map(|a| bind(&ctl, a)).transpose()?;
+                ctl.next_owner = ctl.next_owner.wrapping_add(1);
+                let rtp_new = add_sock(&mut ctl, rtp, rtp_sock, owner, Role::Leg { leg, comp: 0 });
+                let rtcp_new = rtcp.zip(rtcp_sock).map(|(a, sock)| {
+                    add_sock(&mut ctl, a, sock, owner, Role::Leg { leg, comp: 1 })
+                });
+                let socks = [Some(rtp_new), rtcp_new];
+                ctl.legs.insert(leg, [Some(rtp), rtcp]);
+                self.broadcast(TableCmd::OpenLeg { leg, socks })
+            }
+            RelayCommand::SetRemote {
+                leg,
+                component,
+                remote,
+            } => self.broadcast(TableCmd::SetRemote {
+                leg,
+                comp: comp_index(component),
+                remote,
+            }),
+            RelayCommand::Connect { leg, peer } => self.broadcast(TableCmd::Connect { leg, peer }),
+            RelayCommand::CloseLeg { leg } => {
+                let Some(addrs) = ctl.legs.remove(&leg) else {
+                    return Ok(());
+                };
+                let r = self.broadcast(TableCmd::CloseLeg { leg });
+                // Every worker has dropped its copy: dropping ours closes
+                // the sockets, and their ids can be reused.
+                for a in addrs.into_iter().flatten() {
+                    if let Some(s) = ctl.socks.remove(&a) {
+                        ctl.free_ids.push(s.id);
+                    }
+                }
+                r
+            }
+            RelayCommand::MapLocal {
+                local,
+                outside,
+                inside,
+            } => self.set_local(&mut ctl, local, Role::Map { outside, inside }),
+            RelayCommand::UnmapLocal { local } => {
+                let id = match ctl.socks.get(&local) {
+                    Some(s) if s.leg.is_none() => s.id,
+                    _ => return Ok(()),
+                };
+                let r = self.broadcast(TableCmd::CloseSocket { id });
+                ctl.socks.remove(&local);
+                ctl.free_ids.push(id);
+                r
+            }
+        }
+    }
+
+    /// Binds `local` for control messages only, unless already bound: a
+    /// client sends its CMPH from its media port before
+    /// [`RelayCommand::MapLocal`] turns that port into a mapping. Media
+    /// arriving meanwhile is dropped; [`RelayCommand::UnmapLocal`] closes
+    /// it.
+    pub fn bind(&self, local: SocketAddr) -> io::Result<()> {
+        let mut ctl = self.lock();
+        if ctl.socks.contains_key(&local) {
+            return Ok(());
+        }
+        self.set_local(&mut ctl, local, Role::Bare)
+    }
+
+    fn set_local(&self, ctl: &mut Control, local: SocketAddr, role: Role) -> io::Result<()> {
+        let ns = match ctl.socks.get(&local) {
+            Some(s) if s.leg.is_some() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "address is a relay leg's port",
+                ));
+            }
+            Some(s) => NewSock {
+                id: s.id,
+                entry: SockEntry {
+                    sock: Arc::clone(&s.sock),
+                    local,
+                    owner: s.owner,
+                    role,
+                },
+            },
+            None => {
+                let sock = bind(ctl, local)?;
+                let owner = ctl.next_owner % self.workers.len();
+                ctl.next_owner = ctl.next_owner.wrapping_add(1);
+                add_sock(ctl, local, sock, owner, role)
+            }
+        };
+        self.broadcast(TableCmd::Socket(ns))
+    }
+
+    /// Sends a control message (an engine `Transmit`) from the relay socket
+    /// bound at `local` (the firewall fact: a CMPH response leaves from the
+    /// relay port the CMPH arrived on). `NotFound` if nothing is bound
+    /// there; `WouldBlock` if the socket's send buffer is full.
+    pub fn send_from(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        payload: &[u8],
+    ) -> io::Result<()> {
+        let sock = match self.lock().socks.get(&local) {
+            Some(s) => Arc::clone(&s.sock),
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no relay socket bound at that address",
+                ));
+            }
+        };
+        sock.send_to(payload, remote).map(|_| ())
+    }
+
+    /// A snapshot of the counters.
+    pub fn counters(&self) -> RelayCounters {
+        let mut c = RelayCounters::default();
+        for w in &self.counters {
+            w.add_to(&mut c);
+        }
+        c
+    }
+
+    /// Stops the workers, waits for them and closes every socket. Dropping
+    /// the relay does the same.
+    pub fn shutdown(self) {}
+
+    /// Sends `cmd` to every worker and waits for all of them.
+    fn broadcast(&self, cmd: TableCmd) -> io::Result<()> {
+        let (ack_tx, ack_rx) = mpsc::sync_channel(self.workers.len());
+        for w in &self.workers {
+            w.send(Msg::Cmd {
+                cmd: Box::new(cmd.clone()),
+                ack: ack_tx.clone(),
+            })?;
+        }
+        drop(ack_tx);
+        let mut result = Ok(());
+        for _ in &self.workers {
+            match ack_rx.recv() {
+                Ok(r) => result = result.and(r),
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "relay worker has stopped",
+                    ));
+                }
+            }
+        }
+        result
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        for w in &self.workers {
+            // A worker that already stopped needs no message.
+            let _ = w.send(Msg::Shutdown);
+        }
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                tracing::error!("relay worker panicked");
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("workers", &self.workers.len())
+            .field("counters", &self.counters())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds `addr` exactly (std sets no `SO_REUSEADDR` on UDP), non-blocking.
+fn bind(ctl: &Control, addr: SocketAddr) -> io::Result<Arc<UdpSocket>> {
+    if ctl.socks.contains_key(&addr) {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "relay socket already bound at that address",
+        ));
+    }
+    let s = UdpSocket::bind(addr)?;
+    s.set_nonblocking(true)?;
+    Ok(Arc::new(s))
+}
+
+fn add_sock(
+    ctl: &mut Control,
+    local: SocketAddr,
+    sock: Arc<UdpSocket>,
+    owner: usize,
+    role: Role,
+) -> NewSock {
+    let id = ctl.free_ids.pop().unwrap_or_else(|| {
+        ctl.next_id += 1;
+        ctl.next_id - 1
+    });
+    let leg = match role {
+        Role::Leg { leg, .. } => Some(leg),
+        _ => None,
+    };
+    ctl.socks.insert(
+        local,
+        CtlSock {
+            id,
+            sock: Arc::clone(&sock),
+            owner,
+            leg,
+        },
+    );
+    NewSock {
+        id,
+        entry: SockEntry {
+            sock,
+            local,
+            owner,
+            role,
+        },
+    }
+}
