@@ -340,3 +340,159 @@ fn write_sockaddr(dst: &mut libc::sockaddr_storage, a: SocketAddr) -> libc::sock
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+
+    fn pair(ip: &str) -> (UdpSocket, UdpSocket) {
+        let a = UdpSocket::bind((ip, 0)).unwrap();
+        let b = UdpSocket::bind((ip, 0)).unwrap();
+        b.set_nonblocking(true).unwrap();
+        (a, b)
+    }
+
+    /// Reads until `want` datagrams came in one call or a deadline passes
+    /// (loopback delivery is immediate, but be generous).
+    fn recv_n(batch: &mut RecvBatch, fd: RawFd, want: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match batch.recv(fd) {
+                Ok(n) => return n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("recv {want}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn partial_batch_and_truncation() {
+        let (tx, rx) = pair("127.0.0.1");
+        let mut batch = RecvBatch::new(8, 64);
+        assert_eq!(
+            batch.recv(rx.as_raw_fd()).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        let to = rx.local_addr().unwrap();
+        tx.send_to(b"one", to).unwrap();
+        tx.send_to(&[7u8; 100], to).unwrap(); // longer than max_packet
+        tx.send_to(b"three", to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let n = recv_n(&mut batch, rx.as_raw_fd(), 3);
+        assert_eq!(n, 3, "a partial batch");
+        let from = tx.local_addr().unwrap();
+        assert_eq!(batch.get(0), Received::Datagram(b"one", from));
+        assert_eq!(batch.get(1), Received::Oversize);
+        assert_eq!(batch.get(2), Received::Datagram(b"three", from));
+        assert_eq!(batch.get(3), Received::Oversize, "beyond what was read");
+        assert_eq!(batch.get(99), Received::NoAddress);
+    }
+
+    #[test]
+    fn full_batch_then_rest() {
+        let (tx, rx) = pair("127.0.0.1");
+        let to = rx.local_addr().unwrap();
+        for i in 0..5u8 {
+            tx.send_to(&[i; 10], to).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let mut batch = RecvBatch::new(4, 32);
+        assert_eq!(recv_n(&mut batch, rx.as_raw_fd(), 4), 4);
+        assert_eq!(recv_n(&mut batch, rx.as_raw_fd(), 1), 1);
+        assert!(matches!(batch.get(0), Received::Datagram(p, _) if p == [4u8; 10]));
+    }
+
+    #[test]
+    fn sendmmsg_ipv6_and_ipv4_destinations() {
+        for ip in ["::1", "127.0.0.1"] {
+            let (tx, relay) = pair(ip);
+            let sinks: Vec<UdpSocket> = (0..3).map(|_| UdpSocket::bind((ip, 0)).unwrap()).collect();
+            for s in &sinks {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            }
+            let to = relay.local_addr().unwrap();
+            for i in 0..3u8 {
+                tx.send_to(&[0x80, i, i, i], to).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            let mut rb = RecvBatch::new(8, 2048);
+            assert_eq!(recv_n(&mut rb, relay.as_raw_fd(), 3), 3);
+            let from = tx.local_addr().unwrap();
+            assert!(
+                matches!(rb.get(0), Received::Datagram(_, a) if a == from),
+                "{ip}"
+            );
+            let sel: Vec<(usize, SocketAddr)> = sinks
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, s.local_addr().unwrap()))
+                .collect();
+            let mut sb = SendBatch::new(8);
+            let sent = sb.send(relay.as_raw_fd(), &rb, &sel);
+            assert_eq!(
+                sent,
+                Sent {
+                    packets: 3,
+                    bytes: 12,
+                    failed: 0
+                }
+            );
+            for (i, s) in sinks.iter().enumerate() {
+                let mut buf = [0u8; 16];
+                let (n, src) = s.recv_from(&mut buf).unwrap();
+                let i = i as u8;
+                assert_eq!((&buf[..n], src), (&[0x80, i, i, i][..], to));
+            }
+        }
+    }
+
+    #[test]
+    fn send_failure_is_counted_and_the_rest_goes_out() {
+        let (tx, relay) = pair("127.0.0.1");
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sink.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let to = relay.local_addr().unwrap();
+        tx.send_to(b"a", to).unwrap();
+        tx.send_to(b"b", to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let mut rb = RecvBatch::new(4, 64);
+        assert_eq!(recv_n(&mut rb, relay.as_raw_fd(), 2), 2);
+        // An IPv6 destination from an IPv4 socket fails; the next one passes.
+        let bad: SocketAddr = "[::1]:9".parse().unwrap();
+        let sel = [(0, bad), (1, sink.local_addr().unwrap())];
+        let sent = SendBatch::new(4).send(relay.as_raw_fd(), &rb, &sel);
+        assert_eq!(
+            sent,
+            Sent {
+                packets: 1,
+                bytes: 1,
+                failed: 1
+            }
+        );
+        let mut buf = [0u8; 4];
+        assert_eq!(sink.recv_from(&mut buf).unwrap(), (1, to));
+        assert_eq!(&buf[..1], b"b");
+    }
+
+    #[test]
+    fn sockaddr_round_trip() {
+        for a in [
+            "127.0.0.1:5004",
+            "[::1]:6000",
+            "[fe80::1%3]:7",
+            "10.1.2.3:65535",
+        ] {
+            let a: SocketAddr = a.parse().unwrap();
+            let mut s = zeroed_storage();
+            let len = write_sockaddr(&mut s, a);
+            assert_eq!(to_std(&s, len), Some(a));
+            assert_eq!(to_std(&s, 2), None, "a short length is refused");
+        }
+        assert_eq!(to_std(&zeroed_storage(), storage_len()), None);
+    }
+}
