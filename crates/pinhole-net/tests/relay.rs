@@ -27,6 +27,13 @@ fn free(ip: &str) -> SocketAddr {
     UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap()
 }
 
+/// Two distinct free addresses (both held while choosing, so they differ).
+fn free2(ip: &str) -> (SocketAddr, SocketAddr) {
+    let a = UdpSocket::bind((ip, 0)).unwrap();
+    let b = UdpSocket::bind((ip, 0)).unwrap();
+    (addr(&a), addr(&b))
+}
+
 /// A party's socket, with bounded reads.
 fn party(ip: &str) -> UdpSocket {
     let s = UdpSocket::bind((ip, 0)).unwrap();
@@ -380,7 +387,7 @@ fn rtcp_on_its_own_ports() {
     let parties: Vec<[UdpSocket; 2]> = (0..2).map(|_| [party(V4), party(V4)]).collect();
     let mut ports = Vec::new();
     for (leg, ps) in [A, B].into_iter().zip(&parties) {
-        let (rtp_port, rtcp_port) = (free(V4), free(V4));
+        let (rtp_port, rtcp_port) = free2(V4);
         relay
             .apply(RelayCommand::OpenLeg {
                 leg,
