@@ -50,5 +50,6 @@
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod driver;
 pub mod firewall;
 pub mod relay;

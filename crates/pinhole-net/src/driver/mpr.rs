@@ -1,0 +1,281 @@
+//! The MPR driver: control sockets (Registration, CMPH reserve, Binding),
+//! the relay (CMPH binds, keepalives and media on relay ports), media
+//! intents from the application, and the engine's timers.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use pinhole_core::intent::IntentKind;
+use pinhole_core::intent::{MediaEndpoint, MediaIntent, MediaPlan, Origin};
+use pinhole_core::mpr::{Engine, Event, IntentError, Route, Stats};
+use pinhole_core::types::{CallKey, Receive, Side};
+use pinhole_core::wire::{self, Protocol};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::now;
+use crate::relay::{Relay, RelayEvent};
+
+/// A media intent with owned fields, to cross a channel.
+#[derive(Clone, Debug)]
+pub struct Intent {
+    /// Offer, answer, modify, teardown.
+    pub kind: IntentKind,
+    /// The sending party.
+    pub from: Side,
+    /// Network id the message came from, or `None` for the public side.
+    pub origin: Option<String>,
+    /// Network id the message goes to, or `None` for the public side.
+    pub toward: Option<String>,
+    /// Its streams.
+    pub endpoints: Vec<MediaEndpoint>,
+}
+
+/// A non-control datagram that arrived on a control socket (the
+/// protocol's own signaling, for the ALG).
+#[derive(Clone, Debug)]
+pub struct Signaling {
+    /// The control socket it arrived on.
+    pub local: SocketAddr,
+    /// Its source.
+    pub remote: SocketAddr,
+    /// Its bytes.
+    pub payload: Vec<u8>,
+}
+
+enum Cmd {
+    Intent(
+        CallKey,
+        Intent,
+        oneshot::Sender<Result<MediaPlan, IntentError>>,
+    ),
+    Route(String, Protocol, oneshot::Sender<Option<Route>>),
+    Stats(oneshot::Sender<Stats>),
+    Send(SocketAddr, SocketAddr, Vec<u8>),
+}
+
+/// The application's handle on a running MPR.
+#[derive(Clone)]
+pub struct MprHandle {
+    cmds: mpsc::Sender<Cmd>,
+}
+
+/// What the driver hands the application besides the handle.
+pub struct MprOutputs {
+    /// Engine events (registrations, pinholes, expiries).
+    pub events: mpsc::Receiver<Event>,
+    /// Signaling that arrived on the control sockets.
+    pub signaling: mpsc::Receiver<Signaling>,
+    /// The driver task; it ends when every handle is dropped.
+    pub task: JoinHandle<()>,
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the MPR driver has stopped")
+}
+
+impl MprHandle {
+    /// Plans a media intent (the ALG's call).
+    pub async fn intent(
+        &self,
+        call: CallKey,
+        intent: Intent,
+    ) -> io::Result<Result<MediaPlan, IntentError>> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(Cmd::Intent(call, intent, tx))
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// A network's signaling route, if registered.
+    pub async fn route(&self, network: &str, protocol: Protocol) -> io::Result<Option<Route>> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(Cmd::Route(network.to_string(), protocol, tx))
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// The engine's counters.
+    pub async fn stats(&self) -> io::Result<Stats> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds.send(Cmd::Stats(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// Sends signaling from one of the control sockets (into a route's pinhole).
+    pub async fn send_signaling(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        payload: Vec<u8>,
+    ) -> io::Result<()> {
+        self.cmds
+            .send(Cmd::Send(local, remote, payload))
+            .await
+            .map_err(|_| gone())
+    }
+}
+
+/// Starts the MPR on the given control sockets (already bound) and relay.
+pub fn spawn(
+    engine: Engine,
+    controls: Vec<Arc<UdpSocket>>,
+    relay: Relay,
+    relay_events: mpsc::Receiver<RelayEvent>,
+) -> io::Result<(MprHandle, MprOutputs)> {
+    let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+    let (ev_tx, ev_rx) = mpsc::channel(4096);
+    let (sig_tx, sig_rx) = mpsc::channel(4096);
+    let (rx_tx, rx_rx) = mpsc::channel(4096);
+    let mut locals = Vec::with_capacity(controls.len());
+    for s in &controls {
+        let local = s.local_addr()?;
+        locals.push(local);
+        // One reader per control socket: control traffic is light, and a
+        // channel keeps the driver loop a single select.
+        let (sock, tx) = (Arc::clone(s), rx_tx.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                match sock.recv_from(&mut buf).await {
+                    Ok((n, from)) => {
+                        if tx.send((local, from, buf[..n].to_vec())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::debug!(%local, error = %e, "control socket receive error"),
+                }
+            }
+        });
+    }
+    let driver = Driver {
+        engine,
+        controls: locals.into_iter().zip(controls).collect(),
+        relay,
+        events: ev_tx,
+        signaling: sig_tx,
+    };
+    let task = tokio::spawn(driver.run(cmd_rx, rx_rx, relay_events));
+    Ok((
+        MprHandle { cmds: cmd_tx },
+        MprOutputs {
+            events: ev_rx,
+            signaling: sig_rx,
+            task,
+        },
+    ))
+}
+
+struct Driver {
+    engine: Engine,
+    controls: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    relay: Relay,
+    events: mpsc::Sender<Event>,
+    signaling: mpsc::Sender<Signaling>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut cmds: mpsc::Receiver<Cmd>,
+        mut control_rx: mpsc::Receiver<(SocketAddr, SocketAddr, Vec<u8>)>,
+        mut relay_events: mpsc::Receiver<RelayEvent>,
+    ) {
+        loop {
+            let deadline = self
+                .engine
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(c) => self.command(c).await,
+                    None => break,
+                },
+                Some((local, remote, payload)) = control_rx.recv() => {
+                    if wire::is_control(&payload) {
+                        let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload });
+                    } else if self.signaling.try_send(Signaling { local, remote, payload }).is_err() {
+                        tracing::warn!(%local, %remote, "signaling queue full: datagram dropped");
+                    }
+                }
+                Some(ev) = relay_events.recv() => match ev {
+                    RelayEvent::Control { local, remote, payload } => {
+                        let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload });
+                    }
+                    RelayEvent::Report(r) => self.engine.handle_relay(now(), r),
+                },
+                () = sleep_until(deadline) => self.engine.handle_timeout(now()),
+            }
+            self.drain().await;
+        }
+        self.relay.shutdown();
+    }
+
+    async fn command(&mut self, c: Cmd) {
+        match c {
+            Cmd::Intent(call, i, reply) => {
+                let origin = i.origin.as_deref().map_or(Origin::Public, Origin::Network);
+                let toward = i.toward.as_deref().map_or(Origin::Public, Origin::Network);
+                let intent = MediaIntent {
+                    kind: i.kind,
+                    from: i.from,
+                    origin,
+                    toward,
+                    endpoints: &i.endpoints,
+                };
+                // Commands first, so the relay ports are live before the
+                // plan is written into signaling.
+                let plan = self.engine.handle_intent(now(), &call, &intent);
+                self.drain().await;
+                let _ = reply.send(plan);
+            }
+            Cmd::Route(network, protocol, reply) => {
+                let _ = reply.send(self.engine.route(&network, protocol));
+            }
+            Cmd::Stats(reply) => {
+                let _ = reply.send(self.engine.stats());
+            }
+            Cmd::Send(local, remote, payload) => self.send(local, remote, &payload).await,
+        }
+    }
+
+    async fn drain(&mut self) {
+        while let Some(c) = self.engine.poll_command() {
+            if let Err(e) = self.relay.apply(c) {
+                tracing::error!(command = ?c, error = %e, "relay command failed");
+            }
+        }
+        while let Some(t) = self.engine.poll_transmit() {
+            self.send(t.local, t.remote, &t.payload).await;
+        }
+        while let Some(e) = self.engine.poll_event() {
+            if self.events.try_send(e).is_err() {
+                tracing::debug!("event queue full or closed: event dropped");
+            }
+        }
+    }
+
+    async fn send(&self, local: SocketAddr, remote: SocketAddr, payload: &[u8]) {
+        let r = match self.controls.iter().find(|(a, _)| *a == local) {
+            Some((_, sock)) => sock.send_to(payload, remote).await.map(|_| ()),
+            None => self.relay.send_from(local, remote, payload),
+        };
+        if let Err(e) = r {
+            tracing::warn!(%local, %remote, error = %e, "send failed");
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
