@@ -77,25 +77,39 @@ fn rtp(who: u8, seq: u16) -> Vec<u8> {
     p
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fig7_through_the_firewall_simulator_media_both_ways() {
-    let sim = Arc::new(FirewallSim::start(SimConfig::default()).await.unwrap());
+struct Bed {
+    sim: Arc<FirewallSim>,
+    mpr: mpr_driver::MprHandle,
+    _mpr_out: mpr_driver::MprOutputs,
+    aps: client_driver::ClientHandle,
+    aps_events: mpsc::Receiver<ClientEvent>,
+    pinhole: SocketAddr,
+}
 
-    // The MPR on 127.0.0.3: a control socket and a relay.
+/// An MPR on 127.0.0.3 and an APS behind the firewall simulator, registered.
+/// Tests run in parallel: each gets its own relay port range and seed.
+async fn bed(ports: (u16, u16), firewall_timeout: Duration, client_assumes: Duration) -> Bed {
+    let sim = Arc::new(
+        FirewallSim::start(SimConfig {
+            udp_idle_timeout: firewall_timeout,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap(),
+    );
     let control = Arc::new(UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap());
     let control_addr = control.local_addr().unwrap();
-    let mut cfg = mpr::Config::new(MPR_IP.into(), [3; 32]);
-    cfg.ports = PortRange::new(43_000, 43_999).unwrap();
+    let mut cfg = mpr::Config::new(MPR_IP.into(), [ports.0 as u8; 32]);
+    cfg.ports = PortRange::new(ports.0, ports.1).unwrap();
     cfg.control_ports = vec![control_addr.port()];
     cfg.networks
         .push(mpr::NetworkConfig::new("corp1", CRED.to_vec()));
     let engine = mpr::Engine::new(cfg, tokio::time::Instant::now().into_std()).unwrap();
     let (relay, relay_events) = Relay::start(RelayConfig::default()).unwrap();
-    let (mpr, mut mpr_out) = mpr_driver::spawn(engine, vec![control], relay, relay_events).unwrap();
+    let (mpr, mpr_out) = mpr_driver::spawn(engine, vec![control], relay, relay_events).unwrap();
 
-    // The APS inside, behind the simulator.
     let sig = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let ccfg = client::Config::new(
+    let mut ccfg = client::Config::new(
         "corp1",
         CRED.to_vec(),
         Protocol::Sip,
@@ -103,6 +117,7 @@ async fn fig7_through_the_firewall_simulator_media_both_ways() {
         control_addr,
         [4; 32],
     );
+    ccfg.firewall_idle_timeout = client_assumes;
     let cengine = client::Engine::new(ccfg, tokio::time::Instant::now().into_std()).unwrap();
     let (crelay, crelay_events) = Relay::start(RelayConfig::default()).unwrap();
     let router = Arc::new(SimRouter::new(Arc::clone(&sim)));
@@ -124,44 +139,47 @@ async fn fig7_through_the_firewall_simulator_media_both_ways() {
         .unwrap()
         .expect("route");
     assert_eq!(route.pinhole, pinhole);
+    Bed {
+        sim,
+        mpr,
+        _mpr_out: mpr_out,
+        aps,
+        aps_events: aps_out.events,
+        pinhole,
+    }
+}
 
-    let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let phone_addr = phone.local_addr().unwrap();
-    let party = UdpSocket::bind("127.0.0.4:0").await.unwrap();
-    let party_addr = party.local_addr().unwrap();
-
-    // Before any media pinhole, the outside cannot reach inside: a packet
-    // at the firewall's registration pinhole from a stranger is dropped.
-    let before = sim.counters().dropped_inbound();
-    party.send_to(&rtp(b'x', 0), pinhole).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(sim.counters().dropped_inbound(), before + 1);
-
-    // Fig. 7: the offer names corp1's leg L; the APS opens the pinhole from B.
-    let call = CallKey::from("fig7@loopback");
+/// Fig. 7 from the public party's offer to the answer: returns (B, L, C, LP).
+async fn fig7_call(
+    b: &mut Bed,
+    call: &CallKey,
+    party: SocketAddr,
+    phone: SocketAddr,
+) -> (SocketAddr, SocketAddr, SocketAddr, SocketAddr) {
     let offer = Intent {
         kind: IntentKind::Offer,
         from: Side::A,
         origin: None,
         toward: Some("corp1".into()),
-        endpoints: vec![mux(party_addr)],
+        endpoints: vec![mux(party)],
     };
-    let plan = mpr.intent(call.clone(), offer).await.unwrap().unwrap();
+    let plan = b.mpr.intent(call.clone(), offer).await.unwrap().unwrap();
     let l = plan.endpoints[0].addr;
     assert_eq!(l.ip(), IpAddr::from(MPR_IP));
-    let b = free_addr([127, 0, 0, 1]).await;
-    let id = aps
+    let port_b = free_addr([127, 0, 0, 1]).await;
+    let id = b
+        .aps
         .open_pinhole(PinholeRequest {
-            local: b,
+            local: port_b,
             relay: Some(l),
             rtcp: RtcpMode::Mux,
-            key: b"fig7/0".to_vec(),
-            inside: Some(phone_addr),
+            key: call.as_bytes().to_vec(),
+            inside: Some(phone),
         })
         .await
         .unwrap()
         .unwrap();
-    let e = wait_event(&mut aps_out.events, |e| matches!(e, ClientEvent::PinholeOpened { id: i, .. } | ClientEvent::PinholeFailed { id: i, .. } if *i == id)).await;
+    let e = wait_event(&mut b.aps_events, |e| matches!(e, ClientEvent::PinholeOpened { id: i, .. } | ClientEvent::PinholeFailed { id: i, .. } if *i == id)).await;
     let ClientEvent::PinholeOpened {
         pinhole: Some(c),
         relay,
@@ -179,28 +197,32 @@ async fn fig7_through_the_firewall_simulator_media_both_ways() {
         toward: None,
         endpoints: vec![mux(c)],
     };
-    let lp = mpr
+    let lp = b
+        .mpr
         .intent(call.clone(), answer)
         .await
         .unwrap()
         .unwrap()
         .endpoints[0]
         .addr;
+    (port_b, l, c, lp)
+}
 
-    // Media both ways: party ↔ LP … L ↔ C (firewall) ↔ B (APS) ↔ phone.
-    for i in 0..50u16 {
+/// `n` packets each way; asserts they all arrive intact, in order, from the right ports.
+async fn talk(party: &UdpSocket, lp: SocketAddr, phone: &UdpSocket, port_b: SocketAddr, n: u16) {
+    for i in 0..n {
         party.send_to(&rtp(b'p', i), lp).await.unwrap();
-        phone.send_to(&rtp(b'a', i), b).await.unwrap();
+        phone.send_to(&rtp(b'a', i), port_b).await.unwrap();
     }
-    let at_phone = recv_n(&phone, 50).await;
-    let at_party = recv_n(&party, 50).await;
-    assert_eq!(at_phone.len(), 50, "party → phone");
-    assert_eq!(at_party.len(), 50, "phone → party");
+    let at_phone = recv_n(phone, usize::from(n)).await;
+    let at_party = recv_n(party, usize::from(n)).await;
+    assert_eq!(at_phone.len(), usize::from(n), "party → phone");
+    assert_eq!(at_party.len(), usize::from(n), "phone → party");
     assert!(
         at_phone
             .iter()
             .enumerate()
-            .all(|(i, (p, from))| *p == rtp(b'p', i as u16) && *from == b),
+            .all(|(i, (p, from))| *p == rtp(b'p', i as u16) && *from == port_b),
         "intact, in order, from the APS's port B"
     );
     assert!(
@@ -210,11 +232,40 @@ async fn fig7_through_the_firewall_simulator_media_both_ways() {
             .all(|(i, (p, from))| *p == rtp(b'a', i as u16) && *from == lp),
         "intact, in order, from the party's relay leg"
     );
-    let stats = mpr.stats().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fig7_through_the_firewall_simulator_media_both_ways() {
+    let mut b = bed(
+        (43_000, 43_499),
+        Duration::from_secs(30),
+        Duration::from_secs(30),
+    )
+    .await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let party = UdpSocket::bind("127.0.0.4:0").await.unwrap();
+
+    // Before any media pinhole, the outside cannot reach inside: a packet
+    // at the firewall's registration pinhole from a stranger is dropped.
+    let before = b.sim.counters().dropped_inbound();
+    party.send_to(&rtp(b'x', 0), b.pinhole).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(b.sim.counters().dropped_inbound(), before + 1);
+
+    let call = CallKey::from("fig7@loopback");
+    let (port_b, l, _c, lp) = fig7_call(
+        &mut b,
+        &call,
+        party.local_addr().unwrap(),
+        phone.local_addr().unwrap(),
+    )
+    .await;
+    talk(&party, lp, &phone, port_b, 50).await;
+    let stats = b.mpr.stats().await.unwrap();
     assert_eq!(stats.cmph_bound, 1);
     assert_eq!(stats.legs_open, 2);
 
-    // A stranger injecting at the party's leg gets nothing to the phone.
+    // A stranger injecting at either leg gets nothing to the phone.
     let stranger = UdpSocket::bind("127.0.0.5:0").await.unwrap();
     stranger.send_to(&rtp(b'x', 1), lp).await.unwrap();
     stranger.send_to(&rtp(b'x', 2), l).await.unwrap();
@@ -231,7 +282,54 @@ async fn fig7_through_the_firewall_simulator_media_both_ways() {
         toward: Some("corp1".into()),
         endpoints: vec![],
     };
-    mpr.intent(call, bye).await.unwrap().unwrap();
-    assert_eq!(mpr.stats().await.unwrap().legs_open, 0);
-    let _ = mpr_out.events.try_recv();
+    b.mpr.intent(call, bye).await.unwrap().unwrap();
+    assert_eq!(b.mpr.stats().await.unwrap().legs_open, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_longer_than_the_firewall_timeout_then_resume() {
+    // The firewall forgets idle flows after 1.5 s; the APS knows it, and
+    // refreshes and keeps alive every 1 s (2/3 of it): 0.5 s of margin for
+    // a loaded CI machine.
+    let mut b = bed(
+        (43_500, 43_999),
+        Duration::from_millis(1_500),
+        Duration::from_millis(1_500),
+    )
+    .await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let party = UdpSocket::bind("127.0.0.4:0").await.unwrap();
+    let call = CallKey::from("hold@loopback");
+    let (port_b, _l, _c, lp) = fig7_call(
+        &mut b,
+        &call,
+        party.local_addr().unwrap(),
+        phone.local_addr().unwrap(),
+    )
+    .await;
+    talk(&party, lp, &phone, port_b, 10).await;
+    // On hold: silence for more than two firewall timeouts.
+    tokio::time::sleep(Duration::from_millis(3_600)).await;
+    let stats = b.aps.stats().await.unwrap();
+    assert!(
+        stats.keepalives >= 2,
+        "keepalives held the media pinhole: {stats:?}"
+    );
+    assert!(
+        stats.registrations_ok >= 3,
+        "refreshes held the signaling pinhole: {stats:?}"
+    );
+    let route = b
+        .mpr
+        .route("corp1", Protocol::Sip)
+        .await
+        .unwrap()
+        .expect("route");
+    assert_eq!(
+        route.pinhole, b.pinhole,
+        "the same signaling pinhole all along"
+    );
+    assert_eq!(b.sim.counters().dropped_expired, 0);
+    // Resume: media both ways again.
+    talk(&party, lp, &phone, port_b, 10).await;
 }
