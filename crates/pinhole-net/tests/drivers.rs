@@ -333,3 +333,77 @@ async fn hold_longer_than_the_firewall_timeout_then_resume() {
     // Resume: media both ways again.
     talk(&party, lp, &phone, port_b, 10).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_terminal_latches_through_the_firewall_and_strangers_do_not() {
+    let mut b = bed(
+        (44_000, 44_499),
+        Duration::from_secs(30),
+        Duration::from_secs(30),
+    )
+    .await;
+    // A plain phone inside: no CMPH; its offer carries its private address.
+    let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let phone_addr = phone.local_addr().unwrap();
+    let party = UdpSocket::bind("127.0.0.4:0").await.unwrap();
+    let call = CallKey::from("plain@loopback");
+    let offer = Intent {
+        kind: IntentKind::Offer,
+        from: Side::A,
+        origin: Some("corp1".into()),
+        toward: None,
+        endpoints: vec![mux(phone_addr)],
+    };
+    let lp = b
+        .mpr
+        .intent(call.clone(), offer)
+        .await
+        .unwrap()
+        .unwrap()
+        .endpoints[0]
+        .addr;
+    let answer = Intent {
+        kind: IntentKind::Answer,
+        from: Side::B,
+        origin: None,
+        toward: Some("corp1".into()),
+        endpoints: vec![mux(party.local_addr().unwrap())],
+    };
+    let l = b.mpr.intent(call, answer).await.unwrap().unwrap().endpoints[0].addr;
+    // A stranger races the phone to its leg: wrong IP, dropped, not latched.
+    let stranger = UdpSocket::bind("127.0.0.5:0").await.unwrap();
+    stranger.send_to(&rtp(b'x', 0), l).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(b.mpr.stats().await.unwrap().latches, 0);
+    // The phone's media leaves through the firewall and latches its leg.
+    let route = b.sim.route(phone_addr, l).unwrap();
+    for i in 0..20u16 {
+        phone.send_to(&rtp(b'a', i), route).await.unwrap();
+        party.send_to(&rtp(b'p', i), lp).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let at_party = recv_n(&party, 20).await;
+    assert_eq!(at_party.len(), 20, "phone → party");
+    assert!(
+        at_party
+            .iter()
+            .enumerate()
+            .all(|(i, (p, from))| *p == rtp(b'a', i as u16) && *from == lp)
+    );
+    // The party's first packets may race the latch; after it, all pass.
+    let at_phone = recv_n(&phone, 20).await;
+    assert!(!at_phone.is_empty(), "party → phone once latched");
+    assert!(
+        at_phone.iter().all(|(_, from)| *from == route),
+        "through the firewall's pinhole"
+    );
+    for i in 20..30u16 {
+        party.send_to(&rtp(b'p', i), lp).await.unwrap();
+    }
+    let at_phone = recv_n(&phone, 10).await;
+    assert_eq!(at_phone.len(), 10);
+    assert_eq!(b.mpr.stats().await.unwrap().latches, 1);
+    // After the latch the stranger still gets nothing through.
+    stranger.send_to(&rtp(b'x', 1), l).await.unwrap();
+    assert!(recv_n(&party, 1).await.is_empty());
+}
