@@ -336,7 +336,7 @@ async fn hold_longer_than_the_firewall_timeout_then_resume() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_terminal_latches_through_the_firewall_and_strangers_do_not() {
-    let mut b = bed(
+    let b = bed(
         (44_000, 44_499),
         Duration::from_secs(30),
         Duration::from_secs(30),
