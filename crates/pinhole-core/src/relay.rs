@@ -94,6 +94,13 @@ pub enum RelayReport {
         /// The source it latched to.
         source: SocketAddr,
     },
+    /// The relay could not open the leg's sockets (a port taken by another
+    /// process). The engine drops the leg; planning the same intent again
+    /// gives the stream a leg on another port pair.
+    OpenFailed {
+        /// The leg.
+        leg: LegId,
+    },
     /// The leg forwarded media; `at` is the time of the latest packet.
     Activity {
         /// The leg.

@@ -407,3 +407,77 @@ async fn plain_terminal_latches_through_the_firewall_and_strangers_do_not() {
     stranger.send_to(&rtp(b'x', 1), l).await.unwrap();
     assert!(recv_n(&party, 1).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_ports_taken_by_another_process_are_never_written_into_a_plan() {
+    // Another process holds two ports inside the relay range.
+    let blocked: Vec<std::net::UdpSocket> = [45_010u16, 45_020]
+        .iter()
+        .map(|p| std::net::UdpSocket::bind((IpAddr::from(MPR_IP), *p)).unwrap())
+        .collect();
+    let control = Arc::new(UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap());
+    let mut cfg = mpr::Config::new(MPR_IP.into(), [45; 32]);
+    cfg.ports = PortRange::new(45_000, 45_039).unwrap();
+    cfg.control_ports = vec![];
+    let engine = mpr::Engine::new(cfg, tokio::time::Instant::now().into_std()).unwrap();
+    let (relay, relay_events) = Relay::start(RelayConfig::default()).unwrap();
+    let (mpr, _out) = mpr_driver::spawn(engine, vec![control], relay, relay_events).unwrap();
+    let a = UdpSocket::bind("127.0.0.4:0").await.unwrap();
+    let b = UdpSocket::bind("127.0.0.5:0").await.unwrap();
+    for n in 0..6 {
+        let call = CallKey::new(format!("busy-{n}"));
+        let offer = Intent {
+            kind: IntentKind::Offer,
+            from: Side::A,
+            origin: None,
+            toward: None,
+            endpoints: vec![mux(a.local_addr().unwrap())],
+        };
+        let to_b = mpr
+            .intent(call.clone(), offer)
+            .await
+            .unwrap()
+            .unwrap()
+            .endpoints[0]
+            .addr;
+        let answer = Intent {
+            kind: IntentKind::Answer,
+            from: Side::B,
+            origin: None,
+            toward: None,
+            endpoints: vec![mux(b.local_addr().unwrap())],
+        };
+        let to_a = mpr
+            .intent(call.clone(), answer)
+            .await
+            .unwrap()
+            .unwrap()
+            .endpoints[0]
+            .addr;
+        for addr in [to_a, to_b] {
+            assert!(
+                ![45_010, 45_011, 45_020, 45_021].contains(&addr.port()),
+                "plan names a taken port: {addr}"
+            );
+        }
+        // And the legs really work.
+        a.send_to(&rtp(b'a', n), to_a).await.unwrap();
+        let got = recv_n(&b, 1).await;
+        assert_eq!(got.len(), 1, "call {n}: media through the replanned legs");
+        assert_eq!(got[0].1, to_b);
+        let bye = Intent {
+            kind: IntentKind::Teardown,
+            from: Side::A,
+            origin: None,
+            toward: None,
+            endpoints: vec![],
+        };
+        mpr.intent(call, bye).await.unwrap().unwrap();
+    }
+    let stats = mpr.stats().await.unwrap();
+    assert!(
+        stats.relay_open_failures >= 1,
+        "the taken ports were hit and replaced: {stats:?}"
+    );
+    drop(blocked);
+}

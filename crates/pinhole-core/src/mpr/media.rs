@@ -324,6 +324,13 @@ impl Engine {
     pub(super) fn relay_report(&mut self, now: Instant, report: RelayReport) {
         match report {
             RelayReport::Activity { leg, at } => self.touch(at.min(now), leg),
+            RelayReport::OpenFailed { leg } => {
+                tracing::warn!(%leg, "relay could not open the leg's ports; dropping the leg");
+                self.stats.relay_open_failures += 1;
+                self.detach(leg);
+                self.close_leg(now, leg);
+                self.refresh_gauges();
+            }
             RelayReport::Latched {
                 leg,
                 component,

@@ -360,6 +360,8 @@ pub struct Stats {
     pub ports_exhausted: u64,
     /// Plain-terminal latches.
     pub latches: u64,
+    /// Legs the relay could not open (their ports taken by another process).
+    pub relay_open_failures: u64,
     /// Latch reports the engine did not agree with (the relay was corrected).
     pub relay_corrections: u64,
     /// Calls removed by inactivity.

@@ -983,3 +983,45 @@ fn ipv6_streams_get_ipv6_relay_legs_only_when_the_mpr_has_one() {
         "203.0.113.10".parse::<std::net::IpAddr>().unwrap()
     );
 }
+
+#[test]
+fn a_leg_the_relay_cannot_open_is_replaced_when_the_intent_is_planned_again() {
+    let mut t = T::with(|c| {
+        c.ports = PortRange {
+            first: 30_000,
+            last: 30_099,
+        }
+    });
+    let call = CallKey::from("busy");
+    let eps = [MediaEndpoint::rtp(0, addr("192.0.2.7:4000"))];
+    let first = t
+        .mpr
+        .handle_intent(t.now, &call, &offer(&eps, Origin::Public, Origin::Public))
+        .unwrap();
+    let [Some(a), Some(b)] = t.mpr.call_legs(&call, 0).unwrap() else {
+        panic!()
+    };
+    t.drain_commands();
+    // The relay found B's port taken by another process.
+    t.mpr
+        .handle_relay(t.now, RelayReport::OpenFailed { leg: b });
+    assert_eq!(t.mpr.stats().relay_open_failures, 1);
+    assert_eq!(t.mpr.call_legs(&call, 0).unwrap(), [Some(a), None]);
+    assert!(
+        t.drain_commands()
+            .contains(&RelayCommand::CloseLeg { leg: b })
+    );
+    // The same offer again: A's leg stays, B gets a leg on another pair.
+    let again = t
+        .mpr
+        .handle_intent(t.now, &call, &offer(&eps, Origin::Public, Origin::Public))
+        .unwrap();
+    let [Some(a2), Some(b2)] = t.mpr.call_legs(&call, 0).unwrap() else {
+        panic!()
+    };
+    assert_eq!(a2, a);
+    assert_ne!(b2, b);
+    assert_ne!(again.endpoints[0].addr, first.endpoints[0].addr);
+    assert_eq!(t.mpr.leg(a).unwrap().peer, Some(b2));
+    assert_eq!(t.mpr.stats().legs_open, 2);
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use pinhole_core::intent::IntentKind;
 use pinhole_core::intent::{MediaEndpoint, MediaIntent, MediaPlan, Origin};
 use pinhole_core::mpr::{Engine, Event, IntentError, Route, Stats};
+use pinhole_core::relay::{RelayCommand, RelayReport};
 use pinhole_core::types::{CallKey, Receive, Side};
 use pinhole_core::wire::{self, Protocol};
 use tokio::net::UdpSocket;
@@ -229,9 +230,16 @@ impl Driver {
                     toward,
                     endpoints: &i.endpoints,
                 };
-                // Commands first, so the relay ports are live before the
-                // plan is written into signaling.
-                let plan = self.engine.handle_intent(now(), &call, &intent);
+                // Relay commands first, so the ports are live before the plan
+                // is written into signaling. A port another process holds
+                // fails its leg; planning again gives that stream a new pair.
+                let mut plan = self.engine.handle_intent(now(), &call, &intent);
+                for _ in 0..3 {
+                    if self.apply_commands() == 0 || plan.is_err() {
+                        break;
+                    }
+                    plan = self.engine.handle_intent(now(), &call, &intent);
+                }
                 self.drain().await;
                 let _ = reply.send(plan);
             }
@@ -245,12 +253,26 @@ impl Driver {
         }
     }
 
-    async fn drain(&mut self) {
+    /// Carries out the engine's relay commands; returns how many legs could
+    /// not be opened (each reported back to the engine, which drops it).
+    fn apply_commands(&mut self) -> usize {
+        let mut failed = 0;
         while let Some(c) = self.engine.poll_command() {
             if let Err(e) = self.relay.apply(c) {
                 tracing::error!(command = ?c, error = %e, "relay command failed");
+                if let RelayCommand::OpenLeg { leg, .. } = c {
+                    self.engine
+                        .handle_relay(now(), RelayReport::OpenFailed { leg });
+                    failed += 1;
+                }
             }
         }
+        failed
+    }
+
+    async fn drain(&mut self) {
+        // The CloseLeg an open failure produces is applied in the next round.
+        while self.apply_commands() > 0 {}
         while let Some(t) = self.engine.poll_transmit() {
             self.send(t.local, t.remote, &t.payload).await;
         }
