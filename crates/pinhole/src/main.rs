@@ -9,8 +9,11 @@
 //! gracefully on SIGTERM or SIGINT. See `docs/operations.md` for deployment,
 //! the configuration reference and the metrics.
 
+mod config;
 mod daemon;
 mod demo;
+mod metrics;
+mod seed;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let log_format = cli.log_format;
     let result = runtime.block_on(async {
         match cli.cmd {
             Cmd::Mpr { config } => daemon::run_mpr(&config).await.map(|()| true),
@@ -104,8 +108,10 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("pinhole: {e:#}");
+            match log_format {
+                LogFormat::Json => tracing::error!("{e:#}"),
+                LogFormat::Human => eprintln!("pinhole: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }
