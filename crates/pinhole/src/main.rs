@@ -1,7 +1,7 @@
 //! The `pinhole` binary: run a Media Proxy Router (`pinhole mpr`), an
 //! Application Proxy Server (`pinhole aps`), the self-contained loopback
 //! demonstration (`pinhole demo`), or decode a control message
-//! (`pinhole inspect`).
+//! (`pinhole inspect`) and print it as JSON.
 //!
 //! Every subcommand has `--help`. Logs go to stderr through `tracing`,
 //! human-readable by default or one JSON object per line with
@@ -12,6 +12,7 @@
 mod config;
 mod daemon;
 mod demo;
+mod inspect;
 mod metrics;
 mod seed;
 
@@ -69,6 +70,13 @@ enum Cmd {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=30))]
         seconds: u64,
     },
+    /// Decode one message and print it as one JSON line. Today: a Pinhole
+    /// control message (STUN-framed), as raw bytes or a hex dump; SIP and
+    /// the other protocols come with their ALGs. Exits 0 if it decoded.
+    Inspect {
+        /// The file (`-` for stdin).
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,7 +84,7 @@ fn main() -> ExitCode {
     let default_level = match (&cli.log_level, &cli.cmd) {
         (Some(l), _) => l.clone(),
         // The demo prints its own ladder; only problems go to the log.
-        (None, Cmd::Demo { .. }) => "warn".to_owned(),
+        (None, Cmd::Demo { .. } | Cmd::Inspect { .. }) => "warn".to_owned(),
         (None, _) => "info".to_owned(),
     };
     if let Err(e) = init_logs(cli.log_format, &default_level) {
@@ -100,6 +108,7 @@ fn main() -> ExitCode {
             Cmd::Mpr { config } => daemon::run_mpr(&config).await.map(|()| true),
             Cmd::Aps { config } => daemon::run_aps(&config).await.map(|()| true),
             Cmd::Demo { json, seconds } => demo::run(json, seconds).await,
+            Cmd::Inspect { file } => inspect::run(&file),
         }
     });
     // Do not wait for sockets' reader tasks; the drivers are done.

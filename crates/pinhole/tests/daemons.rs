@@ -181,7 +181,7 @@ fn bad_config_fails_at_start_naming_the_key() {
 
 #[test]
 fn help_on_every_subcommand() {
-    for sub in [&[][..], &["mpr"], &["aps"], &["demo"]] {
+    for sub in [&[][..], &["mpr"], &["aps"], &["demo"], &["inspect"]] {
         let out = Command::new(BIN).args(sub).arg("--help").output().unwrap();
         assert!(out.status.success(), "{sub:?}");
         assert!(
