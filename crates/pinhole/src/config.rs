@@ -209,7 +209,7 @@ pub(crate) struct MprFile {
     #[serde(default)]
     pub(crate) relay_ip6: Option<IpAddr>,
     /// Control (Registration/CMPH) and signaling ports on `relay_ip`.
-    /// Default [5060].
+    /// Default `[5060]`.
     #[serde(default = "default_control_ports")]
     pub(crate) control_ports: Vec<u16>,
     /// Where `/metrics` is served (HTTP); absent: no metrics endpoint.
