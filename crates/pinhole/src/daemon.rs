@@ -1,0 +1,196 @@
+//! `pinhole mpr` and `pinhole aps`: load and check the configuration, bind
+//! every socket (failing at start), run the driver, log its events, serve
+//! metrics, and stop gracefully on SIGTERM or SIGINT.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use pinhole_core::{client, mpr};
+use pinhole_net::driver::{Direct, client as client_driver, mpr as mpr_driver};
+use pinhole_net::relay::Relay;
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+use crate::config::{ApsFile, MprFile, read};
+use crate::metrics::{self, Source};
+use crate::seed::os_seed;
+
+/// How long the drivers get to stop after a signal.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// SIGTERM and SIGINT, watched from the start so that an early signal
+/// also stops the daemon gracefully.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn watch() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
+    }
+
+    /// Resolves on the next SIGTERM or SIGINT, naming it.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Stops the metrics endpoint, lets the driver end once its handle is gone,
+/// and waits for it (bounded).
+async fn stop(metrics: Option<JoinHandle<()>>, task: JoinHandle<()>) {
+    if let Some(m) = metrics {
+        m.abort();
+        let _ = m.await;
+    }
+    let abort = task.abort_handle();
+    match tokio::time::timeout(STOP_GRACE, task).await {
+        Ok(_) => tracing::info!("stopped"),
+        Err(_) => {
+            tracing::warn!("driver did not stop within {STOP_GRACE:?}; aborting it");
+            abort.abort();
+        }
+    }
+}
+
+/// Runs an MPR until SIGTERM or SIGINT.
+pub(crate) async fn run_mpr(path: &Path) -> Result<()> {
+    let file = MprFile::parse(&read(path)?).with_context(|| format!("{}", path.display()))?;
+    let s = file
+        .validate(os_seed())
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let mut signals = Signals::watch()?;
+    let mut controls = Vec::with_capacity(s.controls.len());
+    for a in &s.controls {
+        let sock = UdpSocket::bind(a)
+            .await
+            .with_context(|| format!("control_ports: cannot bind {a}"))?;
+        controls.push(Arc::new(sock));
+    }
+    let (first, last) = (s.engine.ports.first, s.engine.ports.last);
+    let networks: Vec<String> = s.engine.networks.iter().map(|n| n.id.clone()).collect();
+    let engine = mpr::Engine::new(s.engine, Instant::now())?;
+    let (relay, relay_events) = Relay::start(s.relay).context("relay")?;
+    let (handle, mut out) = mpr_driver::spawn(engine, controls, relay, relay_events)?;
+    let metrics = match s.metrics {
+        Some(a) => Some(metrics::serve(a, Source::Mpr(handle.clone())).await?),
+        None => None,
+    };
+    tracing::info!(control = ?s.controls, relay_ports = %format!("{first}-{last}"), ?networks, "MPR running");
+    let why = {
+        let mut events_open = true;
+        // Runs until a signal; each turn handles one event.
+        loop {
+            tokio::select! {
+                why = signals.next() => break why,
+                e = out.events.recv(), if events_open => match e {
+                    Some(e) => log_mpr_event(&e),
+                    None => events_open = false,
+                },
+                Some(sig) = out.signaling.recv() => {
+                    tracing::debug!(local = %sig.local, remote = %sig.remote, len = sig.payload.len(),
+                        "signaling datagram (no ALG yet): dropped");
+                }
+            }
+        }
+    };
+    tracing::info!(signal = why, "shutting down");
+    drop(handle);
+    drop(out.events);
+    drop(out.signaling);
+    stop(metrics, out.task).await;
+    Ok(())
+}
+
+fn log_mpr_event(e: &mpr::Event) {
+    match e {
+        mpr::Event::Registered {
+            network,
+            protocol,
+            pinhole,
+        } => tracing::info!(%network, protocol = protocol.name(), %pinhole, "registered"),
+        mpr::Event::RegistrationExpired { network, protocol } => {
+            tracing::warn!(%network, protocol = protocol.name(), "registration expired");
+        }
+        mpr::Event::RouteMoved {
+            network, from, to, ..
+        } => tracing::warn!(%network, %from, %to, "signaling route moved"),
+        other => tracing::info!(event = ?other, "MPR event"),
+    }
+}
+
+/// Runs an APS until SIGTERM or SIGINT.
+pub(crate) async fn run_aps(path: &Path) -> Result<()> {
+    let file = ApsFile::parse(&read(path)?).with_context(|| format!("{}", path.display()))?;
+    let s = file
+        .validate(os_seed())
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let mut signals = Signals::watch()?;
+    let local = s.engine.signaling;
+    let mpr_addr = s.engine.mpr;
+    let sock = UdpSocket::bind(local)
+        .await
+        .with_context(|| format!("signaling: cannot bind {local}"))?;
+    let engine = client::Engine::new(s.engine, Instant::now())?;
+    let (relay, relay_events) = Relay::start(s.relay).context("relay")?;
+    let (handle, mut out) = client_driver::spawn(
+        engine,
+        Arc::new(sock),
+        relay,
+        relay_events,
+        Arc::new(Direct),
+    )?;
+    let metrics = match s.metrics {
+        Some(a) => Some(metrics::serve(a, Source::Client(handle.clone())).await?),
+        None => None,
+    };
+    tracing::info!(signaling = %local, mpr = %mpr_addr, "APS running");
+    let why = {
+        let mut events_open = true;
+        loop {
+            tokio::select! {
+                why = signals.next() => break why,
+                e = out.events.recv(), if events_open => match e {
+                    Some(e) => log_client_event(&e),
+                    None => events_open = false,
+                },
+                Some(sig) = out.signaling.recv() => {
+                    tracing::debug!(remote = %sig.remote, len = sig.payload.len(),
+                        "signaling datagram (no ALG yet): dropped");
+                }
+            }
+        }
+    };
+    tracing::info!(signal = why, "shutting down");
+    drop(handle);
+    drop(out.events);
+    drop(out.signaling);
+    stop(metrics, out.task).await;
+    Ok(())
+}
+
+fn log_client_event(e: &client::Event) {
+    match e {
+        client::Event::Registered { pinhole, lifetime } => {
+            tracing::info!(%pinhole, lifetime_secs = lifetime.as_secs(), "registered");
+        }
+        client::Event::Alarm { failure, retry_in } => {
+            tracing::warn!(
+                ?failure,
+                retry_in_ms = retry_in.as_millis(),
+                "registration alarm"
+            );
+        }
+        client::Event::AlarmCleared => tracing::info!("registration alarm cleared"),
+        other => tracing::info!(event = ?other, "APS event"),
+    }
+}

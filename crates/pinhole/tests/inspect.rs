@@ -1,0 +1,56 @@
+//! `pinhole inspect` on a checked-in control message, raw and as a hex dump.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn corpus(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus/control_decode")
+        .join(name)
+}
+
+fn run(path: &std::path::Path) -> (bool, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pinhole"))
+        .arg("inspect")
+        .arg(path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    (
+        out.status.success(),
+        serde_json::from_str(stdout.trim()).unwrap(),
+    )
+}
+
+#[test]
+fn inspect_a_cmph_bind_raw_and_hex() {
+    let raw = corpus("cmph_bind");
+    let (ok, v) = run(&raw);
+    assert!(ok, "{v}");
+    assert_eq!(v["protocol"], "pinhole-control");
+    assert_eq!(v["kind"], "CMPH request");
+    assert_eq!(v["username"], "corp1");
+    assert!(v["error"].is_null());
+
+    let bytes = std::fs::read(&raw).unwrap();
+    let dump: String = bytes.iter().map(|b| format!("{b:02x} ")).collect();
+    let hex = std::env::temp_dir().join(format!("pinhole-inspect-{}.hex", std::process::id()));
+    std::fs::write(&hex, dump).unwrap();
+    let (ok, w) = run(&hex);
+    std::fs::remove_file(&hex).unwrap();
+    assert!(ok);
+    assert_eq!(v, w);
+}
+
+#[test]
+fn inspect_garbage_fails_with_an_error_field() {
+    let f = std::env::temp_dir().join(format!("pinhole-inspect-{}.bin", std::process::id()));
+    std::fs::write(&f, b"INVITE sip:bob@example.com SIP/2.0\r\n\r\n").unwrap();
+    let (ok, v) = run(&f);
+    std::fs::remove_file(&f).unwrap();
+    assert!(!ok);
+    assert!(v["error"].is_string(), "{v}");
+}
