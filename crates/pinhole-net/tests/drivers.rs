@@ -411,13 +411,13 @@ async fn plain_terminal_latches_through_the_firewall_and_strangers_do_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_ports_taken_by_another_process_are_never_written_into_a_plan() {
     // Another process holds two ports inside the relay range.
-    let blocked: Vec<std::net::UdpSocket> = [45_010u16, 45_020]
+    let blocked: Vec<std::net::UdpSocket> = [47_010u16, 47_020]
         .iter()
         .map(|p| std::net::UdpSocket::bind((IpAddr::from(MPR_IP), *p)).unwrap())
         .collect();
     let control = Arc::new(UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap());
-    let mut cfg = mpr::Config::new(MPR_IP.into(), [45; 32]);
-    cfg.ports = PortRange::new(45_000, 45_039).unwrap();
+    let mut cfg = mpr::Config::new(MPR_IP.into(), [47; 32]);
+    cfg.ports = PortRange::new(47_000, 47_039).unwrap();
     cfg.control_ports = vec![];
     let engine = mpr::Engine::new(cfg, tokio::time::Instant::now().into_std()).unwrap();
     let (relay, relay_events) = Relay::start(RelayConfig::default()).unwrap();
@@ -456,7 +456,7 @@ async fn relay_ports_taken_by_another_process_are_never_written_into_a_plan() {
             .addr;
         for addr in [to_a, to_b] {
             assert!(
-                ![45_010, 45_011, 45_020, 45_021].contains(&addr.port()),
+                ![47_010, 47_011, 47_020, 47_021].contains(&addr.port()),
                 "plan names a taken port: {addr}"
             );
         }

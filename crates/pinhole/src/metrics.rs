@@ -257,6 +257,48 @@ pub(crate) async fn render(source: &Source) -> std::io::Result<String> {
                 "Plain-terminal legs latched.",
                 &[("", s.latches)],
             );
+            let r = h.relay_counters().await?;
+            family(
+                &mut o,
+                "pinhole_relay_packets_total",
+                "counter",
+                "Media packets at the relay, by direction (in: received on a leg; out: forwarded).",
+                &[
+                    ("direction=\"in\"", r.packets_in),
+                    ("direction=\"out\"", r.packets_out),
+                ],
+            );
+            family(
+                &mut o,
+                "pinhole_relay_bytes_total",
+                "counter",
+                "Media bytes at the relay, by direction.",
+                &[
+                    ("direction=\"in\"", r.bytes_in),
+                    ("direction=\"out\"", r.bytes_out),
+                ],
+            );
+            family(
+                &mut o,
+                "pinhole_relay_drops_total",
+                "counter",
+                "Media packets the relay dropped, by reason.",
+                &[
+                    ("reason=\"source\"", r.dropped_source),
+                    ("reason=\"unbound\"", r.dropped_unbound),
+                    ("reason=\"no_peer\"", r.dropped_no_peer),
+                    ("reason=\"send_error\"", r.dropped_send_error),
+                    ("reason=\"oversize\"", r.dropped_oversize),
+                    ("reason=\"event_queue_full\"", r.dropped_event_queue_full),
+                ],
+            );
+            family(
+                &mut o,
+                "pinhole_relay_control_total",
+                "counter",
+                "Control messages received on relay ports.",
+                &[("", r.control_in)],
+            );
         }
         Source::Client(h) => {
             let s = h.stats().await?;

@@ -136,6 +136,14 @@ fn mpr_and_aps_register_and_stop_on_sigterm() {
         "{m}"
     );
     assert!(m.contains("# TYPE pinhole_legs_open gauge"), "{m}");
+    assert!(
+        m.contains("pinhole_relay_packets_total{direction=\"in\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("pinhole_relay_drops_total{reason=\"source\"} 0"),
+        "{m}"
+    );
     assert!(a.contains("pinhole_client_registered 1"), "{a}");
 
     let (status, err) = sigterm_and_wait(&mut aps);

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::now;
-use crate::relay::{Relay, RelayEvent};
+use crate::relay::{Relay, RelayCounters, RelayEvent};
 
 /// A media intent with owned fields, to cross a channel.
 #[derive(Clone, Debug)]
@@ -54,6 +54,7 @@ enum Cmd {
     ),
     Route(String, Protocol, oneshot::Sender<Option<Route>>),
     Stats(oneshot::Sender<Stats>),
+    RelayCounters(oneshot::Sender<RelayCounters>),
     Send(SocketAddr, SocketAddr, Vec<u8>),
 }
 
@@ -106,6 +107,16 @@ impl MprHandle {
     pub async fn stats(&self) -> io::Result<Stats> {
         let (tx, rx) = oneshot::channel();
         self.cmds.send(Cmd::Stats(tx)).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
+    /// The relay's counters (packets, bytes, drops by reason).
+    pub async fn relay_counters(&self) -> io::Result<RelayCounters> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(Cmd::RelayCounters(tx))
+            .await
+            .map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
     }
 
@@ -248,6 +259,9 @@ impl Driver {
             }
             Cmd::Stats(reply) => {
                 let _ = reply.send(self.engine.stats());
+            }
+            Cmd::RelayCounters(reply) => {
+                let _ = reply.send(self.relay.counters());
             }
             Cmd::Send(local, remote, payload) => self.send(local, remote, &payload).await,
         }
