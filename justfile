@@ -118,6 +118,7 @@ fuzz-run:
 
 # Run the demo: the Fig. 6-8 message ladder through simulated firewalls.
 demo:
+    cargo run --release --locked -p pinhole -- demo
     cargo run --release --locked -p pinhole-examples --bin demo
 
 # Criterion benchmarks (slow; not part of `ci`).
