@@ -25,6 +25,8 @@
 //! | `DIRECT_SECS` | `1` | sending time of the direct baseline per step |
 //! | `OVERLOAD` | `1` | run the 2× overload test on each relay (0: skip) |
 //! | `RTPENGINE_TOOLS` | `/work/shared/tools/rtpengine` | the helper scripts |
+//! | `PIN` | `1` | relay threads on CPU 0, generator (and this process's other threads) on CPU 1; `0`: no pinning |
+//! | `PINHOLE_WORKERS` | `2` | `RelayConfig::workers` of the pinhole relay |
 //!
 //! Generator: two threads (`gen-tx`, `gen-rx`) with one non-blocking std
 //! socket per party; `gen-tx` paces sends round-robin over the active
@@ -78,6 +80,9 @@ struct Config {
     direct_secs: f64,
     overload: bool,
     tools: PathBuf,
+    /// Pin the relay to CPU 0 and the generator to CPU 1.
+    pin: bool,
+    pinhole_workers: usize,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -108,6 +113,10 @@ impl Config {
             direct_secs: env_or("DIRECT_SECS", "1").parse().expect("DIRECT_SECS"),
             overload: env_or("OVERLOAD", "1") != "0",
             tools: PathBuf::from(env_or("RTPENGINE_TOOLS", "/work/shared/tools/rtpengine")),
+            pin: env_or("PIN", "1") != "0",
+            pinhole_workers: env_or("PINHOLE_WORKERS", "2")
+                .parse()
+                .expect("PINHOLE_WORKERS"),
         }
     }
 }
@@ -581,6 +590,48 @@ fn cpu(pid: u32, pick: &dyn Fn(&str) -> bool) -> f64 {
     ticks as f64 / 100.0
 }
 
+/// CPU the relay runs on and CPU the generator runs on, when pinning.
+const RELAY_CPU: usize = 0;
+const GEN_CPU: usize = 1;
+
+/// Pins thread `tid` (0: the calling thread) to `cpu`.
+#[allow(unsafe_code)]
+fn pin(tid: i32, cpu: usize) {
+    // SAFETY: `set` is a plain bitmask initialized by CPU_ZERO before use;
+    // sched_setaffinity only reads it.
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r != 0 {
+        eprintln!(
+            "sched_setaffinity({tid}, cpu {cpu}): {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
+/// Pins every thread of this process whose name passes `pick` to `cpu`.
+fn pin_threads(pick: &dyn Fn(&str) -> bool, cpu: usize) -> usize {
+    let mut n = 0;
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    for e in dir.flatten() {
+        let name = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pick(name.trim()) {
+            pin(tid, cpu);
+            n += 1;
+        }
+    }
+    n
+}
+
 /// CPU seconds of the calling thread.
 fn own_cpu() -> f64 {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
@@ -646,8 +697,17 @@ fn relay_port(leg: usize) -> SocketAddr {
 }
 
 /// Starts the pinhole relay with `calls` calls; returns it and the targets.
-fn start_pinhole(parties: &Parties, calls: usize) -> io::Result<(Under, Vec<SocketAddr>)> {
-    let (relay, events) = Relay::start(RelayConfig::default())?;
+fn start_pinhole(
+    parties: &Parties,
+    calls: usize,
+    workers: usize,
+    pinned: bool,
+) -> io::Result<(Under, Vec<SocketAddr>)> {
+    let (relay, events) = Relay::start(RelayConfig {
+        workers,
+        ..RelayConfig::default()
+    })?;
+
     // Nobody reads events in this bench: Activity reports are coalesced
     // and dropped (counted) once the channel is full.
     drop(events);
@@ -673,15 +733,30 @@ fn start_pinhole(parties: &Parties, calls: usize) -> io::Result<(Under, Vec<Sock
             peer: LegId(2 * c as u64 + 2),
         })?;
     }
+    // After the commands: every worker has acknowledged, so each runs and
+    // carries its name.
+    if pinned {
+        let n = pin_threads(&|n| n.starts_with("pinhole-relay"), RELAY_CPU);
+        assert_eq!(n, workers, "pinhole worker threads found by name");
+    }
     Ok((Under::Pinhole(relay), targets))
 }
 
 /// One task per leg: `recv_from` on the leg's socket, `send_to` out of the
 /// peer leg's socket to the peer party.
-fn start_naive(parties: &Parties, calls: usize) -> io::Result<(Under, Vec<SocketAddr>)> {
+fn start_naive(
+    parties: &Parties,
+    calls: usize,
+    pinned: bool,
+) -> io::Result<(Under, Vec<SocketAddr>)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("naive-relay")
+        .on_thread_start(move || {
+            if pinned {
+                pin(0, RELAY_CPU);
+            }
+        })
         .enable_io()
         .build()?;
     let mut targets = Vec::with_capacity(2 * calls);
@@ -729,12 +804,21 @@ const NG_PORT: u16 = 9922;
 
 /// Starts rtpengine (ports 10000–31999 for its media, ng on 9922) and
 /// creates `calls` sessions; the RSS delta of the setup is returned too.
-fn start_rtpengine(tools: &Path, calls: usize) -> io::Result<(Under, Vec<SocketAddr>, u64)> {
+fn start_rtpengine(
+    tools: &Path,
+    calls: usize,
+    pinned: bool,
+) -> io::Result<(Under, Vec<SocketAddr>, u64)> {
     let dir = std::env::temp_dir().join(format!("relay_load_rtpengine_{}", self_pid()));
-    let out = Command::new("sh")
+    let mut start = Command::new("sh");
+    start
         .arg(tools.join("rtpengine_ctl.sh"))
         .arg("start")
-        .arg(&dir)
+        .arg(&dir);
+    if pinned {
+        start.env("RELAY_CPUS", RELAY_CPU.to_string());
+    }
+    let out = start
         .env("NG_PORT", NG_PORT.to_string())
         .env("PORT_MIN", "10000")
         .env("PORT_MAX", "31999")
@@ -999,6 +1083,22 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument is ignored.
     let cfg = Config::from_env();
     let origin = Instant::now();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pinned = cfg.pin && cpus >= 2;
+    if pinned {
+        // Threads started from here on (the generator's) inherit CPU 1;
+        // relay threads are moved to CPU 0.
+        pin(0, GEN_CPU);
+    }
+    println!(
+        "pinning: {}",
+        if pinned {
+            "relay threads on CPU 0, generator on CPU 1"
+        } else {
+            "none"
+        }
+    );
+    let cfg = Config { pin: pinned, ..cfg };
     let max_calls = *cfg.steps.last().unwrap();
     println!(
         "relay_load: steps {:?} calls (100 pps each, {PACKET}-byte packets), {} s per step, direct baseline {} s, relays {:?}",
@@ -1031,8 +1131,9 @@ fn main() {
     for name in &cfg.relays {
         let rss0 = rss(self_pid());
         let started = match name.as_str() {
-            "pinhole" => start_pinhole(&parties, max_calls).map(|(u, t)| (u, t, None)),
-            "naive" => start_naive(&parties, max_calls).map(|(u, t)| (u, t, None)),
+            "pinhole" => start_pinhole(&parties, max_calls, cfg.pinhole_workers, cfg.pin)
+                .map(|(u, t)| (u, t, None)),
+            "naive" => start_naive(&parties, max_calls, cfg.pin).map(|(u, t)| (u, t, None)),
             "rtpengine" => {
                 if rtpengine_installed().is_none() {
                     println!(
@@ -1040,7 +1141,7 @@ fn main() {
                     );
                     continue;
                 }
-                start_rtpengine(&cfg.tools, max_calls).map(|(u, t, m)| (u, t, Some(m)))
+                start_rtpengine(&cfg.tools, max_calls, cfg.pin).map(|(u, t, m)| (u, t, Some(m)))
             }
             other => {
                 println!("{other}: unknown relay, skipped");
