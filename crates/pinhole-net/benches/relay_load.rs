@@ -51,7 +51,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use pinhole_core::relay::{RelayCommand, Remote};
@@ -164,16 +164,40 @@ impl Parties {
         self.socks[stream].local_addr().unwrap()
     }
 
-    /// Reads and discards whatever is queued (stragglers of an earlier run).
-    fn flush(&self) {
+    /// Reads and discards whatever is queued (stragglers of an earlier
+    /// run); returns how many.
+    fn flush(&self) -> u64 {
         let mut buf = [0u8; 2048];
+        let mut n = 0;
         for s in &self.socks {
             for _ in 0..100_000 {
                 if s.recv_from(&mut buf).is_err() {
                     break;
                 }
+                n += 1;
             }
         }
+        n
+    }
+
+    /// Waits until nothing arrives for 300 ms (a relay that fell behind
+    /// still empties its socket queues after the senders stop), at most
+    /// `limit`; returns the stragglers read and whether it got quiet.
+    fn settle(&self, limit: Duration) -> (u64, bool) {
+        let end = Instant::now() + limit;
+        let mut total = 0;
+        let mut quiet_since = Instant::now();
+        while Instant::now() < end {
+            let n = self.flush();
+            total += n;
+            if n > 0 {
+                quiet_since = Instant::now();
+            } else if quiet_since.elapsed() >= Duration::from_millis(300) {
+                return (total, true);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (total, false)
     }
 }
 
@@ -181,10 +205,16 @@ fn now_ns(origin: Instant) -> u64 {
     u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Marks the packets of one run (in the RTP timestamp field): packets a
+/// relay still had queued from an earlier run are counted as stale, never
+/// as deliveries.
+static RUN_ID: AtomicU32 = AtomicU32::new(1);
+
 fn fill(buf: &mut [u8; PACKET], stream: usize, seq: u32, ns: u64) {
     buf[0] = 0x80; // RTP v2, not STUN-framed
     buf[1] = 0x00; // PT 0 (PCMU)
     buf[2..4].copy_from_slice(&(seq as u16).to_be_bytes());
+    buf[4..8].copy_from_slice(&RUN_ID.load(Ordering::Relaxed).to_be_bytes());
     buf[8..12].copy_from_slice(&(stream as u32).to_be_bytes());
     buf[12..16].copy_from_slice(&seq.to_be_bytes());
     buf[16..24].copy_from_slice(&ns.to_be_bytes());
@@ -275,7 +305,8 @@ fn run_load(
     let streams = phases.iter().map(|p| 2 * p.calls).max().unwrap_or(0);
     assert!(streams <= parties.socks.len() && streams <= targets.len());
     parties.connect(targets, streams);
-    parties.flush();
+    let _ = parties.flush();
+    let run_id = RUN_ID.fetch_add(1, Ordering::Relaxed) + 1;
     let max_seq: f64 = phases.iter().map(|p| p.secs * p.pps).sum();
     let words = (max_seq as usize + 64) / 64 + 1;
     let total_secs: f64 = phases.iter().map(|p| p.secs).sum();
@@ -285,7 +316,9 @@ fn run_load(
         let rx = std::thread::Builder::new()
             .name("gen-rx".into())
             .spawn_scoped(scope, || {
-                receive(parties, streams, words, total_secs, &tx_done, origin)
+                receive(
+                    parties, streams, words, total_secs, &tx_done, origin, run_id,
+                )
             })
             .unwrap();
         let tx = std::thread::Builder::new()
@@ -414,8 +447,8 @@ struct Got {
 }
 
 impl Got {
-    fn record(&mut self, pkt: &[u8], t: u64, streams: usize, words: usize) {
-        if pkt.len() < 24 {
+    fn record(&mut self, pkt: &[u8], t: u64, streams: usize, words: usize, run_id: u32) {
+        if pkt.len() < 24 || pkt[4..8] != run_id.to_be_bytes() {
             self.stray += 1;
             return;
         }
@@ -491,6 +524,7 @@ fn receive(
     total_secs: f64,
     tx_done: &AtomicBool,
     origin: Instant,
+    run_id: u32,
 ) -> Got {
     let mut g = Got {
         got: vec![vec![0u64; words]; streams],
@@ -526,7 +560,7 @@ fn receive(
             let Ok(len) = parties.socks[token as usize].recv(&mut buf) else {
                 continue;
             };
-            g.record(&buf[..len], now_ns(origin), streams, words);
+            g.record(&buf[..len], now_ns(origin), streams, words, run_id);
         }
     }
     g.cpu = own_cpu() - cpu0;
@@ -549,7 +583,7 @@ fn prime(parties: &Parties, targets: &[SocketAddr], calls: usize) {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    parties.flush();
+    let _ = parties.flush();
 }
 
 // ------------------------------------------------------------- /proc reads
@@ -925,7 +959,8 @@ struct Row {
     gen_cpu: f64,
     behind: bool,
     max_lag_ms: f64,
-    /// Duplicates, stray datagrams and send errors seen by the generator.
+    /// Duplicates, stray (incl. stale: earlier runs) datagrams and send
+    /// errors seen by the generator.
     oddities: (u64, u64, u64),
 }
 
@@ -954,6 +989,7 @@ fn measure(
     let cpu0 = under.cpu();
     let r = run_load(parties, targets, &phases, origin);
     let relay_cpu = under.cpu() - cpu0;
+    settle_note(parties);
     Row {
         relay: name.to_string(),
         calls,
@@ -974,6 +1010,24 @@ fn measure(
         behind: r.behind,
         max_lag_ms: r.max_lag * 1000.0,
         oddities: (r.duplicates, r.stray, r.send_errors),
+    }
+}
+
+/// Lets the relay empty its queues before the next step, and says so if
+/// it had any.
+fn settle_note(parties: &Parties) {
+    let t = Instant::now();
+    let (n, quiet) = parties.settle(Duration::from_secs(30));
+    if n > 0 || !quiet {
+        println!(
+            "          (after the run: {n} late datagrams over {:.1} s{})",
+            t.elapsed().as_secs_f64(),
+            if quiet {
+                ""
+            } else {
+                ", still arriving after 30 s"
+            }
+        );
     }
 }
 
@@ -1057,6 +1111,7 @@ fn overload(
     let cpu0 = under.cpu();
     let r = run_load(parties, targets, &phases, origin);
     let relay_cpu = under.cpu() - cpu0;
+    settle_note(parties);
     let streams = 2 * calls;
     let (mut lo, mut hi, mut sum) = (f64::INFINITY, 0.0f64, 0.0);
     let mut recovered = 0usize;
