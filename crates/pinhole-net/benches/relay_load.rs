@@ -36,9 +36,10 @@
 //! a sequence number and its send time (ns since the run's origin).
 //! Every loop is bounded in time.
 //!
-//! CPU is read from `/proc/<pid>/task/*/stat` (utime + stime): relay
-//! threads are those named `pinhole-relay-*` / `naive-relay`, or every
-//! thread of the rtpengine process. Memory per session is the VmRSS delta
+//! CPU is the scheduler's exact runtime (`clock_gettime` on the kernel's
+//! per-thread / per-process CPU clocks; `/proc/*/stat` ticks are sampled at
+//! 100 Hz and miss threads that wake briefly): relay threads are those
+//! named `pinhole-relay-*` / `naive-relay`, or the whole rtpengine process. Memory per session is the VmRSS delta
 //! across opening the legs (for rtpengine: across the ng `setup`), divided
 //! by the calls.
 
@@ -597,33 +598,50 @@ fn rss(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// CPU seconds (utime + stime) of the threads of `pid` whose name passes
-/// `pick`. USER_HZ is 100 on Linux.
-fn cpu(pid: u32, pick: &dyn Fn(&str) -> bool) -> f64 {
-    let mut ticks = 0u64;
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+/// Reads a CPU-time clock, in seconds (NaN if the kernel refuses).
+#[allow(unsafe_code)]
+fn clock_secs(clock: libc::clockid_t) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is valid writable memory for the call.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return f64::NAN;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// The kernel's CPU-time clock ids (`CPUCLOCK_SCHED`, i.e. the scheduler's
+/// exact runtime, not tick samples): a thread of this process by tid, or a
+/// whole process by pid (see `clock_getcpuclockid(3)`).
+fn thread_clock(tid: i32) -> libc::clockid_t {
+    ((!tid) << 3) | 6
+}
+
+fn process_clock(pid: i32) -> libc::clockid_t {
+    ((!pid) << 3) | 2
+}
+
+/// CPU seconds of the threads of this process whose name passes `pick`.
+fn cpu(pick: &dyn Fn(&str) -> bool) -> f64 {
+    let mut total = 0.0;
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return 0.0;
     };
     for e in dir.flatten() {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+        let name = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<i32>().ok()) else {
             continue;
         };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        if !pick(&stat[open + 1..close]) {
-            continue;
+        if pick(name.trim()) {
+            let c = clock_secs(thread_clock(tid));
+            if c.is_finite() {
+                total += c;
+            }
         }
-        // Fields after the comm: state is field 3; utime 14, stime 15.
-        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let field = |n: usize| {
-            f.get(n - 3)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        ticks += field(14) + field(15);
     }
-    ticks as f64 / 100.0
+    total
 }
 
 /// CPU the relay runs on and CPU the generator runs on, when pinning.
@@ -691,17 +709,7 @@ fn realtime() {
 
 /// CPU seconds of the calling thread.
 fn own_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let Some(close) = stat.rfind(')') else {
-        return 0.0;
-    };
-    let f: Vec<&str> = stat[close + 2..].split(' ').collect();
-    let field = |n: usize| {
-        f.get(n - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (field(14) + field(15)) as f64 / 100.0
+    clock_secs(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 fn self_pid() -> u32 {
@@ -740,9 +748,9 @@ impl Drop for Rtpengine {
 impl Under {
     fn cpu(&self) -> f64 {
         match self {
-            Self::Pinhole(_) => cpu(self_pid(), &|n| n.starts_with("pinhole-relay")),
-            Self::Naive(_) => cpu(self_pid(), &|n| n.starts_with("naive-relay")),
-            Self::Rtpengine(r) => cpu(r.pid, &|_| true),
+            Self::Pinhole(_) => cpu(&|n| n.starts_with("pinhole-relay")),
+            Self::Naive(_) => cpu(&|n| n.starts_with("naive-relay")),
+            Self::Rtpengine(r) => clock_secs(process_clock(i32::try_from(r.pid).unwrap())),
         }
     }
 }
