@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::mpr::{Signaling, sleep_until};
-use super::{SharedRouter, now};
+use super::{SharedRouter, ask, now};
 use crate::relay::{Relay, RelayEvent};
 
 enum Cmd {
@@ -46,49 +46,28 @@ pub struct ClientOutputs {
     pub task: JoinHandle<()>,
 }
 
-fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, "the client driver has stopped")
-}
-
 impl ClientHandle {
     /// Opens a media pinhole from `req.local`; the result comes as an event.
     pub async fn open_pinhole(
         &self,
         req: PinholeRequest,
     ) -> io::Result<Result<PinholeId, ClientError>> {
-        let (tx, rx) = oneshot::channel();
-        self.cmds
-            .send(Cmd::Open(req, tx))
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        ask(&self.cmds, "client", |tx| Cmd::Open(req, tx)).await
     }
 
     /// Closes a media pinhole.
     pub async fn close_pinhole(&self, id: PinholeId) -> io::Result<Result<(), ClientError>> {
-        let (tx, rx) = oneshot::channel();
-        self.cmds
-            .send(Cmd::Close(id, tx))
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        ask(&self.cmds, "client", |tx| Cmd::Close(id, tx)).await
     }
 
     /// The engine's counters.
     pub async fn stats(&self) -> io::Result<Stats> {
-        let (tx, rx) = oneshot::channel();
-        self.cmds.send(Cmd::Stats(tx)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        ask(&self.cmds, "client", Cmd::Stats).await
     }
 
     /// The signaling pinhole while registered.
     pub async fn registered_pinhole(&self) -> io::Result<Option<SocketAddr>> {
-        let (tx, rx) = oneshot::channel();
-        self.cmds
-            .send(Cmd::Registered(tx))
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        ask(&self.cmds, "client", Cmd::Registered).await
     }
 
     /// Sends signaling from the signaling socket (it counts as pinhole traffic).
@@ -96,7 +75,7 @@ impl ClientHandle {
         self.cmds
             .send(Cmd::Send(remote, payload))
             .await
-            .map_err(|_| gone())
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client driver has stopped"))
     }
 }
 

@@ -41,6 +41,23 @@ impl Router for Direct {
 /// A shared router.
 pub type SharedRouter = Arc<dyn Router>;
 
+/// Sends a request to a driver task and waits for its answer.
+pub(crate) async fn ask<C, T>(
+    cmds: &tokio::sync::mpsc::Sender<C>,
+    who: &'static str,
+    make: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> C,
+) -> std::io::Result<T> {
+    let gone = || {
+        std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            format!("the {who} driver has stopped"),
+        )
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    cmds.send(make(tx)).await.map_err(|_| gone())?;
+    rx.await.map_err(|_| gone())
+}
+
 /// Converts tokio's clock to the `std` instant the engines take.
 pub(crate) fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()

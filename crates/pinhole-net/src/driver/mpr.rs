@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::now;
+use super::{ask, now};
 use crate::relay::{Relay, RelayCounters, RelayEvent};
 
 /// A media intent with owned fields, to cross a channel.
@@ -74,10 +74,6 @@ pub struct MprOutputs {
     pub task: JoinHandle<()>,
 }
 
-fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, "the MPR driver has stopped")
-}
-
 impl MprHandle {
     /// Plans a media intent (the ALG's call).
     pub async fn intent(
@@ -85,39 +81,25 @@ impl MprHandle {
         call: CallKey,
         intent: Intent,
     ) -> io::Result<Result<MediaPlan, IntentError>> {
-        let (tx, rx) = oneshot::channel();
-        self.cmds
-            .send(Cmd::Intent(call, intent, tx))
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        ask(&self.cmds, "MPR", |tx| Cmd::Intent(call, intent, tx)).await
     }
 
     /// A network's signaling route, if registered.
     pub async fn route(&self, network: &str, protocol: Protocol) -> io::Result<Option<Route>> {
-        let (tx, rx) = oneshot::channel();
-        self.cmds
-            .send(Cmd::Route(network.to_string(), protocol, tx))
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        ask(&self.cmds, "MPR", |tx| {
+            Cmd::Route(network.to_string(), protocol, tx)
+        })
+        .await
     }
 
     /// The engine's counters.
     pub async fn stats(&self) -> io::Result<Stats> {
-        let (tx, rx) = oneshot::channel();
-        self.cmds.send(Cmd::Stats(tx)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        ask(&self.cmds, "MPR", Cmd::Stats).await
     }
 
     /// The relay's counters (packets, bytes, drops by reason).
     pub async fn relay_counters(&self) -> io::Result<RelayCounters> {
-        let (tx, rx) = oneshot::channel();
-        self.cmds
-            .send(Cmd::RelayCounters(tx))
-            .await
-            .map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        ask(&self.cmds, "MPR", Cmd::RelayCounters).await
     }
 
     /// Sends signaling from one of the control sockets (into a route's pinhole).
@@ -130,7 +112,7 @@ impl MprHandle {
         self.cmds
             .send(Cmd::Send(local, remote, payload))
             .await
-            .map_err(|_| gone())
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the MPR driver has stopped"))
     }
 }
 
