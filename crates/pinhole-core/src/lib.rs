@@ -10,6 +10,7 @@
 //! | [`client`] | registration refresh and alarm (Fig. 6), CMPH with retransmission (Figs. 7, 8), keepalives, the APS's B ↔ A mapping |
 //! | [`intent`] | what the protocol ALGs tell the MPR: offers, answers, modifications, teardowns → a [`intent::MediaPlan`] |
 //! | [`relay`] | the narrow interface to a media data plane: [`relay::RelayCommand`] out, [`relay::RelayReport`] in |
+//! | [`patch`] | byte-faithful rewriting: edits to spans of the original, every other byte copied |
 //! | [`ports`] | relay port pairs: random choice, quarantine, O(1) |
 //!
 //! Nothing here opens a socket, reads a clock or the OS random generator:
@@ -71,6 +72,7 @@ pub mod fuzzing;
 mod hash;
 pub mod intent;
 pub mod mpr;
+pub mod patch;
 pub mod ports;
 pub mod relay;
 pub mod rng;
