@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | [`wire`] | Registration and CMPH framed as STUN (RFC 8489): zero-copy [`wire::Message`], [`wire::Builder`] into a caller buffer, RFC 7983 [`wire::is_control`] |
 //! | [`mpr`] | registrations (the Fig. 4 table), CMPH, media intents and the leg table (Fig. 5), latching, expiry |
+//! | [`alg`] | the narrow interface a signaling ALG implements and the drivers call |
 //! | [`client`] | registration refresh and alarm (Fig. 6), CMPH with retransmission (Figs. 7, 8), keepalives, the APS's B ↔ A mapping |
 //! | [`intent`] | what the protocol ALGs tell the MPR: offers, answers, modifications, teardowns → a [`intent::MediaPlan`] |
 //! | [`relay`] | the narrow interface to a media data plane: [`relay::RelayCommand`] out, [`relay::RelayReport`] in |
@@ -65,6 +66,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod alg;
 pub mod client;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
