@@ -62,15 +62,15 @@ impl MprContext for mpr::Engine {
     }
 
     fn network_for_pinhole(&self, protocol: Protocol, pinhole: SocketAddr) -> Option<String> {
-        mpr::Engine::network_for_pinhole(self, protocol, pinhole).map(str::to_owned)
+        Self::network_for_pinhole(self, protocol, pinhole).map(str::to_owned)
     }
 
     fn network_for_domain(&self, domain: &str) -> Option<String> {
-        mpr::Engine::network_for_domain(self, domain).map(str::to_owned)
+        Self::network_for_domain(self, domain).map(str::to_owned)
     }
 
     fn route(&self, network: &str, protocol: Protocol) -> Option<Route> {
-        mpr::Engine::route(self, network, protocol)
+        Self::route(self, network, protocol)
     }
 }
 
@@ -99,15 +99,15 @@ impl ClientContext for client::Engine {
         now: Instant,
         req: PinholeRequest,
     ) -> Result<PinholeId, ClientError> {
-        client::Engine::open_pinhole(self, now, req)
+        Self::open_pinhole(self, now, req)
     }
 
     fn close_pinhole(&mut self, id: PinholeId) -> Result<(), ClientError> {
-        client::Engine::close_pinhole(self, id)
+        Self::close_pinhole(self, id)
     }
 
     fn registered_pinhole(&self) -> Option<SocketAddr> {
-        client::Engine::registered_pinhole(self)
+        Self::registered_pinhole(self)
     }
 
     fn mpr(&self) -> SocketAddr {
