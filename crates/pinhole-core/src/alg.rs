@@ -78,11 +78,8 @@ impl MprContext for mpr::Engine {
 pub trait ClientContext {
     /// Opens a media pinhole; the outcome comes back through
     /// [`ClientSignaling::handle_event`].
-    fn open_pinhole(
-        &mut self,
-        now: Instant,
-        req: PinholeRequest,
-    ) -> Result<PinholeId, ClientError>;
+    fn open_pinhole(&mut self, now: Instant, req: PinholeRequest)
+    -> Result<PinholeId, ClientError>;
     /// Closes a media pinhole.
     fn close_pinhole(&mut self, id: PinholeId) -> Result<(), ClientError>;
     /// The signaling pinhole while registered.

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use pinhole_core::alg::{ClientSignaling, MprSignaling};
 use pinhole_core::client;
 use pinhole_core::mpr;
 use pinhole_core::relay::{RelayCommand, RelayReport, Remote};
@@ -184,6 +185,8 @@ struct ClientNode {
     events: Vec<client::Event>,
     /// APS mappings: local → (outside, inside).
     maps: HashMap<SocketAddr, (SocketAddr, SocketAddr)>,
+    /// The signaling ALG on its signaling socket, if any.
+    alg: Option<Box<dyn ClientSignaling>>,
 }
 
 /// The deployment.
@@ -197,6 +200,8 @@ pub struct World {
     mpr_cfg: mpr::Config,
     mpr_events: Vec<mpr::Event>,
     relay: SimRelay,
+    /// The MPR's signaling ALG and the socket it listens on.
+    mpr_alg: Option<(SocketAddr, Box<dyn MprSignaling>)>,
     clients: Vec<ClientNode>,
     inbox: HashMap<SocketAddr, Vec<Datagram>>,
     ladder: Vec<Rung>,
@@ -225,6 +230,7 @@ impl World {
             mpr_cfg,
             mpr_events: Vec::new(),
             relay: SimRelay::default(),
+            mpr_alg: None,
             clients: Vec::new(),
             inbox: HashMap::new(),
             ladder: Vec::new(),
@@ -258,8 +264,30 @@ impl World {
             engine,
             events: Vec::new(),
             maps: HashMap::new(),
+            alg: None,
         });
         ClientId(self.clients.len() - 1)
+    }
+
+    /// Puts a signaling ALG on the MPR's socket `at`: every non-control
+    /// datagram to it goes to the ALG, which plans media with the engine.
+    pub fn set_mpr_alg(&mut self, at: SocketAddr, alg: Box<dyn MprSignaling>) {
+        self.mpr_alg = Some((at, alg));
+    }
+
+    /// Puts a signaling ALG on a client's signaling socket.
+    pub fn set_client_alg(&mut self, id: ClientId, alg: Box<dyn ClientSignaling>) {
+        self.clients[id.0].alg = Some(alg);
+    }
+
+    /// The MPR's ALG, to read its counters.
+    pub fn mpr_alg(&self) -> Option<&dyn MprSignaling> {
+        self.mpr_alg.as_ref().map(|(_, a)| &**a)
+    }
+
+    /// A client's ALG, to read its counters.
+    pub fn client_alg(&self, id: ClientId) -> Option<&dyn ClientSignaling> {
+        self.clients[id.0].alg.as_deref()
     }
 
     /// The current simulated time.
@@ -353,8 +381,18 @@ impl World {
         loop {
             let now = self.net.now();
             self.mpr.handle_timeout(now);
+            if let Some((_, alg)) = &mut self.mpr_alg
+                && alg.poll_timeout().is_some_and(|t| t <= now)
+            {
+                alg.handle_timeout(now, &mut self.mpr);
+            }
             for c in &mut self.clients {
                 c.engine.handle_timeout(now);
+                if let Some(alg) = &mut c.alg
+                    && alg.poll_timeout().is_some_and(|t| t <= now)
+                {
+                    alg.handle_timeout(now, &mut c.engine);
+                }
             }
             self.drain();
             let mut delivered = false;
@@ -366,9 +404,15 @@ impl World {
             if delivered {
                 continue;
             }
-            let next = [self.net.next_event_time(), self.mpr.poll_timeout()]
+            let mpr_alg = self.mpr_alg.as_ref().and_then(|(_, a)| a.poll_timeout());
+            let next = [self.net.next_event_time(), self.mpr.poll_timeout(), mpr_alg]
                 .into_iter()
                 .chain(self.clients.iter().map(|c| c.engine.poll_timeout()))
+                .chain(
+                    self.clients
+                        .iter()
+                        .map(|c| c.alg.as_ref().and_then(|a| a.poll_timeout())),
+                )
                 .flatten()
                 .min();
             match next {
@@ -396,6 +440,15 @@ impl World {
 
     fn drain(&mut self) {
         let now = self.net.now();
+        if let Some((_, alg)) = &mut self.mpr_alg {
+            while let Some(t) = alg.poll_transmit() {
+                self.net.send(Datagram {
+                    src: t.local,
+                    dst: t.remote,
+                    payload: t.payload,
+                });
+            }
+        }
         while let Some(t) = self.mpr.poll_transmit() {
             self.net.send(Datagram {
                 src: t.local,
@@ -410,33 +463,57 @@ impl World {
             self.mpr_events.push(e);
         }
         for c in &mut self.clients {
-            while let Some(t) = c.engine.poll_transmit() {
-                self.net.send(Datagram {
-                    src: t.local,
-                    dst: t.remote,
-                    payload: t.payload,
-                });
-            }
-            while let Some(cmd) = c.engine.poll_command() {
-                match cmd {
-                    RelayCommand::MapLocal {
-                        local,
-                        outside,
-                        inside,
-                    } => {
-                        c.maps.insert(local, (outside, inside));
+            // An ALG answering an event may queue more engine output: go
+            // round until a pass moves nothing.
+            loop {
+                let mut moved = 0;
+                while let Some(t) = c.engine.poll_transmit() {
+                    moved += 1;
+                    self.net.send(Datagram {
+                        src: t.local,
+                        dst: t.remote,
+                        payload: t.payload,
+                    });
+                }
+                while let Some(cmd) = c.engine.poll_command() {
+                    moved += 1;
+                    match cmd {
+                        RelayCommand::MapLocal {
+                            local,
+                            outside,
+                            inside,
+                        } => {
+                            c.maps.insert(local, (outside, inside));
+                        }
+                        RelayCommand::UnmapLocal { local } => {
+                            c.maps.remove(&local);
+                        }
+                        _ => {}
                     }
-                    RelayCommand::UnmapLocal { local } => {
-                        c.maps.remove(&local);
+                }
+                while let Some(e) = c.engine.poll_event() {
+                    moved += 1;
+                    if let Some(alg) = &mut c.alg {
+                        alg.handle_event(now, &mut c.engine, &e);
                     }
-                    _ => {}
+                    c.events.push(e);
+                }
+                if let Some(alg) = &mut c.alg {
+                    while let Some(t) = alg.poll_transmit() {
+                        moved += 1;
+                        c.engine.handle_traffic(now, t.local);
+                        self.net.send(Datagram {
+                            src: t.local,
+                            dst: t.remote,
+                            payload: t.payload,
+                        });
+                    }
+                }
+                if moved == 0 {
+                    break;
                 }
             }
-            while let Some(e) = c.engine.poll_event() {
-                c.events.push(e);
-            }
         }
-        let _ = now;
     }
 
     fn deliver(&mut self, d: Datagram) {
@@ -444,6 +521,23 @@ impl World {
         if wire::is_control(&d.payload) {
             self.record(&d);
             self.captured.push(d.clone());
+        } else {
+            self.record_text(&d);
+        }
+        if let Some((at, alg)) = &mut self.mpr_alg
+            && *at == d.dst
+            && !wire::is_control(&d.payload)
+        {
+            alg.handle_datagram(
+                now,
+                &mut self.mpr,
+                Receive {
+                    local: d.dst,
+                    remote: d.src,
+                    bytes: &d.payload,
+                },
+            );
+            return;
         }
         if d.dst.ip() == self.mpr_ip {
             if wire::is_control(&d.payload) {
@@ -485,6 +579,21 @@ impl World {
                 );
                 return;
             }
+            if d.dst == c.engine.config().signaling
+                && let Some(alg) = &mut c.alg
+            {
+                c.engine.handle_traffic(now, d.dst);
+                alg.handle_datagram(
+                    now,
+                    &mut c.engine,
+                    Receive {
+                        local: d.dst,
+                        remote: d.src,
+                        bytes: &d.payload,
+                    },
+                );
+                return;
+            }
             if let Some(&(outside, inside)) = c.maps.get(&d.dst) {
                 c.engine.handle_traffic(now, d.dst);
                 let dst = if d.src == outside {
@@ -505,6 +614,24 @@ impl World {
             c.engine.handle_traffic(now, d.dst);
         }
         self.inbox.entry(d.dst).or_default().push(d);
+    }
+
+    /// Signaling in text (SIP, MGCP, H.248): its first line goes on the ladder.
+    fn record_text(&mut self, d: &Datagram) {
+        let line = d.payload.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let printable = !line.is_empty()
+            && line.len() < 200
+            && line.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+        let sip = line.ends_with(b"SIP/2.0") || line.starts_with(b"SIP/2.0 ");
+        if printable && sip {
+            self.ladder.push(Rung {
+                at: self.net.now().duration_since(self.net.start()),
+                src: d.src,
+                dst: d.dst,
+                what: String::from_utf8_lossy(line).into_owned(),
+            });
+        }
     }
 
     fn record(&mut self, d: &Datagram) {
