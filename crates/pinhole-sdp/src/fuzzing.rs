@@ -19,7 +19,7 @@ use pinhole_core::intent::{MediaEndpoint, PlannedEndpoint};
 use pinhole_core::patch::Patch;
 use pinhole_core::wire::RtcpMode;
 
-use crate::{RewriteOptions, Sdp, SdpError};
+use crate::{AddrType, RewriteOptions, Sdp, SdpError};
 
 /// The address an ALG would pass for host names in `c=` (the sender's).
 pub const FALLBACK: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99));
@@ -237,6 +237,14 @@ pub fn check_rewrite(
             Some(p) if !m.is_disabled() => {
                 let after = after.unwrap_or_else(|e| panic!("stream {}: {e}", m.index));
                 assert_eq!(after.addr, p.addr, "stream {} RTP", m.index);
+                // The address type names the new family.
+                let conns = again.connection_of(n).unwrap().into_iter();
+                let rtcp_conn = n.rtcp.as_ref().and_then(|r| r.addr.as_ref());
+                for c in conns.chain(rtcp_conn) {
+                    if let Some(ip) = c.ip() {
+                        assert_eq!(c.addrtype, AddrType::of(ip), "line {}", c.line);
+                    }
+                }
                 if m.rtcp.is_some() {
                     let rtcp = p.rtcp_addr.unwrap_or_else(|| {
                         if m.rtcp_mux {
