@@ -1,0 +1,240 @@
+//! Writing a media plan into a body as [`Patch`] edits of the located spans.
+
+use std::net::{IpAddr, SocketAddr};
+
+use pinhole_core::intent::PlannedEndpoint;
+use pinhole_core::patch::Patch;
+
+use crate::error::SdpError;
+use crate::parse::{AddrType, Connection, Media, Sdp};
+
+/// What [`Sdp::rewrite`] does besides the planned streams.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RewriteOptions {
+    /// Write this address into the `o=` line too (it is left alone when
+    /// `None`: the origin names the session, not where media goes).
+    pub rewrite_origin: Option<IpAddr>,
+}
+
+/// What happens to the session-level `c=` line.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SessionPlan {
+    /// Nothing: no stream that uses it changes address.
+    Keep,
+    /// Every stream that uses it gets this address: write it there.
+    Shared(IpAddr),
+    /// The streams that use it get different addresses: each planned one
+    /// whose address changes gets a media-level `c=` line of its own.
+    Split,
+}
+
+/// The checked plan: the enabled planned streams in plan order, and the
+/// planned address of every stream by index.
+type Checked<'p, 'm, 'a> = (Vec<Step<'p, 'm, 'a>>, Vec<Option<IpAddr>>);
+
+/// One planned stream, checked.
+struct Step<'p, 'm, 'a> {
+    plan: &'p PlannedEndpoint,
+    media: &'m Media<'a>,
+    /// The RTCP address to write into `a=rtcp:`, when the section has one.
+    rtcp: Option<SocketAddr>,
+}
+
+impl<'a> Sdp<'a> {
+    /// Records in `patch` the edits that write `plan` into this body.
+    ///
+    /// For each planned endpoint, matched to its `m=` line by index: the
+    /// `m=` port; the `c=` address — the media-level line if there is one;
+    /// else the session-level one if every enabled stream that uses it ends
+    /// up with the same address; else a new media-level `c=` line after the
+    /// `m=` line (and its `i=` line), in the body's own line ending; the
+    /// address type when the family changes; and the `a=rtcp:` port, and its
+    /// address when it has one. The RTCP address is the planned one, else
+    /// the RTP address (with `a=rtcp-mux`) or the RTP port + 1. Disabled
+    /// streams (port 0) are left untouched, and the `o=` line too unless
+    /// `opts.rewrite_origin` says otherwise.
+    ///
+    /// Everything is checked before anything is recorded: on an error
+    /// `patch` is as it was.
+    pub fn rewrite(
+        &self,
+        plan: &[PlannedEndpoint],
+        opts: &RewriteOptions,
+        patch: &mut Patch,
+    ) -> Result<(), SdpError> {
+        let (steps, planned) = self.check(plan, opts)?;
+        let session = self.session_plan(&planned);
+        if let (Some(ip), Ok(o)) = (opts.rewrite_origin, self.origin_result()) {
+            write_address(patch, o, ip);
+        }
+        if let (SessionPlan::Shared(ip), Some(c)) = (session, self.session_connection()) {
+            write_address(patch, c, ip);
+        }
+        for s in &steps {
+            let (m, ip) = (s.media, s.plan.addr.ip());
+            if s.plan.addr.port() != m.port {
+                patch.replace_fmt(m.port_span.clone(), format_args!("{}", s.plan.addr.port()));
+            }
+            match &m.connection {
+                Some(c) => write_address(patch, c, ip),
+                None if session == SessionPlan::Split || self.session_connection().is_none() => {
+                    let current = self.session_connection().and_then(Connection::ip);
+                    if current != Some(ip) {
+                        self.insert_connection(patch, m, ip);
+                    }
+                }
+                None => {}
+            }
+            if let (Some(r), Some(to)) = (&m.rtcp, s.rtcp) {
+                if r.port != to.port() {
+                    patch.replace_fmt(r.port_span.clone(), format_args!("{}", to.port()));
+                }
+                if let Some(c) = &r.addr {
+                    write_address(patch, c, to.ip());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates the plan and the lines it needs; returns the enabled
+    /// planned streams in plan order, and the planned address of each
+    /// stream by index.
+    fn check<'p, 'm>(
+        &'m self,
+        plan: &'p [PlannedEndpoint],
+        opts: &RewriteOptions,
+    ) -> Result<Checked<'p, 'm, 'a>, SdpError> {
+        if opts.rewrite_origin.is_some() {
+            self.origin_result()?;
+        }
+        let media = self.media();
+        let mut planned = vec![None; media.len()];
+        let mut steps = Vec::with_capacity(plan.len());
+        for p in plan {
+            let bad = |line, reason| SdpError::BadPlan {
+                index: p.index,
+                line,
+                reason,
+            };
+            let i = usize::from(p.index);
+            let (Some(m), Some(slot)) = (media.get(i), planned.get_mut(i)) else {
+                return Err(bad(0, "the body has no such m= line"));
+            };
+            if slot.replace(p.addr.ip()).is_some() {
+                return Err(bad(m.line, "planned twice"));
+            }
+            if m.is_disabled() {
+                continue;
+            }
+            self.connection_of(m)?;
+            if let Some(e) = &m.rtcp_error {
+                return Err(e.clone());
+            }
+            let rtcp = match (&m.rtcp, p.rtcp_addr) {
+                (None, _) => None,
+                (Some(_), Some(a)) => Some(a),
+                (Some(_), None) if m.rtcp_mux => Some(p.addr),
+                (Some(_), None) => {
+                    let port = p
+                        .addr
+                        .port()
+                        .checked_add(1)
+                        .ok_or_else(|| bad(m.line, "RTP port 65535 leaves no port for RTCP"))?;
+                    Some(SocketAddr::new(p.addr.ip(), port))
+                }
+            };
+            steps.push(Step {
+                plan: p,
+                media: m,
+                rtcp,
+            });
+        }
+        Ok((steps, planned))
+    }
+
+    /// Decides what happens to the session-level `c=` line, given the
+    /// planned address of each stream (by index).
+    fn session_plan(&self, planned: &[Option<IpAddr>]) -> SessionPlan {
+        let Some(session) = self.session_connection() else {
+            return SessionPlan::Keep;
+        };
+        let current = session.ip();
+        // The address each enabled stream that uses the session c= ends up
+        // with: the planned one, or (unplanned) the current one.
+        let mut target: Option<Option<IpAddr>> = None;
+        for m in self.media() {
+            if m.is_disabled() || m.connection.is_some() || m.connection_error.is_some() {
+                continue;
+            }
+            let ip = planned
+                .get(usize::from(m.index))
+                .copied()
+                .flatten()
+                .or(current);
+            match target {
+                None => target = Some(ip),
+                Some(t) if t == ip => {}
+                // Two different addresses: at least one is not the current.
+                Some(_) => return SessionPlan::Split,
+            }
+        }
+        match target {
+            Some(Some(ip)) if Some(ip) != current => SessionPlan::Shared(ip),
+            _ => SessionPlan::Keep,
+        }
+    }
+
+    /// Adds a media-level `c=` line for `m`.
+    fn insert_connection(&self, patch: &mut Patch, m: &Media<'a>, ip: IpAddr) {
+        let eol = self.line_ending().as_str();
+        let family = AddrType::of(ip).as_str();
+        let at = m.insert.at..m.insert.at;
+        if m.insert.eol_first {
+            patch.replace_fmt(at, format_args!("{eol}c=IN {family} {ip}"));
+        } else {
+            patch.replace_fmt(at, format_args!("c=IN {family} {ip}{eol}"));
+        }
+    }
+}
+
+/// Writes `ip` over the address of `c` (and its address type if the family
+/// changes); nothing when it is already there.
+fn write_address(patch: &mut Patch, c: &Connection<'_>, ip: IpAddr) {
+    if c.ip() != Some(ip) {
+        patch.replace_fmt(c.address_span.clone(), format_args!("{ip}"));
+    }
+    let family = AddrType::of(ip);
+    if c.addrtype != family {
+        patch.replace(c.addrtype_span.clone(), family.as_str().as_bytes());
+    }
+}
+
+/// Rewrites every enabled stream of `body` to `to`'s address with
+/// consecutive even ports: the `n`-th enabled stream (from 0) gets RTP on
+/// `to.port() + 2n` and RTCP on the port after it (its own port with
+/// `a=rtcp-mux`). The `o=` line is left alone. For the operator's
+/// `pinhole rewrite --to ADDR:PORT`.
+pub fn rewrite_all(body: &[u8], to: SocketAddr) -> Result<Vec<u8>, SdpError> {
+    let sdp = Sdp::parse(body)?;
+    let mut plan = Vec::new();
+    let mut next = u32::from(to.port());
+    for m in sdp.media().iter().filter(|m| !m.is_disabled()) {
+        let (Ok(rtp), Ok(rtcp)) = (u16::try_from(next), u16::try_from(next + 1)) else {
+            return Err(SdpError::BadPlan {
+                index: m.index,
+                line: m.line,
+                reason: "the ports run past 65535",
+            });
+        };
+        plan.push(PlannedEndpoint {
+            index: m.index,
+            addr: SocketAddr::new(to.ip(), rtp),
+            rtcp_addr: (!m.rtcp_mux).then_some(SocketAddr::new(to.ip(), rtcp)),
+        });
+        next += 2;
+    }
+    let mut patch = Patch::new();
+    sdp.rewrite(&plan, &RewriteOptions::default(), &mut patch)?;
+    Ok(patch.apply(body)?)
+}
