@@ -19,8 +19,18 @@ const MAX_NESTING: u8 = 1;
 pub(crate) fn sdp_bodies(msg: &Message<'_>) -> Result<Vec<Range<usize>>, ParseError> {
     let buf = msg.buf();
     let mut out = Vec::new();
-    if let Some(ct) = msg.header(HeaderName::ContentType) {
-        collect(buf, ct.value.clone(), msg.body(), 0, &mut out)?;
+    let body = msg.body();
+    match msg.header(HeaderName::ContentType) {
+        Some(ct) => collect(buf, ct.value.clone(), body, 0, &mut out)?,
+        // RFC 3261 §20.15 requires Content-Type with a body, but deployed
+        // UAs send SDP without it (corpus: heplify 200 OK over IPv6). A body
+        // that starts like SDP is taken as SDP, or its media would break.
+        None => {
+            let b = slice(buf, body.clone());
+            if b.starts_with(b"v=0\r\n") || b.starts_with(b"v=0\n") {
+                out.push(body);
+            }
+        }
     }
     Ok(out)
 }
@@ -191,6 +201,14 @@ mod tests {
             body.len()
         )
         .into_bytes()
+    }
+
+    #[test]
+    fn untyped_body_that_looks_like_sdp() {
+        let msg = format!("SIP/2.0 200 OK\r\nContent-Length: {}\r\n\r\n{SDP}", SDP.len());
+        assert_eq!(bodies(msg.as_bytes()).unwrap(), vec![SDP.as_bytes().to_vec()]);
+        let msg = "SIP/2.0 200 OK\r\nContent-Length: 5\r\n\r\nv=0 x";
+        assert!(bodies(msg.as_bytes()).unwrap().is_empty());
     }
 
     #[test]
