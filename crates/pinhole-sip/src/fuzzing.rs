@@ -1,0 +1,124 @@
+//! Body of the `sip_parse` fuzz target under `fuzz/`, kept here so that it
+//! compiles with the crate and the checked-in corpus runs as an ordinary
+//! test.
+//!
+//! It panics when a property fails: that is how a fuzzer reports a finding.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::ops::Range;
+
+use pinhole_core::patch::Patch;
+
+use crate::{Frame, HeaderName, Message, Uri, fix_content_length, frame, name_addrs};
+
+fn inside(r: &Range<usize>, outer: &Range<usize>) -> bool {
+    r.start <= r.end && outer.start <= r.start && r.end <= outer.end
+}
+
+/// Parses `data` as a datagram and as a stream; checks every accessor's
+/// spans stay inside the buffer and that a Content-Length fix after a body
+/// edit yields a message that re-parses with the new length.
+pub fn sip_parse(data: &[u8]) {
+    stream(data);
+    let Ok(msg) = Message::parse(data) else {
+        return;
+    };
+    check(&msg);
+    grow_body(&msg);
+}
+
+/// Frames `data` as a stream until it needs more bytes or fails.
+fn stream(data: &[u8]) {
+    let mut rest = data;
+    // Each frame consumes at least one byte, so this ends.
+    while let Ok(Some(f)) = frame(rest) {
+        let n = match f {
+            Frame::Keepalive(n) => n,
+            Frame::Message(n) => {
+                let m = Message::parse(&rest[..n]);
+                if let Ok(m) = m {
+                    // A framed message has its Content-Length body exactly.
+                    assert_eq!(m.body().end, n);
+                    assert!(m.trailing().is_empty());
+                }
+                n
+            }
+        };
+        assert!(n > 0 && n <= rest.len(), "frame of {n} in {}", rest.len());
+        rest = &rest[n..];
+    }
+}
+
+fn check(msg: &Message<'_>) {
+    let buf = msg.buf();
+    let all = 0..buf.len();
+    let mut prev = 0;
+    for h in msg.headers() {
+        assert!(inside(&h.line, &all) && h.line.start >= prev);
+        assert!(inside(&h.name_span, &h.line) && inside(&h.value, &h.line));
+        prev = h.line.end;
+        let _ = msg.value(h);
+        if matches!(
+            h.name,
+            HeaderName::From
+                | HeaderName::To
+                | HeaderName::Contact
+                | HeaderName::Route
+                | HeaderName::RecordRoute
+        ) && let Ok(list) = name_addrs(buf, h.value.clone())
+        {
+            for na in list {
+                assert!(inside(&na.uri, &h.value) && inside(&na.params, &h.value));
+                let _ = Uri::parse(buf, na.uri.clone()).map(|u| {
+                    assert!(inside(&u.host, &na.uri));
+                    u.params(buf).count()
+                });
+                let _ = na.tag(buf);
+            }
+        }
+    }
+    assert!(prev <= msg.headers_end());
+    let body = msg.body();
+    assert!(msg.headers_end() <= body.start && inside(&body, &all));
+    assert_eq!(msg.trailing(), body.end..buf.len());
+    if let Some(uri) = msg.request_uri() {
+        assert!(inside(&uri, &all));
+        let _ = Uri::parse(buf, uri);
+    }
+    let _ = (
+        msg.method(),
+        msg.status(),
+        msg.reason(),
+        msg.version(),
+        msg.is_request(),
+    );
+    let _ = (msg.call_id(), msg.cseq(), msg.from_tag(), msg.to_tag());
+    let _ = (msg.content_type(), msg.max_forwards(), msg.line_ending());
+    for v in msg.vias() {
+        assert!(inside(&v.span, &all) && inside(&v.host, &v.span) && v.params_end <= v.span.end);
+    }
+    if let Ok(sdps) = msg.sdp_bodies() {
+        for s in sdps {
+            assert!(inside(&s, &body));
+        }
+    }
+}
+
+/// Appends a byte to the body and fixes Content-Length.
+fn grow_body(msg: &Message<'_>) {
+    let buf = msg.buf();
+    let body = msg.body();
+    if msg.headers_end() == body.start {
+        return; // no empty line: no body to grow
+    }
+    let mut patch = Patch::new();
+    patch.insert(body.end, b"x");
+    fix_content_length(msg, &mut patch);
+    let out = patch.apply(buf).expect("edits are inside the message");
+    let again = Message::parse(&out).expect("a fixed message parses");
+    assert_eq!(again.body().len(), body.len() + 1);
+    if again.content_length().is_some() || msg.content_length().is_some() {
+        assert_eq!(again.content_length(), Some(body.len() + 1));
+    }
+    assert_eq!(&out[again.trailing()], &buf[msg.trailing()]);
+}

@@ -1,0 +1,613 @@
+//! The MPR's SIP proxy (Figs. 11 and 12, the MPR's column): routes
+//! requests for a registered network's domain into its signaling pinhole
+//! (Fig. 4), record-routes so in-dialog requests come back through it, and
+//! rewrites SDP so each side sees only MPR relay addresses.
+//!
+//! It is a stateless proxy for transactions (RFC 3261 §16.11: the branch
+//! is a hash of the incoming one, so retransmissions and CANCEL map to the
+//! same branch) with a small state per dialog *traversal*: which party sits
+//! where, and the offer/answer state. A call that passes the MPR twice
+//! (through a soft-switch on the public side) is two traversals; each is
+//! named by a token carried in our Record-Route URI and our Via branch, so
+//! requests and responses find their traversal without a search.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use pinhole_core::Side;
+use pinhole_core::alg::{Counters, MprContext, MprSignaling};
+use pinhole_core::intent::{IntentKind, MediaIntent, Origin};
+use pinhole_core::patch::Patch;
+use pinhole_core::types::{CallKey, Receive, Transmit};
+use pinhole_core::wire::Protocol;
+
+use super::edit::{self, HostPort};
+use super::media::{self, Negotiation};
+use super::{Stats, is_dialog_creating};
+use crate::{Message, fix_content_length};
+
+/// The MPR proxy's settings.
+#[derive(Clone, Debug)]
+pub struct MprProxyConfig {
+    /// The MPR's SIP address (the socket networks register and send SIP
+    /// to); it goes into our Via and Record-Route.
+    pub local: SocketAddr,
+    /// Where requests from a network go when their domain is no network's:
+    /// the soft-switch. Without one, such requests get 404.
+    pub outbound_proxy: Option<SocketAddr>,
+    /// Most dialogs tracked at once; beyond, new calls get 503.
+    pub max_dialogs: usize,
+    /// A dialog with no message for this long is forgotten.
+    pub dialog_idle: Duration,
+    /// A call that never got a 2xx is forgotten after this long.
+    pub setup_timeout: Duration,
+    /// How long an ended dialog stays to absorb retransmissions (64·T1).
+    pub linger: Duration,
+    /// Keys branch ids and tags.
+    pub secret: u64,
+}
+
+impl MprProxyConfig {
+    /// Defaults around the MPR's SIP address.
+    pub fn new(local: SocketAddr, secret: u64) -> Self {
+        Self {
+            local,
+            outbound_proxy: None,
+            max_dialogs: 100_000,
+            dialog_idle: Duration::from_secs(4 * 3600),
+            setup_timeout: Duration::from_secs(180),
+            linger: Duration::from_secs(32),
+            secret,
+        }
+    }
+}
+
+/// Where a party of a call sits.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum Place {
+    Network(String),
+    Public,
+}
+
+impl Place {
+    fn origin(&self) -> Origin<'_> {
+        match self {
+            Self::Network(n) => Origin::Network(n),
+            Self::Public => Origin::Public,
+        }
+    }
+}
+
+struct Traversal {
+    call_id: Vec<u8>,
+    caller_tag: Vec<u8>,
+    /// Where A and B sit.
+    places: [Place; 2],
+    /// Where the initial request went: CANCEL and a non-2xx ACK follow it.
+    initial_dest: (SocketAddr, SocketAddr),
+    neg: Negotiation,
+    last: Instant,
+    ended: Option<Instant>,
+    /// Key in `initial` (Call-ID, From tag, origin).
+    initial_key: (Vec<u8>, Vec<u8>, Place),
+}
+
+impl Traversal {
+    fn place(&self, side: Side) -> &Place {
+        match side {
+            Side::A => &self.places[0],
+            Side::B => &self.places[1],
+        }
+    }
+
+    fn key(&self, token: u64) -> CallKey {
+        let mut k = self.call_id.clone();
+        k.extend_from_slice(format!("~{token:x}").as_bytes());
+        CallKey::new(k)
+    }
+}
+
+/// The MPR's SIP ALG.
+pub struct MprProxy {
+    cfg: MprProxyConfig,
+    traversals: HashMap<u64, Traversal>,
+    initial: HashMap<(Vec<u8>, Vec<u8>, Place), u64>,
+    next_token: u64,
+    transmits: std::collections::VecDeque<Transmit>,
+    stats: Stats,
+    next_sweep: Option<Instant>,
+}
+
+impl MprProxy {
+    /// A proxy with no dialogs.
+    pub fn new(cfg: MprProxyConfig) -> Self {
+        let next_token = edit::hash(cfg.secret, &[b"token"]) & 0xffff_ffff;
+        Self {
+            cfg,
+            traversals: HashMap::new(),
+            initial: HashMap::new(),
+            next_token: next_token.max(1),
+            transmits: std::collections::VecDeque::new(),
+            stats: Stats::default(),
+            next_sweep: None,
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Dialog traversals tracked now.
+    pub fn dialogs(&self) -> usize {
+        self.traversals.len()
+    }
+
+    fn place_of(&self, ctx: &dyn MprContext, source: SocketAddr) -> Place {
+        ctx.network_for_pinhole(Protocol::Sip, source)
+            .map_or(Place::Public, Place::Network)
+    }
+
+    fn reply(&mut self, rx: &Receive<'_>, msg: &Message<'_>, code: u16, reason: &str) {
+        if msg.method().is_some_and(|m| m.eq_ignore_ascii_case("ACK")) {
+            return;
+        }
+        let tag = format!(
+            "ph{:x}",
+            edit::hash(self.cfg.secret, &[msg.call_id().unwrap_or_default()])
+        );
+        // RFC 3581: back to where the request came from.
+        let to = rx.remote;
+        self.stats.replied += 1;
+        tracing::debug!(code, reason, remote = %rx.remote, "SIP: answered by the MPR");
+        self.transmits.push_back(Transmit {
+            local: rx.local,
+            remote: to,
+            payload: edit::response(msg, code, reason, &tag),
+        });
+    }
+
+    fn request(
+        &mut self,
+        now: Instant,
+        ctx: &mut dyn MprContext,
+        rx: &Receive<'_>,
+        msg: &Message<'_>,
+    ) {
+        let buf = msg.buf();
+        let vias = msg.vias();
+        let Some(top) = vias.first() else {
+            self.stats.malformed += 1;
+            tracing::warn!(remote = %rx.remote, "SIP request without Via dropped");
+            return;
+        };
+        let (Some(call_id), Some(from_tag), Some(method)) =
+            (msg.call_id(), msg.from_tag(), msg.method())
+        else {
+            self.stats.malformed += 1;
+            self.reply(rx, msg, 400, "Missing Call-ID or From tag");
+            return;
+        };
+        let mut patch = Patch::new();
+        if edit::max_forwards(msg, &mut patch).is_err() {
+            self.reply(rx, msg, 483, "Too Many Hops");
+            return;
+        }
+        let origin = self.place_of(ctx, rx.remote);
+
+        // Our own Route entry names the traversal.
+        let mut popped = false;
+        let mut token = None;
+        if let Some((uri, uri_span, span)) = edit::top_route(msg)
+            && edit::uri_target(buf, &uri) == Some(self.cfg.local)
+        {
+            patch.delete(span);
+            popped = true;
+            token = edit::uri_param(buf, uri_span, b"ph")
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .and_then(|t| u64::from_str_radix(t, 16).ok());
+        }
+        let ikey = (call_id.to_vec(), from_tag.to_vec(), origin.clone());
+        let token = token
+            .filter(|t| self.traversals.contains_key(t))
+            .or_else(|| self.initial.get(&ikey).copied());
+        let token = match token {
+            Some(t) => t,
+            None => {
+                if msg.to_tag().is_some() || method.eq_ignore_ascii_case("CANCEL") {
+                    self.stats.unknown_dialog += 1;
+                    self.reply(rx, msg, 481, "Call/Transaction Does Not Exist");
+                    return;
+                }
+                if method.eq_ignore_ascii_case("ACK") {
+                    self.stats.unknown_dialog += 1;
+                    return;
+                }
+                match self.new_traversal(now, ctx, rx, msg, origin.clone(), ikey) {
+                    Ok(t) => t,
+                    Err((code, reason)) => {
+                        self.reply(rx, msg, code, reason);
+                        return;
+                    }
+                }
+            }
+        };
+        let Some(trav) = self.traversals.get(&token) else {
+            return;
+        };
+        let from = media::sender(msg, &trav.caller_tag);
+        let toward = trav.place(from.peer()).clone();
+        let initial_dest = trav.initial_dest;
+        let follows_invite = msg.to_tag().is_none()
+            || method.eq_ignore_ascii_case("CANCEL")
+            || (method.eq_ignore_ascii_case("ACK") && !popped);
+        let dest = match toward {
+            // A network is reached through its current route, which a
+            // re-registration may have moved.
+            Place::Network(_) => self.destination(ctx, msg, &toward, popped),
+            // The initial request, its CANCEL and a non-2xx ACK go where the
+            // INVITE went (RFC 3261 §9.1, §17.1.1.3).
+            Place::Public if follows_invite => Some(initial_dest),
+            Place::Public => self.destination(ctx, msg, &toward, popped),
+        };
+        let Some((local, remote)) = dest else {
+            self.reply(rx, msg, 480, "Temporarily Unavailable");
+            return;
+        };
+
+        edit::mark_received(msg, &mut patch, top, rx.remote);
+        let incoming_branch = top
+            .branch
+            .clone()
+            .and_then(|b| buf.get(b))
+            .unwrap_or(call_id);
+        let branch = format!(
+            "z9hG4bKph{token:x}.{:x}",
+            edit::hash(self.cfg.secret, &[incoming_branch, call_id])
+        );
+        edit::add_via(msg, &mut patch, local, &branch);
+        if msg.to_tag().is_none() && is_dialog_creating(method) {
+            let rr = format!("sip:{};lr;ph={token:x}", HostPort(self.cfg.local));
+            edit::add_record_route(msg, &mut patch, &rr);
+        }
+        if let Err((code, reason)) = self.media(now, ctx, rx, msg, token, from, &mut patch) {
+            self.reply(rx, msg, code, reason);
+            return;
+        }
+        self.forward(msg, &patch, local, remote);
+    }
+
+    fn new_traversal(
+        &mut self,
+        now: Instant,
+        ctx: &mut dyn MprContext,
+        rx: &Receive<'_>,
+        msg: &Message<'_>,
+        origin: Place,
+        ikey: (Vec<u8>, Vec<u8>, Place),
+    ) -> Result<u64, (u16, &'static str)> {
+        if self.traversals.len() >= self.cfg.max_dialogs {
+            self.stats.dialogs_refused += 1;
+            return Err((503, "Service Unavailable"));
+        }
+        let buf = msg.buf();
+        let domain = msg
+            .request_uri()
+            .and_then(|span| crate::Uri::parse(buf, span).ok())
+            .and_then(|u| buf.get(u.host).map(<[u8]>::to_vec))
+            .and_then(|h| String::from_utf8(h).ok());
+        let network = domain.as_deref().and_then(|d| ctx.network_for_domain(d));
+        let toward = match (network, &origin) {
+            (Some(n), _) => Place::Network(n),
+            (None, Place::Network(_)) => Place::Public,
+            // Public to public: the MPR is not an open relay.
+            (None, Place::Public) => {
+                self.stats.not_ours += 1;
+                return Err((404, "Not Found"));
+            }
+        };
+        let _ = rx;
+        let dest = self
+            .destination(ctx, msg, &toward, false)
+            .ok_or((480, "Temporarily Unavailable"))?;
+        let token = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1).max(1);
+        self.initial.insert(ikey.clone(), token);
+        self.traversals.insert(
+            token,
+            Traversal {
+                call_id: ikey.0.clone(),
+                caller_tag: ikey.1.clone(),
+                places: [origin, toward],
+                initial_dest: dest,
+                neg: Negotiation::default(),
+                last: now,
+                ended: None,
+                initial_key: ikey,
+            },
+        );
+        self.stats.dialogs += 1;
+        self.arm_sweep(now);
+        Ok(token)
+    }
+
+    /// Where a request toward `place` goes, and from which of our sockets.
+    fn destination(
+        &self,
+        ctx: &dyn MprContext,
+        msg: &Message<'_>,
+        place: &Place,
+        popped: bool,
+    ) -> Option<(SocketAddr, SocketAddr)> {
+        match place {
+            Place::Network(n) => {
+                let r = ctx.route(n, Protocol::Sip)?;
+                Some((r.local, r.pinhole))
+            }
+            Place::Public => {
+                let buf = msg.buf();
+                let next = if popped {
+                    edit::second_route(msg)
+                } else {
+                    edit::top_route(msg).map(|(u, _, _)| u)
+                };
+                let by_route = next.and_then(|u| edit::uri_target(buf, &u));
+                let by_uri = msg
+                    .request_uri()
+                    .and_then(|s| crate::Uri::parse(buf, s).ok())
+                    .and_then(|u| edit::uri_target(buf, &u));
+                let remote = by_route.or(by_uri).or(self.cfg.outbound_proxy)?;
+                Some((self.cfg.local, remote))
+            }
+        }
+    }
+
+    /// Plans the message's media and records the SDP edits.
+    #[allow(clippy::too_many_arguments)]
+    fn media(
+        &mut self,
+        now: Instant,
+        ctx: &mut dyn MprContext,
+        rx: &Receive<'_>,
+        msg: &Message<'_>,
+        token: u64,
+        from: Side,
+        patch: &mut Patch,
+    ) -> Result<(), (u16, &'static str)> {
+        let body = match media::body(msg, rx.remote.ip()) {
+            Ok(b) => b,
+            Err(e) => {
+                self.stats.sdp_errors += 1;
+                tracing::warn!(error = %e, "SIP: unreadable SDP, forwarded unchanged");
+                None
+            }
+        };
+        let Some(trav) = self.traversals.get_mut(&token) else {
+            return Ok(());
+        };
+        trav.last = now;
+        let Some(kind) = trav.neg.classify(msg, body.is_some()) else {
+            return Ok(());
+        };
+        let key = trav.key(token);
+        let origin = trav.place(from).clone();
+        let toward = trav.place(from.peer()).clone();
+        if kind == IntentKind::Teardown {
+            trav.ended.get_or_insert(now);
+            let intent = MediaIntent {
+                kind,
+                from,
+                origin: origin.origin(),
+                toward: toward.origin(),
+                endpoints: &[],
+            };
+            let _ = ctx.plan(now, &key, &intent);
+            self.stats.teardowns += 1;
+            self.arm_sweep(now);
+            return Ok(());
+        }
+        let Some(body) = body else {
+            return Ok(());
+        };
+        let intent = MediaIntent {
+            kind,
+            from,
+            origin: origin.origin(),
+            toward: toward.origin(),
+            endpoints: &body.endpoints,
+        };
+        match ctx.plan(now, &key, &intent) {
+            Ok(plan) => {
+                media::rewrite(msg, body.span, &plan.endpoints, patch).map_err(|e| {
+                    self.stats.sdp_errors += 1;
+                    tracing::warn!(error = %e, "SIP: SDP rewrite failed");
+                    (488, "Not Acceptable Here")
+                })?;
+                fix_content_length(msg, patch);
+                self.stats.sdp_rewritten += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.plan_errors += 1;
+                tracing::warn!(error = %e, "SIP: media plan refused");
+                if msg.is_request() {
+                    Err((503, "Service Unavailable"))
+                } else {
+                    // A response cannot be refused; it passes as it is and
+                    // the call will have no media through us.
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    fn response(
+        &mut self,
+        now: Instant,
+        ctx: &mut dyn MprContext,
+        rx: &Receive<'_>,
+        msg: &Message<'_>,
+    ) {
+        let buf = msg.buf();
+        let vias = msg.vias();
+        let Some(top) = vias.first() else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let token = top
+            .branch
+            .clone()
+            .and_then(|b| buf.get(b))
+            .and_then(|b| b.strip_prefix(b"z9hG4bKph"))
+            .and_then(|b| b.split(|&c| c == b'.').next())
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| u64::from_str_radix(t, 16).ok());
+        let ours = edit::via_is(buf, top, self.cfg.local) || edit::via_is(buf, top, rx.local);
+        let (Some(token), true) = (token, ours) else {
+            self.stats.not_ours += 1;
+            tracing::debug!(remote = %rx.remote, "SIP response not sent through us: dropped");
+            return;
+        };
+        let Some(next) = vias.get(1) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let Some(remote) = edit::via_target(buf, next) else {
+            self.stats.malformed += 1;
+            tracing::warn!("SIP response: next Via has no IP address to send to");
+            return;
+        };
+        let mut patch = Patch::new();
+        edit::pop_via(msg, &mut patch, top);
+        let from = self
+            .traversals
+            .get(&token)
+            .map(|t| media::sender(msg, &t.caller_tag));
+        if let Some(from) = from {
+            let _ = self.media(now, ctx, rx, msg, token, from, &mut patch);
+        }
+        let local = match ctx.network_for_pinhole(Protocol::Sip, remote) {
+            Some(n) => ctx
+                .route(&n, Protocol::Sip)
+                .map_or(self.cfg.local, |r| r.local),
+            None => self.cfg.local,
+        };
+        self.forward(msg, &patch, local, remote);
+    }
+
+    fn forward(&mut self, msg: &Message<'_>, patch: &Patch, local: SocketAddr, remote: SocketAddr) {
+        match patch.apply(msg.buf()) {
+            Ok(payload) => {
+                self.stats.forwarded += 1;
+                self.transmits.push_back(Transmit {
+                    local,
+                    remote,
+                    payload,
+                });
+            }
+            Err(e) => {
+                self.stats.malformed += 1;
+                tracing::error!(error = %e, "SIP: edits overlap; message dropped");
+            }
+        }
+    }
+
+    fn arm_sweep(&mut self, now: Instant) {
+        let at = now + self.cfg.linger.min(self.cfg.setup_timeout);
+        if self.next_sweep.is_none_or(|t| t > at) {
+            self.next_sweep = Some(at);
+        }
+    }
+
+    fn sweep(&mut self, now: Instant, ctx: &mut dyn MprContext) {
+        let cfg = &self.cfg;
+        let mut gone = Vec::new();
+        for (&token, t) in &self.traversals {
+            let dead = match t.ended {
+                Some(at) => now >= at + cfg.linger,
+                None if !t.neg.confirmed => now >= t.last + cfg.setup_timeout,
+                None => now >= t.last + cfg.dialog_idle,
+            };
+            if dead {
+                gone.push(token);
+            }
+        }
+        for token in gone {
+            if let Some(t) = self.traversals.remove(&token) {
+                self.initial.remove(&t.initial_key);
+                if t.ended.is_none() {
+                    // Forgotten without a BYE: its media goes too.
+                    let intent = MediaIntent {
+                        kind: IntentKind::Teardown,
+                        from: Side::A,
+                        origin: t.places[0].origin(),
+                        toward: t.places[1].origin(),
+                        endpoints: &[],
+                    };
+                    let _ = ctx.plan(now, &t.key(token), &intent);
+                    self.stats.expired += 1;
+                }
+            }
+        }
+        self.next_sweep = (!self.traversals.is_empty())
+            .then(|| now + Duration::from_secs(1).max(self.cfg.linger / 4));
+    }
+}
+
+impl MprSignaling for MprProxy {
+    fn protocol(&self) -> Protocol {
+        Protocol::Sip
+    }
+
+    fn handle_datagram(&mut self, now: Instant, mpr: &mut dyn MprContext, rx: Receive<'_>) {
+        self.stats.received += 1;
+        if rx
+            .bytes
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+        {
+            // RFC 5626 keepalive (CRLF): answer with a single CRLF (pong).
+            if rx.bytes.starts_with(b"\r\n\r\n") {
+                self.transmits.push_back(Transmit {
+                    local: rx.local,
+                    remote: rx.remote,
+                    payload: b"\r\n".to_vec(),
+                });
+            }
+            self.stats.keepalives += 1;
+            return;
+        }
+        let msg = match Message::parse(rx.bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.malformed += 1;
+                tracing::warn!(remote = %rx.remote, error = %e, "SIP: unparsable message dropped");
+                return;
+            }
+        };
+        if msg.is_request() {
+            self.request(now, mpr, &rx, &msg);
+        } else {
+            self.response(now, mpr, &rx, &msg);
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant, mpr: &mut dyn MprContext) {
+        if self.next_sweep.is_some_and(|t| t <= now) {
+            self.sweep(now, mpr);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.next_sweep
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    fn counters(&self) -> Counters {
+        self.stats.counters()
+    }
+}

@@ -1,0 +1,312 @@
+//! The proxies on the simulated network: Fig. 11 (an APS in each network)
+//! end to end — registration, INVITE / 180 / 200 / ACK through APS1, the
+//! MPR and APS2, CMPH before the SDP leaves each network, media both ways
+//! through both firewalls, BYE freeing the ports.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use pinhole_core::client;
+use pinhole_core::mpr;
+use pinhole_core::ports::PortRange;
+use pinhole_core::wire::Protocol;
+use pinhole_testkit::{FirewallConfig, World};
+
+use super::{ApsProxy, ApsProxyConfig, MprProxy, MprProxyConfig};
+use crate::{HeaderName, Message, name_addrs};
+
+fn a(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+const MPR: &str = "203.0.113.10:5060";
+const APS1: &str = "10.1.0.2:5060";
+const APS2: &str = "10.2.0.2:5060";
+const PHONE_A: &str = "10.1.0.10:5060";
+const PHONE_B: &str = "10.2.0.10:5060";
+const MEDIA_A: &str = "10.1.0.10:4000";
+const MEDIA_B: &str = "10.2.0.10:6000";
+
+struct Fig11 {
+    w: World,
+}
+
+fn fig11() -> Fig11 {
+    #[allow(clippy::disallowed_methods)]
+    let start = Instant::now();
+    let mut mc = mpr::Config::new(ip("203.0.113.10"), [1; 32]);
+    mc.control_ports = vec![5060];
+    for (id, dom) in [("corp1", "corp1.example"), ("corp2", "corp2.example")] {
+        let mut n = mpr::NetworkConfig::new(id, format!("{id}-secret").into_bytes());
+        n.domains.push(dom.into());
+        mc.networks.push(n);
+    }
+    let mut w = World::new(start, 7, mc);
+    let c1 = w.add_corp("corp1", ip("198.51.100.1"), FirewallConfig::default());
+    let c2 = w.add_corp("corp2", ip("198.51.100.2"), FirewallConfig::default());
+    w.add_host(c1.zone, ip("10.1.0.2"), "APS1");
+    w.add_host(c1.zone, ip("10.1.0.10"), "A");
+    w.add_host(c2.zone, ip("10.2.0.2"), "APS2");
+    w.add_host(c2.zone, ip("10.2.0.10"), "B");
+    w.set_mpr_alg(
+        a(MPR),
+        Box::new(MprProxy::new(MprProxyConfig::new(a(MPR), 99))),
+    );
+    for (net, sig, media, phone, seed) in [
+        ("corp1", APS1, "10.1.0.2", PHONE_A, 3u8),
+        ("corp2", APS2, "10.2.0.2", PHONE_B, 4u8),
+    ] {
+        let cfg = client::Config::new(
+            net,
+            format!("{net}-secret").into_bytes(),
+            Protocol::Sip,
+            a(sig),
+            a(MPR),
+            [seed; 32],
+        );
+        let id = w.add_client(cfg);
+        let mut pc = ApsProxyConfig::new(
+            a(sig),
+            ip(media),
+            PortRange::new(20_000, 20_999).unwrap(),
+            [seed; 32],
+        );
+        pc.inside_default = Some(a(phone));
+        w.set_client_alg(id, Box::new(ApsProxy::new(pc)));
+    }
+    w.run_for(Duration::from_secs(2));
+    Fig11 { w }
+}
+
+fn sdp(media: SocketAddr) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
+        ip = media.ip(),
+        port = media.port()
+    )
+}
+
+fn invite(body: &str) -> Vec<u8> {
+    format!(
+        "INVITE sip:bob@corp2.example SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {PHONE_A};branch=z9hG4bK-a1;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@corp1.example>;tag=alice1\r\n\
+         To: <sip:bob@corp2.example>\r\n\
+         Call-ID: fig11-call@10.1.0.10\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:alice@{PHONE_A}>\r\n\
+         X-Unknown:   kept  exactly \r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// A UAS response to `req`: Via, From, To (+tag), Call-ID, CSeq and the
+/// Record-Route set copied, as RFC 3261 §8.2.6 and §12.1.1 say.
+fn respond(req: &[u8], code: u16, reason: &str, body: Option<&str>) -> Vec<u8> {
+    let m = Message::parse(req).unwrap();
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for h in m.headers() {
+        let name = String::from_utf8_lossy(&req[h.name_span.clone()]).into_owned();
+        let value = String::from_utf8_lossy(m.value(h)).into_owned();
+        match h.name {
+            HeaderName::Via
+            | HeaderName::From
+            | HeaderName::CallId
+            | HeaderName::CSeq
+            | HeaderName::RecordRoute => {
+                out.push_str(&format!("{name}: {value}\r\n"));
+            }
+            HeaderName::To => out.push_str(&format!("{name}: {value};tag=bob1\r\n")),
+            _ => {}
+        }
+    }
+    out.push_str(&format!("Contact: <sip:bob@{PHONE_B}>\r\n"));
+    match body {
+        Some(b) => out.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )),
+        None => out.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    out.into_bytes()
+}
+
+/// An in-dialog request from A, routed by the Record-Route set of `resp`
+/// (reversed for the caller, RFC 3261 §12.1.2).
+fn in_dialog(resp: &[u8], method: &str, cseq: u32) -> Vec<u8> {
+    let m = Message::parse(resp).unwrap();
+    let mut routes: Vec<String> = m
+        .headers_named(HeaderName::RecordRoute)
+        .flat_map(|h| name_addrs(resp, h.value.clone()).unwrap())
+        .map(|na| String::from_utf8_lossy(&resp[na.uri.clone()]).into_owned())
+        .collect();
+    routes.reverse();
+    let route = routes
+        .iter()
+        .map(|r| format!("<{r}>"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "{method} sip:bob@{PHONE_B} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {PHONE_A};branch=z9hG4bK-a{cseq}{method};rport\r\n\
+         Max-Forwards: 70\r\n\
+         Route: {route}\r\n\
+         From: <sip:alice@corp1.example>;tag=alice1\r\n\
+         To: <sip:bob@corp2.example>;tag=bob1\r\n\
+         Call-ID: fig11-call@10.1.0.10\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// The first SDP connection address and port in a message.
+fn media_of(msg: &[u8]) -> SocketAddr {
+    let m = Message::parse(msg).unwrap();
+    let span = m.sdp_bodies().unwrap().remove(0);
+    let sdp = pinhole_sdp::Sdp::parse(&msg[span]).unwrap();
+    sdp.endpoints(ip("0.0.0.0")).unwrap()[0].addr
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn take_sip(w: &mut World, at: &str) -> Vec<Vec<u8>> {
+    w.take_inbox(a(at)).into_iter().map(|d| d.payload).collect()
+}
+
+#[test]
+fn fig11_call_with_media_both_ways_and_bye_frees_the_ports() {
+    let mut f = fig11();
+    let w = &mut f.w;
+
+    // Step 1005: A's INVITE to APS1. APS1 opens the pinhole first.
+    let inv = invite(&sdp(a(MEDIA_A)));
+    w.send(a(PHONE_A), a(APS1), inv);
+    w.run_for(Duration::from_secs(1));
+    let got = take_sip(w, PHONE_B);
+    assert_eq!(got.len(), 1, "B got the INVITE once");
+    let inv_b = &got[0];
+    let m = Message::parse(inv_b).unwrap();
+    assert_eq!(m.method(), Some("INVITE"));
+    assert_eq!(m.vias().len(), 4, "A, APS1, MPR, APS2");
+    assert_eq!(m.headers_named(HeaderName::RecordRoute).count(), 3);
+    // Unknown headers and odd spacing pass untouched.
+    assert!(
+        contains(inv_b, b"X-Unknown:   kept  exactly \r\n"),
+        "unknown header kept byte for byte"
+    );
+    let b2 = media_of(inv_b);
+    assert_eq!(b2.ip(), ip("10.2.0.2"), "B is told APS2's media port B");
+    // The ladder shows CMPH before the INVITE leaves corp1 (step 1010).
+    let ladder: Vec<String> = w.ladder().iter().map(|r| r.what.clone()).collect();
+    let cmph = ladder
+        .iter()
+        .position(|l| l.starts_with("CMPH request"))
+        .unwrap();
+    let inv_out = ladder
+        .iter()
+        .rposition(|l| l.starts_with("INVITE"))
+        .unwrap();
+    assert!(cmph < inv_out, "CMPH before the INVITE leaves: {ladder:#?}");
+
+    // Steps 1035–1080: 180, then 200 with B's SDP (APS2 opens its pinhole).
+    w.send(a(PHONE_B), a(APS2), respond(inv_b, 180, "Ringing", None));
+    w.send(
+        a(PHONE_B),
+        a(APS2),
+        respond(inv_b, 200, "OK", Some(&sdp(a(MEDIA_B)))),
+    );
+    w.run_for(Duration::from_secs(1));
+    let got = take_sip(w, PHONE_A);
+    let codes: Vec<u16> = got
+        .iter()
+        .map(|r| Message::parse(r).unwrap().status().unwrap())
+        .collect();
+    assert_eq!(codes, [180, 200], "responses reach A in order");
+    let ok = &got[1];
+    let b1 = media_of(ok);
+    assert_eq!(b1.ip(), ip("10.1.0.2"), "A is told APS1's media port B");
+    assert_eq!(
+        Message::parse(ok).unwrap().vias().len(),
+        1,
+        "only A's Via left"
+    );
+
+    // Step 1090: ACK through the record-routed path.
+    w.send(a(PHONE_A), a(APS1), in_dialog(ok, "ACK", 1));
+    w.run_for(Duration::from_millis(500));
+    let got = take_sip(w, PHONE_B);
+    assert_eq!(got.len(), 1);
+    assert_eq!(Message::parse(&got[0]).unwrap().method(), Some("ACK"));
+
+    // Step 1100: media both ways through both firewalls.
+    for i in 0..20u8 {
+        w.send(a(MEDIA_A), b1, vec![0x80, 0, 0, i, b'a']);
+        w.send(a(MEDIA_B), b2, vec![0x80, 0, 0, i, b'b']);
+        w.run_for(Duration::from_millis(20));
+    }
+    w.run_for(Duration::from_millis(200));
+    let at_b: Vec<Vec<u8>> = w
+        .take_inbox(a(MEDIA_B))
+        .into_iter()
+        .map(|d| d.payload)
+        .collect();
+    let at_a: Vec<Vec<u8>> = w
+        .take_inbox(a(MEDIA_A))
+        .into_iter()
+        .map(|d| d.payload)
+        .collect();
+    assert_eq!(at_b.len(), 20, "A→B media");
+    assert_eq!(at_a.len(), 20, "B→A media");
+    assert!(at_b.iter().all(|p| p[4] == b'a') && at_a.iter().all(|p| p[4] == b'b'));
+    assert!(w.mpr().stats().legs_open >= 2);
+
+    // BYE from A: the MPR's legs go.
+    w.send(a(PHONE_A), a(APS1), in_dialog(ok, "BYE", 2));
+    w.run_for(Duration::from_millis(500));
+    let got = take_sip(w, PHONE_B);
+    assert_eq!(Message::parse(&got[0]).unwrap().method(), Some("BYE"));
+    w.send(a(PHONE_B), a(APS2), respond(&got[0], 200, "OK", None));
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(w.mpr().stats().legs_open, 0, "BYE freed the relay legs");
+    let got = take_sip(w, PHONE_A);
+    assert_eq!(Message::parse(&got[0]).unwrap().status(), Some(200));
+}
+
+#[test]
+fn invite_for_an_unregistered_domain_from_the_public_side_is_refused() {
+    let mut f = fig11();
+    let w = &mut f.w;
+    w.add_host(w.internet, ip("192.0.2.50"), "P");
+    let req = invite(&sdp(a("192.0.2.50:7000")))
+        .into_iter()
+        .collect::<Vec<u8>>();
+    let req = String::from_utf8(req)
+        .unwrap()
+        .replace("bob@corp2.example SIP", "bob@elsewhere.example SIP")
+        .into_bytes();
+    w.send(a("192.0.2.50:5060"), a(MPR), req);
+    w.run_for(Duration::from_millis(500));
+    let got: Vec<Vec<u8>> = w
+        .take_inbox(a("192.0.2.50:5060"))
+        .into_iter()
+        .map(|d| d.payload)
+        .collect();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        Message::parse(&got[0]).unwrap().status(),
+        Some(404),
+        "not an open relay"
+    );
+}
