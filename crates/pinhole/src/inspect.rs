@@ -1,7 +1,6 @@
 //! `pinhole inspect FILE`: decodes one message and prints it as one JSON
-//! line. Today it knows Pinhole's control messages (one STUN-framed
-//! datagram, as raw bytes or as a hex dump); SIP, MGCP, H.248 and H.323 come
-//! with their ALGs.
+//! line: Pinhole's control messages (one STUN-framed datagram, as raw bytes
+//! or as a hex dump) and SIP (`crate::sip`).
 
 use std::io::Read;
 use std::path::Path;
@@ -16,6 +15,35 @@ const MAX_INPUT: u64 = 1 << 20;
 /// Reads `path` (`-` for stdin), decodes it and prints one JSON line;
 /// `Ok(true)` when it decoded.
 pub(crate) fn run(path: &Path) -> anyhow::Result<bool> {
+    let raw = read(path)?;
+    let bytes = unhex(&raw).unwrap_or(raw);
+    let v = inspect(&bytes);
+    let ok = v["error"].is_null();
+    println!("{v}");
+    Ok(ok)
+}
+
+/// `pinhole rewrite --to ADDR:PORT FILE`: prints the message with every
+/// media address moved to ADDR and consecutive ports from PORT.
+pub(crate) fn rewrite(path: &Path, to: std::net::SocketAddr) -> anyhow::Result<bool> {
+    use std::io::Write as _;
+    let raw = read(path)?;
+    if !crate::sip::looks_like_sip(&raw) {
+        anyhow::bail!("{}: not a SIP message", path.display());
+    }
+    match crate::sip::rewrite(&raw, to) {
+        Ok(out) => {
+            std::io::stdout().write_all(&out)?;
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            Ok(false)
+        }
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     let mut raw = Vec::new();
     if path == Path::new("-") {
         std::io::stdin().take(MAX_INPUT).read_to_end(&mut raw)?;
@@ -25,11 +53,7 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<bool> {
             .take(MAX_INPUT)
             .read_to_end(&mut raw)?;
     }
-    let bytes = unhex(&raw).unwrap_or(raw);
-    let v = inspect(&bytes);
-    let ok = v["error"].is_null();
-    println!("{v}");
-    Ok(ok)
+    Ok(raw)
 }
 
 /// The bytes of a hex dump (whitespace, `:` and a leading `0x` allowed), or
@@ -82,11 +106,14 @@ pub(crate) fn inspect(bytes: &[u8]) -> Value {
     // message gets a decode error rather than "not control".
     let cookie = bytes.get(4..8) == Some(&[0x21, 0x12, 0xa4, 0x42][..]);
     if !wire::is_control(bytes) && !cookie {
+        if crate::sip::looks_like_sip(bytes) {
+            return crate::sip::inspect(bytes);
+        }
         return json!({
             "protocol": null,
             "kind": null,
             "length": bytes.len(),
-            "error": "not a Pinhole control message (STUN-framed); other protocols are not decoded yet",
+            "error": "neither a Pinhole control message (STUN-framed) nor SIP",
         });
     }
     let m = match Message::decode(bytes) {
@@ -196,7 +223,7 @@ mod tests {
         let v = inspect(&m);
         assert_eq!(v["protocol"], "pinhole-control");
         assert!(v["error"].is_string(), "{v}");
-        let v = inspect(b"INVITE sip:a@b SIP/2.0\r\n\r\n");
+        let v = inspect(b"HELLO world\r\n\r\n");
         assert!(v["protocol"].is_null() && v["error"].is_string());
         assert_eq!(unhex(b"zz"), None);
         assert_eq!(unhex(b"0x01 02:03"), Some(vec![1, 2, 3]));

@@ -15,6 +15,7 @@ mod demo;
 mod inspect;
 mod metrics;
 mod seed;
+mod sip;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,10 +71,20 @@ enum Cmd {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=30))]
         seconds: u64,
     },
-    /// Decode one message and print it as one JSON line. Today: a Pinhole
-    /// control message (STUN-framed), as raw bytes or a hex dump; SIP and
-    /// the other protocols come with their ALGs. Exits 0 if it decoded.
+    /// Decode one message and print it as one JSON line: a Pinhole control
+    /// message (STUN-framed, raw bytes or a hex dump) or a SIP message.
+    /// Exits 0 if it decoded.
     Inspect {
+        /// The file (`-` for stdin).
+        file: PathBuf,
+    },
+    /// Rewrite every media address in one SIP message to ADDR with
+    /// consecutive ports from PORT (RTCP on the odd port after each), fix
+    /// Content-Length, and print the message. Exits 0 if it rewrote.
+    Rewrite {
+        /// Where the media should go.
+        #[arg(long)]
+        to: std::net::SocketAddr,
         /// The file (`-` for stdin).
         file: PathBuf,
     },
@@ -84,7 +95,7 @@ fn main() -> ExitCode {
     let default_level = match (&cli.log_level, &cli.cmd) {
         (Some(l), _) => l.clone(),
         // The demo prints its own ladder; only problems go to the log.
-        (None, Cmd::Demo { .. } | Cmd::Inspect { .. }) => "warn".to_owned(),
+        (None, Cmd::Demo { .. } | Cmd::Inspect { .. } | Cmd::Rewrite { .. }) => "warn".to_owned(),
         (None, _) => "info".to_owned(),
     };
     if let Err(e) = init_logs(cli.log_format, &default_level) {
@@ -109,6 +120,7 @@ fn main() -> ExitCode {
             Cmd::Aps { config } => daemon::run_aps(&config).await.map(|()| true),
             Cmd::Demo { json, seconds } => demo::run(json, seconds).await,
             Cmd::Inspect { file } => inspect::run(&file),
+            Cmd::Rewrite { to, file } => inspect::rewrite(&file, to),
         }
     });
     // Do not wait for sockets' reader tasks; the drivers are done.
