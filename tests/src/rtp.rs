@@ -99,7 +99,9 @@ fn payload_byte(ssrc: u32, seq: u16, i: usize) -> u8 {
 /// Packet `seq` of flow `ssrc`.
 pub fn packet(ssrc: u32, seq: u16) -> [u8; PACKET_LEN] {
     let [q0, q1] = seq.to_be_bytes();
-    let [t0, t1, t2, t3] = u32::from(seq).wrapping_mul(PAYLOAD_LEN as u32).to_be_bytes();
+    let [t0, t1, t2, t3] = u32::from(seq)
+        .wrapping_mul(PAYLOAD_LEN as u32)
+        .to_be_bytes();
     let [c0, c1, c2, c3] = ssrc.to_be_bytes();
     let header = [0x80, PAYLOAD_TYPE, q0, q1, t0, t1, t2, t3, c0, c1, c2, c3];
     let payload = (0..PAYLOAD_LEN).map(|i| payload_byte(ssrc, seq, i));
@@ -123,7 +125,10 @@ pub enum Verdict {
 
 /// Checks one datagram.
 pub fn check(datagram: &[u8], ssrc: u32, count: u16) -> Verdict {
-    let Some(got_ssrc) = datagram.get(8..12).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
+    let Some(got_ssrc) = datagram
+        .get(8..12)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+    else {
         return Verdict::Foreign;
     };
     if u32::from_be_bytes(got_ssrc) != ssrc {
@@ -143,13 +148,21 @@ pub fn check(datagram: &[u8], ssrc: u32, count: u16) -> Verdict {
 /// Sends `count` packets from `tx` to `to`, one per `interval`, while
 /// counting what arrives at `rx`; returns when all arrived or
 /// [`RECEIVE_GRACE`] after the last was due.
-pub fn rtp_flow(tx: &UdpSocket, to: SocketAddr, rx: &UdpSocket, count: u16, interval: Duration) -> io::Result<FlowStats> {
+pub fn rtp_flow(
+    tx: &UdpSocket,
+    to: SocketAddr,
+    rx: &UdpSocket,
+    count: u16,
+    interval: Duration,
+) -> io::Result<FlowStats> {
     let ssrc = next_ssrc();
     let start = Instant::now();
     std::thread::scope(|s| {
         let sender = s.spawn(|| send(tx, to, ssrc, count, interval, start));
         let received = receive(rx, ssrc, count, interval, start);
-        let (sent, send_errors) = sender.join().map_err(|_| io::Error::other("RTP sender thread panicked"))?;
+        let (sent, send_errors) = sender
+            .join()
+            .map_err(|_| io::Error::other("RTP sender thread panicked"))?;
         let mut stats = received?;
         stats.sent = sent;
         stats.send_errors = send_errors;
@@ -171,7 +184,9 @@ pub fn rtp_pair(
     std::thread::scope(|s| {
         let reverse = s.spawn(|| rtp_flow(b, b_to, a, count, interval));
         let a_to_b = rtp_flow(a, a_to, b, count, interval);
-        let b_to_a = reverse.join().map_err(|_| io::Error::other("RTP flow thread panicked"))?;
+        let b_to_a = reverse
+            .join()
+            .map_err(|_| io::Error::other("RTP flow thread panicked"))?;
         Ok(PairReport {
             a_to_b: a_to_b?,
             b_to_a: b_to_a?,
@@ -180,7 +195,14 @@ pub fn rtp_pair(
 }
 
 /// Paces packets on an absolute schedule so sleeps do not add up.
-fn send(tx: &UdpSocket, to: SocketAddr, ssrc: u32, count: u16, interval: Duration, start: Instant) -> (u32, u32) {
+fn send(
+    tx: &UdpSocket,
+    to: SocketAddr,
+    ssrc: u32,
+    count: u16,
+    interval: Duration,
+    start: Instant,
+) -> (u32, u32) {
     let (mut sent, mut errors) = (0, 0);
     for seq in 0..count {
         let due = start + interval * u32::from(seq);
@@ -195,19 +217,35 @@ fn send(tx: &UdpSocket, to: SocketAddr, ssrc: u32, count: u16, interval: Duratio
     (sent, errors)
 }
 
-fn receive(rx: &UdpSocket, ssrc: u32, count: u16, interval: Duration, start: Instant) -> io::Result<FlowStats> {
+fn receive(
+    rx: &UdpSocket,
+    ssrc: u32,
+    count: u16,
+    interval: Duration,
+    start: Instant,
+) -> io::Result<FlowStats> {
     let deadline = start + interval * u32::from(count) + RECEIVE_GRACE;
     let mut seen = vec![false; usize::from(count)];
     let mut stats = FlowStats::default();
     let mut buf = [0u8; 2048];
     while stats.received < u32::from(count) {
-        let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+        let Some(left) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+        else {
             break;
         };
         rx.set_read_timeout(Some(left.min(Duration::from_millis(50))))?;
         let (n, from) = match rx.recv_from(&mut buf) {
             Ok(got) => got,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
             Err(e) => return Err(e),
         };
         match check(buf.get(..n).unwrap_or_default(), ssrc, count) {
@@ -273,7 +311,14 @@ mod tests {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
         let t0 = Instant::now();
-        let stats = rtp_flow(&tx, sink.local_addr().unwrap(), &rx, 5, Duration::from_millis(1)).unwrap();
+        let stats = rtp_flow(
+            &tx,
+            sink.local_addr().unwrap(),
+            &rx,
+            5,
+            Duration::from_millis(1),
+        )
+        .unwrap();
         assert_eq!((stats.sent, stats.received), (5, 0));
         assert!(!stats.is_complete());
         // Bounded by the grace period, not by a packet count that never comes.
@@ -286,8 +331,15 @@ mod tests {
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
         let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
         // b's packets go astray: only a→b completes.
-        let r = rtp_pair(&a, &b, b.local_addr().unwrap(), sink.local_addr().unwrap(), 8, Duration::from_millis(1))
-            .unwrap();
+        let r = rtp_pair(
+            &a,
+            &b,
+            b.local_addr().unwrap(),
+            sink.local_addr().unwrap(),
+            8,
+            Duration::from_millis(1),
+        )
+        .unwrap();
         assert!(r.a_to_b.is_complete(), "{r:?}");
         assert_eq!(r.b_to_a.received, 0);
         assert_eq!(r.b_to_a.sent, 8);

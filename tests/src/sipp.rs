@@ -172,18 +172,22 @@ pub fn sipp_or_skip(test: &str) -> bool {
         std::env::var_os("CI").is_none(),
         "{test}: sipp is not installed and CI is set: install the sip-tester package (.ci/run does) or set {SIPP_ENV}"
     );
-    eprintln!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !!! SKIPPED {test}: sipp not found (apt-get install sip-tester, or set {SIPP_ENV})\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    let bar = "!".repeat(72);
+    let notice = format!(
+        "\n{bar}\n!!! SKIPPED {test}: sipp not found (apt-get install sip-tester, or set {SIPP_ENV})\n{bar}\n"
     );
+    // Straight to the process's stderr: libtest hides eprintln! output of
+    // passing tests, and a skip must be seen.
+    let _ = io::Write::write_all(&mut io::stderr(), notice.as_bytes());
     false
 }
 
 /// The path of a scenario shipped in `tests/sipp/`, e.g.
 /// `scenario("uac_basic.xml")`.
 pub fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sipp")
+        .join(name)
 }
 
 /// The `-key` values a scenario reads. [`Keys::new`] sets the media keys
@@ -229,7 +233,10 @@ impl Keys {
 
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -266,7 +273,12 @@ impl Sipp {
 
     /// A caller on `bind` sending every request to `remote` (the callee, or
     /// the proxy in front of it).
-    pub fn uac(scenario: impl Into<PathBuf>, bind: SocketAddr, remote: SocketAddr, keys: Keys) -> Self {
+    pub fn uac(
+        scenario: impl Into<PathBuf>,
+        bind: SocketAddr,
+        remote: SocketAddr,
+        keys: Keys,
+    ) -> Self {
         Self::new(scenario.into(), Role::Uac { remote }, bind, keys)
     }
 
@@ -373,13 +385,18 @@ impl Sipp {
         let attempts = if auto_port { 5 } else { 1 };
         let mut last_error = None;
         for _ in 0..attempts {
-            let port = if auto_port { pick_port(ip)? } else { self.bind.port() };
+            let port = if auto_port {
+                pick_port(ip)?
+            } else {
+                self.bind.port()
+            };
             let local = SocketAddr::new(ip, port);
             let mut run = self.start(&binary, &scenario, &name, &dir, local)?;
             match run.until_ready() {
                 Ok(()) => return Ok(run),
                 Err(e) => {
-                    let retry = auto_port && run.exit.and_then(|s| s.code()) == Some(EXIT_BIND_FAILED);
+                    let retry =
+                        auto_port && run.exit.and_then(|s| s.code()) == Some(EXIT_BIND_FAILED);
                     last_error = Some(e);
                     if !retry {
                         break;
@@ -423,7 +440,11 @@ impl Sipp {
             a.push(k.into());
             a.push(v.into());
         }
-        a.extend(["-trace_msg", "-trace_err", "-trace_stat"].iter().map(OsString::from));
+        a.extend(
+            ["-trace_msg", "-trace_err", "-trace_stat"]
+                .iter()
+                .map(OsString::from),
+        );
         if let Some(r) = self.rate {
             a.push("-r".into());
             a.push(r.to_string().into());
@@ -437,7 +458,14 @@ impl Sipp {
         a
     }
 
-    fn start(&self, binary: &Path, scenario: &Path, name: &str, dir: &Path, local: SocketAddr) -> Result<SippRun, SippError> {
+    fn start(
+        &self,
+        binary: &Path,
+        scenario: &Path,
+        name: &str,
+        dir: &Path,
+        local: SocketAddr,
+    ) -> Result<SippRun, SippError> {
         let io_err = |what, path: &Path| {
             let path = path.to_path_buf();
             move |source| SippError::Io { what, path, source }
@@ -562,7 +590,11 @@ impl SippRun {
 
     /// Waits until at least `n` SDP bodies have been received and returns
     /// them all.
-    pub fn wait_received_sdps(&mut self, n: usize, timeout: Duration) -> Result<Vec<ReceivedSdp>, SippError> {
+    pub fn wait_received_sdps(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ReceivedSdp>, SippError> {
         let path = self.messages_path();
         self.wait_until(&format!("{n} received SDP bodies"), timeout, |msgs| {
             let sdps = sdps_of(msgs, &path)?;
@@ -577,7 +609,9 @@ impl SippRun {
         timeout: Duration,
         pred: impl Fn(&SipMessage) -> bool,
     ) -> Result<SipMessage, SippError> {
-        self.wait_until(what, timeout, |msgs| Ok(msgs.iter().find(|m| pred(m)).cloned()))
+        self.wait_until(what, timeout, |msgs| {
+            Ok(msgs.iter().find(|m| pred(m)).cloned())
+        })
     }
 
     /// Waits for sipp to exit (killing it once its timeout plus a grace has
@@ -634,7 +668,9 @@ impl SippRun {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(self.start_error(format!("{} not bound after {READY_WITHIN:?}", self.local)));
+                return Err(
+                    self.start_error(format!("{} not bound after {READY_WITHIN:?}", self.local))
+                );
             }
             std::thread::sleep(POLL);
         }
@@ -652,7 +688,9 @@ impl SippRun {
         let messages = self.messages_path();
         let mut notes = Vec::new();
         let counts = match std::fs::read_to_string(self.dir.join("stats.csv")) {
-            Ok(csv) => stats::parse(&csv).map_err(|e| notes.push(format!("stats.csv: {e}"))).ok(),
+            Ok(csv) => stats::parse(&csv)
+                .map_err(|e| notes.push(format!("stats.csv: {e}")))
+                .ok(),
             Err(e) => {
                 notes.push(format!("stats.csv: {e}"));
                 None
@@ -663,7 +701,10 @@ impl SippRun {
         let received_sdps = sdps_of(&received, &messages)?;
         let exit_code = status.code();
         if killed {
-            notes.push(format!("killed by the harness after {:?}", self.started.elapsed()));
+            notes.push(format!(
+                "killed by the harness after {:?}",
+                self.started.elapsed()
+            ));
         }
         if exit_code != Some(0) {
             notes.push(format!("exit {status}"));
@@ -819,39 +860,60 @@ fn sdps_of(messages: &[SipMessage], path: &Path) -> Result<Vec<ReceivedSdp>, Sip
                 label: m.to_string(),
                 source,
             })?;
-            Ok(ReceivedSdp { message: m.clone(), sdp })
+            Ok(ReceivedSdp {
+                message: m.clone(),
+                sdp,
+            })
         })
         .collect()
 }
 
 fn labels(messages: &[SipMessage]) -> String {
-    messages.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    messages
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// True when some socket is bound to `addr` (sipp, once it is up). Reads
 /// `/proc/net/udp*` where there is one: probing by binding the address
 /// ourselves could, for an instant, take it from a sipp about to bind it.
 fn bound_by_someone(addr: SocketAddr) -> bool {
-    in_proc_net_udp(addr)
-        .unwrap_or_else(|| matches!(UdpSocket::bind(addr), Err(e) if e.kind() == io::ErrorKind::AddrInUse))
+    in_proc_net_udp(addr).unwrap_or_else(
+        || matches!(UdpSocket::bind(addr), Err(e) if e.kind() == io::ErrorKind::AddrInUse),
+    )
 }
 
 /// Whether Linux lists `addr` as a bound UDP socket; `None` without procfs.
 /// The kernel prints each 32-bit word of the address in host byte order.
 fn in_proc_net_udp(addr: SocketAddr) -> Option<bool> {
     let (file, ip) = match addr.ip() {
-        IpAddr::V4(ip) => ("/proc/net/udp", format!("{:08X}", u32::from_ne_bytes(ip.octets()))),
+        IpAddr::V4(ip) => (
+            "/proc/net/udp",
+            format!("{:08X}", u32::from_ne_bytes(ip.octets())),
+        ),
         IpAddr::V6(ip) => (
             "/proc/net/udp6",
             ip.octets()
                 .chunks_exact(4)
-                .map(|w| format!("{:08X}", <[u8; 4]>::try_from(w).map_or(0, u32::from_ne_bytes)))
+                .map(|w| {
+                    format!(
+                        "{:08X}",
+                        <[u8; 4]>::try_from(w).map_or(0, u32::from_ne_bytes)
+                    )
+                })
                 .collect(),
         ),
     };
     let want = format!("{ip}:{:04X}", addr.port());
     let table = std::fs::read_to_string(file).ok()?;
-    Some(table.lines().skip(1).any(|l| l.split_whitespace().nth(1) == Some(want.as_str())))
+    Some(
+        table
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(1) == Some(want.as_str())),
+    )
 }
 
 /// A port in [`SIP_PORTS`] free on `ip` right now. Successive calls in one
@@ -876,7 +938,10 @@ fn pick_port(ip: IpAddr) -> Result<u16, SippError> {
 fn fresh_temp_dir(scenario: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("pinhole-sipp-{}-{n}-{scenario}", std::process::id()))
+    std::env::temp_dir().join(format!(
+        "pinhole-sipp-{}-{n}-{scenario}",
+        std::process::id()
+    ))
 }
 
 fn render_command(binary: &Path, args: &[OsString]) -> String {
@@ -916,7 +981,9 @@ mod tests {
         assert_eq!(k.get("mipver"), Some("4"));
         assert_eq!(k.get("domain"), Some("corp2.example"));
         assert_eq!(k.get("from_domain"), Some("caller.example"));
-        let k = Keys::new("[::1]:9".parse().unwrap()).set("mport", "10").set("extra", "x");
+        let k = Keys::new("[::1]:9".parse().unwrap())
+            .set("mport", "10")
+            .set("extra", "x");
         assert_eq!((k.get("mip"), k.get("mipver")), (Some("::1"), Some("6")));
         assert_eq!(k.get("mport"), Some("10"));
         assert_eq!(k.get("extra"), Some("x"));
@@ -926,13 +993,18 @@ mod tests {
     #[test]
     fn command_line_carries_addresses_limits_and_keys() {
         let keys = Keys::new("127.0.0.1:36000".parse().unwrap());
-        let s = Sipp::uac("x.xml", "127.0.0.1:0".parse().unwrap(), "127.0.0.2:35001".parse().unwrap(), keys)
-            .calls(3)
-            .rate(5)
-            .pause(Duration::from_millis(1500))
-            .timeout(Duration::from_secs(7))
-            .service("bob")
-            .arg("-nr");
+        let s = Sipp::uac(
+            "x.xml",
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.2:35001".parse().unwrap(),
+            keys,
+        )
+        .calls(3)
+        .rate(5)
+        .pause(Duration::from_millis(1500))
+        .timeout(Duration::from_secs(7))
+        .service("bob")
+        .arg("-nr");
         let args: Vec<String> = s
             .command_args(Path::new("/s/x.xml"), "127.0.0.1:35002".parse().unwrap())
             .iter()
@@ -953,9 +1025,16 @@ mod tests {
         }
         assert!(line.ends_with(" -nr"), "{line}");
         // A UAS has no remote address.
-        let uas = Sipp::uas("x.xml", "127.0.0.2:0".parse().unwrap(), Keys::new("127.0.0.2:1".parse().unwrap()));
+        let uas = Sipp::uas(
+            "x.xml",
+            "127.0.0.2:0".parse().unwrap(),
+            Keys::new("127.0.0.2:1".parse().unwrap()),
+        );
         let args = uas.command_args(Path::new("/s/x.xml"), "127.0.0.2:35003".parse().unwrap());
-        assert_eq!(args.get(2).map(|a| a.to_string_lossy().into_owned()), Some("-bind_local".into()));
+        assert_eq!(
+            args.get(2).map(|a| a.to_string_lossy().into_owned()),
+            Some("-bind_local".into())
+        );
     }
 
     #[test]

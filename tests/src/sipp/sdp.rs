@@ -232,7 +232,10 @@ mod tests {
         assert_eq!(sdp.connection, Some("127.0.0.1".parse().unwrap()));
         assert_eq!(sdp.media.len(), 1);
         let m = &sdp.media[0];
-        assert_eq!((m.kind.as_str(), m.port, m.proto.as_str()), ("audio", 36000, "RTP/AVP"));
+        assert_eq!(
+            (m.kind.as_str(), m.port, m.proto.as_str()),
+            ("audio", 36000, "RTP/AVP")
+        );
         assert_eq!(m.formats, ["0", "101"]);
         assert_eq!(sdp.audio_addr(), Some("127.0.0.1:36000".parse().unwrap()));
         assert_eq!(sdp.audio_direction(), Some(MediaDirection::SendRecv));
@@ -247,7 +250,10 @@ mod tests {
         let sdp = Sdp::parse(body).unwrap();
         assert_eq!(sdp.direction, Some(MediaDirection::RecvOnly));
         assert_eq!(sdp.media[0].connection, Some("192.0.2.9".parse().unwrap()));
-        assert_eq!(sdp.audio_addr(), Some("[2001:db8::7]:4000".parse().unwrap()));
+        assert_eq!(
+            sdp.audio_addr(),
+            Some("[2001:db8::7]:4000".parse().unwrap())
+        );
         assert_eq!(sdp.audio_direction(), Some(MediaDirection::Inactive));
     }
 
@@ -271,17 +277,38 @@ mod tests {
     fn rejects_bad_lines_with_their_number() {
         assert_eq!(
             Sdp::parse(b"v=0\r\nhello\r\n"),
-            Err(SdpError::BadLine { line: 2, text: "hello".into() })
+            Err(SdpError::BadLine {
+                line: 2,
+                text: "hello".into()
+            })
         );
         assert_eq!(
             Sdp::parse(b"v=0\nc=IN IP4 example.com\n"),
-            Err(SdpError::BadConnection { line: 2, text: "IN IP4 example.com".into() })
+            Err(SdpError::BadConnection {
+                line: 2,
+                text: "IN IP4 example.com".into()
+            })
         );
-        assert!(matches!(Sdp::parse(b"c=IN IP6 192.0.2.1\n"), Err(SdpError::BadConnection { .. })));
-        assert!(matches!(Sdp::parse(b"c=IN IP4 192.0.2.1 x\n"), Err(SdpError::BadConnection { .. })));
-        assert!(matches!(Sdp::parse(b"m=audio 70000 RTP/AVP 0\n"), Err(SdpError::BadMedia { line: 1, .. })));
-        assert!(matches!(Sdp::parse(b"m=audio 4000 RTP/AVP\n"), Err(SdpError::BadMedia { .. })));
-        assert!(matches!(Sdp::parse(b"m=audio 4000  RTP/AVP 0\n"), Err(SdpError::BadMedia { .. })));
+        assert!(matches!(
+            Sdp::parse(b"c=IN IP6 192.0.2.1\n"),
+            Err(SdpError::BadConnection { .. })
+        ));
+        assert!(matches!(
+            Sdp::parse(b"c=IN IP4 192.0.2.1 x\n"),
+            Err(SdpError::BadConnection { .. })
+        ));
+        assert!(matches!(
+            Sdp::parse(b"m=audio 70000 RTP/AVP 0\n"),
+            Err(SdpError::BadMedia { line: 1, .. })
+        ));
+        assert!(matches!(
+            Sdp::parse(b"m=audio 4000 RTP/AVP\n"),
+            Err(SdpError::BadMedia { .. })
+        ));
+        assert!(matches!(
+            Sdp::parse(b"m=audio 4000  RTP/AVP 0\n"),
+            Err(SdpError::BadMedia { .. })
+        ));
         assert_eq!(Sdp::parse(&[0xff, b'\n']), Err(SdpError::NotText));
     }
 

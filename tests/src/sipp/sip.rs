@@ -110,7 +110,9 @@ impl SipMessage {
         let compact = compact_form(name);
         self.headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name) || compact.is_some_and(|c| n.eq_ignore_ascii_case(c)))
+            .find(|(n, _)| {
+                n.eq_ignore_ascii_case(name) || compact.is_some_and(|c| n.eq_ignore_ascii_case(c))
+            })
             .map(|(_, v)| v.as_str())
     }
 
@@ -165,8 +167,14 @@ impl fmt::Display for SipMessage {
 
 /// Splits at the first blank line (CRLFCRLF or LFLF).
 fn split_head(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let crlf = bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, i + 4));
-    let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2));
+    let crlf = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, i + 4));
+    let lf = bytes
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| (i, i + 2));
     let (end, body) = match (crlf, lf) {
         (Some(a), Some(b)) => {
             if a.0 < b.0 {
@@ -252,22 +260,41 @@ mod tests {
         // A body without Content-Type counts as SDP only if it looks like it.
         let m = SipMessage::parse(b"SIP/2.0 200 OK\r\n\r\nv=0\r\n").unwrap();
         assert!(m.has_sdp());
-        let m = SipMessage::parse(b"SIP/2.0 200 OK\r\nContent-Type: text/plain\r\n\r\nv=0\r\n").unwrap();
+        let m = SipMessage::parse(b"SIP/2.0 200 OK\r\nContent-Type: text/plain\r\n\r\nv=0\r\n")
+            .unwrap();
         assert!(!m.has_sdp());
     }
 
     #[test]
     fn rejects_malformed_messages() {
-        assert_eq!(SipMessage::parse(b"INVITE sip:a SIP/2.0\r\n"), Err(SipError::NoHeaderEnd));
-        assert!(matches!(SipMessage::parse(b"HELLO\r\n\r\n"), Err(SipError::BadStartLine(_))));
-        assert!(matches!(SipMessage::parse(b"SIP/2.0 99 Low\r\n\r\n"), Err(SipError::BadStartLine(_))));
-        assert!(matches!(SipMessage::parse(b"INVITE sip:a SIP/3.0\r\n\r\n"), Err(SipError::BadStartLine(_))));
+        assert_eq!(
+            SipMessage::parse(b"INVITE sip:a SIP/2.0\r\n"),
+            Err(SipError::NoHeaderEnd)
+        );
+        assert!(matches!(
+            SipMessage::parse(b"HELLO\r\n\r\n"),
+            Err(SipError::BadStartLine(_))
+        ));
+        assert!(matches!(
+            SipMessage::parse(b"SIP/2.0 99 Low\r\n\r\n"),
+            Err(SipError::BadStartLine(_))
+        ));
+        assert!(matches!(
+            SipMessage::parse(b"INVITE sip:a SIP/3.0\r\n\r\n"),
+            Err(SipError::BadStartLine(_))
+        ));
         assert!(matches!(
             SipMessage::parse(b"SIP/2.0 200 OK\r\nno colon\r\n\r\n"),
             Err(SipError::BadHeader(_))
         ));
-        assert!(matches!(SipMessage::parse(b"SIP/2.0 200 OK\r\n folded\r\n\r\n"), Err(SipError::BadHeader(_))));
-        assert_eq!(SipMessage::parse(b"SIP/2.0 200 \xff\r\n\r\n"), Err(SipError::NotText));
+        assert!(matches!(
+            SipMessage::parse(b"SIP/2.0 200 OK\r\n folded\r\n\r\n"),
+            Err(SipError::BadHeader(_))
+        ));
+        assert_eq!(
+            SipMessage::parse(b"SIP/2.0 200 \xff\r\n\r\n"),
+            Err(SipError::NotText)
+        );
     }
 
     proptest! {

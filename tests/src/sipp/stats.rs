@@ -57,12 +57,19 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const HEADER: &str = "StartTime;CurrentCall;SuccessfulCall(P);SuccessfulCall(C);FailedCall(P);FailedCall(C);";
+    const HEADER: &str =
+        "StartTime;CurrentCall;SuccessfulCall(P);SuccessfulCall(C);FailedCall(P);FailedCall(C);";
 
     #[test]
     fn takes_the_last_row() {
         let csv = format!("{HEADER}\nt0\t1;0;0;0;0;0;\nt1\t2;0;1;3;0;2;\n");
-        assert_eq!(parse(&csv), Ok(CallCounts { successful: 3, failed: 2 }));
+        assert_eq!(
+            parse(&csv),
+            Ok(CallCounts {
+                successful: 3,
+                failed: 2
+            })
+        );
     }
 
     #[test]
@@ -75,9 +82,15 @@ mod tests {
         );
         assert_eq!(
             parse(&format!("{HEADER}\n1;2;3\n")),
-            Err(StatsError::BadCount { column: "SuccessfulCall(C)", value: String::new() })
+            Err(StatsError::BadCount {
+                column: "SuccessfulCall(C)",
+                value: String::new()
+            })
         );
-        assert!(matches!(parse(&format!("{HEADER}\na;b;c;x;e;f\n")), Err(StatsError::BadCount { .. })));
+        assert!(matches!(
+            parse(&format!("{HEADER}\na;b;c;x;e;f\n")),
+            Err(StatsError::BadCount { .. })
+        ));
     }
 
     proptest! {

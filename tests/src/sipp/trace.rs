@@ -147,8 +147,11 @@ mod tests {
     use proptest::prelude::*;
 
     fn block(header: &str, msg: &[u8]) -> Vec<u8> {
-        let mut out = format!("{} 2026-11-25 20:14:49.082841\n{header}\n\n", std::str::from_utf8(RULE).unwrap())
-            .into_bytes();
+        let mut out = format!(
+            "{} 2026-11-25 20:14:49.082841\n{header}\n\n",
+            std::str::from_utf8(RULE).unwrap()
+        )
+        .into_bytes();
         out.extend_from_slice(msg);
         out.extend_from_slice(b"\n\n");
         out
@@ -158,8 +161,14 @@ mod tests {
     fn reads_sent_and_received_entries() {
         let invite = b"INVITE sip:a@b SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n";
         let ok = b"SIP/2.0 200 OK\r\n\r\n";
-        let mut log = block(&format!("UDP message received [{}] bytes :", invite.len()), invite);
-        log.extend(block(&format!("TCP message sent ({} bytes):", ok.len()), ok));
+        let mut log = block(
+            &format!("UDP message received [{}] bytes :", invite.len()),
+            invite,
+        );
+        log.extend(block(
+            &format!("TCP message sent ({} bytes):", ok.len()),
+            ok,
+        ));
         let t = parse(&log);
         assert_eq!(t.skipped, 0);
         assert!(!t.truncated);
@@ -177,7 +186,10 @@ mod tests {
         let mut msg = b"MESSAGE sip:a SIP/2.0\r\n\r\n".to_vec();
         msg.extend_from_slice(RULE);
         msg.extend_from_slice(b" not a block\nUDP message sent (3 bytes):\n\nabc");
-        let log = block(&format!("UDP message received [{}] bytes:", msg.len()), &msg);
+        let log = block(
+            &format!("UDP message received [{}] bytes:", msg.len()),
+            &msg,
+        );
         let t = parse(&log);
         assert_eq!(t.entries.len(), 1);
         assert_eq!(t.entries[0].bytes, msg);
@@ -203,8 +215,14 @@ mod tests {
 
     #[test]
     fn header_shapes() {
-        assert_eq!(parse_header(b"UDP message received [5] bytes :"), Some((Direction::Received, "UDP", 5)));
-        assert_eq!(parse_header(b"TLS message sent (7 bytes):"), Some((Direction::Sent, "TLS", 7)));
+        assert_eq!(
+            parse_header(b"UDP message received [5] bytes :"),
+            Some((Direction::Received, "UDP", 5))
+        );
+        assert_eq!(
+            parse_header(b"TLS message sent (7 bytes):"),
+            Some((Direction::Sent, "TLS", 7))
+        );
         assert_eq!(parse_header(b"UDP message received [x] bytes :"), None);
         assert_eq!(parse_header(b"UDP message received [5] octets"), None);
         assert_eq!(parse_header(b"UDP message sent (5 octets):"), None);
