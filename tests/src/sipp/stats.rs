@@ -34,7 +34,11 @@ pub struct CallCounts {
 pub fn parse(csv: &str) -> Result<CallCounts, StatsError> {
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
     let header: Vec<&str> = lines.next().ok_or(StatsError::NoData)?.split(';').collect();
-    let last: Vec<&str> = lines.next_back().ok_or(StatsError::NoData)?.split(';').collect();
+    let last: Vec<&str> = lines
+        .next_back()
+        .ok_or(StatsError::NoData)?
+        .split(';')
+        .collect();
     let count = |column: &'static str| -> Result<u64, StatsError> {
         let i = header
             .iter()
