@@ -112,7 +112,9 @@ impl SimRelay {
                     }
                 }
             }
-            RelayCommand::MapLocal { .. } | RelayCommand::UnmapLocal { .. } => {}
+            RelayCommand::MapLocal { .. }
+            | RelayCommand::DeliverLocal { .. }
+            | RelayCommand::UnmapLocal { .. } => {}
         }
     }
 

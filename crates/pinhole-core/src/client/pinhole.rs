@@ -109,7 +109,10 @@ impl Engine {
         self.txs.retain(
             |_, tx| !matches!(tx.purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if x == id.0),
         );
-        if p.open && p.req.inside.is_some() {
+        self.parked.retain(
+            |(purpose, _, _)| !matches!(purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if *x == id.0),
+        );
+        if p.open {
             for c in 0..p.components() {
                 if let Some((local, _)) = p.ends(c) {
                     self.commands.push_back(RelayCommand::UnmapLocal { local });
@@ -204,16 +207,18 @@ impl Engine {
             rtcp_pinhole: p.mapped[1],
         };
         let mut maps = Vec::new();
-        if let Some(inside) = p.req.inside {
-            for c in 0..p.components() {
-                if let Some((local, outside)) = p.ends(c) {
-                    let inside = if c == 0 { inside } else { plus_one(inside) };
-                    maps.push(RelayCommand::MapLocal {
+        for c in 0..p.components() {
+            if let Some((local, outside)) = p.ends(c) {
+                maps.push(match p.req.inside {
+                    // APS (Fig. 7): relay B ↔ A.
+                    Some(inside) => RelayCommand::MapLocal {
                         local,
                         outside,
-                        inside,
-                    });
-                }
+                        inside: if c == 0 { inside } else { plus_one(inside) },
+                    },
+                    // Smart terminal (Fig. 8): port A is the application's.
+                    None => RelayCommand::DeliverLocal { local, outside },
+                });
             }
         }
         let n = p.components();
@@ -234,6 +239,9 @@ impl Engine {
         self.by_local.remove(&plus_one(p.req.local));
         self.txs.retain(
             |_, tx| !matches!(tx.purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if x == id),
+        );
+        self.parked.retain(
+            |(purpose, _, _)| !matches!(purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if *x == id),
         );
         self.stats.pinholes_failed += 1;
         tracing::warn!(pinhole = id, ?failure, "media pinhole failed");
