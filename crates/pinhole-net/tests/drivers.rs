@@ -827,10 +827,11 @@ async fn a_reserve_none_of_whose_pairs_can_be_opened_fails_with_508() {
         Duration::from_secs(30),
     )
     .await;
+    let port_b = free_addr([127, 0, 0, 1]).await;
     let id = b
         .aps
         .open_pinhole(PinholeRequest {
-            local: free_addr([127, 0, 0, 1]).await,
+            local: port_b,
             relay: None,
             rtcp: RtcpMode::Mux,
             key: b"all-taken/0".to_vec(),
@@ -850,6 +851,8 @@ async fn a_reserve_none_of_whose_pairs_can_be_opened_fails_with_508() {
     assert_eq!(stats.relay_open_failures, 4);
     assert_eq!(stats.legs_open, 0);
     assert_eq!(stats.cmph_bound, 0);
+    // The APS released the media port it had bound for the CMPH.
+    UdpSocket::bind(port_b).await.expect("port B is free again");
     drop(blocked);
 }
 

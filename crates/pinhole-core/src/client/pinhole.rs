@@ -98,7 +98,8 @@ impl Engine {
         Ok(PinholeId(id))
     }
 
-    /// Closes a media pinhole: no more keepalives; the APS mapping goes.
+    /// Closes a media pinhole: no more keepalives; its mapping (APS) or
+    /// delivery (smart terminal) goes and its local ports are released.
     pub fn close_pinhole(&mut self, id: PinholeId) -> Result<(), ClientError> {
         let p = self
             .pinholes
@@ -112,14 +113,22 @@ impl Engine {
         self.parked.retain(
             |(purpose, _, _)| !matches!(purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if *x == id.0),
         );
-        if p.open {
-            for c in 0..p.components() {
-                if let Some((local, _)) = p.ends(c) {
-                    self.commands.push_back(RelayCommand::UnmapLocal { local });
-                }
-            }
-        }
+        self.release_ports(&p);
         Ok(())
+    }
+
+    /// The pinhole's local ports are no longer needed: their mapping or
+    /// delivery goes, and a driver that bound them for the CMPH closes
+    /// them (even if the pinhole never opened).
+    fn release_ports(&mut self, p: &Pinhole) {
+        for c in 0..p.components() {
+            let local = if c == 0 {
+                p.req.local
+            } else {
+                plus_one(p.req.local)
+            };
+            self.commands.push_back(RelayCommand::UnmapLocal { local });
+        }
     }
 
     pub(super) fn reserved(&mut self, now: Instant, id: u64, msg: &Message<'_>) {
@@ -243,6 +252,7 @@ impl Engine {
         self.parked.retain(
             |(purpose, _, _)| !matches!(purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if *x == id),
         );
+        self.release_ports(&p);
         self.stats.pinholes_failed += 1;
         tracing::warn!(pinhole = id, ?failure, "media pinhole failed");
         self.events.push_back(Event::PinholeFailed {

@@ -674,6 +674,12 @@ fn a_cmph_parked_on_480_fails_when_re_registration_is_refused() {
             ..
         }
     )));
+    assert!(
+        commands(&mut p).contains(&RelayCommand::UnmapLocal {
+            local: addr("10.0.0.2:47100")
+        }),
+        "the failed pinhole's port is released"
+    );
     let cmph = |p: &P| {
         p.sent
             .iter()
