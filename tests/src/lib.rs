@@ -1,1 +1,15 @@
-//! Workspace-level end-to-end tests live in `tests/`.
+//! Workspace-level end-to-end tests live in `tests/`. This library holds
+//! what those tests share with each other: [`sipp`] runs the sipp phones of
+//! the SIP tests (scenarios in `tests/sipp/`), and [`rtp`] sends and checks
+//! the media between them.
+//!
+//! ```
+//! use pinhole_tests::sipp::{Keys, scenario};
+//!
+//! let keys = Keys::new("127.0.0.1:36000".parse().unwrap()).domain("corp2.example");
+//! assert_eq!(keys.get("mport"), Some("36000"));
+//! assert!(scenario("uac_basic.xml").is_file());
+//! ```
+
+pub mod rtp;
+pub mod sipp;

@@ -75,7 +75,18 @@ pub enum RelayCommand {
         /// The terminal's media address (port A).
         inside: SocketAddr,
     },
-    /// Client side: remove the mapping of `local`.
+    /// Client side (smart terminal, Fig. 8): the application itself owns
+    /// the media on `local` (port A, which is also the pinhole's port).
+    /// Media from `outside` arriving at `local` is handed to the
+    /// application; anything else is dropped. The application sends its
+    /// own media from `local`.
+    DeliverLocal {
+        /// The terminal's media port (port A).
+        local: SocketAddr,
+        /// The MPR relay port the pinhole was opened toward.
+        outside: SocketAddr,
+    },
+    /// Client side: remove the mapping (or delivery) of `local`.
     UnmapLocal {
         /// The APS's media port.
         local: SocketAddr,
@@ -105,6 +116,16 @@ pub enum RelayReport {
     Activity {
         /// The leg.
         leg: LegId,
+        /// When the last packet passed.
+        at: Instant,
+    },
+    /// Client side: a [`RelayCommand::MapLocal`] socket sent media out
+    /// through its pinhole, so the firewall's idle timer for it restarted.
+    /// Only outbound packets count: not every firewall refreshes a flow on
+    /// inbound traffic. Coalesced like [`RelayReport::Activity`].
+    LocalActivity {
+        /// The mapped socket (port B).
+        local: SocketAddr,
         /// When the last packet passed.
         at: Instant,
     },

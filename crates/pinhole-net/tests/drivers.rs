@@ -13,7 +13,7 @@ use pinhole_core::intent::{IntentKind, MediaEndpoint};
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
 use pinhole_core::types::{CallKey, Side};
-use pinhole_core::wire::{Protocol, RtcpMode};
+use pinhole_core::wire::{ErrorCode, Protocol, RtcpMode};
 use pinhole_net::driver::mpr::Intent;
 use pinhole_net::driver::{SimRouter, client as client_driver, mpr as mpr_driver};
 use pinhole_net::firewall::{FirewallSim, SimConfig};
@@ -79,11 +79,35 @@ fn rtp(who: u8, seq: u16) -> Vec<u8> {
 
 struct Bed {
     sim: Arc<FirewallSim>,
+    /// The MPR's control address (kept across a restart).
+    control: SocketAddr,
     mpr: mpr_driver::MprHandle,
-    _mpr_out: mpr_driver::MprOutputs,
+    mpr_out: mpr_driver::MprOutputs,
+    /// The client behind the firewall: an APS, or a smart terminal when a
+    /// test opens pinholes without `inside`.
     aps: client_driver::ClientHandle,
     aps_events: mpsc::Receiver<ClientEvent>,
+    aps_media: mpsc::Receiver<client_driver::Media>,
+    aps_task: tokio::task::JoinHandle<()>,
+    aps_signaling: SocketAddr,
     pinhole: SocketAddr,
+}
+
+/// An MPR on an already bound control socket, relay ports `ports`.
+fn start_mpr(
+    control: UdpSocket,
+    ports: (u16, u16),
+    seed: u8,
+) -> (mpr_driver::MprHandle, mpr_driver::MprOutputs) {
+    let control_addr = control.local_addr().unwrap();
+    let mut cfg = mpr::Config::new(MPR_IP.into(), [seed; 32]);
+    cfg.ports = PortRange::new(ports.0, ports.1).unwrap();
+    cfg.control_ports = vec![control_addr.port()];
+    cfg.networks
+        .push(mpr::NetworkConfig::new("corp1", CRED.to_vec()));
+    let engine = mpr::Engine::new(cfg, tokio::time::Instant::now().into_std()).unwrap();
+    let (relay, relay_events) = Relay::start(RelayConfig::default()).unwrap();
+    mpr_driver::spawn(engine, vec![Arc::new(control)], relay, relay_events).unwrap()
 }
 
 /// An MPR on 127.0.0.3 and an APS behind the firewall simulator, registered.
@@ -97,23 +121,17 @@ async fn bed(ports: (u16, u16), firewall_timeout: Duration, client_assumes: Dura
         .await
         .unwrap(),
     );
-    let control = Arc::new(UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap());
+    let control = UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap();
     let control_addr = control.local_addr().unwrap();
-    let mut cfg = mpr::Config::new(MPR_IP.into(), [ports.0 as u8; 32]);
-    cfg.ports = PortRange::new(ports.0, ports.1).unwrap();
-    cfg.control_ports = vec![control_addr.port()];
-    cfg.networks
-        .push(mpr::NetworkConfig::new("corp1", CRED.to_vec()));
-    let engine = mpr::Engine::new(cfg, tokio::time::Instant::now().into_std()).unwrap();
-    let (relay, relay_events) = Relay::start(RelayConfig::default()).unwrap();
-    let (mpr, mpr_out) = mpr_driver::spawn(engine, vec![control], relay, relay_events).unwrap();
+    let (mpr, mut mpr_out) = start_mpr(control, ports, ports.0 as u8);
 
     let sig = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let aps_signaling = sig.local_addr().unwrap();
     let mut ccfg = client::Config::new(
         "corp1",
         CRED.to_vec(),
         Protocol::Sip,
-        sig.local_addr().unwrap(),
+        aps_signaling,
         control_addr,
         [4; 32],
     );
@@ -139,12 +157,20 @@ async fn bed(ports: (u16, u16), firewall_timeout: Duration, client_assumes: Dura
         .unwrap()
         .expect("route");
     assert_eq!(route.pinhole, pinhole);
+    wait_event(&mut mpr_out.events, |e| {
+        matches!(e, mpr::Event::Registered { .. })
+    })
+    .await;
     Bed {
         sim,
+        control: control_addr,
         mpr,
-        _mpr_out: mpr_out,
+        mpr_out,
         aps,
         aps_events: aps_out.events,
+        aps_media: aps_out.media,
+        aps_task: aps_out.task,
+        aps_signaling,
         pinhole,
     }
 }
@@ -480,4 +506,427 @@ async fn relay_ports_taken_by_another_process_are_never_written_into_a_plan() {
         "the taken ports were hit and replaced: {stats:?}"
     );
     drop(blocked);
+}
+
+// The tests below use relay ports 48000–48999 on 127.0.0.3.
+
+/// Waits for pinhole `id` to open or fail.
+async fn opened(b: &mut Bed, id: client::PinholeId) -> ClientEvent {
+    wait_event(&mut b.aps_events, |e| matches!(e, ClientEvent::PinholeOpened { id: i, .. } | ClientEvent::PinholeFailed { id: i, .. } if *i == id)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fig8_smart_terminal_owns_its_media_port_through_the_firewall() {
+    // The bed's client is the smart terminal: it runs the client engine
+    // and its application sends and receives the media on port A itself.
+    let mut b = bed(
+        (48_000, 48_099),
+        Duration::from_secs(30),
+        Duration::from_secs(30),
+    )
+    .await;
+    let party = UdpSocket::bind("127.0.0.4:0").await.unwrap();
+    let call = CallKey::from("fig8@loopback");
+    let offer = Intent {
+        kind: IntentKind::Offer,
+        from: Side::A,
+        origin: None,
+        toward: Some("corp1".into()),
+        endpoints: vec![mux(party.local_addr().unwrap())],
+    };
+    let l = b
+        .mpr
+        .intent(call.clone(), offer)
+        .await
+        .unwrap()
+        .unwrap()
+        .endpoints[0]
+        .addr;
+    // Port A is the terminal's own media port: no inside address.
+    let port_a = free_addr([127, 0, 0, 1]).await;
+    let id = b
+        .aps
+        .open_pinhole(PinholeRequest {
+            local: port_a,
+            relay: Some(l),
+            rtcp: RtcpMode::Mux,
+            key: call.as_bytes().to_vec(),
+            inside: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let ClientEvent::PinholeOpened {
+        pinhole: Some(c), ..
+    } = opened(&mut b, id).await
+    else {
+        panic!("pinhole failed")
+    };
+    assert_eq!(c.ip(), IpAddr::from([127, 0, 0, 2]), "C is on the firewall");
+    let answer = Intent {
+        kind: IntentKind::Answer,
+        from: Side::B,
+        origin: Some("corp1".into()),
+        toward: None,
+        endpoints: vec![mux(c)],
+    };
+    let d = b.mpr.intent(call, answer).await.unwrap().unwrap().endpoints[0].addr;
+
+    // Party → D → (out of L) → C → port A → the application.
+    const N: u16 = 40;
+    for i in 0..N {
+        party.send_to(&rtp(b'p', i), d).await.unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < usize::from(N) {
+        match timeout(Duration::from_secs(3), b.aps_media.recv()).await {
+            Ok(Some(m)) => got.push(m),
+            _ => break,
+        }
+    }
+    assert_eq!(got.len(), usize::from(N), "party → terminal");
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m.local, port_a);
+        assert_eq!(m.remote, l, "from the terminal's relay port L");
+        assert_eq!(m.payload, rtp(b'p', i as u16), "intact, in order");
+    }
+    // The application's media leaves port A → C → L → (out of D) → party.
+    for i in 0..N {
+        b.aps
+            .send_media(client_driver::Media {
+                local: port_a,
+                remote: l,
+                payload: rtp(b't', i),
+            })
+            .await
+            .unwrap();
+    }
+    let at_party = recv_n(&party, usize::from(N)).await;
+    assert_eq!(at_party.len(), usize::from(N), "terminal → party");
+    assert!(
+        at_party
+            .iter()
+            .enumerate()
+            .all(|(i, (p, from))| *p == rtp(b't', i as u16) && *from == d)
+    );
+    let relay = b.aps.relay_counters().await.unwrap();
+    assert_eq!(relay.local_delivered, u64::from(N));
+
+    // A stranger gets nothing to the terminal: not at L (the MPR checks
+    // the source), not at the pinhole C (the firewall), not even straight
+    // at port A (the terminal's relay accepts only L's packets).
+    let stranger = UdpSocket::bind("127.0.0.5:0").await.unwrap();
+    let mpr_before = b.mpr.relay_counters().await.unwrap().dropped_source;
+    let fw_before = b.sim.counters().dropped_inbound();
+    stranger.send_to(&rtp(b'x', 0), l).await.unwrap();
+    stranger.send_to(&rtp(b'x', 1), c).await.unwrap();
+    stranger.send_to(&rtp(b'x', 2), port_a).await.unwrap();
+    assert!(
+        timeout(Duration::from_millis(500), b.aps_media.recv())
+            .await
+            .is_err(),
+        "nothing from the stranger reaches the application"
+    );
+    assert_eq!(
+        b.mpr.relay_counters().await.unwrap().dropped_source,
+        mpr_before + 1
+    );
+    assert_eq!(b.sim.counters().dropped_inbound(), fw_before + 1);
+    let relay = b.aps.relay_counters().await.unwrap();
+    assert_eq!(relay.dropped_source, 1);
+    assert_eq!(relay.local_delivered, u64::from(N));
+    // Sending from a port that is no pinhole's is refused.
+    let err = b
+        .aps
+        .send_media(client_driver::Media {
+            local: free_addr([127, 0, 0, 1]).await,
+            remote: l,
+            payload: rtp(b't', 0),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mpr_restart_on_the_same_address_the_aps_re_registers_and_calls_work() {
+    // A long firewall timeout: the APS's next refresh is 20 s away, so
+    // what brings it back is its first CMPH after the restart.
+    let mut b = bed(
+        (48_200, 48_299),
+        Duration::from_secs(30),
+        Duration::from_secs(30),
+    )
+    .await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let party = UdpSocket::bind("127.0.0.4:0").await.unwrap();
+    let (party_addr, phone_addr) = (party.local_addr().unwrap(), phone.local_addr().unwrap());
+    let (port_b, _, _, lp) = fig7_call(
+        &mut b,
+        &CallKey::from("before@restart"),
+        party_addr,
+        phone_addr,
+    )
+    .await;
+    talk(&party, lp, &phone, port_b, 5).await;
+    let before = b.aps.stats().await.unwrap();
+
+    // Stop the MPR; it gives back its control and relay ports.
+    b.mpr.stop().await.unwrap();
+    (&mut b.mpr_out.task).await.unwrap();
+    let control = UdpSocket::bind(b.control)
+        .await
+        .expect("the control address is free again");
+    // A new run: new seed, so a new nonce secret; no routes, no legs.
+    let (mpr, mpr_out) = start_mpr(control, (48_200, 48_299), 0xEE);
+    b.mpr = mpr;
+    b.mpr_out = mpr_out;
+    assert_eq!(b.mpr.route("corp1", Protocol::Sip).await.unwrap(), None);
+
+    // Fig. 11 at once: the APS reserves a leg. Its old nonce gets 438, the
+    // lost route 480; it registers again and the CMPH goes through.
+    let port_b2 = free_addr([127, 0, 0, 1]).await;
+    let id = b
+        .aps
+        .open_pinhole(PinholeRequest {
+            local: port_b2,
+            relay: None,
+            rtcp: RtcpMode::Mux,
+            key: b"after@restart/0".to_vec(),
+            inside: Some(phone_addr),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let mut seen = Vec::new();
+    let opened = wait_event(&mut b.aps_events, |e| {
+        seen.push(e.clone());
+        matches!(e, ClientEvent::PinholeOpened { id: i, .. } | ClientEvent::PinholeFailed { id: i, .. } if *i == id)
+    })
+    .await;
+    let ClientEvent::PinholeOpened {
+        pinhole: Some(c),
+        relay: l,
+        ..
+    } = opened
+    else {
+        panic!("no recovery: {seen:?}")
+    };
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, ClientEvent::Registered { pinhole, .. } if *pinhole == b.pinhole)),
+        "re-registered from the same signaling pinhole: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|e| matches!(e, ClientEvent::Alarm { .. })),
+        "no alarm: the MPR was back within the retransmission window: {seen:?}"
+    );
+    let after = b.aps.stats().await.unwrap();
+    assert!(
+        after.nonce_retries > before.nonce_retries,
+        "a 438 was answered"
+    );
+    assert_eq!(after.registrations_ok, before.registrations_ok + 1);
+    let stats = b.mpr.stats().await.unwrap();
+    assert!(stats.stale_nonces >= 1, "{stats:?}");
+    assert_eq!(stats.registrations_accepted, 1);
+    wait_event(
+        &mut b.mpr_out.events,
+        |e| matches!(e, mpr::Event::Registered { pinhole, .. } if *pinhole == b.pinhole),
+    )
+    .await;
+
+    // The outgoing call completes and its media flows both ways.
+    let call = CallKey::from("after@restart");
+    let offer = Intent {
+        kind: IntentKind::Offer,
+        from: Side::A,
+        origin: Some("corp1".into()),
+        toward: None,
+        endpoints: vec![mux(c)],
+    };
+    let d = b
+        .mpr
+        .intent(call.clone(), offer)
+        .await
+        .unwrap()
+        .unwrap()
+        .endpoints[0]
+        .addr;
+    let answer = Intent {
+        kind: IntentKind::Answer,
+        from: Side::B,
+        origin: None,
+        toward: Some("corp1".into()),
+        endpoints: vec![mux(party_addr)],
+    };
+    let to_aps = b.mpr.intent(call, answer).await.unwrap().unwrap().endpoints[0].addr;
+    assert_eq!(to_aps, l, "the answer names the reserved leg");
+    talk(&party, d, &phone, port_b2, 20).await;
+
+    // And so does a new incoming call (Fig. 7) over the restored route.
+    let (port_b3, _, _, lp3) = fig7_call(
+        &mut b,
+        &CallKey::from("incoming@restart"),
+        party_addr,
+        phone_addr,
+    )
+    .await;
+    talk(&party, lp3, &phone, port_b3, 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reserve_whose_ports_are_taken_gets_a_working_pair() {
+    // Four pairs; another process holds three of them, among them 48406,
+    // the pair this MPR's seed (16) makes the allocator try first.
+    let blocked: Vec<std::net::UdpSocket> = [48_400u16, 48_402, 48_406]
+        .iter()
+        .map(|p| std::net::UdpSocket::bind((IpAddr::from(MPR_IP), *p)).unwrap())
+        .collect();
+    let mut b = bed(
+        (48_400, 48_407),
+        Duration::from_secs(30),
+        Duration::from_secs(30),
+    )
+    .await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port_b = free_addr([127, 0, 0, 1]).await;
+    let id = b
+        .aps
+        .open_pinhole(PinholeRequest {
+            local: port_b,
+            relay: None,
+            rtcp: RtcpMode::Mux,
+            key: b"taken/0".to_vec(),
+            inside: Some(phone.local_addr().unwrap()),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let e = opened(&mut b, id).await;
+    let ClientEvent::PinholeOpened { relay, .. } = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(relay, SocketAddr::from((MPR_IP, 48_404)));
+    let stats = b.mpr.stats().await.unwrap();
+    assert!(stats.relay_open_failures >= 1, "{stats:?}");
+    assert_eq!(stats.legs_open, 1);
+    assert_eq!(stats.cmph_bound, 1, "the bind found its leg (no 437)");
+    drop(blocked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reserve_none_of_whose_pairs_can_be_opened_fails_with_508() {
+    let blocked: Vec<std::net::UdpSocket> = [48_420u16, 48_422, 48_424, 48_426]
+        .iter()
+        .map(|p| std::net::UdpSocket::bind((IpAddr::from(MPR_IP), *p)).unwrap())
+        .collect();
+    let mut b = bed(
+        (48_420, 48_427),
+        Duration::from_secs(30),
+        Duration::from_secs(30),
+    )
+    .await;
+    let port_b = free_addr([127, 0, 0, 1]).await;
+    let id = b
+        .aps
+        .open_pinhole(PinholeRequest {
+            local: port_b,
+            relay: None,
+            rtcp: RtcpMode::Mux,
+            key: b"all-taken/0".to_vec(),
+            inside: Some(SocketAddr::from(([127, 0, 0, 1], 9))),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        opened(&mut b, id).await,
+        ClientEvent::PinholeFailed {
+            id,
+            failure: client::Failure::Refused(ErrorCode::INSUFFICIENT_CAPACITY),
+        }
+    );
+    let stats = b.mpr.stats().await.unwrap();
+    assert_eq!(stats.relay_open_failures, 4);
+    assert_eq!(stats.legs_open, 0);
+    assert_eq!(stats.cmph_bound, 0);
+    // The APS released the media port it had bound for the CMPH.
+    UdpSocket::bind(port_b).await.expect("port B is free again");
+    drop(blocked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aps_shutdown_deregisters_and_the_route_is_gone_at_once() {
+    let mut b = bed(
+        (48_500, 48_599),
+        Duration::from_secs(30),
+        Duration::from_secs(30),
+    )
+    .await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let party = UdpSocket::bind("127.0.0.4:0").await.unwrap();
+    let (port_b, ..) = fig7_call(
+        &mut b,
+        &CallKey::from("shutdown@loopback"),
+        party.local_addr().unwrap(),
+        phone.local_addr().unwrap(),
+    )
+    .await;
+    let outcome = b.aps.shutdown(Duration::from_secs(2)).await.unwrap();
+    assert_eq!(outcome, client_driver::Deregistration::Confirmed);
+    // At once, not at expiry (the lifetime is 600 s).
+    assert_eq!(b.mpr.route("corp1", Protocol::Sip).await.unwrap(), None);
+    assert_eq!(b.mpr.stats().await.unwrap().routes_live, 0);
+    wait_event(
+        &mut b.mpr_out.events,
+        |e| matches!(e, mpr::Event::Deregistered { network, .. } if network == "corp1"),
+    )
+    .await;
+    wait_event(&mut b.aps_events, |e| *e == ClientEvent::Deregistered).await;
+    // The driver has ended and given back its sockets.
+    timeout(WAIT, &mut b.aps_task).await.unwrap().unwrap();
+    assert!(b.aps.stats().await.is_err());
+    UdpSocket::bind(b.aps_signaling)
+        .await
+        .expect("the signaling socket is closed");
+    UdpSocket::bind(port_b)
+        .await
+        .expect("the media socket is closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_aps_pinhole_sends_no_keepalives_and_a_silent_one_does() {
+    // Firewall timeout 3 s: keepalives are due after 2 s without traffic.
+    let mut b = bed(
+        (48_600, 48_699),
+        Duration::from_secs(3),
+        Duration::from_secs(3),
+    )
+    .await;
+    let phone = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let party = UdpSocket::bind("127.0.0.4:0").await.unwrap();
+    let (port_b, ..) = fig7_call(
+        &mut b,
+        &CallKey::from("busy@loopback"),
+        party.local_addr().unwrap(),
+        phone.local_addr().unwrap(),
+    )
+    .await;
+    // The phone talks for 5 s (a packet every 20 ms, 250 in all): media
+    // leaves through the pinhole all the time.
+    for i in 0..250u16 {
+        phone.send_to(&rtp(b'a', i), port_b).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(b.aps.stats().await.unwrap().keepalives, 0, "busy: none");
+    assert!(b.aps.relay_counters().await.unwrap().local_forwarded >= 250);
+    // Silence: a keepalive within the next 2 s (+ margin).
+    let t0 = tokio::time::Instant::now();
+    let mut keepalives = 0;
+    while t0.elapsed() < Duration::from_secs(5) && keepalives == 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        keepalives = b.aps.stats().await.unwrap().keepalives;
+    }
+    assert!(keepalives >= 1, "silent: kept alive");
 }

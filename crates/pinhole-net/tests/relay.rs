@@ -1,6 +1,6 @@
 //! The relay data plane on loopback sockets: forwarding, strict source
-//! checks, latching, control demultiplexing, client mappings, IPv6 and a
-//! burst across many legs.
+//! checks, latching, control demultiplexing, client mappings and
+//! delivery, IPv6 and a burst across many legs.
 //!
 //! Every wait is bounded ([`WAIT`]); checks that something does not happen
 //! watch for [`QUIET`]. Plain std sockets: the relay needs no runtime.
@@ -449,6 +449,11 @@ fn map_local_both_directions() {
     assert_eq!(recv(&phone), (rtp(1, b"in"), local));
     phone.send_to(&rtp(2, b"out"), local).unwrap();
     assert_eq!(recv(&mpr), (rtp(2, b"out"), local));
+    // Media out through the pinhole restarts the client's keepalive timer.
+    assert!(matches!(
+        event(&mut rx),
+        RelayEvent::Report(RelayReport::LocalActivity { local: l, .. }) if l == local
+    ));
     stranger.send_to(&rtp(3, b"no"), local).unwrap();
     silent(&[&mpr, &phone]);
     stranger.send_to(&binding_request(), local).unwrap();
@@ -462,6 +467,41 @@ fn map_local_both_directions() {
         (2, 2, 2)
     );
 
+    relay.apply(RelayCommand::UnmapLocal { local }).unwrap();
+    drop(UdpSocket::bind(local).expect("port released"));
+}
+
+#[test]
+fn deliver_local_hands_the_relay_ports_media_to_the_application_only() {
+    let (relay, mut rx) = start();
+    let (mpr, stranger) = (party(V4), party(V4));
+    let local = free(V4);
+    relay.bind(local).unwrap();
+    relay
+        .apply(RelayCommand::DeliverLocal {
+            local,
+            outside: addr(&mpr),
+        })
+        .unwrap();
+    mpr.send_to(&rtp(1, b"for the app"), local).unwrap();
+    assert_eq!(
+        event(&mut rx),
+        RelayEvent::Media {
+            local,
+            remote: addr(&mpr),
+            payload: rtp(1, b"for the app"),
+        }
+    );
+    // The application's own media leaves from the same port.
+    relay
+        .send_from(local, addr(&mpr), &rtp(2, b"from the app"))
+        .unwrap();
+    assert_eq!(recv(&mpr), (rtp(2, b"from the app"), local));
+    stranger.send_to(&rtp(3, b"no"), local).unwrap();
+    let c = counters_until(&relay, |c| c.dropped_source == 1);
+    assert_eq!((c.local_delivered, c.packets_out, c.packets_in), (1, 1, 2));
+    std::thread::sleep(QUIET);
+    assert!(rx.try_recv().is_err(), "nothing from the stranger");
     relay.apply(RelayCommand::UnmapLocal { local }).unwrap();
     drop(UdpSocket::bind(local).expect("port released"));
 }

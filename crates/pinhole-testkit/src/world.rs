@@ -113,7 +113,9 @@ impl SimRelay {
                     }
                 }
             }
-            RelayCommand::MapLocal { .. } | RelayCommand::UnmapLocal { .. } => {}
+            RelayCommand::MapLocal { .. }
+            | RelayCommand::DeliverLocal { .. }
+            | RelayCommand::UnmapLocal { .. } => {}
         }
     }
 

@@ -1,6 +1,7 @@
 //! `pinhole mpr` and `pinhole aps`: load and check the configuration, bind
 //! every socket (failing at start), run the driver, log its events, serve
-//! metrics, and stop gracefully on SIGTERM or SIGINT.
+//! metrics, and stop gracefully on SIGTERM or SIGINT (the APS deregisters
+//! first, so the MPR drops its route at once).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +20,9 @@ use crate::seed::os_seed;
 
 /// How long the drivers get to stop after a signal.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a stopping APS waits for the MPR to confirm its deregistration.
+const DEREGISTER_WAIT: Duration = Duration::from_secs(2);
 
 /// SIGTERM and SIGINT, watched from the start so that an early signal
 /// also stops the daemon gracefully.
@@ -171,9 +175,20 @@ pub(crate) async fn run_aps(path: &Path) -> Result<()> {
         }
     };
     tracing::info!(signal = why, "shutting down");
+    // Deregister first, so the MPR drops the route now rather than at its
+    // expiry; a lost answer only delays the stop by DEREGISTER_WAIT.
+    match handle.shutdown(DEREGISTER_WAIT).await {
+        Ok(client_driver::Deregistration::Confirmed) => tracing::info!("deregistered"),
+        Ok(client_driver::Deregistration::NotRegistered) => {}
+        Ok(client_driver::Deregistration::Unconfirmed) => {
+            tracing::warn!("deregistration not confirmed; the route expires at the MPR");
+        }
+        Err(e) => tracing::warn!(error = %e, "graceful shutdown failed"),
+    }
     drop(handle);
     drop(out.events);
     drop(out.signaling);
+    drop(out.media);
     stop(metrics, out.task).await;
     Ok(())
 }

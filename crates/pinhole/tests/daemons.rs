@@ -1,6 +1,7 @@
 //! `pinhole mpr` and `pinhole aps` as child processes on loopback: the APS
-//! registers (seen on the MPR's `/metrics`), both stop cleanly on SIGTERM,
-//! and a bad configuration fails at start naming the key.
+//! registers (seen on the MPR's `/metrics`), both stop cleanly on SIGTERM
+//! (the APS deregistering first), and a bad configuration fails at start
+//! naming the key.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -150,6 +151,11 @@ fn mpr_and_aps_register_and_stop_on_sigterm() {
     assert!(status.success(), "aps: {status}\n{err}");
     assert!(err.contains("\"registered\""), "{err}");
     assert!(err.contains("SIGTERM"), "{err}");
+    // The APS deregistered before it exited: the route is gone now, not
+    // at its expiry (600 s).
+    assert!(err.contains("\"deregistered\""), "{err}");
+    let m = scrape(mpr_metrics).unwrap_or_default();
+    assert!(m.contains("pinhole_routes_live 0"), "{m}");
     let (status, err) = sigterm_and_wait(&mut mpr);
     assert!(status.success(), "mpr: {status}\n{err}");
     assert!(

@@ -4,8 +4,13 @@
 //! traffic passed for `refresh_interval`, which is shorter than the
 //! firewall's idle timeout), raises an alarm and backs off when registration
 //! fails, and opens media pinholes with CMPH (RFC 8489 retransmission),
-//! keeping silent ones open with keepalives. For an APS it also tells the
-//! relay the port B ↔ port A mapping of Fig. 7.
+//! keeping silent ones open with keepalives (media through a pinhole, as
+//! [`Engine::handle_traffic`] or [`Engine::handle_relay`] report it,
+//! postpones them). For an APS it tells the relay the port B ↔ port A
+//! mapping of Fig. 7; for a smart terminal, that the application owns the
+//! media on port A (Fig. 8). A CMPH refused as "not registered" (the MPR
+//! restarted) makes it re-register at once and send the CMPH again.
+//! [`Engine::deregister`] removes the route on a graceful shutdown.
 //!
 //! ```
 //! use std::time::Instant;
@@ -36,7 +41,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::relay::RelayCommand;
+use crate::relay::{RelayCommand, RelayReport};
 use crate::rng::Rng;
 use crate::types::{Component, Receive, Transmit};
 use crate::wire::{self, Class, ErrorCode, Message, Method, Protocol, RtcpMode, TransactionId};
@@ -241,7 +246,10 @@ pub struct PinholeRequest {
     pub rtcp: RtcpMode,
     /// Our name for the stream (LEG-KEY), 1–64 bytes.
     pub key: Vec<u8>,
-    /// APS only: the terminal's media address (port A) to map to.
+    /// APS: the terminal's media address (port A) that `local` is mapped
+    /// to ([`RelayCommand::MapLocal`]). `None` for a smart terminal, whose
+    /// application owns the media on `local` itself
+    /// ([`RelayCommand::DeliverLocal`]).
     pub inside: Option<SocketAddr>,
 }
 
@@ -265,6 +273,9 @@ pub enum Event {
     },
     /// Registration works again.
     AlarmCleared,
+    /// The MPR confirmed the deregistration [`Engine::deregister`] asked
+    /// for: the route is gone, and the engine sends nothing more.
+    Deregistered,
     /// A media pinhole is open: write `pinhole` into the connection information.
     PinholeOpened {
         /// Which.
@@ -335,6 +346,9 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     commands: VecDeque<RelayCommand>,
     events: VecDeque<Event>,
+    /// CMPHs refused with 480, waiting for the re-registration they
+    /// triggered: (purpose, local, remote).
+    parked: Vec<(Purpose, SocketAddr, SocketAddr)>,
     stats: Stats,
 }
 
@@ -374,6 +388,7 @@ impl Engine {
             transmits: VecDeque::new(),
             commands: VecDeque::new(),
             events: VecDeque::new(),
+            parked: Vec::new(),
             stats: Stats::default(),
         };
         engine.arm(now, Timer::Registration);
@@ -404,6 +419,16 @@ impl Engine {
             .and_then(|id| self.pinholes.get_mut(id))
         {
             p.traffic(now, local);
+        }
+    }
+
+    /// Something the local relay saw. Media a mapping sent out through a
+    /// pinhole ([`RelayReport::LocalActivity`]) counts as traffic on that
+    /// port, so a busy pinhole needs no keepalive; other reports concern
+    /// the MPR and are ignored.
+    pub fn handle_relay(&mut self, now: Instant, report: RelayReport) {
+        if let RelayReport::LocalActivity { local, at } = report {
+            self.handle_traffic(at.min(now), local);
         }
     }
 
@@ -516,7 +541,12 @@ impl Engine {
                         Ok(())
                     }
                     (Some(c), _) if authentic || hint => {
-                        self.on_failure(now, tx.purpose, Failure::Refused(c));
+                        let parked = c == ErrorCode::NOT_REGISTERED
+                            && authentic
+                            && self.park_unregistered(now, &tx);
+                        if !parked {
+                            self.on_failure(now, tx.purpose, Failure::Refused(c));
+                        }
                         Ok(())
                     }
                     _ => {
@@ -545,17 +575,48 @@ impl Engine {
         match purpose {
             Purpose::Register => self.registration_failed(now, failure),
             Purpose::Reserve(p) | Purpose::Bind(p, _) => {
-                if failure == Failure::Refused(ErrorCode::NOT_REGISTERED) {
-                    // The MPR lost our route (a restart): register now.
-                    self.reg.force_refresh(now);
-                    self.arm(now, Timer::Registration);
-                }
                 self.pinhole_failed(p, failure);
             }
         }
     }
 
-    /// Sends a new transaction and arms its retransmission.
+    /// A CMPH refused with 480: the MPR lost our route (it restarted).
+    /// Register at once and send the CMPH again once registered, rather
+    /// than fail the call; a second 480 is final. True if parked.
+    fn park_unregistered(&mut self, now: Instant, tx: &Tx) -> bool {
+        if tx.requeued || tx.purpose == Purpose::Register || self.reg.closing() {
+            return false;
+        }
+        tracing::info!(network = %self.cfg.network, "CMPH refused as not registered: re-registering");
+        self.parked.push((tx.purpose, tx.local, tx.remote));
+        self.reg.force_refresh(now);
+        self.arm(now, Timer::Registration);
+        true
+    }
+
+    /// Sends the parked CMPHs again (registered) or fails their pinholes.
+    fn unpark(&mut self, now: Instant, registered: bool) {
+        for (purpose, local, remote) in std::mem::take(&mut self.parked) {
+            let (Purpose::Reserve(p) | Purpose::Bind(p, _)) = purpose else {
+                continue;
+            };
+            if !self.pinholes.contains_key(&p) {
+                continue;
+            }
+            if registered {
+                if let Some(id) = self.send_request(now, purpose, local, remote, 0)
+                    && let Some(tx) = self.txs.get_mut(&id)
+                {
+                    tx.requeued = true;
+                }
+            } else {
+                self.pinhole_failed(p, Failure::Refused(ErrorCode::NOT_REGISTERED));
+            }
+        }
+    }
+
+    /// Sends a new transaction and arms its retransmission; `None` if it
+    /// could not be encoded (then it has failed).
     fn send_request(
         &mut self,
         now: Instant,
@@ -563,11 +624,11 @@ impl Engine {
         local: SocketAddr,
         remote: SocketAddr,
         auth_retries: u8,
-    ) {
+    ) -> Option<TransactionId> {
         let id = TransactionId(self.rng.transaction_id());
         let Some(payload) = self.encode_request(id, purpose, Class::Request) else {
             self.on_failure(now, purpose, Failure::Refused(ErrorCode::SERVER_ERROR));
-            return;
+            return None;
         };
         let tx = Tx::new(
             purpose,
@@ -586,10 +647,14 @@ impl Engine {
             remote,
             payload,
         });
+        Some(id)
     }
 
     fn restart(&mut self, now: Instant, tx: Tx) {
-        self.send_request(now, tx.purpose, tx.local, tx.remote, tx.auth_retries + 1);
+        let id = self.send_request(now, tx.purpose, tx.local, tx.remote, tx.auth_retries + 1);
+        if let Some(new) = id.and_then(|id| self.txs.get_mut(&id)) {
+            new.requeued = tx.requeued;
+        }
     }
 
     fn tx_timer(&mut self, now: Instant, id: TransactionId) {

@@ -98,7 +98,8 @@ impl Engine {
         Ok(PinholeId(id))
     }
 
-    /// Closes a media pinhole: no more keepalives; the APS mapping goes.
+    /// Closes a media pinhole: no more keepalives; its mapping (APS) or
+    /// delivery (smart terminal) goes and its local ports are released.
     pub fn close_pinhole(&mut self, id: PinholeId) -> Result<(), ClientError> {
         let p = self
             .pinholes
@@ -109,14 +110,25 @@ impl Engine {
         self.txs.retain(
             |_, tx| !matches!(tx.purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if x == id.0),
         );
-        if p.open && p.req.inside.is_some() {
-            for c in 0..p.components() {
-                if let Some((local, _)) = p.ends(c) {
-                    self.commands.push_back(RelayCommand::UnmapLocal { local });
-                }
-            }
-        }
+        self.parked.retain(
+            |(purpose, _, _)| !matches!(purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if *x == id.0),
+        );
+        self.release_ports(&p);
         Ok(())
+    }
+
+    /// The pinhole's local ports are no longer needed: their mapping or
+    /// delivery goes, and a driver that bound them for the CMPH closes
+    /// them (even if the pinhole never opened).
+    fn release_ports(&mut self, p: &Pinhole) {
+        for c in 0..p.components() {
+            let local = if c == 0 {
+                p.req.local
+            } else {
+                plus_one(p.req.local)
+            };
+            self.commands.push_back(RelayCommand::UnmapLocal { local });
+        }
     }
 
     pub(super) fn reserved(&mut self, now: Instant, id: u64, msg: &Message<'_>) {
@@ -204,16 +216,18 @@ impl Engine {
             rtcp_pinhole: p.mapped[1],
         };
         let mut maps = Vec::new();
-        if let Some(inside) = p.req.inside {
-            for c in 0..p.components() {
-                if let Some((local, outside)) = p.ends(c) {
-                    let inside = if c == 0 { inside } else { plus_one(inside) };
-                    maps.push(RelayCommand::MapLocal {
+        for c in 0..p.components() {
+            if let Some((local, outside)) = p.ends(c) {
+                maps.push(match p.req.inside {
+                    // APS (Fig. 7): relay B ↔ A.
+                    Some(inside) => RelayCommand::MapLocal {
                         local,
                         outside,
-                        inside,
-                    });
-                }
+                        inside: if c == 0 { inside } else { plus_one(inside) },
+                    },
+                    // Smart terminal (Fig. 8): port A is the application's.
+                    None => RelayCommand::DeliverLocal { local, outside },
+                });
             }
         }
         let n = p.components();
@@ -235,6 +249,10 @@ impl Engine {
         self.txs.retain(
             |_, tx| !matches!(tx.purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if x == id),
         );
+        self.parked.retain(
+            |(purpose, _, _)| !matches!(purpose, Purpose::Reserve(x) | Purpose::Bind(x, _) if *x == id),
+        );
+        self.release_ports(&p);
         self.stats.pinholes_failed += 1;
         tracing::warn!(pinhole = id, ?failure, "media pinhole failed");
         self.events.push_back(Event::PinholeFailed {

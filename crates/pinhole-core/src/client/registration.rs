@@ -19,6 +19,8 @@ pub(super) struct Registration {
     in_flight: bool,
     alarm: bool,
     force: bool,
+    /// Deregistering or deregistered: ask LIFETIME 0, never refresh.
+    closing: bool,
 }
 
 impl Registration {
@@ -34,6 +36,7 @@ impl Registration {
             in_flight: false,
             alarm: false,
             force: false,
+            closing: false,
         }
     }
 
@@ -54,8 +57,16 @@ impl Registration {
         self.retry_at = self.retry_at.min(now);
     }
 
+    pub(super) fn closing(&self) -> bool {
+        self.closing
+    }
+
     pub(super) fn asked_lifetime(&self, cfg: &Config) -> Duration {
-        cfg.lifetime
+        if self.closing {
+            Duration::ZERO
+        } else {
+            cfg.lifetime
+        }
     }
 
     /// When the next Registration Request is due.
@@ -70,8 +81,46 @@ impl Registration {
 }
 
 impl Engine {
+    /// Removes the route at the MPR: a Registration Request with LIFETIME 0
+    /// (wire-format.md §3.1), retransmitted like any other. Every media
+    /// pinhole is closed first (their mappings go), and from now on the
+    /// engine neither refreshes nor keeps anything alive: it is for a
+    /// graceful shutdown. [`Event::Deregistered`] follows the MPR's
+    /// answer; [`Engine::deregistering`] is true until an answer or a
+    /// timeout. Returns false, sending nothing, when there is no
+    /// registration to remove (never registered, or already closing).
+    pub fn deregister(&mut self, now: Instant) -> bool {
+        if self.reg.closing {
+            return false;
+        }
+        let ids: Vec<u64> = self.pinholes.keys().copied().collect();
+        for id in ids {
+            let _ = self.close_pinhole(super::PinholeId(id));
+        }
+        self.parked.clear();
+        let pending = self.reg.pinhole.is_some() || self.reg.in_flight;
+        // A refresh in flight must not re-create the route behind us.
+        self.txs.retain(|_, tx| tx.purpose != Purpose::Register);
+        self.reg.closing = true;
+        self.reg.in_flight = false;
+        if !pending {
+            return false;
+        }
+        tracing::info!(network = %self.cfg.network, "deregistering");
+        self.reg.in_flight = true;
+        self.stats.registrations_sent += 1;
+        let (local, remote) = (self.cfg.signaling, self.cfg.mpr);
+        self.send_request(now, Purpose::Register, local, remote, 0);
+        true
+    }
+
+    /// True while a deregistration waits for the MPR's answer.
+    pub fn deregistering(&self) -> bool {
+        self.reg.closing && self.reg.in_flight
+    }
+
     pub(super) fn registration_timer(&mut self, now: Instant) {
-        if self.reg.in_flight {
+        if self.reg.in_flight || self.reg.closing {
             return;
         }
         let due = self.reg.due(self.cfg.effective_refresh());
@@ -104,6 +153,10 @@ impl Engine {
         if r.granted.is_zero() {
             // Deregistered (we asked for lifetime 0): nothing to refresh.
             r.pinhole = None;
+            if r.closing {
+                tracing::info!(network = %self.cfg.network, "deregistered");
+                self.events.push_back(Event::Deregistered);
+            }
             return;
         }
         if let Some(pinhole) = pinhole {
@@ -114,12 +167,20 @@ impl Engine {
         }
         let due = self.reg.due(self.cfg.effective_refresh());
         self.arm(due, Timer::Registration);
+        self.unpark(now, true);
     }
 
     pub(super) fn registration_failed(&mut self, now: Instant, failure: Failure) {
         let r = &mut self.reg;
         r.in_flight = false;
         r.pinhole = None;
+        if r.closing {
+            // Shutting down: the route expires at the MPR on its own.
+            tracing::warn!(network = %self.cfg.network, ?failure, "deregistration not confirmed");
+            return;
+        }
+        self.unpark(now, false);
+        let r = &mut self.reg;
         r.alarm = true;
         let retry_in = r.backoff;
         r.retry_at = now + retry_in;

@@ -477,3 +477,319 @@ fn traffic_reports_reach_only_their_own_pinhole() {
     assert_eq!(from(&p, a), 0);
     assert_eq!(from(&p, b), 3);
 }
+
+fn opened_relay(p: &P, id: PinholeId) -> Option<SocketAddr> {
+    p.events.iter().find_map(|e| match e {
+        Event::PinholeOpened { id: i, relay, .. } if *i == id => Some(*relay),
+        _ => None,
+    })
+}
+
+fn commands(p: &mut P) -> Vec<RelayCommand> {
+    std::iter::from_fn(|| p.cl.poll_command()).collect()
+}
+
+#[test]
+fn relay_activity_on_a_mapping_suppresses_keepalives_and_silence_does_not() {
+    let mut p = P::new(|_| {});
+    p.advance(Duration::from_millis(10));
+    let b = addr("10.0.0.2:45000");
+    let id =
+        p.cl.open_pinhole(
+            p.now,
+            PinholeRequest {
+                local: b,
+                relay: None,
+                rtcp: RtcpMode::Mux,
+                key: b"busy".to_vec(),
+                inside: Some(addr("10.0.0.77:8000")),
+            },
+        )
+        .unwrap();
+    p.advance(Duration::from_millis(10));
+    let relay = opened_relay(&p, id).unwrap();
+    let keepalives = |p: &P| {
+        p.sent
+            .iter()
+            .filter(|t| t.remote == relay && t.payload[..2] == [0x00, 0x11])
+            .count()
+    };
+    // The relay reports media sent out of B every 500 ms for 60 s (three
+    // refresh intervals): never a keepalive.
+    for _ in 0..120 {
+        p.advance(Duration::from_millis(500));
+        let now = p.now;
+        p.cl.handle_relay(now, RelayReport::LocalActivity { local: b, at: now });
+    }
+    assert_eq!(keepalives(&p), 0, "busy pinhole: no keepalive");
+    // Reports for other sockets or legs change nothing.
+    for _ in 0..3 {
+        p.advance(Duration::from_secs(10));
+        let now = p.now;
+        let other = addr("10.0.0.2:45002");
+        p.cl.handle_relay(
+            now,
+            RelayReport::LocalActivity {
+                local: other,
+                at: now,
+            },
+        );
+        p.cl.handle_relay(
+            now,
+            RelayReport::Activity {
+                leg: crate::types::LegId(1),
+                at: now,
+            },
+        );
+    }
+    assert_eq!(keepalives(&p), 1, "silent for 20 s: one keepalive");
+    assert_eq!(p.cl.stats().keepalives, 1);
+}
+
+#[test]
+fn a_smart_terminal_pinhole_hands_its_port_to_the_application() {
+    let mut p = P::new(|_| {});
+    p.advance(Duration::from_millis(10));
+    let a = addr("10.0.0.2:46000");
+    let id =
+        p.cl.open_pinhole(
+            p.now,
+            PinholeRequest {
+                local: a,
+                relay: None,
+                rtcp: RtcpMode::Pair,
+                key: b"fig8".to_vec(),
+                inside: None,
+            },
+        )
+        .unwrap();
+    p.advance(Duration::from_millis(10));
+    let relay = opened_relay(&p, id).unwrap();
+    assert_eq!(
+        commands(&mut p),
+        vec![
+            RelayCommand::DeliverLocal {
+                local: a,
+                outside: relay
+            },
+            RelayCommand::DeliverLocal {
+                local: addr("10.0.0.2:46001"),
+                outside: SocketAddr::new(relay.ip(), relay.port() + 1),
+            },
+        ]
+    );
+    p.cl.close_pinhole(id).unwrap();
+    assert_eq!(
+        commands(&mut p),
+        vec![
+            RelayCommand::UnmapLocal { local: a },
+            RelayCommand::UnmapLocal {
+                local: addr("10.0.0.2:46001")
+            },
+        ]
+    );
+}
+
+/// A fresh MPR engine (a restart: new nonce secret, no routes, no legs).
+fn restarted_mpr(p: &P, f: impl FnOnce(&mut mpr::NetworkConfig)) -> mpr::Engine {
+    let mut mc = mpr::Config::new("203.0.113.10".parse().unwrap(), [9; 32]);
+    let mut net = mpr::NetworkConfig::new("corp1", CRED.to_vec());
+    f(&mut net);
+    mc.networks.push(net);
+    mpr::Engine::new(mc, p.now).unwrap()
+}
+
+#[test]
+fn after_an_mpr_restart_a_cmph_re_registers_and_then_succeeds() {
+    let mut p = P::new(|_| {});
+    p.advance(Duration::from_millis(10));
+    let registered_before = p.cl.stats().registrations_ok;
+    let retries_before = p.cl.stats().nonce_retries;
+    p.mpr = restarted_mpr(&p, |_| {});
+    p.events.clear();
+    // Fig. 11 right after the restart, long before the next refresh: the
+    // reserve meets 438 (the old nonce), then 480 (no route).
+    let id =
+        p.cl.open_pinhole(
+            p.now,
+            PinholeRequest {
+                local: addr("10.0.0.2:47000"),
+                relay: None,
+                rtcp: RtcpMode::Mux,
+                key: b"after-restart".to_vec(),
+                inside: Some(addr("10.0.0.77:8000")),
+            },
+        )
+        .unwrap();
+    p.advance(Duration::from_millis(10));
+    assert_eq!(p.cl.stats().nonce_retries, retries_before + 1, "one 438");
+    assert!(p.mpr.stats().stale_nonces >= 1);
+    assert!(
+        p.events
+            .iter()
+            .any(|e| matches!(e, Event::Registered { .. })),
+        "re-registered at once: {:?}",
+        p.events
+    );
+    assert!(p.mpr.route("corp1", Protocol::Sip).is_some());
+    assert!(opened_relay(&p, id).is_some(), "{:?}", p.events);
+    assert!(
+        !p.events
+            .iter()
+            .any(|e| matches!(e, Event::PinholeFailed { .. } | Event::Alarm { .. })),
+        "{:?}",
+        p.events
+    );
+    assert_eq!(p.cl.stats().registrations_ok, registered_before + 1);
+}
+
+#[test]
+fn a_cmph_parked_on_480_fails_when_re_registration_is_refused() {
+    let mut p = P::new(|_| {});
+    p.advance(Duration::from_millis(10));
+    // The restarted MPR no longer lets corp1 register SIP.
+    p.mpr = restarted_mpr(&p, |n| n.protocols = vec![Protocol::Mgcp]);
+    p.events.clear();
+    let id =
+        p.cl.open_pinhole(
+            p.now,
+            PinholeRequest {
+                local: addr("10.0.0.2:47100"),
+                relay: None,
+                rtcp: RtcpMode::Mux,
+                key: b"refused".to_vec(),
+                inside: None,
+            },
+        )
+        .unwrap();
+    p.advance(Duration::from_millis(10));
+    assert!(p.events.contains(&Event::PinholeFailed {
+        id,
+        failure: Failure::Refused(ErrorCode::NOT_REGISTERED),
+    }));
+    assert!(p.events.iter().any(|e| matches!(
+        e,
+        Event::Alarm {
+            failure: Failure::Refused(ErrorCode::FORBIDDEN),
+            ..
+        }
+    )));
+    assert!(
+        commands(&mut p).contains(&RelayCommand::UnmapLocal {
+            local: addr("10.0.0.2:47100")
+        }),
+        "the failed pinhole's port is released"
+    );
+    let cmph = |p: &P| {
+        p.sent
+            .iter()
+            .filter(|t| t.payload[..2] == [0x02, 0x82])
+            .count()
+    };
+    let sent = cmph(&p);
+    p.advance(Duration::from_secs(10));
+    assert_eq!(cmph(&p), sent, "the failed CMPH is not sent again");
+}
+
+#[test]
+fn deregister_removes_the_route_at_once_and_the_engine_goes_quiet() {
+    let mut p = P::new(|_| {});
+    p.advance(Duration::from_millis(10));
+    let b = addr("10.0.0.2:47200");
+    p.cl.open_pinhole(
+        p.now,
+        PinholeRequest {
+            local: b,
+            relay: None,
+            rtcp: RtcpMode::Mux,
+            key: b"k".to_vec(),
+            inside: Some(addr("10.0.0.77:8000")),
+        },
+    )
+    .unwrap();
+    p.advance(Duration::from_millis(10));
+    let _ = commands(&mut p);
+    assert!(p.mpr.route("corp1", Protocol::Sip).is_some());
+    let now = p.now;
+    assert!(p.cl.deregister(now));
+    assert!(p.cl.deregistering());
+    assert_eq!(
+        commands(&mut p),
+        vec![RelayCommand::UnmapLocal { local: b }]
+    );
+    let t = p.cl.poll_transmit().unwrap();
+    let msg = Message::decode(&t.payload).unwrap();
+    assert_eq!((msg.method(), msg.lifetime()), (Method::Register, Some(0)));
+    assert_eq!(t.local, addr("10.0.0.2:5060"));
+    // Deliver it (the harness only sees what it polls itself).
+    let _ = p.mpr.handle_datagram(
+        now,
+        Receive {
+            local: t.remote,
+            remote: public(t.local),
+            bytes: &t.payload,
+        },
+    );
+    p.advance(Duration::from_millis(10));
+    assert!(
+        p.mpr.route("corp1", Protocol::Sip).is_none(),
+        "gone at once"
+    );
+    assert!(!p.cl.deregistering());
+    assert_eq!(p.events.last(), Some(&Event::Deregistered));
+    assert_eq!(p.cl.registered_pinhole(), None);
+    // Nothing more: no refresh, no keepalive, no new pinholes.
+    let sent = p.sent.len();
+    p.advance(Duration::from_secs(3600));
+    assert_eq!(p.sent.len(), sent);
+    let req = PinholeRequest {
+        local: b,
+        relay: None,
+        rtcp: RtcpMode::Mux,
+        key: b"k".to_vec(),
+        inside: None,
+    };
+    assert_eq!(
+        p.cl.open_pinhole(p.now, req),
+        Err(ClientError::NotRegistered)
+    );
+    assert!(!p.cl.deregister(p.now), "already deregistered");
+}
+
+#[test]
+fn an_unanswered_deregistration_times_out_without_an_alarm() {
+    let mut p = P::new(|c| {
+        c.retransmit = Retransmit {
+            rto: Duration::from_millis(100),
+            rc: 3,
+            rm: 4,
+        };
+    });
+    p.advance(Duration::from_millis(10));
+    p.blackhole = true;
+    let now = p.now;
+    assert!(p.cl.deregister(now));
+    p.advance(Duration::from_millis(10));
+    assert!(p.cl.deregistering());
+    p.advance(Duration::from_secs(2));
+    assert!(!p.cl.deregistering());
+    assert!(
+        !p.events
+            .iter()
+            .any(|e| matches!(e, Event::Alarm { .. } | Event::Deregistered))
+    );
+    assert_eq!(p.cl.stats().registrations_sent, 2);
+    let sent = p.sent.len();
+    p.advance(Duration::from_secs(120));
+    assert_eq!(p.sent.len(), sent, "no retry after a shutdown");
+}
+
+#[test]
+fn deregister_before_any_registration_sends_nothing() {
+    let mut p = P::new(|_| {});
+    let now = p.now;
+    assert!(!p.cl.deregister(now));
+    assert!(p.cl.poll_transmit().is_none());
+    p.advance(Duration::from_secs(60));
+    assert!(p.sent.is_empty());
+}

@@ -24,6 +24,9 @@ pub(super) struct Tx {
     params: Retransmit,
     pub(super) next_at: Instant,
     pub(super) auth_retries: u8,
+    /// A CMPH sent again after a 480 made the client re-register: a
+    /// second 480 is final.
+    pub(super) requeued: bool,
 }
 
 impl Tx {
@@ -45,6 +48,7 @@ impl Tx {
             params,
             next_at: now,
             auth_retries,
+            requeued: false,
         };
         tx.next_at = now + tx.wait();
         tx

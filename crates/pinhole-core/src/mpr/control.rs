@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::nonce::{NonceCheck, Replay};
-use super::{Engine, Event, InputError, NetIdx, Owner, TimerKey};
+use super::{Engine, Event, InputError, NetIdx, Owner, PendingReserve, RESERVE_ATTEMPTS, TimerKey};
 use crate::relay::Remote;
 use crate::types::{Component, LegId, Receive, Transmit};
 use crate::wire::{
@@ -19,6 +19,9 @@ enum Answer {
     },
     Cmph {
         leg: LegId,
+        /// A reserve that allocated this leg now: its answer waits on the
+        /// relay opening the ports (see `PendingReserve`).
+        reserved: bool,
     },
     /// An indication: bound, nothing to send.
     Silent,
@@ -245,24 +248,18 @@ impl Engine {
                 }),
                 Ok(()),
             ),
-            Ok(Answer::Cmph { leg }) => {
-                let (relay, mode) = self
-                    .legs
-                    .get(&leg)
-                    .map(|l| (l.rtp_addr(), l.rtcp_mode))
-                    .unwrap_or((rx.local, RtcpMode::Pair));
-                let lifetime = secs(self.timers_cfg.leg_inactivity);
-                (
-                    encode(Method::Cmph, Class::Success, id, Some(&key), |b| {
-                        b.xor_mapped_address(rx.remote)?;
-                        b.xor_relayed_address(relay)?;
-                        b.rtcp_mode(mode)?;
-                        b.lifetime(lifetime)?;
-                        b.nonce(&nonce)?;
-                        Ok(())
-                    }),
-                    Ok(()),
-                )
+            Ok(Answer::Cmph { leg, reserved }) => {
+                if reserved {
+                    self.pending_reserves.push(PendingReserve {
+                        leg,
+                        id,
+                        local: rx.local,
+                        remote: rx.remote,
+                        net,
+                        attempts: 1,
+                    });
+                }
+                (self.cmph_success(id, rx, &key, &nonce, leg), Ok(()))
             }
             Err((code, what)) => {
                 let bytes = if silent {
@@ -420,11 +417,30 @@ impl Engine {
             .leg_key()
             .ok_or((ErrorCode::BAD_REQUEST, "LEG-KEY missing"))?;
         if let Some(&leg) = self.by_key.get(&(net, Box::from(key))) {
-            return Ok(Answer::Cmph { leg });
+            return Ok(Answer::Cmph {
+                leg,
+                reserved: false,
+            });
         }
         let mode = msg.rtcp_mode().unwrap_or_default();
+        let leg = self.reserve_leg(now, net, rx.remote.ip(), mode, key.into())?;
+        Ok(Answer::Cmph {
+            leg,
+            reserved: true,
+        })
+    }
+
+    /// Allocates a leg for a reserve and files it under its LEG-KEY.
+    fn reserve_leg(
+        &mut self,
+        now: Instant,
+        net: NetIdx,
+        family_of: std::net::IpAddr,
+        mode: RtcpMode,
+        key: Box<[u8]>,
+    ) -> Result<LegId, (ErrorCode, &'static str)> {
         let leg = self
-            .open_leg(now, Owner::Network(net), rx.remote.ip(), mode)
+            .open_leg(now, Owner::Network(net), family_of, mode)
             .map_err(|e| match e {
                 super::IntentError::QuotaReached => (ErrorCode::QUOTA_REACHED, "leg quota reached"),
                 super::IntentError::NoRelayAddress => {
@@ -436,13 +452,99 @@ impl Engine {
                 }
             })?;
         if let Some(l) = self.legs.get_mut(&leg) {
-            l.key = Some(key.into());
+            l.key = Some(key.clone());
         }
-        self.by_key.insert((net, key.into()), leg);
+        self.by_key.insert((net, key), leg);
         self.stats.cmph_reserved += 1;
         self.arm(now + self.timers_cfg.leg_inactivity, TimerKey::Leg(leg.0));
         self.refresh_gauges();
-        Ok(Answer::Cmph { leg })
+        Ok(leg)
+    }
+
+    /// The relay could not open the ports of a leg a reserve just
+    /// allocated, and the reserve's answer has not left yet: try another
+    /// port pair, or answer 508 once `RESERVE_ATTEMPTS` pairs failed. The
+    /// queued answer and the replay cache's copy are rewritten, so the
+    /// client never learns a relay address that has no leg behind it.
+    pub(super) fn reanswer_reserve(&mut self, now: Instant, p: PendingReserve) {
+        let n = &self.networks[p.net];
+        let key = n.key.clone();
+        let leg_key = self
+            .legs
+            .get(&p.leg)
+            .and_then(|l| l.key.clone())
+            .unwrap_or_default();
+        let mode = self
+            .legs
+            .get(&p.leg)
+            .map_or(RtcpMode::Pair, |l| l.rtcp_mode);
+        self.close_leg(now, p.leg);
+        let rx = Receive {
+            local: p.local,
+            remote: p.remote,
+            bytes: &[],
+        };
+        let retry = if p.attempts < RESERVE_ATTEMPTS && !leg_key.is_empty() {
+            self.reserve_leg(now, p.net, p.remote.ip(), mode, leg_key)
+        } else {
+            self.stats.ports_exhausted += 1;
+            Err((
+                ErrorCode::INSUFFICIENT_CAPACITY,
+                "no relay port pair could be opened",
+            ))
+        };
+        let bytes = match retry {
+            Ok(leg) => {
+                tracing::warn!(failed = %p.leg, %leg, "reserved leg's ports could not be opened; trying another pair");
+                self.pending_reserves.push(PendingReserve {
+                    leg,
+                    attempts: p.attempts + 1,
+                    ..p
+                });
+                let nonce = self.mint(p.net, p.remote.ip(), now);
+                self.cmph_success(p.id, rx, &key, &nonce, leg)
+            }
+            Err((code, what)) => {
+                tracing::warn!(leg = %p.leg, code = code.0, what, "CMPH reserve refused: relay ports unavailable");
+                self.stats.refusals += 1;
+                encode(Method::Cmph, Class::Error, p.id, Some(&key), |b| {
+                    b.error_code(code, code.reason())?;
+                    Ok(())
+                })
+            }
+        };
+        let queued = self.transmits.iter_mut().find(|t| {
+            t.local == p.local && t.remote == p.remote && t.payload.get(8..20) == Some(&p.id.0[..])
+        });
+        if let Some(t) = queued {
+            t.payload.clone_from(&bytes);
+        }
+        self.replay.replace(&p.id, &bytes);
+    }
+
+    /// A CMPH success for `leg`, answering transaction `id` from `rx`.
+    fn cmph_success(
+        &self,
+        id: TransactionId,
+        rx: Receive<'_>,
+        key: &IntegrityKey,
+        nonce: &[u8],
+        leg: LegId,
+    ) -> Vec<u8> {
+        let (relay, mode) = self
+            .legs
+            .get(&leg)
+            .map(|l| (l.rtp_addr(), l.rtcp_mode))
+            .unwrap_or((rx.local, RtcpMode::Pair));
+        let lifetime = secs(self.timers_cfg.leg_inactivity);
+        encode(Method::Cmph, Class::Success, id, Some(key), |b| {
+            b.xor_mapped_address(rx.remote)?;
+            b.xor_relayed_address(relay)?;
+            b.rtcp_mode(mode)?;
+            b.lifetime(lifetime)?;
+            b.nonce(nonce)?;
+            Ok(())
+        })
     }
 
     /// CMPH to a relay port: bind that component to the observed source.
@@ -495,7 +597,10 @@ impl Engine {
         Ok(if msg.class() == Class::Indication {
             Answer::Silent
         } else {
-            Answer::Cmph { leg: id }
+            Answer::Cmph {
+                leg: id,
+                reserved: false,
+            }
         })
     }
 

@@ -327,10 +327,21 @@ impl Engine {
             RelayReport::OpenFailed { leg } => {
                 tracing::warn!(%leg, "relay could not open the leg's ports; dropping the leg");
                 self.stats.relay_open_failures += 1;
-                self.detach(leg);
-                self.close_leg(now, leg);
+                let pending = self.pending_reserves.iter().position(|p| p.leg == leg);
+                match pending {
+                    Some(i) => {
+                        let p = self.pending_reserves.swap_remove(i);
+                        self.reanswer_reserve(now, p);
+                    }
+                    None => {
+                        self.detach(leg);
+                        self.close_leg(now, leg);
+                    }
+                }
                 self.refresh_gauges();
             }
+            // A client relay's report; nothing for the MPR.
+            RelayReport::LocalActivity { .. } => {}
             RelayReport::Latched {
                 leg,
                 component,

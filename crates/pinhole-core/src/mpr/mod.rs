@@ -459,6 +459,23 @@ struct Call {
     last_activity: Instant,
 }
 
+/// Port pairs a CMPH reserve tries when the relay cannot open them (held
+/// by another process) before it answers 508.
+const RESERVE_ATTEMPTS: u8 = 4;
+
+/// A reserve whose leg is new and whose answer is queued but not yet
+/// polled: if the relay reports [`RelayReport::OpenFailed`] for the leg
+/// before the driver takes the answer, the answer is rewritten.
+#[derive(Clone, Copy, Debug)]
+struct PendingReserve {
+    leg: LegId,
+    id: wire::TransactionId,
+    local: SocketAddr,
+    remote: SocketAddr,
+    net: NetIdx,
+    attempts: u8,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum TimerKey {
     Route(NetIdx, u8),
@@ -493,6 +510,7 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     commands: VecDeque<RelayCommand>,
     events: VecDeque<Event>,
+    pending_reserves: Vec<PendingReserve>,
     stats: Stats,
 }
 
@@ -573,6 +591,7 @@ impl Engine {
             transmits: VecDeque::new(),
             commands: VecDeque::new(),
             events: VecDeque::new(),
+            pending_reserves: Vec::new(),
             stats: Stats::default(),
         })
     }
@@ -638,8 +657,16 @@ impl Engine {
     }
 
     /// The next datagram to send.
+    ///
+    /// Drain [`Engine::poll_command`] (and report any
+    /// [`RelayReport::OpenFailed`]) first: a CMPH reserve's answer names
+    /// its new leg's relay address, and it is final only once the relay
+    /// has tried to open that leg. A failed open reported before this call
+    /// turns the answer into one for another port pair, or a 508.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        // Once answers leave, they can no longer be rewritten.
+        self.pending_reserves.clear();
         self.transmits.pop_front()
     }
 

@@ -245,6 +245,14 @@ impl ReplayCache {
     /// Remembers a transaction. When full, the oldest is forgotten: that
     /// re-opens a replay only from the original source IP, since nonces
     /// are bound to it.
+    /// Replaces the cached response of a known transaction (a reserve
+    /// re-answered before its answer left); unknown ids are ignored.
+    pub(crate) fn replace(&mut self, id: &TransactionId, response: &[u8]) {
+        if let Some(s) = self.seen.get_mut(id) {
+            s.response = response.into();
+        }
+    }
+
     pub(crate) fn insert(
         &mut self,
         id: TransactionId,

@@ -1025,3 +1025,117 @@ fn a_leg_the_relay_cannot_open_is_replaced_when_the_intent_is_planned_again() {
     assert_eq!(t.mpr.leg(a).unwrap().peer, Some(b2));
     assert_eq!(t.mpr.stats().legs_open, 2);
 }
+
+/// Reserves `leg_key` from `media` without polling the answer, as a driver
+/// does before it has applied the relay commands.
+fn reserve_unpolled(t: &mut T, nonce: &[u8], media: SocketAddr, leg_key: &[u8]) -> Vec<u8> {
+    let tid = t.tid();
+    let reserve = cmph_msg(tid, Class::Request, CRED, nonce, Some(leg_key));
+    t.mpr
+        .handle_datagram(
+            t.now,
+            Receive {
+                local: t.control,
+                remote: media,
+                bytes: &reserve,
+            },
+        )
+        .unwrap();
+    reserve
+}
+
+fn opened_leg(cmds: &[RelayCommand]) -> Option<(LegId, SocketAddr)> {
+    cmds.iter().find_map(|c| match c {
+        RelayCommand::OpenLeg { leg, rtp, .. } => Some((*leg, *rtp)),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_reserve_whose_leg_cannot_be_opened_is_answered_for_another_pair() {
+    let mut t = T::new();
+    let nonce = t.register();
+    t.drain_commands();
+    let media = addr("198.51.100.1:40002");
+    let reserve = reserve_unpolled(&mut t, &nonce, media, b"call-9/0");
+    let (first, first_addr) = opened_leg(&t.drain_commands()).unwrap();
+    // The relay found the pair taken by another process.
+    t.mpr
+        .handle_relay(t.now, RelayReport::OpenFailed { leg: first });
+    let cmds = t.drain_commands();
+    assert!(cmds.contains(&RelayCommand::CloseLeg { leg: first }));
+    let (second, second_addr) = opened_leg(&cmds).expect("a leg on another pair");
+    assert_ne!(second_addr, first_addr);
+    // The one answer that leaves names the leg that exists.
+    let out: Vec<Transmit> = std::iter::from_fn(|| t.mpr.poll_transmit()).collect();
+    assert_eq!(out.len(), 1);
+    let resp = Message::decode(&out[0].payload).unwrap();
+    assert_eq!(resp.class(), Class::Success);
+    resp.verify(CRED).unwrap();
+    assert_eq!(resp.xor_relayed_address(), Some(second_addr));
+    assert_eq!(t.mpr.stats().relay_open_failures, 1);
+    assert_eq!(t.mpr.stats().legs_open, 1);
+    // A retransmission of the reserve gets the corrected answer.
+    let (r, again) = t.send(t.control, media, &reserve);
+    r.unwrap();
+    assert_eq!(again[0].payload, out[0].payload);
+    // Binding the named port works; the failed one has no leg.
+    let tid = t.tid();
+    let bind = cmph_msg(tid, Class::Request, CRED, &nonce, Some(b"call-9/0"));
+    let (r, out) = t.send(second_addr, media, &bind);
+    r.unwrap();
+    assert_eq!(
+        Message::decode(&out[0].payload).unwrap().class(),
+        Class::Success
+    );
+    assert_eq!(t.mpr.leg_by_port(second_addr.port()), Some(second));
+    assert_eq!(t.mpr.leg_by_port(first_addr.port()), None);
+}
+
+#[test]
+fn a_reserve_no_pair_of_which_can_be_opened_gets_508_and_leaves_no_leg() {
+    let mut t = T::new();
+    let nonce = t.register();
+    t.drain_commands();
+    let media = addr("198.51.100.1:40002");
+    let reserve = reserve_unpolled(&mut t, &nonce, media, b"call-10/0");
+    let mut failed = 0;
+    while let Some((leg, _)) = opened_leg(&t.drain_commands()) {
+        failed += 1;
+        assert!(failed <= 4, "the MPR keeps trying new pairs");
+        t.mpr.handle_relay(t.now, RelayReport::OpenFailed { leg });
+    }
+    assert_eq!(failed, 4);
+    let out: Vec<Transmit> = std::iter::from_fn(|| t.mpr.poll_transmit()).collect();
+    assert_eq!(out.len(), 1);
+    let resp = Message::decode(&out[0].payload).unwrap();
+    assert_eq!(resp.class(), Class::Error);
+    resp.verify(CRED).unwrap();
+    assert_eq!(
+        resp.error_code().unwrap().0,
+        ErrorCode::INSUFFICIENT_CAPACITY
+    );
+    assert_eq!(t.mpr.stats().legs_open, 0);
+    assert_eq!(t.mpr.stats().relay_open_failures, 4);
+    // A retransmission gets the same refusal, and no leg is created.
+    let (r, again) = t.send(t.control, media, &reserve);
+    r.unwrap();
+    assert_eq!(again[0].payload, out[0].payload);
+    assert!(t.drain_commands().is_empty());
+}
+
+#[test]
+fn an_open_failure_after_the_answer_left_only_drops_the_leg() {
+    let mut t = T::new();
+    let nonce = t.register();
+    t.drain_commands();
+    let media = addr("198.51.100.1:40002");
+    reserve_unpolled(&mut t, &nonce, media, b"call-11/0");
+    let (leg, _) = opened_leg(&t.drain_commands()).unwrap();
+    let out: Vec<Transmit> = std::iter::from_fn(|| t.mpr.poll_transmit()).collect();
+    assert_eq!(out.len(), 1);
+    t.mpr.handle_relay(t.now, RelayReport::OpenFailed { leg });
+    assert_eq!(t.drain_commands(), vec![RelayCommand::CloseLeg { leg }]);
+    assert!(t.mpr.poll_transmit().is_none());
+    assert_eq!(t.mpr.stats().legs_open, 0);
+}

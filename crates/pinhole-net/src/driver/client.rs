@@ -1,11 +1,13 @@
 //! The client driver (APS or smart terminal): the signaling socket carries
 //! Registration and the protocol's own signaling; media sockets live in the
 //! relay, which delivers their control messages here and forwards media by
-//! the engine's B ↔ A mappings.
+//! the engine's B ↔ A mappings (APS) or hands it to the application (smart
+//! terminal, Fig. 8).
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pinhole_core::client::{ClientError, Engine, Event, PinholeId, PinholeRequest, Stats};
 use pinhole_core::relay::RelayCommand;
@@ -15,9 +17,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::mpr::{Signaling, sleep_until};
+use super::mpr::{Signaling, close, sleep_until};
 use super::{SharedRouter, ask, now};
-use crate::relay::{Relay, RelayEvent};
+use crate::relay::{Relay, RelayCounters, RelayEvent};
 
 enum Cmd {
     Open(
@@ -27,7 +29,34 @@ enum Cmd {
     Close(PinholeId, oneshot::Sender<Result<(), ClientError>>),
     Stats(oneshot::Sender<Stats>),
     Registered(oneshot::Sender<Option<SocketAddr>>),
+    RelayCounters(oneshot::Sender<RelayCounters>),
     Send(SocketAddr, Vec<u8>),
+    SendMedia(Media, oneshot::Sender<io::Result<()>>),
+    Shutdown(Duration, oneshot::Sender<Deregistration>),
+}
+
+/// A media datagram of a smart terminal's pinhole (Fig. 8): one that
+/// arrived on, or is to leave from, a port the application owns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Media {
+    /// The media port (port A, the pinhole's local port).
+    pub local: SocketAddr,
+    /// Where it came from (the MPR relay port), or goes to.
+    pub remote: SocketAddr,
+    /// Its bytes, unchanged.
+    pub payload: Vec<u8>,
+}
+
+/// How a graceful [`ClientHandle::shutdown`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deregistration {
+    /// The MPR confirmed: the route is gone now.
+    Confirmed,
+    /// No confirmation in time (or a refusal): the route expires at the
+    /// MPR with its lifetime.
+    Unconfirmed,
+    /// There was no registration to remove.
+    NotRegistered,
 }
 
 /// The application's handle on a running client.
@@ -42,7 +71,13 @@ pub struct ClientOutputs {
     pub events: mpsc::Receiver<Event>,
     /// Non-control datagrams that arrived on the signaling socket.
     pub signaling: mpsc::Receiver<Signaling>,
-    /// The driver task; it ends when every handle is dropped.
+    /// Media for the application: what arrived on a smart terminal's
+    /// pinhole port from its MPR relay port (nothing for an APS, whose
+    /// relay maps B ↔ A itself). Datagrams the application does not take
+    /// in time are dropped when the queue is full.
+    pub media: mpsc::Receiver<Media>,
+    /// The driver task; it ends when every handle is dropped or after
+    /// [`ClientHandle::shutdown`], having closed its sockets.
     pub task: JoinHandle<()>,
 }
 
@@ -70,12 +105,33 @@ impl ClientHandle {
         ask(&self.cmds, "client", Cmd::Registered).await
     }
 
+    /// The media relay's counters (mapped and delivered datagrams, drops).
+    pub async fn relay_counters(&self) -> io::Result<RelayCounters> {
+        ask(&self.cmds, "client", Cmd::RelayCounters).await
+    }
+
     /// Sends signaling from the signaling socket (it counts as pinhole traffic).
     pub async fn send_signaling(&self, remote: SocketAddr, payload: Vec<u8>) -> io::Result<()> {
         self.cmds
             .send(Cmd::Send(remote, payload))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client driver has stopped"))
+    }
+
+    /// Sends the application's media from one of its pinhole ports (a
+    /// smart terminal's port A, Fig. 8) to `media.remote`, normally the MPR
+    /// relay port the pinhole was opened toward. It counts as traffic
+    /// through that pinhole, so no keepalive is needed while media flows.
+    /// `NotFound` if no media socket is bound at `media.local`.
+    pub async fn send_media(&self, media: Media) -> io::Result<()> {
+        ask(&self.cmds, "client", |tx| Cmd::SendMedia(media, tx)).await?
+    }
+
+    /// Stops gracefully: deregisters (REGISTER with LIFETIME 0, so the MPR
+    /// drops the route at once instead of at expiry), waits at most `wait`
+    /// for the answer, then closes every socket and ends the driver.
+    pub async fn shutdown(&self, wait: Duration) -> io::Result<Deregistration> {
+        ask(&self.cmds, "client", |tx| Cmd::Shutdown(wait, tx)).await
     }
 }
 
@@ -98,9 +154,10 @@ pub fn spawn(
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let (ev_tx, ev_rx) = mpsc::channel(1024);
     let (sig_tx, sig_rx) = mpsc::channel(4096);
+    let (media_tx, media_rx) = mpsc::channel(4096);
     let (rx_tx, rx_rx) = mpsc::channel(1024);
     let sock = Arc::clone(&signaling);
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut buf = vec![0u8; 65_536];
         loop {
             match sock.recv_from(&mut buf).await {
@@ -117,10 +174,13 @@ pub fn spawn(
         engine,
         local,
         signaling,
+        reader,
         relay,
         router,
         events: ev_tx,
         app: sig_tx,
+        media: media_tx,
+        deregistered: false,
     };
     let task = tokio::spawn(driver.run(cmd_rx, rx_rx, relay_events));
     Ok((
@@ -128,6 +188,7 @@ pub fn spawn(
         ClientOutputs {
             events: ev_rx,
             signaling: sig_rx,
+            media: media_rx,
             task,
         },
     ))
@@ -137,10 +198,21 @@ struct Driver {
     engine: Engine,
     local: SocketAddr,
     signaling: Arc<UdpSocket>,
+    /// The signaling socket's reader task (it holds the socket).
+    reader: JoinHandle<()>,
     relay: Relay,
     router: SharedRouter,
     events: mpsc::Sender<Event>,
     app: mpsc::Sender<Signaling>,
+    media: mpsc::Sender<Media>,
+    /// The engine reported [`Event::Deregistered`].
+    deregistered: bool,
+}
+
+/// A shutdown in progress: its deadline and who waits for it.
+struct Stopping {
+    deadline: tokio::time::Instant,
+    reply: oneshot::Sender<Deregistration>,
 }
 
 impl Driver {
@@ -150,15 +222,33 @@ impl Driver {
         mut sig_rx: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
         mut relay_events: mpsc::Receiver<RelayEvent>,
     ) {
-        loop {
-            let deadline = self
-                .engine
-                .poll_timeout()
-                .map(tokio::time::Instant::from_std);
+        let mut stopping: Option<Stopping> = None;
+        let outcome = loop {
+            let deadline = [
+                self.engine
+                    .poll_timeout()
+                    .map(tokio::time::Instant::from_std),
+                stopping.as_ref().map(|s| s.deadline),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
+                    Some(Cmd::Shutdown(wait, reply)) => {
+                        if stopping.is_some() {
+                            // Already stopping: the first caller gets the outcome.
+                            let _ = reply.send(Deregistration::Unconfirmed);
+                        } else if self.engine.deregister(now()) {
+                            let deadline = tokio::time::Instant::now() + wait;
+                            stopping = Some(Stopping { deadline, reply });
+                        } else {
+                            self.drain().await;
+                            break Some((reply, Deregistration::NotRegistered));
+                        }
+                    }
                     Some(c) => self.command(c).await,
-                    None => break,
+                    None => break None,
                 },
                 Some((from, payload)) = sig_rx.recv() => {
                     let remote = self.router.inbound(self.local, from);
@@ -169,17 +259,63 @@ impl Driver {
                         tracing::warn!(%remote, "signaling queue full: datagram dropped");
                     }
                 }
-                Some(ev) = relay_events.recv() => {
-                    if let RelayEvent::Control { local, remote, payload } = ev {
-                        let remote = self.router.inbound(local, remote);
-                        let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload });
-                    }
-                }
+                Some(ev) = relay_events.recv() => self.relay_event(ev),
                 () = sleep_until(deadline) => self.engine.handle_timeout(now()),
             }
             self.drain().await;
+            if let Some(s) = &stopping
+                && (!self.engine.deregistering() || tokio::time::Instant::now() >= s.deadline)
+            {
+                let outcome = if self.deregistered {
+                    Deregistration::Confirmed
+                } else {
+                    Deregistration::Unconfirmed
+                };
+                break stopping.take().map(|s| (s.reply, outcome));
+            }
+        };
+        close(vec![self.reader], self.relay).await;
+        drop(self.signaling);
+        if let Some((reply, outcome)) = outcome {
+            tracing::info!(?outcome, "client driver stopped");
+            let _ = reply.send(outcome);
         }
-        self.relay.shutdown();
+    }
+
+    fn relay_event(&mut self, ev: RelayEvent) {
+        match ev {
+            RelayEvent::Control {
+                local,
+                remote,
+                payload,
+            } => {
+                let remote = self.router.inbound(local, remote);
+                let _ = self.engine.handle_datagram(
+                    now(),
+                    Receive {
+                        local,
+                        remote,
+                        bytes: &payload,
+                    },
+                );
+            }
+            RelayEvent::Report(r) => self.engine.handle_relay(now(), r),
+            RelayEvent::Media {
+                local,
+                remote,
+                payload,
+            } => {
+                let remote = self.router.inbound(local, remote);
+                let m = Media {
+                    local,
+                    remote,
+                    payload,
+                };
+                if self.media.try_send(m).is_err() {
+                    tracing::debug!(%local, "media queue full or closed: datagram dropped");
+                }
+            }
+        }
     }
 
     async fn command(&mut self, c: Cmd) {
@@ -205,34 +341,65 @@ impl Driver {
             Cmd::Registered(reply) => {
                 let _ = reply.send(self.engine.registered_pinhole());
             }
+            Cmd::RelayCounters(reply) => {
+                let _ = reply.send(self.relay.counters());
+            }
             Cmd::Send(remote, payload) => {
                 self.engine.handle_traffic(now(), self.local);
                 self.send(self.local, remote, &payload).await;
             }
+            Cmd::SendMedia(m, reply) => {
+                let r = self.send_media(&m);
+                if r.is_ok() {
+                    self.engine.handle_traffic(now(), m.local);
+                }
+                let _ = reply.send(r);
+            }
+            // Handled by the loop.
+            Cmd::Shutdown(..) => {}
         }
+    }
+
+    fn send_media(&self, m: &Media) -> io::Result<()> {
+        if m.local == self.local {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "media cannot leave from the signaling socket",
+            ));
+        }
+        let to = self.router.outbound(m.local, m.remote)?;
+        self.relay.send_from(m.local, to, &m.payload)
     }
 
     async fn drain(&mut self) {
         while let Some(c) = self.engine.poll_command() {
+            // Behind a firewall simulator the outside party is reached
+            // through a route; the relay must match and send to that.
             let c = match c {
-                // Behind a firewall simulator the outside party is reached
-                // through a route; the relay must match and send to that.
                 RelayCommand::MapLocal {
                     local,
                     outside,
                     inside,
-                } => match self.router.outbound(local, outside) {
-                    Ok(outside) => RelayCommand::MapLocal {
+                } => self
+                    .router
+                    .outbound(local, outside)
+                    .map(|outside| RelayCommand::MapLocal {
                         local,
                         outside,
                         inside,
-                    },
-                    Err(e) => {
-                        tracing::error!(%local, error = %e, "no route for a media mapping");
-                        continue;
-                    }
-                },
-                other => other,
+                    }),
+                RelayCommand::DeliverLocal { local, outside } => self
+                    .router
+                    .outbound(local, outside)
+                    .map(|outside| RelayCommand::DeliverLocal { local, outside }),
+                other => Ok(other),
+            };
+            let c = match c {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "no route for a media mapping");
+                    continue;
+                }
             };
             if let Err(e) = self.relay.apply(c) {
                 tracing::error!(command = ?c, error = %e, "relay command failed");
@@ -242,6 +409,7 @@ impl Driver {
             self.send(t.local, t.remote, &t.payload).await;
         }
         while let Some(e) = self.engine.poll_event() {
+            self.deregistered |= e == Event::Deregistered;
             if self.events.try_send(e).is_err() {
                 tracing::debug!("event queue full or closed: event dropped");
             }

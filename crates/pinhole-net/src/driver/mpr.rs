@@ -56,6 +56,7 @@ enum Cmd {
     Stats(oneshot::Sender<Stats>),
     RelayCounters(oneshot::Sender<RelayCounters>),
     Send(SocketAddr, SocketAddr, Vec<u8>),
+    Stop(oneshot::Sender<()>),
 }
 
 /// The application's handle on a running MPR.
@@ -70,7 +71,8 @@ pub struct MprOutputs {
     pub events: mpsc::Receiver<Event>,
     /// Signaling that arrived on the control sockets.
     pub signaling: mpsc::Receiver<Signaling>,
-    /// The driver task; it ends when every handle is dropped.
+    /// The driver task; it ends when every handle is dropped or on
+    /// [`MprHandle::stop`], after closing its sockets.
     pub task: JoinHandle<()>,
 }
 
@@ -102,6 +104,14 @@ impl MprHandle {
         ask(&self.cmds, "MPR", Cmd::RelayCounters).await
     }
 
+    /// Stops the MPR and returns once it has closed every socket (control
+    /// and relay), so that a new MPR can bind the same addresses. Routes,
+    /// legs and nonces are lost: clients notice at their next request (438)
+    /// and register again (flows.md, "MPR restart").
+    pub async fn stop(&self) -> io::Result<()> {
+        ask(&self.cmds, "MPR", Cmd::Stop).await
+    }
+
     /// Sends signaling from one of the control sockets (into a route's pinhole).
     pub async fn send_signaling(
         &self,
@@ -128,13 +138,14 @@ pub fn spawn(
     let (sig_tx, sig_rx) = mpsc::channel(4096);
     let (rx_tx, rx_rx) = mpsc::channel(4096);
     let mut locals = Vec::with_capacity(controls.len());
+    let mut readers = Vec::with_capacity(controls.len());
     for s in &controls {
         let local = s.local_addr()?;
         locals.push(local);
         // One reader per control socket: control traffic is light, and a
         // channel keeps the driver loop a single select.
         let (sock, tx) = (Arc::clone(s), rx_tx.clone());
-        tokio::spawn(async move {
+        readers.push(tokio::spawn(async move {
             let mut buf = vec![0u8; 65_536];
             loop {
                 match sock.recv_from(&mut buf).await {
@@ -146,11 +157,12 @@ pub fn spawn(
                     Err(e) => tracing::debug!(%local, error = %e, "control socket receive error"),
                 }
             }
-        });
+        }));
     }
     let driver = Driver {
         engine,
         controls: locals.into_iter().zip(controls).collect(),
+        readers,
         relay,
         events: ev_tx,
         signaling: sig_tx,
@@ -169,6 +181,8 @@ pub fn spawn(
 struct Driver {
     engine: Engine,
     controls: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    /// The control sockets' reader tasks (each holds its socket).
+    readers: Vec<JoinHandle<()>>,
     relay: Relay,
     events: mpsc::Sender<Event>,
     signaling: mpsc::Sender<Signaling>,
@@ -181,15 +195,16 @@ impl Driver {
         mut control_rx: mpsc::Receiver<(SocketAddr, SocketAddr, Vec<u8>)>,
         mut relay_events: mpsc::Receiver<RelayEvent>,
     ) {
-        loop {
+        let stopped = loop {
             let deadline = self
                 .engine
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
+                    Some(Cmd::Stop(reply)) => break Some(reply),
                     Some(c) => self.command(c).await,
-                    None => break,
+                    None => break None,
                 },
                 Some((local, remote, payload)) = control_rx.recv() => {
                     if wire::is_control(&payload) {
@@ -203,12 +218,19 @@ impl Driver {
                         let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload });
                     }
                     RelayEvent::Report(r) => self.engine.handle_relay(now(), r),
+                    // The MPR never asks for delivery.
+                    RelayEvent::Media { .. } => {}
                 },
                 () = sleep_until(deadline) => self.engine.handle_timeout(now()),
             }
             self.drain().await;
+        };
+        close(self.readers, self.relay).await;
+        drop(self.controls);
+        if let Some(reply) = stopped {
+            let _ = reply.send(());
         }
-        self.relay.shutdown();
+        tracing::info!("MPR driver stopped; sockets closed");
     }
 
     async fn command(&mut self, c: Cmd) {
@@ -246,6 +268,8 @@ impl Driver {
                 let _ = reply.send(self.relay.counters());
             }
             Cmd::Send(local, remote, payload) => self.send(local, remote, &payload).await,
+            // Handled by the loop.
+            Cmd::Stop(_) => {}
         }
     }
 
@@ -287,6 +311,23 @@ impl Driver {
         if let Err(e) = r {
             tracing::warn!(%local, %remote, error = %e, "send failed");
         }
+    }
+}
+
+/// Ends the socket reader tasks (dropping their sockets) and the relay
+/// (closing its sockets), so the addresses are free when this returns.
+pub(crate) async fn close(readers: Vec<JoinHandle<()>>, relay: Relay) {
+    for r in readers {
+        r.abort();
+        // Cancelled, or ended on its own: either way its socket is dropped.
+        let _ = r.await;
+    }
+    // Joining the worker threads blocks; keep it off the runtime's threads.
+    if tokio::task::spawn_blocking(move || relay.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::error!("relay shutdown panicked");
     }
 }
 

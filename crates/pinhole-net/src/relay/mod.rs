@@ -21,8 +21,14 @@
 //! - **Client mappings** ([`RelayCommand::MapLocal`], the APS side): a
 //!   socket at `local` relays between `outside` and `inside`, in both
 //!   directions, and drops anything else.
+//! - **Delivery** ([`RelayCommand::DeliverLocal`], a smart terminal): media
+//!   from `outside` arriving at `local` becomes [`RelayEvent::Media`] for
+//!   the application, which sends its own with [`Relay::send_from`];
+//!   anything else is dropped.
 //! - **Activity** is reported at most once per leg per
-//!   [`RelayConfig::activity_interval`], never per packet.
+//!   [`RelayConfig::activity_interval`], never per packet; likewise
+//!   [`RelayReport::LocalActivity`] for media a mapping sends out through
+//!   its pinhole.
 //!
 //! # Threads
 //!
@@ -139,8 +145,19 @@ pub enum RelayEvent {
         payload: Vec<u8>,
     },
     /// For the engine's `handle_relay`. Activity reports are coalesced: at
-    /// most one per leg per [`RelayConfig::activity_interval`].
+    /// most one per leg (or mapped socket) per
+    /// [`RelayConfig::activity_interval`].
     Report(RelayReport),
+    /// A media datagram for the application: it arrived at a
+    /// [`RelayCommand::DeliverLocal`] socket from that socket's `outside`.
+    Media {
+        /// The socket it arrived on (the smart terminal's port A).
+        local: SocketAddr,
+        /// Its source.
+        remote: SocketAddr,
+        /// The datagram, unchanged.
+        payload: Vec<u8>,
+    },
 }
 
 /// A snapshot of the relay's counters, summed over the workers.
@@ -165,7 +182,8 @@ pub struct RelayCounters {
     pub dropped_unbound: u64,
     /// Dropped: the peer leg cannot send that component yet.
     pub dropped_no_peer: u64,
-    /// Dropped: the kernel refused the send (full buffer, unreachable).
+    /// Dropped: the kernel refused the send (full buffer, unreachable), or
+    /// the event channel had no room for a datagram to deliver.
     pub dropped_send_error: u64,
     /// Events (control messages, reports) dropped because the event
     /// channel was full or closed.
@@ -178,6 +196,9 @@ pub struct RelayCounters {
     pub latches: u64,
     /// Datagrams sent by client mappings (also in `packets_out`).
     pub local_forwarded: u64,
+    /// Datagrams handed to the application by delivering sockets
+    /// ([`RelayCommand::DeliverLocal`]; also in `packets_out`).
+    pub local_delivered: u64,
 }
 
 impl RelayCounters {
@@ -284,7 +305,7 @@ impl Relay {
     /// `OpenLeg` binds the sockets synchronously (no `SO_REUSEADDR`; an
     /// address in use is an error) so the relay address is live before the
     /// plan goes into signaling; reopening a leg with the same addresses is
-    /// a no-op. `MapLocal` binds `local` if not yet bound; `UnmapLocal`
+    /// a no-op. `MapLocal` and `DeliverLocal` bind `local` if not yet bound; `UnmapLocal`
     /// closes it. `CloseLeg` has released the ports when it returns.
     /// Commands for unknown legs are ignored, as in the relay model.
     pub fn apply(&self, cmd: RelayCommand) -> io::Result<()> {
@@ -342,6 +363,9 @@ impl Relay {
                 outside,
                 inside,
             } => self.set_local(&mut ctl, local, Role::Map { outside, inside }),
+            RelayCommand::DeliverLocal { local, outside } => {
+                self.set_local(&mut ctl, local, Role::Deliver { outside })
+            }
             RelayCommand::UnmapLocal { local } => {
                 let id = match ctl.socks.get(&local) {
                     Some(s) if s.leg.is_none() => s.id,

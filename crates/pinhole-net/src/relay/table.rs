@@ -27,6 +27,9 @@ pub(crate) enum Role {
         outside: SocketAddr,
         inside: SocketAddr,
     },
+    /// A smart terminal's media port: media from `outside` goes to the
+    /// application, not to another socket.
+    Deliver { outside: SocketAddr },
     /// Bound for control messages only (a client's media port before its
     /// pinhole is open): media is dropped.
     Bare,
@@ -66,6 +69,8 @@ pub(crate) enum DropReason {
 pub(crate) enum Verdict {
     /// Send the payload unchanged out of socket `via` to `to`.
     Forward { via: SockId, to: SocketAddr },
+    /// Hand the payload to the application (a [`Role::Deliver`] socket).
+    Deliver,
     /// Drop it.
     Drop(DropReason),
 }
@@ -73,6 +78,8 @@ pub(crate) enum Verdict {
 /// One worker's copy of the forwarding table.
 pub(crate) struct Table {
     socks: Vec<Option<SockEntry>>,
+    /// When each mapped socket last reported outbound activity.
+    map_reported: Vec<Option<Instant>>,
     legs: HashMap<LegId, Leg>,
     activity_interval: Duration,
 }
@@ -98,6 +105,7 @@ impl Table {
     pub(crate) fn new(activity_interval: Duration) -> Self {
         Self {
             socks: Vec::new(),
+            map_reported: Vec::new(),
             legs: HashMap::new(),
             activity_interval,
         }
@@ -111,9 +119,13 @@ impl Table {
     pub(crate) fn put_sock(&mut self, id: SockId, entry: SockEntry) {
         if self.socks.len() <= id {
             self.socks.resize_with(id + 1, || None);
+            self.map_reported.resize(id + 1, None);
         }
         if let Some(slot) = self.socks.get_mut(id) {
             *slot = Some(entry);
+        }
+        if let Some(r) = self.map_reported.get_mut(id) {
+            *r = None;
         }
     }
 
@@ -190,6 +202,23 @@ impl Table {
             .collect()
     }
 
+    /// Media left through mapped socket `at`'s pinhole: report it, at most
+    /// once per `activity_interval`.
+    fn map_activity(
+        &mut self,
+        at: SockId,
+        local: SocketAddr,
+        now: Instant,
+        reports: &mut Vec<RelayReport>,
+    ) {
+        if let Some(r) = self.map_reported.get_mut(at)
+            && r.is_none_or(|t| now.saturating_duration_since(t) >= self.activity_interval)
+        {
+            *r = Some(now);
+            reports.push(RelayReport::LocalActivity { local, at: now });
+        }
+    }
+
     /// The policy for one media (non-control) datagram from `src` arriving
     /// on socket `at`. Latching and coalesced activity append to `reports`.
     pub(crate) fn decide(
@@ -202,6 +231,7 @@ impl Table {
         let Some(entry) = self.socks.get(at).and_then(Option::as_ref) else {
             return Verdict::Drop(DropReason::Unbound);
         };
+        let local = entry.local;
         let (id, c) = match entry.role {
             Role::Leg { leg, comp } => (leg, comp),
             Role::Map { outside, inside } => {
@@ -211,6 +241,7 @@ impl Table {
                         to: inside,
                     }
                 } else if src == inside {
+                    self.map_activity(at, local, now, reports);
                     Verdict::Forward {
                         via: at,
                         to: outside,
@@ -219,7 +250,8 @@ impl Table {
                     Verdict::Drop(DropReason::Source)
                 };
             }
-            Role::Bare => return Verdict::Drop(DropReason::Source),
+            Role::Deliver { outside } if src == outside => return Verdict::Deliver,
+            Role::Deliver { .. } | Role::Bare => return Verdict::Drop(DropReason::Source),
         };
         let Some(leg) = self.legs.get_mut(&id) else {
             return Verdict::Drop(DropReason::Unbound);
@@ -334,6 +366,49 @@ mod tests {
         );
         assert_eq!(t.close_leg(a).len(), 1);
         assert!(t.sock(0).is_none());
+    }
+
+    #[test]
+    fn mappings_report_outbound_activity_coalesced_and_delivery_checks_the_source() {
+        let now = Instant::now();
+        let mut t = Table::new(Duration::from_millis(500));
+        let (outside, inside) = (addr(7), addr(8));
+        sock(&mut t, 0, Role::Map { outside, inside });
+        sock(&mut t, 1, Role::Deliver { outside });
+        let local = t.sock(0).unwrap().local;
+        let mut reports = Vec::new();
+        // Inbound (outside → inside) does not count: not every firewall
+        // refreshes a flow on it.
+        assert_eq!(
+            t.decide(0, outside, now, &mut reports),
+            Verdict::Forward { via: 0, to: inside }
+        );
+        assert!(reports.is_empty());
+        for ms in [0, 100, 499] {
+            let at = now + Duration::from_millis(ms);
+            assert_eq!(
+                t.decide(0, inside, at, &mut reports),
+                Verdict::Forward {
+                    via: 0,
+                    to: outside
+                }
+            );
+        }
+        assert_eq!(reports, vec![RelayReport::LocalActivity { local, at: now }]);
+        let later = now + Duration::from_millis(500);
+        t.decide(0, inside, later, &mut reports);
+        assert_eq!(reports.len(), 2, "one report per interval");
+        assert_eq!(
+            t.decide(0, addr(9), later, &mut reports),
+            Verdict::Drop(DropReason::Source)
+        );
+        // Delivery: only from the relay port the pinhole was opened toward.
+        assert_eq!(t.decide(1, outside, now, &mut reports), Verdict::Deliver);
+        assert_eq!(
+            t.decide(1, inside, now, &mut reports),
+            Verdict::Drop(DropReason::Source)
+        );
+        assert_eq!(reports.len(), 2);
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub(crate) struct Counters {
     control_in: AtomicU64,
     latches: AtomicU64,
     local_forwarded: AtomicU64,
+    local_delivered: AtomicU64,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -136,6 +137,7 @@ impl Counters {
         to.control_in += r(&self.control_in);
         to.latches += r(&self.latches);
         to.local_forwarded += r(&self.local_forwarded);
+        to.local_delivered += r(&self.local_delivered);
     }
 }
 
@@ -365,6 +367,20 @@ impl Worker {
                     }
                     via = Some(v);
                     s.out.push((i, to));
+                }
+                Verdict::Deliver => {
+                    let ev = RelayEvent::Media {
+                        local,
+                        remote: src,
+                        payload: payload.to_vec(),
+                    };
+                    if self.events.try_send(ev).is_ok() {
+                        add(&c.packets_out, 1);
+                        add(&c.bytes_out, payload.len() as u64);
+                        add(&c.local_delivered, 1);
+                    } else {
+                        add(&c.dropped_send_error, 1);
+                    }
                 }
                 Verdict::Drop(DropReason::Source) => add(&c.dropped_source, 1),
                 Verdict::Drop(DropReason::Unbound) => add(&c.dropped_unbound, 1),
