@@ -1,13 +1,15 @@
 //! End-to-end SIP calls between two sipp phones (scenarios in
 //! `tests/sipp/`), with the test sending and checking the RTP. `direct`
 //! proves the scenarios and the harness phone to phone on loopback,
-//! `middlebox` through an SDP-rewriting stand-in for the proxies; tests
-//! through the real proxies join as further modules of this binary.
+//! `middlebox` through an SDP-rewriting stand-in for the proxies, `fig11`
+//! through the real MPR and APS proxies behind simulated firewalls.
 #![allow(missing_docs)]
 
 #[path = "sipp/common.rs"]
 mod common;
 #[path = "sipp/direct.rs"]
 mod direct;
+#[path = "sipp/fig11.rs"]
+mod fig11;
 #[path = "sipp/middlebox.rs"]
 mod middlebox;

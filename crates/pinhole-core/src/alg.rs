@@ -120,7 +120,7 @@ impl ClientContext for client::Engine {
 pub type Counters = Vec<(&'static str, u64)>;
 
 /// A signaling ALG at the MPR.
-pub trait MprSignaling: Send {
+pub trait MprSignaling: Send + Sync {
     /// The protocol it speaks (registrations for it route its traffic).
     fn protocol(&self) -> Protocol;
     /// A datagram of the protocol arrived on one of the MPR's signaling
@@ -137,7 +137,7 @@ pub trait MprSignaling: Send {
 }
 
 /// A signaling ALG at an APS or a smart terminal.
-pub trait ClientSignaling: Send {
+pub trait ClientSignaling: Send + Sync {
     /// A datagram of the protocol arrived on the signaling socket.
     fn handle_datagram(&mut self, now: Instant, ctx: &mut dyn ClientContext, rx: Receive<'_>);
     /// The client engine reported something (pinholes opened or failed).

@@ -16,6 +16,7 @@ use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
 use pinhole_net::relay::RelayConfig;
+use pinhole_sip::proxy::{ApsProxyConfig, MprProxyConfig};
 use serde::Deserialize;
 
 /// A configuration value that is wrong: the key and why.
@@ -199,6 +200,29 @@ impl Default for TimersSection {
     }
 }
 
+/// `[sip]` of the MPR: its SIP proxy (Figs. 11 and 12).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MprSipSection {
+    /// Run the SIP proxy on the first control port. Default true.
+    pub(crate) enabled: bool,
+    /// Where requests from a network go when their domain is no network's
+    /// (the soft-switch). Default none: such requests get 404.
+    pub(crate) outbound_proxy: Option<SocketAddr>,
+    /// Most dialogs tracked at once. Default 100000.
+    pub(crate) max_dialogs: usize,
+}
+
+impl Default for MprSipSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            outbound_proxy: None,
+            max_dialogs: 100_000,
+        }
+    }
+}
+
 /// The `pinhole mpr` configuration file.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -224,6 +248,9 @@ pub(crate) struct MprFile {
     /// Timers.
     #[serde(default)]
     pub(crate) timers: TimersSection,
+    /// The SIP proxy.
+    #[serde(default)]
+    pub(crate) sip: MprSipSection,
     /// The corporate networks served. At least one.
     #[serde(default)]
     pub(crate) networks: Vec<NetworkSection>,
@@ -247,6 +274,8 @@ pub(crate) struct MprSettings {
     pub(crate) controls: Vec<SocketAddr>,
     /// The metrics endpoint.
     pub(crate) metrics: Option<SocketAddr>,
+    /// The SIP proxy, when enabled.
+    pub(crate) sip: Option<MprProxyConfig>,
 }
 
 fn secs(key: &str, v: u64) -> Result<Duration, Invalid> {
@@ -359,16 +388,34 @@ impl MprFile {
         // The engine's own checks, in case it knows more than we do.
         mpr::Engine::new(engine.clone(), std::time::Instant::now())
             .map_err(|e| invalid("(engine)", e.to_string()))?;
-        let controls = self
+        let controls: Vec<SocketAddr> = self
             .control_ports
             .iter()
             .map(|p| SocketAddr::new(self.relay_ip, *p))
             .collect();
+        let sip = if self.sip.enabled {
+            if !(1..=10_000_000).contains(&self.sip.max_dialogs) {
+                return Err(invalid("sip.max_dialogs", "must be 1 to 10000000"));
+            }
+            if let Some(p) = self.sip.outbound_proxy
+                && (p.ip().is_unspecified() || p.port() == 0)
+            {
+                return Err(invalid("sip.outbound_proxy", "must be an address and port"));
+            }
+            let secret = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default()) ^ 0x5349_5021;
+            let mut c = MprProxyConfig::new(controls[0], secret);
+            c.outbound_proxy = self.sip.outbound_proxy;
+            c.max_dialogs = self.sip.max_dialogs;
+            Some(c)
+        } else {
+            None
+        };
         Ok(MprSettings {
             engine,
             relay,
             controls,
             metrics: self.metrics,
+            sip,
         })
     }
 }
@@ -382,6 +429,36 @@ pub(crate) enum CmphModeName {
     Request,
     /// Indications, no response.
     Indication,
+}
+
+/// `[sip]` of the APS: its SIP proxy, used when `protocol = "sip"`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ApsSipSection {
+    /// The inside address media ports B are bound on. Default: the
+    /// signaling socket's address.
+    pub(crate) media_ip: Option<IpAddr>,
+    /// Media ports B. Default 40000–40999.
+    pub(crate) media_ports: Ports,
+    /// Where requests from the MPR go when no phone registered the
+    /// Request-URI through the APS (an inside PBX or phone). Default none.
+    pub(crate) inside_default: Option<SocketAddr>,
+    /// Most dialogs tracked at once. Default 50000.
+    pub(crate) max_dialogs: usize,
+}
+
+impl Default for ApsSipSection {
+    fn default() -> Self {
+        Self {
+            media_ip: None,
+            media_ports: Ports {
+                first: 40_000,
+                last: 40_999,
+            },
+            inside_default: None,
+            max_dialogs: 50_000,
+        }
+    }
 }
 
 /// The `pinhole aps` configuration file.
@@ -420,6 +497,9 @@ pub(crate) struct ApsFile {
     /// The relay for media ports B.
     #[serde(default)]
     pub(crate) relay: RelaySection,
+    /// The SIP proxy.
+    #[serde(default)]
+    pub(crate) sip: ApsSipSection,
 }
 
 fn default_protocol() -> ProtocolName {
@@ -442,6 +522,8 @@ pub(crate) struct ApsSettings {
     pub(crate) relay: RelayConfig,
     /// The metrics endpoint.
     pub(crate) metrics: Option<SocketAddr>,
+    /// The SIP proxy, for `protocol = "sip"`.
+    pub(crate) sip: Option<ApsProxyConfig>,
 }
 
 impl ApsFile {
@@ -501,11 +583,42 @@ impl ApsFile {
         };
         client::Engine::new(engine.clone(), std::time::Instant::now())
             .map_err(|e| invalid("(engine)", e.to_string()))?;
+        let sip = match self.protocol {
+            ProtocolName::Sip => Some(self.sip_settings(seed)?),
+            _ => None,
+        };
         Ok(ApsSettings {
             engine,
             relay,
             metrics: self.metrics,
+            sip,
         })
+    }
+
+    fn sip_settings(&self, seed: [u8; 32]) -> Result<ApsProxyConfig, Invalid> {
+        let sip = &self.sip;
+        let media_ip = sip.media_ip.unwrap_or(self.signaling.ip());
+        if media_ip.is_unspecified() || media_ip.is_multicast() {
+            return Err(invalid(
+                "sip.media_ip",
+                "must be a unicast address of the APS (phones send media to it)",
+            ));
+        }
+        let Ports { first, last } = sip.media_ports;
+        if first == 0 || first > last {
+            return Err(invalid("sip.media_ports", "first must be 1..=last"));
+        }
+        let range =
+            PortRange::new(first, last).map_err(|e| invalid("sip.media_ports", e.to_string()))?;
+        if !(1..=10_000_000).contains(&sip.max_dialogs) {
+            return Err(invalid("sip.max_dialogs", "must be 1 to 10000000"));
+        }
+        let mut seed = seed;
+        seed[0] ^= 0x5a;
+        let mut c = ApsProxyConfig::new(self.signaling, media_ip, range, seed);
+        c.inside_default = sip.inside_default;
+        c.max_dialogs = sip.max_dialogs;
+        Ok(c)
     }
 }
 

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, anyhow};
 use pinhole_core::{client, mpr};
 use pinhole_net::driver::{Direct, client as client_driver, mpr as mpr_driver};
 use pinhole_net::relay::Relay;
+use pinhole_sip::proxy::{ApsProxy, MprProxy};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
@@ -84,7 +85,11 @@ pub(crate) async fn run_mpr(path: &Path) -> Result<()> {
     let networks: Vec<String> = s.engine.networks.iter().map(|n| n.id.clone()).collect();
     let engine = mpr::Engine::new(s.engine, Instant::now())?;
     let (relay, relay_events) = Relay::start(s.relay).context("relay")?;
-    let (handle, mut out) = mpr_driver::spawn(engine, controls, relay, relay_events)?;
+    let alg = s.sip.map(|c| {
+        tracing::info!(sip = %c.local, outbound_proxy = ?c.outbound_proxy, "SIP proxy on");
+        Box::new(MprProxy::new(c)) as Box<dyn pinhole_core::alg::MprSignaling>
+    });
+    let (handle, mut out) = mpr_driver::spawn_with(engine, controls, relay, relay_events, alg)?;
     let metrics = match s.metrics {
         Some(a) => Some(metrics::serve(a, Source::Mpr(handle.clone())).await?),
         None => None,
@@ -102,7 +107,7 @@ pub(crate) async fn run_mpr(path: &Path) -> Result<()> {
                 },
                 Some(sig) = out.signaling.recv() => {
                     tracing::debug!(local = %sig.local, remote = %sig.remote, len = sig.payload.len(),
-                        "signaling datagram (no ALG yet): dropped");
+                        "signaling datagram with no ALG enabled: dropped");
                 }
             }
         }
@@ -146,12 +151,17 @@ pub(crate) async fn run_aps(path: &Path) -> Result<()> {
         .with_context(|| format!("signaling: cannot bind {local}"))?;
     let engine = client::Engine::new(s.engine, Instant::now())?;
     let (relay, relay_events) = Relay::start(s.relay).context("relay")?;
-    let (handle, mut out) = client_driver::spawn(
+    let alg = s.sip.map(|c| {
+        tracing::info!(media_ip = %c.media_ip, inside_default = ?c.inside_default, "SIP proxy on");
+        Box::new(ApsProxy::new(c)) as Box<dyn pinhole_core::alg::ClientSignaling>
+    });
+    let (handle, mut out) = client_driver::spawn_with(
         engine,
         Arc::new(sock),
         relay,
         relay_events,
         Arc::new(Direct),
+        alg,
     )?;
     let metrics = match s.metrics {
         Some(a) => Some(metrics::serve(a, Source::Client(handle.clone())).await?),
@@ -169,7 +179,7 @@ pub(crate) async fn run_aps(path: &Path) -> Result<()> {
                 },
                 Some(sig) = out.signaling.recv() => {
                     tracing::debug!(remote = %sig.remote, len = sig.payload.len(),
-                        "signaling datagram (no ALG yet): dropped");
+                        "signaling datagram with no ALG enabled: dropped");
                 }
             }
         }

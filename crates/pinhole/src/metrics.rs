@@ -299,6 +299,7 @@ pub(crate) async fn render(source: &Source) -> std::io::Result<String> {
                 "Control messages received on relay ports.",
                 &[("", r.control_in)],
             );
+            alg(&mut o, &h.alg_counters().await?);
         }
         Source::Client(h) => {
             let s = h.stats().await?;
@@ -373,7 +374,28 @@ pub(crate) async fn render(source: &Source) -> std::io::Result<String> {
                 "Control messages dropped, by reason.",
                 &[("reason=\"unsolicited_or_unauthenticated\"", s.dropped)],
             );
+            alg(&mut o, &h.alg_counters().await?);
         }
     }
     Ok(o)
+}
+
+/// The signaling ALG's counters, one family labelled by event (parse
+/// errors are `event="malformed"`).
+fn alg(o: &mut String, counters: &[(&'static str, u64)]) {
+    if counters.is_empty() {
+        return;
+    }
+    let labels: Vec<(String, u64)> = counters
+        .iter()
+        .map(|(name, v)| (format!("protocol=\"sip\",event=\"{name}\""), *v))
+        .collect();
+    let refs: Vec<(&str, u64)> = labels.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        o,
+        "pinhole_signaling_total",
+        "counter",
+        "Signaling ALG events by protocol and event (received, forwarded, malformed, sdp_rewritten, ...).",
+        &refs,
+    );
 }

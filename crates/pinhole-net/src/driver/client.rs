@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pinhole_core::alg::{ClientContext, ClientSignaling, Counters};
 use pinhole_core::client::{ClientError, Engine, Event, PinholeId, PinholeRequest, Stats};
 use pinhole_core::relay::RelayCommand;
 use pinhole_core::types::Receive;
@@ -30,6 +31,7 @@ enum Cmd {
     Stats(oneshot::Sender<Stats>),
     Registered(oneshot::Sender<Option<SocketAddr>>),
     RelayCounters(oneshot::Sender<RelayCounters>),
+    AlgCounters(oneshot::Sender<Counters>),
     Send(SocketAddr, Vec<u8>),
     SendMedia(Media, oneshot::Sender<io::Result<()>>),
     Shutdown(Duration, oneshot::Sender<Deregistration>),
@@ -110,6 +112,11 @@ impl ClientHandle {
         ask(&self.cmds, "client", Cmd::RelayCounters).await
     }
 
+    /// The signaling ALG's counters (empty without one).
+    pub async fn alg_counters(&self) -> io::Result<Counters> {
+        ask(&self.cmds, "client", Cmd::AlgCounters).await
+    }
+
     /// Sends signaling from the signaling socket (it counts as pinhole traffic).
     pub async fn send_signaling(&self, remote: SocketAddr, payload: Vec<u8>) -> io::Result<()> {
         self.cmds
@@ -136,13 +143,28 @@ impl ClientHandle {
 }
 
 /// Starts a client on its (bound) signaling socket, a relay for its media
-/// sockets, and a router.
+/// sockets, and a router. Non-control datagrams on the signaling socket go
+/// to the application ([`ClientOutputs::signaling`]).
 pub fn spawn(
     engine: Engine,
     signaling: Arc<UdpSocket>,
     relay: Relay,
     relay_events: mpsc::Receiver<RelayEvent>,
     router: SharedRouter,
+) -> io::Result<(ClientHandle, ClientOutputs)> {
+    spawn_with(engine, signaling, relay, relay_events, router, None)
+}
+
+/// Like [`spawn`], with a signaling ALG that takes every non-control
+/// datagram on the signaling socket and opens pinholes with the engine
+/// directly, in the driver's own task.
+pub fn spawn_with(
+    engine: Engine,
+    signaling: Arc<UdpSocket>,
+    relay: Relay,
+    relay_events: mpsc::Receiver<RelayEvent>,
+    router: SharedRouter,
+    alg: Option<Box<dyn ClientSignaling>>,
 ) -> io::Result<(ClientHandle, ClientOutputs)> {
     let local = signaling.local_addr()?;
     if local != engine.config().signaling {
@@ -181,6 +203,7 @@ pub fn spawn(
         app: sig_tx,
         media: media_tx,
         deregistered: false,
+        alg,
     };
     let task = tokio::spawn(driver.run(cmd_rx, rx_rx, relay_events));
     Ok((
@@ -207,6 +230,54 @@ struct Driver {
     media: mpsc::Sender<Media>,
     /// The engine reported [`Event::Deregistered`].
     deregistered: bool,
+    alg: Option<Box<dyn ClientSignaling>>,
+}
+
+/// What the ALG sees of the client: the engine, with media sockets bound
+/// before a CMPH leaves from them.
+struct Ctx<'a> {
+    engine: &'a mut Engine,
+    relay: &'a Relay,
+}
+
+impl ClientContext for Ctx<'_> {
+    fn open_pinhole(
+        &mut self,
+        now: std::time::Instant,
+        req: PinholeRequest,
+    ) -> Result<PinholeId, ClientError> {
+        bind_media(self.relay, &req);
+        self.engine.open_pinhole(now, req)
+    }
+
+    fn close_pinhole(&mut self, id: PinholeId) -> Result<(), ClientError> {
+        self.engine.close_pinhole(id)
+    }
+
+    fn registered_pinhole(&self) -> Option<SocketAddr> {
+        self.engine.registered_pinhole()
+    }
+
+    fn mpr(&self) -> SocketAddr {
+        self.engine.config().mpr
+    }
+
+    fn signaling(&self) -> SocketAddr {
+        self.engine.config().signaling
+    }
+}
+
+/// The media socket must exist before the CMPH leaves from it. A failure
+/// is logged; the pinhole then fails on its own (no response arrives).
+fn bind_media(relay: &Relay, req: &PinholeRequest) {
+    let mut r = relay.bind(req.local);
+    if r.is_ok() && req.rtcp == RtcpMode::Pair {
+        let rtcp = SocketAddr::new(req.local.ip(), req.local.port().wrapping_add(1));
+        r = relay.bind(rtcp);
+    }
+    if let Err(e) = r {
+        tracing::error!(local = %req.local, error = %e, "cannot bind the media socket");
+    }
 }
 
 /// A shutdown in progress: its deadline and who waits for it.
@@ -227,6 +298,10 @@ impl Driver {
             let deadline = [
                 self.engine
                     .poll_timeout()
+                    .map(tokio::time::Instant::from_std),
+                self.alg
+                    .as_ref()
+                    .and_then(|a| a.poll_timeout())
                     .map(tokio::time::Instant::from_std),
                 stopping.as_ref().map(|s| s.deadline),
             ]
@@ -255,12 +330,24 @@ impl Driver {
                     self.engine.handle_traffic(now(), self.local);
                     if wire::is_control(&payload) {
                         let _ = self.engine.handle_datagram(now(), Receive { local: self.local, remote, bytes: &payload });
+                    } else if let Some(alg) = &mut self.alg {
+                        let mut ctx = Ctx { engine: &mut self.engine, relay: &self.relay };
+                        alg.handle_datagram(now(), &mut ctx, Receive { local: self.local, remote, bytes: &payload });
                     } else if self.app.try_send(Signaling { local: self.local, remote, payload }).is_err() {
                         tracing::warn!(%remote, "signaling queue full: datagram dropped");
                     }
                 }
                 Some(ev) = relay_events.recv() => self.relay_event(ev),
-                () = sleep_until(deadline) => self.engine.handle_timeout(now()),
+                () = sleep_until(deadline) => {
+                    let now = now();
+                    self.engine.handle_timeout(now);
+                    if let Some(alg) = &mut self.alg
+                        && alg.poll_timeout().is_some_and(|t| t <= now)
+                    {
+                        let mut ctx = Ctx { engine: &mut self.engine, relay: &self.relay };
+                        alg.handle_timeout(now, &mut ctx);
+                    }
+                }
             }
             self.drain().await;
             if let Some(s) = &stopping
@@ -321,15 +408,7 @@ impl Driver {
     async fn command(&mut self, c: Cmd) {
         match c {
             Cmd::Open(req, reply) => {
-                // The media socket must exist before the CMPH leaves from it.
-                let mut r = self.relay.bind(req.local);
-                if r.is_ok() && req.rtcp == RtcpMode::Pair {
-                    let rtcp = SocketAddr::new(req.local.ip(), req.local.port().wrapping_add(1));
-                    r = self.relay.bind(rtcp);
-                }
-                if let Err(e) = r {
-                    tracing::error!(local = %req.local, error = %e, "cannot bind the media socket");
-                }
+                bind_media(&self.relay, &req);
                 let _ = reply.send(self.engine.open_pinhole(now(), req));
             }
             Cmd::Close(id, reply) => {
@@ -343,6 +422,9 @@ impl Driver {
             }
             Cmd::RelayCounters(reply) => {
                 let _ = reply.send(self.relay.counters());
+            }
+            Cmd::AlgCounters(reply) => {
+                let _ = reply.send(self.alg.as_ref().map(|a| a.counters()).unwrap_or_default());
             }
             Cmd::Send(remote, payload) => {
                 self.engine.handle_traffic(now(), self.local);
@@ -372,7 +454,15 @@ impl Driver {
     }
 
     async fn drain(&mut self) {
+        // An ALG answering an event queues more engine output: go round
+        // until a pass moves nothing.
+        while self.drain_once().await > 0 {}
+    }
+
+    async fn drain_once(&mut self) -> usize {
+        let mut moved = 0;
         while let Some(c) = self.engine.poll_command() {
+            moved += 1;
             // Behind a firewall simulator the outside party is reached
             // through a route; the relay must match and send to that.
             let c = match c {
@@ -406,14 +496,29 @@ impl Driver {
             }
         }
         while let Some(t) = self.engine.poll_transmit() {
+            moved += 1;
             self.send(t.local, t.remote, &t.payload).await;
         }
         while let Some(e) = self.engine.poll_event() {
+            moved += 1;
             self.deregistered |= e == Event::Deregistered;
+            if let Some(alg) = &mut self.alg {
+                let mut ctx = Ctx {
+                    engine: &mut self.engine,
+                    relay: &self.relay,
+                };
+                alg.handle_event(now(), &mut ctx, &e);
+            }
             if self.events.try_send(e).is_err() {
                 tracing::debug!("event queue full or closed: event dropped");
             }
         }
+        while let Some(t) = self.alg.as_mut().and_then(|a| a.poll_transmit()) {
+            moved += 1;
+            self.engine.handle_traffic(now(), t.local);
+            self.send(t.local, t.remote, &t.payload).await;
+        }
+        moved
     }
 
     async fn send(&self, local: SocketAddr, remote: SocketAddr, payload: &[u8]) {

@@ -6,6 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use pinhole_core::alg::{Counters, MprContext, MprSignaling};
 use pinhole_core::intent::IntentKind;
 use pinhole_core::intent::{MediaEndpoint, MediaIntent, MediaPlan, Origin};
 use pinhole_core::mpr::{Engine, Event, IntentError, Route, Stats};
@@ -55,6 +56,7 @@ enum Cmd {
     Route(String, Protocol, oneshot::Sender<Option<Route>>),
     Stats(oneshot::Sender<Stats>),
     RelayCounters(oneshot::Sender<RelayCounters>),
+    AlgCounters(oneshot::Sender<Counters>),
     Send(SocketAddr, SocketAddr, Vec<u8>),
     Stop(oneshot::Sender<()>),
 }
@@ -104,6 +106,11 @@ impl MprHandle {
         ask(&self.cmds, "MPR", Cmd::RelayCounters).await
     }
 
+    /// The signaling ALG's counters (empty without one).
+    pub async fn alg_counters(&self) -> io::Result<Counters> {
+        ask(&self.cmds, "MPR", Cmd::AlgCounters).await
+    }
+
     /// Stops the MPR and returns once it has closed every socket (control
     /// and relay), so that a new MPR can bind the same addresses. Routes,
     /// legs and nonces are lost: clients notice at their next request (438)
@@ -127,11 +134,26 @@ impl MprHandle {
 }
 
 /// Starts the MPR on the given control sockets (already bound) and relay.
+/// Non-control datagrams on the control sockets go to the application
+/// ([`MprOutputs::signaling`]).
 pub fn spawn(
     engine: Engine,
     controls: Vec<Arc<UdpSocket>>,
     relay: Relay,
     relay_events: mpsc::Receiver<RelayEvent>,
+) -> io::Result<(MprHandle, MprOutputs)> {
+    spawn_with(engine, controls, relay, relay_events, None)
+}
+
+/// Like [`spawn`], with a signaling ALG that takes every non-control
+/// datagram on the control sockets and plans media with the engine
+/// directly, in the driver's own task.
+pub fn spawn_with(
+    engine: Engine,
+    controls: Vec<Arc<UdpSocket>>,
+    relay: Relay,
+    relay_events: mpsc::Receiver<RelayEvent>,
+    alg: Option<Box<dyn MprSignaling>>,
 ) -> io::Result<(MprHandle, MprOutputs)> {
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let (ev_tx, ev_rx) = mpsc::channel(4096);
@@ -166,6 +188,7 @@ pub fn spawn(
         relay,
         events: ev_tx,
         signaling: sig_tx,
+        alg,
     };
     let task = tokio::spawn(driver.run(cmd_rx, rx_rx, relay_events));
     Ok((
@@ -186,6 +209,75 @@ struct Driver {
     relay: Relay,
     events: mpsc::Sender<Event>,
     signaling: mpsc::Sender<Signaling>,
+    alg: Option<Box<dyn MprSignaling>>,
+}
+
+/// What the ALG sees of the MPR: the engine, with the relay carrying out
+/// its commands before a plan is returned.
+struct Ctx<'a> {
+    engine: &'a mut Engine,
+    relay: &'a Relay,
+}
+
+impl MprContext for Ctx<'_> {
+    fn plan(
+        &mut self,
+        now: std::time::Instant,
+        call: &CallKey,
+        intent: &MediaIntent<'_>,
+    ) -> Result<MediaPlan, IntentError> {
+        plan(self.engine, self.relay, now, call, intent)
+    }
+
+    fn network_for_pinhole(&self, protocol: Protocol, pinhole: SocketAddr) -> Option<String> {
+        self.engine
+            .network_for_pinhole(protocol, pinhole)
+            .map(str::to_owned)
+    }
+
+    fn network_for_domain(&self, domain: &str) -> Option<String> {
+        self.engine.network_for_domain(domain).map(str::to_owned)
+    }
+
+    fn route(&self, network: &str, protocol: Protocol) -> Option<Route> {
+        self.engine.route(network, protocol)
+    }
+}
+
+/// Plans an intent with the relay ports live before the plan is written
+/// into signaling. A port another process holds fails its leg; planning
+/// again gives that stream a new pair.
+fn plan(
+    engine: &mut Engine,
+    relay: &Relay,
+    now: std::time::Instant,
+    call: &CallKey,
+    intent: &MediaIntent<'_>,
+) -> Result<MediaPlan, IntentError> {
+    let mut plan = engine.handle_intent(now, call, intent);
+    for _ in 0..3 {
+        if apply_commands(engine, relay) == 0 || plan.is_err() {
+            break;
+        }
+        plan = engine.handle_intent(now, call, intent);
+    }
+    plan
+}
+
+/// Carries out the engine's relay commands; returns how many legs could
+/// not be opened (each reported back to the engine, which drops it).
+fn apply_commands(engine: &mut Engine, relay: &Relay) -> usize {
+    let mut failed = 0;
+    while let Some(c) = engine.poll_command() {
+        if let Err(e) = relay.apply(c) {
+            tracing::error!(command = ?c, error = %e, "relay command failed");
+            if let RelayCommand::OpenLeg { leg, .. } = c {
+                engine.handle_relay(now(), RelayReport::OpenFailed { leg });
+                failed += 1;
+            }
+        }
+    }
+    failed
 }
 
 impl Driver {
@@ -196,9 +288,11 @@ impl Driver {
         mut relay_events: mpsc::Receiver<RelayEvent>,
     ) {
         let stopped = loop {
-            let deadline = self
-                .engine
-                .poll_timeout()
+            let alg_due = self.alg.as_ref().and_then(|a| a.poll_timeout());
+            let deadline = [self.engine.poll_timeout(), alg_due]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
@@ -209,6 +303,9 @@ impl Driver {
                 Some((local, remote, payload)) = control_rx.recv() => {
                     if wire::is_control(&payload) {
                         let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload });
+                    } else if let Some(alg) = &mut self.alg {
+                        let mut ctx = Ctx { engine: &mut self.engine, relay: &self.relay };
+                        alg.handle_datagram(now(), &mut ctx, Receive { local, remote, bytes: &payload });
                     } else if self.signaling.try_send(Signaling { local, remote, payload }).is_err() {
                         tracing::warn!(%local, %remote, "signaling queue full: datagram dropped");
                     }
@@ -221,7 +318,16 @@ impl Driver {
                     // The MPR never asks for delivery.
                     RelayEvent::Media { .. } => {}
                 },
-                () = sleep_until(deadline) => self.engine.handle_timeout(now()),
+                () = sleep_until(deadline) => {
+                    let now = now();
+                    self.engine.handle_timeout(now);
+                    if let Some(alg) = &mut self.alg
+                        && alg.poll_timeout().is_some_and(|t| t <= now)
+                    {
+                        let mut ctx = Ctx { engine: &mut self.engine, relay: &self.relay };
+                        alg.handle_timeout(now, &mut ctx);
+                    }
+                }
             }
             self.drain().await;
         };
@@ -245,16 +351,7 @@ impl Driver {
                     toward,
                     endpoints: &i.endpoints,
                 };
-                // Relay commands first, so the ports are live before the plan
-                // is written into signaling. A port another process holds
-                // fails its leg; planning again gives that stream a new pair.
-                let mut plan = self.engine.handle_intent(now(), &call, &intent);
-                for _ in 0..3 {
-                    if self.apply_commands() == 0 || plan.is_err() {
-                        break;
-                    }
-                    plan = self.engine.handle_intent(now(), &call, &intent);
-                }
+                let plan = plan(&mut self.engine, &self.relay, now(), &call, &intent);
                 self.drain().await;
                 let _ = reply.send(plan);
             }
@@ -267,33 +364,22 @@ impl Driver {
             Cmd::RelayCounters(reply) => {
                 let _ = reply.send(self.relay.counters());
             }
+            Cmd::AlgCounters(reply) => {
+                let _ = reply.send(self.alg.as_ref().map(|a| a.counters()).unwrap_or_default());
+            }
             Cmd::Send(local, remote, payload) => self.send(local, remote, &payload).await,
             // Handled by the loop.
             Cmd::Stop(_) => {}
         }
     }
 
-    /// Carries out the engine's relay commands; returns how many legs could
-    /// not be opened (each reported back to the engine, which drops it).
-    fn apply_commands(&mut self) -> usize {
-        let mut failed = 0;
-        while let Some(c) = self.engine.poll_command() {
-            if let Err(e) = self.relay.apply(c) {
-                tracing::error!(command = ?c, error = %e, "relay command failed");
-                if let RelayCommand::OpenLeg { leg, .. } = c {
-                    self.engine
-                        .handle_relay(now(), RelayReport::OpenFailed { leg });
-                    failed += 1;
-                }
-            }
-        }
-        failed
-    }
-
     async fn drain(&mut self) {
         // The CloseLeg an open failure produces is applied in the next round.
-        while self.apply_commands() > 0 {}
+        while apply_commands(&mut self.engine, &self.relay) > 0 {}
         while let Some(t) = self.engine.poll_transmit() {
+            self.send(t.local, t.remote, &t.payload).await;
+        }
+        while let Some(t) = self.alg.as_mut().and_then(|a| a.poll_transmit()) {
             self.send(t.local, t.remote, &t.payload).await;
         }
         while let Some(e) = self.engine.poll_event() {

@@ -342,11 +342,11 @@ impl ApsProxy {
             "z9hG4bKaps{:x}",
             edit::hash(self.secret, &[incoming, call_id])
         );
-        edit::add_via(msg, &mut patch, self.cfg.local, &branch);
         if msg.to_tag().is_none() && is_dialog_creating(method) {
             let rr = format!("sip:{};lr", HostPort(self.cfg.local));
             edit::add_record_route(msg, &mut patch, &rr);
         }
+        edit::add_via(msg, &mut patch, self.cfg.local, &branch);
         self.forward(msg, &patch, remote);
         true
     }

@@ -28,7 +28,8 @@ fn first_header(msg: &Message<'_>) -> usize {
         .map_or(msg.headers_end(), |h| h.line.start)
 }
 
-/// Inserts our Via on top.
+/// Inserts our Via on top, right before the existing Via lines so they
+/// stay together (RFC 3261 §16.6 step 8).
 pub(crate) fn add_via(msg: &Message<'_>, patch: &mut Patch, me: SocketAddr, branch: &str) {
     let eol = String::from_utf8_lossy(msg.line_ending()).into_owned();
     let mut line = String::with_capacity(80);
@@ -37,16 +38,21 @@ pub(crate) fn add_via(msg: &Message<'_>, patch: &mut Patch, me: SocketAddr, bran
         "Via: SIP/2.0/UDP {};branch={branch};rport{eol}",
         HostPort(me)
     );
-    patch.insert(first_header(msg), line.as_bytes());
+    let at = msg
+        .header(HeaderName::Via)
+        .map_or_else(|| first_header(msg), |h| h.line.start);
+    patch.insert(at, line.as_bytes());
 }
 
-/// Inserts `Record-Route: <uri>` on top.
+/// Inserts `Record-Route: <uri>` before the existing ones (or on top).
+/// Call it before [`add_via`]: when both land on the first header, the
+/// Record-Route goes first and the Via lines stay together.
 pub(crate) fn add_record_route(msg: &Message<'_>, patch: &mut Patch, uri: &str) {
     let eol = String::from_utf8_lossy(msg.line_ending()).into_owned();
-    patch.insert(
-        first_header(msg),
-        format!("Record-Route: <{uri}>{eol}").as_bytes(),
-    );
+    let at = msg
+        .header(HeaderName::RecordRoute)
+        .map_or_else(|| first_header(msg), |h| h.line.start);
+    patch.insert(at, format!("Record-Route: <{uri}>{eol}").as_bytes());
 }
 
 /// RFC 3581: record where a request really came from in its top Via, so

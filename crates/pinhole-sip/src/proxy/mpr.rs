@@ -266,11 +266,11 @@ impl MprProxy {
             "z9hG4bKph{token:x}.{:x}",
             edit::hash(self.cfg.secret, &[incoming_branch, call_id])
         );
-        edit::add_via(msg, &mut patch, local, &branch);
         if msg.to_tag().is_none() && is_dialog_creating(method) {
             let rr = format!("sip:{};lr;ph={token:x}", HostPort(self.cfg.local));
             edit::add_record_route(msg, &mut patch, &rr);
         }
+        edit::add_via(msg, &mut patch, local, &branch);
         if let Err((code, reason)) = self.media(now, ctx, rx, msg, token, from, &mut patch) {
             self.reply(rx, msg, code, reason);
             return;

@@ -201,6 +201,15 @@ fn fig11_call_with_media_both_ways_and_bye_frees_the_ports() {
     assert_eq!(m.method(), Some("INVITE"));
     assert_eq!(m.vias().len(), 4, "A, APS1, MPR, APS2");
     assert_eq!(m.headers_named(HeaderName::RecordRoute).count(), 3);
+    // Each proxy put its Via right above the others (RFC 3261 §16.6 step 8).
+    let names: Vec<HeaderName> = m.headers().iter().map(|h| h.name).collect();
+    let first = names.iter().position(|n| *n == HeaderName::Via).unwrap();
+    assert!(
+        names[first..first + 4]
+            .iter()
+            .all(|n| *n == HeaderName::Via),
+        "{names:?}"
+    );
     // Unknown headers and odd spacing pass untouched.
     assert!(
         contains(inv_b, b"X-Unknown:   kept  exactly \r\n"),

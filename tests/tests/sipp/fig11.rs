@@ -1,0 +1,403 @@
+//! Fig. 11 for real: sipp phones in two corporate networks, each behind its
+//! own userspace firewall simulator with an APS (`pinhole-net` drivers with
+//! the SIP proxies of `pinhole-sip`), and the MPR with its SIP proxy on the
+//! "public" loopback address. Every SIP message and every RTP packet crosses
+//! real sockets; the phones see only their APS.
+//!
+//! ```text
+//! caller 127.0.0.1 ── APS1 127.0.0.1 ─ FW1 127.0.0.21 ─┐
+//!                                                      MPR 127.0.0.23
+//! callee 127.0.0.2 ── APS2 127.0.0.2 ─ FW2 127.0.0.22 ─┘
+//! ```
+
+use std::error::Error;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pinhole_core::client;
+use pinhole_core::mpr;
+use pinhole_core::ports::PortRange;
+use pinhole_core::wire::Protocol;
+use pinhole_net::driver::{SimRouter, client as client_driver, mpr as mpr_driver};
+use pinhole_net::firewall::{FirewallSim, SimConfig};
+use pinhole_net::relay::{Relay, RelayConfig};
+use pinhole_sip::proxy::{ApsProxy, ApsProxyConfig, MprProxy, MprProxyConfig};
+use pinhole_tests::sipp::sip::SipMessage;
+use pinhole_tests::sipp::{Keys, Sipp, scenario, sipp_or_skip};
+
+use crate::common::*;
+
+const MPR_IP: [u8; 4] = [127, 0, 0, 23];
+
+/// The deployment: its runtime, the MPR and both APSs, both firewalls.
+struct Bed {
+    rt: tokio::runtime::Runtime,
+    mpr: mpr_driver::MprHandle,
+    aps1: client_driver::ClientHandle,
+    aps2: client_driver::ClientHandle,
+    aps1_sig: SocketAddr,
+    fw: [Arc<FirewallSim>; 2],
+    _keep: Vec<Box<dyn std::any::Any>>,
+}
+
+/// Port ranges of one test: MPR relay legs, then APS1's and APS2's media
+/// ports B, each `span` wide from `base`. Tests run in parallel, so each
+/// gets its own.
+fn bed(base: u16, callee: SocketAddr) -> Result<Bed, Box<dyn Error>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let span = 200;
+    let (mpr, mpr_out, aps, fw, aps1_sig) = rt.block_on(async {
+        let mut sims = Vec::new();
+        for (inside, public) in [
+            ([127, 0, 0, 1], [127, 0, 0, 21]),
+            ([127, 0, 0, 2], [127, 0, 0, 22]),
+        ] {
+            sims.push(Arc::new(
+                FirewallSim::start(SimConfig {
+                    inside_ip: IpAddr::from(inside),
+                    public_ip: IpAddr::from(public),
+                    ..SimConfig::default()
+                })
+                .await?,
+            ));
+        }
+        let control = tokio::net::UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await?;
+        let control_addr = control.local_addr()?;
+        let mut cfg = mpr::Config::new(IpAddr::from(MPR_IP), [base as u8; 32]);
+        cfg.ports = PortRange::new(base, base + span - 1)?;
+        cfg.control_ports = vec![control_addr.port()];
+        for (id, domain) in [("corp1", CALLER_DOMAIN), ("corp2", CALLEE_DOMAIN)] {
+            let mut n = mpr::NetworkConfig::new(id, format!("{id}-secret").into_bytes());
+            n.domains.push(domain.into());
+            cfg.networks.push(n);
+        }
+        let engine = mpr::Engine::new(cfg, Instant::now())?;
+        let (relay, relay_events) = Relay::start(RelayConfig::default())?;
+        let proxy = MprProxy::new(MprProxyConfig::new(control_addr, u64::from(base)));
+        let (mpr, mpr_out) = mpr_driver::spawn_with(
+            engine,
+            vec![Arc::new(control)],
+            relay,
+            relay_events,
+            Some(Box::new(proxy)),
+        )?;
+        let mut aps = Vec::new();
+        let mut aps1_sig = None;
+        for (i, (net, ip)) in [("corp1", CALLER_IP), ("corp2", CALLEE_IP)]
+            .into_iter()
+            .enumerate()
+        {
+            let ip: IpAddr = ip.parse()?;
+            let sig = tokio::net::UdpSocket::bind((ip, 0)).await?;
+            let sig_addr = sig.local_addr()?;
+            if i == 0 {
+                aps1_sig = Some(sig_addr);
+            }
+            let ccfg = client::Config::new(
+                net,
+                format!("{net}-secret").into_bytes(),
+                Protocol::Sip,
+                sig_addr,
+                control_addr,
+                [base as u8 + i as u8 + 1; 32],
+            );
+            let engine = client::Engine::new(ccfg, Instant::now())?;
+            let (relay, relay_events) = Relay::start(RelayConfig::default())?;
+            let first = base + span * (i as u16 + 1);
+            let mut pc = ApsProxyConfig::new(
+                sig_addr,
+                ip,
+                PortRange::new(first, first + span - 1)?,
+                [base as u8 + 7 + i as u8; 32],
+            );
+            if i == 1 {
+                pc.inside_default = Some(callee);
+            }
+            let router = Arc::new(SimRouter::new(Arc::clone(&sims[i])));
+            let (h, out) = client_driver::spawn_with(
+                engine,
+                Arc::new(sig),
+                relay,
+                relay_events,
+                router,
+                Some(Box::new(ApsProxy::new(pc))),
+            )?;
+            aps.push((h, out));
+        }
+        let fw = [Arc::clone(&sims[0]), Arc::clone(&sims[1])];
+        Ok::<_, Box<dyn Error>>((mpr, mpr_out, aps, fw, aps1_sig.ok_or("no APS1")?))
+    })?;
+    let mut aps = aps.into_iter();
+    let (aps1, out1) = aps.next().ok_or("APS1")?;
+    let (aps2, out2) = aps.next().ok_or("APS2")?;
+    let bed = Bed {
+        rt,
+        mpr,
+        aps1,
+        aps2,
+        aps1_sig,
+        fw,
+        _keep: vec![Box::new(mpr_out), Box::new(out1), Box::new(out2)],
+    };
+    // Fig. 6 first: both networks registered.
+    let deadline = Instant::now() + WAIT;
+    while !bed.rt.block_on(async {
+        Ok::<_, std::io::Error>(
+            bed.aps1.registered_pinhole().await?.is_some()
+                && bed.aps2.registered_pinhole().await?.is_some(),
+        )
+    })? {
+        if Instant::now() > deadline {
+            return Err("the APSs did not register".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(bed)
+}
+
+impl Bed {
+    fn legs_open(&self) -> Result<u64, Box<dyn Error>> {
+        Ok(self.rt.block_on(self.mpr.stats())?.legs_open)
+    }
+
+    /// Waits until the MPR has no leg open (a teardown freed them).
+    fn wait_legs_freed(&self) -> Result<(), Box<dyn Error>> {
+        let deadline = Instant::now() + WAIT;
+        while self.legs_open()? > 0 {
+            if Instant::now() > deadline {
+                return Err(format!("{} legs still open", self.legs_open()?).into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    fn counter(&self, which: usize, name: &str) -> Result<u64, Box<dyn Error>> {
+        let c = self.rt.block_on(async {
+            match which {
+                0 => self.mpr.alg_counters().await,
+                1 => self.aps1.alg_counters().await,
+                _ => self.aps2.alg_counters().await,
+            }
+        })?;
+        Ok(c.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v))
+    }
+}
+
+/// The callee sipp first (APS2 forwards to it), then the deployment, then
+/// the caller sipp sending to APS1.
+fn start(
+    test: &str,
+    base: u16,
+    uas: &str,
+    uac: &str,
+    pause: Duration,
+) -> Result<(Bed, Call), Box<dyn Error>> {
+    let caller = Phone::new(CALLER_IP)?;
+    let callee = Phone::new(CALLEE_IP)?;
+    let uas = Sipp::uas(
+        scenario(uas),
+        SocketAddr::new(CALLEE_IP.parse()?, 0),
+        Keys::new(callee.media_addr)
+            .domain(CALLEE_DOMAIN)
+            .from_domain(CALLER_DOMAIN),
+    )
+    .pause(pause)
+    .timeout(SIPP_TIMEOUT)
+    .dir(run_dir(test, "uas"))
+    .spawn()?;
+    let bed = bed(base, uas.local_addr())?;
+    let uac = Sipp::uac(
+        scenario(uac),
+        SocketAddr::new(CALLER_IP.parse()?, 0),
+        bed.aps1_sig,
+        Keys::new(caller.media_addr)
+            .domain(CALLEE_DOMAIN)
+            .from_domain(CALLER_DOMAIN),
+    )
+    .pause(pause)
+    .timeout(SIPP_TIMEOUT)
+    .dir(run_dir(test, "uac"))
+    .spawn()?;
+    Ok((
+        bed,
+        Call {
+            caller,
+            callee,
+            uac,
+            uas,
+        },
+    ))
+}
+
+fn is_final_invite_ok(m: &SipMessage) -> bool {
+    m.status() == Some(200) && m.cseq().is_some_and(|(_, method)| method == "INVITE")
+}
+
+#[test]
+fn fig11_basic_call_media_both_ways_and_bye_frees_the_legs() -> TestResult {
+    if !sipp_or_skip("fig11_basic_call") {
+        return Ok(());
+    }
+    let (bed, mut call) = start(
+        "fig11_basic",
+        50_000,
+        "uas_basic.xml",
+        "uac_basic.xml",
+        PAUSE,
+    )?;
+    let offer = call.uas.wait_received_sdps(1, WAIT)?.remove(0);
+    let answer = call.uac.wait_received_sdps(1, WAIT)?.remove(0);
+    // Each phone sees only its own APS's media port B.
+    let to_callee = answer.audio_addr().ok_or("no address in the answer")?;
+    let to_caller = offer.audio_addr().ok_or("no address in the offer")?;
+    assert_eq!(
+        to_callee.ip().to_string(),
+        CALLER_IP,
+        "caller told APS1's port B"
+    );
+    assert_eq!(
+        to_caller.ip().to_string(),
+        CALLEE_IP,
+        "callee told APS2's port B"
+    );
+    assert_ne!(to_callee, call.callee.media_addr);
+    assert!(is_final_invite_ok(&answer.message), "{}", answer.message);
+    assert!(bed.legs_open()? >= 2, "the MPR relays the call");
+
+    call.media_both_ways("answered", to_callee, to_caller)?;
+    // Both firewalls passed the media in only after the pinholes existed.
+    for fw in &bed.fw {
+        assert!(fw.counters().inbound_passed >= u64::from(PACKETS));
+    }
+
+    let (uac, uas) = call.finish()?;
+    assert_eq!((uac.calls_successful, uac.calls_failed), (1, 0));
+    assert_eq!((uas.calls_successful, uas.calls_failed), (1, 0));
+    bed.wait_legs_freed()?;
+    assert!(bed.counter(0, "sdp_rewritten")? >= 2);
+    assert_eq!(bed.counter(0, "malformed")?, 0);
+    assert!(bed.counter(1, "pinholes")? >= 1 && bed.counter(2, "pinholes")? >= 1);
+    Ok(())
+}
+
+#[test]
+fn fig11_hold_and_resume() -> TestResult {
+    if !sipp_or_skip("fig11_hold") {
+        return Ok(());
+    }
+    let (bed, mut call) = start("fig11_hold", 50_600, "uas_hold.xml", "uac_hold.xml", PAUSE)?;
+    let at_callee = call.uas.wait_received_sdps(1, WAIT)?;
+    let at_caller = call.uac.wait_received_sdps(1, WAIT)?;
+    let (to_callee, to_caller) = (
+        at_caller[0].audio_addr().ok_or("answer")?,
+        at_callee[0].audio_addr().ok_or("offer")?,
+    );
+    call.media_both_ways("before hold", to_callee, to_caller)?;
+
+    let at_callee = call.uas.wait_received_sdps(2, WAIT)?;
+    let at_caller = call.uac.wait_received_sdps(2, WAIT)?;
+    // The re-INVITE keeps the same relay path: same ports B on both sides.
+    assert_eq!(at_callee[1].audio_addr(), Some(to_caller));
+    assert_eq!(at_caller[1].audio_addr(), Some(to_callee));
+    call.media_from_caller("on hold", to_callee)?;
+
+    let at_callee = call.uas.wait_received_sdps(3, WAIT)?;
+    let at_caller = call.uac.wait_received_sdps(3, WAIT)?;
+    call.media_both_ways(
+        "resumed",
+        at_caller[2].audio_addr().ok_or("resume answer")?,
+        at_callee[2].audio_addr().ok_or("resume offer")?,
+    )?;
+    call.finish()?;
+    bed.wait_legs_freed()?;
+    Ok(())
+}
+
+#[test]
+fn fig11_early_media() -> TestResult {
+    if !sipp_or_skip("fig11_early") {
+        return Ok(());
+    }
+    let (bed, mut call) = start(
+        "fig11_early",
+        51_200,
+        "uas_early.xml",
+        "uac_early.xml",
+        PAUSE,
+    )?;
+    let offer = call.uas.wait_received_sdps(1, WAIT)?.remove(0);
+    let early = call.uac.wait_received_sdps(1, WAIT)?.remove(0);
+    assert_eq!(early.message.status(), Some(183));
+    let (to_callee, to_caller) = (
+        early.audio_addr().ok_or("183")?,
+        offer.audio_addr().ok_or("offer")?,
+    );
+    call.media_both_ways("early (183)", to_callee, to_caller)?;
+    assert!(
+        !call.uac.received()?.iter().any(is_final_invite_ok),
+        "the 200 came before the early media ended"
+    );
+    let answer = call.uac.wait_received_sdps(2, WAIT)?.remove(1);
+    assert!(is_final_invite_ok(&answer.message));
+    assert_eq!(
+        answer.audio_addr(),
+        Some(to_callee),
+        "the 200 keeps the early path"
+    );
+    call.media_both_ways("answered", to_callee, to_caller)?;
+    call.finish()?;
+    bed.wait_legs_freed()?;
+    Ok(())
+}
+
+#[test]
+fn fig11_cancel_frees_the_legs() -> TestResult {
+    if !sipp_or_skip("fig11_cancel") {
+        return Ok(());
+    }
+    let (bed, mut call) = start(
+        "fig11_cancel",
+        51_800,
+        "uas_cancel.xml",
+        "uac_cancel.xml",
+        Duration::from_millis(300),
+    )?;
+    let offer = call.uas.wait_received_sdps(1, WAIT)?.remove(0);
+    assert_eq!(
+        offer.audio_addr().map(|a| a.ip().to_string()).as_deref(),
+        Some(CALLEE_IP)
+    );
+    let (uac, uas) = call.finish()?;
+    let codes: Vec<_> = uac.received.iter().filter_map(SipMessage::status).collect();
+    assert!(codes.ends_with(&[200, 487]), "{codes:?}");
+    let methods: Vec<_> = uas.received.iter().filter_map(SipMessage::method).collect();
+    assert_eq!(methods, ["INVITE", "CANCEL", "ACK"]);
+    bed.wait_legs_freed()?;
+    Ok(())
+}
+
+#[test]
+fn fig11_late_offer() -> TestResult {
+    if !sipp_or_skip("fig11_late") {
+        return Ok(());
+    }
+    let (bed, mut call) = start("fig11_late", 52_400, "uas_late.xml", "uac_late.xml", PAUSE)?;
+    // The offer is in the 200, the answer in the ACK.
+    let offer = call.uac.wait_received_sdps(1, WAIT)?.remove(0);
+    let answer = call.uas.wait_received_sdps(1, WAIT)?.remove(0);
+    assert!(is_final_invite_ok(&offer.message), "{}", offer.message);
+    assert_eq!(answer.message.method(), Some("ACK"));
+    call.media_both_ways(
+        "answered",
+        offer.audio_addr().ok_or("offer")?,
+        answer.audio_addr().ok_or("answer")?,
+    )?;
+    call.finish()?;
+    bed.wait_legs_freed()?;
+    Ok(())
+}
