@@ -19,6 +19,7 @@
 //! ```
 
 use std::fmt::{self, Write as _};
+use std::net::IpAddr;
 use std::ops::Range;
 
 /// Why a patch could not be applied.
@@ -96,6 +97,33 @@ impl Patch {
         // what it wrote so far, which is the most faithful outcome.
         let _ = w.write_fmt(args);
         self.push(span, start);
+    }
+
+    /// Replaces `span` with the decimal digits of `n`: what
+    /// `replace_fmt(span, format_args!("{n}"))` writes, without the
+    /// formatting machinery (ports and lengths are most of an ALG's edits).
+    pub fn replace_int(&mut self, span: Range<usize>, n: u64) {
+        let start = self.bytes.len();
+        push_int(&mut self.bytes, n);
+        self.push(span, start);
+    }
+
+    /// Replaces `span` with `ip` as `Display` writes it (IPv4 dotted quad,
+    /// IPv6 per RFC 5952); IPv4 without the formatting machinery.
+    pub fn replace_ip(&mut self, span: Range<usize>, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => {
+                let start = self.bytes.len();
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.bytes.push(b'.');
+                    }
+                    push_int(&mut self.bytes, u64::from(octet));
+                }
+                self.push(span, start);
+            }
+            IpAddr::V6(_) => self.replace_fmt(span, format_args!("{ip}")),
+        }
     }
 
     /// Inserts `with` before byte `at` of the original.
@@ -206,6 +234,22 @@ impl Patch {
             seq,
         });
     }
+}
+
+/// Appends the decimal digits of `n`.
+fn push_int(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `n % 10` is below 10: the cast cannot truncate.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 struct Arena<'a>(&'a mut Vec<u8>);
@@ -320,6 +364,18 @@ mod tests {
     }
 
     #[test]
+    fn integer_edge_cases() {
+        let mut p = Patch::new();
+        p.replace_int(0..1, 0);
+        p.replace_int(1..2, u64::MAX);
+        p.replace_ip(2..3, IpAddr::from([0, 0, 0, 0]));
+        assert_eq!(
+            p.apply(b"xyz!").unwrap(),
+            b"0184467440737095516150.0.0.0!".to_vec()
+        );
+    }
+
+    #[test]
     fn more_than_sixteen_edits_sort_on_the_heap() {
         let mut p = Patch::new();
         for i in (0..40).rev() {
@@ -332,6 +388,22 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn numbers_and_addresses_are_written_as_display_writes_them(
+            n in any::<u64>(),
+            v4 in any::<[u8; 4]>(),
+            v6 in any::<[u16; 8]>(),
+        ) {
+            let mut p = Patch::new();
+            p.replace_int(0..1, n);
+            p.replace_ip(1..2, IpAddr::from(v4));
+            p.replace_ip(2..3, IpAddr::from(v6));
+            let out = p.apply(b"abcd").unwrap();
+            let ip4 = IpAddr::from(v4);
+            let ip6 = IpAddr::from(v6);
+            prop_assert_eq!(out, format!("{n}{ip4}{ip6}d").into_bytes());
+        }
+
         #[test]
         fn bytes_outside_edits_are_untouched(
             src in proptest::collection::vec(any::<u8>(), 0..200),

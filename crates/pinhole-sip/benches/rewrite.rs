@@ -124,11 +124,7 @@ impl Alg {
     /// message is in `self.out`.
     fn rewrite(&mut self, raw: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
         let msg = Message::parse(raw)?;
-        let span = msg
-            .sdp_bodies()?
-            .into_iter()
-            .next()
-            .ok_or("no SDP body")?;
+        let span = msg.sdp_bodies()?.into_iter().next().ok_or("no SDP body")?;
         let body = raw.get(span.clone()).ok_or("SDP body out of range")?;
         let sdp = Sdp::parse(body)?;
         let endpoints = sdp.endpoints(IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
@@ -207,7 +203,11 @@ fn check(name: &str, raw: &[u8]) {
     for (i, e) in eps.iter().enumerate() {
         let port = FIRST_PORT + 2 * i as u16;
         assert_eq!(e.addr, SocketAddr::new(RELAY, port), "{name}");
-        assert_eq!(e.rtcp_addr, Some(SocketAddr::new(RELAY, port + 1)), "{name}");
+        assert_eq!(
+            e.rtcp_addr,
+            Some(SocketAddr::new(RELAY, port + 1)),
+            "{name}"
+        );
     }
     // Headers byte for byte, except the Content-Length value.
     let cl = out.content_length_header().unwrap().value.clone();

@@ -51,6 +51,9 @@ pub struct ApsProxyConfig {
     pub linger: Duration,
     /// Most messages held per dialog while pinholes open.
     pub max_parked: usize,
+    /// How long a freed media port pair B rests before reuse (late
+    /// packets of the old call must not reach the next one).
+    pub port_quarantine: Duration,
     /// Keys branch ids and LEG-KEYs; seeds the port choice.
     pub seed: [u8; 32],
 }
@@ -73,6 +76,7 @@ impl ApsProxyConfig {
             setup_timeout: Duration::from_secs(180),
             linger: Duration::from_secs(32),
             max_parked: 16,
+            port_quarantine: Duration::from_secs(30),
             seed,
         }
     }
@@ -155,7 +159,7 @@ impl ApsProxy {
     pub fn new(cfg: ApsProxyConfig) -> Self {
         let mut rng = Rng::from_seed(cfg.seed);
         let secret = rng.next_u64();
-        let ports = Allocator::new(cfg.media_ports, Duration::from_secs(30), rng.fork());
+        let ports = Allocator::new(cfg.media_ports, cfg.port_quarantine, rng.fork());
         Self {
             cfg,
             ports,
