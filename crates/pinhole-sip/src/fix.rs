@@ -28,7 +28,9 @@ use crate::message::Message;
 /// ```
 pub fn fix_content_length(msg: &Message<'_>, patch: &mut Patch) {
     let body = msg.body();
-    let new_len = body.len().saturating_add_signed(patch.delta_within(body.clone()));
+    let new_len = body
+        .len()
+        .saturating_add_signed(patch.delta_within(body.clone()));
     match msg.content_length_header() {
         Some(h) if msg.content_length() != Some(new_len) => {
             patch.replace_fmt(h.value.clone(), format_args!("{new_len}"));
@@ -36,7 +38,11 @@ pub fn fix_content_length(msg: &Message<'_>, patch: &mut Patch) {
         Some(_) => {}
         None if new_len != body.len() => {
             let at = msg.headers_end();
-            let le = if msg.line_ending() == b"\r\n" { "\r\n" } else { "\n" };
+            let le = if msg.line_ending() == b"\r\n" {
+                "\r\n"
+            } else {
+                "\n"
+            };
             patch.replace_fmt(at..at, format_args!("Content-Length: {new_len}{le}"));
         }
         None => {}

@@ -40,7 +40,10 @@ pub enum Frame {
 /// assert_eq!(frame(&s[39..]).unwrap(), None);
 /// ```
 pub fn frame(stream: &[u8]) -> Result<Option<Frame>, ParseError> {
-    let ka = stream.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let ka = stream
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
     if ka > 0 {
         return Ok(Some(Frame::Keepalive(ka)));
     }
@@ -91,10 +94,12 @@ pub fn frame(stream: &[u8]) -> Result<Option<Frame>, ParseError> {
 /// The first empty line: where it starts and where the body starts.
 fn blank_line(s: &[u8]) -> Option<(usize, usize)> {
     let window = s.get(..MAX_HEADER_BYTES + 4).unwrap_or(s);
-    memchr::memchr_iter(b'\n', window).find_map(|lf| match (window.get(lf + 1), window.get(lf + 2)) {
-        (Some(b'\n'), _) => Some((lf + 1, lf + 2)),
-        (Some(b'\r'), Some(b'\n')) => Some((lf + 1, lf + 3)),
-        _ => None,
+    memchr::memchr_iter(b'\n', window).find_map(|lf| {
+        match (window.get(lf + 1), window.get(lf + 2)) {
+            (Some(b'\n'), _) => Some((lf + 1, lf + 2)),
+            (Some(b'\r'), Some(b'\n')) => Some((lf + 1, lf + 3)),
+            _ => None,
+        }
     })
 }
 
@@ -109,7 +114,10 @@ mod tests {
     fn two_messages_in_one_buffer() {
         let s = [INVITE, BYE].concat();
         assert_eq!(frame(&s).unwrap(), Some(Frame::Message(INVITE.len())));
-        assert_eq!(frame(&s[INVITE.len()..]).unwrap(), Some(Frame::Message(BYE.len())));
+        assert_eq!(
+            frame(&s[INVITE.len()..]).unwrap(),
+            Some(Frame::Message(BYE.len()))
+        );
     }
 
     #[test]
@@ -131,7 +139,10 @@ mod tests {
     #[test]
     fn unframeable_streams() {
         let no_cl = b"OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n";
-        assert_eq!(frame(no_cl), Err(ParseError::MissingContentLength { at: 0 }));
+        assert_eq!(
+            frame(no_cl),
+            Err(ParseError::MissingContentLength { at: 0 })
+        );
         let two = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\nl: 0\r\n\r\n";
         assert!(matches!(frame(two), Err(ParseError::ContentLength { .. })));
         let neg = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -999\r\n\r\n";

@@ -60,7 +60,11 @@ fn check(msg: &Message<'_>) {
         let _ = msg.value(h);
         if matches!(
             h.name,
-            HeaderName::From | HeaderName::To | HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute
+            HeaderName::From
+                | HeaderName::To
+                | HeaderName::Contact
+                | HeaderName::Route
+                | HeaderName::RecordRoute
         ) && let Ok(list) = name_addrs(buf, h.value.clone())
         {
             for na in list {
@@ -81,7 +85,13 @@ fn check(msg: &Message<'_>) {
         assert!(inside(&uri, &all));
         let _ = Uri::parse(buf, uri);
     }
-    let _ = (msg.method(), msg.status(), msg.reason(), msg.version(), msg.is_request());
+    let _ = (
+        msg.method(),
+        msg.status(),
+        msg.reason(),
+        msg.version(),
+        msg.is_request(),
+    );
     let _ = (msg.call_id(), msg.cseq(), msg.from_tag(), msg.to_tag());
     let _ = (msg.content_type(), msg.max_forwards(), msg.line_ending());
     for v in msg.vias() {

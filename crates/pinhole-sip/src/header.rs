@@ -100,7 +100,11 @@ const NAMES: &[(&str, Option<u8>, HeaderName)] = &[
     ("Session-Expires", Some(b'x'), HeaderName::SessionExpires),
     ("Accept-Contact", Some(b'a'), HeaderName::AcceptContact),
     ("Reject-Contact", Some(b'j'), HeaderName::RejectContact),
-    ("Request-Disposition", Some(b'd'), HeaderName::RequestDisposition),
+    (
+        "Request-Disposition",
+        Some(b'd'),
+        HeaderName::RequestDisposition,
+    ),
     ("Identity", Some(b'y'), HeaderName::Identity),
     ("Identity-Info", Some(b'n'), HeaderName::IdentityInfo),
 ];
@@ -286,12 +290,36 @@ mod tests {
 
     #[test]
     fn malformed_lines_are_errors() {
-        assert!(matches!(step(b"no colon\r\n", 0), Err(ParseError::Header { at: 0, .. })));
-        assert!(matches!(step(b": empty\r\n", 0), Err(ParseError::Header { .. })));
-        assert!(matches!(step(b"a b: c\r\n", 0), Err(ParseError::Header { .. })));
-        assert!(matches!(step(b" x: c\r\n", 0), Err(ParseError::Header { .. })));
-        assert!(matches!(step(b"\r\nbody", 0), Ok(Step::Blank { headers_end: 0, body_start: 2 })));
-        assert!(matches!(step(b"\nbody", 0), Ok(Step::Blank { headers_end: 0, body_start: 1 })));
+        assert!(matches!(
+            step(b"no colon\r\n", 0),
+            Err(ParseError::Header { at: 0, .. })
+        ));
+        assert!(matches!(
+            step(b": empty\r\n", 0),
+            Err(ParseError::Header { .. })
+        ));
+        assert!(matches!(
+            step(b"a b: c\r\n", 0),
+            Err(ParseError::Header { .. })
+        ));
+        assert!(matches!(
+            step(b" x: c\r\n", 0),
+            Err(ParseError::Header { .. })
+        ));
+        assert!(matches!(
+            step(b"\r\nbody", 0),
+            Ok(Step::Blank {
+                headers_end: 0,
+                body_start: 2
+            })
+        ));
+        assert!(matches!(
+            step(b"\nbody", 0),
+            Ok(Step::Blank {
+                headers_end: 0,
+                body_start: 1
+            })
+        ));
         assert!(matches!(step(b"", 0), Ok(Step::End)));
     }
 }

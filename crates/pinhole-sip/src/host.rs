@@ -84,7 +84,10 @@ mod tests {
     fn names_v4_and_bracketed_v6() {
         assert_eq!(hp("example.com").unwrap(), ("example.com", None));
         assert_eq!(hp("192.0.2.1:5060").unwrap(), ("192.0.2.1", Some(5060)));
-        assert_eq!(hp("[2001:db8::1]:5060").unwrap(), ("2001:db8::1", Some(5060)));
+        assert_eq!(
+            hp("[2001:db8::1]:5060").unwrap(),
+            ("2001:db8::1", Some(5060))
+        );
         assert_eq!(hp("[2001:db8::1]").unwrap(), ("2001:db8::1", None));
         assert_eq!(hp("host_1.example").unwrap(), ("host_1.example", None));
     }
@@ -101,8 +104,18 @@ mod tests {
     #[test]
     fn malformed_hosts() {
         for bad in [
-            "", ":5060", "h:", "h:65536", "h:x", "[2001:db8::1", "[nothost]", "[::1]x",
-            "a b", "a:b:c", "h<", "[::1]:",
+            "",
+            ":5060",
+            "h:",
+            "h:65536",
+            "h:x",
+            "[2001:db8::1",
+            "[nothost]",
+            "[::1]x",
+            "a b",
+            "a:b:c",
+            "h<",
+            "[::1]:",
         ] {
             assert!(hp(bad).is_err(), "{bad:?}");
         }

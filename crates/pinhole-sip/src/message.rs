@@ -103,14 +103,20 @@ fn parse_start(buf: &[u8], end: usize) -> Result<StartLine, ParseError> {
     }
     let uri = slice(line, sp1 + 1..sp2);
     if let Some(i) = uri.iter().position(|&b| b <= b' ' || b == 0x7f) {
-        return Err(start_err(sp1 + 1 + i, "white space or control byte in the Request-URI"));
+        return Err(start_err(
+            sp1 + 1 + i,
+            "white space or control byte in the Request-URI",
+        ));
     }
     // RFC 4475 ltgtruri: the Request-URI starts with a scheme, not '<'.
     let scheme_len = uri
         .iter()
         .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
         .unwrap_or(uri.len());
-    if scheme_len == 0 || !uri.first().is_some_and(u8::is_ascii_alphabetic) || uri.get(scheme_len) != Some(&b':') {
+    if scheme_len == 0
+        || !uri.first().is_some_and(u8::is_ascii_alphabetic)
+        || uri.get(scheme_len) != Some(&b':')
+    {
         return Err(start_err(sp1 + 1, "Request-URI has no scheme"));
     }
     Ok(StartLine::Request {
@@ -141,7 +147,10 @@ pub(crate) fn content_length_of(buf: &[u8], h: &Header) -> Result<usize, ParseEr
 /// CSeq's number and method span.
 fn cseq_of(buf: &[u8], h: &Header) -> Result<(u32, Range<usize>), ParseError> {
     let v = h.value.clone();
-    let e = |reason| ParseError::CSeq { at: v.start, reason };
+    let e = |reason| ParseError::CSeq {
+        at: v.start,
+        reason,
+    };
     let mut d = v.start;
     while d < v.end && at(buf, d).is_some_and(|b| b.is_ascii_digit()) {
         d += 1;
@@ -277,7 +286,9 @@ impl<'a> Message<'a> {
     /// A request's method.
     pub fn method(&self) -> Option<&'a str> {
         match &self.start {
-            StartLine::Request { method, .. } => std::str::from_utf8(slice(self.buf, method.clone())).ok(),
+            StartLine::Request { method, .. } => {
+                std::str::from_utf8(slice(self.buf, method.clone())).ok()
+            }
             StartLine::Response { .. } => None,
         }
     }
@@ -358,7 +369,10 @@ impl<'a> Message<'a> {
 
     fn tag_of(&self, name: HeaderName) -> Option<&'a [u8]> {
         let h = self.header(name)?;
-        let first = name_addrs(self.buf, h.value.clone()).ok()?.into_iter().next()?;
+        let first = name_addrs(self.buf, h.value.clone())
+            .ok()?
+            .into_iter()
+            .next()?;
         first.tag(self.buf).map(|t| slice(self.buf, t))
     }
 
@@ -469,7 +483,15 @@ mod tests {
         for ok in [&b"SIP/2.0"[..], b"sip/2.0", b"SIP/7.0", b"SIP/10.12"] {
             assert!(valid_version(ok));
         }
-        for bad in [&b"SIP/2"[..], b"SIP/2.", b"SIP/.0", b"SIP2.0", b"HTTP/1.1", b"SIP/2.0 ", b""] {
+        for bad in [
+            &b"SIP/2"[..],
+            b"SIP/2.",
+            b"SIP/.0",
+            b"SIP2.0",
+            b"HTTP/1.1",
+            b"SIP/2.0 ",
+            b"",
+        ] {
             assert!(!valid_version(bad));
         }
     }

@@ -37,7 +37,8 @@ pub(crate) fn sdp_bodies(msg: &Message<'_>) -> Result<Vec<Range<usize>>, ParseEr
 
 /// The media type part of a Content-Type value (before the first `;`).
 fn media_type(buf: &[u8], value: Range<usize>) -> Range<usize> {
-    let semi = memchr::memchr(b';', slice(buf, value.clone())).map_or(value.end, |s| value.start + s);
+    let semi =
+        memchr::memchr(b';', slice(buf, value.clone())).map_or(value.end, |s| value.start + s);
     trim(buf, value.start..semi)
 }
 
@@ -79,7 +80,11 @@ fn boundary(buf: &[u8], value: Range<usize>) -> Result<Range<usize>, ParseError>
         }
     })?;
     let b = found.ok_or_else(|| err(value.start, "multipart Content-Type without boundary"))?;
-    let b = if at(buf, b.start) == Some(b'"') && b.len() >= 2 { b.start + 1..b.end - 1 } else { b };
+    let b = if at(buf, b.start) == Some(b'"') && b.len() >= 2 {
+        b.start + 1..b.end - 1
+    } else {
+        b
+    };
     if b.is_empty() || b.len() > 70 {
         return Err(err(b.start, "boundary is empty or longer than 70 bytes"));
     }
@@ -165,7 +170,10 @@ fn parts(buf: &[u8], body: Range<usize>, boundary: Range<usize>) -> Result<Parts
 }
 
 /// Splits one part into its Content-Type value and content.
-fn part(buf: &[u8], span: Range<usize>) -> Result<(Option<Range<usize>>, Range<usize>), ParseError> {
+fn part(
+    buf: &[u8],
+    span: Range<usize>,
+) -> Result<(Option<Range<usize>>, Range<usize>), ParseError> {
     // Bound the header scan to this part: it must not read the delimiter.
     let sub = buf.get(..span.end).unwrap_or(buf);
     let mut p = span.start;
@@ -190,7 +198,10 @@ mod tests {
 
     fn bodies(msg: &[u8]) -> Result<Vec<Vec<u8>>, ParseError> {
         let m = Message::parse(msg).unwrap();
-        Ok(m.sdp_bodies()?.into_iter().map(|r| msg[r].to_vec()).collect())
+        Ok(m.sdp_bodies()?
+            .into_iter()
+            .map(|r| msg[r].to_vec())
+            .collect())
     }
 
     const SDP: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
@@ -205,16 +216,30 @@ mod tests {
 
     #[test]
     fn untyped_body_that_looks_like_sdp() {
-        let msg = format!("SIP/2.0 200 OK\r\nContent-Length: {}\r\n\r\n{SDP}", SDP.len());
-        assert_eq!(bodies(msg.as_bytes()).unwrap(), vec![SDP.as_bytes().to_vec()]);
+        let msg = format!(
+            "SIP/2.0 200 OK\r\nContent-Length: {}\r\n\r\n{SDP}",
+            SDP.len()
+        );
+        assert_eq!(
+            bodies(msg.as_bytes()).unwrap(),
+            vec![SDP.as_bytes().to_vec()]
+        );
         let msg = "SIP/2.0 200 OK\r\nContent-Length: 5\r\n\r\nv=0 x";
         assert!(bodies(msg.as_bytes()).unwrap().is_empty());
     }
 
     #[test]
     fn plain_sdp_and_other_types() {
-        assert_eq!(bodies(&message("application/sdp", SDP)).unwrap(), vec![SDP.as_bytes().to_vec()]);
-        assert_eq!(bodies(&message("Application/SDP;charset=x", SDP)).unwrap().len(), 1);
+        assert_eq!(
+            bodies(&message("application/sdp", SDP)).unwrap(),
+            vec![SDP.as_bytes().to_vec()]
+        );
+        assert_eq!(
+            bodies(&message("Application/SDP;charset=x", SDP))
+                .unwrap()
+                .len(),
+            1
+        );
         assert!(bodies(&message("application/sdp", "")).unwrap().is_empty());
         assert!(bodies(&message("text/plain", SDP)).unwrap().is_empty());
     }
@@ -227,7 +252,11 @@ mod tests {
                 "preamble{nl}--xyz{nl}Content-Type: text/plain{nl}{nl}hello{nl}--xyz {nl}Content-Type: application/sdp{nl}{nl}{sdp}{nl}--xyz--{nl}epilogue"
             );
             let msg = message("multipart/mixed; boundary=\"xyz\"", &body);
-            assert_eq!(bodies(&msg).unwrap(), vec![sdp.as_bytes().to_vec()], "{nl:?}");
+            assert_eq!(
+                bodies(&msg).unwrap(),
+                vec![sdp.as_bytes().to_vec()],
+                "{nl:?}"
+            );
         }
     }
 
@@ -240,9 +269,15 @@ mod tests {
         let got = bodies(&message("multipart/mixed;boundary=out", &body)).unwrap();
         assert_eq!(got, vec![SDP.as_bytes().to_vec()]);
         // Two levels below the body are not followed.
-        let deeper = format!("--d\r\nContent-Type: multipart/mixed;boundary=in\r\n\r\n{inner}\r\n--d--");
-        let body = format!("--out\r\nContent-Type: multipart/mixed;boundary=d\r\n\r\n{deeper}\r\n--out--");
-        assert!(bodies(&message("multipart/mixed;boundary=out", &body)).unwrap().is_empty());
+        let deeper =
+            format!("--d\r\nContent-Type: multipart/mixed;boundary=in\r\n\r\n{inner}\r\n--d--");
+        let body =
+            format!("--out\r\nContent-Type: multipart/mixed;boundary=d\r\n\r\n{deeper}\r\n--out--");
+        assert!(
+            bodies(&message("multipart/mixed;boundary=out", &body))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -261,10 +296,16 @@ mod tests {
             ("multipart/mixed;boundary=b", "--b\r\n\r\nx\r\n"),
             ("multipart/mixed;boundary=b", "no delimiter at all"),
             ("multipart/mixed;boundary=\"\"", "--\r\n"),
-            ("multipart/mixed;boundary=b", "--b\r\nbroken header\r\n\r\nx\r\n--b--"),
+            (
+                "multipart/mixed;boundary=b",
+                "--b\r\nbroken header\r\n\r\nx\r\n--b--",
+            ),
         ] {
             assert!(
-                matches!(bodies(&message(ct, body)), Err(ParseError::Multipart { .. } | ParseError::Header { .. })),
+                matches!(
+                    bodies(&message(ct, body)),
+                    Err(ParseError::Multipart { .. } | ParseError::Header { .. })
+                ),
                 "{ct} {body:?}"
             );
         }

@@ -54,12 +54,17 @@ fn check_addr_spec(buf: &[u8], uri: Range<usize>) -> Result<(), ParseError> {
         return Ok(());
     }
     if let Some(i) = b.iter().position(|&c| is_lws(c) || c == b'?' || c == b'>') {
-        return Err(err(uri.start + i, "addr-spec with white space, '?' or '>' needs <>"));
+        return Err(err(
+            uri.start + i,
+            "addr-spec with white space, '?' or '>' needs <>",
+        ));
     }
     let scheme_ok = memchr::memchr(b':', b).is_some_and(|c| {
         c > 0
             && b.first().is_some_and(u8::is_ascii_alphabetic)
-            && b.iter().take(c).all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'+' | b'-' | b'.'))
+            && b.iter()
+                .take(c)
+                .all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'+' | b'-' | b'.'))
     });
     if !scheme_ok {
         return Err(err(uri.start, "addr-spec has no URI scheme"));
@@ -103,8 +108,14 @@ pub fn name_addrs(buf: &[u8], value: Range<usize>) -> Result<Vec<NameAddr>, Pars
             }
             if k < end && at(buf, k) == Some(b'<') {
                 let d = trim(buf, s..k);
-                if !slice(buf, d.clone()).iter().all(|&b| is_token(b) || is_lws(b)) {
-                    return Err(err(d.start, "display name is neither tokens nor a quoted string"));
+                if !slice(buf, d.clone())
+                    .iter()
+                    .all(|&b| is_token(b) || is_lws(b))
+                {
+                    return Err(err(
+                        d.start,
+                        "display name is neither tokens nor a quoted string",
+                    ));
                 }
                 let (uri, after) = angle(buf, k, end)?;
                 ((!d.is_empty()).then_some(d), uri, true, after)
@@ -167,10 +178,14 @@ mod tests {
 
     #[test]
     fn wsinv_from_and_contact() {
-        let s = b"\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8";
+        let s =
+            b"\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8";
         let l = list(s).unwrap();
         assert_eq!(l.len(), 1);
-        assert_eq!(&s[l[0].display.clone().unwrap()], b"\"J Rosenberg \\\\\\\"\"");
+        assert_eq!(
+            &s[l[0].display.clone().unwrap()],
+            b"\"J Rosenberg \\\\\\\"\""
+        );
         assert_eq!(&s[l[0].uri.clone()], b"sip:jdrosen@example.com");
         assert_eq!(&s[l[0].tag(s).unwrap()], b"98asjd8");
         assert_eq!(l[0].span, 0..s.len());

@@ -101,12 +101,18 @@ mod tests {
 
     fn run(s: &[u8]) -> Run {
         let mut v = Vec::new();
-        let e = scan(s, 0, s.len(), |at, reason| ParseError::Via { at, reason }, |p| {
-            v.push((
-                String::from_utf8_lossy(&s[p.name]).into_owned(),
-                p.value.map(|r| String::from_utf8_lossy(&s[r]).into_owned()),
-            ))
-        })?;
+        let e = scan(
+            s,
+            0,
+            s.len(),
+            |at, reason| ParseError::Via { at, reason },
+            |p| {
+                v.push((
+                    String::from_utf8_lossy(&s[p.name]).into_owned(),
+                    p.value.map(|r| String::from_utf8_lossy(&s[r]).into_owned()),
+                ))
+            },
+        )?;
         Ok((v, e.last, e.stop))
     }
 

@@ -106,7 +106,11 @@ impl Uri {
             None => (None, None, rest),
         };
         let tail = slice(buf, h0..span.end);
-        let hp_end = h0 + tail.iter().position(|&b| b == b';' || b == b'?').unwrap_or(tail.len());
+        let hp_end = h0
+            + tail
+                .iter()
+                .position(|&b| b == b';' || b == b'?')
+                .unwrap_or(tail.len());
         let (host, port) = hostport(buf, h0..hp_end, err)?;
         let q = memchr::memchr(b'?', slice(buf, hp_end..span.end)).map(|q| hp_end + q);
         let params = hp_end..q.unwrap_or(span.end);
@@ -172,7 +176,8 @@ impl Uri {
 
     /// The first parameter named `name` (case-insensitive).
     pub fn param(&self, buf: &[u8], name: &[u8]) -> Option<Param> {
-        self.params(buf).find(|p| eq_ic(slice(buf, p.name.clone()), name))
+        self.params(buf)
+            .find(|p| eq_ic(slice(buf, p.name.clone()), name))
     }
 }
 
@@ -200,7 +205,10 @@ mod tests {
         // RFC 4475 intmeth and semiuri: ';', '?', ',' in the user part.
         let s = b"sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com";
         let u = uri(s).unwrap();
-        assert_eq!(&s[u.user.clone().unwrap()], b"1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*");
+        assert_eq!(
+            &s[u.user.clone().unwrap()],
+            b"1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"
+        );
         assert_eq!(&s[u.host.clone()], b"example.com");
         assert!(u.password.is_some());
         let s = b"sip:user;par=u%40example.net@example.com";
@@ -213,7 +221,10 @@ mod tests {
     fn params_headers_and_bare_v6() {
         let s = b"SIP:user@example.com?Route=%3Csip:example.com%3E";
         let u = uri(s).unwrap();
-        assert_eq!(&s[u.headers.clone().unwrap()], b"Route=%3Csip:example.com%3E");
+        assert_eq!(
+            &s[u.headers.clone().unwrap()],
+            b"Route=%3Csip:example.com%3E"
+        );
         assert_eq!(u.params.len(), 0);
         let s = b"sip:services.example.com;lr;unknownwith=value;unknown-no-value";
         let u = uri(s).unwrap();
@@ -224,7 +235,10 @@ mod tests {
         let u = uri(s).unwrap();
         assert_eq!(&s[u.host.clone()], b"fec0:0:0:0:216:d3ff:fe0d:22c");
         assert_eq!(u.port, Some(5060));
-        assert_eq!(&s[u.host_port.clone()], b"fec0:0:0:0:216:d3ff:fe0d:22c:5060");
+        assert_eq!(
+            &s[u.host_port.clone()],
+            b"fec0:0:0:0:216:d3ff:fe0d:22c:5060"
+        );
     }
 
     #[test]

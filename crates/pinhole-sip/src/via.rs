@@ -230,7 +230,10 @@ mod tests {
         assert_eq!(&s[v.host.clone()], b"fe80:0:0:0:21a:a0ff:fe07:32e0");
         assert_eq!(v.port, Some(5060));
         let s = b"SIP/2.0/UDP h;received=2001:db8::9";
-        assert_eq!(&s[vias(s).unwrap()[0].received.clone().unwrap()], b"2001:db8::9");
+        assert_eq!(
+            &s[vias(s).unwrap()[0].received.clone().unwrap()],
+            b"2001:db8::9"
+        );
     }
 
     #[test]

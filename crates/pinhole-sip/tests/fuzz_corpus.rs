@@ -26,7 +26,11 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
 #[test]
 fn seed_corpus_passes_the_fuzz_property() {
     let seeds = seeds();
-    assert!(seeds.len() >= 12, "seed corpus has only {} files", seeds.len());
+    assert!(
+        seeds.len() >= 12,
+        "seed corpus has only {} files",
+        seeds.len()
+    );
     for (_, data) in &seeds {
         sip_parse(data);
     }

@@ -45,7 +45,9 @@ impl GenMessage {
         let mut out = Vec::new();
         match &self.method {
             Some(m) => out.extend_from_slice(format!("{m} sip:bob@example.com SIP/2.0").as_bytes()),
-            None => out.extend_from_slice(format!("SIP/2.0 {} Some Reason", self.status).as_bytes()),
+            None => {
+                out.extend_from_slice(format!("SIP/2.0 {} Some Reason", self.status).as_bytes())
+            }
         }
         out.extend_from_slice(self.end(0).as_bytes());
         for (i, h) in self.all_headers().iter().enumerate() {
@@ -79,7 +81,11 @@ fn token() -> impl Strategy<Value = String> {
 
 /// Writes `long` in one of its spellings.
 fn spelled(long: &'static str, compact: Option<&'static str>) -> impl Strategy<Value = String> {
-    let mut forms = vec![long.to_string(), long.to_ascii_lowercase(), long.to_ascii_uppercase()];
+    let mut forms = vec![
+        long.to_string(),
+        long.to_ascii_lowercase(),
+        long.to_ascii_uppercase(),
+    ];
     if let Some(c) = compact {
         forms.push(c.to_string());
         forms.push(c.to_ascii_uppercase());
@@ -124,14 +130,25 @@ fn header(
     kind: HeaderName,
     value: impl Strategy<Value = String>,
 ) -> impl Strategy<Value = GenHeader> {
-    (name, select(vec![": ", ":", " : ", "\t:  "]), value.prop_flat_map(folded)).prop_map(
-        move |(name, sep, value)| GenHeader { name, kind, sep, value },
+    (
+        name,
+        select(vec![": ", ":", " : ", "\t:  "]),
+        value.prop_flat_map(folded),
     )
+        .prop_map(move |(name, sep, value)| GenHeader {
+            name,
+            kind,
+            sep,
+            value,
+        })
 }
 
 fn message() -> impl Strategy<Value = GenMessage> {
     let method = prop_oneof![
-        select(vec!["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "UPDATE"]).prop_map(String::from),
+        select(vec![
+            "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "UPDATE"
+        ])
+        .prop_map(String::from),
         token(),
     ];
     let ends = prop_oneof![
@@ -151,45 +168,134 @@ fn message() -> impl Strategy<Value = GenMessage> {
         proptest::collection::vec((token(), "[!-~]([ -~]{0,20}[!-~])?"), 0..3),
         any::<bool>(),
     )
-        .prop_flat_map(|(method, status, ends, branches, (call, tag, seq, cmethod), body, cl, ext, split_via)| {
-            let cseq_method = method.clone().unwrap_or(cmethod);
-            let vias: Vec<String> = branches
-                .iter()
-                .enumerate()
-                .map(|(i, b)| format!("SIP/2.0/UDP host{i}.example.com:{};branch=z9hG4bK{b}", 5060 + i))
-                .collect();
-            let mut hs: Vec<BoxedStrategy<GenHeader>> = Vec::new();
-            if split_via {
-                for v in &vias {
-                    hs.push(header(spelled("Via", Some("v")), HeaderName::Via, Just(v.clone())).boxed());
+        .prop_flat_map(
+            |(
+                method,
+                status,
+                ends,
+                branches,
+                (call, tag, seq, cmethod),
+                body,
+                cl,
+                ext,
+                split_via,
+            )| {
+                let cseq_method = method.clone().unwrap_or(cmethod);
+                let vias: Vec<String> = branches
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| {
+                        format!(
+                            "SIP/2.0/UDP host{i}.example.com:{};branch=z9hG4bK{b}",
+                            5060 + i
+                        )
+                    })
+                    .collect();
+                let mut hs: Vec<BoxedStrategy<GenHeader>> = Vec::new();
+                if split_via {
+                    for v in &vias {
+                        hs.push(
+                            header(spelled("Via", Some("v")), HeaderName::Via, Just(v.clone()))
+                                .boxed(),
+                        );
+                    }
+                } else {
+                    hs.push(
+                        header(
+                            spelled("Via", Some("v")),
+                            HeaderName::Via,
+                            Just(vias.join(" , ")),
+                        )
+                        .boxed(),
+                    );
                 }
-            } else {
-                hs.push(header(spelled("Via", Some("v")), HeaderName::Via, Just(vias.join(" , "))).boxed());
-            }
-            hs.push(header(spelled("From", Some("f")), HeaderName::From, Just(format!("\"Alice A\" <sip:alice@example.com>;tag={tag}"))).boxed());
-            hs.push(header(spelled("To", Some("t")), HeaderName::To, Just("<sip:bob@example.com>".to_string())).boxed());
-            hs.push(header(spelled("Call-ID", Some("i")), HeaderName::CallId, Just(format!("{call}@10.0.0.1"))).boxed());
-            hs.push(header(spelled("CSeq", None), HeaderName::CSeq, Just(format!("{seq} {cseq_method}"))).boxed());
-            hs.push(header(spelled("Max-Forwards", None), HeaderName::MaxForwards, Just("70".to_string())).boxed());
-            hs.push(header(spelled("Content-Type", Some("c")), HeaderName::ContentType, Just("application/sdp".to_string())).boxed());
-            for (n, v) in &ext {
-                hs.push(header(Just(format!("X-{n}")), HeaderName::Other, Just(v.clone())).boxed());
-            }
-            let call_id = format!("{call}@10.0.0.1");
-            (hs.prop_shuffle(), Just((method, status, ends, branches, body, cl, call_id, (seq, cseq_method), tag)))
-        })
-        .prop_map(|(headers, (method, status, ends, branches, body, content_length, call_id, cseq, from_tag))| GenMessage {
-            method,
-            status,
-            ends,
-            headers,
-            branches,
-            body,
-            content_length,
-            call_id,
-            cseq,
-            from_tag,
-        })
+                hs.push(
+                    header(
+                        spelled("From", Some("f")),
+                        HeaderName::From,
+                        Just(format!("\"Alice A\" <sip:alice@example.com>;tag={tag}")),
+                    )
+                    .boxed(),
+                );
+                hs.push(
+                    header(
+                        spelled("To", Some("t")),
+                        HeaderName::To,
+                        Just("<sip:bob@example.com>".to_string()),
+                    )
+                    .boxed(),
+                );
+                hs.push(
+                    header(
+                        spelled("Call-ID", Some("i")),
+                        HeaderName::CallId,
+                        Just(format!("{call}@10.0.0.1")),
+                    )
+                    .boxed(),
+                );
+                hs.push(
+                    header(
+                        spelled("CSeq", None),
+                        HeaderName::CSeq,
+                        Just(format!("{seq} {cseq_method}")),
+                    )
+                    .boxed(),
+                );
+                hs.push(
+                    header(
+                        spelled("Max-Forwards", None),
+                        HeaderName::MaxForwards,
+                        Just("70".to_string()),
+                    )
+                    .boxed(),
+                );
+                hs.push(
+                    header(
+                        spelled("Content-Type", Some("c")),
+                        HeaderName::ContentType,
+                        Just("application/sdp".to_string()),
+                    )
+                    .boxed(),
+                );
+                for (n, v) in &ext {
+                    hs.push(
+                        header(Just(format!("X-{n}")), HeaderName::Other, Just(v.clone())).boxed(),
+                    );
+                }
+                let call_id = format!("{call}@10.0.0.1");
+                (
+                    hs.prop_shuffle(),
+                    Just((
+                        method,
+                        status,
+                        ends,
+                        branches,
+                        body,
+                        cl,
+                        call_id,
+                        (seq, cseq_method),
+                        tag,
+                    )),
+                )
+            },
+        )
+        .prop_map(
+            |(
+                headers,
+                (method, status, ends, branches, body, content_length, call_id, cseq, from_tag),
+            )| GenMessage {
+                method,
+                status,
+                ends,
+                headers,
+                branches,
+                body,
+                content_length,
+                call_id,
+                cseq,
+                from_tag,
+            },
+        )
 }
 
 fn check_parsed(g: &GenMessage, raw: &[u8]) -> Result<(), TestCaseError> {
@@ -215,27 +321,55 @@ fn check_parsed(g: &GenMessage, raw: &[u8]) -> Result<(), TestCaseError> {
     prop_assert!(m.trailing().is_empty());
     prop_assert_eq!(m.content_length(), g.content_length.map(|_| g.body.len()));
     prop_assert_eq!(m.line_ending(), g.end(0).as_bytes());
-    let branches: Vec<&[u8]> = m.vias().iter().map(|v| &raw[v.branch.clone().unwrap()]).collect();
+    let branches: Vec<&[u8]> = m
+        .vias()
+        .iter()
+        .map(|v| &raw[v.branch.clone().unwrap()])
+        .collect();
     // In header order (split Via headers were shuffled).
     let want: Vec<String> = all
         .iter()
         .filter(|h| h.kind == HeaderName::Via)
-        .flat_map(|h| h.value.split("branch=").skip(1).map(|b| b.chars().take_while(|c| !matches!(c, ' ' | ',' | '\u{1}')).collect::<String>()))
+        .flat_map(|h| {
+            h.value.split("branch=").skip(1).map(|b| {
+                b.chars()
+                    .take_while(|c| !matches!(c, ' ' | ',' | '\u{1}'))
+                    .collect::<String>()
+            })
+        })
         .collect();
     prop_assert_eq!(want.len(), g.branches.len());
-    prop_assert_eq!(branches, want.iter().map(String::as_bytes).collect::<Vec<_>>());
-    prop_assert_eq!(m.sdp_bodies().unwrap().len(), usize::from(!g.body.is_empty()));
+    prop_assert_eq!(
+        branches,
+        want.iter().map(String::as_bytes).collect::<Vec<_>>()
+    );
+    prop_assert_eq!(
+        m.sdp_bodies().unwrap().len(),
+        usize::from(!g.body.is_empty())
+    );
     Ok(())
 }
 
 /// Arbitrary non-overlapping edits inside `body`.
 fn body_edits() -> impl Strategy<Value = Vec<(u16, u16, Vec<u8>)>> {
-    proptest::collection::vec((any::<u16>(), 0u16..20, proptest::collection::vec(any::<u8>(), 0..30)), 0..5)
+    proptest::collection::vec(
+        (
+            any::<u16>(),
+            0u16..20,
+            proptest::collection::vec(any::<u8>(), 0..30),
+        ),
+        0..5,
+    )
 }
 
 /// Records `edits` (made disjoint, inside `body`) in `p`; returns the body
 /// they should produce, built by hand.
-fn apply_edits(p: &mut Patch, raw: &[u8], body: Range<usize>, edits: &[(u16, u16, Vec<u8>)]) -> Vec<u8> {
+fn apply_edits(
+    p: &mut Patch,
+    raw: &[u8],
+    body: Range<usize>,
+    edits: &[(u16, u16, Vec<u8>)],
+) -> Vec<u8> {
     let len = body.len();
     let mut spans: Vec<(usize, usize, &[u8])> = edits
         .iter()
