@@ -7,6 +7,7 @@
 use std::ops::Range;
 
 /// `token` characters: alphanum and `-.!%*_+`'~`.
+#[inline]
 pub(crate) fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
@@ -104,6 +105,7 @@ pub(crate) fn skip_quoted(buf: &[u8], i: usize, end: usize) -> Option<usize> {
 }
 
 /// Case-insensitive ASCII equality.
+#[inline]
 pub(crate) fn eq_ic(a: &[u8], b: &[u8]) -> bool {
     a.eq_ignore_ascii_case(b)
 }
