@@ -50,7 +50,7 @@
 //!     a=rtcp:30001\r\n"
 //! );
 //! // The ALG fixes Content-Length by the body's change in length.
-//! assert_eq!(patch.delta(), 4);
+//! assert_eq!(patch.delta(), 6);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

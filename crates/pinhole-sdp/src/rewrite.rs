@@ -6,7 +6,7 @@ use pinhole_core::intent::PlannedEndpoint;
 use pinhole_core::patch::Patch;
 
 use crate::error::SdpError;
-use crate::parse::{AddrType, Connection, Media, Sdp};
+use crate::parse::{AddrType, Connection, Media, Sdp, Span};
 
 /// What [`Sdp::rewrite`] does besides the planned streams.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -73,7 +73,7 @@ impl<'a> Sdp<'a> {
         for s in &steps {
             let (m, ip) = (s.media, s.plan.addr.ip());
             if s.plan.addr.port() != m.port {
-                patch.replace_fmt(m.port_span.clone(), format_args!("{}", s.plan.addr.port()));
+                write_port(patch, m.port_span.clone(), s.plan.addr.port());
             }
             match &m.connection {
                 Some(c) => write_address(patch, c, ip),
@@ -87,7 +87,7 @@ impl<'a> Sdp<'a> {
             }
             if let (Some(r), Some(to)) = (&m.rtcp, s.rtcp) {
                 if r.port != to.port() {
-                    patch.replace_fmt(r.port_span.clone(), format_args!("{}", to.port()));
+                    write_port(patch, r.port_span.clone(), to.port());
                 }
                 if let Some(c) = &r.addr {
                     write_address(patch, c, to.ip());
@@ -202,11 +202,72 @@ impl<'a> Sdp<'a> {
 /// changes); nothing when it is already there.
 fn write_address(patch: &mut Patch, c: &Connection<'_>, ip: IpAddr) {
     if c.ip() != Some(ip) {
-        patch.replace_fmt(c.address_span.clone(), format_args!("{ip}"));
+        match ip {
+            IpAddr::V4(a) => {
+                let mut text = Text::<15>::new();
+                for (i, octet) in a.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text.push(b'.');
+                    }
+                    text.push_decimal(octet.into());
+                }
+                patch.replace(c.address_span.clone(), text.as_bytes());
+            }
+            IpAddr::V6(_) => patch.replace_fmt(c.address_span.clone(), format_args!("{ip}")),
+        }
     }
     let family = AddrType::of(ip);
     if c.addrtype != family {
         patch.replace(c.addrtype_span.clone(), family.as_str().as_bytes());
+    }
+}
+
+/// Writes a port in decimal.
+fn write_port(patch: &mut Patch, span: Span, port: u16) {
+    let mut text = Text::<5>::new();
+    text.push_decimal(port);
+    patch.replace(span, text.as_bytes());
+}
+
+/// A few bytes of text on the stack. Ports and IPv4 addresses are written
+/// by hand, not through `core::fmt`: this runs for every stream of every
+/// message, and formatting machinery costs more than the parse.
+struct Text<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Text<N> {
+    fn new() -> Self {
+        Self {
+            bytes: [0; N],
+            len: 0,
+        }
+    }
+
+    /// Appends `b`; past the capacity, nothing (callers size it).
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn push_decimal(&mut self, mut v: u16) {
+        let mut started = false;
+        for div in [10_000, 1_000, 100, 10] {
+            let digit = v / div;
+            if digit > 0 || started {
+                self.push(b'0' + digit as u8);
+                started = true;
+            }
+            v %= div;
+        }
+        self.push(b'0' + v as u8);
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
     }
 }
 
@@ -237,4 +298,37 @@ pub fn rewrite_all(body: &[u8], to: SocketAddr) -> Result<Vec<u8>, SdpError> {
     let mut patch = Patch::new();
     sdp.rewrite(&plan, &RewriteOptions::default(), &mut patch)?;
     Ok(patch.apply(body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_written_numbers_match_display() {
+        for v in [
+            0u16, 1, 9, 10, 99, 100, 909, 1000, 4000, 10_000, 10_001, 65_535,
+        ] {
+            let mut t = Text::<5>::new();
+            t.push_decimal(v);
+            assert_eq!(t.as_bytes(), v.to_string().as_bytes());
+        }
+        let mut t = Text::<2>::new();
+        t.push_decimal(123);
+        assert_eq!(t.as_bytes(), b"12", "capacity is a hard limit");
+        for ip in ["0.0.0.0", "255.255.255.255", "203.0.113.10", "10.0.100.1"] {
+            let c = Connection {
+                line: 1,
+                nettype: "IN",
+                addrtype: AddrType::Ip4,
+                addrtype_span: 0..0,
+                host: crate::Host::Fqdn("x"),
+                address_span: 0..1,
+                suffix_span: 1..1,
+            };
+            let mut p = Patch::new();
+            write_address(&mut p, &c, ip.parse().unwrap());
+            assert_eq!(p.apply(b"x").unwrap(), ip.as_bytes());
+        }
+    }
 }
