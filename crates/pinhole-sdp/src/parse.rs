@@ -230,8 +230,9 @@ impl Media<'_> {
 pub struct Sdp<'a> {
     body: &'a [u8],
     line_ending: LineEnding,
-    origin: Option<Connection<'a>>,
-    origin_error: Option<SdpError>,
+    /// The first session-level `o=` line: its number and value. Read only
+    /// on request (rewriting it is rare).
+    origin: Option<(usize, Span)>,
     session_connection: Option<Connection<'a>>,
     session_connection_error: Option<SdpError>,
     session_direction: Option<Direction>,
@@ -452,7 +453,6 @@ impl<'a> Sdp<'a> {
             body,
             line_ending: LineEnding::CrLf,
             origin: None,
-            origin_error: None,
             session_connection: None,
             session_connection_error: None,
             session_direction: None,
@@ -533,11 +533,8 @@ impl<'a> Sdp<'a> {
                     }
                 }
                 b'o' => {
-                    if current.is_none() && sdp.origin.is_none() && sdp.origin_error.is_none() {
-                        match parse_origin(body, line.no, value) {
-                            Ok(c) => sdp.origin = Some(c),
-                            Err(e) => sdp.origin_error = Some(e),
-                        }
+                    if current.is_none() && sdp.origin.is_none() {
+                        sdp.origin = Some((line.no, value));
                     }
                 }
                 b'a' => {
@@ -603,8 +600,8 @@ impl<'a> Sdp<'a> {
     }
 
     /// The address part of the `o=` line, if there is one and it can be read.
-    pub fn origin(&self) -> Option<&Connection<'a>> {
-        self.origin.as_ref()
+    pub fn origin(&self) -> Option<Connection<'a>> {
+        self.origin_result().ok()
     }
 
     /// The line ending the body uses (that of its first line; CRLF for a
@@ -613,11 +610,11 @@ impl<'a> Sdp<'a> {
         self.line_ending
     }
 
-    pub(crate) fn origin_result(&self) -> Result<&Connection<'a>, SdpError> {
-        match (&self.origin, &self.origin_error) {
-            (Some(c), _) => Ok(c),
-            (None, Some(e)) => Err(e.clone()),
-            (None, None) => Err(bad_origin(0, "the body has no o= line")),
+    /// The address part of the `o=` line, or why there is none.
+    pub(crate) fn origin_result(&self) -> Result<Connection<'a>, SdpError> {
+        match &self.origin {
+            Some((line, value)) => parse_origin(self.body, *line, value.clone()),
+            None => Err(bad_origin(0, "the body has no o= line")),
         }
     }
 

@@ -28,16 +28,25 @@ enum SessionPlan {
     Split,
 }
 
-/// The checked plan: the enabled planned streams in plan order, and the
-/// planned address of every stream by index.
-type Checked<'p, 'm, 'a> = (Vec<Step<'p, 'm, 'a>>, Vec<Option<IpAddr>>);
+/// Plans for up to this many streams are checked without allocating.
+const INLINE_STREAMS: usize = 16;
 
-/// One planned stream, checked.
-struct Step<'p, 'm, 'a> {
-    plan: &'p PlannedEndpoint,
-    media: &'m Media<'a>,
-    /// The RTCP address to write into `a=rtcp:`, when the section has one.
-    rtcp: Option<SocketAddr>,
+/// The RTCP address to write into `m`'s `a=rtcp:`, if it has one: the
+/// planned one, else the RTP address with `a=rtcp-mux`, else the next port.
+fn rtcp_for(m: &Media<'_>, p: &PlannedEndpoint) -> Result<Option<SocketAddr>, SdpError> {
+    Ok(match (&m.rtcp, p.rtcp_addr) {
+        (None, _) => None,
+        (Some(_), Some(a)) => Some(a),
+        (Some(_), None) if m.rtcp_mux => Some(p.addr),
+        (Some(_), None) => {
+            let port = p.addr.port().checked_add(1).ok_or(SdpError::BadPlan {
+                index: p.index,
+                line: m.line,
+                reason: "RTP port 65535 leaves no port for RTCP",
+            })?;
+            Some(SocketAddr::new(p.addr.ip(), port))
+        }
+    })
 }
 
 impl<'a> Sdp<'a> {
@@ -62,18 +71,37 @@ impl<'a> Sdp<'a> {
         opts: &RewriteOptions,
         patch: &mut Patch,
     ) -> Result<(), SdpError> {
-        let (steps, planned) = self.check(plan, opts)?;
-        let session = self.session_plan(&planned);
-        if let (Some(ip), Ok(o)) = (opts.rewrite_origin, self.origin_result()) {
-            write_address(patch, o, ip);
+        let n = self.media().len();
+        let mut inline = [None; INLINE_STREAMS];
+        let mut heap = Vec::new();
+        let planned: &mut [Option<IpAddr>] = match inline.get_mut(..n) {
+            Some(slots) => slots,
+            None => {
+                heap.resize(n, None);
+                &mut heap
+            }
+        };
+        self.check(plan, opts, planned)?;
+        let session = self.session_plan(planned);
+        if let Some(ip) = opts.rewrite_origin
+            && let Ok(o) = self.origin_result()
+        {
+            write_address(patch, &o, ip);
         }
         if let (SessionPlan::Shared(ip), Some(c)) = (session, self.session_connection()) {
             write_address(patch, c, ip);
         }
-        for s in &steps {
-            let (m, ip) = (s.media, s.plan.addr.ip());
-            if s.plan.addr.port() != m.port {
-                write_port(patch, m.port_span.clone(), s.plan.addr.port());
+        for p in plan {
+            // Checked: every index names a stream.
+            let Some(m) = self.media().get(usize::from(p.index)) else {
+                continue;
+            };
+            if m.is_disabled() {
+                continue;
+            }
+            let ip = p.addr.ip();
+            if p.addr.port() != m.port {
+                write_port(patch, m.port_span.clone(), p.addr.port());
             }
             match &m.connection {
                 Some(c) => write_address(patch, c, ip),
@@ -85,7 +113,7 @@ impl<'a> Sdp<'a> {
                 }
                 None => {}
             }
-            if let (Some(r), Some(to)) = (&m.rtcp, s.rtcp) {
+            if let (Some(r), Ok(Some(to))) = (&m.rtcp, rtcp_for(m, p)) {
                 if r.port != to.port() {
                     write_port(patch, r.port_span.clone(), to.port());
                 }
@@ -97,32 +125,32 @@ impl<'a> Sdp<'a> {
         Ok(())
     }
 
-    /// Validates the plan and the lines it needs; returns the enabled
-    /// planned streams in plan order, and the planned address of each
-    /// stream by index.
-    fn check<'p, 'm>(
-        &'m self,
-        plan: &'p [PlannedEndpoint],
+    /// Validates the plan and the lines it needs, filling in the planned
+    /// address of each stream by index (`planned` has one slot per stream).
+    fn check(
+        &self,
+        plan: &[PlannedEndpoint],
         opts: &RewriteOptions,
-    ) -> Result<Checked<'p, 'm, 'a>, SdpError> {
+        planned: &mut [Option<IpAddr>],
+    ) -> Result<(), SdpError> {
         if opts.rewrite_origin.is_some() {
             self.origin_result()?;
         }
-        let media = self.media();
-        let mut planned = vec![None; media.len()];
-        let mut steps = Vec::with_capacity(plan.len());
         for p in plan {
-            let bad = |line, reason| SdpError::BadPlan {
-                index: p.index,
-                line,
-                reason,
-            };
             let i = usize::from(p.index);
-            let (Some(m), Some(slot)) = (media.get(i), planned.get_mut(i)) else {
-                return Err(bad(0, "the body has no such m= line"));
+            let (Some(m), Some(slot)) = (self.media().get(i), planned.get_mut(i)) else {
+                return Err(SdpError::BadPlan {
+                    index: p.index,
+                    line: 0,
+                    reason: "the body has no such m= line",
+                });
             };
             if slot.replace(p.addr.ip()).is_some() {
-                return Err(bad(m.line, "planned twice"));
+                return Err(SdpError::BadPlan {
+                    index: p.index,
+                    line: m.line,
+                    reason: "planned twice",
+                });
             }
             if m.is_disabled() {
                 continue;
@@ -131,26 +159,9 @@ impl<'a> Sdp<'a> {
             if let Some(e) = &m.rtcp_error {
                 return Err(e.clone());
             }
-            let rtcp = match (&m.rtcp, p.rtcp_addr) {
-                (None, _) => None,
-                (Some(_), Some(a)) => Some(a),
-                (Some(_), None) if m.rtcp_mux => Some(p.addr),
-                (Some(_), None) => {
-                    let port = p
-                        .addr
-                        .port()
-                        .checked_add(1)
-                        .ok_or_else(|| bad(m.line, "RTP port 65535 leaves no port for RTCP"))?;
-                    Some(SocketAddr::new(p.addr.ip(), port))
-                }
-            };
-            steps.push(Step {
-                plan: p,
-                media: m,
-                rtcp,
-            });
+            rtcp_for(m, p)?;
         }
-        Ok((steps, planned))
+        Ok(())
     }
 
     /// Decides what happens to the session-level `c=` line, given the
