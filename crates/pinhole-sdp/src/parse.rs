@@ -532,10 +532,8 @@ impl<'a> Sdp<'a> {
                         }
                     }
                 }
-                b'o' => {
-                    if current.is_none() && sdp.origin.is_none() {
-                        sdp.origin = Some((line.no, value));
-                    }
+                b'o' if current.is_none() && sdp.origin.is_none() => {
+                    sdp.origin = Some((line.no, value));
                 }
                 b'a' => {
                     // Only five attributes matter: recognise them by length
