@@ -78,7 +78,8 @@ fn sip_frames(c: &Capture) -> Vec<u64> {
     c.units
         .iter()
         .filter(|u| {
-            is_sip_start(&u.payload) || (u.transport == Transport::Tcp && sip_in_stream(&u.payload) > 0)
+            is_sip_start(&u.payload)
+                || (u.transport == Transport::Tcp && sip_in_stream(&u.payload) > 0)
         })
         .map(|u| u.frame)
         .collect()
@@ -96,7 +97,14 @@ struct Expect {
     sip: usize,
 }
 
-const fn e(file: &'static str, frames: u64, udp: usize, tcp: usize, skipped: u64, sip: usize) -> Expect {
+const fn e(
+    file: &'static str,
+    frames: u64,
+    udp: usize,
+    tcp: usize,
+    skipped: u64,
+    sip: usize,
+) -> Expect {
     Expect {
         file,
         frames,
@@ -116,18 +124,53 @@ const fn e(file: &'static str, frames: u64, udp: usize, tcp: usize, skipped: u64
 /// the inner IP header of the tunnel, and the MANIFEST lists only the first
 /// branch. `tshark -Y sip` shows 4, 7 and 4 frames.
 const EXPECTED: &[Expect] = &[
-    e("h248/pcap/wiki-FAX-Call-t38-CA-TDM-SIP-FB-1.pcap", 7217, 7217, 0, 0, 92),
+    e(
+        "h248/pcap/wiki-FAX-Call-t38-CA-TDM-SIP-FB-1.pcap",
+        7217,
+        7217,
+        0,
+        0,
+        92,
+    ),
     e("h323/pcap/ndpi-h323_tcp.pcap", 10, 0, 4, 0, 0),
-    e("h323/pcap/wiki-jul23-fastbusy-at-ccm-when-flex-oh-hook_1.pcap", 27308, 23669, 2019, 465, 0),
+    e(
+        "h323/pcap/wiki-jul23-fastbusy-at-ccm-when-flex-oh-hook_1.pcap",
+        27308,
+        23669,
+        2019,
+        465,
+        0,
+    ),
     e("h323/pcap/wiki-rtp_example.pcap", 499, 466, 15, 0, 0),
     e("mgcp/pcap/ndpi-mgcp.pcapng", 12, 12, 0, 0, 0),
     e("mgcp/pcap/restcomm-mgcp-packet.pcap", 1, 1, 0, 0, 0),
-    e("mgcp/pcap/wiki-SIP_CALL_RTP_G711.pcap", 4269, 3583, 198, 164, 14),
-    e("sip/pcap/heplify-erspan_sip_ipv4_udp.pcapng", 140, 140, 0, 0, 140),
+    e(
+        "mgcp/pcap/wiki-SIP_CALL_RTP_G711.pcap",
+        4269,
+        3583,
+        198,
+        164,
+        14,
+    ),
+    e(
+        "sip/pcap/heplify-erspan_sip_ipv4_udp.pcapng",
+        140,
+        140,
+        0,
+        0,
+        140,
+    ),
     e("sip/pcap/heplify-sip_ipv4_tcp.pcap", 84, 68, 7, 0, 7),
     e("sip/pcap/heplify-sip_ipv6_udp.pcap", 6, 6, 0, 0, 6),
     e("sip/pcap/pcapplusplus-sdp.pcap", 1, 1, 0, 0, 1),
-    e("sip/pcap/pcapplusplus-sip_non_default_port.pcap", 2, 2, 0, 0, 2),
+    e(
+        "sip/pcap/pcapplusplus-sip_non_default_port.pcap",
+        2,
+        2,
+        0,
+        0,
+        2,
+    ),
     e("sip/pcap/pcapplusplus-sip_not_sdp.pcap", 1, 1, 0, 0, 1),
     e("sip/pcap/pcapplusplus-sip_reqs.pcap", 4, 4, 0, 0, 4),
     e("sip/pcap/pcapplusplus-sip_resp.pcap", 7, 6, 1, 0, 7),
@@ -139,11 +182,32 @@ const EXPECTED: &[Expect] = &[
     e("sip/pcap/sngrep-aaa.pcap", 691, 590, 29, 44, 81),
     e("sip/pcap/sngrep-ipip.pcap", 4, 0, 4, 0, 4),
     e("sip/pcap/suricata-verify-sip-tcp.pcap", 11, 0, 3, 0, 2),
-    e("sip/pcap/suricata-verify-sip_compact_form.pcap", 1, 1, 0, 0, 1),
+    e(
+        "sip/pcap/suricata-verify-sip_compact_form.pcap",
+        1,
+        1,
+        0,
+        0,
+        1,
+    ),
     e("sip/pcap/wiki-DTMFsipinfo.pcap", 32, 32, 0, 0, 32),
-    e("sip/pcap/wiki-LtoZ_rtpFilter_fail_2.pcap", 1221, 1169, 0, 52, 21),
+    e(
+        "sip/pcap/wiki-LtoZ_rtpFilter_fail_2.pcap",
+        1221,
+        1169,
+        0,
+        52,
+        21,
+    ),
     e("sip/pcap/wiki-T38.pcap", 18, 18, 0, 0, 18),
-    e("sip/pcap/wiki-filenameGRE199-fax-iz-InLife-G711.cap", 95, 95, 0, 0, 91),
+    e(
+        "sip/pcap/wiki-filenameGRE199-fax-iz-InLife-G711.cap",
+        95,
+        95,
+        0,
+        0,
+        91,
+    ),
     e("sip/pcap/wiki-sip-rtp-opus.pcap", 433, 433, 0, 0, 6),
 ];
 
@@ -171,10 +235,30 @@ fn corpus_captures_match_tshark() {
     for x in EXPECTED {
         let c = load(x.file);
         let s = &c.stats;
-        let got = (s.frames, count(&c, Transport::Udp), count(&c, Transport::Tcp), s.skipped, sip_count(&c));
-        assert_eq!(got, (x.frames, x.udp, x.tcp, x.skipped, x.sip), "{}: {s:?}", x.file);
-        assert!(s.errors.is_empty() || x.file.contains("fragmented"), "{}: {:?}", x.file, s.errors);
-        assert!(c.units.windows(2).all(|w| w[0].frame <= w[1].frame), "{}", x.file);
+        let got = (
+            s.frames,
+            count(&c, Transport::Udp),
+            count(&c, Transport::Tcp),
+            s.skipped,
+            sip_count(&c),
+        );
+        assert_eq!(
+            got,
+            (x.frames, x.udp, x.tcp, x.skipped, x.sip),
+            "{}: {s:?}",
+            x.file
+        );
+        assert!(
+            s.errors.is_empty() || x.file.contains("fragmented"),
+            "{}: {:?}",
+            x.file,
+            s.errors
+        );
+        assert!(
+            c.units.windows(2).all(|w| w[0].frame <= w[1].frame),
+            "{}",
+            x.file
+        );
     }
 }
 
@@ -182,10 +266,16 @@ fn corpus_captures_match_tshark() {
 fn sip_frame_numbers_match_tshark() {
     // tshark -Y sip -T fields -e frame.number
     let cases: &[(&str, &[u64])] = &[
-        ("sip/pcap/heplify-sip_ipv4_tcp.pcap", &[3, 5, 7, 9, 11, 81, 83]),
+        (
+            "sip/pcap/heplify-sip_ipv4_tcp.pcap",
+            &[3, 5, 7, 9, 11, 81, 83],
+        ),
         ("sip/pcap/pkts-fragmented_udp_sip.pcap", &[2, 3, 4, 5, 6]),
         ("sip/pcap/sngrep-ipip.pcap", &[1, 2, 3, 4]),
-        ("sip/pcap/pcapplusplus-sip_resp.pcap", &[1, 2, 3, 4, 5, 6, 7]),
+        (
+            "sip/pcap/pcapplusplus-sip_resp.pcap",
+            &[1, 2, 3, 4, 5, 6, 7],
+        ),
         // tshark puts the REGISTER at frame 6, where its second segment
         // completes it; its start line arrived in frame 4, which is where a
         // unit holds it.
@@ -213,9 +303,11 @@ fn tunnels_and_links_in_the_corpus() {
     // at one end, the outer ones come from 192.168.1.213.
     let c = load("sip/pcap/heplify-erspan_sip_ipv4_udp.pcapng");
     let outer: std::net::IpAddr = "192.168.1.213".parse().unwrap();
-    assert!(c.units.iter().all(|u| {
-        (u.src.port() == 5260 || u.dst.port() == 5260) && u.src.ip() != outer
-    }));
+    assert!(
+        c.units
+            .iter()
+            .all(|u| { (u.src.port() == 5260 || u.dst.port() == 5260) && u.src.ip() != outer })
+    );
     assert_eq!(c.units[0].src, "180.173.83.248:53221".parse().unwrap());
     // IP-in-IP: frames 1 and 2 are tunnelled, 3 and 4 are not; all four
     // carry SIP over TCP between the same inner addresses.
@@ -236,7 +328,12 @@ fn tunnels_and_links_in_the_corpus() {
         let c = load(f);
         assert!(!c.units.is_empty() && c.stats.skipped == 0, "{f}");
     }
-    assert!(load("sip/pcap/heplify-sip_ipv6_udp.pcap").units.iter().all(|u| u.src.is_ipv6()));
+    assert!(
+        load("sip/pcap/heplify-sip_ipv6_udp.pcap")
+            .units
+            .iter()
+            .all(|u| u.src.is_ipv6())
+    );
 }
 
 #[test]
@@ -258,38 +355,101 @@ const EPOCH_NDPI_MGCP_F1: (u64, u32) = (1_463_066_849, 887_905);
 /// Which capture the corpus's message files named `<prefix>-f<N>-...`
 /// were cut from.
 const SOURCES: &[(&str, &str)] = &[
-    ("sip/wiki-SIP_CALL_RTP_G711-f", "mgcp/pcap/wiki-SIP_CALL_RTP_G711.pcap"),
-    ("sip/wiki-FAX-Call-f", "h248/pcap/wiki-FAX-Call-t38-CA-TDM-SIP-FB-1.pcap"),
+    (
+        "sip/wiki-SIP_CALL_RTP_G711-f",
+        "mgcp/pcap/wiki-SIP_CALL_RTP_G711.pcap",
+    ),
+    (
+        "sip/wiki-FAX-Call-f",
+        "h248/pcap/wiki-FAX-Call-t38-CA-TDM-SIP-FB-1.pcap",
+    ),
     ("sip/wiki-T38-f", "sip/pcap/wiki-T38.pcap"),
-    ("sip/heplify-sip_ipv6_udp-f", "sip/pcap/heplify-sip_ipv6_udp.pcap"),
-    ("sip/heplify-sip_ipv4_tcp-f", "sip/pcap/heplify-sip_ipv4_tcp.pcap"),
+    (
+        "sip/heplify-sip_ipv6_udp-f",
+        "sip/pcap/heplify-sip_ipv6_udp.pcap",
+    ),
+    (
+        "sip/heplify-sip_ipv4_tcp-f",
+        "sip/pcap/heplify-sip_ipv4_tcp.pcap",
+    ),
     ("sip/pcapplusplus-sdp-f", "sip/pcap/pcapplusplus-sdp.pcap"),
-    ("sip/pcapplusplus-sip_non_default_port-f", "sip/pcap/pcapplusplus-sip_non_default_port.pcap"),
-    ("sip/pcapplusplus-sip_reqs-f", "sip/pcap/pcapplusplus-sip_reqs.pcap"),
-    ("sip/pcapplusplus-sip_resp-f", "sip/pcap/pcapplusplus-sip_resp.pcap"),
-    ("sip/pcapplusplus-sip_not_sdp-f", "sip/pcap/pcapplusplus-sip_not_sdp.pcap"),
+    (
+        "sip/pcapplusplus-sip_non_default_port-f",
+        "sip/pcap/pcapplusplus-sip_non_default_port.pcap",
+    ),
+    (
+        "sip/pcapplusplus-sip_reqs-f",
+        "sip/pcap/pcapplusplus-sip_reqs.pcap",
+    ),
+    (
+        "sip/pcapplusplus-sip_resp-f",
+        "sip/pcap/pcapplusplus-sip_resp.pcap",
+    ),
+    (
+        "sip/pcapplusplus-sip_not_sdp-f",
+        "sip/pcap/pcapplusplus-sip_not_sdp.pcap",
+    ),
     ("sip/sngrep-ipip-f", "sip/pcap/sngrep-ipip.pcap"),
     ("sip/wiki-DTMFsipinfo-f", "sip/pcap/wiki-DTMFsipinfo.pcap"),
     ("sip/wiki-sip-rtp-opus-f", "sip/pcap/wiki-sip-rtp-opus.pcap"),
-    ("sip/wiki-LtoZ-f", "sip/pcap/wiki-LtoZ_rtpFilter_fail_2.pcap"),
-    ("sip/suricata-verify-sip_compact_form-f", "sip/pcap/suricata-verify-sip_compact_form.pcap"),
-    ("sdp/wiki-SIP_CALL_RTP_G711-f", "mgcp/pcap/wiki-SIP_CALL_RTP_G711.pcap"),
-    ("sdp/wiki-FAX-Call-f", "h248/pcap/wiki-FAX-Call-t38-CA-TDM-SIP-FB-1.pcap"),
+    (
+        "sip/wiki-LtoZ-f",
+        "sip/pcap/wiki-LtoZ_rtpFilter_fail_2.pcap",
+    ),
+    (
+        "sip/suricata-verify-sip_compact_form-f",
+        "sip/pcap/suricata-verify-sip_compact_form.pcap",
+    ),
+    (
+        "sdp/wiki-SIP_CALL_RTP_G711-f",
+        "mgcp/pcap/wiki-SIP_CALL_RTP_G711.pcap",
+    ),
+    (
+        "sdp/wiki-FAX-Call-f",
+        "h248/pcap/wiki-FAX-Call-t38-CA-TDM-SIP-FB-1.pcap",
+    ),
     ("sdp/wiki-T38-f", "sip/pcap/wiki-T38.pcap"),
-    ("sdp/heplify-sip_ipv6_udp-f", "sip/pcap/heplify-sip_ipv6_udp.pcap"),
-    ("sdp/heplify-sip_ipv4_tcp-f", "sip/pcap/heplify-sip_ipv4_tcp.pcap"),
+    (
+        "sdp/heplify-sip_ipv6_udp-f",
+        "sip/pcap/heplify-sip_ipv6_udp.pcap",
+    ),
+    (
+        "sdp/heplify-sip_ipv4_tcp-f",
+        "sip/pcap/heplify-sip_ipv4_tcp.pcap",
+    ),
     ("sdp/pcapplusplus-sdp-f", "sip/pcap/pcapplusplus-sdp.pcap"),
-    ("sdp/pcapplusplus-sip_non_default_port-f", "sip/pcap/pcapplusplus-sip_non_default_port.pcap"),
+    (
+        "sdp/pcapplusplus-sip_non_default_port-f",
+        "sip/pcap/pcapplusplus-sip_non_default_port.pcap",
+    ),
     ("sdp/sngrep-ipip-f", "sip/pcap/sngrep-ipip.pcap"),
     ("sdp/wiki-DTMFsipinfo-f", "sip/pcap/wiki-DTMFsipinfo.pcap"),
     ("sdp/wiki-sip-rtp-opus-f", "sip/pcap/wiki-sip-rtp-opus.pcap"),
-    ("sdp/wiki-LtoZ-f", "sip/pcap/wiki-LtoZ_rtpFilter_fail_2.pcap"),
-    ("mgcp/wiki-SIP_CALL-f", "mgcp/pcap/wiki-SIP_CALL_RTP_G711.pcap"),
+    (
+        "sdp/wiki-LtoZ-f",
+        "sip/pcap/wiki-LtoZ_rtpFilter_fail_2.pcap",
+    ),
+    (
+        "mgcp/wiki-SIP_CALL-f",
+        "mgcp/pcap/wiki-SIP_CALL_RTP_G711.pcap",
+    ),
     ("mgcp/ndpi-mgcp-f", "mgcp/pcap/ndpi-mgcp.pcapng"),
-    ("mgcp/restcomm-mgcp-packet-f", "mgcp/pcap/restcomm-mgcp-packet.pcap"),
-    ("h248/wiki-FAX-f", "h248/pcap/wiki-FAX-Call-t38-CA-TDM-SIP-FB-1.pcap"),
-    ("h323/msg/wiki-rtp_example-f", "h323/pcap/wiki-rtp_example.pcap"),
-    ("h323/msg/wiki-jul23-f", "h323/pcap/wiki-jul23-fastbusy-at-ccm-when-flex-oh-hook_1.pcap"),
+    (
+        "mgcp/restcomm-mgcp-packet-f",
+        "mgcp/pcap/restcomm-mgcp-packet.pcap",
+    ),
+    (
+        "h248/wiki-FAX-f",
+        "h248/pcap/wiki-FAX-Call-t38-CA-TDM-SIP-FB-1.pcap",
+    ),
+    (
+        "h323/msg/wiki-rtp_example-f",
+        "h323/pcap/wiki-rtp_example.pcap",
+    ),
+    (
+        "h323/msg/wiki-jul23-f",
+        "h323/pcap/wiki-jul23-fastbusy-at-ccm-when-flex-oh-hook_1.pcap",
+    ),
 ];
 
 /// Every message file cut from a capture that is in the corpus.
@@ -319,10 +479,16 @@ fn cut_messages() -> Vec<(PathBuf, &'static str, u64)> {
 #[test]
 fn corpus_messages_are_the_units_of_their_frames() {
     let cut = cut_messages();
-    assert!(cut.len() >= 90, "only {} cut message files found", cut.len());
+    assert!(
+        cut.len() >= 90,
+        "only {} cut message files found",
+        cut.len()
+    );
     let mut captures: HashMap<&str, Vec<Unit>> = HashMap::new();
     for (path, capture, frame) in &cut {
-        let units = captures.entry(capture).or_insert_with(|| load(capture).units);
+        let units = captures
+            .entry(capture)
+            .or_insert_with(|| load(capture).units);
         let expect = std::fs::read(path).unwrap();
         let unit = units
             .iter()
