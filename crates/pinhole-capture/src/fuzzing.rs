@@ -8,18 +8,19 @@
 
 use std::time::Duration;
 
-use crate::{Decoder, LinkType, read};
+use crate::{Capture, Decoder, LinkType, read};
 
 /// Reads `data` as a capture file; if it is none, reads it as a series of
 /// frames instead (first byte: link type; then frames, each prefixed by a
 /// 2-byte big-endian length), so that the fuzzer reaches the packet
-/// decoders without first having to build a file around them.
-pub fn capture_read(data: &[u8]) {
+/// decoders without first having to build a file around them. Returns
+/// what was decoded, for the corpus replay test to check the seeds' reach.
+pub fn capture_read(data: &[u8]) -> Capture {
     let capture = match read(data) {
         Ok(c) => c,
         Err(_) => {
             let Some((&link, mut rest)) = data.split_first() else {
-                return;
+                return Capture::default();
             };
             let link = [
                 LinkType::Ethernet,
@@ -51,4 +52,5 @@ pub fn capture_read(data: &[u8]) {
             .iter()
             .all(|u| u.frame >= 1 && u.frame <= s.frames)
     );
+    capture
 }

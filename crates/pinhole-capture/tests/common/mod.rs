@@ -307,3 +307,74 @@ pub fn sctp(src_port: u16, dst_port: u16, chunks: &[Vec<u8>]) -> Vec<u8> {
     }
     p
 }
+
+/// A capture with a bit of everything, to mutate.
+pub fn rich_capture() -> Vec<u8> {
+    let mut pkts = vec![
+        eth(
+            0x0800,
+            &tcp("192.0.2.1:40000", "192.0.2.2:5060", 10, SYN, b""),
+        ),
+        eth(
+            0x0800,
+            &tcp(
+                "192.0.2.1:40000",
+                "192.0.2.2:5060",
+                11,
+                0,
+                b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            ),
+        ),
+        eth(
+            0x0800,
+            &tcp(
+                "192.0.2.2:5060",
+                "192.0.2.1:40000",
+                99,
+                0,
+                b"HTTP/1.1 101 OK\r\n\r\n\x81\x03abc",
+            ),
+        ),
+        eth(
+            0x0800,
+            &tcp(
+                "192.0.2.1:40000",
+                "192.0.2.2:5060",
+                51,
+                0,
+                b"\x81\x83\x01\x02\x03\x04`a`",
+            ),
+        ),
+        eth(
+            0x0800,
+            &ipv4(
+                [192, 0, 2, 1],
+                [192, 0, 2, 2],
+                132,
+                &sctp(
+                    1,
+                    2,
+                    &[sctp_data(1, 2, 0, b"ab"), sctp_data(2, 1, 0, b"cd")],
+                ),
+            ),
+        ),
+    ];
+    let dgram = udp_datagram(5060, 5060, &[b'z'; 100]);
+    for f in ipv4_fragments([192, 0, 2, 1], [192, 0, 2, 2], 17, 5, &dgram, 48) {
+        pkts.push(eth(0x0800, &f));
+    }
+    let mut vlan = vec![0, 1, 0x88, 0x64, 0x11, 0, 0, 1];
+    let inner = udp("192.0.2.1:5060", "192.0.2.2:5060", b"x");
+    vlan.extend(((inner.len() + 2) as u16).to_be_bytes());
+    vlan.extend([0, 0x21]);
+    vlan.extend(inner);
+    pkts.push(eth(0x8100, &vlan));
+    let mut g = vec![0x10, 0, 0x22, 0xEB, 0, 0, 0, 1];
+    g.extend([0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    g.extend(eth(0x0800, &udp("192.0.2.1:5060", "192.0.2.2:5060", b"y")));
+    pkts.push(eth(
+        0x0800,
+        &ipv4([198, 51, 100, 1], [198, 51, 100, 2], 47, &g),
+    ));
+    pcap(1, &pkts)
+}
