@@ -140,50 +140,59 @@ impl Stream {
             self.skip_holes(out, &mut chunks);
         }
         let next = self.base.wrapping_add(self.offset as u32);
-        let offset = self.offset as i64;
         // Sequence numbers wrap; the distance from the next expected one
-        // is taken as a signed 32-bit number.
-        let start = offset + i64::from(data_seq.wrapping_sub(next) as i32);
+        // is taken as a signed 32-bit number. `start` and `end` are stream
+        // offsets (negative: before the stream's start).
+        let start = self.offset as i64 + i64::from(data_seq.wrapping_sub(next) as i32);
         let end = start + payload.len() as i64;
-        if end <= offset {
-            out.stats.tcp_retransmissions += 1;
-            return (reset, chunks);
-        }
-        if start <= offset {
-            if start < offset {
-                out.stats.tcp_retransmissions += 1;
-            }
-            let mut data = payload
-                .get((offset - start) as usize..)
-                .unwrap_or_default()
-                .to_vec();
-            self.offset = end as u64;
-            self.drain(out, &mut data);
-            chunks.push(Chunk { data, gap: false });
-            return (reset, chunks);
-        }
-        // Ahead of a hole: hold it, unless there is no room left, in which
-        // case waiting is given up.
         let max = out.limits.max_flow_buffer;
-        if self.pending_bytes + payload.len() > max || self.pending.len() >= MAX_HELD_SEGMENTS {
-            self.skip_holes(out, &mut chunks);
-        }
-        let start = start as u64;
-        if payload.len() > max {
-            // Even alone it would not fit: deliver it after its hole now.
-            if start > self.offset {
-                out.stats.tcp_gaps += 1;
+        // Two passes at most: the second after giving up on the holes
+        // ahead, when there was no room to hold this segment.
+        loop {
+            let offset = self.offset as i64;
+            if end <= offset {
+                out.stats.tcp_retransmissions += 1;
+                return (reset, chunks);
             }
-            self.offset = start + payload.len() as u64;
+            if start <= offset {
+                if start < offset {
+                    out.stats.tcp_retransmissions += 1;
+                }
+                let mut data = payload
+                    .get((offset - start) as usize..)
+                    .unwrap_or_default()
+                    .to_vec();
+                self.offset = end as u64;
+                self.drain(out, &mut data);
+                chunks.push(Chunk { data, gap: false });
+                return (reset, chunks);
+            }
+            // Ahead of a hole: hold it if there is room.
+            let start = start as u64;
+            if self.pending_bytes + payload.len() <= max && self.pending.len() < MAX_HELD_SEGMENTS {
+                self.hold(out, start, payload, ctx.time);
+                return (reset, chunks);
+            }
+            if !self.pending.is_empty() {
+                self.skip_holes(out, &mut chunks);
+                continue;
+            }
+            // Even alone it does not fit: deliver it after its hole now.
+            out.stats.tcp_gaps += 1;
+            self.offset = end as u64;
             chunks.push(Chunk {
                 data: payload.to_vec(),
                 gap: true,
             });
             return (reset, chunks);
         }
+    }
+
+    /// Holds a segment that lies ahead of a hole.
+    fn hold(&mut self, out: &mut Out, start: u64, payload: &[u8], time: Duration) {
         let held = Held {
             data: payload.to_vec(),
-            time: ctx.time,
+            time,
         };
         match self.pending.get(&start) {
             Some(h) if h.data.len() >= payload.len() => out.stats.tcp_retransmissions += 1,
@@ -198,7 +207,6 @@ impl Stream {
                 self.pending.insert(start, held);
             }
         }
-        (reset, chunks)
     }
 
     /// Moves held segments that now touch the stream's end onto `data`.

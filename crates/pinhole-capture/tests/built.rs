@@ -482,10 +482,34 @@ fn tcp_flow_buffer_limit_gives_up_waiting() {
         tcp(A, B, 12, 0, b"xxxxxx"), // hole at 2..12
         tcp(A, B, 18, 0, b"yyyyyy"), // 12 bytes held: over the limit
     ];
-    let c = read_with(&pcap(101, &pkts), limits).unwrap();
+    let c = read_with(&pcap(101, &pkts), limits.clone()).unwrap();
     assert_eq!(stream(&c, A, B), b"xxxxxxyyyyyy");
     assert_eq!(c.stats.tcp_gaps, 1);
     assert!(c.units[0].after_gap);
+    // A segment that alone exceeds the limit goes out after its hole at
+    // once; an older one arriving later is too late.
+    let pkts = [
+        tcp(A, B, 1, SYN, b""),
+        tcp(A, B, 2, 0, b"ab"),
+        tcp(A, B, 8, 0, b"0123456789abcdef"),
+        tcp(A, B, 4, 0, b"cdef"),
+        tcp(A, B, 24, 0, b"gh"),
+    ];
+    let c = read_with(&pcap(101, &pkts), limits).unwrap();
+    let units: Vec<(u64, &[u8], bool)> = c
+        .units
+        .iter()
+        .map(|u| (u.frame, &u.payload[..], u.after_gap))
+        .collect();
+    assert_eq!(
+        units,
+        [
+            (2, &b"ab"[..], false),
+            (3, b"0123456789abcdef", true),
+            (5, b"gh", false)
+        ]
+    );
+    assert_eq!((c.stats.tcp_gaps, c.stats.tcp_retransmissions), (1, 1));
 }
 
 /// A WebSocket frame; masked with `key` if given.
