@@ -131,10 +131,10 @@ impl Table {
             return;
         }
         let timeout = out.limits.fragment_timeout;
-        self.next_sweep = now + timeout / 2;
+        self.next_sweep = now.saturating_add(timeout / 2);
         let mut expired = Vec::new();
         self.pending.retain(|_, d| {
-            let keep = d.first + timeout > now;
+            let keep = d.first.saturating_add(timeout) > now;
             if !keep {
                 expired.push((d.frame, d.fragments));
             }

@@ -135,7 +135,7 @@ impl Stream {
         if self
             .pending
             .first_key_value()
-            .is_some_and(|(_, h)| h.time + timeout <= ctx.time)
+            .is_some_and(|(_, h)| h.time.saturating_add(timeout) <= ctx.time)
         {
             self.skip_holes(out, &mut chunks);
         }

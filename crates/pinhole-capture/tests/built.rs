@@ -783,3 +783,29 @@ fn error_list_is_bounded_but_counted() {
     assert_eq!(c.stats.errors_total, 150);
     assert_eq!(c.stats.skipped, 150);
 }
+
+#[test]
+fn extreme_timestamps_do_not_overflow() {
+    // pcapng allows timestamps near u64::MAX seconds (if_tsresol 0); the
+    // timeouts added to them must not overflow.
+    let dgram = udp_datagram(5060, 5080, &SIP.repeat(4));
+    let frags = ipv4_fragments([192, 0, 2, 1], [192, 0, 2, 2], 17, 1, &dgram, 64);
+    let mut d = Decoder::new();
+    for (i, t) in [Duration::MAX, Duration::MAX, Duration::ZERO]
+        .into_iter()
+        .enumerate()
+    {
+        let n = i as u64 + 1;
+        d.packet(
+            n,
+            t,
+            LinkType::Raw,
+            &tcp(A, B, 100 + 10 * n as u32, 0, b"held"),
+        );
+        d.packet(n, t, LinkType::Raw, &frags[i]);
+    }
+    let c = d.finish();
+    // Two holes (before seq 120 and before 130) given up at the end.
+    assert_eq!(c.stats.tcp_gaps, 2);
+    assert_eq!(c.units.iter().filter(|u| u.after_gap).count(), 2);
+}
