@@ -449,3 +449,57 @@ mod hostile {
         assert_eq!(mp.stats().malformed, 1);
     }
 }
+
+#[test]
+fn retransmissions_get_the_same_relay_ports_and_bytes() {
+    let mut f = fig11();
+    let w = &mut f.w;
+    let inv = invite(&sdp(a(MEDIA_A)));
+    w.send(a(PHONE_A), a(APS1), inv.clone());
+    w.run_for(Duration::from_millis(300));
+    // A's retransmission (Timer A) after the first copy went through.
+    w.send(a(PHONE_A), a(APS1), inv);
+    w.run_for(Duration::from_secs(1));
+    let got = take_sip(w, PHONE_B);
+    assert_eq!(got.len(), 2, "both copies reach B");
+    assert_eq!(
+        got[0], got[1],
+        "the retransmission is rewritten identically"
+    );
+    let ok = respond(&got[0], 200, "OK", Some(&sdp(a(MEDIA_B))));
+    w.send(a(PHONE_B), a(APS2), ok.clone());
+    w.run_for(Duration::from_millis(300));
+    w.send(a(PHONE_B), a(APS2), ok);
+    w.run_for(Duration::from_secs(1));
+    let got = take_sip(w, PHONE_A);
+    assert_eq!(got.len(), 2, "both 200s reach A");
+    assert_eq!(
+        got[0], got[1],
+        "the 200's retransmission maps to the same ports"
+    );
+    // One call, one leg per party: nothing was allocated twice.
+    assert_eq!(w.mpr().stats().legs_open, 2);
+}
+
+#[test]
+fn a_call_that_never_starts_expires_and_frees_its_legs() {
+    let mut f = fig11();
+    let w = &mut f.w;
+    w.send(a(PHONE_A), a(APS1), invite(&sdp(a(MEDIA_A))));
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(take_sip(w, PHONE_B).len(), 1);
+    assert!(w.mpr().stats().legs_open >= 1);
+    // B never answers and no media ever flows.
+    w.run_for(Duration::from_secs(240));
+    assert_eq!(w.mpr().stats().legs_open, 0, "the legs expired");
+    let expired = |c: pinhole_core::alg::Counters| {
+        c.iter()
+            .find(|(n, _)| *n == "expired")
+            .map_or(0, |(_, v)| *v)
+    };
+    assert_eq!(
+        expired(w.mpr_alg().unwrap().counters()),
+        1,
+        "the MPR forgot the dialog"
+    );
+}
