@@ -5,7 +5,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Crates that must stay sans-IO: no tokio anywhere in their normal dependency
 # tree. Planned crates are checked as soon as they join the workspace.
-sansio_crates := "pinhole-core pinhole-testkit pinhole-sdp pinhole-sip pinhole-mgcp pinhole-h248 pinhole-h323"
+sansio_crates := "pinhole-core pinhole-testkit pinhole-sdp pinhole-sip pinhole-capture pinhole-mgcp pinhole-h248 pinhole-h323"
 
 # Seconds each fuzz target gets in `fuzz-run`.
 fuzz_secs := env_var_or_default("FUZZ_SECS", "30")

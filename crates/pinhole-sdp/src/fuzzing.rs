@@ -135,7 +135,7 @@ pub fn located_spans(sdp: &Sdp<'_>) -> Vec<Range<usize>> {
         spans.push(c.addrtype_span.clone());
     };
     if let Some(c) = sdp.origin() {
-        conn(c);
+        conn(&c);
     }
     if let Some(c) = sdp.session_connection() {
         conn(c);

@@ -50,7 +50,7 @@
 //!     a=rtcp:30001\r\n"
 //! );
 //! // The ALG fixes Content-Length by the body's change in length.
-//! assert_eq!(patch.delta(), 4);
+//! assert_eq!(patch.delta(), 6);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -106,14 +106,11 @@ impl Iterator for Descriptions<'_> {
 
     fn next(&mut self) -> Option<Range<usize>> {
         for line in self.lines.by_ref() {
-            if self
-                .body
-                .get(line.start..line.end)
-                .is_some_and(|t| t.starts_with(b"v="))
+            let text = self.body.get(line.start..line.end).unwrap_or_default();
+            if text.starts_with(b"v=")
+                && let Some(start) = self.start.replace(line.raw_start)
             {
-                if let Some(start) = self.start.replace(line.raw_start) {
-                    return Some(start..line.raw_start);
-                }
+                return Some(start..line.raw_start);
             }
         }
         self.start.take().map(|start| start..self.body.len())

@@ -10,7 +10,7 @@ use pinhole_core::intent::MediaEndpoint;
 use pinhole_core::wire::RtcpMode;
 
 use crate::error::SdpError;
-use crate::lines::{Line, Lines, Tokens, parse_u16};
+use crate::lines::{Line, Lines, Tokens, parse_ip, parse_u16};
 
 /// A byte range of the body.
 pub type Span = Range<usize>;
@@ -230,8 +230,9 @@ impl Media<'_> {
 pub struct Sdp<'a> {
     body: &'a [u8],
     line_ending: LineEnding,
-    origin: Option<Connection<'a>>,
-    origin_error: Option<SdpError>,
+    /// The first session-level `o=` line: its number and value. Read only
+    /// on request (rewriting it is rare).
+    origin: Option<(usize, Span)>,
     session_connection: Option<Connection<'a>>,
     session_connection_error: Option<SdpError>,
     session_direction: Option<Direction>,
@@ -269,14 +270,10 @@ fn is_host_name(b: &[u8]) -> bool {
                 .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')))
 }
 
-/// The span's bytes as text, if they are printable ASCII.
-fn ascii<'b>(body: &'b [u8], span: &Span) -> Option<&'b str> {
-    let b = body.get(span.clone())?;
-    if b.iter().all(u8::is_ascii_graphic) {
-        std::str::from_utf8(b).ok()
-    } else {
-        None
-    }
+/// The span's bytes as text (tokens hold no blanks or control characters
+/// already).
+fn text<'b>(body: &'b [u8], span: &Span) -> Option<&'b str> {
+    std::str::from_utf8(body.get(span.clone())?).ok()
 }
 
 /// Reads `<nettype> <addrtype> <address>[/suffix]` from the tokens.
@@ -290,7 +287,7 @@ fn parse_connection<'a>(
     let (Some(net), Some(at), Some(addr)) = (tokens.next(), tokens.next(), tokens.next()) else {
         return Err(err(line, SHAPE));
     };
-    let nettype = ascii(body, &net).ok_or_else(|| err(line, SHAPE))?;
+    let nettype = text(body, &net).ok_or_else(|| err(line, SHAPE))?;
     if !nettype.eq_ignore_ascii_case("IN") {
         return Err(err(line, "network type is not IN"));
     }
@@ -300,14 +297,16 @@ fn parse_connection<'a>(
         _ => return Err(err(line, "address type is neither IP4 nor IP6")),
     };
     let token = body.get(addr.clone()).unwrap_or_default();
-    let cut = memchr::memchr(b'/', token).map_or(addr.end, |i| addr.start + i);
+    let cut = token
+        .iter()
+        .position(|&b| b == b'/')
+        .map_or(addr.end, |i| addr.start + i);
     let address_span = addr.start..cut;
-    let text = ascii(body, &address_span)
-        .ok_or_else(|| err(line, "address is neither an IP literal nor a host name"))?;
-    let host = match text.parse::<IpAddr>() {
-        Ok(ip) => Host::Ip(ip),
-        Err(_) if is_host_name(text.as_bytes()) => Host::Fqdn(text),
-        Err(_) => {
+    let address = body.get(address_span.clone()).unwrap_or_default();
+    let host = match parse_ip(address) {
+        Some(ip) => Host::Ip(ip),
+        None if is_host_name(address) => Host::Fqdn(text(body, &address_span).unwrap_or_default()),
+        None => {
             return Err(err(
                 line,
                 "address is neither an IP literal nor a host name",
@@ -340,11 +339,11 @@ fn parse_media<'a>(
     let proto_span = t
         .next()
         .ok_or_else(|| bad_media(no, "no transport protocol"))?;
-    let kind = ascii(body, &kind_span).ok_or_else(|| bad_media(no, "media type is not ASCII"))?;
+    let kind = text(body, &kind_span).ok_or_else(|| bad_media(no, "media type is not UTF-8"))?;
     let proto =
-        ascii(body, &proto_span).ok_or_else(|| bad_media(no, "transport protocol is not ASCII"))?;
+        text(body, &proto_span).ok_or_else(|| bad_media(no, "transport protocol is not UTF-8"))?;
     let tok = body.get(port_tok.clone()).unwrap_or_default();
-    let slash = memchr::memchr(b'/', tok);
+    let slash = tok.iter().position(|&b| b == b'/');
     let port_span = port_tok.start..slash.map_or(port_tok.end, |i| port_tok.start + i);
     let digits = body.get(port_span.clone()).unwrap_or_default();
     let choose = digits == b"$";
@@ -454,7 +453,6 @@ impl<'a> Sdp<'a> {
             body,
             line_ending: LineEnding::CrLf,
             origin: None,
-            origin_error: None,
             session_connection: None,
             session_connection_error: None,
             session_direction: None,
@@ -475,7 +473,7 @@ impl<'a> Sdp<'a> {
             if text.is_empty() {
                 continue;
             }
-            if text.iter().any(|&b| b < 0x20 && b != b'\t') {
+            if line.control {
                 return Err(not_sdp(line.no, "control character in a line"));
             }
             let (kind, rest) = match text {
@@ -534,18 +532,16 @@ impl<'a> Sdp<'a> {
                         }
                     }
                 }
-                b'o' => {
-                    if current.is_none() && sdp.origin.is_none() && sdp.origin_error.is_none() {
-                        match parse_origin(body, line.no, value) {
-                            Ok(c) => sdp.origin = Some(c),
-                            Err(e) => sdp.origin_error = Some(e),
-                        }
-                    }
+                b'o' if current.is_none() && sdp.origin.is_none() => {
+                    sdp.origin = Some((line.no, value));
                 }
                 b'a' => {
-                    let colon = memchr::memchr(b':', rest);
-                    let name = rest.get(..colon.unwrap_or(rest.len())).unwrap_or_default();
-                    let direction = Direction::from_attribute(name);
+                    // Only five attributes matter: recognise them by length
+                    // and prefix rather than split every a= line.
+                    let direction = match rest.len() {
+                        8 => Direction::from_attribute(rest),
+                        _ => None,
+                    };
                     match current.as_mut() {
                         None => {
                             if direction.is_some() {
@@ -555,14 +551,13 @@ impl<'a> Sdp<'a> {
                         Some(m) => {
                             if let Some(d) = direction {
                                 m.direction = d;
-                            } else if name == b"rtcp-mux" {
+                            } else if rest == b"rtcp-mux" {
                                 m.rtcp_mux = true;
-                            } else if name == b"rtcp"
-                                && let Some(c) = colon
+                            } else if rest.starts_with(b"rtcp:")
                                 && m.rtcp.is_none()
                                 && m.rtcp_error.is_none()
                             {
-                                match parse_rtcp(body, line.no, value.start + c + 1..value.end) {
+                                match parse_rtcp(body, line.no, value.start + 5..value.end) {
                                     Ok(r) => m.rtcp = Some(r),
                                     Err(e) => m.rtcp_error = Some(e),
                                 }
@@ -603,8 +598,8 @@ impl<'a> Sdp<'a> {
     }
 
     /// The address part of the `o=` line, if there is one and it can be read.
-    pub fn origin(&self) -> Option<&Connection<'a>> {
-        self.origin.as_ref()
+    pub fn origin(&self) -> Option<Connection<'a>> {
+        self.origin_result().ok()
     }
 
     /// The line ending the body uses (that of its first line; CRLF for a
@@ -613,11 +608,11 @@ impl<'a> Sdp<'a> {
         self.line_ending
     }
 
-    pub(crate) fn origin_result(&self) -> Result<&Connection<'a>, SdpError> {
-        match (&self.origin, &self.origin_error) {
-            (Some(c), _) => Ok(c),
-            (None, Some(e)) => Err(e.clone()),
-            (None, None) => Err(bad_origin(0, "the body has no o= line")),
+    /// The address part of the `o=` line, or why there is none.
+    pub(crate) fn origin_result(&self) -> Result<Connection<'a>, SdpError> {
+        match &self.origin {
+            Some((line, value)) => parse_origin(self.body, *line, value.clone()),
+            None => Err(bad_origin(0, "the body has no o= line")),
         }
     }
 

@@ -6,7 +6,7 @@ use pinhole_core::intent::PlannedEndpoint;
 use pinhole_core::patch::Patch;
 
 use crate::error::SdpError;
-use crate::parse::{AddrType, Connection, Media, Sdp};
+use crate::parse::{AddrType, Connection, Media, Sdp, Span};
 
 /// What [`Sdp::rewrite`] does besides the planned streams.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,16 +28,25 @@ enum SessionPlan {
     Split,
 }
 
-/// The checked plan: the enabled planned streams in plan order, and the
-/// planned address of every stream by index.
-type Checked<'p, 'm, 'a> = (Vec<Step<'p, 'm, 'a>>, Vec<Option<IpAddr>>);
+/// Plans for up to this many streams are checked without allocating.
+const INLINE_STREAMS: usize = 16;
 
-/// One planned stream, checked.
-struct Step<'p, 'm, 'a> {
-    plan: &'p PlannedEndpoint,
-    media: &'m Media<'a>,
-    /// The RTCP address to write into `a=rtcp:`, when the section has one.
-    rtcp: Option<SocketAddr>,
+/// The RTCP address to write into `m`'s `a=rtcp:`, if it has one: the
+/// planned one, else the RTP address with `a=rtcp-mux`, else the next port.
+fn rtcp_for(m: &Media<'_>, p: &PlannedEndpoint) -> Result<Option<SocketAddr>, SdpError> {
+    Ok(match (&m.rtcp, p.rtcp_addr) {
+        (None, _) => None,
+        (Some(_), Some(a)) => Some(a),
+        (Some(_), None) if m.rtcp_mux => Some(p.addr),
+        (Some(_), None) => {
+            let port = p.addr.port().checked_add(1).ok_or(SdpError::BadPlan {
+                index: p.index,
+                line: m.line,
+                reason: "RTP port 65535 leaves no port for RTCP",
+            })?;
+            Some(SocketAddr::new(p.addr.ip(), port))
+        }
+    })
 }
 
 impl<'a> Sdp<'a> {
@@ -62,18 +71,37 @@ impl<'a> Sdp<'a> {
         opts: &RewriteOptions,
         patch: &mut Patch,
     ) -> Result<(), SdpError> {
-        let (steps, planned) = self.check(plan, opts)?;
-        let session = self.session_plan(&planned);
-        if let (Some(ip), Ok(o)) = (opts.rewrite_origin, self.origin_result()) {
-            write_address(patch, o, ip);
+        let n = self.media().len();
+        let mut inline = [None; INLINE_STREAMS];
+        let mut heap = Vec::new();
+        let planned: &mut [Option<IpAddr>] = match inline.get_mut(..n) {
+            Some(slots) => slots,
+            None => {
+                heap.resize(n, None);
+                &mut heap
+            }
+        };
+        self.check(plan, opts, planned)?;
+        let session = self.session_plan(planned);
+        if let Some(ip) = opts.rewrite_origin
+            && let Ok(o) = self.origin_result()
+        {
+            write_address(patch, &o, ip);
         }
         if let (SessionPlan::Shared(ip), Some(c)) = (session, self.session_connection()) {
             write_address(patch, c, ip);
         }
-        for s in &steps {
-            let (m, ip) = (s.media, s.plan.addr.ip());
-            if s.plan.addr.port() != m.port {
-                patch.replace_fmt(m.port_span.clone(), format_args!("{}", s.plan.addr.port()));
+        for p in plan {
+            // Checked: every index names a stream.
+            let Some(m) = self.media().get(usize::from(p.index)) else {
+                continue;
+            };
+            if m.is_disabled() {
+                continue;
+            }
+            let ip = p.addr.ip();
+            if p.addr.port() != m.port {
+                write_port(patch, m.port_span.clone(), p.addr.port());
             }
             match &m.connection {
                 Some(c) => write_address(patch, c, ip),
@@ -85,9 +113,9 @@ impl<'a> Sdp<'a> {
                 }
                 None => {}
             }
-            if let (Some(r), Some(to)) = (&m.rtcp, s.rtcp) {
+            if let (Some(r), Ok(Some(to))) = (&m.rtcp, rtcp_for(m, p)) {
                 if r.port != to.port() {
-                    patch.replace_fmt(r.port_span.clone(), format_args!("{}", to.port()));
+                    write_port(patch, r.port_span.clone(), to.port());
                 }
                 if let Some(c) = &r.addr {
                     write_address(patch, c, to.ip());
@@ -97,32 +125,32 @@ impl<'a> Sdp<'a> {
         Ok(())
     }
 
-    /// Validates the plan and the lines it needs; returns the enabled
-    /// planned streams in plan order, and the planned address of each
-    /// stream by index.
-    fn check<'p, 'm>(
-        &'m self,
-        plan: &'p [PlannedEndpoint],
+    /// Validates the plan and the lines it needs, filling in the planned
+    /// address of each stream by index (`planned` has one slot per stream).
+    fn check(
+        &self,
+        plan: &[PlannedEndpoint],
         opts: &RewriteOptions,
-    ) -> Result<Checked<'p, 'm, 'a>, SdpError> {
+        planned: &mut [Option<IpAddr>],
+    ) -> Result<(), SdpError> {
         if opts.rewrite_origin.is_some() {
             self.origin_result()?;
         }
-        let media = self.media();
-        let mut planned = vec![None; media.len()];
-        let mut steps = Vec::with_capacity(plan.len());
         for p in plan {
-            let bad = |line, reason| SdpError::BadPlan {
-                index: p.index,
-                line,
-                reason,
-            };
             let i = usize::from(p.index);
-            let (Some(m), Some(slot)) = (media.get(i), planned.get_mut(i)) else {
-                return Err(bad(0, "the body has no such m= line"));
+            let (Some(m), Some(slot)) = (self.media().get(i), planned.get_mut(i)) else {
+                return Err(SdpError::BadPlan {
+                    index: p.index,
+                    line: 0,
+                    reason: "the body has no such m= line",
+                });
             };
             if slot.replace(p.addr.ip()).is_some() {
-                return Err(bad(m.line, "planned twice"));
+                return Err(SdpError::BadPlan {
+                    index: p.index,
+                    line: m.line,
+                    reason: "planned twice",
+                });
             }
             if m.is_disabled() {
                 continue;
@@ -131,26 +159,9 @@ impl<'a> Sdp<'a> {
             if let Some(e) = &m.rtcp_error {
                 return Err(e.clone());
             }
-            let rtcp = match (&m.rtcp, p.rtcp_addr) {
-                (None, _) => None,
-                (Some(_), Some(a)) => Some(a),
-                (Some(_), None) if m.rtcp_mux => Some(p.addr),
-                (Some(_), None) => {
-                    let port = p
-                        .addr
-                        .port()
-                        .checked_add(1)
-                        .ok_or_else(|| bad(m.line, "RTP port 65535 leaves no port for RTCP"))?;
-                    Some(SocketAddr::new(p.addr.ip(), port))
-                }
-            };
-            steps.push(Step {
-                plan: p,
-                media: m,
-                rtcp,
-            });
+            rtcp_for(m, p)?;
         }
-        Ok((steps, planned))
+        Ok(())
     }
 
     /// Decides what happens to the session-level `c=` line, given the
@@ -202,11 +213,72 @@ impl<'a> Sdp<'a> {
 /// changes); nothing when it is already there.
 fn write_address(patch: &mut Patch, c: &Connection<'_>, ip: IpAddr) {
     if c.ip() != Some(ip) {
-        patch.replace_fmt(c.address_span.clone(), format_args!("{ip}"));
+        match ip {
+            IpAddr::V4(a) => {
+                let mut text = Text::<15>::new();
+                for (i, octet) in a.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text.push(b'.');
+                    }
+                    text.push_decimal(octet.into());
+                }
+                patch.replace(c.address_span.clone(), text.as_bytes());
+            }
+            IpAddr::V6(_) => patch.replace_fmt(c.address_span.clone(), format_args!("{ip}")),
+        }
     }
     let family = AddrType::of(ip);
     if c.addrtype != family {
         patch.replace(c.addrtype_span.clone(), family.as_str().as_bytes());
+    }
+}
+
+/// Writes a port in decimal.
+fn write_port(patch: &mut Patch, span: Span, port: u16) {
+    let mut text = Text::<5>::new();
+    text.push_decimal(port);
+    patch.replace(span, text.as_bytes());
+}
+
+/// A few bytes of text on the stack. Ports and IPv4 addresses are written
+/// by hand, not through `core::fmt`: this runs for every stream of every
+/// message, and formatting machinery costs more than the parse.
+struct Text<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Text<N> {
+    fn new() -> Self {
+        Self {
+            bytes: [0; N],
+            len: 0,
+        }
+    }
+
+    /// Appends `b`; past the capacity, nothing (callers size it).
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn push_decimal(&mut self, mut v: u16) {
+        let mut started = false;
+        for div in [10_000, 1_000, 100, 10] {
+            let digit = v / div;
+            if digit > 0 || started {
+                self.push(b'0' + digit as u8);
+                started = true;
+            }
+            v %= div;
+        }
+        self.push(b'0' + v as u8);
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
     }
 }
 
@@ -237,4 +309,37 @@ pub fn rewrite_all(body: &[u8], to: SocketAddr) -> Result<Vec<u8>, SdpError> {
     let mut patch = Patch::new();
     sdp.rewrite(&plan, &RewriteOptions::default(), &mut patch)?;
     Ok(patch.apply(body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_written_numbers_match_display() {
+        for v in [
+            0u16, 1, 9, 10, 99, 100, 909, 1000, 4000, 10_000, 10_001, 65_535,
+        ] {
+            let mut t = Text::<5>::new();
+            t.push_decimal(v);
+            assert_eq!(t.as_bytes(), v.to_string().as_bytes());
+        }
+        let mut t = Text::<2>::new();
+        t.push_decimal(123);
+        assert_eq!(t.as_bytes(), b"12", "capacity is a hard limit");
+        for ip in ["0.0.0.0", "255.255.255.255", "203.0.113.10", "10.0.100.1"] {
+            let c = Connection {
+                line: 1,
+                nettype: "IN",
+                addrtype: AddrType::Ip4,
+                addrtype_span: 0..0,
+                host: crate::Host::Fqdn("x"),
+                address_span: 0..1,
+                suffix_span: 1..1,
+            };
+            let mut p = Patch::new();
+            write_address(&mut p, &c, ip.parse().unwrap());
+            assert_eq!(p.apply(b"x").unwrap(), ip.as_bytes());
+        }
+    }
 }

@@ -671,3 +671,35 @@ fn insertion_goes_after_the_information_line_only() {
          m=video 30002 RTP/AVP 31\ni=cam\nc=IN IP4 203.0.113.11\n"
     );
 }
+
+#[test]
+fn many_streams_are_planned_past_the_inline_limit() {
+    let mut body = String::from("v=0\r\nc=IN IP4 10.0.0.5\r\n");
+    for i in 0..20 {
+        body.push_str(&format!("m=audio {} RTP/AVP 0\r\n", 4000 + 2 * i));
+    }
+    let plan: Vec<PlannedEndpoint> = (0..20u16)
+        .map(|i| plan(i, &format!("203.0.113.10:{}", 30_000 + 2 * i)))
+        .collect();
+    let out = rewrite(body.as_bytes(), &plan);
+    assert!(out.starts_with("v=0\r\nc=IN IP4 203.0.113.10\r\nm=audio 30000 RTP/AVP 0\r\n"));
+    assert!(out.ends_with("m=audio 30038 RTP/AVP 0\r\n"), "{out}");
+    // The duplicate check works there too.
+    let sdp = Sdp::parse(body.as_bytes()).unwrap();
+    let mut twice = plan.clone();
+    twice.push(plan[19]);
+    let err = sdp
+        .rewrite(&twice, &RewriteOptions::default(), &mut Patch::new())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SdpError::BadPlan {
+                index: 19,
+                line: 22,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

@@ -32,11 +32,10 @@ pub fn fix_content_length(msg: &Message<'_>, patch: &mut Patch) {
         .len()
         .saturating_add_signed(patch.delta_within(body.clone()));
     match msg.content_length_header() {
-        Some(h) => {
-            if msg.content_length() != Some(new_len) {
-                patch.replace_fmt(h.value.clone(), format_args!("{new_len}"));
-            }
+        Some(h) if msg.content_length() != Some(new_len) => {
+            patch.replace_fmt(h.value.clone(), format_args!("{new_len}"));
         }
+        Some(_) => {}
         None if new_len != body.len() => {
             let at = msg.headers_end();
             let le = if msg.line_ending() == b"\r\n" {

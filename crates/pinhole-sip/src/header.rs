@@ -127,9 +127,15 @@ impl HeaderName {
                 .find(|(_, compact, _)| *compact == Some(c))
                 .map_or(Self::Other, |&(_, _, n)| n);
         }
+        // Length and first letter first: most candidates fail there.
+        let first = name.first().map(u8::to_ascii_lowercase);
         NAMES
             .iter()
-            .find(|(long, _, _)| eq_ic(long.as_bytes(), name))
+            .find(|(long, _, _)| {
+                long.len() == name.len()
+                    && long.as_bytes().first().map(u8::to_ascii_lowercase) == first
+                    && eq_ic(long.as_bytes(), name)
+            })
             .map_or(Self::Other, |&(_, _, n)| n)
     }
 

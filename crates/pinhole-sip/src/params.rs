@@ -97,7 +97,9 @@ pub(crate) fn collect(buf: &[u8], span: Range<usize>) -> Vec<Param> {
 mod tests {
     use super::*;
 
-    fn run(s: &[u8]) -> Result<(Vec<(String, Option<String>)>, usize, usize), ParseError> {
+    type Run = Result<(Vec<(String, Option<String>)>, usize, usize), ParseError>;
+
+    fn run(s: &[u8]) -> Run {
         let mut v = Vec::new();
         let e = scan(
             s,

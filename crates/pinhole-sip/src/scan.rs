@@ -24,6 +24,7 @@ static TOKEN: [bool; 256] = {
 };
 
 /// `token` characters: alphanum and `-.!%*_+`'~`.
+#[inline]
 pub(crate) fn is_token(b: u8) -> bool {
     TOKEN[usize::from(b)]
 }
@@ -121,6 +122,7 @@ pub(crate) fn skip_quoted(buf: &[u8], i: usize, end: usize) -> Option<usize> {
 }
 
 /// Case-insensitive ASCII equality.
+#[inline]
 pub(crate) fn eq_ic(a: &[u8], b: &[u8]) -> bool {
     // Names are nearly always written as the RFC spells them: an exact
     // comparison settles most cases for a fraction of the caseless one.

@@ -80,7 +80,7 @@ impl Uri {
         let Some(colon) = memchr::memchr(b':', bytes) else {
             return Err(err(span.start, "no scheme"));
         };
-        let scheme = match &bytes[..colon] {
+        let scheme = match slice(bytes, 0..colon) {
             s if eq_ic(s, b"sip") => Scheme::Sip,
             s if eq_ic(s, b"sips") => Scheme::Sips,
             s if eq_ic(s, b"tel") => Scheme::Tel,

@@ -732,6 +732,14 @@ mod tests {
                 format!("{MPR_MIN}[relay]\nworkers = 0\n"),
                 "relay.workers: must be 1 to 64",
             ),
+            (
+                format!("{MPR_MIN}[sip]\nmax_dialogs = 0\n"),
+                "sip.max_dialogs: must be 1 to 10000000",
+            ),
+            (
+                format!("{MPR_MIN}[sip]\noutbound_proxy = \"0.0.0.0:5060\"\n"),
+                "sip.outbound_proxy: must be an address and port",
+            ),
         ];
         for (text, want) in cases {
             let got = mpr_err(&text);
@@ -753,6 +761,18 @@ mod tests {
             (
                 format!("{APS_MIN}lifetime_secs = 0\n"),
                 "lifetime_secs: must be at least 1 second",
+            ),
+            (
+                format!("{APS_MIN}[sip]\nmedia_ports = {{ first = 0, last = 10 }}\n"),
+                "sip.media_ports: first must be 1..=last",
+            ),
+            (
+                format!("{APS_MIN}[sip]\nmedia_ip = \"0.0.0.0\"\n"),
+                "sip.media_ip: must be a unicast address",
+            ),
+            (
+                format!("{APS_MIN}[sip]\nmax_dialogs = 0\n"),
+                "sip.max_dialogs: must be 1 to 10000000",
             ),
         ];
         for (text, want) in cases {

@@ -10,12 +10,25 @@ use pinhole_core::wire::{self, Class, Message, Method, RtcpMode};
 use serde_json::{Value, json};
 
 /// Largest input read.
-const MAX_INPUT: u64 = 1 << 20;
+const MAX_INPUT: u64 = 256 << 20;
 
 /// Reads `path` (`-` for stdin), decodes it and prints one JSON line;
 /// `Ok(true)` when it decoded.
 pub(crate) fn run(path: &Path) -> anyhow::Result<bool> {
     let raw = read(path)?;
+    if crate::capture::is_capture(&raw) {
+        let s = crate::capture::inspect(&raw, &mut std::io::stdout().lock())
+            .with_context(|| format!("{}", path.display()))?;
+        eprintln!(
+            "{}: {} frames, {} messages ({} with errors), {} other payloads",
+            path.display(),
+            s.frames,
+            s.messages,
+            s.errors,
+            s.other
+        );
+        return Ok(true);
+    }
     let bytes = unhex(&raw).unwrap_or(raw);
     let v = inspect(&bytes);
     let ok = v["error"].is_null();

@@ -9,6 +9,7 @@
 //! gracefully on SIGTERM or SIGINT. See `docs/operations.md` for deployment,
 //! the configuration reference and the metrics.
 
+mod capture;
 mod config;
 mod daemon;
 mod demo;
@@ -72,8 +73,9 @@ enum Cmd {
         seconds: u64,
     },
     /// Decode one message and print it as one JSON line: a Pinhole control
-    /// message (STUN-framed, raw bytes or a hex dump) or a SIP message.
-    /// Exits 0 if it decoded.
+    /// message (STUN-framed, raw bytes or a hex dump) or a SIP message. Given
+    /// a pcap or pcapng capture, print one line per message in it (SIP over
+    /// UDP, TCP, WebSocket or SCTP). Exits 0 if it decoded.
     Inspect {
         /// The file (`-` for stdin).
         file: PathBuf,

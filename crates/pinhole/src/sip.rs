@@ -4,11 +4,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use pinhole_core::intent::PlannedEndpoint;
-use pinhole_core::patch::Patch;
 use pinhole_core::wire::RtcpMode;
-use pinhole_sdp::{RewriteOptions, Sdp};
-use pinhole_sip::{Message, fix_content_length};
+use pinhole_sdp::Sdp;
+use pinhole_sip::Message;
 use serde_json::{Value, json};
 
 /// True when the first line looks like SIP (a request line ending in
@@ -96,35 +94,7 @@ fn describe_sdp(body: &[u8]) -> Result<Vec<Value>, String> {
 /// Rewrites every enabled stream of every SDP body of one SIP message to
 /// `to`'s address with consecutive even ports, fixing Content-Length.
 pub(crate) fn rewrite(bytes: &[u8], to: SocketAddr) -> Result<Vec<u8>, String> {
-    let m = Message::parse(bytes).map_err(|e| e.to_string())?;
-    let bodies = m.sdp_bodies().map_err(|e| e.to_string())?;
-    if bodies.is_empty() {
-        return Err("the message has no SDP body".into());
-    }
-    let mut patch = Patch::new();
-    let mut next = u32::from(to.port());
-    for span in bodies {
-        let body = bytes.get(span.clone()).unwrap_or_default();
-        let sdp = Sdp::parse(body).map_err(|e| e.to_string())?;
-        let mut plan = Vec::new();
-        for media in sdp.media().iter().filter(|m| !m.is_disabled()) {
-            let (Ok(rtp), Ok(rtcp)) = (u16::try_from(next), u16::try_from(next + 1)) else {
-                return Err("the ports run past 65535".into());
-            };
-            plan.push(PlannedEndpoint {
-                index: media.index,
-                addr: SocketAddr::new(to.ip(), rtp),
-                rtcp_addr: (!media.rtcp_mux).then_some(SocketAddr::new(to.ip(), rtcp)),
-            });
-            next += 2;
-        }
-        let mut part = Patch::new();
-        sdp.rewrite(&plan, &RewriteOptions::default(), &mut part)
-            .map_err(|e| e.to_string())?;
-        patch.extend_shifted(&part, span.start);
-    }
-    fix_content_length(&m, &mut patch);
-    patch.apply(bytes).map_err(|e| e.to_string())
+    pinhole_sip::rewrite_all(bytes, to).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -48,9 +48,26 @@ fn inspect_a_cmph_bind_raw_and_hex() {
 #[test]
 fn inspect_garbage_fails_with_an_error_field() {
     let f = std::env::temp_dir().join(format!("pinhole-inspect-{}.bin", std::process::id()));
-    std::fs::write(&f, b"INVITE sip:bob@example.com SIP/2.0\r\n\r\n").unwrap();
+    std::fs::write(&f, b"HELLO world\r\n\r\n").unwrap();
+    let (ok, v) = run(&f);
+    assert!(!ok);
+    assert!(v["error"].is_string(), "{v}");
+    // A SIP status line with an impossible code is SIP, with an error.
+    std::fs::write(&f, b"SIP/2.0 4294967301 Huge\r\n\r\n").unwrap();
     let (ok, v) = run(&f);
     std::fs::remove_file(&f).unwrap();
     assert!(!ok);
+    assert_eq!(v["protocol"], "sip");
     assert!(v["error"].is_string(), "{v}");
+}
+
+#[test]
+fn inspect_a_sip_message() {
+    let f = std::env::temp_dir().join(format!("pinhole-inspect-{}.sip", std::process::id()));
+    std::fs::write(&f, b"INVITE sip:bob@example.com SIP/2.0\r\nCall-ID: x1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let (ok, v) = run(&f);
+    std::fs::remove_file(&f).unwrap();
+    assert!(ok, "{v}");
+    assert_eq!(v["kind"], "INVITE");
+    assert_eq!(v["call"], "x1");
 }

@@ -319,3 +319,187 @@ fn invite_for_an_unregistered_domain_from_the_public_side_is_refused() {
         "not an open relay"
     );
 }
+
+mod hostile {
+    //! Hostile datagrams straight into both proxies: never a panic, and a
+    //! mangled message is counted, not forwarded blindly.
+
+    use super::*;
+    use pinhole_core::alg::{ClientSignaling, MprSignaling};
+    use pinhole_core::types::Receive;
+    use proptest::prelude::*;
+
+    fn engines() -> (MprProxy, mpr::Engine, ApsProxy, client::Engine) {
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let mut mc = mpr::Config::new(ip("203.0.113.10"), [1; 32]);
+        let mut n = mpr::NetworkConfig::new("corp2", b"s".to_vec());
+        n.domains.push("corp2.example".into());
+        mc.networks.push(n);
+        let mpr = mpr::Engine::new(mc, now).unwrap();
+        let cc = client::Config::new(
+            "corp2",
+            b"s".to_vec(),
+            Protocol::Sip,
+            a(APS2),
+            a(MPR),
+            [2; 32],
+        );
+        let cl = client::Engine::new(cc, now).unwrap();
+        let mut pc = ApsProxyConfig::new(
+            a(APS2),
+            ip("10.2.0.2"),
+            PortRange::new(20_000, 20_099).unwrap(),
+            [3; 32],
+        );
+        pc.inside_default = Some(a(PHONE_B));
+        (
+            MprProxy::new(MprProxyConfig::new(a(MPR), 5)),
+            mpr,
+            ApsProxy::new(pc),
+            cl,
+        )
+    }
+
+    fn feed(bytes: &[u8]) {
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let (mut mp, mut me, mut ap, mut ce) = engines();
+        for (local, remote) in [
+            (a(MPR), a("192.0.2.9:5060")),
+            (a(MPR), a("198.51.100.2:5060")),
+        ] {
+            mp.handle_datagram(
+                now,
+                &mut me,
+                Receive {
+                    local,
+                    remote,
+                    bytes,
+                },
+            );
+            while mp.poll_transmit().is_some() {}
+        }
+        for remote in [a(MPR), a(PHONE_B)] {
+            ap.handle_datagram(
+                now,
+                &mut ce,
+                Receive {
+                    local: a(APS2),
+                    remote,
+                    bytes,
+                },
+            );
+            while ap.poll_transmit().is_some() {}
+        }
+        mp.handle_timeout(now + Duration::from_secs(3600), &mut me);
+        ap.handle_timeout(now + Duration::from_secs(3600), &mut ce);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            feed(&bytes);
+        }
+
+        #[test]
+        fn mangled_invites_never_panic(
+            cut in 0usize..700,
+            flips in proptest::collection::vec((0usize..700, any::<u8>()), 0..8),
+        ) {
+            let mut m = invite(&sdp(a(MEDIA_A)));
+            for (at, b) in flips {
+                if let Some(x) = m.get_mut(at) {
+                    *x = b;
+                }
+            }
+            m.truncate(cut.max(1).min(m.len()));
+            feed(&m);
+        }
+    }
+
+    #[test]
+    fn a_response_not_sent_through_the_mpr_is_dropped_and_counted() {
+        #[allow(clippy::disallowed_methods)]
+        let now = Instant::now();
+        let (mut mp, mut me, ..) = engines();
+        let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx\r\n\
+            From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+            Content-Length: 0\r\n\r\n";
+        mp.handle_datagram(
+            now,
+            &mut me,
+            Receive {
+                local: a(MPR),
+                remote: a("192.0.2.9:5060"),
+                bytes: resp,
+            },
+        );
+        assert!(mp.poll_transmit().is_none());
+        assert_eq!(mp.stats().not_ours, 1);
+        mp.handle_datagram(
+            now,
+            &mut me,
+            Receive {
+                local: a(MPR),
+                remote: a("192.0.2.9:5060"),
+                bytes: b"garbage\r\n\r\n",
+            },
+        );
+        assert_eq!(mp.stats().malformed, 1);
+    }
+}
+
+#[test]
+fn retransmissions_get_the_same_relay_ports_and_bytes() {
+    let mut f = fig11();
+    let w = &mut f.w;
+    let inv = invite(&sdp(a(MEDIA_A)));
+    w.send(a(PHONE_A), a(APS1), inv.clone());
+    w.run_for(Duration::from_millis(300));
+    // A's retransmission (Timer A) after the first copy went through.
+    w.send(a(PHONE_A), a(APS1), inv);
+    w.run_for(Duration::from_secs(1));
+    let got = take_sip(w, PHONE_B);
+    assert_eq!(got.len(), 2, "both copies reach B");
+    assert_eq!(
+        got[0], got[1],
+        "the retransmission is rewritten identically"
+    );
+    let ok = respond(&got[0], 200, "OK", Some(&sdp(a(MEDIA_B))));
+    w.send(a(PHONE_B), a(APS2), ok.clone());
+    w.run_for(Duration::from_millis(300));
+    w.send(a(PHONE_B), a(APS2), ok);
+    w.run_for(Duration::from_secs(1));
+    let got = take_sip(w, PHONE_A);
+    assert_eq!(got.len(), 2, "both 200s reach A");
+    assert_eq!(
+        got[0], got[1],
+        "the 200's retransmission maps to the same ports"
+    );
+    // One call, one leg per party: nothing was allocated twice.
+    assert_eq!(w.mpr().stats().legs_open, 2);
+}
+
+#[test]
+fn a_call_that_never_starts_expires_and_frees_its_legs() {
+    let mut f = fig11();
+    let w = &mut f.w;
+    w.send(a(PHONE_A), a(APS1), invite(&sdp(a(MEDIA_A))));
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(take_sip(w, PHONE_B).len(), 1);
+    assert!(w.mpr().stats().legs_open >= 1);
+    // B never answers and no media ever flows.
+    w.run_for(Duration::from_secs(240));
+    assert_eq!(w.mpr().stats().legs_open, 0, "the legs expired");
+    let expired = |c: pinhole_core::alg::Counters| {
+        c.iter()
+            .find(|(n, _)| *n == "expired")
+            .map_or(0, |(_, v)| *v)
+    };
+    assert_eq!(
+        expired(w.mpr_alg().unwrap().counters()),
+        1,
+        "the MPR forgot the dialog"
+    );
+}
