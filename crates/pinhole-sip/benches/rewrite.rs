@@ -263,7 +263,51 @@ criterion_group!(benches, bench);
 /// for a profiler: `PROFILE_ITERS=20000 valgrind --tool=callgrind
 /// target/release/deps/rewrite-*` gives instructions per rewrite as a
 /// function's inclusive count / 2N.
+/// `PAIRED_ROUNDS=N`: N rounds, each timing a batch of ALG rewrites and
+/// then a batch of baseline re-serialisations of the same message back to
+/// back; prints the median per-message times and the median of the
+/// per-round ratios. Load from other processes hits both halves of a round
+/// alike, so the ratio is steadier than two criterion runs minutes apart.
+fn paired(rounds: usize) {
+    use std::time::Instant;
+    for (name, raw) in [("invite", invite()), ("200_ok", ok200())] {
+        let mut alg = Alg::default();
+        let (mut a_ns, mut b_ns, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let t = Instant::now();
+            for _ in 0..2000 {
+                alg.rewrite(black_box(&raw)).unwrap();
+            }
+            let a = t.elapsed().as_nanos() as f64 / 2000.0;
+            let t = Instant::now();
+            for _ in 0..200 {
+                black_box(reserialise(black_box(&raw)));
+            }
+            let b = t.elapsed().as_nanos() as f64 / 200.0;
+            a_ns.push(a);
+            b_ns.push(b);
+            ratios.push(b / a);
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (a, b, r) = (median(&mut a_ns), median(&mut b_ns), median(&mut ratios));
+        println!(
+            "{name}: alg {a:.0} ns ({:.0} k/s), baseline {b:.0} ns, ratio {r:.1}x (medians of {rounds} rounds)",
+            1e6 / a
+        );
+    }
+}
+
 fn main() {
+    if let Some(n) = std::env::var("PAIRED_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        paired(n.max(1));
+        return;
+    }
     if let Some(n) = std::env::var("PROFILE_ITERS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())

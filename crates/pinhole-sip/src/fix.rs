@@ -33,7 +33,7 @@ pub fn fix_content_length(msg: &Message<'_>, patch: &mut Patch) {
         .saturating_add_signed(patch.delta_within(body.clone()));
     match msg.content_length_header() {
         Some(h) if msg.content_length() != Some(new_len) => {
-            patch.replace_fmt(h.value.clone(), format_args!("{new_len}"));
+            patch.replace_int(h.value.clone(), new_len as u64);
         }
         Some(_) => {}
         None if new_len != body.len() => {

@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use crate::error::ParseError;
-use crate::scan::{at, eq_ic, is_token, is_wsp, line_end, trim};
+use crate::scan::{at, eq_ic, is_wsp, line_end, skip_token, skip_wsp, trim};
 
 /// A header field name, recognised case-insensitively in its long or
 /// compact form (RFC 3261 §7.3.3 and the IANA SIP "Header Fields"
@@ -127,16 +127,51 @@ impl HeaderName {
                 .find(|(_, compact, _)| *compact == Some(c))
                 .map_or(Self::Other, |&(_, _, n)| n);
         }
-        // Length and first letter first: most candidates fail there.
-        let first = name.first().map(u8::to_ascii_lowercase);
-        NAMES
+        // Every message has a dozen names: compare only those of the same
+        // length (`compact_and_long_names_agree` checks that this finds
+        // every entry of NAMES).
+        let same_length: &[(&str, Self)] = match name.len() {
+            2 => &[("To", Self::To)],
+            3 => &[("Via", Self::Via)],
+            4 => &[("From", Self::From), ("CSeq", Self::CSeq)],
+            5 => &[("Route", Self::Route), ("Event", Self::Event)],
+            7 => &[
+                ("Call-ID", Self::CallId),
+                ("Contact", Self::Contact),
+                ("Require", Self::Require),
+                ("Expires", Self::Expires),
+                ("Subject", Self::Subject),
+            ],
+            8 => &[("Refer-To", Self::ReferTo), ("Identity", Self::Identity)],
+            9 => &[("Supported", Self::Supported)],
+            11 => &[("Referred-By", Self::ReferredBy)],
+            12 => &[
+                ("Content-Type", Self::ContentType),
+                ("Max-Forwards", Self::MaxForwards),
+                ("Record-Route", Self::RecordRoute),
+                ("Allow-Events", Self::AllowEvents),
+            ],
+            13 => &[
+                ("Proxy-Require", Self::ProxyRequire),
+                ("Identity-Info", Self::IdentityInfo),
+            ],
+            14 => &[
+                ("Content-Length", Self::ContentLength),
+                ("Accept-Contact", Self::AcceptContact),
+                ("Reject-Contact", Self::RejectContact),
+            ],
+            15 => &[("Session-Expires", Self::SessionExpires)],
+            16 => &[("Content-Encoding", Self::ContentEncoding)],
+            19 => &[
+                ("Content-Disposition", Self::ContentDisposition),
+                ("Request-Disposition", Self::RequestDisposition),
+            ],
+            _ => &[],
+        };
+        same_length
             .iter()
-            .find(|(long, _, _)| {
-                long.len() == name.len()
-                    && long.as_bytes().first().map(u8::to_ascii_lowercase) == first
-                    && eq_ic(long.as_bytes(), name)
-            })
-            .map_or(Self::Other, |&(_, _, n)| n)
+            .find(|(long, _)| eq_ic(long.as_bytes(), name))
+            .map_or(Self::Other, |&(_, n)| n)
     }
 
     /// The canonical long name (`None` for [`HeaderName::Other`]).
@@ -186,6 +221,19 @@ pub(crate) enum Step {
     End,
 }
 
+/// Why the line at `p` (content up to `content_end`) does not start with
+/// `name:`: the same reasons, in the same cases, as a search for the first
+/// colon followed by a check of the name before it would give.
+fn bad_name(buf: &[u8], p: usize, content_end: usize) -> ParseError {
+    let line = buf.get(p..content_end).unwrap_or(&[]);
+    let reason = if memchr::memchr(b':', line).is_none() {
+        "no ':' after the header name"
+    } else {
+        "header name is not a token"
+    };
+    ParseError::Header { at: p, reason }
+}
+
 /// Reads the header field or empty line starting at `p`.
 pub(crate) fn step(buf: &[u8], p: usize) -> Result<Step, ParseError> {
     match at(buf, p) {
@@ -211,25 +259,15 @@ pub(crate) fn step(buf: &[u8], p: usize) -> Result<Step, ParseError> {
         Some(_) => {}
     }
     let (mut content_end, mut next) = line_end(buf, p).unwrap_or((buf.len(), buf.len()));
-    let line = buf.get(p..content_end).unwrap_or(&[]);
-    let Some(colon) = memchr::memchr(b':', line).map(|c| p + c) else {
-        return Err(ParseError::Header {
-            at: p,
-            reason: "no ':' after the header name",
-        });
-    };
-    // HCOLON allows SP/HTAB between the name and the colon.
-    let mut name_end = colon;
-    while name_end > p && at(buf, name_end - 1).is_some_and(is_wsp) {
-        name_end -= 1;
+    // A token, maybe SP/HTAB (HCOLON allows them), then ':'. Neither class
+    // holds ':', so that colon is the line's first one; one pass over the
+    // name instead of a search for ':' and a second pass to check it.
+    let name_end = skip_token(buf, p, content_end);
+    let colon = skip_wsp(buf, name_end, content_end);
+    if name_end == p || at(buf, colon) != Some(b':') || colon >= content_end {
+        return Err(bad_name(buf, p, content_end));
     }
     let name = buf.get(p..name_end).unwrap_or(&[]);
-    if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
-        return Err(ParseError::Header {
-            at: p,
-            reason: "header name is not a token",
-        });
-    }
     // RFC 3261 §7.3.1: a line starting with SP or HTAB continues the field.
     while at(buf, next).is_some_and(is_wsp) {
         (content_end, next) = line_end(buf, next).unwrap_or((buf.len(), buf.len()));
@@ -292,6 +330,41 @@ mod tests {
         let h = header(b);
         assert_eq!(&b[h.value.clone()], b"0");
         assert_eq!(h.line, 0..4);
+    }
+
+    /// The name rule as first written: the first ':' of the line, white
+    /// space before it dropped, the rest must be a non-empty token.
+    fn reference_name(line: &[u8]) -> Result<(usize, usize), &'static str> {
+        let colon = memchr::memchr(b':', line).ok_or("no ':' after the header name")?;
+        let mut end = colon;
+        while end > 0 && is_wsp(line[end - 1]) {
+            end -= 1;
+        }
+        let name = &line[..end];
+        if name.is_empty() || !name.iter().all(|&b| crate::scan::is_token(b)) {
+            return Err("header name is not a token");
+        }
+        Ok((end, colon))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn name_scan_agrees_with_the_first_colon_rule(
+            line in proptest::collection::vec(
+                proptest::sample::select(b"aZ-.:; \t\"<x@".to_vec()), 0..12),
+        ) {
+            let mut buf = line.clone();
+            buf.extend_from_slice(b"\r\n");
+            // Lines starting with white space are continuations: not this rule.
+            proptest::prop_assume!(!line.first().is_some_and(|&b| is_wsp(b)));
+            let got = match step(&buf, 0) {
+                Ok(Step::Header(h)) => Ok(h.name_span.end),
+                Ok(_) => return Ok(()),
+                Err(ParseError::Header { reason, .. }) => Err(reason),
+                Err(e) => panic!("{e}"),
+            };
+            proptest::prop_assert_eq!(got, reference_name(&line).map(|(end, _)| end));
+        }
     }
 
     #[test]

@@ -61,6 +61,11 @@ pub(crate) fn skip_lws(buf: &[u8], i: usize, end: usize) -> usize {
     skip_while(buf, i, end, is_lws)
 }
 
+/// The first position in `i..end` that is not SP or HTAB.
+pub(crate) fn skip_wsp(buf: &[u8], i: usize, end: usize) -> usize {
+    skip_while(buf, i, end, is_wsp)
+}
+
 /// The first position in `i..end` that is not a token character.
 pub(crate) fn skip_token(buf: &[u8], i: usize, end: usize) -> usize {
     skip_while(buf, i, end, is_token)
