@@ -515,6 +515,11 @@ impl SippRun {
         self.local
     }
 
+    /// sipp's process id (to read its CPU time from `/proc` while it runs).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The folder holding `messages.log`, `errors.log`, `stats.csv`,
     /// `screen.log`, `stderr.log` and `command.txt`.
     pub fn dir(&self) -> &Path {

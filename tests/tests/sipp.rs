@@ -2,7 +2,8 @@
 //! `tests/sipp/`), with the test sending and checking the RTP. `direct`
 //! proves the scenarios and the harness phone to phone on loopback,
 //! `middlebox` through an SDP-rewriting stand-in for the proxies, `fig11`
-//! through the real MPR and APS proxies behind simulated firewalls.
+//! through the real MPR and APS proxies behind simulated firewalls, `load`
+//! (ignored) the calls per second they carry.
 #![allow(missing_docs)]
 
 #[path = "sipp/common.rs"]
@@ -11,5 +12,7 @@ mod common;
 mod direct;
 #[path = "sipp/fig11.rs"]
 mod fig11;
+#[path = "sipp/load.rs"]
+mod load;
 #[path = "sipp/middlebox.rs"]
 mod middlebox;

@@ -56,6 +56,71 @@ pub fn parse(csv: &str) -> Result<CallCounts, StatsError> {
     })
 }
 
+/// Timing figures of a run, from the last row (cumulative columns).
+#[derive(Clone, Copy, PartialEq, Debug, Default)]
+pub struct Timing {
+    /// `ResponseTime1(C)`: mean time from the request to the first
+    /// response marked `rtd="true"` (the scenarios mark the INVITE's 200),
+    /// in milliseconds.
+    pub response_ms: f64,
+    /// `ResponseTime1StDev(C)`, in milliseconds.
+    pub response_stdev_ms: f64,
+    /// `CallLength(C)`: mean call length, in milliseconds.
+    pub call_length_ms: f64,
+    /// `Retransmissions(C)`: requests and responses sipp sent again.
+    pub retransmissions: u64,
+}
+
+/// `HH:MM:SS:uuuuuu`, as sipp writes durations, in milliseconds.
+fn duration_ms(cell: &str) -> Option<f64> {
+    let mut parts = cell.trim().split(':').map(|p| p.parse::<u64>().ok());
+    let (Some(Some(h)), Some(Some(m)), Some(Some(s)), Some(Some(us)), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    Some(((h * 60 + m) * 60 + s) as f64 * 1e3 + us as f64 / 1e3)
+}
+
+/// Parses the timing columns of the statistics file.
+pub fn parse_timing(csv: &str) -> Result<Timing, StatsError> {
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().ok_or(StatsError::NoData)?.split(';').collect();
+    let last: Vec<&str> = lines
+        .next_back()
+        .ok_or(StatsError::NoData)?
+        .split(';')
+        .collect();
+    let cell = |column: &'static str| -> Result<&str, StatsError> {
+        let i = header
+            .iter()
+            .position(|h| h.trim() == column)
+            .ok_or(StatsError::MissingColumn(column))?;
+        Ok(last.get(i).copied().unwrap_or_default())
+    };
+    let ms = |column: &'static str| -> Result<f64, StatsError> {
+        let c = cell(column)?;
+        duration_ms(c).ok_or_else(|| StatsError::BadCount {
+            column,
+            value: c.to_owned(),
+        })
+    };
+    let retrans = cell("Retransmissions(C)")?;
+    Ok(Timing {
+        response_ms: ms("ResponseTime1(C)")?,
+        response_stdev_ms: ms("ResponseTime1StDev(C)")?,
+        call_length_ms: ms("CallLength(C)")?,
+        retransmissions: retrans.trim().parse().map_err(|_| StatsError::BadCount {
+            column: "Retransmissions(C)",
+            value: retrans.to_owned(),
+        })?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,10 +162,29 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn timing_columns() {
+        let csv = "Retransmissions(C);ResponseTime1(C);ResponseTime1StDev(C);CallLength(C)\n\
+                   0;00:00:00:000000;00:00:00:000000;00:00:00:000000\n\
+                   7;00:00:00:012500;00:00:00:001000;00:01:02:250000\n";
+        let t = parse_timing(csv).unwrap();
+        assert_eq!(t.retransmissions, 7);
+        assert!((t.response_ms - 12.5).abs() < 1e-9);
+        assert!((t.response_stdev_ms - 1.0).abs() < 1e-9);
+        assert!((t.call_length_ms - 62_250.0).abs() < 1e-9);
+        assert_eq!(duration_ms("00:00:01"), None);
+        assert_eq!(duration_ms("00:00:01:5:6"), None);
+        assert!(matches!(
+            parse_timing("Retransmissions(C);ResponseTime1(C)\n0;00:00:00:000001\n"),
+            Err(StatsError::MissingColumn("ResponseTime1StDev(C)"))
+        ));
+    }
+
     proptest! {
         #[test]
         fn never_panics(csv in "[a-zA-Z0-9;()\n\t ]{0,200}") {
             let _ = parse(&csv);
+            let _ = parse_timing(&csv);
         }
     }
 }

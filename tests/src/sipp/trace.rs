@@ -65,8 +65,18 @@ pub struct Trace {
 /// Parses a whole trace file's contents. Never fails: the unknown is
 /// skipped, the unfinished is left out (see [`Trace`]).
 pub fn parse(log: &[u8]) -> Trace {
+    parse_prefix(log).0
+}
+
+/// [`parse`], and how many bytes of `log` it is done with: the complete
+/// entries and skipped blocks. A reader that tails a growing trace keeps
+/// the bytes from there on and reads on after them (what a load test does,
+/// where reading the whole file again at every poll would cost more than
+/// the calls).
+pub fn parse_prefix(log: &[u8]) -> (Trace, usize) {
     let mut trace = Trace::default();
     let mut pos = 0;
+    let mut done = 0;
     while let Some(start) = next_rule(log, pos) {
         let Some((_, after_rule)) = line_at(log, start) else {
             trace.truncated = true;
@@ -98,8 +108,9 @@ pub fn parse(log: &[u8]) -> Trace {
             bytes: bytes.to_vec(),
         });
         pos = body_start + len;
+        done = pos;
     }
-    trace
+    (trace, done)
 }
 
 /// The start of the next line at or after `pos` that begins with [`RULE`].
@@ -211,6 +222,30 @@ mod tests {
         let t = parse(full.get(..full.len() - 3).unwrap());
         assert!(t.truncated);
         assert_eq!(parse(&full).entries.len(), 1);
+    }
+
+    #[test]
+    fn a_tail_reads_each_entry_once_whatever_the_cuts() {
+        let mut log = Vec::new();
+        for i in 0..5 {
+            let msg = format!("SIP/2.0 200 OK\r\nCSeq: {i} INVITE\r\n\r\n");
+            log.extend(block(
+                &format!("UDP message received [{}] bytes :", msg.len()),
+                msg.as_bytes(),
+            ));
+        }
+        for step in [1, 7, 50, log.len()] {
+            // Feed the log `step` bytes at a time, keeping what is not done.
+            let (mut pending, mut seen) = (Vec::new(), Vec::new());
+            for chunk in log.chunks(step) {
+                pending.extend_from_slice(chunk);
+                let (t, done) = parse_prefix(&pending);
+                seen.extend(t.entries.into_iter().map(|e| e.bytes));
+                pending.drain(..done);
+            }
+            assert_eq!(seen.len(), 5, "step {step}");
+            assert!(String::from_utf8_lossy(&seen[4]).contains("CSeq: 4 INVITE"));
+        }
     }
 
     #[test]

@@ -31,25 +31,71 @@ use crate::common::*;
 const MPR_IP: [u8; 4] = [127, 0, 0, 23];
 
 /// The deployment: its runtime, the MPR and both APSs, both firewalls.
-struct Bed {
-    rt: tokio::runtime::Runtime,
-    mpr: mpr_driver::MprHandle,
-    aps1: client_driver::ClientHandle,
-    aps2: client_driver::ClientHandle,
-    aps1_sig: SocketAddr,
-    fw: [Arc<FirewallSim>; 2],
+pub(crate) struct Bed {
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) mpr: mpr_driver::MprHandle,
+    pub(crate) aps1: client_driver::ClientHandle,
+    pub(crate) aps2: client_driver::ClientHandle,
+    pub(crate) aps1_sig: SocketAddr,
+    pub(crate) fw: [Arc<FirewallSim>; 2],
     _keep: Vec<Box<dyn std::any::Any>>,
 }
 
+/// Port ranges and timers of a [`Bed`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BedConfig {
+    /// First MPR relay port; also seeds the keys.
+    pub(crate) base: u16,
+    /// MPR relay ports, from `base`.
+    pub(crate) mpr_ports: u16,
+    /// Media ports B of each APS: APS1's right after the MPR's, then
+    /// APS2's.
+    pub(crate) aps_ports: u16,
+    /// How long freed relay ports and ports B rest before reuse.
+    pub(crate) quarantine: Duration,
+    /// Where APS1's and APS2's media ports B are bound; `None`: on the
+    /// APS's own (SIP) address.
+    pub(crate) media_ips: Option<[IpAddr; 2]>,
+    /// The firewall simulators' UDP idle timeout (the APSs are told it and
+    /// refresh within it) and how long a closed mapping's port stays bound.
+    pub(crate) firewall_idle: Duration,
+    pub(crate) firewall_linger: Duration,
+}
+
+impl BedConfig {
+    /// The Fig. 11 tests' layout: three ranges of 200 ports from `base`,
+    /// the default 30 s quarantine.
+    pub(crate) fn fig11(base: u16) -> Self {
+        Self {
+            base,
+            mpr_ports: 200,
+            aps_ports: 200,
+            quarantine: Duration::from_secs(30),
+            media_ips: None,
+            firewall_idle: Duration::from_secs(30),
+            firewall_linger: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Port ranges of one test: MPR relay legs, then APS1's and APS2's media
-/// ports B, each `span` wide from `base`. Tests run in parallel, so each
-/// gets its own.
+/// ports B, each 200 wide from `base`. Tests run in parallel, so each gets
+/// its own.
 fn bed(base: u16, callee: SocketAddr) -> Result<Bed, Box<dyn Error>> {
+    bed_with(BedConfig::fig11(base), callee)
+}
+
+/// The deployment with the given port ranges; APS2 sends calls to
+/// `callee`. Its runtime threads are called `pinhole-bed` (the relays'
+/// own threads `pinhole-relay-N`), so a load test can tell their CPU time
+/// from its own.
+pub(crate) fn bed_with(c: BedConfig, callee: SocketAddr) -> Result<Bed, Box<dyn Error>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("pinhole-bed")
         .enable_all()
         .build()?;
-    let span = 200;
+    let base = c.base;
     let (mpr, mpr_out, aps, fw, aps1_sig) = rt.block_on(async {
         let mut sims = Vec::new();
         for (inside, public) in [
@@ -60,6 +106,8 @@ fn bed(base: u16, callee: SocketAddr) -> Result<Bed, Box<dyn Error>> {
                 FirewallSim::start(SimConfig {
                     inside_ip: IpAddr::from(inside),
                     public_ip: IpAddr::from(public),
+                    udp_idle_timeout: c.firewall_idle,
+                    expired_linger: c.firewall_linger,
                     ..SimConfig::default()
                 })
                 .await?,
@@ -68,7 +116,8 @@ fn bed(base: u16, callee: SocketAddr) -> Result<Bed, Box<dyn Error>> {
         let control = tokio::net::UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await?;
         let control_addr = control.local_addr()?;
         let mut cfg = mpr::Config::new(IpAddr::from(MPR_IP), [base as u8; 32]);
-        cfg.ports = PortRange::new(base, base + span - 1)?;
+        cfg.ports = PortRange::new(base, base + c.mpr_ports - 1)?;
+        cfg.timers.port_quarantine = c.quarantine;
         cfg.control_ports = vec![control_addr.port()];
         for (id, domain) in [("corp1", CALLER_DOMAIN), ("corp2", CALLEE_DOMAIN)] {
             let mut n = mpr::NetworkConfig::new(id, format!("{id}-secret").into_bytes());
@@ -97,7 +146,7 @@ fn bed(base: u16, callee: SocketAddr) -> Result<Bed, Box<dyn Error>> {
             if i == 0 {
                 aps1_sig = Some(sig_addr);
             }
-            let ccfg = client::Config::new(
+            let mut ccfg = client::Config::new(
                 net,
                 format!("{net}-secret").into_bytes(),
                 Protocol::Sip,
@@ -105,15 +154,18 @@ fn bed(base: u16, callee: SocketAddr) -> Result<Bed, Box<dyn Error>> {
                 control_addr,
                 [base as u8 + i as u8 + 1; 32],
             );
+            ccfg.firewall_idle_timeout = c.firewall_idle;
             let engine = client::Engine::new(ccfg, Instant::now())?;
             let (relay, relay_events) = Relay::start(RelayConfig::default())?;
-            let first = base + span * (i as u16 + 1);
+            let first = base + c.mpr_ports + c.aps_ports * i as u16;
+            let media_ip = c.media_ips.and_then(|m| m.get(i).copied()).unwrap_or(ip);
             let mut pc = ApsProxyConfig::new(
                 sig_addr,
-                ip,
-                PortRange::new(first, first + span - 1)?,
+                media_ip,
+                PortRange::new(first, first + c.aps_ports - 1)?,
                 [base as u8 + 7 + i as u8; 32],
             );
+            pc.port_quarantine = c.quarantine;
             if i == 1 {
                 pc.inside_default = Some(callee);
             }
@@ -160,12 +212,12 @@ fn bed(base: u16, callee: SocketAddr) -> Result<Bed, Box<dyn Error>> {
 }
 
 impl Bed {
-    fn legs_open(&self) -> Result<u64, Box<dyn Error>> {
+    pub(crate) fn legs_open(&self) -> Result<u64, Box<dyn Error>> {
         Ok(self.rt.block_on(self.mpr.stats())?.legs_open)
     }
 
     /// Waits until the MPR has no leg open (a teardown freed them).
-    fn wait_legs_freed(&self) -> Result<(), Box<dyn Error>> {
+    pub(crate) fn wait_legs_freed(&self) -> Result<(), Box<dyn Error>> {
         let deadline = Instant::now() + WAIT;
         while self.legs_open()? > 0 {
             if Instant::now() > deadline {
@@ -176,7 +228,7 @@ impl Bed {
         Ok(())
     }
 
-    fn counter(&self, which: usize, name: &str) -> Result<u64, Box<dyn Error>> {
+    pub(crate) fn counter(&self, which: usize, name: &str) -> Result<u64, Box<dyn Error>> {
         let c = self.rt.block_on(async {
             match which {
                 0 => self.mpr.alg_counters().await,
