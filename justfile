@@ -125,6 +125,11 @@ demo:
 bench:
     cargo bench --workspace --locked
 
+# SIP benchmarks: ALG rewrite vs rsip + sdp-rs, then sipp calls/s through Fig. 11 (~3 min; not in `ci`).
+bench-sip:
+    cargo bench -p pinhole-sip --locked --bench rewrite
+    cargo test --release --locked -p pinhole-tests --test sipp -- --ignored --nocapture load_
+
 # Check the workspace on the MSRV (needs that toolchain installed; not part of `ci`).
 msrv:
     #!/usr/bin/env bash

@@ -425,6 +425,8 @@ struct Step {
     harness_cores: f64,
     /// See [`exhaustion`].
     exhaustion: u64,
+    /// Open file descriptors of the process once the step is over.
+    fds: usize,
     notes: Vec<String>,
 }
 
@@ -438,7 +440,7 @@ impl Step {
 
     fn row(&self) -> String {
         format!(
-            "| {} | {} | {} | {} | {} | {:.1} | {:.1} | {}/{} | {:.1} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {} | {} | {} | {:.1} | {:.1} | {}/{} | {:.1} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
             self.path,
             self.rate,
             self.calls,
@@ -455,6 +457,7 @@ impl Step {
             self.relay_cores,
             self.sipp_cores,
             self.harness_cores,
+            self.fds,
             if self.passed() {
                 "ok".to_owned()
             } else {
@@ -464,7 +467,7 @@ impl Step {
     }
 }
 
-const HEADER: &str = "| path | target cps | calls | ok | failed | achieved cps | caller run s | media ok/checked | setup ms (INVITE→200) | retrans | ports ran out | bed CPU (cores) | relay CPU (cores) | sipp CPU (cores) | harness CPU (cores) | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const HEADER: &str = "| path | target cps | calls | ok | failed | achieved cps | caller run s | media ok/checked | setup ms (INVITE→200) | retrans | ports ran out | bed CPU (cores) | relay CPU (cores) | sipp CPU (cores) | harness CPU (cores) | open fds after | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 /// Runs one step: `rate` calls/s for `k.secs` seconds, through `bed` or
 /// phone to phone.
@@ -654,7 +657,25 @@ fn step(
         }
         s.exhaustion = exhaustion(bed)? - exhaustion0;
     }
+    s.fds = std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count);
     Ok(s)
+}
+
+/// The load test's deployment (see the module documentation for the port
+/// layout).
+fn load_bed(k: &Knobs) -> BedConfig {
+    BedConfig {
+        base: 54_000,
+        mpr_ports: 336,
+        aps_ports: 332,
+        quarantine: k.quarantine,
+        media_ips: Some(APS_MEDIA_IPS.map(IpAddr::from)),
+        // Each media pinhole is a mapping with its own public socket in a
+        // simulator: keep them short-lived (the calls last well under a
+        // second; the APSs refresh their signalling within 2/3 of this).
+        firewall_idle: Duration::from_secs(2),
+        firewall_linger: Duration::from_millis(500),
+    }
 }
 
 /// Times a port ran out so far: MPR relay pairs (`ports_exhausted`) and
@@ -703,45 +724,37 @@ fn load_calls_per_second_direct_and_through_fig11() -> TestResult {
     let mut steps: Vec<Step> = Vec::new();
     let mut index = 0;
     for path in &k.paths {
-        let bed = match path.as_str() {
-            "direct" => None,
-            "pinhole" => Some(bed_with(
-                BedConfig {
-                    base: 54_000,
-                    mpr_ports: 336,
-                    aps_ports: 332,
-                    quarantine: k.quarantine,
-                    media_ips: Some(APS_MEDIA_IPS.map(IpAddr::from)),
-                    // Each media pinhole is a mapping with its own sockets
-                    // in the simulators; with the default 30 s idle time
-                    // plus 30 s linger, 1 500 calls held over 10 000 file
-                    // descriptors (the limit here is 20 000).
-                    firewall_idle: Duration::from_secs(5),
-                    firewall_linger: Duration::from_secs(1),
-                },
-                uas_bind,
-            )?),
-            other => return Err(format!("LOAD_PATHS: unknown path {other}").into()),
-        };
+        if !matches!(path.as_str(), "direct" | "pinhole") {
+            return Err(format!("LOAD_PATHS: unknown path {path}").into());
+        }
         for &rate in &k.rates {
             index += 1;
+            // A fresh deployment per step: the firewall simulator keeps
+            // an inside socket per route (inside host, remote) for its
+            // whole life, about four per call, so one deployment for all
+            // steps would run into the 20 000 descriptors allowed here,
+            // and the steps would not start alike.
+            let bed = match path.as_str() {
+                "pinhole" => Some(bed_with(load_bed(&k), uas_bind)?),
+                _ => None,
+            };
             let s = step(path, bed.as_ref(), uas_bind, rate, &k, index)?;
             println!("{}", s.row());
+            if let Some(bed) = &bed {
+                println!(
+                    "  pinhole {rate}: MPR ports exhausted {}, plan errors {}, APS pinhole failures {} / {}",
+                    bed.rt.block_on(bed.mpr.stats())?.ports_exhausted,
+                    bed.counter(0, "plan_errors")?,
+                    bed.counter(1, "pinhole_failures")?,
+                    bed.counter(2, "pinhole_failures")?,
+                );
+            }
+            drop(bed);
             let passed = s.passed();
             steps.push(s);
             if !passed {
                 break;
             }
-        }
-        if let Some(bed) = &bed {
-            let exhausted = bed.rt.block_on(bed.mpr.stats())?.ports_exhausted;
-            println!(
-                "pinhole: MPR ports exhausted {exhausted}, plan errors {}, APS pinhole failures {} / {}, open descriptors {}",
-                bed.counter(0, "plan_errors")?,
-                bed.counter(1, "pinhole_failures")?,
-                bed.counter(2, "pinhole_failures")?,
-                std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count),
-            );
         }
     }
     let mut report = format!("{k:?}\n\n{HEADER}\n");
