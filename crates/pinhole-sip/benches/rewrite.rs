@@ -268,6 +268,7 @@ criterion_group!(benches, bench);
 /// back; prints the median per-message times and the median of the
 /// per-round ratios. Load from other processes hits both halves of a round
 /// alike, so the ratio is steadier than two criterion runs minutes apart.
+#[allow(clippy::disallowed_methods)] // a benchmark reads the clock; the library never does
 fn paired(rounds: usize) {
     use std::time::Instant;
     for (name, raw) in [("invite", invite()), ("200_ok", ok200())] {

@@ -359,7 +359,7 @@ fn caller_media(
                 let Some(to) = Sdp::parse(&m.body).ok().and_then(|s| s.audio_addr()) else {
                     continue;
                 };
-                if n % k.media_every == 0 {
+                if n.is_multiple_of(k.media_every) {
                     let ssrc = ssrc_base.wrapping_add(n as u32);
                     lock(&shared.calls).insert(ssrc, CallMedia::default());
                     sending.push(Sending {
