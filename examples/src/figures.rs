@@ -42,11 +42,13 @@ const FW1: &str = "198.51.100.1";
 const FW2: &str = "198.51.100.2";
 
 fn sa(s: &str) -> SocketAddr {
-    s.parse().unwrap_or_else(|_| unreachable!("address constants parse"))
+    s.parse()
+        .unwrap_or_else(|_| unreachable!("address constants parse"))
 }
 
 fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap_or_else(|_| unreachable!("address constants parse"))
+    s.parse()
+        .unwrap_or_else(|_| unreachable!("address constants parse"))
 }
 
 /// Which figure.
@@ -214,11 +216,7 @@ impl FigureRun {
         let _ = writeln!(
             s,
             "{:>9} [{media_step}]    A ⇄ B     RTP through the MPR relay: A→B {}/{} intact, B→A {}/{} intact",
-            "",
-            self.at_b.intact,
-            self.sent,
-            self.at_a.intact,
-            self.sent
+            "", self.at_b.intact, self.sent, self.at_a.intact, self.sent
         );
         s
     }
@@ -292,7 +290,11 @@ impl SimUa {
     fn pump(&mut self, w: &mut World) {
         let now = w.now();
         if let Some(id) = self.client {
-            let events: Vec<Event> = w.client_events(id).get(self.seen..).unwrap_or_default().to_vec();
+            let events: Vec<Event> = w
+                .client_events(id)
+                .get(self.seen..)
+                .unwrap_or_default()
+                .to_vec();
             self.seen += events.len();
             for e in events {
                 match e {
@@ -573,7 +575,11 @@ fn call(
         u[0].ended().is_some() && u[1].ended().is_some()
     });
     let names: HashMap<IpAddr, &str> = names.iter().map(|(i, n)| (ip(i), *n)).collect();
-    let party = |a: SocketAddr| names.get(&a.ip()).map_or_else(|| a.to_string(), |n| (*n).to_owned());
+    let party = |a: SocketAddr| {
+        names
+            .get(&a.ip())
+            .map_or_else(|| a.to_string(), |n| (*n).to_owned())
+    };
     let ladder = w
         .ladder()
         .iter()

@@ -58,8 +58,13 @@ async fn mpr(first: u16, last: u16) -> Result<Mpr> {
         ..RelayConfig::default()
     })?;
     let proxy = MprProxy::new(MprProxyConfig::new(sip, u64::from(first)));
-    let (handle, out) =
-        mpr_driver::spawn_with(engine, vec![Arc::new(control)], relay, events, Some(Box::new(proxy)))?;
+    let (handle, out) = mpr_driver::spawn_with(
+        engine,
+        vec![Arc::new(control)],
+        relay,
+        events,
+        Some(Box::new(proxy)),
+    )?;
     Ok(Mpr {
         handle,
         _out: out,
@@ -111,8 +116,20 @@ fn fig12_smart_terminals_call_through_the_mpr_behind_two_firewalls() -> Result<(
         let fw2 = firewall([127, 0, 0, 2], [127, 0, 0, 33]).await?;
         let r1: SharedRouter = Arc::new(SimRouter::new(Arc::clone(&fw1)));
         let r2: SharedRouter = Arc::new(SimRouter::new(Arc::clone(&fw2)));
-        let cfg_a = ua_config("alice@corp1.example", "corp1", [127, 0, 0, 1], 53_400, mpr.sip);
-        let cfg_b = ua_config("bob@corp2.example", "corp2", [127, 0, 0, 2], 53_402, mpr.sip);
+        let cfg_a = ua_config(
+            "alice@corp1.example",
+            "corp1",
+            [127, 0, 0, 1],
+            53_400,
+            mpr.sip,
+        );
+        let cfg_b = ua_config(
+            "bob@corp2.example",
+            "corp2",
+            [127, 0, 0, 2],
+            53_402,
+            mpr.sip,
+        );
         let (media_a, media_b) = (cfg_a.media, cfg_b.media);
         let mut a = SmartUa::start(cfg_a, r1).await?;
         let mut b = SmartUa::start(cfg_b, r2).await?;
@@ -120,24 +137,49 @@ fn fig12_smart_terminals_call_through_the_mpr_behind_two_firewalls() -> Result<(
         // Fig. 6: both SIP sockets registered through their firewalls.
         let pa = a.wait_registered(WAIT).await?;
         let pb = b.wait_registered(WAIT).await?;
-        assert_eq!(pa.ip(), IpAddr::from([127, 0, 0, 32]), "A seen at FW1's address");
-        assert_eq!(pb.ip(), IpAddr::from([127, 0, 0, 33]), "B seen at FW2's address");
+        assert_eq!(
+            pa.ip(),
+            IpAddr::from([127, 0, 0, 32]),
+            "A seen at FW1's address"
+        );
+        assert_eq!(
+            pb.ip(),
+            IpAddr::from([127, 0, 0, 33]),
+            "B seen at FW2's address"
+        );
         assert_eq!(mpr.handle.stats().await?.registrations_accepted, 2);
 
         // Steps 1105–1160: A reserves and offers its pinhole; B binds
         // toward the relay in the offer and answers with its pinhole.
         let (to_a, to_b) = tokio::join!(a.call("sip:bob@corp2.example", WAIT), b.answer(WAIT));
         let (a_sends_to, b_sends_to) = (to_a?, to_b?);
-        assert!(in_relay_range(a_sends_to, first, last), "A told a relay port: {a_sends_to}");
-        assert!(in_relay_range(b_sends_to, first, last), "B told a relay port: {b_sends_to}");
+        assert!(
+            in_relay_range(a_sends_to, first, last),
+            "A told a relay port: {a_sends_to}"
+        );
+        assert!(
+            in_relay_range(b_sends_to, first, last),
+            "B told a relay port: {b_sends_to}"
+        );
         assert_ne!(a_sends_to, b_sends_to, "one relay leg per side");
         let pin_a = a.local_media().context("A's SDP address")?;
         let pin_b = b.local_media().context("B's SDP address")?;
-        assert_eq!(Some(pin_a), fw1.public_addr(media_a), "A's SDP names its pinhole");
-        assert_eq!(Some(pin_b), fw2.public_addr(media_b), "B's SDP names its pinhole");
+        assert_eq!(
+            Some(pin_a),
+            fw1.public_addr(media_a),
+            "A's SDP names its pinhole"
+        );
+        assert_eq!(
+            Some(pin_b),
+            fw2.public_addr(media_b),
+            "B's SDP names its pinhole"
+        );
         let alg = mpr.handle.alg_counters().await?;
         assert_eq!(counter(&alg, "dialogs"), 1);
-        assert!(counter(&alg, "sdp_rewritten") >= 2, "offer and answer rewritten: {alg:?}");
+        assert!(
+            counter(&alg, "sdp_rewritten") >= 2,
+            "offer and answer rewritten: {alg:?}"
+        );
         assert_eq!(mpr.handle.stats().await?.legs_open, 2);
 
         // Step 1165: RTP both ways through the relay and both firewalls.
@@ -179,7 +221,10 @@ fn fig12_smart_terminals_call_through_the_mpr_behind_two_firewalls() -> Result<(
         assert_eq!(b.received().packets, full, "nothing more reached B");
         let relay_after = mpr.handle.relay_counters().await?;
         assert_eq!(relay_after.dropped_source - relay_before.dropped_source, 20);
-        assert_eq!(relay_after.packets_out, relay_before.packets_out, "the relay forwarded none");
+        assert_eq!(
+            relay_after.packets_out, relay_before.packets_out,
+            "the relay forwarded none"
+        );
         for (fw, before) in [(&fw1, fw1_before), (&fw2, fw2_before)] {
             let after = fw.counters();
             assert_eq!(after.dropped_filtered - before.dropped_filtered, 10);
@@ -229,7 +274,11 @@ fn lines(child: &mut Child) -> Result<std::sync::mpsc::Receiver<String>> {
     Ok(rx)
 }
 
-fn wait_line(rx: &std::sync::mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) -> Result<()> {
+fn wait_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    needle: &str,
+    seen: &mut Vec<String>,
+) -> Result<()> {
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
         if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
@@ -278,12 +327,23 @@ fn the_sip_smart_ua_binary_calls_and_answers() -> Result<()> {
         c.args(["--sip", "127.0.0.1:0", "--mpr", &mpr.sip.to_string()])
             .args(["--network", net, "--aor", aor])
             .args(["--media", &format!("127.0.0.1:{media}")])
-            .args(["--packets", "20", "--interval-ms", "10", "--timeout-secs", "10"])
+            .args([
+                "--packets",
+                "20",
+                "--interval-ms",
+                "10",
+                "--timeout-secs",
+                "10",
+            ])
             .env("PINHOLE_CREDENTIAL", format!("{net}-secret"))
             .stdout(Stdio::piped());
         c
     };
-    let mut callee = Reaped(ua("bob@corp2.example", "corp2", 53_410).arg("--answer").spawn()?);
+    let mut callee = Reaped(
+        ua("bob@corp2.example", "corp2", 53_410)
+            .arg("--answer")
+            .spawn()?,
+    );
     let callee_out = lines(&mut callee.0)?;
     let mut seen_b = Vec::new();
     wait_line(&callee_out, "waiting for a call", &mut seen_b)?;
@@ -303,13 +363,19 @@ fn the_sip_smart_ua_binary_calls_and_answers() -> Result<()> {
     }
     assert!(sa.success(), "caller failed: {seen_a:#?}");
     assert!(sb.success(), "callee failed: {seen_b:#?}");
-    for (who, seen, end) in [("caller", &seen_a, "LocalBye"), ("callee", &seen_b, "RemoteBye")] {
+    for (who, seen, end) in [
+        ("caller", &seen_a, "LocalBye"),
+        ("callee", &seen_b, "RemoteBye"),
+    ] {
         let text = seen.join("\n");
         assert!(
             text.contains("RTP sent 20 (3440 bytes), received 20 (3440 bytes, 20 intact)"),
             "{who}: {text}"
         );
-        assert!(text.contains(&format!("call ended: {end}")), "{who}: {text}");
+        assert!(
+            text.contains(&format!("call ended: {end}")),
+            "{who}: {text}"
+        );
     }
     rt.block_on(mpr.handle.stop())?;
     Ok(())

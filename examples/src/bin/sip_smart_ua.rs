@@ -90,12 +90,18 @@ async fn run(args: Args) -> Result<()> {
     )
     .await?;
     let pinhole = ua.wait_registered(wait).await?;
-    println!("registered {} as {}: signaling pinhole {pinhole}", args.aor, args.network);
+    println!(
+        "registered {} as {}: signaling pinhole {pinhole}",
+        args.aor, args.network
+    );
     let interval = Duration::from_millis(args.interval_ms);
     let result = match &args.call {
         Some(target) => {
             let to = ua.call(target, wait).await?;
-            println!("call up: our pinhole {:?}, our RTP goes to {to}", ua.local_media());
+            println!(
+                "call up: our pinhole {:?}, our RTP goes to {to}",
+                ua.local_media()
+            );
             ua.talk(args.packets, interval).await?;
             ua.listen(Duration::from_millis(300)).await?;
             ua.hangup(wait).await
@@ -103,7 +109,10 @@ async fn run(args: Args) -> Result<()> {
         None => {
             println!("waiting for a call");
             let to = ua.answer(wait).await?;
-            println!("call up: our pinhole {:?}, our RTP goes to {to}", ua.local_media());
+            println!(
+                "call up: our pinhole {:?}, our RTP goes to {to}",
+                ua.local_media()
+            );
             ua.talk(args.packets, interval).await?;
             ua.wait_ended(wait).await
         }

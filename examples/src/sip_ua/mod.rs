@@ -470,7 +470,7 @@ impl Ua {
                 tx.next = Some(now + tx.interval);
             }
         }
-        self.txs.retain(|t| !t.deadline.is_some_and(|d| d <= now));
+        self.txs.retain(|t| t.deadline.is_none_or(|d| d > now));
         for method in gave_up {
             tracing::warn!(method, "SIP: no response, giving up");
             match method {
@@ -505,7 +505,10 @@ impl Ua {
     /// When to call [`Ua::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let txs = self.txs.iter().flat_map(|t| [t.next, t.deadline]);
-        let ok = self.ok.iter().flat_map(|o| [Some(o.next), Some(o.deadline)]);
+        let ok = self
+            .ok
+            .iter()
+            .flat_map(|o| [Some(o.next), Some(o.deadline)]);
         txs.chain(ok)
             .chain(self.answered.front().map(|a| Some(a.until)))
             .flatten()
