@@ -266,7 +266,7 @@ fn plan(
     intent: &MediaIntent<'_>,
     latch: Option<std::net::IpAddr>,
 ) -> Result<MediaPlan, IntentError> {
-    let mut once = |engine: &mut Engine| match latch {
+    let once = |engine: &mut Engine| match latch {
         Some(ip) => engine.handle_intent_latching(now, call, intent, ip),
         None => engine.handle_intent(now, call, intent),
     };
