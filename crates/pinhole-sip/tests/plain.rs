@@ -384,3 +384,85 @@ impl CallId for Vec<u8> {
             .into_bytes()
     }
 }
+
+mod hostile {
+    //! The registrar path under hostile input: arbitrary sequences of
+    //! mutated REGISTERs, registrar answers and INVITEs from any source
+    //! never panic the proxy, and what it sends is SIP (or a CRLF pong).
+
+    use super::*;
+    use pinhole_core::alg::MprSignaling;
+    use pinhole_core::types::Receive;
+    use proptest::prelude::*;
+
+    /// Seeds built from what the proxy really forwarded, so the
+    /// registrar's answers carry a branch it knows and reach `learn`.
+    fn seeds(forwarded: &[u8]) -> Vec<Vec<u8>> {
+        vec![
+            register(A, "alice", "corp1.example", 1),
+            respond(
+                forwarded,
+                200,
+                "Contact: <sip:alice@x>;expires=60, <sip:alice@y>;expires=0\r\nExpires: 30\r\n",
+                None,
+            ),
+            respond(forwarded, 401, "", None),
+            invite(A, "alice", &sdp(a(A_MEDIA))),
+            b"\r\n\r\n".to_vec(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_registrar_path_never_panics(
+            steps in proptest::collection::vec(
+                (0usize..5, 0usize..4, proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6)),
+                1..12,
+            ),
+        ) {
+            #[allow(clippy::disallowed_methods)]
+            let now = Instant::now();
+            let mut mc = mpr::Config::new(ip("203.0.113.10"), [1; 32]);
+            mc.control_ports = vec![5060];
+            let mut n = mpr::NetworkConfig::new("corp1", b"s".to_vec());
+            n.domains.push("corp1.example".into());
+            mc.networks.push(n);
+            let mut engine = mpr::Engine::new(mc, now).unwrap();
+            let mut pc = MprProxyConfig::new(a(MPR), 9);
+            pc.registrar = Some(a(SOFTSWITCH));
+            let mut proxy = MprProxy::new(pc);
+            let sources = [a(A), a(SOFTSWITCH), a("192.0.2.66:5060"), a("198.51.100.1:20000")];
+            let reg = register(A, "alice", "corp1.example", 1);
+            proxy.handle_datagram(now, &mut engine, Receive { local: a(MPR), remote: a(A), bytes: &reg });
+            let forwarded = proxy.poll_transmit().unwrap().payload;
+            let seeds = seeds(&forwarded);
+            // Unmutated, the 200 binds alice: the mutations start from there.
+            let mut probe = MprProxy::new({
+                let mut pc = MprProxyConfig::new(a(MPR), 9);
+                pc.registrar = Some(a(SOFTSWITCH));
+                pc
+            });
+            probe.handle_datagram(now, &mut engine, Receive { local: a(MPR), remote: a(A), bytes: &reg });
+            probe.handle_datagram(now, &mut engine, Receive { local: a(MPR), remote: a(SOFTSWITCH), bytes: &seeds[1] });
+            prop_assert_eq!(probe.bindings(now), 1);
+            for (i, (pick, src, edits)) in steps.into_iter().enumerate() {
+                let mut m = seeds[pick].clone();
+                for (at, b) in edits {
+                    let at = at.index(m.len());
+                    m[at] = b;
+                }
+                let t = now + Duration::from_secs(i as u64 * 20);
+                proxy.handle_datagram(t, &mut engine, Receive { local: a(MPR), remote: sources[src], bytes: &m });
+                proxy.handle_timeout(t, &mut engine);
+                while let Some(out) = proxy.poll_transmit() {
+                    prop_assert!(
+                        out.payload == b"\r\n" || Message::parse(&out.payload).is_ok(),
+                        "{}", String::from_utf8_lossy(&out.payload)
+                    );
+                }
+            }
+        }
+    }
+}
