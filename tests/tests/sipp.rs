@@ -2,7 +2,8 @@
 //! `tests/sipp/`), with the test sending and checking the RTP. `direct`
 //! proves the scenarios and the harness phone to phone on loopback,
 //! `middlebox` through an SDP-rewriting stand-in for the proxies, `fig11`
-//! through the real MPR and APS proxies behind simulated firewalls.
+//! through the real MPR and APS proxies behind simulated firewalls, `plain`
+//! phones without an APS registering through the MPR.
 #![allow(missing_docs)]
 
 #[path = "sipp/common.rs"]
@@ -13,3 +14,5 @@ mod direct;
 mod fig11;
 #[path = "sipp/middlebox.rs"]
 mod middlebox;
+#[path = "sipp/plain.rs"]
+mod plain;
