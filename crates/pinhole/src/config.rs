@@ -209,6 +209,11 @@ pub(crate) struct MprSipSection {
     /// Where requests from a network go when their domain is no network's
     /// (the soft-switch). Default none: such requests get 404.
     pub(crate) outbound_proxy: Option<SocketAddr>,
+    /// The registrar of plain phones (the soft-switch, which authenticates
+    /// them). With one, a REGISTER from the public side for a network's
+    /// domain is forwarded to it and its 2xx binds the phone's NAT address
+    /// to that network. Default none: plain phones are not served.
+    pub(crate) registrar: Option<SocketAddr>,
     /// Most dialogs tracked at once. Default 100000.
     pub(crate) max_dialogs: usize,
 }
@@ -218,6 +223,7 @@ impl Default for MprSipSection {
         Self {
             enabled: true,
             outbound_proxy: None,
+            registrar: None,
             max_dialogs: 100_000,
         }
     }
@@ -402,9 +408,15 @@ impl MprFile {
             {
                 return Err(invalid("sip.outbound_proxy", "must be an address and port"));
             }
+            if let Some(p) = self.sip.registrar
+                && (p.ip().is_unspecified() || p.port() == 0)
+            {
+                return Err(invalid("sip.registrar", "must be an address and port"));
+            }
             let secret = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default()) ^ 0x5349_5021;
             let mut c = MprProxyConfig::new(controls[0], secret);
             c.outbound_proxy = self.sip.outbound_proxy;
+            c.registrar = self.sip.registrar;
             c.max_dialogs = self.sip.max_dialogs;
             Some(c)
         } else {
@@ -739,6 +751,10 @@ mod tests {
             (
                 format!("{MPR_MIN}[sip]\noutbound_proxy = \"0.0.0.0:5060\"\n"),
                 "sip.outbound_proxy: must be an address and port",
+            ),
+            (
+                format!("{MPR_MIN}[sip]\nregistrar = \"192.0.2.1:0\"\n"),
+                "sip.registrar: must be an address and port",
             ),
         ];
         for (text, want) in cases {
