@@ -179,8 +179,21 @@ pub(super) fn contact_uri(msg: &Message<'_>) -> Option<String> {
     let buf = msg.buf();
     let h = msg.header(HeaderName::Contact)?;
     let first = name_addrs(buf, h.value.clone()).ok()?.into_iter().next()?;
-    let uri = std::str::from_utf8(buf.get(first.uri)?).ok()?;
+    let uri = usable_uri(buf, first.uri)?;
     (uri != "*").then(|| uri.to_owned())
+}
+
+/// A URI we may copy into a request line or a Route header: it parses, and
+/// holds no control or blank byte that would break the message we build.
+fn usable_uri(buf: &[u8], span: std::ops::Range<usize>) -> Option<&str> {
+    let bytes = buf.get(span.clone())?;
+    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_graphic) {
+        return None;
+    }
+    if bytes != b"*" {
+        pinhole_sip::Uri::parse(buf, span).ok()?;
+    }
+    std::str::from_utf8(bytes).ok()
 }
 
 /// Every Record-Route URI, in order.
@@ -189,7 +202,7 @@ pub(super) fn record_route(msg: &Message<'_>) -> Vec<String> {
     msg.headers_named(HeaderName::RecordRoute)
         .filter_map(|h| name_addrs(buf, h.value.clone()).ok())
         .flatten()
-        .filter_map(|na| buf.get(na.uri).and_then(|u| std::str::from_utf8(u).ok()))
+        .filter_map(|na| usable_uri(buf, na.uri))
         .map(str::to_owned)
         .collect()
 }
