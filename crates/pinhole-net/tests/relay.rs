@@ -577,9 +577,10 @@ fn open_in(relay: &Relay, ports: &mut impl Iterator<Item = u16>, leg: LegId) -> 
 
 /// 200 streams flooded for a second by two threads sending as fast as they
 /// can, into a one-worker relay: it cannot relay it all, so it sheds (it
-/// does not queue), no stream is starved, and a second after the flood
-/// every stream flows again without delay. Without shedding, the backlog
-/// left in the socket buffers takes seconds to drain.
+/// does not queue), and a second after the flood every stream flows again
+/// without delay. (How evenly it sheds is checked with paced streams in
+/// the crate's unit tests: an unpaced flood from threads sharing the CPUs
+/// with the relay is not even to begin with.)
 #[test]
 fn a_flood_is_shed_and_every_stream_recovers_within_a_second() {
     const STREAMS: usize = 200;
@@ -677,7 +678,6 @@ fn a_flood_is_shed_and_every_stream_recovers_within_a_second() {
         let halves = [0, STREAMS / 2].map(|first| scope.spawn(move || flood(first)));
         let mut sent: Vec<Vec<u64>> = halves.into_iter().flat_map(|h| h.join().unwrap()).collect();
         let flood_end = ns();
-        let flood_sent: Vec<usize> = sent.iter().map(Vec::len).collect();
         // Calm: CALM_PPS per stream, streams staggered.
         let calm_start = Instant::now();
         let per = CALM.as_secs() as f64 + f64::from(CALM.subsec_millis()) / 1e3;
@@ -699,9 +699,8 @@ fn a_flood_is_shed_and_every_stream_recovers_within_a_second() {
         }
         done.store(true, std::sync::atomic::Ordering::Release);
         let got = receiver.join().unwrap();
-        (got, (sent, flood_sent), flood_end)
+        (got, sent, flood_end)
     });
-    let (sent, flood_sent) = sent;
     let c = relay.counters();
     assert_eq!(c.packets_in, c.packets_out + c.dropped(), "{c:?}");
     assert_eq!(c.dropped(), c.dropped_stale, "{c:?}");
@@ -709,22 +708,6 @@ fn a_flood_is_shed_and_every_stream_recovers_within_a_second() {
     assert!(c.dropped_stale > 0, "nothing shed: {c:?}");
     let total: usize = sent.iter().map(Vec::len).sum();
     assert_eq!(c.packets_in + c.dropped_overflow, total as u64, "{c:?}");
-    // No stream starved during the flood, and none took the lion's share.
-    let mut shares: Vec<f64> = (0..STREAMS)
-        .map(|i| {
-            let n = got[i]
-                .iter()
-                .filter(|a| (a.0 as usize) < flood_sent[i])
-                .count();
-            n as f64 / flood_sent[i].max(1) as f64
-        })
-        .collect();
-    shares.sort_by(f64::total_cmp);
-    let (min, median) = (shares[0], shares[STREAMS / 2]);
-    assert!(
-        min > 0.0 && min >= 0.25 * median,
-        "per-stream delivery during the flood: min {min:.3}, median {median:.3}; {c:?}"
-    );
     // A second after the flood, every stream flows again, promptly.
     let late_from = flood_end + 1_000_000_000;
     for i in 0..STREAMS {

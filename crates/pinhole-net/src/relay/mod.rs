@@ -45,17 +45,18 @@
 //! # Overload
 //!
 //! When more arrives than the workers can send, the relay sheds load
-//! instead of queueing it: while a worker has been behind (never out of
-//! ready sockets) for longer than [`RelayConfig::max_queue_delay`], a
-//! packet that waited in the kernel longer than that (kernel receive
+//! instead of queueing it: once a worker has worked for longer than
+//! [`RelayConfig::max_queue_delay`] without running out of ready sockets,
+//! a packet that waited in the kernel longer than that (kernel receive
 //! timestamps, `SO_TIMESTAMPNS`) is read and dropped, counted in
 //! [`RelayCounters::dropped_stale`]. Dropping costs a fraction of relaying,
 //! so the workers catch up; since every busy socket gets the same turns,
 //! every stream loses about the same share, and once the overload ends no
 //! backlog is left to drain: streams are current again within about
-//! `max_queue_delay`. A worker that was only paused (not scheduled for a
-//! while) sheds nothing unless its backlog takes longer than the budget to
-//! clear. [`RelayConfig::recv_buffer`] (`SO_RCVBUF`) caps what
+//! `max_queue_delay`. Time a worker spends off the CPU (a busy host, a VM
+//! pause) does not count as work: it then relays what waited, at full
+//! rate, and sheds only if the backlog itself takes longer than the budget
+//! to clear. [`RelayConfig::recv_buffer`] (`SO_RCVBUF`) caps what
 //! the kernel queues per socket for floods beyond what the workers can
 //! even read; the kernel's drops there are counted in
 //! [`RelayCounters::dropped_overflow`].
@@ -142,8 +143,8 @@ pub struct RelayConfig {
     /// holds about 150 RTP packets or 55 full-size video packets: a video
     /// burst fits, and a flooded port cannot queue seconds of traffic.
     pub recv_buffer: usize,
-    /// While a worker has been behind for longer than this, a media packet
-    /// that waited longer than this in its socket's kernel queue is
+    /// Once a worker has had more than this much work queued, a media
+    /// packet that waited longer than this in its socket's kernel queue is
     /// dropped (counted in [`RelayCounters::dropped_stale`]) instead of
     /// relayed late. Default 20 ms (one packet time of most codecs); zero
     /// turns the check and the kernel timestamps off.
@@ -327,7 +328,7 @@ impl Relay {
                 max_packet: cfg.max_packet,
                 max_queue_delay: cfg.max_queue_delay,
                 kernel_drops: Vec::new(),
-                caught_up: std::time::Instant::now(),
+                behind: Duration::ZERO,
                 hooks,
             };
             // On failure, `relay` drops here and stops the threads already

@@ -8,11 +8,14 @@
 //!
 //! A datagram that waited longer than the configured budget in the
 //! kernel's queue is dropped (`dropped_stale`) instead of relayed late, but
-//! only while the worker is *behind*: its queue of ready sockets has not
-//! been empty for longer than that budget. So under overload the relay
-//! sheds the oldest packets of every stream alike and is current again as
-//! soon as the overload ends, while a worker that was merely not scheduled
-//! for a while (a busy host, a VM pause) relays the little it finds.
+//! only while the worker is *behind*: since its queue of ready sockets was
+//! last empty, it has worked for longer than that budget. So under overload
+//! the relay sheds the oldest packets of every stream alike and is current
+//! again as soon as the overload ends, while a worker that was merely not
+//! scheduled for a while (a busy host, CPU steal, a VM pause) relays what
+//! it finds at full rate: time off the CPU is not work (each turn counts
+//! for at most [`TURN_CAP`]), and shedding what waited through a gap would
+//! throw away most of the traffic without making the relay any faster.
 
 use std::collections::VecDeque;
 use std::io;
@@ -40,6 +43,12 @@ pub(crate) const WAKE: Token = Token(usize::MAX);
 /// Sockets served (one batch each) before the worker polls again for new
 /// readiness and commands: bounds how long a command waits under load.
 const PASS: usize = 64;
+
+/// The most one socket turn counts towards being behind: a turn is at most
+/// [`MAX_TURN_BATCHES`] reads and about two batches of sends, well under
+/// a millisecond even in a debug build; anything longer is time the
+/// scheduler took away.
+const TURN_CAP: Duration = Duration::from_millis(2);
 
 /// Most reads in one turn of a socket: bounds a turn (at 32 per batch,
 /// 512 datagrams) when a flood is far beyond what the worker can even
@@ -186,9 +195,9 @@ pub(crate) struct Worker {
     pub(crate) max_queue_delay: Duration,
     /// Per socket this worker reads: the kernel's drop count last seen.
     pub(crate) kernel_drops: Vec<u32>,
-    /// When the queue of ready sockets was last empty: every socket had
-    /// been read dry, nothing was waiting on this worker.
-    pub(crate) caught_up: Instant,
+    /// Time spent on socket turns since the queue of ready sockets was last
+    /// empty (every socket read dry, nothing waiting on this worker).
+    pub(crate) behind: Duration,
     pub(crate) hooks: Hooks,
 }
 
@@ -203,6 +212,8 @@ struct Scratch {
     ready: VecDeque<SockId>,
     /// Per socket: already in `ready` (a socket is queued once).
     queued: Vec<bool>,
+    /// Time the test hook slept during the current turn.
+    paused: Duration,
 }
 
 impl Scratch {
@@ -238,11 +249,12 @@ impl Worker {
             reports: Vec::with_capacity(self.batch * 2),
             ready: VecDeque::new(),
             queued: Vec::new(),
+            paused: Duration::ZERO,
         };
         let mut events = Events::with_capacity(1024);
         loop {
             if s.ready.is_empty() {
-                self.caught_up = Instant::now();
+                self.behind = Duration::ZERO;
             }
             let timeout = (!s.ready.is_empty()).then_some(Duration::ZERO);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -267,9 +279,15 @@ impl Worker {
             // data go to the back, behind the ones the next poll adds.
             for _ in 0..s.ready.len().min(PASS) {
                 let Some(id) = s.dequeue() else { break };
+                let start = Instant::now();
+                s.paused = Duration::ZERO;
                 if self.read(id, &mut s) {
                     s.enqueue(id);
                 }
+                // A turn far longer than any turn's work was cut by the
+                // scheduler; the test hook's pause stands for real work.
+                let took = start.elapsed().saturating_sub(s.paused);
+                self.behind += took.min(TURN_CAP) + s.paused;
             }
         }
     }
@@ -420,12 +438,12 @@ impl Worker {
         // doc). Kernel timestamps are wall-clock time: one reading per
         // batch. A clock stepped back makes packets look fresh (never
         // dropped); a step forward drops at most what is queued then.
-        let behind = now.saturating_duration_since(self.caught_up);
-        let wall = (!self.max_queue_delay.is_zero() && behind > self.max_queue_delay).then(|| {
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-        });
+        let wall =
+            (!self.max_queue_delay.is_zero() && self.behind > self.max_queue_delay).then(|| {
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default()
+            });
         let c = &*self.counters;
         s.out.clear();
         s.reports.clear();
@@ -550,7 +568,9 @@ fn flush(table: &Table, c: &Counters, via: Option<SockId>, s: &mut Scratch, hook
     }
     if !hooks.send_pause.is_zero() {
         let n = u32::try_from(s.out.len()).unwrap_or(u32::MAX);
-        std::thread::sleep(hooks.send_pause.saturating_mul(n));
+        let pause = hooks.send_pause.saturating_mul(n);
+        std::thread::sleep(pause);
+        s.paused += pause;
     }
     s.out.clear();
 }
