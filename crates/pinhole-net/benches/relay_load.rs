@@ -32,6 +32,7 @@
 //! | `PINHOLE_WORKERS` | `2` | `RelayConfig::workers` of the pinhole relay |
 //! | `PINHOLE_RCVBUF` | default | `RelayConfig::recv_buffer` of the pinhole relay, bytes |
 //! | `PINHOLE_MAX_DELAY_MS` | default | `RelayConfig::max_queue_delay` of the pinhole relay (0: no shedding) |
+//! | `PINHOLE_SPIN_US` | default | `RelayConfig::spin` of the pinhole relay, µs |
 //! | `GEN_RT` | `0` | `1`: run `gen-rx` as SCHED_FIFO 1 (if permitted); tried once: direct p99 fell to ~35 µs but relayed p99 rose to ~78 ms, so off |
 //!
 //! Generator: two threads (`gen-tx`, `gen-rx`) with one non-blocking std
@@ -100,6 +101,7 @@ struct Config {
     pinhole_workers: usize,
     pinhole_rcvbuf: Option<usize>,
     pinhole_max_delay_ms: Option<u64>,
+    pinhole_spin_us: Option<u64>,
     overload_secs: f64,
     overload_calls: Option<usize>,
     late_ms: f64,
@@ -143,6 +145,9 @@ impl Config {
             pinhole_max_delay_ms: std::env::var("PINHOLE_MAX_DELAY_MS")
                 .ok()
                 .map(|v| v.parse().expect("PINHOLE_MAX_DELAY_MS")),
+            pinhole_spin_us: std::env::var("PINHOLE_SPIN_US")
+                .ok()
+                .map(|v| v.parse().expect("PINHOLE_SPIN_US")),
             overload_secs: env_or("OVERLOAD_SECS", "3").parse().expect("OVERLOAD_SECS"),
             overload_calls: std::env::var("OVERLOAD_CALLS")
                 .ok()
@@ -820,11 +825,12 @@ fn start_pinhole(
         max_queue_delay: cfg
             .pinhole_max_delay_ms
             .map_or(d.max_queue_delay, Duration::from_millis),
+        spin: cfg.pinhole_spin_us.map_or(d.spin, Duration::from_micros),
         ..d
     };
     println!(
-        "pinhole config: {} workers, batch {}, recv_buffer {} B, max_queue_delay {:?}",
-        rc.workers, rc.batch, rc.recv_buffer, rc.max_queue_delay
+        "pinhole config: {} workers, batch {}, recv_buffer {} B, max_queue_delay {:?}, spin {:?}",
+        rc.workers, rc.batch, rc.recv_buffer, rc.max_queue_delay, rc.spin
     );
     let (relay, events) = Relay::start(rc)?;
 

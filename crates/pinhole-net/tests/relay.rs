@@ -190,6 +190,32 @@ fn two_legs_forward_both_ways() {
 }
 
 #[test]
+fn spinning_workers_forward_and_shut_down() {
+    let cfg = RelayConfig {
+        spin: Duration::from_millis(5),
+        ..RelayConfig::default()
+    };
+    let (relay, _rx) = Relay::start(cfg).unwrap();
+    let p = pair(&relay, V4);
+    for _ in 0..3 {
+        both_ways_once(&p);
+        // Past the spin: the workers sleep in poll again and must wake.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let begun = Instant::now();
+    relay.shutdown();
+    assert!(begun.elapsed() < WAIT);
+}
+
+/// One packet each way, checked at the parties.
+fn both_ways_once(p: &Pair) {
+    p.a.send_to(&rtp(1, b"a"), p.port_a).unwrap();
+    assert_eq!(recv(&p.b), (rtp(1, b"a"), p.port_b));
+    p.b.send_to(&rtp(2, b"b"), p.port_b).unwrap();
+    assert_eq!(recv(&p.a), (rtp(2, b"b"), p.port_a));
+}
+
+#[test]
 fn ipv6_legs() {
     let (relay, _rx) = start();
     let p = pair(&relay, "::1");

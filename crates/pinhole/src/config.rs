@@ -95,6 +95,9 @@ pub(crate) struct RelaySection {
     /// Under overload, media that waited longer is dropped; 0: never.
     /// Default 20.
     pub(crate) max_queue_delay_ms: u64,
+    /// Microseconds a worker keeps polling after the last datagram before
+    /// it sleeps; 0: off. Default 0.
+    pub(crate) spin_us: u64,
 }
 
 impl Default for RelaySection {
@@ -110,6 +113,7 @@ impl Default for RelaySection {
             max_packet: d.max_packet,
             recv_buffer: d.recv_buffer,
             max_queue_delay_ms: u64::try_from(d.max_queue_delay.as_millis()).unwrap_or(u64::MAX),
+            spin_us: u64::try_from(d.spin.as_micros()).unwrap_or(u64::MAX),
         }
     }
 }
@@ -146,12 +150,16 @@ impl RelaySection {
         if self.max_queue_delay_ms > 10_000 {
             return Err(invalid("relay.max_queue_delay_ms", "must be 0 to 10000"));
         }
+        if self.spin_us > 10_000 {
+            return Err(invalid("relay.spin_us", "must be 0 to 10000"));
+        }
         Ok(RelayConfig {
             workers: self.workers,
             batch: self.batch,
             max_packet: self.max_packet,
             recv_buffer: self.recv_buffer,
             max_queue_delay: std::time::Duration::from_millis(self.max_queue_delay_ms),
+            spin: std::time::Duration::from_micros(self.spin_us),
             ..RelayConfig::default()
         })
     }
@@ -646,6 +654,10 @@ mod tests {
             (
                 format!("{MPR_MIN}[relay]\nrecv_buffer = 2000000000\n"),
                 "relay.recv_buffer: must be at most 1073741824",
+            ),
+            (
+                format!("{MPR_MIN}[relay]\nspin_us = 20000\n"),
+                "relay.spin_us: must be 0 to 10000",
             ),
         ];
         for (text, want) in cases {

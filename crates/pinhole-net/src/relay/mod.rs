@@ -149,6 +149,13 @@ pub struct RelayConfig {
     /// relayed late. Default 20 ms (one packet time of most codecs); zero
     /// turns the check and the kernel timestamps off.
     pub max_queue_delay: Duration,
+    /// After the last datagram arrived, a worker keeps polling without
+    /// sleeping for this long before it blocks. A blocked worker pays a
+    /// wake-up per burst (tens of µs on a VM, where an idle vCPU must be
+    /// woken by an interrupt); a spinning one does not, at the cost of a
+    /// busy core whenever traffic arrives more often than this. Only with
+    /// a core per worker that nothing else needs. Default zero (off).
+    pub spin: Duration,
 }
 
 impl Default for RelayConfig {
@@ -161,6 +168,7 @@ impl Default for RelayConfig {
             activity_interval: Duration::from_millis(500),
             recv_buffer: 64 * 1024,
             max_queue_delay: Duration::from_millis(20),
+            spin: Duration::ZERO,
         }
     }
 }
@@ -327,6 +335,7 @@ impl Relay {
                 batch: cfg.batch,
                 max_packet: cfg.max_packet,
                 max_queue_delay: cfg.max_queue_delay,
+                spin: cfg.spin,
                 kernel_drops: Vec::new(),
                 behind: Duration::ZERO,
                 hooks,

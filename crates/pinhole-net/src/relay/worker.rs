@@ -193,6 +193,8 @@ pub(crate) struct Worker {
     pub(crate) max_packet: usize,
     /// Datagrams that waited longer are dropped; zero: never.
     pub(crate) max_queue_delay: Duration,
+    /// Keep polling without sleeping this long after the last arrival.
+    pub(crate) spin: Duration,
     /// Per socket this worker reads: the kernel's drop count last seen.
     pub(crate) kernel_drops: Vec<u32>,
     /// Time spent on socket turns since the queue of ready sockets was last
@@ -252,17 +254,23 @@ impl Worker {
             paused: Duration::ZERO,
         };
         let mut events = Events::with_capacity(1024);
+        // When anything last arrived (for `spin`).
+        let mut active = Instant::now();
         loop {
             if s.ready.is_empty() {
                 self.behind = Duration::ZERO;
             }
-            let timeout = (!s.ready.is_empty()).then_some(Duration::ZERO);
+            let spinning = !self.spin.is_zero() && active.elapsed() < self.spin;
+            let timeout = (!s.ready.is_empty() || spinning).then_some(Duration::ZERO);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 tracing::error!(worker = self.index, error = %e, "relay worker poll failed");
                 return;
+            }
+            if !events.is_empty() {
+                active = Instant::now();
             }
             for ev in events.iter() {
                 if ev.token() == WAKE {
