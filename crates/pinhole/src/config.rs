@@ -93,7 +93,7 @@ pub(crate) struct RelaySection {
     /// Default 65536.
     pub(crate) recv_buffer: usize,
     /// Under overload, media that waited longer is dropped; 0: never.
-    /// Default 20.
+    /// Default 50.
     pub(crate) max_queue_delay_ms: u64,
     /// Microseconds a worker keeps polling after the last datagram before
     /// it sleeps; 0: off. Default 0.
@@ -600,7 +600,7 @@ mod tests {
         assert_eq!(m.relay.workers, 2);
         assert_eq!(
             (m.relay.recv_buffer, m.relay.max_queue_delay_ms),
-            (65_536, 20)
+            (65_536, 50)
         );
         assert_eq!(m.timers.registration_default_secs, 600);
         assert_eq!(m.networks[0].max_legs, 10_000);

@@ -146,8 +146,12 @@ pub struct RelayConfig {
     /// Once a worker has had more than this much work queued, a media
     /// packet that waited longer than this in its socket's kernel queue is
     /// dropped (counted in [`RelayCounters::dropped_stale`]) instead of
-    /// relayed late. Default 20 ms (one packet time of most codecs); zero
-    /// turns the check and the kernel timestamps off.
+    /// relayed late. Default 50 ms: about a jitter buffer's depth, so a
+    /// packet dropped was likely too late to be played anyway, while the
+    /// scheduling hiccups of a busy or virtual host (tens of ms) still get
+    /// through; tighter budgets shed more of a near-capacity load (see
+    /// docs/benchmarks.md). Zero turns the check and the kernel timestamps
+    /// off.
     pub max_queue_delay: Duration,
     /// After the last datagram arrived, a worker keeps polling without
     /// sleeping for this long before it blocks. A blocked worker pays a
@@ -167,7 +171,7 @@ impl Default for RelayConfig {
             event_queue: 65536,
             activity_interval: Duration::from_millis(500),
             recv_buffer: 64 * 1024,
-            max_queue_delay: Duration::from_millis(20),
+            max_queue_delay: Duration::from_millis(50),
             spin: Duration::ZERO,
         }
     }

@@ -323,7 +323,12 @@ fn a_flooding_leg_does_not_starve_the_others() {
         rx.join().unwrap()
     });
     let c = relay.counters();
-    assert!(c.dropped_stale > 0, "the flood was not shed: {c:?}");
+    // Shed by the relay (stale) or, once the flooder's queue is full, by
+    // the kernel: either way at no cost to the others.
+    assert!(
+        c.dropped_stale + c.dropped_overflow > 0,
+        "the flood was not shed: {c:?}"
+    );
     let flood_share = got[0].len() as f64 / sent[0].len() as f64;
     assert!(
         flood_share < 0.9,
