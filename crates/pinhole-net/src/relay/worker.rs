@@ -399,8 +399,9 @@ impl Worker {
     /// batch's worth has been relayed (at most [`MAX_TURN_BATCHES`] reads);
     /// true if the socket may still hold data.
     ///
-    /// Only relayed packets use up the turn. Dropping is cheap, and a
-    /// socket whose backlog is deeper than what one read takes would
+    /// Only relayed packets use up the turn. Dropping costs less than
+    /// relaying (no send), and a socket whose backlog is deeper than what
+    /// one read takes would
     /// otherwise only ever reach the packets that aged out while it waited
     /// for its next turn: it would stay behind, relaying a trickle of its
     /// oldest packets, for as long as the overload lasts.
