@@ -116,10 +116,13 @@ fuzz-run:
         -max_total_time={{fuzz_secs}} -print_final_stats=1
     done
 
-# Run the demo: the Fig. 6-8 message ladder through simulated firewalls.
+# Run the demo: the Fig. 6-8 message ladder through simulated firewalls,
+# then the SIP ladders of Figs. 11 (APS) and 12 (smart terminals, no APS).
 demo:
     cargo run --release --locked -p pinhole -- demo
     cargo run --release --locked -p pinhole-examples --bin demo
+    cargo run --release --locked -p pinhole-examples --bin sip_fig11
+    cargo run --release --locked -p pinhole-examples --bin sip_fig12
 
 # Criterion benchmarks (slow; not part of `ci`).
 bench:

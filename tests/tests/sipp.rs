@@ -2,8 +2,9 @@
 //! `tests/sipp/`), with the test sending and checking the RTP. `direct`
 //! proves the scenarios and the harness phone to phone on loopback,
 //! `middlebox` through an SDP-rewriting stand-in for the proxies, `fig11`
-//! through the real MPR and APS proxies behind simulated firewalls, `load`
-//! (ignored) the calls per second they carry.
+//! through the real MPR and APS proxies behind simulated firewalls, `plain`
+//! phones without an APS registering through the MPR, `load` (ignored) the
+//! calls per second MPR and APSs carry.
 #![allow(missing_docs)]
 
 #[path = "sipp/common.rs"]
@@ -16,3 +17,5 @@ mod fig11;
 mod load;
 #[path = "sipp/middlebox.rs"]
 mod middlebox;
+#[path = "sipp/plain.rs"]
+mod plain;

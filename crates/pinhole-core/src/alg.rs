@@ -24,7 +24,7 @@
 //! assert_eq!(ctx.route("corp1", Protocol::Sip), None); // not registered yet
 //! ```
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::client::{self, ClientError, PinholeId, PinholeRequest};
@@ -43,6 +43,21 @@ pub trait MprContext {
         call: &CallKey,
         intent: &MediaIntent<'_>,
     ) -> Result<MediaPlan, IntentError>;
+    /// Plans an intent whose sender is a plain terminal the ALG vouches
+    /// for (see [`mpr::Engine::handle_intent_latching`]): its legs latch
+    /// onto `latch_ip`. A context that cannot plans as usual, so the legs
+    /// latch only onto the network's registered address (media fails
+    /// closed, never open).
+    fn plan_latching(
+        &mut self,
+        now: Instant,
+        call: &CallKey,
+        intent: &MediaIntent<'_>,
+        latch_ip: IpAddr,
+    ) -> Result<MediaPlan, IntentError> {
+        let _ = latch_ip;
+        self.plan(now, call, intent)
+    }
     /// The network whose signaling route for `protocol` is `pinhole`.
     fn network_for_pinhole(&self, protocol: Protocol, pinhole: SocketAddr) -> Option<String>;
     /// The network that serves a subscriber domain.
@@ -59,6 +74,16 @@ impl MprContext for mpr::Engine {
         intent: &MediaIntent<'_>,
     ) -> Result<MediaPlan, IntentError> {
         self.handle_intent(now, call, intent)
+    }
+
+    fn plan_latching(
+        &mut self,
+        now: Instant,
+        call: &CallKey,
+        intent: &MediaIntent<'_>,
+        latch_ip: IpAddr,
+    ) -> Result<MediaPlan, IntentError> {
+        self.handle_intent_latching(now, call, intent, latch_ip)
     }
 
     fn network_for_pinhole(&self, protocol: Protocol, pinhole: SocketAddr) -> Option<String> {

@@ -23,10 +23,16 @@
 //! | `STEPS` | `250,500,750,1000,1500,2000,4000` | concurrent calls per step (100 pps each) |
 //! | `SECS` | `4` | sending time per step |
 //! | `DIRECT_SECS` | `1` | sending time of the direct baseline per step |
-//! | `OVERLOAD` | `1` | run the 2× overload test on each relay (0: skip) |
+//! | `OVERLOAD` | `1` | run the overload test on each relay (0: skip) |
+//! | `OVERLOAD_SECS` | `3` | length of the 2× phase of the overload test (the 1× phase after it is as long) |
+//! | `OVERLOAD_CALLS` | highest zero-loss step | calls of the overload test (its 1× rate) |
+//! | `LATE_MS` | `100` | overload test: a packet later than this is not "on time" when timing recovery |
 //! | `RTPENGINE_TOOLS` | `/work/shared/tools/rtpengine` | the helper scripts |
 //! | `PIN` | `1` | relay threads on CPU 0, generator (and this process's other threads) on CPU 1; `0`: no pinning |
 //! | `PINHOLE_WORKERS` | `2` | `RelayConfig::workers` of the pinhole relay |
+//! | `PINHOLE_RCVBUF` | default | `RelayConfig::recv_buffer` of the pinhole relay, bytes |
+//! | `PINHOLE_MAX_DELAY_MS` | default | `RelayConfig::max_queue_delay` of the pinhole relay (0: no shedding) |
+//! | `PINHOLE_SPIN_US` | default | `RelayConfig::spin` of the pinhole relay, µs |
 //! | `GEN_RT` | `0` | `1`: run `gen-rx` as SCHED_FIFO 1 (if permitted); tried once: direct p99 fell to ~35 µs but relayed p99 rose to ~78 ms, so off |
 //!
 //! Generator: two threads (`gen-tx`, `gen-rx`) with one non-blocking std
@@ -35,6 +41,16 @@
 //! party sockets through one level-triggered epoll set. A packet carries its stream id,
 //! a sequence number and its send time (ns since the run's origin).
 //! Every loop is bounded in time.
+//!
+//! Overload test (after the steps): the same calls at twice their rate for
+//! `OVERLOAD_SECS`, then at their normal rate for as long. Reported: each
+//! stream's share of its packets delivered during the 2× phase (min /
+//! median / max over streams), the latency of what was delivered then;
+//! recovery: the time after the 2× phase from which every 100 ms (by send
+//! time) got at least 90 % of its packets through on time (within
+//! `LATE_MS`); the on-time share in the last second (so a 1× rate the relay
+//! does not carry cleanly anyway shows), and streams with less than half
+//! on time ("starved") or nothing at all ("muted") in that last second.
 //!
 //! CPU is the scheduler's exact runtime (`clock_gettime` on the kernel's
 //! per-thread / per-process CPU clocks; `/proc/*/stat` ticks are sampled at
@@ -85,6 +101,12 @@ struct Config {
     /// Pin the relay to CPU 0 and the generator to CPU 1.
     pin: bool,
     pinhole_workers: usize,
+    pinhole_rcvbuf: Option<usize>,
+    pinhole_max_delay_ms: Option<u64>,
+    pinhole_spin_us: Option<u64>,
+    overload_secs: f64,
+    overload_calls: Option<usize>,
+    late_ms: f64,
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -119,6 +141,20 @@ impl Config {
             pinhole_workers: env_or("PINHOLE_WORKERS", "2")
                 .parse()
                 .expect("PINHOLE_WORKERS"),
+            pinhole_rcvbuf: std::env::var("PINHOLE_RCVBUF")
+                .ok()
+                .map(|v| v.parse().expect("PINHOLE_RCVBUF")),
+            pinhole_max_delay_ms: std::env::var("PINHOLE_MAX_DELAY_MS")
+                .ok()
+                .map(|v| v.parse().expect("PINHOLE_MAX_DELAY_MS")),
+            pinhole_spin_us: std::env::var("PINHOLE_SPIN_US")
+                .ok()
+                .map(|v| v.parse().expect("PINHOLE_SPIN_US")),
+            overload_secs: env_or("OVERLOAD_SECS", "3").parse().expect("OVERLOAD_SECS"),
+            overload_calls: std::env::var("OVERLOAD_CALLS")
+                .ok()
+                .map(|v| v.parse().expect("OVERLOAD_CALLS")),
+            late_ms: env_or("LATE_MS", "100").parse().expect("LATE_MS"),
         }
     }
 }
@@ -236,6 +272,8 @@ struct RunResult {
     behind: bool,
     /// Per stream: received sequence numbers (bitset).
     got: Vec<Vec<u64>>,
+    /// Per stream, per sequence number: latency in µs (`u32::MAX`: none).
+    lat: Vec<Vec<u32>>,
     received: u64,
     duplicates: u64,
     stray: u64,
@@ -252,6 +290,14 @@ impl RunResult {
 
     fn offered_total(&self) -> u64 {
         self.offered.iter().sum()
+    }
+
+    /// Latency of `seq` of `stream` in µs, if it arrived.
+    fn latency(&self, stream: usize, seq: u32) -> Option<u32> {
+        self.lat[stream]
+            .get(seq as usize)
+            .copied()
+            .filter(|&l| l != u32::MAX)
     }
 
     fn has(&self, stream: usize, seq: u32) -> bool {
@@ -340,6 +386,7 @@ fn run_load(
             max_lag: sent.max_lag,
             behind: sent.behind,
             got: got.got,
+            lat: got.lat,
             received: got.received,
             duplicates: got.duplicates,
             stray: got.stray,
@@ -440,6 +487,7 @@ fn send(parties: &Parties, phases: &[Phase], streams: usize, origin: Instant) ->
 
 struct Got {
     got: Vec<Vec<u64>>,
+    lat: Vec<Vec<u32>>,
     received: u64,
     duplicates: u64,
     stray: u64,
@@ -473,6 +521,9 @@ impl Got {
         self.received += 1;
         let us = (t.saturating_sub(ts) / 1000) as usize;
         self.hist[us.min(HIST_US)] += 1;
+        if let Some(l) = self.lat[stream].get_mut(i) {
+            *l = u32::try_from(us).unwrap_or(u32::MAX - 1);
+        }
     }
 }
 
@@ -529,6 +580,7 @@ fn receive(
 ) -> Got {
     let mut g = Got {
         got: vec![vec![0u64; words]; streams],
+        lat: vec![vec![u32::MAX; words * 64]; streams],
         received: 0,
         duplicates: 0,
         stray: 0,
@@ -765,13 +817,24 @@ fn relay_port(leg: usize) -> SocketAddr {
 fn start_pinhole(
     parties: &Parties,
     calls: usize,
-    workers: usize,
-    pinned: bool,
+    cfg: &Config,
 ) -> io::Result<(Under, Vec<SocketAddr>)> {
-    let (relay, events) = Relay::start(RelayConfig {
+    let (workers, pinned) = (cfg.pinhole_workers, cfg.pin);
+    let d = RelayConfig::default();
+    let rc = RelayConfig {
         workers,
-        ..RelayConfig::default()
-    })?;
+        recv_buffer: cfg.pinhole_rcvbuf.unwrap_or(d.recv_buffer),
+        max_queue_delay: cfg
+            .pinhole_max_delay_ms
+            .map_or(d.max_queue_delay, Duration::from_millis),
+        spin: cfg.pinhole_spin_us.map_or(d.spin, Duration::from_micros),
+        ..d
+    };
+    println!(
+        "pinhole config: {} workers, batch {}, recv_buffer {} B, max_queue_delay {:?}, spin {:?}",
+        rc.workers, rc.batch, rc.recv_buffer, rc.max_queue_delay, rc.spin
+    );
+    let (relay, events) = Relay::start(rc)?;
 
     // Nobody reads events in this bench: Activity reports are coalesced
     // and dropped (counted) once the channel is full.
@@ -1089,77 +1152,184 @@ fn print_row(r: &Row) {
     );
 }
 
-/// 2× overload for 3 s (per-leg rate doubled), then 0.5× for 2 s, on the
-/// same `calls` calls.
+/// What the overload test saw.
+struct Overload {
+    relay: String,
+    calls: usize,
+    /// Offered and sent pps during the 2× phase, and the 1× rate.
+    offered: f64,
+    sent: f64,
+    base: f64,
+    behind: bool,
+    /// Per-stream delivered share during the 2× phase.
+    share: (f64, f64, f64),
+    /// Latency of what was delivered during the 2× phase, µs (p50, p99).
+    lat: (f64, f64),
+    /// Recovery after the 2× phase, s (`None`: never).
+    recovery: Option<f64>,
+    /// On-time share of the last second.
+    on_time_last: f64,
+    /// Streams with under half on time / nothing delivered in the last
+    /// second.
+    starved: usize,
+    muted: usize,
+    relay_cpu: f64,
+    /// For pinhole: datagrams shed as stale and dropped by the kernel.
+    shed: Option<(u64, u64)>,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn pct_of(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len().max(1)) - 1;
+    v.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// The same `calls` at 2× their rate for `secs`, then at 1× for as long.
+#[allow(clippy::too_many_arguments)]
 fn overload(
     name: &str,
     under: &Under,
     parties: &Parties,
     targets: &[SocketAddr],
     calls: usize,
+    secs: f64,
+    late_ms: f64,
     origin: Instant,
-) {
+) -> Overload {
     let phases = [
         Phase {
-            secs: 3.0,
+            secs,
             calls,
             pps: 2.0 * PPS_PER_LEG,
         },
         Phase {
-            secs: 1.0,
+            secs,
             calls,
-            pps: 0.5 * PPS_PER_LEG,
-        },
-        Phase {
-            secs: 1.0,
-            calls,
-            pps: 0.5 * PPS_PER_LEG,
+            pps: PPS_PER_LEG,
         },
     ];
+    let before = match under {
+        Under::Pinhole(r) => Some(r.counters()),
+        _ => None,
+    };
     let cpu0 = under.cpu();
     let r = run_load(parties, targets, &phases, origin);
     let relay_cpu = under.cpu() - cpu0;
+    let shed = match (under, before) {
+        (Under::Pinhole(relay), Some(b)) => {
+            let c = relay.counters();
+            Some((
+                c.dropped_stale - b.dropped_stale,
+                c.dropped_overflow - b.dropped_overflow,
+            ))
+        }
+        _ => None,
+    };
     settle_note(parties);
     let streams = 2 * calls;
-    let (mut lo, mut hi, mut sum) = (f64::INFINITY, 0.0f64, 0.0);
-    let mut recovered = 0usize;
+    let late_us = (late_ms * 1000.0) as u32;
+    let mut shares = Vec::with_capacity(streams);
+    let mut over_lat = Vec::new();
     let mut muted = 0usize;
-    let mut worst_recovery = 0.0f64;
+    let mut starved = 0usize;
+    // 100 ms windows of the 1× phase, by send time: packets, on time.
+    let per_window = (PPS_PER_LEG / 10.0) as u32;
+    let windows = (secs * 10.0) as usize;
+    let mut win = vec![(0u64, 0u64); windows];
+    let on_time = |s: usize, q: u32| r.latency(s, q).is_some_and(|l| l <= late_us);
     for s in 0..streams {
-        let (a, b, c, d) = (
-            r.phase_seq[0][s],
-            r.phase_seq[1][s],
-            r.phase_seq[2][s],
-            r.phase_seq[3][s],
-        );
-        let over = (a..b).filter(|&q| r.has(s, q)).count() as f64 / f64::from((b - a).max(1));
-        lo = lo.min(over);
-        hi = hi.max(over);
-        sum += over;
-        // The last lost packet after the overload, as time after its end.
-        let last_lost = (b..d).rev().find(|&q| !r.has(s, q));
-        let rec = last_lost.map_or(0.0, |q| f64::from(q - b + 1) / (0.5 * PPS_PER_LEG));
-        worst_recovery = worst_recovery.max(rec);
-        if rec <= 1.0 {
-            recovered += 1;
+        let (a, b, c) = (r.phase_seq[0][s], r.phase_seq[1][s], r.phase_seq[2][s]);
+        let mut n = 0usize;
+        for q in a..b {
+            if let Some(l) = r.latency(s, q) {
+                n += 1;
+                over_lat.push(f64::from(l));
+            }
         }
-        if (c..d).all(|q| !r.has(s, q)) && d > c {
+        shares.push(n as f64 / f64::from((b - a).max(1)));
+        for q in b..c {
+            if let Some(w) = win.get_mut(((q - b) / per_window) as usize) {
+                w.0 += 1;
+                w.1 += u64::from(on_time(s, q));
+            }
+        }
+        let last_sec = c.saturating_sub(PPS_PER_LEG as u32).max(b);
+        let good = (last_sec..c).filter(|&q| on_time(s, q)).count();
+        if c > last_sec && 2 * good < (c - last_sec) as usize {
+            starved += 1;
+        }
+        if c > last_sec && (last_sec..c).all(|q| !r.has(s, q)) {
             muted += 1;
         }
     }
-    let over_offered = r.offered[0] as f64 / 3.0;
-    let over_sent = r.sent_phase[0] as f64 / 3.0;
-    println!(
-        "{name:<9} overload {calls} calls: offered {over_offered:.0} pps (sent {over_sent:.0}{}), \
-         per-stream delivery during overload min {:.3} / mean {:.3} / max {:.3}; \
-         after: {recovered}/{streams} streams loss-free within 1 s (worst {worst_recovery:.2} s), \
-         {muted} muted in the last second; relay cpu {:.2} s; total loss {:.2}%",
-        if r.behind { ", GENERATOR-BEHIND" } else { "" },
-        lo,
-        sum / streams as f64,
-        hi,
+    // Recovered from the first window after which no window is below 90 %.
+    let bad = |w: &(u64, u64)| w.0 > 0 && w.1 * 10 < w.0 * 9;
+    let recovery = match win.iter().rposition(bad) {
+        None => Some(0.0),
+        Some(i) if i + 1 < windows => Some((i + 1) as f64 / 10.0),
+        Some(_) => None,
+    };
+    let last = &win[windows.saturating_sub(10)..];
+    let (tot, ok) = last.iter().fold((0, 0), |a, w| (a.0 + w.0, a.1 + w.1));
+    let on_time_last = ok as f64 / tot.max(1) as f64;
+    let (lo, hi) = (
+        shares.iter().copied().fold(f64::INFINITY, f64::min),
+        shares.iter().copied().fold(0.0, f64::max),
+    );
+    let mid = median(&mut shares);
+    let lat = (pct_of(&mut over_lat, 0.5), pct_of(&mut over_lat, 0.99));
+    let o = Overload {
+        relay: name.to_string(),
+        calls,
+        offered: r.offered[0] as f64 / secs,
+        sent: r.sent_phase[0] as f64 / secs,
+        base: 2.0 * calls as f64 * PPS_PER_LEG,
+        behind: r.behind,
+        share: (lo, mid, hi),
+        lat,
+        recovery,
+        on_time_last,
+        starved,
+        muted,
         relay_cpu,
-        r.loss() * 100.0,
+        shed,
+    };
+    print_overload(&o, streams);
+    o
+}
+
+fn print_overload(o: &Overload, streams: usize) {
+    println!(
+        "{:<9} overload {} calls: 2x phase offered {:.0} pps, sent {:.0} ({:.2}x the 1x rate {:.0}){}; \
+         per-stream delivery min {:.3} / median {:.3} / max {:.3}, latency of delivered p50 {:.1} ms p99 {:.1} ms; \
+         recovery (every 100 ms >= 90% on time) {}; last second {:.1}% on time, {} of {streams} streams starved, \
+         {} muted; relay cpu {:.2} s{}",
+        o.relay,
+        o.calls,
+        o.offered,
+        o.sent,
+        o.sent / o.base,
+        o.base,
+        if o.behind { ", GENERATOR-BEHIND" } else { "" },
+        o.share.0,
+        o.share.1,
+        o.share.2,
+        o.lat.0 / 1000.0,
+        o.lat.1 / 1000.0,
+        o.recovery
+            .map_or("never".to_string(), |t| format!("after {t:.1} s")),
+        o.on_time_last * 100.0,
+        o.starved,
+        o.muted,
+        o.relay_cpu,
+        o.shed
+            .map(|(st, ov)| format!("; shed stale {st}, kernel overflow {ov}"))
+            .unwrap_or_default(),
     );
 }
 
@@ -1213,12 +1383,12 @@ fn main() {
     }
 
     let mut rows: Vec<Row> = Vec::new();
+    let mut overloads: Vec<Overload> = Vec::new();
     let mut mem: Vec<(String, f64)> = Vec::new();
     for name in &cfg.relays {
         let rss0 = rss(self_pid());
         let started = match name.as_str() {
-            "pinhole" => start_pinhole(&parties, max_calls, cfg.pinhole_workers, cfg.pin)
-                .map(|(u, t)| (u, t, None)),
+            "pinhole" => start_pinhole(&parties, max_calls, &cfg).map(|(u, t)| (u, t, None)),
             "naive" => start_naive(&parties, max_calls, cfg.pin).map(|(u, t)| (u, t, None)),
             "rtpengine" => {
                 if rtpengine_installed().is_none() {
@@ -1252,25 +1422,30 @@ fn main() {
         );
         prime(&parties, &targets, max_calls);
         print_header();
-        let mut best: Option<usize> = None;
         let mut capacity: Option<usize> = None;
         for (i, &calls) in cfg.steps.iter().enumerate() {
             let row = measure(
                 name, &under, &parties, &targets, calls, cfg.secs, direct[i], origin,
             );
             print_row(&row);
-            if row.ok() {
-                best = Some(calls);
-            }
             if row.loss == 0.0 && !row.behind {
                 capacity = Some(calls);
             }
             rows.push(row);
         }
         if cfg.overload {
-            // 2× the headline step, or else 2× the zero-loss capacity.
-            if let Some(calls) = best.or(capacity) {
-                overload(name, &under, &parties, &targets, calls, origin);
+            // 2× the zero-loss capacity (or the calls asked for).
+            if let Some(calls) = cfg.overload_calls.or(capacity).filter(|&c| c <= max_calls) {
+                overloads.push(overload(
+                    name,
+                    &under,
+                    &parties,
+                    &targets,
+                    calls,
+                    cfg.overload_secs,
+                    cfg.late_ms,
+                    origin,
+                ));
             } else {
                 println!("{name}: no zero-loss step, overload test skipped");
             }
@@ -1349,5 +1524,11 @@ fn main() {
     }
     for (name, per) in &mem {
         println!("  memory {name:<9} {per:>8.0} B per call (2 legs)");
+    }
+    if !overloads.is_empty() {
+        println!("overload (2x for {} s, then 1x):", cfg.overload_secs);
+        for o in &overloads {
+            print_overload(o, 2 * o.calls);
+        }
     }
 }

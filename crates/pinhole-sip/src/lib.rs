@@ -90,3 +90,10 @@ pub use params::Param;
 pub use rewrite_all::{RewriteError, rewrite_all};
 pub use uri::{Scheme, Uri};
 pub use via::Via;
+
+/// The fuzz bodies need a base instant; they only add durations to it.
+#[cfg(feature = "fuzzing")]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn fuzz_instant() -> std::time::Instant {
+    std::time::Instant::now()
+}

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use pinhole_sip::{Frame, Message, frame, fuzzing::sip_parse};
+use pinhole_sip::{Frame, Message, frame, fuzzing::sip_parse, fuzzing::sip_proxy};
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/sip_parse")
@@ -69,4 +69,15 @@ fn seeds_reach_the_deep_paths() {
     assert!(sdp >= 5, "{sdp}");
     assert_eq!(multipart, 1);
     assert_eq!(framed, 2);
+}
+
+#[test]
+fn proxy_seed_corpus_passes_the_fuzz_property() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/sip_proxy");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        sip_proxy(&std::fs::read(e.unwrap().path()).unwrap());
+        n += 1;
+    }
+    assert!(n >= 6, "only {n} seeds");
 }

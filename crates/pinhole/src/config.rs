@@ -90,6 +90,15 @@ pub(crate) struct RelaySection {
     pub(crate) batch: usize,
     /// Largest datagram relayed, bytes. Default 2048.
     pub(crate) max_packet: usize,
+    /// `SO_RCVBUF` of each relay socket, bytes; 0: the system default.
+    /// Default 65536.
+    pub(crate) recv_buffer: usize,
+    /// Under overload, media that waited longer is dropped; 0: never.
+    /// Default 50.
+    pub(crate) max_queue_delay_ms: u64,
+    /// Microseconds a worker keeps polling after the last datagram before
+    /// it sleeps; 0: off. Default 0.
+    pub(crate) spin_us: u64,
 }
 
 impl Default for RelaySection {
@@ -103,6 +112,9 @@ impl Default for RelaySection {
             workers: d.workers,
             batch: d.batch,
             max_packet: d.max_packet,
+            recv_buffer: d.recv_buffer,
+            max_queue_delay_ms: u64::try_from(d.max_queue_delay.as_millis()).unwrap_or(u64::MAX),
+            spin_us: u64::try_from(d.spin.as_micros()).unwrap_or(u64::MAX),
         }
     }
 }
@@ -133,10 +145,22 @@ impl RelaySection {
         if !(64..=65_535).contains(&self.max_packet) {
             return Err(invalid("relay.max_packet", "must be 64 to 65535"));
         }
+        if self.recv_buffer > 1 << 30 {
+            return Err(invalid("relay.recv_buffer", "must be at most 1073741824"));
+        }
+        if self.max_queue_delay_ms > 10_000 {
+            return Err(invalid("relay.max_queue_delay_ms", "must be 0 to 10000"));
+        }
+        if self.spin_us > 10_000 {
+            return Err(invalid("relay.spin_us", "must be 0 to 10000"));
+        }
         Ok(RelayConfig {
             workers: self.workers,
             batch: self.batch,
             max_packet: self.max_packet,
+            recv_buffer: self.recv_buffer,
+            max_queue_delay: std::time::Duration::from_millis(self.max_queue_delay_ms),
+            spin: std::time::Duration::from_micros(self.spin_us),
             ..RelayConfig::default()
         })
     }
@@ -209,6 +233,11 @@ pub(crate) struct MprSipSection {
     /// Where requests from a network go when their domain is no network's
     /// (the soft-switch). Default none: such requests get 404.
     pub(crate) outbound_proxy: Option<SocketAddr>,
+    /// The registrar of plain phones (the soft-switch, which authenticates
+    /// them). With one, a REGISTER from the public side for a network's
+    /// domain is forwarded to it and its 2xx binds the phone's NAT address
+    /// to that network. Default none: plain phones are not served.
+    pub(crate) registrar: Option<SocketAddr>,
     /// Most dialogs tracked at once. Default 100000.
     pub(crate) max_dialogs: usize,
 }
@@ -218,6 +247,7 @@ impl Default for MprSipSection {
         Self {
             enabled: true,
             outbound_proxy: None,
+            registrar: None,
             max_dialogs: 100_000,
         }
     }
@@ -402,9 +432,15 @@ impl MprFile {
             {
                 return Err(invalid("sip.outbound_proxy", "must be an address and port"));
             }
+            if let Some(p) = self.sip.registrar
+                && (p.ip().is_unspecified() || p.port() == 0)
+            {
+                return Err(invalid("sip.registrar", "must be an address and port"));
+            }
             let secret = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default()) ^ 0x5349_5021;
             let mut c = MprProxyConfig::new(controls[0], secret);
             c.outbound_proxy = self.sip.outbound_proxy;
+            c.registrar = self.sip.registrar;
             c.max_dialogs = self.sip.max_dialogs;
             Some(c)
         } else {
@@ -687,6 +723,10 @@ mod tests {
             }
         );
         assert_eq!(m.relay.workers, 2);
+        assert_eq!(
+            (m.relay.recv_buffer, m.relay.max_queue_delay_ms),
+            (65_536, 50)
+        );
         assert_eq!(m.timers.registration_default_secs, 600);
         assert_eq!(m.networks[0].max_legs, 10_000);
         assert!(m.metrics.is_none());
@@ -739,6 +779,22 @@ mod tests {
             (
                 format!("{MPR_MIN}[sip]\noutbound_proxy = \"0.0.0.0:5060\"\n"),
                 "sip.outbound_proxy: must be an address and port",
+            ),
+            (
+                format!("{MPR_MIN}[sip]\nregistrar = \"192.0.2.1:0\"\n"),
+                "sip.registrar: must be an address and port",
+            ),
+            (
+                format!("{MPR_MIN}[relay]\nmax_queue_delay_ms = 10001\n"),
+                "relay.max_queue_delay_ms: must be 0 to 10000",
+            ),
+            (
+                format!("{MPR_MIN}[relay]\nrecv_buffer = 2000000000\n"),
+                "relay.recv_buffer: must be at most 1073741824",
+            ),
+            (
+                format!("{MPR_MIN}[relay]\nspin_us = 20000\n"),
+                "relay.spin_us: must be 0 to 10000",
             ),
         ];
         for (text, want) in cases {

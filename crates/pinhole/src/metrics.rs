@@ -289,6 +289,8 @@ pub(crate) async fn render(source: &Source) -> std::io::Result<String> {
                     ("reason=\"no_peer\"", r.dropped_no_peer),
                     ("reason=\"send_error\"", r.dropped_send_error),
                     ("reason=\"oversize\"", r.dropped_oversize),
+                    ("reason=\"stale\"", r.dropped_stale),
+                    ("reason=\"overflow\"", r.dropped_overflow),
                     ("reason=\"event_queue_full\"", r.dropped_event_queue_full),
                 ],
             );

@@ -145,6 +145,10 @@ fn mpr_and_aps_register_and_stop_on_sigterm() {
         m.contains("pinhole_relay_drops_total{reason=\"source\"} 0"),
         "{m}"
     );
+    for reason in ["stale", "overflow"] {
+        let line = format!("pinhole_relay_drops_total{{reason=\"{reason}\"}} 0");
+        assert!(m.contains(&line), "{line} not in {m}");
+    }
     assert!(a.contains("pinhole_client_registered 1"), "{a}");
 
     let (status, err) = sigterm_and_wait(&mut aps);

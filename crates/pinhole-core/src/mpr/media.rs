@@ -104,6 +104,7 @@ impl Engine {
             }
         };
         self.connect(sender, receiver);
+        self.renew_latch(now, receiver);
         let Some(r) = self.legs.get(&receiver) else {
             return Err(IntentError::UnknownCall);
         };
@@ -190,7 +191,9 @@ impl Engine {
     }
 
     /// A plain terminal: learn its pinhole from its first packet, from the
-    /// network's public IP only, within the window. A latched leg stays put.
+    /// network's public IP only (or the IP the ALG vouched for, see
+    /// [`Engine::handle_intent_latching`]), within the window. A latched
+    /// leg stays put.
     fn arm_latch(&mut self, now: Instant, id: LegId, comp: Component, net: NetIdx) {
         let Some(leg) = self.legs.get(&id) else {
             return;
@@ -200,12 +203,30 @@ impl Engine {
             Remote::Latch { until, .. } => until <= now,
             Remote::Fixed(_) => false,
         };
-        let Some(ip) = self.network_ip(net) else {
+        let Some(ip) = self.latch_hint.or_else(|| self.network_ip(net)) else {
             return;
         };
         if rearm {
             let until = now + self.timers_cfg.latch_window;
             self.set_remote(id, comp, Remote::Latch { ip, until });
+        }
+    }
+
+    /// The other party's leg still waits for its first packet: a message
+    /// of the call (an answer after long ringing, say) opens its latch
+    /// window again, for the same IP. A plain terminal starts sending only
+    /// when the call is answered.
+    fn renew_latch(&mut self, now: Instant, id: LegId) {
+        let Some(remote) = self.legs.get(&id).map(|l| l.remote) else {
+            return;
+        };
+        let until = now + self.timers_cfg.latch_window;
+        for comp in [Component::Rtp, Component::Rtcp] {
+            if let Remote::Latch { ip, until: old } = remote[super::component_index(comp)]
+                && old < until
+            {
+                self.set_remote(id, comp, Remote::Latch { ip, until });
+            }
         }
     }
 

@@ -511,6 +511,9 @@ pub struct Engine {
     commands: VecDeque<RelayCommand>,
     events: VecDeque<Event>,
     pending_reserves: Vec<PendingReserve>,
+    /// While [`Engine::handle_intent_latching`] plans: the IP the sender's
+    /// legs latch onto instead of their network's registered address.
+    latch_hint: Option<IpAddr>,
     stats: Stats,
 }
 
@@ -592,6 +595,7 @@ impl Engine {
             commands: VecDeque::new(),
             events: VecDeque::new(),
             pending_reserves: Vec::new(),
+            latch_hint: None,
             stats: Stats::default(),
         })
     }
@@ -630,6 +634,25 @@ impl Engine {
             tracing::warn!(error = %e, "media intent refused");
         }
         self.refresh_gauges();
+        r
+    }
+
+    /// Like [`Engine::handle_intent`], for a sender with no registration of
+    /// its own: a plain terminal (no APS, no CMPH) whose signaling the ALG
+    /// authenticated by other means, such as the soft-switch's 2xx to its
+    /// REGISTER. The sender's legs latch onto `latch_ip` (the public address
+    /// its signaling comes from) rather than onto its network's registered
+    /// address, which it may not share or the network may not have.
+    pub fn handle_intent_latching(
+        &mut self,
+        now: Instant,
+        call: &CallKey,
+        intent: &MediaIntent<'_>,
+        latch_ip: IpAddr,
+    ) -> Result<MediaPlan, IntentError> {
+        self.latch_hint = Some(latch_ip);
+        let r = self.handle_intent(now, call, intent);
+        self.latch_hint = None;
         r
     }
 

@@ -1139,3 +1139,133 @@ fn an_open_failure_after_the_answer_left_only_drops_the_leg() {
     assert!(t.mpr.poll_transmit().is_none());
     assert_eq!(t.mpr.stats().legs_open, 0);
 }
+
+#[test]
+fn a_vouched_plain_terminal_latches_onto_its_own_ip_without_a_registration() {
+    let mut t = T::with(|c| {
+        c.ports = PortRange {
+            first: 30_000,
+            last: 30_099,
+        }
+    });
+    let eps = [MediaEndpoint::rtp(0, addr("10.1.0.5:7000"))];
+    // corp1 never registered: without a hint its leg has nothing to latch on.
+    let plain = CallKey::from("plain");
+    t.mpr
+        .handle_intent(
+            t.now,
+            &plain,
+            &offer(&eps, Origin::Network("corp1"), Origin::Public),
+        )
+        .unwrap();
+    let [Some(a0), _] = t.mpr.call_legs(&plain, 0).unwrap() else {
+        panic!()
+    };
+    assert_eq!(t.mpr.leg(a0).unwrap().remote_rtp, Remote::Unbound);
+    // With the phone's signaling address vouched for, it latches there only.
+    let phone_ip: std::net::IpAddr = "198.51.100.77".parse().unwrap();
+    let call = CallKey::from("vouched");
+    t.mpr
+        .handle_intent_latching(
+            t.now,
+            &call,
+            &offer(&eps, Origin::Network("corp1"), Origin::Public),
+            phone_ip,
+        )
+        .unwrap();
+    let [Some(a), _] = t.mpr.call_legs(&call, 0).unwrap() else {
+        panic!()
+    };
+    assert!(matches!(
+        t.mpr.leg(a).unwrap().remote_rtp,
+        Remote::Latch { ip, .. } if ip == phone_ip
+    ));
+    let cmds = t.drain_commands();
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        RelayCommand::SetRemote { leg, remote: Remote::Latch { ip, .. }, .. } if *leg == a && *ip == phone_ip
+    )));
+    // The hint lasts for that one plan: the next one is back to normal.
+    let other = CallKey::from("after");
+    t.mpr
+        .handle_intent(
+            t.now,
+            &other,
+            &offer(&eps, Origin::Network("corp1"), Origin::Public),
+        )
+        .unwrap();
+    let [Some(a2), _] = t.mpr.call_legs(&other, 0).unwrap() else {
+        panic!()
+    };
+    assert_eq!(t.mpr.leg(a2).unwrap().remote_rtp, Remote::Unbound);
+    // Another IP (the network's firewall, say) does not latch it.
+    t.mpr.handle_relay(
+        t.now,
+        RelayReport::Latched {
+            leg: a,
+            component: Component::Rtp,
+            source: addr("198.51.100.1:41000"),
+        },
+    );
+    assert!(matches!(
+        t.mpr.leg(a).unwrap().remote_rtp,
+        Remote::Latch { .. }
+    ));
+    let src = SocketAddr::new(phone_ip, 41000);
+    t.mpr.handle_relay(
+        t.now,
+        RelayReport::Latched {
+            leg: a,
+            component: Component::Rtp,
+            source: src,
+        },
+    );
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp, Remote::Fixed(src));
+}
+
+#[test]
+fn an_answer_after_long_ringing_reopens_the_callers_latch_window() {
+    let mut t = T::with(|c| {
+        c.ports = PortRange {
+            first: 30_000,
+            last: 30_099,
+        }
+    });
+    let ip_a: std::net::IpAddr = "198.51.100.1".parse().unwrap();
+    let ip_b: std::net::IpAddr = "198.51.100.2".parse().unwrap();
+    let call = CallKey::from("ringing");
+    let ea = [MediaEndpoint::rtp(0, addr("10.1.0.5:7000"))];
+    let o = offer(&ea, Origin::Network("corp1"), Origin::Network("corp2"));
+    t.mpr
+        .handle_intent_latching(t.now, &call, &o, ip_a)
+        .unwrap();
+    let [Some(a), Some(b)] = t.mpr.call_legs(&call, 0).unwrap() else {
+        panic!()
+    };
+    // B answers after 30 s of ringing: A's window opened at the offer is
+    // long over, but the answer opens it again.
+    t.now += Duration::from_secs(30);
+    let eb = [MediaEndpoint::rtp(0, addr("10.2.0.5:8000"))];
+    let answer = MediaIntent {
+        kind: IntentKind::Answer,
+        from: Side::B,
+        origin: Origin::Network("corp2"),
+        toward: Origin::Network("corp1"),
+        endpoints: &eb,
+    };
+    t.mpr
+        .handle_intent_latching(t.now, &call, &answer, ip_b)
+        .unwrap();
+    for (leg, ip) in [(a, ip_a), (b, ip_b)] {
+        let src = SocketAddr::new(ip, 42000);
+        t.mpr.handle_relay(
+            t.now + Duration::from_secs(1),
+            RelayReport::Latched {
+                leg,
+                component: Component::Rtp,
+                source: src,
+            },
+        );
+        assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(src));
+    }
+}

@@ -226,7 +226,17 @@ impl MprContext for Ctx<'_> {
         call: &CallKey,
         intent: &MediaIntent<'_>,
     ) -> Result<MediaPlan, IntentError> {
-        plan(self.engine, self.relay, now, call, intent)
+        plan(self.engine, self.relay, now, call, intent, None)
+    }
+
+    fn plan_latching(
+        &mut self,
+        now: std::time::Instant,
+        call: &CallKey,
+        intent: &MediaIntent<'_>,
+        latch_ip: std::net::IpAddr,
+    ) -> Result<MediaPlan, IntentError> {
+        plan(self.engine, self.relay, now, call, intent, Some(latch_ip))
     }
 
     fn network_for_pinhole(&self, protocol: Protocol, pinhole: SocketAddr) -> Option<String> {
@@ -246,20 +256,26 @@ impl MprContext for Ctx<'_> {
 
 /// Plans an intent with the relay ports live before the plan is written
 /// into signaling. A port another process holds fails its leg; planning
-/// again gives that stream a new pair.
+/// again gives that stream a new pair. `latch` is the sender's IP when the
+/// ALG vouches for a plain terminal ([`MprContext::plan_latching`]).
 fn plan(
     engine: &mut Engine,
     relay: &Relay,
     now: std::time::Instant,
     call: &CallKey,
     intent: &MediaIntent<'_>,
+    latch: Option<std::net::IpAddr>,
 ) -> Result<MediaPlan, IntentError> {
-    let mut plan = engine.handle_intent(now, call, intent);
+    let once = |engine: &mut Engine| match latch {
+        Some(ip) => engine.handle_intent_latching(now, call, intent, ip),
+        None => engine.handle_intent(now, call, intent),
+    };
+    let mut plan = once(engine);
     for _ in 0..3 {
         if apply_commands(engine, relay) == 0 || plan.is_err() {
             break;
         }
-        plan = engine.handle_intent(now, call, intent);
+        plan = once(engine);
     }
     plan
 }
@@ -351,7 +367,7 @@ impl Driver {
                     toward,
                     endpoints: &i.endpoints,
                 };
-                let plan = plan(&mut self.engine, &self.relay, now(), &call, &intent);
+                let plan = plan(&mut self.engine, &self.relay, now(), &call, &intent, None);
                 self.drain().await;
                 let _ = reply.send(plan);
             }

@@ -1,18 +1,41 @@
 //! Batched datagram syscalls: `recvmmsg` and `sendmmsg` over buffers that
 //! are allocated once per worker.
 //!
-//! This is the only unsafe code of the relay. Each unsafe item is as small
-//! as the syscall or cast it wraps, and the pointers handed to the kernel
-//! are refreshed from their owning vectors right before every call, so no
-//! pointer outlives or aliases a reallocation.
+//! With `recvmmsg`, each datagram also gets a small control buffer for the
+//! two ancillary messages the relay asks for (see `sockopt.rs`): the
+//! kernel's receive timestamp (`SO_TIMESTAMPNS`) and the socket's drop
+//! count (`SO_RXQ_OVFL`). They are parsed in safe code ([`parse_cmsgs`]).
+//!
+//! This and `sockopt.rs` are the only unsafe code of the relay. Each unsafe
+//! item is as small as the syscall or cast it wraps, and the pointers
+//! handed to the kernel are refreshed from their owning vectors right
+//! before every call, so no pointer outlives or aliases a reallocation.
 
 use std::io;
 use std::mem::size_of;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
+use std::time::Duration;
 
 /// The kernel's limit on messages per call (`UIO_MAXIOV`).
 pub(crate) const MAX_BATCH: usize = 1024;
+
+/// Control buffer bytes per datagram: a timestamp (16-byte payload) and a
+/// drop count (4 bytes), each behind a 16-byte header and padded to 8 on
+/// 64-bit Linux (32 + 24), with room to spare.
+const CTRL: usize = 64;
+
+/// What the kernel said about one datagram besides its bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
+    /// When the kernel received it (`CLOCK_REALTIME`, since the Unix
+    /// epoch), if the socket has `SO_TIMESTAMPNS`.
+    pub(crate) received: Option<Duration>,
+    /// The socket's count of datagrams the kernel dropped (full receive
+    /// buffer, mostly) when this one was queued, if the socket has
+    /// `SO_RXQ_OVFL` and the count is not zero.
+    pub(crate) drops: Option<u32>,
+}
 
 /// One datagram of the last [`RecvBatch::recv`].
 #[derive(Debug, PartialEq, Eq)]
@@ -32,6 +55,8 @@ pub(crate) struct RecvBatch {
     addrs: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
+    /// [`CTRL`] bytes of control messages per datagram.
+    ctrl: Vec<u8>,
     filled: usize,
 }
 
@@ -47,6 +72,7 @@ impl RecvBatch {
             addrs: (0..batch).map(|_| zeroed_storage()).collect(),
             iovs: (0..batch).map(|_| empty_iovec()).collect(),
             hdrs: (0..batch).map(|_| zeroed_hdr()).collect(),
+            ctrl: vec![0; batch * CTRL],
             filled: 0,
         }
     }
@@ -63,6 +89,7 @@ impl RecvBatch {
     pub(crate) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         self.filled = 0;
         let base = self.buf.as_mut_ptr();
+        let ctrl = self.ctrl.as_mut_ptr();
         let mp = self.max_packet;
         for (i, ((hdr, iov), addr)) in self
             .hdrs
@@ -78,8 +105,9 @@ impl RecvBatch {
             h.msg_namelen = storage_len();
             h.msg_iov = std::ptr::from_mut(iov);
             h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
+            h.msg_control = ctrl.wrapping_add(i * CTRL).cast();
+            // `size_t` with glibc, `socklen_t` with musl; 64 fits both.
+            h.msg_controllen = CTRL as _;
             h.msg_flags = 0;
             hdr.msg_len = 0;
         }
@@ -87,11 +115,13 @@ impl RecvBatch {
         loop {
             // SAFETY: `hdrs` holds `vlen` initialised headers. Each points
             // at its own `sockaddr_storage` (with its true size as
-            // `msg_namelen`) and its own iovec, and each iovec at a disjoint
-            // `max_packet`-byte chunk of `buf`; all were refreshed just
-            // above from `&mut self`, which also keeps the vectors from
-            // being touched or reallocated until the call returns. The
-            // kernel writes at most `msg_namelen` and `iov_len` bytes.
+            // `msg_namelen`), its own iovec and its own disjoint
+            // `CTRL`-byte chunk of `ctrl` (`msg_controllen` = `CTRL`), and
+            // each iovec at a disjoint `max_packet`-byte chunk of `buf`;
+            // all were refreshed just above from `&mut self`, which also
+            // keeps the vectors from being touched or reallocated until the
+            // call returns. The kernel writes at most `msg_namelen`,
+            // `msg_controllen` and `iov_len` bytes.
             let r = unsafe {
                 libc::recvmmsg(
                     fd,
@@ -130,6 +160,99 @@ impl RecvBatch {
             None => Received::Oversize,
         }
     }
+}
+
+impl RecvBatch {
+    /// The ancillary data of datagram `i` of the last [`recv`](Self::recv)
+    /// (nothing beyond what was read).
+    pub(crate) fn meta(&self, i: usize) -> Meta {
+        let Some(hdr) = self.hdrs.get(i).filter(|_| i < self.filled) else {
+            return Meta::default();
+        };
+        // The kernel sets `msg_controllen` to the bytes it wrote (a
+        // `size_t` with glibc, a `socklen_t` with musl).
+        #[allow(clippy::unnecessary_cast)]
+        let len = (hdr.msg_hdr.msg_controllen as usize).min(CTRL);
+        let start = i * CTRL;
+        self.ctrl
+            .get(start..start + len)
+            .map(parse_cmsgs)
+            .unwrap_or_default()
+    }
+}
+
+/// Bytes of a word: the kernel aligns control messages to `long`.
+const WORD: usize = size_of::<usize>();
+
+/// `CMSG_ALIGN`.
+const fn cmsg_align(n: usize) -> usize {
+    (n + WORD - 1) & !(WORD - 1)
+}
+
+/// Header of a control message as the kernel writes it: `size_t len;
+/// int level; int type;`, padded to a word.
+const CMSG_HDR: usize = cmsg_align(WORD + 8);
+
+/// Reads the control messages the kernel wrote into `ctrl` (the used part
+/// of one datagram's control buffer): the receive timestamp and the drop
+/// count, if present. Unknown messages are skipped; a malformed length
+/// ends the walk. Never panics, whatever the bytes.
+pub(crate) fn parse_cmsgs(mut ctrl: &[u8]) -> Meta {
+    let mut meta = Meta::default();
+    while let Some(hdr) = ctrl.get(..CMSG_HDR) {
+        let word = |at: usize, n: usize| hdr.get(at..at + n);
+        let (Some(len), Some(level), Some(kind)) = (
+            word(0, WORD)
+                .and_then(|b| b.try_into().ok())
+                .map(usize::from_ne_bytes),
+            word(WORD, 4)
+                .and_then(|b| b.try_into().ok())
+                .map(i32::from_ne_bytes),
+            word(WORD + 4, 4)
+                .and_then(|b| b.try_into().ok())
+                .map(i32::from_ne_bytes),
+        ) else {
+            break;
+        };
+        let Some(data) = ctrl
+            .get(CMSG_HDR..len.max(CMSG_HDR))
+            .filter(|_| len >= CMSG_HDR)
+        else {
+            break;
+        };
+        match (level, kind) {
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => meta.received = timespec(data),
+            (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => {
+                meta.drops = data
+                    .get(..4)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u32::from_ne_bytes);
+            }
+            _ => {}
+        }
+        ctrl = ctrl
+            .get(cmsg_align(len).min(ctrl.len())..)
+            .unwrap_or_default();
+    }
+    meta
+}
+
+/// A kernel `timespec`: two `long`s (16 bytes on 64-bit, 8 on 32-bit).
+fn timespec(data: &[u8]) -> Option<Duration> {
+    let (sec, nsec) = match data.len() {
+        16 => (
+            i64::from_ne_bytes(data.get(..8)?.try_into().ok()?),
+            i64::from_ne_bytes(data.get(8..16)?.try_into().ok()?),
+        ),
+        8 => (
+            i64::from(i32::from_ne_bytes(data.get(..4)?.try_into().ok()?)),
+            i64::from(i32::from_ne_bytes(data.get(4..8)?.try_into().ok()?)),
+        ),
+        _ => return None,
+    };
+    let sec = u64::try_from(sec).ok()?;
+    let nsec = u32::try_from(nsec).ok().filter(|&n| n < 1_000_000_000)?;
+    Some(Duration::new(sec, nsec))
 }
 
 /// What one [`SendBatch::send`] did.
@@ -477,6 +600,135 @@ mod tests {
         let mut buf = [0u8; 4];
         assert_eq!(sink.recv_from(&mut buf).unwrap(), (1, to));
         assert_eq!(&buf[..1], b"b");
+    }
+
+    fn now_wall() -> Duration {
+        std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap()
+    }
+
+    #[test]
+    fn kernel_timestamps_and_drop_counts_come_with_each_datagram() {
+        let (tx, rx) = pair("127.0.0.1");
+        let to = rx.local_addr().unwrap();
+        let mut batch = RecvBatch::new(4, 64);
+        // Without the options there is nothing besides the bytes.
+        tx.send_to(b"plain", to).unwrap();
+        assert_eq!(recv_n(&mut batch, rx.as_raw_fd(), 1), 1);
+        assert_eq!(batch.meta(0), Meta::default());
+
+        let opts = super::super::sockopt::SockOpts {
+            recv_buffer: 2048, // the kernel's least: a few datagrams
+            timestamps: true,
+        };
+        super::super::sockopt::configure(&rx, opts).unwrap();
+        // The kernel turns its timestamping on in a work item (see
+        // sockopt.rs); until then datagrams are stamped when read.
+        std::thread::sleep(Duration::from_millis(100));
+        let sent_at = now_wall();
+        for i in 0..50u8 {
+            tx.send_to(&[i; 8], to).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let n = recv_n(&mut batch, rx.as_raw_fd(), 4);
+        let read_at = now_wall();
+        assert!((1..=4).contains(&n));
+        for i in 0..n {
+            let at = batch.meta(i).received.expect("a receive timestamp");
+            assert!(at + Duration::from_millis(1) >= sent_at && at <= read_at);
+            assert!(
+                read_at - at >= Duration::from_millis(90),
+                "queued for 100 ms"
+            );
+            // Queued before the buffer filled: no drops yet.
+            assert_eq!(batch.meta(i).drops, None);
+        }
+        assert_eq!(batch.meta(n), Meta::default(), "beyond what was read");
+        let mut queued = n;
+        while let Ok(k) = batch.recv(rx.as_raw_fd()) {
+            queued += k;
+        }
+        // The next datagram carries the count of the ones that did not fit.
+        tx.send_to(b"next", to).unwrap();
+        assert_eq!(recv_n(&mut batch, rx.as_raw_fd(), 1), 1);
+        let drops = batch.meta(0).drops.expect("a drop count");
+        assert_eq!(drops as usize + queued, 50);
+    }
+
+    /// A control message as the kernel lays it out.
+    fn cmsg(level: i32, kind: i32, data: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&(CMSG_HDR + data.len()).to_ne_bytes());
+        m.extend_from_slice(&level.to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.resize(CMSG_HDR, 0);
+        m.extend_from_slice(data);
+        m.resize(cmsg_align(m.len()), 0);
+        m
+    }
+
+    fn timespec_bytes(sec: i64, nsec: i64) -> Vec<u8> {
+        [sec.to_ne_bytes(), nsec.to_ne_bytes()].concat()
+    }
+
+    #[test]
+    fn cmsgs_parse_skip_unknown_and_refuse_nonsense() {
+        let ts = cmsg(
+            libc::SOL_SOCKET,
+            libc::SCM_TIMESTAMPNS,
+            &timespec_bytes(1_700_000_000, 5),
+        );
+        let ovfl = cmsg(libc::SOL_SOCKET, libc::SO_RXQ_OVFL, &7u32.to_ne_bytes());
+        let other = cmsg(libc::IPPROTO_IP, libc::IP_TOS, &[0x2e]);
+        let all = [other, ts.clone(), ovfl].concat();
+        assert_eq!(
+            parse_cmsgs(&all),
+            Meta {
+                received: Some(Duration::new(1_700_000_000, 5)),
+                drops: Some(7),
+            }
+        );
+        assert_eq!(parse_cmsgs(&ts[..ts.len() - 1]).received, None, "truncated");
+        for (sec, nsec) in [(-1, 0), (0, 1_000_000_000), (0, -1)] {
+            let bad = cmsg(
+                libc::SOL_SOCKET,
+                libc::SCM_TIMESTAMPNS,
+                &timespec_bytes(sec, nsec),
+            );
+            assert_eq!(parse_cmsgs(&bad).received, None, "{sec} {nsec}");
+        }
+        // A length shorter than the header ends the walk.
+        let mut short = ts.clone();
+        short[..WORD].copy_from_slice(&3usize.to_ne_bytes());
+        assert_eq!(parse_cmsgs(&short), Meta::default());
+        assert_eq!(parse_cmsgs(&[]), Meta::default());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_cmsgs_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = parse_cmsgs(&bytes);
+        }
+
+        #[test]
+        fn well_formed_cmsgs_round_trip(
+            sec in 0i64..i64::MAX,
+            nsec in 0i64..1_000_000_000,
+            drops in proptest::num::u32::ANY,
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..16),
+            drops_first in proptest::bool::ANY,
+        ) {
+            let ts = cmsg(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &timespec_bytes(sec, nsec));
+            let ovfl = cmsg(libc::SOL_SOCKET, libc::SO_RXQ_OVFL, &drops.to_ne_bytes());
+            let other = cmsg(libc::SOL_IP, libc::IP_TTL, &junk);
+            let all = if drops_first { [ovfl, other, ts].concat() } else { [ts, other, ovfl].concat() };
+            let want = Meta {
+                received: Some(Duration::new(sec as u64, nsec as u32)),
+                drops: Some(drops),
+            };
+            proptest::prop_assert_eq!(parse_cmsgs(&all), want);
+        }
     }
 
     #[test]

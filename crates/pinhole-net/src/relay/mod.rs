@@ -35,7 +35,9 @@
 //! A few worker OS threads ([`RelayConfig::workers`]), each with its own
 //! `mio::Poll`, own the read side of the sockets (assigned round-robin by
 //! leg) and drain them with `recvmmsg`, sending with `sendmmsg` when a
-//! batch has several packets for one socket. Every worker holds a full
+//! batch has several packets for one socket. Ready sockets take turns,
+//! one batch each ([`RelayConfig::batch`]), so a flooded port never
+//! starves the others. Every worker holds a full
 //! copy of the forwarding table: commands are rare and broadcast to all,
 //! packets are many and read their worker's copy without locks. Any worker
 //! sends from any socket (`send_to` takes `&self`). Counters are per
@@ -45,6 +47,25 @@
 //! The forwarding policy is a pure function of the table (`table.rs`,
 //! no I/O), fed only by the engine's commands and reported latches, so a
 //! kernel fast path can be programmed from the same inputs.
+//!
+//! # Overload
+//!
+//! When more arrives than the workers can send, the relay sheds load
+//! instead of queueing it: once a worker has worked for longer than
+//! [`RelayConfig::max_queue_delay`] without running out of ready sockets,
+//! a packet that waited in the kernel longer than that (kernel receive
+//! timestamps, `SO_TIMESTAMPNS`) is read and dropped, counted in
+//! [`RelayCounters::dropped_stale`]. Dropping costs a fraction of relaying,
+//! so the workers catch up; since every busy socket gets the same turns,
+//! every stream loses about the same share, and once the overload ends no
+//! backlog is left to drain: streams are current again within about
+//! `max_queue_delay`. Time a worker spends off the CPU (a busy host, a VM
+//! pause) does not count as work: it then relays what waited, at full
+//! rate, and sheds only if the backlog itself takes longer than the budget
+//! to clear. [`RelayConfig::recv_buffer`] (`SO_RCVBUF`) caps what
+//! the kernel queues per socket for floods beyond what the workers can
+//! even read; the kernel's drops there are counted in
+//! [`RelayCounters::dropped_overflow`].
 //!
 //! # Example
 //!
@@ -85,7 +106,10 @@
 //! ```
 
 mod batch;
+mod sockopt;
 mod table;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 use std::collections::HashMap;
@@ -100,8 +124,9 @@ use pinhole_core::relay::{RelayCommand, RelayReport};
 use pinhole_core::types::LegId;
 use tokio::sync::mpsc as tmpsc;
 
+use sockopt::SockOpts;
 use table::{Role, SockEntry, SockId, Table, comp_index};
-use worker::{Counters, Handle, Msg, NewSock, TableCmd, WAKE, Worker};
+use worker::{Counters, Handle, Hooks, Msg, NewSock, TableCmd, WAKE, Worker};
 
 /// Relay tuning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +142,30 @@ pub struct RelayConfig {
     pub event_queue: usize,
     /// Least time between two Activity reports of one leg.
     pub activity_interval: Duration,
+    /// Receive buffer of each relay socket (`SO_RCVBUF`), in bytes, at
+    /// most 1 GiB; 0 keeps the system default (`net.core.rmem_default`,
+    /// often 208 KiB). Linux doubles the value for its bookkeeping and
+    /// charges about 0.8 KiB per small datagram, so the default 64 KiB
+    /// holds about 150 RTP packets or 55 full-size video packets: a video
+    /// burst fits, and a flooded port cannot queue seconds of traffic.
+    pub recv_buffer: usize,
+    /// Once a worker has had more than this much work queued, a media
+    /// packet that waited longer than this in its socket's kernel queue is
+    /// dropped (counted in [`RelayCounters::dropped_stale`]) instead of
+    /// relayed late. Default 50 ms: about a jitter buffer's depth, so a
+    /// packet dropped was likely too late to be played anyway, while the
+    /// scheduling hiccups of a busy or virtual host (tens of ms) still get
+    /// through; tighter budgets shed more of a near-capacity load (see
+    /// docs/benchmarks.md). Zero turns the check and the kernel timestamps
+    /// off.
+    pub max_queue_delay: Duration,
+    /// After the last datagram arrived, a worker keeps polling without
+    /// sleeping for this long before it blocks. A blocked worker pays a
+    /// wake-up per burst (tens of µs on a VM, where an idle vCPU must be
+    /// woken by an interrupt); a spinning one does not, at the cost of a
+    /// busy core whenever traffic arrives more often than this. Only with
+    /// a core per worker that nothing else needs. Default zero (off).
+    pub spin: Duration,
 }
 
 impl Default for RelayConfig {
@@ -127,6 +176,9 @@ impl Default for RelayConfig {
             max_packet: 2048,
             event_queue: 65536,
             activity_interval: Duration::from_millis(500),
+            recv_buffer: 64 * 1024,
+            max_queue_delay: Duration::from_millis(50),
+            spin: Duration::ZERO,
         }
     }
 }
@@ -164,8 +216,9 @@ pub enum RelayEvent {
 ///
 /// Every media datagram read is in `packets_in` and ends up in exactly one
 /// of `packets_out` or a `dropped_*` counter other than
-/// `dropped_event_queue_full`; control datagrams are counted in
-/// `control_in` only.
+/// `dropped_event_queue_full` and `dropped_overflow` (datagrams the kernel
+/// dropped before the relay could read them); control datagrams are
+/// counted in `control_in` only.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RelayCounters {
     /// Media datagrams read.
@@ -190,6 +243,14 @@ pub struct RelayCounters {
     pub dropped_event_queue_full: u64,
     /// Dropped: longer than [`RelayConfig::max_packet`].
     pub dropped_oversize: u64,
+    /// Dropped: would have been relayed, but waited longer than
+    /// [`RelayConfig::max_queue_delay`] (the relay is overloaded).
+    pub dropped_stale: u64,
+    /// Datagrams the kernel dropped at a relay socket before the relay
+    /// read them (full receive buffer, see [`RelayConfig::recv_buffer`]),
+    /// media or control alike; not in `packets_in`. Counted when the
+    /// socket next delivers a datagram.
+    pub dropped_overflow: u64,
     /// Control (STUN-framed) datagrams read.
     pub control_in: u64,
     /// Components latched.
@@ -209,6 +270,7 @@ impl RelayCounters {
             + self.dropped_no_peer
             + self.dropped_send_error
             + self.dropped_oversize
+            + self.dropped_stale
     }
 }
 
@@ -232,6 +294,7 @@ struct Control {
 /// The media relay. Methods take `&self`; share it with an `Arc`.
 pub struct Relay {
     ctl: Mutex<Control>,
+    opts: SockOpts,
     workers: Vec<Handle>,
     counters: Vec<Arc<Counters>>,
     threads: Vec<JoinHandle<()>>,
@@ -245,6 +308,13 @@ impl Relay {
     /// Starts the worker threads. Needs no tokio runtime; the receiver is a
     /// tokio channel so an async driver can await it.
     pub fn start(cfg: RelayConfig) -> io::Result<(Self, tmpsc::Receiver<RelayEvent>)> {
+        Self::start_with(cfg, Hooks::default())
+    }
+
+    fn start_with(
+        cfg: RelayConfig,
+        hooks: Hooks,
+    ) -> io::Result<(Self, tmpsc::Receiver<RelayEvent>)> {
         if cfg.workers == 0 || cfg.event_queue == 0 || cfg.max_packet == 0 {
             return Err(invalid(
                 "relay config: workers, event_queue and max_packet must be positive",
@@ -252,6 +322,9 @@ impl Relay {
         }
         if !(1..=batch::MAX_BATCH).contains(&cfg.batch) {
             return Err(invalid("relay config: batch must be 1 to 1024"));
+        }
+        if cfg.recv_buffer > MAX_RECV_BUFFER {
+            return Err(invalid("relay config: recv_buffer must be at most 1 GiB"));
         }
         let (ev_tx, ev_rx) = tmpsc::channel(cfg.event_queue);
         let mut polls = Vec::with_capacity(cfg.workers);
@@ -265,6 +338,10 @@ impl Relay {
         }
         let mut relay = Self {
             ctl: Mutex::new(Control::default()),
+            opts: SockOpts {
+                recv_buffer: cfg.recv_buffer,
+                timestamps: !cfg.max_queue_delay.is_zero(),
+            },
             workers: handles.clone(),
             counters: Vec::with_capacity(cfg.workers),
             threads: Vec::with_capacity(cfg.workers),
@@ -282,6 +359,11 @@ impl Relay {
                 counters,
                 batch: cfg.batch,
                 max_packet: cfg.max_packet,
+                max_queue_delay: cfg.max_queue_delay,
+                spin: cfg.spin,
+                kernel_drops: Vec::new(),
+                behind: Duration::ZERO,
+                hooks,
             };
             // On failure, `relay` drops here and stops the threads already
             // started.
@@ -323,8 +405,8 @@ impl Relay {
                     };
                 }
                 let owner = ctl.next_owner % self.workers.len();
-                let rtp_sock = bind(&ctl, rtp)?;
-                let rtcp_sock = rtcp.map(|a| bind(&ctl, a)).transpose()?;
+                let rtp_sock = bind(&ctl, rtp, self.opts)?;
+                let rtcp_sock = rtcp.map(|a| bind(&ctl, a, self.opts)).transpose()?;
                 ctl.next_owner = ctl.next_owner.wrapping_add(1);
                 let rtp_new = add_sock(&mut ctl, rtp, rtp_sock, owner, Role::Leg { leg, comp: 0 });
                 let rtcp_new = rtcp.zip(rtcp_sock).map(|(a, sock)| {
@@ -410,7 +492,7 @@ impl Relay {
                 },
             },
             None => {
-                let sock = bind(ctl, local)?;
+                let sock = bind(ctl, local, self.opts)?;
                 let owner = ctl.next_owner % self.workers.len();
                 ctl.next_owner = ctl.next_owner.wrapping_add(1);
                 add_sock(ctl, local, sock, owner, role)
@@ -503,8 +585,13 @@ impl std::fmt::Debug for Relay {
     }
 }
 
-/// Binds `addr` exactly (std sets no `SO_REUSEADDR` on UDP), non-blocking.
-fn bind(ctl: &Control, addr: SocketAddr) -> io::Result<Arc<UdpSocket>> {
+/// Largest [`RelayConfig::recv_buffer`] (the kernel takes an `int` and
+/// doubles it).
+const MAX_RECV_BUFFER: usize = 1 << 30;
+
+/// Binds `addr` exactly (std sets no `SO_REUSEADDR` on UDP), non-blocking,
+/// with the relay's socket options.
+fn bind(ctl: &Control, addr: SocketAddr, opts: SockOpts) -> io::Result<Arc<UdpSocket>> {
     if ctl.socks.contains_key(&addr) {
         return Err(io::Error::new(
             io::ErrorKind::AddrInUse,
@@ -513,6 +600,7 @@ fn bind(ctl: &Control, addr: SocketAddr) -> io::Result<Arc<UdpSocket>> {
     }
     let s = UdpSocket::bind(addr)?;
     s.set_nonblocking(true)?;
+    sockopt::configure(&s, opts)?;
     Ok(Arc::new(s))
 }
 

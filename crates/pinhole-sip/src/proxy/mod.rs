@@ -60,6 +60,12 @@ pub struct Stats {
     pub pinhole_failures: u64,
     /// Messages held until their pinholes opened (APS).
     pub parked: u64,
+    /// Plain terminals' REGISTERs sent to the registrar (MPR).
+    pub registrations: u64,
+    /// Plain-terminal bindings learned from the registrar's 2xx (MPR).
+    pub bindings: u64,
+    /// Plain-terminal bindings that expired (MPR).
+    pub bindings_expired: u64,
 }
 
 impl Stats {
@@ -83,6 +89,9 @@ impl Stats {
             ("pinholes", self.pinholes),
             ("pinhole_failures", self.pinhole_failures),
             ("parked", self.parked),
+            ("registrations", self.registrations),
+            ("bindings", self.bindings),
+            ("bindings_expired", self.bindings_expired),
         ]
     }
 }

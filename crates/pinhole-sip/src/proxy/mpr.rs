@@ -10,6 +10,15 @@
 //! (through a soft-switch on the public side) is two traversals; each is
 //! named by a token carried in our Record-Route URI and our Via branch, so
 //! requests and responses find their traversal without a search.
+//!
+//! **Plain terminals** (no APS, no CMPH; [`MprProxyConfig::registrar`]
+//! set): a REGISTER from the public side for a network's domain goes to the
+//! registrar (the soft-switch, which authenticates it). Only its 2xx makes
+//! the MPR record the binding: the address of record → the network and the
+//! terminal's NAT binding (where the REGISTER came from). Requests from
+//! that address then count as the network's (their media legs latch onto
+//! that address's IP), and requests for that AOR go to it (RFC 5626 style,
+//! the flow the REGISTER opened; the MPR answers its CRLF keepalives).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,6 +55,14 @@ pub struct MprProxyConfig {
     pub linger: Duration,
     /// Keys branch ids and tags.
     pub secret: u64,
+    /// The registrar of plain terminals (the soft-switch). With one, a
+    /// REGISTER from the public side for a network's domain is sent there
+    /// and its 2xx teaches the MPR the terminal's binding; OPTIONS to a
+    /// server (no user part) follow the same way. Without one, REGISTERs
+    /// are routed like any request.
+    pub registrar: Option<SocketAddr>,
+    /// Most plain-terminal bindings kept; beyond, new ones are refused (503).
+    pub max_bindings: usize,
 }
 
 impl MprProxyConfig {
@@ -59,6 +76,8 @@ impl MprProxyConfig {
             setup_timeout: Duration::from_secs(180),
             linger: Duration::from_secs(32),
             secret,
+            registrar: None,
+            max_bindings: 100_000,
         }
     }
 }
@@ -66,18 +85,58 @@ impl MprProxyConfig {
 /// Where a party of a call sits.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 enum Place {
+    /// Behind a network's signaling pinhole (an APS, a smart terminal).
     Network(String),
+    /// A plain terminal of a network, at its registered NAT binding.
+    Phone {
+        network: String,
+        at: SocketAddr,
+    },
     Public,
 }
 
 impl Place {
     fn origin(&self) -> Origin<'_> {
         match self {
-            Self::Network(n) => Origin::Network(n),
+            Self::Network(n) | Self::Phone { network: n, .. } => Origin::Network(n),
             Self::Public => Origin::Public,
         }
     }
 }
+
+/// A plain terminal's binding, learned from its registrar's 2xx.
+struct Binding {
+    network: String,
+    /// Its NAT binding: where its REGISTER came from.
+    at: SocketAddr,
+    expires: Instant,
+}
+
+/// A request sent to the registrar outside any dialog (REGISTER, OPTIONS),
+/// waiting for its final response.
+struct Upstream {
+    /// A REGISTER's address of record and network.
+    register: Option<(String, String)>,
+    /// Where it came from, and the socket of ours it reached.
+    source: SocketAddr,
+    local: SocketAddr,
+    sent: Instant,
+}
+
+/// `user@host` (or `host`) of the URI at `span`: the host in lower case.
+fn aor(buf: &[u8], span: std::ops::Range<usize>) -> Option<String> {
+    let uri = crate::Uri::parse(buf, span).ok()?;
+    let host = std::str::from_utf8(buf.get(uri.host.clone())?)
+        .ok()?
+        .to_ascii_lowercase();
+    match uri.user.and_then(|u| buf.get(u)) {
+        Some(user) => Some(format!("{}@{host}", std::str::from_utf8(user).ok()?)),
+        None => Some(host),
+    }
+}
+
+/// The branch of a request we sent to the registrar: `z9hG4bKphr<id>.<h>`.
+const UPSTREAM_BRANCH: &[u8] = b"z9hG4bKphr";
 
 struct Traversal {
     call_id: Vec<u8>,
@@ -117,6 +176,10 @@ pub struct MprProxy {
     transmits: std::collections::VecDeque<Transmit>,
     stats: Stats,
     next_sweep: Option<Instant>,
+    /// Plain terminals: AOR → binding, and binding address → AOR.
+    bindings: HashMap<String, Binding>,
+    by_source: HashMap<SocketAddr, String>,
+    upstream: HashMap<u64, Upstream>,
 }
 
 impl MprProxy {
@@ -131,6 +194,9 @@ impl MprProxy {
             transmits: std::collections::VecDeque::new(),
             stats: Stats::default(),
             next_sweep: None,
+            bindings: HashMap::new(),
+            by_source: HashMap::new(),
+            upstream: HashMap::new(),
         }
     }
 
@@ -144,9 +210,27 @@ impl MprProxy {
         self.traversals.len()
     }
 
-    fn place_of(&self, ctx: &dyn MprContext, source: SocketAddr) -> Place {
-        ctx.network_for_pinhole(Protocol::Sip, source)
-            .map_or(Place::Public, Place::Network)
+    /// Plain terminals with a live binding now.
+    pub fn bindings(&self, now: Instant) -> usize {
+        self.bindings.values().filter(|b| b.expires > now).count()
+    }
+
+    fn place_of(&self, now: Instant, ctx: &dyn MprContext, source: SocketAddr) -> Place {
+        if let Some(n) = ctx.network_for_pinhole(Protocol::Sip, source) {
+            return Place::Network(n);
+        }
+        self.by_source
+            .get(&source)
+            .and_then(|aor| self.binding(now, aor))
+            .filter(|b| b.at == source)
+            .map_or(Place::Public, |b| Place::Phone {
+                network: b.network.clone(),
+                at: b.at,
+            })
+    }
+
+    fn binding(&self, now: Instant, aor: &str) -> Option<&Binding> {
+        self.bindings.get(aor).filter(|b| b.expires > now)
     }
 
     fn reply(&mut self, rx: &Receive<'_>, msg: &Message<'_>, code: u16, reason: &str) {
@@ -194,7 +278,7 @@ impl MprProxy {
             self.reply(rx, msg, 483, "Too Many Hops");
             return;
         }
-        let origin = self.place_of(ctx, rx.remote);
+        let origin = self.place_of(now, ctx, rx.remote);
 
         // Our own Route entry names the traversal.
         let mut popped = false;
@@ -207,6 +291,22 @@ impl MprProxy {
             token = edit::uri_param(buf, uri_span, b"ph")
                 .and_then(|t| std::str::from_utf8(t).ok())
                 .and_then(|t| u64::from_str_radix(t, 16).ok());
+        }
+        // A plain terminal's REGISTER (or server OPTIONS) goes to the registrar.
+        if self.cfg.registrar.is_some()
+            && msg.to_tag().is_none()
+            && !matches!(origin, Place::Network(_))
+        {
+            let register = method.eq_ignore_ascii_case("REGISTER");
+            let server_ping = method.eq_ignore_ascii_case("OPTIONS")
+                && msg
+                    .request_uri()
+                    .and_then(|s| crate::Uri::parse(buf, s).ok())
+                    .is_some_and(|u| u.user.is_none());
+            if register || server_ping {
+                self.upstream(now, ctx, rx, msg, patch, top, register);
+                return;
+            }
         }
         let ikey = (call_id.to_vec(), from_tag.to_vec(), origin.clone());
         let token = token
@@ -245,7 +345,7 @@ impl MprProxy {
         let dest = match toward {
             // A network is reached through its current route, which a
             // re-registration may have moved.
-            Place::Network(_) => self.destination(ctx, msg, &toward, popped),
+            Place::Network(_) | Place::Phone { .. } => self.destination(ctx, msg, &toward, popped),
             // The initial request, its CANCEL and a non-2xx ACK go where the
             // INVITE went (RFC 3261 §9.1, §17.1.1.3).
             Place::Public if follows_invite => Some(initial_dest),
@@ -298,11 +398,22 @@ impl MprProxy {
             .and_then(|u| buf.get(u.host).map(<[u8]>::to_vec))
             .and_then(|h| String::from_utf8(h).ok());
         let network = domain.as_deref().and_then(|d| ctx.network_for_domain(d));
-        let toward = match (network, &origin) {
-            (Some(n), _) => Place::Network(n),
-            (None, Place::Network(_)) => Place::Public,
+        // A plain terminal registered under the Request-URI is reached at
+        // its binding.
+        let phone = msg
+            .request_uri()
+            .and_then(|s| aor(buf, s))
+            .and_then(|a| self.binding(now, &a))
+            .map(|b| Place::Phone {
+                network: b.network.clone(),
+                at: b.at,
+            });
+        let toward = match (phone, network, &origin) {
+            (Some(p), _, _) => p,
+            (None, Some(n), _) => Place::Network(n),
+            (None, None, Place::Network(_) | Place::Phone { .. }) => Place::Public,
             // Public to public: the MPR is not an open relay.
-            (None, Place::Public) => {
+            (None, None, Place::Public) => {
                 self.stats.not_ours += 1;
                 return Err((404, "Not Found"));
             }
@@ -345,6 +456,7 @@ impl MprProxy {
                 let r = ctx.route(n, Protocol::Sip)?;
                 Some((r.local, r.pinhole))
             }
+            Place::Phone { at, .. } => Some((self.cfg.local, *at)),
             Place::Public => {
                 let buf = msg.buf();
                 let next = if popped {
@@ -417,7 +529,13 @@ impl MprProxy {
             toward: toward.origin(),
             endpoints: &body.endpoints,
         };
-        match ctx.plan(now, &key, &intent) {
+        let planned = match &origin {
+            // A plain terminal's legs latch onto the address its
+            // (registrar-authenticated) signaling comes from.
+            Place::Phone { at, .. } => ctx.plan_latching(now, &key, &intent, at.ip()),
+            _ => ctx.plan(now, &key, &intent),
+        };
+        match planned {
             Ok(plan) => {
                 media::rewrite(msg, body.span, &plan.endpoints, patch).map_err(|e| {
                     self.stats.sdp_errors += 1;
@@ -455,6 +573,20 @@ impl MprProxy {
             self.stats.malformed += 1;
             return;
         };
+        if let Some(id) = top
+            .branch
+            .clone()
+            .and_then(|b| buf.get(b))
+            .and_then(|b| b.strip_prefix(UPSTREAM_BRANCH))
+        {
+            let id = id
+                .split(|&c| c == b'.')
+                .next()
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .and_then(|t| u64::from_str_radix(t, 16).ok());
+            self.upstream_response(now, rx, msg, id);
+            return;
+        }
         let token = top
             .branch
             .clone()
@@ -513,6 +645,188 @@ impl MprProxy {
         }
     }
 
+    /// Sends a plain terminal's REGISTER (or server OPTIONS) to the
+    /// registrar, statelessly (RFC 3261 §16.11: a retransmission gets the
+    /// same branch), remembering where it came from until the answer.
+    #[allow(clippy::too_many_arguments)]
+    fn upstream(
+        &mut self,
+        now: Instant,
+        ctx: &dyn MprContext,
+        rx: &Receive<'_>,
+        msg: &Message<'_>,
+        mut patch: Patch,
+        top: &crate::Via,
+        register: bool,
+    ) {
+        let Some(registrar) = self.cfg.registrar else {
+            return;
+        };
+        let buf = msg.buf();
+        let reg = if register {
+            // RFC 3261 §10.2: the To header names the address of record.
+            let to = msg
+                .header(crate::HeaderName::To)
+                .and_then(|h| crate::name_addrs(buf, h.value.clone()).ok())
+                .and_then(|v| v.into_iter().next())
+                .and_then(|na| aor(buf, na.uri));
+            let Some(to) = to else {
+                self.stats.malformed += 1;
+                self.reply(rx, msg, 400, "Bad To");
+                return;
+            };
+            let domain = to.rsplit('@').next().unwrap_or_default();
+            let Some(network) = ctx.network_for_domain(domain) else {
+                // Not a domain we serve: the MPR is not an open relay.
+                self.stats.not_ours += 1;
+                self.reply(rx, msg, 404, "Not Found");
+                return;
+            };
+            if self.bindings.len() >= self.cfg.max_bindings && !self.bindings.contains_key(&to) {
+                self.reply(rx, msg, 503, "Service Unavailable");
+                return;
+            }
+            Some((to, network))
+        } else {
+            None
+        };
+        let incoming = top
+            .branch
+            .clone()
+            .and_then(|b| buf.get(b))
+            .unwrap_or_default();
+        let source = rx.remote.to_string();
+        let id = edit::hash(
+            self.cfg.secret,
+            &[
+                incoming,
+                msg.call_id().unwrap_or_default(),
+                source.as_bytes(),
+            ],
+        ) & 0xffff_ffff_ffff;
+        if !self.upstream.contains_key(&id) && self.upstream.len() >= self.cfg.max_dialogs {
+            self.stats.dialogs_refused += 1;
+            self.reply(rx, msg, 503, "Service Unavailable");
+            return;
+        }
+        edit::mark_received(msg, &mut patch, top, rx.remote);
+        let branch = format!(
+            "z9hG4bKphr{id:x}.{:x}",
+            edit::hash(self.cfg.secret, &[b"upstream", &id.to_be_bytes()])
+        );
+        edit::add_via(msg, &mut patch, self.cfg.local, &branch);
+        if register {
+            self.stats.registrations += 1;
+        }
+        self.upstream.insert(
+            id,
+            Upstream {
+                register: reg,
+                source: rx.remote,
+                local: rx.local,
+                sent: now,
+            },
+        );
+        self.arm_sweep(now);
+        self.forward(msg, &patch, self.cfg.local, registrar);
+    }
+
+    /// The registrar's answer to a request [`MprProxy::upstream`] sent: back
+    /// to the terminal; a 2xx to a REGISTER records (or removes) its binding.
+    fn upstream_response(
+        &mut self,
+        now: Instant,
+        rx: &Receive<'_>,
+        msg: &Message<'_>,
+        id: Option<u64>,
+    ) {
+        let from_registrar = self.cfg.registrar == Some(rx.remote);
+        let Some((id, up)) = id
+            .filter(|_| from_registrar)
+            .and_then(|id| self.upstream.get(&id).map(|u| (id, u)))
+        else {
+            self.stats.not_ours += 1;
+            tracing::debug!(remote = %rx.remote, "SIP response to no upstream request: dropped");
+            return;
+        };
+        let (source, local) = (up.source, up.local);
+        let vias = msg.vias();
+        let (Some(top), Some(next)) = (vias.first(), vias.get(1)) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let to = edit::via_target(msg.buf(), next).unwrap_or(source);
+        let status = msg.status().unwrap_or(0);
+        if status >= 200
+            && let Some(up) = self.upstream.remove(&id)
+            && let Some((aor, network)) = up.register
+            && (200..300).contains(&status)
+        {
+            self.learn(now, msg, aor, network, up.source);
+        }
+        let mut patch = Patch::new();
+        edit::pop_via(msg, &mut patch, top);
+        self.forward(msg, &patch, local, to);
+    }
+
+    /// Records what a registrar's 2xx says of `aor`: bound at `at` for the
+    /// longest expiry it grants (RFC 3261 §10.3 step 8 lists every contact
+    /// with its `expires`), or unbound when it lists none.
+    fn learn(
+        &mut self,
+        now: Instant,
+        ok: &Message<'_>,
+        aor: String,
+        network: String,
+        at: SocketAddr,
+    ) {
+        let buf = ok.buf();
+        let header_expires = ok
+            .headers_by_name(b"Expires")
+            .next()
+            .and_then(|h| std::str::from_utf8(ok.value(h)).ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let contacts: Vec<Option<u64>> = ok
+            .headers_named(crate::HeaderName::Contact)
+            .filter_map(|h| crate::name_addrs(buf, h.value.clone()).ok())
+            .flatten()
+            .map(|na| {
+                na.param(buf, b"expires")
+                    .and_then(|p| p.value)
+                    .and_then(|v| buf.get(v))
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .collect();
+        let expires = contacts
+            .iter()
+            .map(|e| e.or(header_expires).unwrap_or(3600))
+            .max()
+            .unwrap_or(0)
+            .min(86_400);
+        if let Some(old) = self.bindings.remove(&aor)
+            && self.by_source.get(&old.at) == Some(&aor)
+        {
+            self.by_source.remove(&old.at);
+        }
+        if expires == 0 {
+            tracing::info!(%aor, "plain terminal unregistered");
+            return;
+        }
+        tracing::info!(%aor, %network, %at, expires, "plain terminal registered");
+        self.stats.bindings += 1;
+        self.by_source.insert(at, aor.clone());
+        self.bindings.insert(
+            aor,
+            Binding {
+                network,
+                at,
+                expires: now + Duration::from_secs(expires),
+            },
+        );
+        self.arm_sweep(now);
+    }
+
     fn arm_sweep(&mut self, now: Instant) {
         let at = now + self.cfg.linger.min(self.cfg.setup_timeout);
         if self.next_sweep.is_none_or(|t| t > at) {
@@ -550,8 +864,17 @@ impl MprProxy {
                 }
             }
         }
-        self.next_sweep = (!self.traversals.is_empty())
-            .then(|| now + Duration::from_secs(1).max(self.cfg.linger / 4));
+        let linger = self.cfg.linger;
+        self.upstream.retain(|_, u| now < u.sent + linger);
+        let before = self.bindings.len();
+        self.bindings.retain(|_, b| b.expires > now);
+        self.stats.bindings_expired += (before - self.bindings.len()) as u64;
+        let bindings = &self.bindings;
+        self.by_source
+            .retain(|at, aor| bindings.get(aor).is_some_and(|b| b.at == *at));
+        let busy =
+            !self.traversals.is_empty() || !self.upstream.is_empty() || !self.bindings.is_empty();
+        self.next_sweep = busy.then(|| now + Duration::from_secs(1).max(self.cfg.linger / 4));
     }
 }
 

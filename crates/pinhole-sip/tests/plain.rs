@@ -1,0 +1,468 @@
+//! Plain terminals without an APS (no CMPH at all), on the simulated
+//! network: phones register through the MPR with the soft-switch, which
+//! authenticates them; the MPR learns each binding from the 2xx only, routes
+//! calls to the NAT binding, and the relay legs latch onto the address the
+//! phone's signaling came from.
+#![allow(missing_docs)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use pinhole_core::mpr;
+use pinhole_sip::proxy::{MprProxy, MprProxyConfig};
+use pinhole_sip::{HeaderName, Message, name_addrs};
+use pinhole_testkit::{FirewallConfig, World};
+
+const MPR: &str = "203.0.113.10:5060";
+const SOFTSWITCH: &str = "192.0.2.5:5060";
+const A: &str = "10.1.0.20:5060";
+const B: &str = "10.2.0.20:5060";
+const A_MEDIA: &str = "10.1.0.20:4000";
+const B_MEDIA: &str = "10.2.0.20:6000";
+
+fn a(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn world() -> World {
+    #[allow(clippy::disallowed_methods)]
+    let start = Instant::now();
+    let mut mc = mpr::Config::new(ip("203.0.113.10"), [1; 32]);
+    mc.control_ports = vec![5060];
+    for (id, dom) in [("corp1", "corp1.example"), ("corp2", "corp2.example")] {
+        let mut n = mpr::NetworkConfig::new(id, format!("{id}-secret").into_bytes());
+        n.domains.push(dom.into());
+        mc.networks.push(n);
+    }
+    let mut w = World::new(start, 4, mc);
+    let c1 = w.add_corp("corp1", ip("198.51.100.1"), FirewallConfig::default());
+    let c2 = w.add_corp("corp2", ip("198.51.100.2"), FirewallConfig::default());
+    w.add_host(c1.zone, ip("10.1.0.20"), "A");
+    w.add_host(c2.zone, ip("10.2.0.20"), "B");
+    let internet = w.internet;
+    w.add_host(internet, ip("192.0.2.5"), "SoftSwitch");
+    w.add_host(internet, ip("192.0.2.66"), "X");
+    let mut pc = MprProxyConfig::new(a(MPR), 4);
+    pc.registrar = Some(a(SOFTSWITCH));
+    w.set_mpr_alg(a(MPR), Box::new(MprProxy::new(pc)));
+    w
+}
+
+fn register(from: &str, user: &str, domain: &str, n: u32) -> Vec<u8> {
+    format!(
+        "REGISTER sip:{domain} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from};branch=z9hG4bK-reg{n};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:{user}@{domain}>;tag=r{n}\r\n\
+         To: <sip:{user}@{domain}>\r\n\
+         Call-ID: reg-{user}\r\n\
+         CSeq: {n} REGISTER\r\n\
+         Contact: <sip:{user}@{from}>\r\n\
+         Expires: 300\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// The soft-switch's (or a phone's) response: Via, From, To (+tag),
+/// Call-ID, CSeq and Record-Route copied, `extra` lines added.
+fn respond(req: &[u8], code: u16, extra: &str, body: Option<&str>) -> Vec<u8> {
+    let m = Message::parse(req).unwrap();
+    let mut out = format!("SIP/2.0 {code} Whatever\r\n");
+    for h in m.headers() {
+        let name = String::from_utf8_lossy(&req[h.name_span.clone()]).into_owned();
+        let value = String::from_utf8_lossy(m.value(h)).into_owned();
+        match h.name {
+            HeaderName::Via
+            | HeaderName::From
+            | HeaderName::CallId
+            | HeaderName::CSeq
+            | HeaderName::RecordRoute => out.push_str(&format!("{name}: {value}\r\n")),
+            HeaderName::To if m.to_tag().is_none() => {
+                out.push_str(&format!("{name}: {value};tag=t{code}\r\n"));
+            }
+            HeaderName::To => out.push_str(&format!("{name}: {value}\r\n")),
+            _ => {}
+        }
+    }
+    out.push_str(extra);
+    match body {
+        Some(b) => out.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )),
+        None => out.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    out.into_bytes()
+}
+
+fn sdp(media: SocketAddr) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0\r\na=sendrecv\r\n",
+        ip = media.ip(),
+        port = media.port()
+    )
+}
+
+fn invite(from: &str, to_user: &str, body: &str) -> Vec<u8> {
+    format!(
+        "INVITE sip:{to_user}@corp2.example SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from};branch=z9hG4bK-inv;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@corp1.example>;tag=alice1\r\n\
+         To: <sip:{to_user}@corp2.example>\r\n\
+         Call-ID: plain-call\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:alice@{from}>\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn in_dialog(resp: &[u8], method: &str, cseq: u32) -> Vec<u8> {
+    let m = Message::parse(resp).unwrap();
+    let mut routes: Vec<String> = m
+        .headers_named(HeaderName::RecordRoute)
+        .flat_map(|h| name_addrs(resp, h.value.clone()).unwrap())
+        .map(|na| format!("<{}>", String::from_utf8_lossy(&resp[na.uri.clone()])))
+        .collect();
+    routes.reverse();
+    format!(
+        "{method} sip:bob@{B} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {A};branch=z9hG4bK-a{cseq}{method};rport\r\n\
+         Max-Forwards: 70\r\n\
+         Route: {}\r\n\
+         From: <sip:alice@corp1.example>;tag=alice1\r\n\
+         To: <sip:bob@corp2.example>;tag=t200\r\n\
+         Call-ID: plain-call\r\n\
+         CSeq: {cseq} {method}\r\n\
+         Content-Length: 0\r\n\r\n",
+        routes.join(", ")
+    )
+    .into_bytes()
+}
+
+fn take(w: &mut World, at: &str) -> Vec<Vec<u8>> {
+    w.take_inbox(a(at)).into_iter().map(|d| d.payload).collect()
+}
+
+fn status(m: &[u8]) -> Option<u16> {
+    Message::parse(m).unwrap().status()
+}
+
+fn media_of(msg: &[u8]) -> SocketAddr {
+    let m = Message::parse(msg).unwrap();
+    let span = m.sdp_bodies().unwrap().remove(0);
+    let sdp = pinhole_sdp::Sdp::parse(&msg[span]).unwrap();
+    sdp.endpoints(ip("0.0.0.0")).unwrap()[0].addr
+}
+
+fn counter(w: &World, name: &str) -> u64 {
+    let c = w.mpr_alg().unwrap().counters();
+    c.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v)
+}
+
+/// The phone registers; the soft-switch challenges once, then accepts.
+fn registered(w: &mut World, phone: &str, user: &str, domain: &str) {
+    w.send(a(phone), a(MPR), register(phone, user, domain, 1));
+    w.run_for(Duration::from_millis(100));
+    let got = take(w, SOFTSWITCH);
+    assert_eq!(got.len(), 1, "the REGISTER reached the soft-switch");
+    let reg = &got[0];
+    let m = Message::parse(reg).unwrap();
+    assert_eq!(m.vias().len(), 2, "the MPR's Via on top");
+    w.send(
+        a(SOFTSWITCH),
+        a(MPR),
+        respond(
+            reg,
+            401,
+            "WWW-Authenticate: Digest realm=\"x\", nonce=\"n\"\r\n",
+            None,
+        ),
+    );
+    w.run_for(Duration::from_millis(100));
+    let got = take(w, phone);
+    assert_eq!(
+        got.iter().map(|r| status(r)).collect::<Vec<_>>(),
+        [Some(401)]
+    );
+    assert_eq!(Message::parse(&got[0]).unwrap().vias().len(), 1);
+    w.send(a(phone), a(MPR), register(phone, user, domain, 2));
+    w.run_for(Duration::from_millis(100));
+    let reg = take(w, SOFTSWITCH).remove(0);
+    let contact = format!("Contact: <sip:{user}@{phone}>;expires=120\r\n");
+    w.send(a(SOFTSWITCH), a(MPR), respond(&reg, 200, &contact, None));
+    w.run_for(Duration::from_millis(100));
+    let got = take(w, phone);
+    assert_eq!(
+        got.iter().map(|r| status(r)).collect::<Vec<_>>(),
+        [Some(200)]
+    );
+}
+
+#[test]
+fn plain_phones_register_through_the_mpr_and_call_with_latched_media() {
+    let mut w = world();
+    // Before any REGISTER the MPR knows no one: corp2 has no route either.
+    w.send(a(A), a(MPR), invite(A, "bob", &sdp(a(A_MEDIA))));
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(status(&take(&mut w, A)[0]), Some(480));
+
+    registered(&mut w, A, "alice", "corp1.example");
+    registered(&mut w, B, "bob", "corp2.example");
+    assert_eq!(counter(&w, "bindings"), 2, "one per 2xx, none for the 401");
+    assert_eq!(counter(&w, "registrations"), 4);
+
+    // A calls bob: the INVITE goes to B's NAT binding.
+    w.send(a(A), a(MPR), invite(A, "bob", &sdp(a(A_MEDIA))));
+    w.run_for(Duration::from_millis(100));
+    let inv = take(&mut w, B).remove(0);
+    let relay_b = media_of(&inv);
+    assert_eq!(relay_b.ip(), ip("203.0.113.10"));
+    w.send(a(B), a(MPR), respond(&inv, 180, "", None));
+    w.send(
+        a(B),
+        a(MPR),
+        respond(
+            &inv,
+            200,
+            &format!("Contact: <sip:bob@{B}>\r\n"),
+            Some(&sdp(a(B_MEDIA))),
+        ),
+    );
+    w.run_for(Duration::from_millis(100));
+    let got = take(&mut w, A);
+    assert_eq!(
+        got.iter().map(|r| status(r)).collect::<Vec<_>>(),
+        [Some(180), Some(200)]
+    );
+    let relay_a = media_of(&got[1]);
+    assert_eq!(relay_a.ip(), ip("203.0.113.10"));
+    assert_ne!(relay_a, relay_b);
+    w.send(a(A), a(MPR), in_dialog(&got[1], "ACK", 1));
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(
+        Message::parse(&take(&mut w, B)[0]).unwrap().method(),
+        Some("ACK")
+    );
+
+    // A stranger cannot take the legs over: its packets are dropped, and
+    // later the phones' own packets latch.
+    let drops = w.relay_counters().dropped_source;
+    w.send(a("192.0.2.66:7000"), relay_a, vec![0x80, 0, 0, 0, b'x']);
+    w.send(a("192.0.2.66:7000"), relay_b, vec![0x80, 0, 0, 0, b'x']);
+    w.run_for(Duration::from_millis(50));
+    assert_eq!(w.relay_counters().dropped_source - drops, 2);
+
+    // Symmetric RTP: each phone's first packet latches its leg.
+    w.send(a(A_MEDIA), relay_a, vec![0x80, 0, 0, 0, b'p']);
+    w.send(a(B_MEDIA), relay_b, vec![0x80, 0, 0, 0, b'p']);
+    w.run_for(Duration::from_millis(100));
+    take(&mut w, A_MEDIA);
+    take(&mut w, B_MEDIA);
+    for i in 1..=20u8 {
+        w.send(a(A_MEDIA), relay_a, vec![0x80, 0, 0, i, b'a']);
+        w.send(a(B_MEDIA), relay_b, vec![0x80, 0, 0, i, b'b']);
+        w.run_for(Duration::from_millis(20));
+    }
+    w.run_for(Duration::from_millis(100));
+    let (at_a, at_b) = (take(&mut w, A_MEDIA), take(&mut w, B_MEDIA));
+    assert_eq!((at_a.len(), at_b.len()), (20, 20));
+    assert!(at_b.iter().all(|p| p[4] == b'a') && at_a.iter().all(|p| p[4] == b'b'));
+    assert_eq!(w.mpr().stats().latches, 2);
+
+    // BYE frees the legs.
+    w.send(a(A), a(MPR), in_dialog(&got[1], "BYE", 2));
+    w.run_for(Duration::from_millis(100));
+    let bye = take(&mut w, B).remove(0);
+    w.send(a(B), a(MPR), respond(&bye, 200, "", None));
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(status(&take(&mut w, A)[0]), Some(200));
+    assert_eq!(w.mpr().stats().legs_open, 0);
+}
+
+#[test]
+fn only_the_registrars_2xx_binds_and_bindings_expire() {
+    let mut w = world();
+    // Refused by the soft-switch: no binding, bob stays unreachable.
+    w.send(a(B), a(MPR), register(B, "bob", "corp2.example", 1));
+    w.run_for(Duration::from_millis(100));
+    let reg = take(&mut w, SOFTSWITCH).remove(0);
+    w.send(a(SOFTSWITCH), a(MPR), respond(&reg, 403, "", None));
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(status(&take(&mut w, B)[0]), Some(403));
+    // A forged 200 from anyone but the registrar is dropped.
+    w.send(a(B), a(MPR), register(B, "bob", "corp2.example", 2));
+    w.run_for(Duration::from_millis(100));
+    let reg = take(&mut w, SOFTSWITCH).remove(0);
+    let ok = respond(&reg, 200, "Contact: <sip:bob@x>;expires=300\r\n", None);
+    w.send(a("192.0.2.66:5060"), a(MPR), ok.clone());
+    w.run_for(Duration::from_millis(100));
+    assert!(take(&mut w, B).is_empty());
+    assert_eq!(counter(&w, "bindings"), 0);
+    w.send(a(A), a(MPR), invite(A, "bob", &sdp(a(A_MEDIA))));
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(
+        status(&take(&mut w, A)[0]),
+        Some(480),
+        "bob is not reachable"
+    );
+
+    // The registrar's own 200 binds, for the expiry it grants (120 s).
+    registered(&mut w, B, "bob", "corp2.example");
+    w.send(
+        a(A),
+        a(MPR),
+        invite(A, "bob", &sdp(a(A_MEDIA))).replace_call_id("c2"),
+    );
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(take(&mut w, B).len(), 1, "bob reached at his binding");
+    w.run_for(Duration::from_secs(135));
+    assert_eq!(
+        counter(&w, "bindings_expired"),
+        1,
+        "{:?}",
+        w.mpr_alg().unwrap().counters()
+    );
+    w.send(
+        a(A),
+        a(MPR),
+        invite(A, "bob", &sdp(a(A_MEDIA))).replace_call_id("c3"),
+    );
+    w.run_for(Duration::from_millis(100));
+    assert!(take(&mut w, B).is_empty(), "gone after expiry");
+}
+
+#[test]
+fn foreign_domains_keepalives_and_server_options() {
+    let mut w = world();
+    // A REGISTER for a domain no network serves: not an open relay.
+    w.send(
+        a("192.0.2.66:5060"),
+        a(MPR),
+        register("192.0.2.66:5060", "eve", "elsewhere.example", 1),
+    );
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(status(&take(&mut w, "192.0.2.66:5060")[0]), Some(404));
+    assert!(take(&mut w, SOFTSWITCH).is_empty());
+    // RFC 5626 keepalive: a CRLF pong.
+    w.send(a(A), a(MPR), b"\r\n\r\n".to_vec());
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(take(&mut w, A), [b"\r\n".to_vec()]);
+    // OPTIONS to the server passes to the soft-switch and back.
+    let options = String::from_utf8(register(A, "alice", "corp1.example", 5))
+        .unwrap()
+        .replace("REGISTER", "OPTIONS")
+        .into_bytes();
+    w.send(a(A), a(MPR), options);
+    w.run_for(Duration::from_millis(100));
+    let o = take(&mut w, SOFTSWITCH).remove(0);
+    assert_eq!(Message::parse(&o).unwrap().method(), Some("OPTIONS"));
+    w.send(a(SOFTSWITCH), a(MPR), respond(&o, 200, "", None));
+    w.run_for(Duration::from_millis(100));
+    assert_eq!(status(&take(&mut w, A)[0]), Some(200));
+    assert_eq!(counter(&w, "bindings"), 0, "OPTIONS binds nothing");
+}
+
+trait CallId {
+    fn replace_call_id(self, id: &str) -> Vec<u8>;
+}
+
+impl CallId for Vec<u8> {
+    fn replace_call_id(self, id: &str) -> Vec<u8> {
+        String::from_utf8(self)
+            .unwrap()
+            .replace("plain-call", id)
+            .into_bytes()
+    }
+}
+
+mod hostile {
+    //! The registrar path under hostile input: arbitrary sequences of
+    //! mutated REGISTERs, registrar answers and INVITEs from any source
+    //! never panic the proxy, and what it sends is SIP (or a CRLF pong).
+
+    use super::*;
+    use pinhole_core::alg::MprSignaling;
+    use pinhole_core::types::Receive;
+    use proptest::prelude::*;
+
+    /// Seeds built from what the proxy really forwarded, so the
+    /// registrar's answers carry a branch it knows and reach `learn`.
+    fn seeds(forwarded: &[u8]) -> Vec<Vec<u8>> {
+        vec![
+            register(A, "alice", "corp1.example", 1),
+            respond(
+                forwarded,
+                200,
+                "Contact: <sip:alice@x>;expires=60, <sip:alice@y>;expires=0\r\nExpires: 30\r\n",
+                None,
+            ),
+            respond(forwarded, 401, "", None),
+            invite(A, "alice", &sdp(a(A_MEDIA))),
+            b"\r\n\r\n".to_vec(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_registrar_path_never_panics(
+            steps in proptest::collection::vec(
+                (0usize..5, 0usize..4, proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6)),
+                1..12,
+            ),
+        ) {
+            #[allow(clippy::disallowed_methods)]
+            let now = Instant::now();
+            let mut mc = mpr::Config::new(ip("203.0.113.10"), [1; 32]);
+            mc.control_ports = vec![5060];
+            let mut n = mpr::NetworkConfig::new("corp1", b"s".to_vec());
+            n.domains.push("corp1.example".into());
+            mc.networks.push(n);
+            let mut engine = mpr::Engine::new(mc, now).unwrap();
+            let mut pc = MprProxyConfig::new(a(MPR), 9);
+            pc.registrar = Some(a(SOFTSWITCH));
+            let mut proxy = MprProxy::new(pc);
+            let sources = [a(A), a(SOFTSWITCH), a("192.0.2.66:5060"), a("198.51.100.1:20000")];
+            let reg = register(A, "alice", "corp1.example", 1);
+            proxy.handle_datagram(now, &mut engine, Receive { local: a(MPR), remote: a(A), bytes: &reg });
+            let forwarded = proxy.poll_transmit().unwrap().payload;
+            let seeds = seeds(&forwarded);
+            // Unmutated, the 200 binds alice: the mutations start from there.
+            let mut probe = MprProxy::new({
+                let mut pc = MprProxyConfig::new(a(MPR), 9);
+                pc.registrar = Some(a(SOFTSWITCH));
+                pc
+            });
+            probe.handle_datagram(now, &mut engine, Receive { local: a(MPR), remote: a(A), bytes: &reg });
+            probe.handle_datagram(now, &mut engine, Receive { local: a(MPR), remote: a(SOFTSWITCH), bytes: &seeds[1] });
+            prop_assert_eq!(probe.bindings(now), 1);
+            for (i, (pick, src, edits)) in steps.into_iter().enumerate() {
+                let mut m = seeds[pick].clone();
+                for (at, b) in edits {
+                    let at = at.index(m.len());
+                    m[at] = b;
+                }
+                let t = now + Duration::from_secs(i as u64 * 20);
+                proxy.handle_datagram(t, &mut engine, Receive { local: a(MPR), remote: sources[src], bytes: &m });
+                proxy.handle_timeout(t, &mut engine);
+                while let Some(out) = proxy.poll_transmit() {
+                    prop_assert!(
+                        out.payload == b"\r\n" || Message::parse(&out.payload).is_ok(),
+                        "{}", String::from_utf8_lossy(&out.payload)
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The SIP figure examples: each run has its figure's steps in order,
+//! media both ways, the legs freed; the step check catches a ladder out of
+//! order; the binaries print the ladder and exit 0.
+#![allow(missing_docs)]
+
+use std::process::Command;
+
+use pinhole_examples::figures::{self, FIG12_STEPS, FigureRun, Line, Step, match_steps};
+
+fn line_of(run: &FigureRun, number: u16) -> usize {
+    let steps = run.steps_in_order().expect("steps in order");
+    steps
+        .iter()
+        .find(|(n, _)| *n == number)
+        .map(|(_, i)| *i)
+        .expect("step matched")
+}
+
+#[test]
+fn fig11_has_steps_1005_to_1097_in_order_and_media_both_ways() {
+    let run = figures::fig11().expect("fig11 runs");
+    let steps = run
+        .steps_in_order()
+        .unwrap_or_else(|e| panic!("{e}\n{}", run.render()));
+    assert_eq!(steps.len(), 19);
+    assert!(run.media_ok(), "{run:?}");
+    // The APS opens the pinhole before the INVITE leaves the network, and
+    // APS2 before B's answer leaves corp2.
+    assert!(line_of(&run, 1005) < line_of(&run, 1010));
+    assert!(line_of(&run, 1015) < line_of(&run, 1020));
+    assert!(line_of(&run, 1055) < line_of(&run, 1060));
+    assert!(line_of(&run, 1065) < line_of(&run, 1070));
+    // Plain phones only ever talk to their APS.
+    assert!(
+        run.ladder
+            .iter()
+            .filter(|l| l.from == "A" || l.from == "B")
+            .all(|l| l.to == "APS1" || l.to == "APS2"),
+        "{}",
+        run.render()
+    );
+    assert_eq!(
+        run.ended,
+        [
+            Some(pinhole_examples::sip_ua::EndReason::LocalBye),
+            Some(pinhole_examples::sip_ua::EndReason::RemoteBye)
+        ]
+    );
+}
+
+#[test]
+fn fig12_has_steps_1105_to_1160_in_order_and_media_both_ways() {
+    let run = figures::fig12().expect("fig12 runs");
+    let steps = run
+        .steps_in_order()
+        .unwrap_or_else(|e| panic!("{e}\n{}", run.render()));
+    assert_eq!(steps.len(), 12);
+    assert!(run.media_ok(), "{run:?}");
+    // A's CMPH Response is in before its INVITE names the pinhole; B's
+    // CMPH comes after the INVITE reached it and before its 200.
+    assert!(line_of(&run, 1115) < line_of(&run, 1105));
+    assert!(line_of(&run, 1120) < line_of(&run, 1135));
+    assert!(line_of(&run, 1140) < line_of(&run, 1145));
+    assert!(line_of(&run, 1160) < line_of(&run, 1155));
+    // No APS anywhere: the terminals talk to the MPR only.
+    assert!(run.ladder.iter().all(|l| l.from == "MPR" || l.to == "MPR"));
+    assert!(!run.render().contains("APS"));
+    // The INVITE A sends names A's pinhole, not its inside address: the
+    // relay answered A's reserve with the mapped (public) address.
+    let reserve = &run.ladder[line_of(&run, 1115)];
+    assert!(reserve.what.contains("mapped=198.51.100.1:"), "{reserve:?}");
+}
+
+#[test]
+fn the_step_check_fails_on_a_ladder_out_of_order() {
+    let run = figures::fig12().expect("fig12 runs");
+    // The patent's literal numbering (1105 before 1110) is not what the
+    // wire shows: A sends its INVITE after its CMPH.
+    let mut literal: Vec<Step> = FIG12_STEPS.to_vec();
+    literal.swap(0, 2);
+    literal.swap(1, 2);
+    assert_eq!(literal[0].number, 1105);
+    let err = match_steps(&run.ladder, &literal).unwrap_err();
+    assert!(err.contains("1110"), "{err}");
+    // B's 200 moved before its CMPH: step 1145 must come after 1140. (The
+    // ladder is cut before the BYE, whose 200 would match 1145 otherwise.)
+    let bye = run
+        .ladder
+        .iter()
+        .position(|l| l.what.starts_with("BYE "))
+        .expect("a BYE");
+    let mut ladder: Vec<Line> = run.ladder[..bye].to_vec();
+    let (cmph, ok) = (line_of(&run, 1135), line_of(&run, 1145));
+    let moved = ladder.remove(ok);
+    ladder.insert(cmph, moved);
+    let err = match_steps(&ladder, FIG12_STEPS).unwrap_err();
+    assert!(err.starts_with("step 1145 "), "{err}");
+    // A ladder without the ACK.
+    let ladder: Vec<Line> = run
+        .ladder
+        .iter()
+        .filter(|l| !l.what.starts_with("ACK "))
+        .cloned()
+        .collect();
+    assert!(
+        match_steps(&ladder, FIG12_STEPS)
+            .unwrap_err()
+            .contains("1160")
+    );
+}
+
+#[test]
+fn the_figure_binaries_print_the_ladder_and_succeed() {
+    for (bin, needles) in [
+        (
+            env!("CARGO_BIN_EXE_sip_fig11"),
+            &["[1005]", "[1060]", "[1097]", "[1100]", "result: OK"][..],
+        ),
+        (
+            env!("CARGO_BIN_EXE_sip_fig12"),
+            &[
+                "[1110]",
+                "[1105]",
+                "[1135]",
+                "[1155]",
+                "[1165]",
+                "result: OK",
+            ][..],
+        ),
+    ] {
+        let out = Command::new(bin).output().expect("runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{bin} failed:\n{text}");
+        for n in needles {
+            assert!(text.contains(n), "{bin}: no {n:?} in\n{text}");
+        }
+    }
+}
