@@ -29,6 +29,8 @@ use pinhole_tests::sipp::{Keys, Sipp, scenario, sipp_or_skip};
 use crate::common::*;
 
 const MPR_IP: [u8; 4] = [127, 0, 0, 23];
+/// Where APS1's and APS2's media ports B are bound in the Fig. 11 tests.
+const APS_MEDIA_IPS: [[u8; 4]; 2] = [[127, 0, 0, 24], [127, 0, 0, 25]];
 
 /// The deployment: its runtime, the MPR and both APSs, both firewalls.
 pub(crate) struct Bed {
@@ -64,14 +66,16 @@ pub(crate) struct BedConfig {
 
 impl BedConfig {
     /// The Fig. 11 tests' layout: three ranges of 200 ports from `base`,
-    /// the default 30 s quarantine.
+    /// the default 30 s quarantine. Ports B sit on addresses of their own:
+    /// the ranges lie in Linux's ephemeral range, and sockets bound to port
+    /// 0 on the phones' addresses could take them first.
     pub(crate) fn fig11(base: u16) -> Self {
         Self {
             base,
             mpr_ports: 200,
             aps_ports: 200,
             quarantine: Duration::from_secs(30),
-            media_ips: None,
+            media_ips: Some(APS_MEDIA_IPS.map(IpAddr::from)),
             firewall_idle: Duration::from_secs(30),
             firewall_linger: Duration::from_secs(30),
         }
@@ -308,13 +312,13 @@ fn fig11_basic_call_media_both_ways_and_bye_frees_the_legs() -> TestResult {
     let to_callee = answer.audio_addr().ok_or("no address in the answer")?;
     let to_caller = offer.audio_addr().ok_or("no address in the offer")?;
     assert_eq!(
-        to_callee.ip().to_string(),
-        CALLER_IP,
+        to_callee.ip(),
+        IpAddr::from(APS_MEDIA_IPS[0]),
         "caller told APS1's port B"
     );
     assert_eq!(
-        to_caller.ip().to_string(),
-        CALLEE_IP,
+        to_caller.ip(),
+        IpAddr::from(APS_MEDIA_IPS[1]),
         "callee told APS2's port B"
     );
     assert_ne!(to_callee, call.callee.media_addr);
@@ -421,8 +425,8 @@ fn fig11_cancel_frees_the_legs() -> TestResult {
     )?;
     let offer = call.uas.wait_received_sdps(1, WAIT)?.remove(0);
     assert_eq!(
-        offer.audio_addr().map(|a| a.ip().to_string()).as_deref(),
-        Some(CALLEE_IP)
+        offer.audio_addr().map(|a| a.ip()),
+        Some(IpAddr::from(APS_MEDIA_IPS[1]))
     );
     let (uac, uas) = call.finish()?;
     let codes: Vec<_> = uac.received.iter().filter_map(SipMessage::status).collect();
