@@ -602,3 +602,38 @@ fn call(
         at_b: b.received,
     })
 }
+
+/// What the `sip_fig11` and `sip_fig12` binaries do: run a figure, print
+/// its ladder and verdict, and exit non-zero unless every step appeared in
+/// order and media arrived intact both ways.
+pub fn print_and_judge(
+    name: &str,
+    title: &str,
+    run: fn() -> Result<FigureRun>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let run = match run() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{name} failed: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("== {title}");
+    print!("{}", run.render());
+    let steps = run.steps_in_order();
+    if let Err(e) = &steps {
+        println!("steps: {e}");
+    }
+    println!(
+        "ended: A {:?}, B {:?}; MPR legs open after BYE: {}",
+        run.ended[0], run.ended[1], run.legs_open_after
+    );
+    if steps.is_ok() && run.media_ok() {
+        println!("result: OK");
+        ExitCode::SUCCESS
+    } else {
+        println!("result: FAILED");
+        ExitCode::FAILURE
+    }
+}

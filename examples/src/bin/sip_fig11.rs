@@ -7,28 +7,9 @@ use std::process::ExitCode;
 use pinhole_examples::figures;
 
 fn main() -> ExitCode {
-    let run = match figures::fig11() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("sip_fig11 failed: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("== Fig. 11 — SIP with an APS in each network (plain phones A and B)");
-    print!("{}", run.render());
-    let steps = run.steps_in_order();
-    if let Err(e) = &steps {
-        println!("steps: {e}");
-    }
-    println!(
-        "ended: A {:?}, B {:?}; MPR legs open after BYE: {}",
-        run.ended[0], run.ended[1], run.legs_open_after
-    );
-    if steps.is_ok() && run.media_ok() {
-        println!("result: OK");
-        ExitCode::SUCCESS
-    } else {
-        println!("result: FAILED");
-        ExitCode::FAILURE
-    }
+    figures::print_and_judge(
+        "sip_fig11",
+        "Fig. 11 — SIP with an APS in each network (plain phones A and B)",
+        figures::fig11,
+    )
 }

@@ -518,7 +518,7 @@ impl ApsProxy {
         if waiting {
             return MediaStep::Wait;
         }
-        if let Err(e) = media::rewrite(msg, body.span, &plan, patch) {
+        if let Err(e) = body.rewrite(&plan, patch) {
             self.stats.sdp_errors += 1;
             tracing::warn!(error = %e, "SIP: SDP rewrite failed");
             return MediaStep::Failed;

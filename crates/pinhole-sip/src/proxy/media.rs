@@ -101,15 +101,17 @@ impl Negotiation {
     }
 }
 
-/// The message's SDP: the body span (in message offsets) and its streams.
-pub(crate) struct Body {
-    pub(crate) span: Range<usize>,
+/// The message's SDP, parsed once: where it sits (in message offsets), its
+/// span view, and its streams.
+pub(crate) struct Body<'a> {
+    span: Range<usize>,
+    sdp: Sdp<'a>,
     pub(crate) endpoints: Vec<MediaEndpoint>,
 }
 
 /// Finds the first SDP body (whole body or a multipart part) and reads its
 /// streams. An FQDN in `c=` stands for `fallback` (the sender's address).
-pub(crate) fn body(msg: &Message<'_>, fallback: IpAddr) -> Result<Option<Body>, String> {
+pub(crate) fn body<'a>(msg: &Message<'a>, fallback: IpAddr) -> Result<Option<Body<'a>>, String> {
     let spans = msg.sdp_bodies().map_err(|e| e.to_string())?;
     let Some(span) = spans.into_iter().next() else {
         return Ok(None);
@@ -120,22 +122,26 @@ pub(crate) fn body(msg: &Message<'_>, fallback: IpAddr) -> Result<Option<Body>, 
     }
     let sdp = Sdp::parse(bytes).map_err(|e| e.to_string())?;
     let endpoints = sdp.endpoints(fallback).map_err(|e| e.to_string())?;
-    Ok(Some(Body { span, endpoints }))
+    Ok(Some(Body {
+        span,
+        sdp,
+        endpoints,
+    }))
 }
 
-/// Records the edits that write `plan` into the SDP at `span`, and the
-/// Content-Length fix they need.
-pub(crate) fn rewrite(
-    msg: &Message<'_>,
-    span: Range<usize>,
-    plan: &[PlannedEndpoint],
-    patch: &mut Patch,
-) -> Result<(), String> {
-    let bytes = msg.buf().get(span.clone()).unwrap_or_default();
-    let sdp = Sdp::parse(bytes).map_err(|e| e.to_string())?;
-    let mut part = Patch::new();
-    sdp.rewrite(plan, &RewriteOptions::default(), &mut part)
-        .map_err(|e| e.to_string())?;
-    patch.extend_shifted(&part, span.start);
-    Ok(())
+impl Body<'_> {
+    /// Records the edits that write `plan` into this SDP (the caller fixes
+    /// Content-Length once all edits are in).
+    pub(crate) fn rewrite(
+        &self,
+        plan: &[PlannedEndpoint],
+        patch: &mut Patch,
+    ) -> Result<(), String> {
+        let mut part = Patch::new();
+        self.sdp
+            .rewrite(plan, &RewriteOptions::default(), &mut part)
+            .map_err(|e| e.to_string())?;
+        patch.extend_shifted(&part, self.span.start);
+        Ok(())
+    }
 }

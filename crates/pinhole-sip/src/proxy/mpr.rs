@@ -537,7 +537,7 @@ impl MprProxy {
         };
         match planned {
             Ok(plan) => {
-                media::rewrite(msg, body.span, &plan.endpoints, patch).map_err(|e| {
+                body.rewrite(&plan.endpoints, patch).map_err(|e| {
                     self.stats.sdp_errors += 1;
                     tracing::warn!(error = %e, "SIP: SDP rewrite failed");
                     (488, "Not Acceptable Here")
