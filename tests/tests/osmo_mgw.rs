@@ -6,14 +6,17 @@
 //!
 //! Addresses used by no other test: osmo-mgw on 127.0.0.41 (MGCP 24270,
 //! RTP 43000-43099, VTY 4243, CTRL 4267), the test's sockets on 127.0.0.42;
-//! the start-failure test uses 127.0.0.45.
+//! the start-failure test uses 127.0.0.45, the `rtp-accept-all` one
+//! 127.0.0.46 (RTP 43110-43119); the namespace test has its own loopback.
 #![allow(missing_docs)]
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use pinhole_tests::osmo_mgw::{
     MgcpClient, MgcpResponse, OsmoMgw, OsmoMgwConfig, OsmoMgwError, any_endpoint, endpoint,
+    osmo_mgw_binary,
 };
 use pinhole_tests::rtp::{FlowStats, rtp_flow, rtp_pair};
 
@@ -188,4 +191,90 @@ fn start_fails_loudly_when_the_mgcp_port_is_taken() -> Result {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+#[test]
+fn accept_all_forwards_rtp_from_any_source() -> Result {
+    let mgw_ip = ip("127.0.0.46");
+    let config = OsmoMgwConfig::new(SocketAddr::new(mgw_ip, MGCP_PORT), mgw_ip, (43110, 43119))
+        .accept_all(true);
+    let Some(mgw) = config.start()? else {
+        return Ok(());
+    };
+    let mut ca = MgcpClient::bind(ip(TEST_IP), mgw.mgcp_addr())?;
+    let (a, b, stranger) = (media_socket()?, media_socket()?, media_socket()?);
+    let ep = endpoint(2);
+    let leg1 = ca.crcx(&ep, "c0ffee03", "sendrecv", Some(a.local_addr()?))?;
+    ca.crcx(&ep, "c0ffee03", "sendrecv", Some(b.local_addr()?))?;
+    let addr1 = leg1.sdp_audio().ok_or("no SDP")?;
+    let s = flow(&stranger, addr1, &b)?;
+    assert!(s.is_complete(), "{s:?}\n{}", mgw.log());
+    Ok(())
+}
+
+/// A network namespace with its loopback up, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn create(name: &str) -> Option<Self> {
+        let ok = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !ok(&["netns", "add", name]) {
+            return None;
+        }
+        let ns = Self(name.to_owned());
+        ok(&["-n", name, "link", "set", "lo", "up"]).then_some(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn runs_inside_a_network_namespace() -> Result {
+    if osmo_mgw_binary().is_none() {
+        // The loopback test reports the missing binary.
+        return Ok(());
+    }
+    let name = format!("pinhole-osmo-{}", std::process::id());
+    let Some(ns) = Netns::create(&name) else {
+        let bar = "!".repeat(72);
+        let notice = format!(
+            "\n{bar}\n!!! SKIPPED runs_inside_a_network_namespace: cannot create a network namespace (needs root)\n{bar}\n"
+        );
+        std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes())?;
+        return Ok(());
+    };
+    // The namespace's own loopback: the same address as the loopback
+    // test's gateway, another MGCP port, and no clash with it.
+    let mgcp_addr = SocketAddr::new(ip(MGW_IP), MGCP_PORT + 1);
+    let mut mgw = OsmoMgwConfig::new(mgcp_addr, ip(MGW_IP), RTP_PORTS)
+        .netns(ns.0.clone())
+        .probe_auep(false)
+        .start()?
+        .ok_or("osmo-mgw vanished")?;
+    // It answers nobody out here: it really is in the namespace.
+    let mut ca = MgcpClient::bind(ip(TEST_IP), mgcp_addr)?
+        .timeout(Duration::from_millis(200))
+        .tries(2);
+    let err = ca.auep(&endpoint(1)).unwrap_err();
+    assert!(matches!(err, OsmoMgwError::NoResponse { .. }), "{err}");
+    assert_eq!(mgw.try_exit()?, None, "{}", mgw.log());
+    let pid = mgw.pid();
+    drop(mgw);
+    // Dropped means killed and reaped (bounded wait for /proc to catch up).
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    let t0 = Instant::now();
+    while proc_dir.exists() && t0.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!proc_dir.exists(), "osmo-mgw {pid} survived its drop");
+    Ok(())
 }
