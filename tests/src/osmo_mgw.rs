@@ -279,7 +279,7 @@ impl OsmoMgwConfig {
     }
 
     /// Starts osmo-mgw. `Ok(None)` when it is not installed and `CI` is
-    /// unset (after a loud skip notice naming the caller's test); with
+    /// unset (after a loud skip notice naming the calling test's thread); with
     /// `CI` set a missing binary is [`OsmoMgwError::NotFound`].
     pub fn start(self) -> Result<Option<OsmoMgw>, OsmoMgwError> {
         let Some(binary) = osmo_mgw_binary() else {
@@ -480,6 +480,17 @@ pub struct MgcpResponse {
 
 impl MgcpResponse {
     /// Parses a response datagram.
+    ///
+    /// ```
+    /// use pinhole_tests::osmo_mgw::MgcpResponse;
+    ///
+    /// let r = MgcpResponse::parse(
+    ///     b"200 7 OK\r\nI: 1A\r\n\r\nv=0\r\nc=IN IP4 127.0.0.41\r\nm=audio 43000 RTP/AVP 0\r\n",
+    /// )?;
+    /// assert_eq!((r.code, r.connection_id()), (200, Some("1A")));
+    /// assert_eq!(r.sdp_audio(), Some("127.0.0.41:43000".parse().unwrap()));
+    /// # Ok::<(), pinhole_tests::osmo_mgw::OsmoMgwError>(())
+    /// ```
     pub fn parse(datagram: &[u8]) -> Result<Self, OsmoMgwError> {
         let raw = std::str::from_utf8(datagram)
             .map_err(|e| OsmoMgwError::BadResponse(format!("not UTF-8: {e}")))?
@@ -833,8 +844,11 @@ impl MgcpClient {
 /// Prints a skip notice straight to the process's stderr (libtest hides
 /// eprintln! output of passing tests, and a skip must be seen).
 fn skip_notice(why: &str) {
+    // libtest names each test's thread after the test.
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("osmo-mgw test");
     let bar = "!".repeat(72);
-    let notice = format!("\n{bar}\n!!! SKIPPED osmo-mgw test: {why}\n{bar}\n");
+    let notice = format!("\n{bar}\n!!! SKIPPED {test}: {why}\n{bar}\n");
     let _ = io::stderr().write_all(notice.as_bytes());
 }
 
