@@ -104,7 +104,7 @@ fn main() -> ExitCode {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(sc) = list.get(i) else { break };
                     let prefix = format!("{run_id}{i:02}");
-                    let (ok, text) = run_one(sc, &prefix, &run_dir.join(sc.name), opts);
+                    let (ok, text) = run_one(sc, &prefix, &run_dir.join(sc.name.replace("::", "-")), opts);
                     let mut lines = String::new();
                     for l in text.lines() {
                         lines.push_str("    ");
