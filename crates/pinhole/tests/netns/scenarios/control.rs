@@ -16,17 +16,30 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "control::fig6_registration_held_then_fig7_call",
         negative_control: false,
+        known_bug: None,
         run: registration_held,
     },
     Scenario {
         name: "control::fig8_smart_terminal_callee",
         negative_control: false,
+        known_bug: None,
         run: fig8_smart_terminal,
     },
     Scenario {
         name: "control::no_cmph_response",
         negative_control: false,
+        known_bug: None,
         run: no_cmph_response,
+    },
+    Scenario {
+        name: "control::no_cmph_response_offerer",
+        negative_control: false,
+        known_bug: Some(
+            "an offering APS in indication mode writes its port B into the offer; the MPR finds no \
+             leg by that private address (by_pinhole), opens a new latching leg, and media sent to \
+             the reserved leg L has no peer",
+        ),
+        run: no_cmph_response_offerer,
     },
 ];
 
@@ -141,20 +154,35 @@ fn fig8_smart_terminal(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// The "no CMPH response" variant: both APSs bind with CMPH indications
-/// and write their own listening address into the SDP; the MPR binds each
-/// leg from the indication's source through the firewall.
+/// The "no CMPH response" variant on the answering side: the callee's APS
+/// (corp2) binds with CMPH indications and writes its own listening
+/// address into the answer; the MPR binds the leg from the indication's
+/// source through the firewall and ignores the private address.
 fn no_cmph_response(ctx: &mut Ctx) -> Result<()> {
+    indication_call(ctx, [false, true])
+}
+
+/// The same with the offering APS (corp1) in indication mode too: it
+/// reserves its leg, binds it with indications and writes port B into the
+/// offer. Fails today (see the scenario's `known_bug`).
+fn no_cmph_response_offerer(ctx: &mut Ctx) -> Result<()> {
+    indication_call(ctx, [true, true])
+}
+
+/// A corp1 → corp2 call with each APS in indication mode or not.
+fn indication_call(ctx: &mut Ctx, indication: [bool; 2]) -> Result<()> {
     ctx.start_mpr()?;
-    let opts = ApsOptions { indication: true };
-    ctx.start_aps(0, opts)?;
-    ctx.start_aps(1, opts)?;
+    for (i, &indication) in indication.iter().enumerate() {
+        ctx.start_aps(i, ApsOptions { indication })?;
+    }
     let call = aps_call(ctx, 0, ("uac_basic.xml", "uas_basic.xml"), Duration::from_secs(4))?;
     ctx.two_way("media", &call.media[0], &call.media[1], call.to[0], call.to[1], 100)?;
     for i in 0..2 {
         let m = ctx.metrics(Ns::Corp(i), crate::ctx::aps_metrics(i))?;
         let sent = metric(&m, "pinhole_client_cmph_sent_total").unwrap_or(0.0);
-        ctx.note(format!("APS{}: {sent} CMPH messages sent (indications, never answered)", i + 1));
+        let how = if indication[i] { "indications, never answered" } else { "requests" };
+        ctx.note(format!("APS{}: {sent} CMPH messages sent ({how})", i + 1));
+        ensure!(sent >= 1.0, "APS{} sent no CMPH", i + 1);
     }
     ctx.note_relay()?;
     ctx.note_drops()?;

@@ -24,13 +24,18 @@ pub(crate) struct Scenario {
     /// and must get it through when `PINHOLE_NETNS_OPEN_FIREWALL=1` (only
     /// these run then).
     pub(crate) negative_control: bool,
+    /// A known product bug this scenario exposes: it is expected to fail
+    /// (reported `ok (known bug: ...)`), and a pass is a failure that says
+    /// to clear this field.
+    pub(crate) known_bug: Option<&'static str>,
     /// The body.
     pub(crate) run: fn(&mut Ctx) -> Result<()>,
 }
 
 /// Every scenario, in the order they are started.
 pub(crate) fn all() -> Vec<&'static Scenario> {
-    // Longest first, so parallel runs finish together.
+    // Longest first, so parallel runs finish together. A new protocol's
+    // module goes in this list.
     [control::SCENARIOS, sip::SCENARIOS, negative::SCENARIOS]
         .into_iter()
         .flatten()

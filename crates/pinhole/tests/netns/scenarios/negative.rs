@@ -18,11 +18,13 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "negative::direct_sdp_without_mpr",
         negative_control: true,
+        known_bug: None,
         run: direct_sdp,
     },
     Scenario {
         name: "negative::injection_from_third_host",
         negative_control: true,
+        known_bug: None,
         run: injection,
     },
 ];

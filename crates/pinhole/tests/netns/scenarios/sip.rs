@@ -16,16 +16,19 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "sip::hold_longer_than_udp_timeout",
         negative_control: false,
+        known_bug: None,
         run: hold_resume,
     },
     Scenario {
         name: "sip::fig11_with_aps",
         negative_control: false,
+        known_bug: None,
         run: fig11,
     },
     Scenario {
         name: "sip::fig12_smart_terminals_no_aps",
         negative_control: false,
+        known_bug: None,
         run: fig12,
     },
 ];
