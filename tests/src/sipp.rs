@@ -924,10 +924,7 @@ fn bound_by_someone(addr: SocketAddr) -> bool {
 /// each 32-bit word of the address in host byte order.
 fn in_proc_net_udp(addr: SocketAddr, dir: &str) -> Option<bool> {
     let (file, ip) = match addr.ip() {
-        IpAddr::V4(ip) => (
-            "udp",
-            format!("{:08X}", u32::from_ne_bytes(ip.octets())),
-        ),
+        IpAddr::V4(ip) => ("udp", format!("{:08X}", u32::from_ne_bytes(ip.octets()))),
         IpAddr::V6(ip) => (
             "udp6",
             ip.octets()

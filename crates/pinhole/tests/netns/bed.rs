@@ -27,15 +27,20 @@ pub(crate) const SSW_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 20);
 /// The internet router's address on the shared segment.
 const INET_GW: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 /// The firewalls' public (WAN) addresses.
-pub(crate) const FW_WAN: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 51, 100, 11), Ipv4Addr::new(198, 51, 100, 12)];
+pub(crate) const FW_WAN: [Ipv4Addr; 2] = [
+    Ipv4Addr::new(198, 51, 100, 11),
+    Ipv4Addr::new(198, 51, 100, 12),
+];
 /// The third host on the internet (the injector of the negative control).
 pub(crate) const EXT_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 66);
 /// Each corporate network's APS.
 pub(crate) const APS_IP: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 1, 0, 2), Ipv4Addr::new(10, 2, 0, 2)];
 /// Each corporate network's phone.
-pub(crate) const PHONE_IP: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 1, 0, 10), Ipv4Addr::new(10, 2, 0, 10)];
+pub(crate) const PHONE_IP: [Ipv4Addr; 2] =
+    [Ipv4Addr::new(10, 1, 0, 10), Ipv4Addr::new(10, 2, 0, 10)];
 /// A second phone address in each corporate network.
-pub(crate) const PHONE2_IP: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 1, 0, 11), Ipv4Addr::new(10, 2, 0, 11)];
+pub(crate) const PHONE2_IP: [Ipv4Addr; 2] =
+    [Ipv4Addr::new(10, 1, 0, 11), Ipv4Addr::new(10, 2, 0, 11)];
 
 /// The comment on each firewall's drop rule for unsolicited inbound traffic.
 pub(crate) const INBOUND_DROP: &str = "inbound dropped";
@@ -55,7 +60,14 @@ pub(crate) enum Ns {
 }
 
 impl Ns {
-    const ALL: [Self; 6] = [Self::Inet, Self::Ext, Self::Fw(0), Self::Fw(1), Self::Corp(0), Self::Corp(1)];
+    const ALL: [Self; 6] = [
+        Self::Inet,
+        Self::Ext,
+        Self::Fw(0),
+        Self::Fw(1),
+        Self::Corp(0),
+        Self::Corp(1),
+    ];
 
     fn suffix(self) -> String {
         match self {
@@ -101,7 +113,8 @@ impl Bed {
             children: Vec::new(),
             created: Vec::new(),
         };
-        bed.build().with_context(|| format!("building bed {prefix}"))?;
+        bed.build()
+            .with_context(|| format!("building bed {prefix}"))?;
         Ok(bed)
     }
 
@@ -138,7 +151,9 @@ impl Bed {
             (&f2, "wan", &inet, "fw2"),
             (&ext, "eth0", &inet, "ext"),
         ] {
-            ip(&["-n", a, "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b])?;
+            ip(&[
+                "-n", a, "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b,
+            ])?;
         }
         ip(&["-n", &inet, "link", "add", "br0", "type", "bridge"])?;
         for port in ["fw1", "fw2", "ext"] {
@@ -179,14 +194,36 @@ impl Bed {
             ip(&["-n", ns, "link", "set", dev, "up"])?;
         }
         let gw = INET_GW.to_string();
-        for (ns, via) in [(&c1, "10.1.0.1"), (&c2, "10.2.0.1"), (&f1, &gw), (&f2, &gw), (&ext, &gw)] {
+        for (ns, via) in [
+            (&c1, "10.1.0.1"),
+            (&c2, "10.2.0.1"),
+            (&f1, &gw),
+            (&f2, &gw),
+            (&ext, &gw),
+        ] {
             ip(&["-n", ns, "route", "add", "default", "via", via])?;
         }
         // The internet knows the way to the inside networks: harmless behind
         // NAT and a filter, and what lets the negative controls get through
         // once the filter is gone (direct SDP with private addresses).
-        ip(&["-n", &inet, "route", "add", "10.1.0.0/24", "via", &FW_WAN[0].to_string()])?;
-        ip(&["-n", &inet, "route", "add", "10.2.0.0/24", "via", &FW_WAN[1].to_string()])?;
+        ip(&[
+            "-n",
+            &inet,
+            "route",
+            "add",
+            "10.1.0.0/24",
+            "via",
+            &FW_WAN[0].to_string(),
+        ])?;
+        ip(&[
+            "-n",
+            &inet,
+            "route",
+            "add",
+            "10.2.0.0/24",
+            "via",
+            &FW_WAN[1].to_string(),
+        ])?;
         for n in [Ns::Inet, Ns::Fw(0), Ns::Fw(1)] {
             self.sysctl(n, "net/ipv4/ip_forward", "1")?;
         }
@@ -252,7 +289,10 @@ impl Bed {
         // These sysctls exist per namespace once conntrack is in use (the
         // NAT table above needs it).
         let secs = self.opts.udp_timeout.as_secs().to_string();
-        for key in ["nf_conntrack_udp_timeout", "nf_conntrack_udp_timeout_stream"] {
+        for key in [
+            "nf_conntrack_udp_timeout",
+            "nf_conntrack_udp_timeout_stream",
+        ] {
             self.sysctl(Ns::Fw(i), &format!("net/netfilter/{key}"), &secs)?;
         }
         Ok(())
@@ -265,7 +305,11 @@ impl Bed {
             std::fs::write(&path, value)?;
             std::fs::read_to_string(&path)
         })??;
-        ensure!(got.trim() == value, "sysctl {key} in {}: reads {got:?} after writing {value}", self.ns(n));
+        ensure!(
+            got.trim() == value,
+            "sysctl {key} in {}: reads {got:?} after writing {value}",
+            self.ns(n)
+        );
         Ok(())
     }
 
@@ -276,7 +320,8 @@ impl Bed {
         std::thread::scope(|s| {
             s.spawn(|| -> Result<T> {
                 let path = Path::new("/var/run/netns").join(&name);
-                let fd = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+                let fd =
+                    File::open(&path).with_context(|| format!("opening {}", path.display()))?;
                 rustix::thread::move_into_link_name_space(
                     fd.as_fd(),
                     Some(rustix::thread::LinkNameSpaceType::Network),
@@ -315,7 +360,13 @@ impl Bed {
 
     /// Starts a long-running process inside namespace `n`, its stdout and
     /// stderr going to `{dir}/{name}.log`. It is killed when the bed drops.
-    pub(crate) fn spawn(&mut self, name: &str, n: Ns, program: &Path, args: &[String]) -> Result<()> {
+    pub(crate) fn spawn(
+        &mut self,
+        name: &str,
+        n: Ns,
+        program: &Path,
+        args: &[String],
+    ) -> Result<()> {
         let log = self.log_path(name);
         let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
@@ -434,7 +485,10 @@ impl Bed {
 }
 
 fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").args(args).output().context("running ip")?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip")?;
     ensure!(
         out.status.success(),
         "ip {}: {}",
@@ -481,15 +535,14 @@ impl CtEntry {
             return None;
         }
         let ttl = words.get(2)?.parse().ok()?;
-        let vals = |key: &str| -> Vec<&str> {
-            words
-                .iter()
-                .filter_map(|w| w.strip_prefix(key))
-                .collect()
-        };
+        let vals =
+            |key: &str| -> Vec<&str> { words.iter().filter_map(|w| w.strip_prefix(key)).collect() };
         let (src, dst, sport, dport) = (vals("src="), vals("dst="), vals("sport="), vals("dport="));
         let addr = |ip: &[&str], port: &[&str], i: usize| -> Option<SocketAddr> {
-            Some(SocketAddr::new(ip.get(i)?.parse::<IpAddr>().ok()?, port.get(i)?.parse().ok()?))
+            Some(SocketAddr::new(
+                ip.get(i)?.parse::<IpAddr>().ok()?,
+                port.get(i)?.parse().ok()?,
+            ))
         };
         Some(Self {
             ttl,
@@ -507,7 +560,12 @@ pub(crate) fn self_test() -> Result<()> {
         "udp      17 8 src=10.1.0.2 dst=203.0.113.10 sport=5060 dport=5060 src=203.0.113.10 dst=198.51.100.11 sport=5060 dport=1024 [ASSURED] mark=0 use=1",
     )
     .ok_or_else(|| anyhow!("conntrack line did not parse"))?;
-    ensure!(e.ttl == 8 && e.src.to_string() == "10.1.0.2:5060" && e.mapped.to_string() == "198.51.100.11:1024", "{e:?}");
+    ensure!(
+        e.ttl == 8
+            && e.src.to_string() == "10.1.0.2:5060"
+            && e.mapped.to_string() == "198.51.100.11:1024",
+        "{e:?}"
+    );
     ensure!(CtEntry::parse("conntrack v1.4.7: 1 flow entries").is_none());
     Ok(())
 }

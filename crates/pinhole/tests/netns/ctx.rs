@@ -173,7 +173,11 @@ impl Ctx {
             mpr_addr(),
             APS_IP[i],
             self.udp_timeout().as_secs(),
-            if opts.indication { "indication" } else { "request" },
+            if opts.indication {
+                "indication"
+            } else {
+                "request"
+            },
             APS_MEDIA_PORTS.0,
             APS_MEDIA_PORTS.1,
             phone_sip(i),
@@ -186,26 +190,38 @@ impl Ctx {
             &pinhole_bin(),
             &["aps".into(), "--config".into(), path.display().to_string()],
         )?;
-        self.wait_metric(Ns::Corp(i), aps_metrics(i), "pinhole_client_registered 1", UP_WITHIN)
-            .with_context(|| format!("{name} did not register"))?;
+        self.wait_metric(
+            Ns::Corp(i),
+            aps_metrics(i),
+            "pinhole_client_registered 1",
+            UP_WITHIN,
+        )
+        .with_context(|| format!("{name} did not register"))?;
         Ok(())
     }
 
     /// One scrape of a metrics endpoint inside namespace `n`.
     pub(crate) fn metrics(&self, n: Ns, addr: SocketAddr) -> Result<String> {
-        self.bed.in_ns(n, || -> std::io::Result<String> {
-            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-            s.set_read_timeout(Some(Duration::from_secs(2)))?;
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
-            let mut out = String::new();
-            s.read_to_string(&mut out)?;
-            Ok(out)
-        })?
-        .with_context(|| format!("scraping {addr}"))
+        self.bed
+            .in_ns(n, || -> std::io::Result<String> {
+                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+                let mut out = String::new();
+                s.read_to_string(&mut out)?;
+                Ok(out)
+            })?
+            .with_context(|| format!("scraping {addr}"))
     }
 
     /// Polls a metrics endpoint until its text contains `needle`.
-    pub(crate) fn wait_metric(&self, n: Ns, addr: SocketAddr, needle: &str, timeout: Duration) -> Result<String> {
+    pub(crate) fn wait_metric(
+        &self,
+        n: Ns,
+        addr: SocketAddr,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<String> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(m) = self.metrics(n, addr)
@@ -233,20 +249,34 @@ impl Ctx {
     /// A sipp callee as phone `i` (SIP on `phone_sip(i)`), announcing
     /// `media`.
     pub(crate) fn uas(&self, i: usize, xml: &str, media: SocketAddr, pause: Duration) -> Sipp {
-        Sipp::uas(scenario(xml), phone_sip(i), Keys::new(media).domain(CORP[i].domain))
-            .netns(self.bed.ns(Ns::Corp(i)))
-            .dir(self.bed.dir.join(format!("sipp-uas{}", i + 1)))
-            .pause(pause)
-            .timeout(Duration::from_secs(90))
+        Sipp::uas(
+            scenario(xml),
+            phone_sip(i),
+            Keys::new(media).domain(CORP[i].domain),
+        )
+        .netns(self.bed.ns(Ns::Corp(i)))
+        .dir(self.bed.dir.join(format!("sipp-uas{}", i + 1)))
+        .pause(pause)
+        .timeout(Duration::from_secs(90))
     }
 
     /// A sipp caller as phone `i`, calling into corp `to` through `proxy`.
-    pub(crate) fn uac(&self, i: usize, xml: &str, proxy: SocketAddr, to: usize, media: SocketAddr, pause: Duration) -> Sipp {
+    pub(crate) fn uac(
+        &self,
+        i: usize,
+        xml: &str,
+        proxy: SocketAddr,
+        to: usize,
+        media: SocketAddr,
+        pause: Duration,
+    ) -> Sipp {
         Sipp::uac(
             scenario(xml),
             phone_sip(i),
             proxy,
-            Keys::new(media).domain(CORP[to].domain).from_domain(CORP[i].domain),
+            Keys::new(media)
+                .domain(CORP[to].domain)
+                .from_domain(CORP[i].domain),
         )
         .netns(self.bed.ns(Ns::Corp(i)))
         .dir(self.bed.dir.join(format!("sipp-uac{}", i + 1)))
@@ -277,8 +307,14 @@ impl Ctx {
 
     /// Notes both firewalls' drop counters.
     pub(crate) fn note_drops(&mut self) -> Result<[u64; 2]> {
-        let d = [self.bed.counter(0, INBOUND_DROP)?, self.bed.counter(1, INBOUND_DROP)?];
-        self.note(format!("firewalls dropped inbound: fw1 {} packets, fw2 {}", d[0], d[1]));
+        let d = [
+            self.bed.counter(0, INBOUND_DROP)?,
+            self.bed.counter(1, INBOUND_DROP)?,
+        ];
+        self.note(format!(
+            "firewalls dropped inbound: fw1 {} packets, fw2 {}",
+            d[0], d[1]
+        ));
         Ok(d)
     }
 
@@ -331,4 +367,3 @@ pub(crate) fn good(f: &FlowStats) -> bool {
         && f.duplicates == 0
         && f.foreign == 0
 }
-

@@ -45,9 +45,14 @@ fn env_is(key: &str, value: &str) -> bool {
 fn main() -> ExitCode {
     // cargo passes libtest flags along (e.g. `--nocapture`); keep only
     // name filters.
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     if !env_is("PINHOLE_NETNS", "1") {
-        println!("netns: skipped: the namespace test bed runs with PINHOLE_NETNS=1 as root (`just netns`)");
+        println!(
+            "netns: skipped: the namespace test bed runs with PINHOLE_NETNS=1 as root (`just netns`)"
+        );
         return ExitCode::SUCCESS;
     }
     let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
@@ -55,7 +60,9 @@ fn main() -> ExitCode {
         let bar = "!".repeat(72);
         eprintln!("\n{bar}\n!!! netns: SKIPPED: {why}\n{bar}\n");
         if ci {
-            eprintln!("netns: FAILED: CI is set and the bed cannot run (CI runs as root with .ci/run's packages)");
+            eprintln!(
+                "netns: FAILED: CI is set and the bed cannot run (CI runs as root with .ci/run's packages)"
+            );
             println!("0 passed, 1 failed");
             return ExitCode::FAILURE;
         }
@@ -87,11 +94,17 @@ fn main() -> ExitCode {
         .filter(|&j: &usize| j >= 1)
         .unwrap_or(4);
     let run_id = format!("ph{:04}", std::process::id() % 10000);
-    let run_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("netns").join(&run_id);
+    let run_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("netns")
+        .join(&run_id);
     println!(
         "netns: {} scenarios, {jobs} at a time, UDP conntrack timeout {secs} s{}; reports in {}",
         list.len(),
-        if open { ", FIREWALL FILTER RULES REMOVED (negative controls must get through)" } else { "" },
+        if open {
+            ", FIREWALL FILTER RULES REMOVED (negative controls must get through)"
+        } else {
+            ""
+        },
         run_dir.display()
     );
     let start = Instant::now();
@@ -104,11 +117,14 @@ fn main() -> ExitCode {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(sc) = list.get(i) else { break };
                     let prefix = format!("{run_id}{i:02}");
-                    let (passed, mut text, diag) = run_one(sc, &prefix, &run_dir.join(sc.name.replace("::", "-")), opts);
+                    let (passed, mut text, diag) =
+                        run_one(sc, &prefix, &run_dir.join(sc.name.replace("::", "-")), opts);
                     let (ok, verdict) = match (sc.known_bug, passed) {
                         (None, true) => (true, "ok".to_owned()),
                         (None, false) => (false, "FAILED".to_owned()),
-                        (Some(bug), false) => (true, format!("ok (fails as expected, known bug: {bug})")),
+                        (Some(bug), false) => {
+                            (true, format!("ok (fails as expected, known bug: {bug})"))
+                        }
                         (Some(_), true) => (
                             false,
                             "FAILED (passed, but is marked known_bug: clear the mark)".to_owned(),
@@ -126,7 +142,10 @@ fn main() -> ExitCode {
                     }
                     // One scenario's lines together.
                     print!("netns {} ... {verdict}\n{lines}", sc.name);
-                    results.lock().unwrap_or_else(|e| e.into_inner()).push((sc.name, ok));
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((sc.name, ok));
                 }
             });
         }
@@ -145,7 +164,11 @@ fn main() -> ExitCode {
         start.elapsed().as_secs_f64()
     );
     println!("{passed} passed, {failed} failed");
-    if failed == 0 && passed > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 && passed > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// Runs one scenario on a fresh bed; returns whether it passed, its
@@ -176,7 +199,11 @@ fn run_one(sc: &Scenario, prefix: &str, dir: &Path, opts: BedOptions) -> (bool, 
             false
         }
     };
-    text.push_str(&format!("\n({:.1} s; logs in {})", t0.elapsed().as_secs_f64(), dir.display()));
+    text.push_str(&format!(
+        "\n({:.1} s; logs in {})",
+        t0.elapsed().as_secs_f64(),
+        dir.display()
+    ));
     let mut full = text.clone();
     let mut diag = String::new();
     if !ok {
@@ -190,18 +217,23 @@ fn run_one(sc: &Scenario, prefix: &str, dir: &Path, opts: BedOptions) -> (bool, 
 
 /// Why the bed cannot run here, if it cannot.
 fn can_run() -> Result<(), String> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
     let euid = status
         .lines()
         .find_map(|l| l.strip_prefix("Uid:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or("?");
     if euid != "0" {
-        return Err(format!("not root (euid {euid}): network namespaces and nftables need root"));
+        return Err(format!(
+            "not root (euid {euid}): network namespaces and nftables need root"
+        ));
     }
     for tool in ["ip", "nft", "conntrack"] {
         if which(tool).is_none() {
-            return Err(format!("{tool} not found on PATH (apt-get install iproute2 nftables conntrack)"));
+            return Err(format!(
+                "{tool} not found on PATH (apt-get install iproute2 nftables conntrack)"
+            ));
         }
     }
     if pinhole_tests::sipp::sipp_binary().is_none() {

@@ -10,7 +10,9 @@ use anyhow::{Context, Result, anyhow, ensure};
 
 use super::{Scenario, aps_call, hang_up};
 use crate::bed::Ns;
-use crate::ctx::{ApsOptions, CORP, Ctx, SIP_WAIT, aps_sip, example_bin, metric, mpr_addr, phone_media};
+use crate::ctx::{
+    ApsOptions, CORP, Ctx, SIP_WAIT, aps_sip, example_bin, metric, mpr_addr, phone_media,
+};
 
 pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -59,7 +61,14 @@ fn registration_held(ctx: &mut Ctx) -> Result<()> {
             .conntrack(i)?
             .into_iter()
             .find(|e| e.src == aps_sip(i) && e.dst == mpr_addr())
-            .ok_or_else(|| anyhow!("fw{}: no conntrack entry {} → {}", i + 1, aps_sip(i), mpr_addr()))
+            .ok_or_else(|| {
+                anyhow!(
+                    "fw{}: no conntrack entry {} → {}",
+                    i + 1,
+                    aps_sip(i),
+                    mpr_addr()
+                )
+            })
     };
     let first = [pinhole(ctx, 0)?, pinhole(ctx, 1)?];
     for (i, e) in first.iter().enumerate() {
@@ -109,12 +118,30 @@ fn registration_held(ctx: &mut Ctx) -> Result<()> {
         start.elapsed().as_secs_f64()
     ));
     ensure!(live == 2.0, "MPR: {live} routes live, want 2");
-    ensure!(moved == 0.0, "MPR: routes moved {moved} times: a pinhole was lost and re-opened");
-    ensure!(refreshed >= 4.0, "MPR: only {refreshed} refreshes in three timeouts");
+    ensure!(
+        moved == 0.0,
+        "MPR: routes moved {moved} times: a pinhole was lost and re-opened"
+    );
+    ensure!(
+        refreshed >= 4.0,
+        "MPR: only {refreshed} refreshes in three timeouts"
+    );
 
     // Fig. 7: the call comes in from outside through corp1's held pinhole.
-    let call = aps_call(ctx, 1, ("uac_basic.xml", "uas_basic.xml"), Duration::from_secs(4))?;
-    ctx.two_way("Fig. 7 media", &call.media[0], &call.media[1], call.to[0], call.to[1], 100)?;
+    let call = aps_call(
+        ctx,
+        1,
+        ("uac_basic.xml", "uas_basic.xml"),
+        Duration::from_secs(4),
+    )?;
+    ctx.two_way(
+        "Fig. 7 media",
+        &call.media[0],
+        &call.media[1],
+        call.to[0],
+        call.to[1],
+        100,
+    )?;
     ctx.note_relay()?;
     ctx.note_drops()?;
     hang_up(ctx, call)
@@ -129,26 +156,50 @@ fn fig8_smart_terminal(ctx: &mut Ctx) -> Result<()> {
     ctx.start_aps(0, ApsOptions::default())?;
     let args = smart_ua_args(1, &["--answer".into()]);
     ctx.bed.spawn("ua2", Ns::Corp(1), &ua, &args)?;
-    ctx.bed.wait_log("ua2", "waiting for a call", Duration::from_secs(15))?;
+    ctx.bed
+        .wait_log("ua2", "waiting for a call", Duration::from_secs(15))?;
     let media = ctx.media_socket(0)?;
     let mut uac = ctx
-        .uac(0, "uac_basic.xml", aps_sip(0), 1, phone_media(0), Duration::from_secs(4))
+        .uac(
+            0,
+            "uac_basic.xml",
+            aps_sip(0),
+            1,
+            phone_media(0),
+            Duration::from_secs(4),
+        )
         .service("bob")
         .spawn()?;
     let answer = uac.wait_received_sdps(1, SIP_WAIT)?.remove(0);
-    let to = answer.audio_addr().context("the answer has no audio address")?;
-    ctx.note(format!("SIP: corp1 sipp phone called bob@corp2.example (smart terminal); the answer names {to}"));
+    let to = answer
+        .audio_addr()
+        .context("the answer has no audio address")?;
+    ctx.note(format!(
+        "SIP: corp1 sipp phone called bob@corp2.example (smart terminal); the answer names {to}"
+    ));
     let (sent, got) = examples_rtp(&media, to, 100, Duration::from_secs(3))?;
     uac.wait()?.ensure_success().context("caller sipp")?;
     let ua_ok = ctx.bed.wait_exit("ua2", Duration::from_secs(20))?;
     let log = ctx.bed.log("ua2");
-    let ua_line = log.lines().find(|l| l.starts_with("RTP sent")).unwrap_or("(no RTP line)").to_owned();
-    ctx.note(format!("corp1 phone: sent {sent}, received {got} intact from the terminal"));
+    let ua_line = log
+        .lines()
+        .find(|l| l.starts_with("RTP sent"))
+        .unwrap_or("(no RTP line)")
+        .to_owned();
+    ctx.note(format!(
+        "corp1 phone: sent {sent}, received {got} intact from the terminal"
+    ));
     ctx.note(format!("corp2 smart terminal: {ua_line}"));
     ensure!(ua_ok, "sip_smart_ua failed:\n{log}");
-    ensure!(got >= 90, "corp1 received only {got} of the terminal's 100 packets");
+    ensure!(
+        got >= 90,
+        "corp1 received only {got} of the terminal's 100 packets"
+    );
     let ua_got = intact_of(&ua_line).ok_or_else(|| anyhow!("no intact count in {ua_line:?}"))?;
-    ensure!(ua_got >= 95, "the terminal received only {ua_got} of {sent} packets");
+    ensure!(
+        ua_got >= 95,
+        "the terminal received only {ua_got} of {sent} packets"
+    );
     ctx.note_relay()?;
     ctx.note_drops()?;
     Ok(())
@@ -175,12 +226,28 @@ fn indication_call(ctx: &mut Ctx, indication: [bool; 2]) -> Result<()> {
     for (i, &indication) in indication.iter().enumerate() {
         ctx.start_aps(i, ApsOptions { indication })?;
     }
-    let call = aps_call(ctx, 0, ("uac_basic.xml", "uas_basic.xml"), Duration::from_secs(4))?;
-    ctx.two_way("media", &call.media[0], &call.media[1], call.to[0], call.to[1], 100)?;
+    let call = aps_call(
+        ctx,
+        0,
+        ("uac_basic.xml", "uas_basic.xml"),
+        Duration::from_secs(4),
+    )?;
+    ctx.two_way(
+        "media",
+        &call.media[0],
+        &call.media[1],
+        call.to[0],
+        call.to[1],
+        100,
+    )?;
     for i in 0..2 {
         let m = ctx.metrics(Ns::Corp(i), crate::ctx::aps_metrics(i))?;
         let sent = metric(&m, "pinhole_client_cmph_sent_total").unwrap_or(0.0);
-        let how = if indication[i] { "indications, never answered" } else { "requests" };
+        let how = if indication[i] {
+            "indications, never answered"
+        } else {
+            "requests"
+        };
         ctx.note(format!("APS{}: {sent} CMPH messages sent ({how})", i + 1));
         ensure!(sent >= 1.0, "APS{} sent no CMPH", i + 1);
     }
@@ -225,7 +292,12 @@ pub(crate) fn intact_of(line: &str) -> Option<u64> {
 /// Sends `count` of the smart terminal's test packets from `sock` to `to`
 /// (20 ms apart) while counting the intact ones arriving at `sock`, for
 /// `listen` in all. Returns (sent, intact received).
-fn examples_rtp(sock: &UdpSocket, to: std::net::SocketAddr, count: u16, listen: Duration) -> Result<(u32, u32)> {
+fn examples_rtp(
+    sock: &UdpSocket,
+    to: std::net::SocketAddr,
+    count: u16,
+    listen: Duration,
+) -> Result<(u32, u32)> {
     use pinhole_examples::rtp::{check, packet};
     sock.set_read_timeout(Some(Duration::from_millis(50)))?;
     let start = Instant::now();

@@ -57,7 +57,12 @@ pub(crate) struct SipCall {
 /// Places a call from sipp phone `caller` to the other corp's sipp phone,
 /// each talking to its own APS (Fig. 11 on the caller's side, Fig. 7 on
 /// the callee's), and waits for the offer and the answer.
-pub(crate) fn aps_call(ctx: &mut Ctx, caller: usize, xml: (&str, &str), pause: Duration) -> Result<SipCall> {
+pub(crate) fn aps_call(
+    ctx: &mut Ctx,
+    caller: usize,
+    xml: (&str, &str),
+    pause: Duration,
+) -> Result<SipCall> {
     let callee = 1 - caller;
     let media = [ctx.media_socket(0)?, ctx.media_socket(1)?];
     let uas = ctx
@@ -65,7 +70,14 @@ pub(crate) fn aps_call(ctx: &mut Ctx, caller: usize, xml: (&str, &str), pause: D
         .spawn()
         .context("callee sipp")?;
     let uac = ctx
-        .uac(caller, xml.0, aps_sip(caller), callee, phone_media(caller), pause)
+        .uac(
+            caller,
+            xml.0,
+            aps_sip(caller),
+            callee,
+            phone_media(caller),
+            pause,
+        )
         .spawn()
         .context("caller sipp")?;
     call_up(ctx, caller, uac, uas, media)
@@ -82,8 +94,12 @@ pub(crate) fn call_up(
     let callee = 1 - caller;
     let offer = uas.wait_received_sdps(1, SIP_WAIT)?.remove(0);
     let answer = uac.wait_received_sdps(1, SIP_WAIT)?.remove(0);
-    let to_callee = answer.audio_addr().context("the answer has no audio address")?;
-    let to_caller = offer.audio_addr().context("the offer has no audio address")?;
+    let to_callee = answer
+        .audio_addr()
+        .context("the answer has no audio address")?;
+    let to_caller = offer
+        .audio_addr()
+        .context("the offer has no audio address")?;
     ctx.note(format!(
         "SIP: corp{} phone called corp{}; the offer it got names {to_caller}, the answer names {to_callee}",
         caller + 1,
@@ -91,7 +107,12 @@ pub(crate) fn call_up(
     ));
     let mut to = [to_callee; 2];
     to[callee] = to_caller;
-    Ok(SipCall { uac, uas, media, to })
+    Ok(SipCall {
+        uac,
+        uas,
+        media,
+        to,
+    })
 }
 
 /// Waits for both sipp phones to finish and checks they succeeded.

@@ -12,7 +12,9 @@ use pinhole_tests::rtp::rtp_pair;
 
 use super::{Scenario, aps_call, call_up, hang_up};
 use crate::bed::{EXT_IP, FW_WAN, MPR_IP, Ns, SSW_IP};
-use crate::ctx::{APS_MEDIA_PORTS, ApsOptions, Ctx, RELAY_PORTS, flow, good, metric, phone_media, phone_sip};
+use crate::ctx::{
+    APS_MEDIA_PORTS, ApsOptions, Ctx, RELAY_PORTS, flow, good, metric, phone_media, phone_sip,
+};
 
 pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -35,8 +37,12 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
 /// SDP names the phones' private addresses and the media must die at the
 /// firewalls. With the filter rules removed it must flow.
 fn direct_sdp(ctx: &mut Ctx) -> Result<()> {
-    let caller_side = ctx.bed.udp(Ns::Inet, SocketAddr::new(IpAddr::V4(SSW_IP), 5060))?;
-    let callee_side = ctx.bed.udp(Ns::Inet, SocketAddr::new(IpAddr::V4(SSW_IP), 5062))?;
+    let caller_side = ctx
+        .bed
+        .udp(Ns::Inet, SocketAddr::new(IpAddr::V4(SSW_IP), 5060))?;
+    let callee_side = ctx
+        .bed
+        .udp(Ns::Inet, SocketAddr::new(IpAddr::V4(SSW_IP), 5062))?;
     // The callee's "registration": one datagram from its SIP port toward
     // the soft-switch, which learns its public address from it.
     let hello = ctx.bed.udp(Ns::Corp(1), phone_sip(1))?;
@@ -47,7 +53,9 @@ fn direct_sdp(ctx: &mut Ctx) -> Result<()> {
     let (_, callee_public) = callee_side
         .recv_from(&mut buf)
         .context("the soft-switch did not hear the callee")?;
-    ctx.note(format!("soft-switch {SSW_IP}: callee's SIP pinhole is {callee_public}"));
+    ctx.note(format!(
+        "soft-switch {SSW_IP}: callee's SIP pinhole is {callee_public}"
+    ));
     let stop = AtomicBool::new(false);
     let result = std::thread::scope(|s| -> Result<()> {
         s.spawn(|| sip_pipe(&caller_side, &callee_side, callee_public, &stop));
@@ -62,9 +70,18 @@ fn direct_call(ctx: &mut Ctx, ssw: SocketAddr) -> Result<()> {
     let pause = Duration::from_secs(3);
     let media = [ctx.media_socket(0)?, ctx.media_socket(1)?];
     let uas = ctx.uas(1, "uas_basic.xml", phone_media(1), pause).spawn()?;
-    let uac = ctx.uac(0, "uac_basic.xml", ssw, 1, phone_media(0), pause).spawn()?;
+    let uac = ctx
+        .uac(0, "uac_basic.xml", ssw, 1, phone_media(0), pause)
+        .spawn()?;
     let call = call_up(ctx, 0, uac, uas, media)?;
-    let r = rtp_pair(&call.media[0], &call.media[1], call.to[0], call.to[1], 50, Duration::from_millis(20))?;
+    let r = rtp_pair(
+        &call.media[0],
+        &call.media[1],
+        call.to[0],
+        call.to[1],
+        50,
+        Duration::from_millis(20),
+    )?;
     ctx.note(format!("direct media corp1→corp2: {}", flow(&r.a_to_b)));
     ctx.note(format!("direct media corp2→corp1: {}", flow(&r.b_to_a)));
     let drops = ctx.note_drops()?;
@@ -121,8 +138,15 @@ fn injection(ctx: &mut Ctx) -> Result<()> {
     ctx.start_mpr()?;
     ctx.start_aps(0, ApsOptions::default())?;
     ctx.start_aps(1, ApsOptions::default())?;
-    let call = aps_call(ctx, 0, ("uac_basic.xml", "uas_basic.xml"), Duration::from_secs(5))?;
-    let injector = ctx.bed.udp(Ns::Ext, SocketAddr::new(IpAddr::V4(EXT_IP), 0))?;
+    let call = aps_call(
+        ctx,
+        0,
+        ("uac_basic.xml", "uas_basic.xml"),
+        Duration::from_secs(5),
+    )?;
+    let injector = ctx
+        .bed
+        .udp(Ns::Ext, SocketAddr::new(IpAddr::V4(EXT_IP), 0))?;
     let mut targets: Vec<SocketAddr> = Vec::new();
     for ip in [MPR_IP, FW_WAN[0], FW_WAN[1]] {
         for p in (RELAY_PORTS.0..=RELAY_PORTS.1).chain(APS_MEDIA_PORTS.0..=APS_MEDIA_PORTS.1) {
@@ -144,7 +168,14 @@ fn injection(ctx: &mut Ctx) -> Result<()> {
                 }
             }
         });
-        rtp_pair(&call.media[0], &call.media[1], call.to[0], call.to[1], 100, Duration::from_millis(20))
+        rtp_pair(
+            &call.media[0],
+            &call.media[1],
+            call.to[0],
+            call.to[1],
+            100,
+            Duration::from_millis(20),
+        )
     })?;
     let sent = *sent.lock().unwrap_or_else(|e| e.into_inner());
     ctx.note(format!(
@@ -159,11 +190,17 @@ fn injection(ctx: &mut Ctx) -> Result<()> {
         ctx.bed.counter(0, "to the firewall dropped")?,
         ctx.bed.counter(1, "to the firewall dropped")?,
     ];
-    ctx.note(format!("firewalls dropped to themselves: fw1 {}, fw2 {}", to_fw[0], to_fw[1]));
+    ctx.note(format!(
+        "firewalls dropped to themselves: fw1 {}, fw2 {}",
+        to_fw[0], to_fw[1]
+    ));
     hang_up(ctx, call)?;
     let foreign = r.a_to_b.foreign + r.b_to_a.foreign;
     if ctx.open() {
-        ensure!(foreign > 0, "with the filter removed the injected datagrams should reach a phone");
+        ensure!(
+            foreign > 0,
+            "with the filter removed the injected datagrams should reach a phone"
+        );
         ctx.note(format!(
             "open firewall: {foreign} injected datagrams reached the phones (the control is sensitive)"
         ));
@@ -175,8 +212,14 @@ fn injection(ctx: &mut Ctx) -> Result<()> {
         );
         let source_drops = metric(&m, "pinhole_relay_drops_total{reason=\"source\"}")
             .ok_or_else(|| anyhow!("no relay source-drop counter"))?;
-        ensure!(source_drops > 0.0, "the relay saw none of the injection at its bound legs");
-        ensure!(drops[0] + drops[1] > 0, "the firewalls dropped nothing inbound");
+        ensure!(
+            source_drops > 0.0,
+            "the relay saw none of the injection at its bound legs"
+        );
+        ensure!(
+            drops[0] + drops[1] > 0,
+            "the firewalls dropped nothing inbound"
+        );
         ctx.note("as expected: nothing injected reached a phone; media unharmed");
     }
     Ok(())
