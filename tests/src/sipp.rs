@@ -1085,6 +1085,10 @@ mod tests {
         assert!(bound_by_someone(addr));
         if Path::new("/proc/net/udp").exists() {
             assert_eq!(in_proc_net_udp(addr, "/proc/net"), Some(true));
+            // The same table through a process's own entry (how a sipp run
+            // in another network namespace is watched).
+            let own = format!("/proc/{}/net", std::process::id());
+            assert_eq!(in_proc_net_udp(addr, &own), Some(true));
             drop(s);
             assert_eq!(in_proc_net_udp(addr, "/proc/net"), Some(false));
         }

@@ -240,10 +240,10 @@ fn indication_call(ctx: &mut Ctx, indication: [bool; 2]) -> Result<()> {
         call.to[1],
         100,
     )?;
-    for i in 0..2 {
+    for (i, &ind) in indication.iter().enumerate() {
         let m = ctx.metrics(Ns::Corp(i), crate::ctx::aps_metrics(i))?;
         let sent = metric(&m, "pinhole_client_cmph_sent_total").unwrap_or(0.0);
-        let how = if indication[i] {
+        let how = if ind {
             "indications, never answered"
         } else {
             "requests"

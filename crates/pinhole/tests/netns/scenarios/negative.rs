@@ -56,14 +56,14 @@ fn direct_sdp(ctx: &mut Ctx) -> Result<()> {
     ctx.note(format!(
         "soft-switch {SSW_IP}: callee's SIP pinhole is {callee_public}"
     ));
+    let ssw = caller_side.local_addr()?;
     let stop = AtomicBool::new(false);
-    let result = std::thread::scope(|s| -> Result<()> {
+    std::thread::scope(|s| -> Result<()> {
         s.spawn(|| sip_pipe(&caller_side, &callee_side, callee_public, &stop));
-        let r = direct_call(ctx, caller_side.local_addr()?);
+        let r = direct_call(ctx, ssw);
         stop.store(true, Ordering::Relaxed);
         r
-    });
-    result
+    })
 }
 
 fn direct_call(ctx: &mut Ctx, ssw: SocketAddr) -> Result<()> {
