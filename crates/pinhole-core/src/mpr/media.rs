@@ -137,8 +137,15 @@ impl Engine {
         let current = self.stream_leg(call, e.index, from);
         if let Owner::Network(n) = origin {
             // A pinhole already bound by CMPH (Figs. 7, 8, 11): the message
-            // carries the pinhole address the CMPH Response reported.
-            if let Some(&bound) = self.by_pinhole.get(&e.addr) {
+            // carries the pinhole address the CMPH Response reported, or,
+            // bound by indication (no response, so no pinhole address), the
+            // leg's own relay address from the reserve.
+            let known = self
+                .by_pinhole
+                .get(&e.addr)
+                .copied()
+                .or_else(|| self.own_leg_at(e.addr));
+            if let Some(bound) = known {
                 let owned = self
                     .legs
                     .get(&bound)
@@ -188,6 +195,18 @@ impl Engine {
             }
         }
         Ok(id)
+    }
+
+    /// The leg whose RTP relay address is `addr`, if `addr` is one.
+    fn own_leg_at(&self, addr: std::net::SocketAddr) -> Option<LegId> {
+        if addr.ip() != self.relay_ip && Some(addr.ip()) != self.relay_ip6 {
+            return None;
+        }
+        let id = *self.by_port.get(&addr.port())?;
+        self.legs
+            .get(&id)
+            .is_some_and(|l| l.rtp_addr() == addr)
+            .then_some(id)
     }
 
     /// A plain terminal: learn its pinhole from its first packet, from the

@@ -98,6 +98,9 @@ struct Ph {
     id: PinholeId,
     inside: SocketAddr,
     state: PhState,
+    /// Opened before any SDP from outside named a relay: the client
+    /// reserved the leg (Fig. 11).
+    reserved: bool,
 }
 
 #[derive(Debug, Default)]
@@ -590,6 +593,7 @@ impl ApsProxy {
                 id,
                 inside: e.addr,
                 state: PhState::Opening,
+                reserved: st.relay.is_none(),
             });
             self.by_pinhole.insert(id, key.clone());
             return Ok(None);
@@ -603,10 +607,16 @@ impl ApsProxy {
             PhState::Open {
                 public,
                 rtcp_public,
-                ..
+                relay,
             } => {
                 let b = st.b.map(|b| SocketAddr::new(self.cfg.media_ip, b.rtp));
-                let Some(mut addr) = public.or(b) else {
+                // Bound by CMPH indication, so no pinhole address: a leg we
+                // reserved (our offer) is named by its relay address, the
+                // one address the MPR can tie to it (port B is private). A
+                // leg the far side's SDP named is known to the MPR already,
+                // and B goes out as the "no CMPH response" variant says.
+                let reserved = (public.is_none() && ph.reserved).then_some(relay);
+                let Some(mut addr) = public.or(reserved).or(b) else {
                     return Err(());
                 };
                 if e.is_hold() {

@@ -36,11 +36,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "control::no_cmph_response_offerer",
         negative_control: false,
-        known_bug: Some(
-            "an offering APS in indication mode writes its port B into the offer; the MPR finds no \
-             leg by that private address (by_pinhole), opens a new latching leg, and media sent to \
-             the reserved leg L has no peer",
-        ),
+        known_bug: None,
         run: no_cmph_response_offerer,
     },
 ];
@@ -214,8 +210,9 @@ fn no_cmph_response(ctx: &mut Ctx) -> Result<()> {
 }
 
 /// The same with the offering APS (corp1) in indication mode too: it
-/// reserves its leg, binds it with indications and writes port B into the
-/// offer. Fails today (see the scenario's `known_bug`).
+/// reserves its leg, binds it with indications and, knowing no pinhole
+/// address, names the reserved relay address in its offer. (This scenario
+/// found the bug where it wrote port B and the MPR opened a second leg.)
 fn no_cmph_response_offerer(ctx: &mut Ctx) -> Result<()> {
     indication_call(ctx, [true, true])
 }
