@@ -358,11 +358,13 @@ fn endpoint<'a>(
     ));
     let parsed: IResult<_, _, ()> = parser.parse(t);
     let Ok((_, (local, _, domain, port))) = parsed else {
-        return Err(ErrorKind::BadEndpoint(if t.contains(&b'@') {
-            "bad domain name or port"
-        } else {
-            "no @domain"
-        }));
+        return Err(ErrorKind::BadEndpoint(
+            match t.iter().position(|&c| c == b'@') {
+                None => "no @domain",
+                Some(0) => "no local name",
+                Some(_) => "bad domain name or port",
+            },
+        ));
     };
     let host = match domain {
         [b'[', inner @ .., b']'] => {
