@@ -29,14 +29,15 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<bool> {
         );
         return Ok(true);
     }
-    let bytes = unhex(&raw).unwrap_or(raw);
-    if crate::mgcp::looks_like_mgcp(&bytes, true) && !crate::sip::looks_like_sip(&bytes) {
-        let lines = crate::mgcp::inspect(&bytes);
+    // Before the hex-dump test: `200 262662134` is all hex digits.
+    if crate::mgcp::looks_like_mgcp(&raw, true) && !crate::sip::looks_like_sip(&raw) {
+        let lines = crate::mgcp::inspect(&raw);
         for v in &lines {
             println!("{v}");
         }
         return Ok(lines.iter().all(|v| v["error"].is_null()));
     }
+    let bytes = unhex(&raw).unwrap_or(raw);
     let v = inspect(&bytes);
     let ok = v["error"].is_null();
     println!("{v}");

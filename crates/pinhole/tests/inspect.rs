@@ -114,6 +114,17 @@ fn inspect_and_rewrite_an_mgcp_datagram() {
         .replace("audio 30000", "audio 40000");
     assert_eq!(String::from_utf8(out).unwrap(), expected);
 
+    // A response with no commentary is all hex digits, and still MGCP.
+    std::fs::write(&f, b"200 262662134 \n").unwrap();
+    let (ok, out) = lines_of(&["inspect".as_ref(), f.as_os_str()]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        (v["kind"].as_str(), v["transaction"].as_u64()),
+        (Some("200"), Some(262662134))
+    );
+    assert!(v["commentary"].is_null());
+
     // A broken second message: the first still prints, the exit fails.
     std::fs::write(&f, b"200 1 OK\n.\nCRCX 0 a@gw MGCP 1.0\n").unwrap();
     let (ok, out) = lines_of(&["inspect".as_ref(), f.as_os_str()]);
