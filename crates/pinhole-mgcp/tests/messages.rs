@@ -226,6 +226,13 @@ fn line_endings_lf_crlf_and_bare_cr() {
     assert_eq!(m.media_role(), MediaRole::None);
     // A final separator with nothing after it ends the datagram.
     assert_eq!(parse_datagram(b"200 5 OK\n.\n").unwrap().len(), 1);
+    // An empty line right before a separator: no SDP, and the next
+    // message still follows.
+    let d = b"200 1 OK\r\n\r\n. \r\n200 2 OK\r\n";
+    let msgs = parse_datagram(d).unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert!(!msgs[0].has_sdp());
+    assert_eq!((msgs[0].span(), msgs[1].span(), msgs[1].line()), (0..12, 16..26, 4));
 }
 
 #[test]
