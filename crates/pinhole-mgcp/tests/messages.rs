@@ -232,7 +232,10 @@ fn line_endings_lf_crlf_and_bare_cr() {
     let msgs = parse_datagram(d).unwrap();
     assert_eq!(msgs.len(), 2);
     assert!(!msgs[0].has_sdp());
-    assert_eq!((msgs[0].span(), msgs[1].span(), msgs[1].line()), (0..12, 16..26, 4));
+    assert_eq!(
+        (msgs[0].span(), msgs[1].span(), msgs[1].line()),
+        (0..12, 16..26, 4)
+    );
 }
 
 #[test]
