@@ -17,12 +17,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use pinhole_core::alg::{self, AlgCounters};
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
+use pinhole_core::wire::Protocol;
 use pinhole_examples::rtp;
 use pinhole_examples::sip_ua::EndReason;
 use pinhole_examples::smart::{SmartUa, SmartUaConfig};
-use pinhole_net::driver::mpr::{self as mpr_driver, MprHandle, MprOutputs};
+use pinhole_net::driver::mpr::{self as mpr_driver, MprAlg, MprHandle, MprOutputs};
 use pinhole_net::driver::{SharedRouter, SimRouter};
 use pinhole_net::firewall::{FirewallSim, SimConfig};
 use pinhole_net::relay::{Relay, RelayConfig};
@@ -63,7 +65,7 @@ async fn mpr(first: u16, last: u16) -> Result<Mpr> {
         vec![Arc::new(control)],
         relay,
         events,
-        Some(Box::new(proxy)),
+        vec![MprAlg::new(sip, Box::new(proxy))],
     )?;
     Ok(Mpr {
         handle,
@@ -95,8 +97,8 @@ fn ua_config(aor: &str, net: &str, ip: [u8; 4], media: u16, mpr: SocketAddr) -> 
     }
 }
 
-fn counter(c: &[(&'static str, u64)], name: &str) -> u64 {
-    c.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v)
+fn counter(c: &AlgCounters, name: &str) -> u64 {
+    alg::counter(c, Protocol::Sip, name)
 }
 
 fn in_relay_range(a: SocketAddr, first: u16, last: u16) -> bool {

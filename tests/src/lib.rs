@@ -1,7 +1,8 @@
 //! Workspace-level end-to-end tests live in `tests/`. This library holds
 //! what those tests share with each other: [`sipp`] runs the sipp phones of
-//! the SIP tests (scenarios in `tests/sipp/`), and [`rtp`] sends and checks
-//! the media between them.
+//! the SIP tests (scenarios in `tests/sipp/`), [`osmo_mgw`] runs Osmocom's
+//! MGCP media gateway and speaks raw MGCP to it, and [`rtp`] sends and
+//! checks the media between them.
 //!
 //! ```
 //! use pinhole_tests::sipp::{Keys, scenario};
@@ -11,5 +12,6 @@
 //! assert!(scenario("uac_basic.xml").is_file());
 //! ```
 
+pub mod osmo_mgw;
 pub mod rtp;
 pub mod sipp;

@@ -144,6 +144,18 @@ impl ClientContext for client::Engine {
 /// Labelled counters an ALG keeps, for metrics (`name`, value).
 pub type Counters = Vec<(&'static str, u64)>;
 
+/// Each ALG's counters, by the protocol it speaks.
+pub type AlgCounters = Vec<(Protocol, Counters)>;
+
+/// One counter of one protocol's ALG, 0 if absent.
+pub fn counter(algs: &[(Protocol, Counters)], protocol: Protocol, name: &str) -> u64 {
+    algs.iter()
+        .filter(|(p, _)| *p == protocol)
+        .flat_map(|(_, c)| c.iter())
+        .find(|(n, _)| *n == name)
+        .map_or(0, |(_, v)| *v)
+}
+
 /// A signaling ALG at the MPR.
 pub trait MprSignaling: Send + Sync {
     /// The protocol it speaks (registrations for it route its traffic).
@@ -163,6 +175,8 @@ pub trait MprSignaling: Send + Sync {
 
 /// A signaling ALG at an APS or a smart terminal.
 pub trait ClientSignaling: Send + Sync {
+    /// The protocol it speaks (its engine registers a pinhole for it).
+    fn protocol(&self) -> Protocol;
     /// A datagram of the protocol arrived on the signaling socket.
     fn handle_datagram(&mut self, now: Instant, ctx: &mut dyn ClientContext, rx: Receive<'_>);
     /// The client engine reported something (pinholes opened or failed).

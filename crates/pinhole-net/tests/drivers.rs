@@ -930,3 +930,182 @@ async fn a_busy_aps_pinhole_sends_no_keepalives_and_a_silent_one_does() {
     }
     assert!(keepalives >= 1, "silent: kept alive");
 }
+
+/// A toy ALG: answers each datagram with `<token>:<bytes>` from the socket
+/// it came in on, and 50 ms later sends `<token>:tick` (its own timer).
+struct EchoAlg {
+    protocol: Protocol,
+    received: u64,
+    out: Vec<pinhole_core::types::Transmit>,
+    tick: Option<(std::time::Instant, SocketAddr, SocketAddr)>,
+}
+
+impl EchoAlg {
+    fn boxed(protocol: Protocol) -> Box<dyn pinhole_core::alg::MprSignaling> {
+        Box::new(Self {
+            protocol,
+            received: 0,
+            out: Vec::new(),
+            tick: None,
+        })
+    }
+
+    fn send(&mut self, local: SocketAddr, remote: SocketAddr, body: &[u8]) {
+        let mut payload = self.protocol.token().as_bytes().to_vec();
+        payload.push(b':');
+        payload.extend_from_slice(body);
+        self.out.push(pinhole_core::types::Transmit {
+            local,
+            remote,
+            payload,
+        });
+    }
+}
+
+impl pinhole_core::alg::MprSignaling for EchoAlg {
+    fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    fn handle_datagram(
+        &mut self,
+        now: std::time::Instant,
+        _mpr: &mut dyn pinhole_core::alg::MprContext,
+        rx: pinhole_core::types::Receive<'_>,
+    ) {
+        self.received += 1;
+        self.send(rx.local, rx.remote, rx.bytes);
+        self.tick = Some((now + Duration::from_millis(50), rx.local, rx.remote));
+    }
+
+    fn handle_timeout(
+        &mut self,
+        now: std::time::Instant,
+        _mpr: &mut dyn pinhole_core::alg::MprContext,
+    ) {
+        if let Some((at, local, remote)) = self.tick
+            && at <= now
+        {
+            self.tick = None;
+            self.send(local, remote, b"tick");
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.tick.map(|(at, ..)| at)
+    }
+
+    fn poll_transmit(&mut self) -> Option<pinhole_core::types::Transmit> {
+        (!self.out.is_empty()).then(|| self.out.remove(0))
+    }
+
+    fn counters(&self) -> pinhole_core::alg::Counters {
+        vec![("received", self.received)]
+    }
+}
+
+/// An MPR with a SIP and an MGCP ALG, each on its own control socket.
+fn two_alg_mpr(
+    sip: UdpSocket,
+    mgcp: UdpSocket,
+    ports: (u16, u16),
+    algs: Vec<mpr_driver::MprAlg>,
+) -> std::io::Result<(mpr_driver::MprHandle, mpr_driver::MprOutputs)> {
+    let mut cfg = mpr::Config::new(MPR_IP.into(), [9; 32]);
+    cfg.ports = PortRange::new(ports.0, ports.1).unwrap();
+    cfg.control_ports = vec![
+        sip.local_addr().unwrap().port(),
+        mgcp.local_addr().unwrap().port(),
+    ];
+    cfg.networks
+        .push(mpr::NetworkConfig::new("corp1", CRED.to_vec()));
+    let engine = mpr::Engine::new(cfg, tokio::time::Instant::now().into_std()).unwrap();
+    let (relay, relay_events) = Relay::start(RelayConfig::default()).unwrap();
+    mpr_driver::spawn_with(
+        engine,
+        vec![Arc::new(sip), Arc::new(mgcp)],
+        relay,
+        relay_events,
+        algs,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_alg_gets_the_signaling_of_its_own_control_socket_and_its_own_timer() {
+    let sip = UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap();
+    let mgcp = UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap();
+    let (sip_at, mgcp_at) = (sip.local_addr().unwrap(), mgcp.local_addr().unwrap());
+    let (mpr, _out) = two_alg_mpr(
+        sip,
+        mgcp,
+        (47_900, 47_949),
+        vec![
+            mpr_driver::MprAlg::new(sip_at, EchoAlg::boxed(Protocol::Sip)),
+            mpr_driver::MprAlg::new(mgcp_at, EchoAlg::boxed(Protocol::Mgcp)),
+        ],
+    )
+    .unwrap();
+    let peer = UdpSocket::bind("127.0.0.4:0").await.unwrap();
+    peer.send_to(b"INVITE", sip_at).await.unwrap();
+    peer.send_to(b"CRCX 1", mgcp_at).await.unwrap();
+    peer.send_to(b"CRCX 2", mgcp_at).await.unwrap();
+    let got = recv_n(&peer, 5).await;
+    let mut from_sip: Vec<&[u8]> = Vec::new();
+    let mut from_mgcp: Vec<&[u8]> = Vec::new();
+    for (p, from) in &got {
+        match *from {
+            a if a == sip_at => from_sip.push(p),
+            a if a == mgcp_at => from_mgcp.push(p),
+            a => panic!("answer from {a}"),
+        }
+    }
+    assert_eq!(from_sip, [&b"sip:INVITE"[..], b"sip:tick"]);
+    assert_eq!(
+        from_mgcp,
+        [&b"mgcp:CRCX 1"[..], b"mgcp:CRCX 2", b"mgcp:tick"]
+    );
+    let c = mpr.alg_counters().await.unwrap();
+    assert_eq!(pinhole_core::alg::counter(&c, Protocol::Sip, "received"), 1);
+    assert_eq!(
+        pinhole_core::alg::counter(&c, Protocol::Mgcp, "received"),
+        2
+    );
+    mpr.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alg_on_a_foreign_or_shared_socket_is_refused() {
+    let sip = UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap();
+    let mgcp = UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap();
+    let sip_at = sip.local_addr().unwrap();
+    let stranger = free_addr(MPR_IP).await;
+    let e = two_alg_mpr(
+        sip,
+        mgcp,
+        (47_950, 47_969),
+        vec![mpr_driver::MprAlg::new(
+            stranger,
+            EchoAlg::boxed(Protocol::Mgcp),
+        )],
+    )
+    .err()
+    .expect("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("not a control socket"), "{e}");
+
+    let sip = UdpSocket::bind(sip_at).await.unwrap();
+    let mgcp = UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap();
+    let e = two_alg_mpr(
+        sip,
+        mgcp,
+        (47_970, 47_989),
+        vec![
+            mpr_driver::MprAlg::new(sip_at, EchoAlg::boxed(Protocol::Sip)),
+            mpr_driver::MprAlg::new(sip_at, EchoAlg::boxed(Protocol::Mgcp)),
+        ],
+    )
+    .err()
+    .expect("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("two signaling ALGs"), "{e}");
+}

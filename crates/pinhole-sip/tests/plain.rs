@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use pinhole_core::mpr;
+use pinhole_core::wire::Protocol;
 use pinhole_sip::proxy::{MprProxy, MprProxyConfig};
 use pinhole_sip::{HeaderName, Message, name_addrs};
 use pinhole_testkit::{FirewallConfig, World};
@@ -165,7 +166,7 @@ fn media_of(msg: &[u8]) -> SocketAddr {
 }
 
 fn counter(w: &World, name: &str) -> u64 {
-    let c = w.mpr_alg().unwrap().counters();
+    let c = w.mpr_alg(Protocol::Sip).unwrap().counters();
     c.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v)
 }
 
@@ -330,7 +331,7 @@ fn only_the_registrars_2xx_binds_and_bindings_expire() {
         counter(&w, "bindings_expired"),
         1,
         "{:?}",
-        w.mpr_alg().unwrap().counters()
+        w.mpr_alg(Protocol::Sip).unwrap().counters()
     );
     w.send(
         a(A),

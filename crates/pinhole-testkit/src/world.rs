@@ -13,7 +13,7 @@ use pinhole_core::client;
 use pinhole_core::mpr;
 use pinhole_core::relay::{RelayCommand, RelayReport, Remote};
 use pinhole_core::types::{Component, LegId, Receive};
-use pinhole_core::wire::{self, Message};
+use pinhole_core::wire::{self, Message, Protocol};
 
 use crate::{Datagram, FirewallConfig, FirewallId, Net, ZoneId};
 
@@ -202,8 +202,8 @@ pub struct World {
     mpr_cfg: mpr::Config,
     mpr_events: Vec<mpr::Event>,
     relay: SimRelay,
-    /// The MPR's signaling ALG and the socket it listens on.
-    mpr_alg: Option<(SocketAddr, Box<dyn MprSignaling>)>,
+    /// The MPR's signaling ALGs, each with the socket it listens on.
+    mpr_algs: Vec<(SocketAddr, Box<dyn MprSignaling>)>,
     clients: Vec<ClientNode>,
     inbox: HashMap<SocketAddr, Vec<Datagram>>,
     ladder: Vec<Rung>,
@@ -232,7 +232,7 @@ impl World {
             mpr_cfg,
             mpr_events: Vec::new(),
             relay: SimRelay::default(),
-            mpr_alg: None,
+            mpr_algs: Vec::new(),
             clients: Vec::new(),
             inbox: HashMap::new(),
             ladder: Vec::new(),
@@ -273,8 +273,11 @@ impl World {
 
     /// Puts a signaling ALG on the MPR's socket `at`: every non-control
     /// datagram to it goes to the ALG, which plans media with the engine.
+    /// Each protocol's ALG has its own socket; a second ALG on `at`
+    /// replaces the first.
     pub fn set_mpr_alg(&mut self, at: SocketAddr, alg: Box<dyn MprSignaling>) {
-        self.mpr_alg = Some((at, alg));
+        self.mpr_algs.retain(|(a, _)| *a != at);
+        self.mpr_algs.push((at, alg));
     }
 
     /// Puts a signaling ALG on a client's signaling socket.
@@ -282,9 +285,12 @@ impl World {
         self.clients[id.0].alg = Some(alg);
     }
 
-    /// The MPR's ALG, to read its counters.
-    pub fn mpr_alg(&self) -> Option<&dyn MprSignaling> {
-        self.mpr_alg.as_ref().map(|(_, a)| &**a)
+    /// The MPR's ALG for `protocol`, to read its counters.
+    pub fn mpr_alg(&self, protocol: Protocol) -> Option<&dyn MprSignaling> {
+        self.mpr_algs
+            .iter()
+            .find(|(_, a)| a.protocol() == protocol)
+            .map(|(_, a)| &**a)
     }
 
     /// A client's ALG, to read its counters.
@@ -383,10 +389,10 @@ impl World {
         loop {
             let now = self.net.now();
             self.mpr.handle_timeout(now);
-            if let Some((_, alg)) = &mut self.mpr_alg
-                && alg.poll_timeout().is_some_and(|t| t <= now)
-            {
-                alg.handle_timeout(now, &mut self.mpr);
+            for (_, alg) in &mut self.mpr_algs {
+                if alg.poll_timeout().is_some_and(|t| t <= now) {
+                    alg.handle_timeout(now, &mut self.mpr);
+                }
             }
             for c in &mut self.clients {
                 c.engine.handle_timeout(now);
@@ -406,7 +412,11 @@ impl World {
             if delivered {
                 continue;
             }
-            let mpr_alg = self.mpr_alg.as_ref().and_then(|(_, a)| a.poll_timeout());
+            let mpr_alg = self
+                .mpr_algs
+                .iter()
+                .filter_map(|(_, a)| a.poll_timeout())
+                .min();
             let next = [self.net.next_event_time(), self.mpr.poll_timeout(), mpr_alg]
                 .into_iter()
                 .chain(self.clients.iter().map(|c| c.engine.poll_timeout()))
@@ -442,7 +452,7 @@ impl World {
 
     fn drain(&mut self) {
         let now = self.net.now();
-        if let Some((_, alg)) = &mut self.mpr_alg {
+        for (_, alg) in &mut self.mpr_algs {
             while let Some(t) = alg.poll_transmit() {
                 self.net.send(Datagram {
                     src: t.local,
@@ -526,9 +536,8 @@ impl World {
         } else {
             self.record_text(&d);
         }
-        if let Some((at, alg)) = &mut self.mpr_alg
-            && *at == d.dst
-            && !wire::is_control(&d.payload)
+        if !wire::is_control(&d.payload)
+            && let Some((_, alg)) = self.mpr_algs.iter_mut().find(|(at, _)| *at == d.dst)
         {
             alg.handle_datagram(
                 now,

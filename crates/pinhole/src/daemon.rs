@@ -85,11 +85,12 @@ pub(crate) async fn run_mpr(path: &Path) -> Result<()> {
     let networks: Vec<String> = s.engine.networks.iter().map(|n| n.id.clone()).collect();
     let engine = mpr::Engine::new(s.engine, Instant::now())?;
     let (relay, relay_events) = Relay::start(s.relay).context("relay")?;
-    let alg = s.sip.map(|c| {
+    let mut algs = Vec::new();
+    if let Some(c) = s.sip {
         tracing::info!(sip = %c.local, outbound_proxy = ?c.outbound_proxy, "SIP proxy on");
-        Box::new(MprProxy::new(c)) as Box<dyn pinhole_core::alg::MprSignaling>
-    });
-    let (handle, mut out) = mpr_driver::spawn_with(engine, controls, relay, relay_events, alg)?;
+        algs.push(mpr_driver::MprAlg::new(c.local, Box::new(MprProxy::new(c))));
+    }
+    let (handle, mut out) = mpr_driver::spawn_with(engine, controls, relay, relay_events, algs)?;
     let metrics = match s.metrics {
         Some(a) => Some(metrics::serve(a, Source::Mpr(handle.clone())).await?),
         None => None,

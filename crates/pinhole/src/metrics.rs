@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use pinhole_core::alg::AlgCounters;
 use pinhole_net::driver::client::ClientHandle;
 use pinhole_net::driver::mpr::MprHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -382,16 +383,21 @@ pub(crate) async fn render(source: &Source) -> std::io::Result<String> {
     Ok(o)
 }
 
-/// The signaling ALG's counters, one family labelled by event (parse
-/// errors are `event="malformed"`).
-fn alg(o: &mut String, counters: &[(&'static str, u64)]) {
-    if counters.is_empty() {
+/// The signaling ALGs' counters, one family labelled by protocol and
+/// event (parse errors are `event="malformed"`).
+fn alg(o: &mut String, algs: &AlgCounters) {
+    let labels: Vec<(String, u64)> = algs
+        .iter()
+        .flat_map(|(protocol, counters)| {
+            let p = protocol.token();
+            counters
+                .iter()
+                .map(move |(name, v)| (format!("protocol=\"{p}\",event=\"{name}\""), *v))
+        })
+        .collect();
+    if labels.is_empty() {
         return;
     }
-    let labels: Vec<(String, u64)> = counters
-        .iter()
-        .map(|(name, v)| (format!("protocol=\"sip\",event=\"{name}\""), *v))
-        .collect();
     let refs: Vec<(&str, u64)> = labels.iter().map(|(l, v)| (l.as_str(), *v)).collect();
     family(
         o,

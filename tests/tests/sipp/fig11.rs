@@ -15,10 +15,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pinhole_core::alg;
 use pinhole_core::client;
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
+use pinhole_net::driver::mpr::MprAlg;
 use pinhole_net::driver::{SimRouter, client as client_driver, mpr as mpr_driver};
 use pinhole_net::firewall::{FirewallSim, SimConfig};
 use pinhole_net::relay::{Relay, RelayConfig};
@@ -136,7 +138,7 @@ pub(crate) fn bed_with(c: BedConfig, callee: SocketAddr) -> Result<Bed, Box<dyn 
             vec![Arc::new(control)],
             relay,
             relay_events,
-            Some(Box::new(proxy)),
+            vec![MprAlg::new(control_addr, Box::new(proxy))],
         )?;
         let mut aps = Vec::new();
         let mut aps1_sig = None;
@@ -240,7 +242,7 @@ impl Bed {
                 _ => self.aps2.alg_counters().await,
             }
         })?;
-        Ok(c.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v))
+        Ok(alg::counter(&c, Protocol::Sip, name))
     }
 }
 

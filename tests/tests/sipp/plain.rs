@@ -17,9 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use pinhole_core::alg::{self, AlgCounters};
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
-use pinhole_net::driver::mpr as mpr_driver;
+use pinhole_core::wire::Protocol;
+use pinhole_net::driver::mpr::{self as mpr_driver, MprAlg};
 use pinhole_net::firewall::{FirewallSim, SimConfig};
 use pinhole_net::relay::{Relay, RelayConfig};
 use pinhole_sip::proxy::{MprProxy, MprProxyConfig};
@@ -74,8 +76,8 @@ async fn softswitch(sock: tokio::net::UdpSocket, registers: Arc<AtomicU64>) {
     }
 }
 
-fn counter(c: &[(&'static str, u64)], name: &str) -> u64 {
-    c.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v)
+fn counter(c: &AlgCounters, name: &str) -> u64 {
+    alg::counter(c, Protocol::Sip, name)
 }
 
 /// Reads and drops whatever waits on `sock` (the latching primers).
@@ -138,7 +140,7 @@ fn plain_sipp_phones_register_through_the_mpr_and_call_with_latched_media() -> T
             vec![Arc::new(control)],
             relay,
             relay_events,
-            Some(Box::new(MprProxy::new(pc))),
+            vec![MprAlg::new(control_addr, Box::new(MprProxy::new(pc)))],
         )?;
         Ok::<_, Box<dyn Error>>((mpr, out, control_addr, sims, switch))
     })?;

@@ -136,6 +136,17 @@ impl Protocol {
             Self::H323 => "H.323",
         }
     }
+
+    /// A lowercase token for labels and config keys (`sip`, `mgcp`,
+    /// `h248`, `h323`).
+    pub const fn token(self) -> &'static str {
+        match self {
+            Self::Sip => "sip",
+            Self::Mgcp => "mgcp",
+            Self::H248 => "h248",
+            Self::H323 => "h323",
+        }
+    }
 }
 
 /// How a media leg carries RTCP (RTCP-MODE attribute).

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pinhole_core::alg::{ClientContext, ClientSignaling, Counters};
+use pinhole_core::alg::{AlgCounters, ClientContext, ClientSignaling};
 use pinhole_core::client::{ClientError, Engine, Event, PinholeId, PinholeRequest, Stats};
 use pinhole_core::relay::RelayCommand;
 use pinhole_core::types::Receive;
@@ -31,7 +31,7 @@ enum Cmd {
     Stats(oneshot::Sender<Stats>),
     Registered(oneshot::Sender<Option<SocketAddr>>),
     RelayCounters(oneshot::Sender<RelayCounters>),
-    AlgCounters(oneshot::Sender<Counters>),
+    AlgCounters(oneshot::Sender<AlgCounters>),
     Send(SocketAddr, Vec<u8>),
     SendMedia(Media, oneshot::Sender<io::Result<()>>),
     Shutdown(Duration, oneshot::Sender<Deregistration>),
@@ -112,8 +112,8 @@ impl ClientHandle {
         ask(&self.cmds, "client", Cmd::RelayCounters).await
     }
 
-    /// The signaling ALG's counters (empty without one).
-    pub async fn alg_counters(&self) -> io::Result<Counters> {
+    /// The signaling ALG's counters by protocol (empty without one).
+    pub async fn alg_counters(&self) -> io::Result<AlgCounters> {
         ask(&self.cmds, "client", Cmd::AlgCounters).await
     }
 
@@ -157,7 +157,8 @@ pub fn spawn(
 
 /// Like [`spawn`], with a signaling ALG that takes every non-control
 /// datagram on the signaling socket and opens pinholes with the engine
-/// directly, in the driver's own task.
+/// directly, in the driver's own task. An ALG for another protocol than
+/// the one the engine registers is `InvalidInput`.
 pub fn spawn_with(
     engine: Engine,
     signaling: Arc<UdpSocket>,
@@ -171,6 +172,18 @@ pub fn spawn_with(
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "the signaling socket is not bound to the engine's configured signaling address",
+        ));
+    }
+    if let Some(a) = &alg
+        && a.protocol() != engine.config().protocol
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a {} ALG on a client that registers {}",
+                a.protocol().name(),
+                engine.config().protocol.name()
+            ),
         ));
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
@@ -424,7 +437,12 @@ impl Driver {
                 let _ = reply.send(self.relay.counters());
             }
             Cmd::AlgCounters(reply) => {
-                let _ = reply.send(self.alg.as_ref().map(|a| a.counters()).unwrap_or_default());
+                let _ = reply.send(
+                    self.alg
+                        .iter()
+                        .map(|a| (a.protocol(), a.counters()))
+                        .collect(),
+                );
             }
             Cmd::Send(remote, payload) => {
                 self.engine.handle_traffic(now(), self.local);

@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use pinhole_core::alg::{Counters, MprContext, MprSignaling};
+use pinhole_core::alg::{AlgCounters, MprContext, MprSignaling};
 use pinhole_core::intent::IntentKind;
 use pinhole_core::intent::{MediaEndpoint, MediaIntent, MediaPlan, Origin};
 use pinhole_core::mpr::{Engine, Event, IntentError, Route, Stats};
@@ -56,7 +56,7 @@ enum Cmd {
     Route(String, Protocol, oneshot::Sender<Option<Route>>),
     Stats(oneshot::Sender<Stats>),
     RelayCounters(oneshot::Sender<RelayCounters>),
-    AlgCounters(oneshot::Sender<Counters>),
+    AlgCounters(oneshot::Sender<AlgCounters>),
     Send(SocketAddr, SocketAddr, Vec<u8>),
     Stop(oneshot::Sender<()>),
 }
@@ -106,8 +106,8 @@ impl MprHandle {
         ask(&self.cmds, "MPR", Cmd::RelayCounters).await
     }
 
-    /// The signaling ALG's counters (empty without one).
-    pub async fn alg_counters(&self) -> io::Result<Counters> {
+    /// Each signaling ALG's counters, by protocol (empty without one).
+    pub async fn alg_counters(&self) -> io::Result<AlgCounters> {
         ask(&self.cmds, "MPR", Cmd::AlgCounters).await
     }
 
@@ -142,28 +142,64 @@ pub fn spawn(
     relay: Relay,
     relay_events: mpsc::Receiver<RelayEvent>,
 ) -> io::Result<(MprHandle, MprOutputs)> {
-    spawn_with(engine, controls, relay, relay_events, None)
+    spawn_with(engine, controls, relay, relay_events, Vec::new())
 }
 
-/// Like [`spawn`], with a signaling ALG that takes every non-control
-/// datagram on the control sockets and plans media with the engine
-/// directly, in the driver's own task.
+/// A signaling ALG and the control socket it serves: every non-control
+/// datagram that arrives on `at` goes to it.
+pub struct MprAlg {
+    /// One of the control sockets' addresses.
+    pub at: SocketAddr,
+    /// The ALG.
+    pub alg: Box<dyn MprSignaling>,
+}
+
+impl MprAlg {
+    /// An ALG on the control socket `at`.
+    pub fn new(at: SocketAddr, alg: Box<dyn MprSignaling>) -> Self {
+        Self { at, alg }
+    }
+}
+
+/// Like [`spawn`], with signaling ALGs (SIP, MGCP, …), each on its own
+/// control socket, which plan media with the engine directly, in the
+/// driver's own task. An ALG on an address that is not a control socket,
+/// or two on one socket, is `InvalidInput`.
 pub fn spawn_with(
     engine: Engine,
     controls: Vec<Arc<UdpSocket>>,
     relay: Relay,
     relay_events: mpsc::Receiver<RelayEvent>,
-    alg: Option<Box<dyn MprSignaling>>,
+    algs: Vec<MprAlg>,
 ) -> io::Result<(MprHandle, MprOutputs)> {
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let (ev_tx, ev_rx) = mpsc::channel(4096);
     let (sig_tx, sig_rx) = mpsc::channel(4096);
     let (rx_tx, rx_rx) = mpsc::channel(4096);
     let mut locals = Vec::with_capacity(controls.len());
-    let mut readers = Vec::with_capacity(controls.len());
     for s in &controls {
-        let local = s.local_addr()?;
-        locals.push(local);
+        locals.push(s.local_addr()?);
+    }
+    for (i, a) in algs.iter().enumerate() {
+        if !locals.contains(&a.at) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} ALG on {}: not a control socket",
+                    a.alg.protocol().name(),
+                    a.at
+                ),
+            ));
+        }
+        if algs[..i].iter().any(|b| b.at == a.at) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("two signaling ALGs on {}", a.at),
+            ));
+        }
+    }
+    let mut readers = Vec::with_capacity(controls.len());
+    for (s, &local) in controls.iter().zip(&locals) {
         // One reader per control socket: control traffic is light, and a
         // channel keeps the driver loop a single select.
         let (sock, tx) = (Arc::clone(s), rx_tx.clone());
@@ -188,7 +224,7 @@ pub fn spawn_with(
         relay,
         events: ev_tx,
         signaling: sig_tx,
-        alg,
+        algs,
     };
     let task = tokio::spawn(driver.run(cmd_rx, rx_rx, relay_events));
     Ok((
@@ -209,7 +245,7 @@ struct Driver {
     relay: Relay,
     events: mpsc::Sender<Event>,
     signaling: mpsc::Sender<Signaling>,
-    alg: Option<Box<dyn MprSignaling>>,
+    algs: Vec<MprAlg>,
 }
 
 /// What the ALG sees of the MPR: the engine, with the relay carrying out
@@ -304,7 +340,7 @@ impl Driver {
         mut relay_events: mpsc::Receiver<RelayEvent>,
     ) {
         let stopped = loop {
-            let alg_due = self.alg.as_ref().and_then(|a| a.poll_timeout());
+            let alg_due = self.algs.iter().filter_map(|a| a.alg.poll_timeout()).min();
             let deadline = [self.engine.poll_timeout(), alg_due]
                 .into_iter()
                 .flatten()
@@ -319,9 +355,9 @@ impl Driver {
                 Some((local, remote, payload)) = control_rx.recv() => {
                     if wire::is_control(&payload) {
                         let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload });
-                    } else if let Some(alg) = &mut self.alg {
+                    } else if let Some(a) = self.algs.iter_mut().find(|a| a.at == local) {
                         let mut ctx = Ctx { engine: &mut self.engine, relay: &self.relay };
-                        alg.handle_datagram(now(), &mut ctx, Receive { local, remote, bytes: &payload });
+                        a.alg.handle_datagram(now(), &mut ctx, Receive { local, remote, bytes: &payload });
                     } else if self.signaling.try_send(Signaling { local, remote, payload }).is_err() {
                         tracing::warn!(%local, %remote, "signaling queue full: datagram dropped");
                     }
@@ -337,11 +373,11 @@ impl Driver {
                 () = sleep_until(deadline) => {
                     let now = now();
                     self.engine.handle_timeout(now);
-                    if let Some(alg) = &mut self.alg
-                        && alg.poll_timeout().is_some_and(|t| t <= now)
-                    {
-                        let mut ctx = Ctx { engine: &mut self.engine, relay: &self.relay };
-                        alg.handle_timeout(now, &mut ctx);
+                    for a in &mut self.algs {
+                        if a.alg.poll_timeout().is_some_and(|t| t <= now) {
+                            let mut ctx = Ctx { engine: &mut self.engine, relay: &self.relay };
+                            a.alg.handle_timeout(now, &mut ctx);
+                        }
                     }
                 }
             }
@@ -381,7 +417,12 @@ impl Driver {
                 let _ = reply.send(self.relay.counters());
             }
             Cmd::AlgCounters(reply) => {
-                let _ = reply.send(self.alg.as_ref().map(|a| a.counters()).unwrap_or_default());
+                let _ = reply.send(
+                    self.algs
+                        .iter()
+                        .map(|a| (a.alg.protocol(), a.alg.counters()))
+                        .collect(),
+                );
             }
             Cmd::Send(local, remote, payload) => self.send(local, remote, &payload).await,
             // Handled by the loop.
@@ -395,8 +436,10 @@ impl Driver {
         while let Some(t) = self.engine.poll_transmit() {
             self.send(t.local, t.remote, &t.payload).await;
         }
-        while let Some(t) = self.alg.as_mut().and_then(|a| a.poll_transmit()) {
-            self.send(t.local, t.remote, &t.payload).await;
+        for i in 0..self.algs.len() {
+            while let Some(t) = self.algs[i].alg.poll_transmit() {
+                self.send(t.local, t.remote, &t.payload).await;
+            }
         }
         while let Some(e) = self.engine.poll_event() {
             if self.events.try_send(e).is_err() {

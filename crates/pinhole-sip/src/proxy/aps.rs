@@ -23,6 +23,7 @@ use pinhole_core::patch::Patch;
 use pinhole_core::ports::{Allocator, PortPair, PortRange};
 use pinhole_core::rng::Rng;
 use pinhole_core::types::{Receive, Transmit};
+use pinhole_core::wire::Protocol;
 
 use super::edit::{self, HostPort};
 use super::media::{self, Negotiation};
@@ -839,6 +840,10 @@ fn aor(buf: &[u8], uri: &Uri) -> Vec<u8> {
 }
 
 impl ClientSignaling for ApsProxy {
+    fn protocol(&self) -> Protocol {
+        Protocol::Sip
+    }
+
     fn handle_datagram(&mut self, now: Instant, ctx: &mut dyn ClientContext, rx: Receive<'_>) {
         self.stats.received += 1;
         if is_keepalive(rx.bytes) {

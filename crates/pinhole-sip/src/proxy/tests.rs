@@ -498,7 +498,7 @@ fn a_call_that_never_starts_expires_and_frees_its_legs() {
             .map_or(0, |(_, v)| *v)
     };
     assert_eq!(
-        expired(w.mpr_alg().unwrap().counters()),
+        expired(w.mpr_alg(Protocol::Sip).unwrap().counters()),
         1,
         "the MPR forgot the dialog"
     );
