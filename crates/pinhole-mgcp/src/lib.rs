@@ -88,6 +88,7 @@ mod lines;
 mod media;
 mod message;
 mod params;
+pub mod proxy;
 mod rewrite_all;
 
 #[cfg(doc)]
