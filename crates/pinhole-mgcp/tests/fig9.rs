@@ -38,9 +38,15 @@ struct Fig9 {
 }
 
 fn fig9() -> Fig9 {
+    fig9_with(|_| {})
+}
+
+fn fig9_with(f: impl FnOnce(&mut pinhole_core::mpr::Config)) -> Fig9 {
     #[allow(clippy::disallowed_methods)]
     let start = Instant::now();
-    let mut w = World::new(start, 9, mpr_config());
+    let mut mc = mpr_config();
+    f(&mut mc);
+    let mut w = World::new(start, 9, mc);
     let c1 = w.add_corp("corp1", ip(FW1), FirewallConfig::default());
     let c2 = w.add_corp("corp2", ip(FW2), FirewallConfig::default());
     w.add_host(c1.zone, ip("10.1.0.2"), "APS1");
@@ -372,4 +378,61 @@ fn response_acks_notifications_and_piggybacked_datagrams_pass() {
     w.run_for(Duration::from_millis(300));
     assert_eq!(one(&mut w, GW_A), b"200 5001 OK\r\n");
     assert_eq!(Message::parse(&ntfy).unwrap().transaction_id(), 5001);
+}
+
+#[test]
+fn a_pinhole_that_cannot_open_gets_502_and_the_connection_is_deleted() {
+    // corp1 may hold no relay leg: APS1's CMPH is refused.
+    let Fig9 {
+        mut w,
+        mut ca,
+        mut ga,
+        ..
+    } = fig9_with(|mc| mc.networks[0].max_legs = 0);
+    let (_, crcx) = ca.command("CRCX", EP_A, &[("C", "FAIL")], None);
+    let (_, back) = exchange(&mut w, crcx, &mut ga, GW_A);
+    assert!(
+        back.starts_with(b"502 1001 "),
+        "{}",
+        String::from_utf8_lossy(&back)
+    );
+    // The APS deleted the connection A created, with a DLCX of its own.
+    let dlcx = one(&mut w, GW_A);
+    let m = Message::parse(&dlcx).unwrap();
+    assert_eq!(m.verb().unwrap().as_str(), "DLCX");
+    assert_eq!(m.connection_id(), Some("AC0FFEE"));
+    assert_eq!(m.call_id(), Some("FAIL"));
+    // A's 250 stays at the APS.
+    w.send(a(GW_A), a(APS1), ga.answer(&dlcx));
+    w.run_for(Duration::from_millis(300));
+    assert!(take(&mut w, CA).is_empty());
+    assert_eq!(w.mpr().stats().legs_open, 0, "nothing left at the MPR");
+    let c = w.mpr_alg(Protocol::Mgcp).unwrap().counters();
+    assert!(c.contains(&("calls", 1)), "{c:?}");
+}
+
+#[test]
+fn an_error_to_a_crcx_frees_what_it_planned() {
+    let Fig9 { mut w, mut ca, .. } = fig9();
+    let internet = w.internet;
+    w.add_host(internet, ip("192.0.2.80"), "MS");
+    let (_, crcx) = ca.command(
+        "CRCX",
+        EP_A,
+        &[("C", "ERR")],
+        Some(&sdp(a("192.0.2.80:8000"))),
+    );
+    w.send(a(CA), a(MPR), crcx);
+    w.run_for(Duration::from_millis(300));
+    let got = one(&mut w, GW_A);
+    assert_eq!(w.mpr().stats().legs_open, 2, "the public party's legs");
+    let txid = Message::parse(&got).unwrap().transaction_id();
+    w.send(
+        a(GW_A),
+        a(APS1),
+        pinhole_mgcp::response(502, txid, Some("No resources"), &[], None),
+    );
+    w.run_for(Duration::from_millis(300));
+    assert_eq!(code(&one(&mut w, CA)), 502);
+    assert_eq!(w.mpr().stats().legs_open, 0, "the failed CRCX's legs went");
 }

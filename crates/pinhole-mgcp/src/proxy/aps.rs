@@ -293,7 +293,7 @@ impl ApsMgcp {
                 return true;
             }
         }
-        self.from_gateway(now, ctx, rx, &msgs)
+        self.from_gateway(now, ctx, rx, &msgs, resuming)
     }
 
     fn park(&mut self, call: &str, rx: &Receive<'_>) {
@@ -671,6 +671,7 @@ impl ApsMgcp {
         ctx: &mut dyn ClientContext,
         rx: &Receive<'_>,
         msgs: &[Message<'_>],
+        resuming: bool,
     ) -> bool {
         let mut patch = Patch::new();
         let mut errors = Vec::new();
@@ -764,7 +765,7 @@ impl ApsMgcp {
                             conn.endpoint = z.to_ascii_lowercase();
                         }
                     }
-                    match self.outward(now, ctx, rx, c, m, &mut patch) {
+                    match self.outward(now, ctx, rx, c, m, &mut patch, resuming) {
                         MediaStep::Ready => {}
                         MediaStep::Wait => {
                             let call = call.unwrap_or_default();
@@ -854,6 +855,7 @@ impl ApsMgcp {
         c: u64,
         m: &Message<'_>,
         patch: &mut Patch,
+        resuming: bool,
     ) -> MediaStep {
         let sdp = match m.sdp() {
             Ok(Some(s)) => s,
@@ -871,7 +873,7 @@ impl ApsMgcp {
         let mut plan = Vec::with_capacity(endpoints.len());
         let mut waiting = false;
         for e in &endpoints {
-            match self.outward_stream(now, ctx, c, e) {
+            match self.outward_stream(now, ctx, c, e, resuming) {
                 Ok(Some(p)) => plan.push(p),
                 Ok(None) => waiting = true,
                 Err(()) => return MediaStep::Failed,
@@ -897,6 +899,7 @@ impl ApsMgcp {
         ctx: &mut dyn ClientContext,
         c: u64,
         e: &MediaEndpoint,
+        resuming: bool,
     ) -> Result<Option<PlannedEndpoint>, ()> {
         let unchanged = PlannedEndpoint {
             index: e.index,
@@ -913,6 +916,13 @@ impl ApsMgcp {
         };
         conn.last = now;
         let st = conn.streams.entry(e.index).or_default();
+        if let Some(ph) = st.pinhole
+            && ph.state == PhState::Failed
+            && resuming
+        {
+            // The message held for this pinhole: it failed.
+            return Err(());
+        }
         if let Some(ph) = st.pinhole
             && !e.is_hold()
             && (ph.inside != e.addr || ph.state == PhState::Failed)
