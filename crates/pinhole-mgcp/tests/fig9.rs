@@ -140,7 +140,11 @@ fn exchange(w: &mut World, cmd: Vec<u8>, gw: &mut Gateway, at: &str) -> (Vec<u8>
     w.send(a(CA), a(MPR), cmd);
     w.run_for(Duration::from_millis(500));
     let got = one(w, at);
-    w.send(a(at), a(if at == GW_A { APS1 } else { APS2 }), gw.answer(&got));
+    w.send(
+        a(at),
+        a(if at == GW_A { APS1 } else { APS2 }),
+        gw.answer(&got),
+    );
     w.run_for(Duration::from_secs(1));
     let back = one(w, CA);
     (got, back)
@@ -169,7 +173,11 @@ fn fig9_call_with_an_aps_in_each_network() {
     assert_eq!(got, crcx_a);
     assert_eq!(code(&ok_a), 200);
     let r1 = media_of(&ok_a);
-    assert_eq!(r1.ip(), ip(MPR_IP), "the call agent is told an MPR relay port");
+    assert_eq!(
+        r1.ip(),
+        ip(MPR_IP),
+        "the call agent is told an MPR relay port"
+    );
     assert_eq!(
         changed_lines(&ga.answer(&crcx_a), &ok_a),
         [
@@ -228,13 +236,21 @@ fn fig9_call_with_an_aps_in_each_network() {
         assert_eq!(pb, &[0x80, 0, 0, i as u8, b'a'], "A→B payload {i}");
     }
     assert_eq!(w.relay_counters().forwarded - before, 40);
-    assert_eq!(w.mpr().stats().legs_open, 2, "one leg per side, nothing extra");
+    assert_eq!(
+        w.mpr().stats().legs_open,
+        2,
+        "one leg per side, nothing extra"
+    );
 
     // DLCX both: the legs go, ports B are freed.
     let (_, dlcx_a) = ca.command("DLCX", EP_A, &[("C", "CALL1"), ("I", "AC0FFEE")], None);
     let (_, back) = exchange(&mut w, dlcx_a, &mut ga, GW_A);
     assert_eq!(code(&back), 250);
-    assert_eq!(w.mpr().stats().legs_open, 2, "B's connection still holds the call");
+    assert_eq!(
+        w.mpr().stats().legs_open,
+        2,
+        "B's connection still holds the call"
+    );
     let (_, dlcx_b) = ca.command("DLCX", EP_B, &[("C", "CALL1")], None);
     let (_, back) = exchange(&mut w, dlcx_b, &mut gb, GW_B);
     assert_eq!(code(&back), 250);
@@ -268,7 +284,11 @@ fn retransmissions_get_the_same_ports_and_bytes() {
     w.send(a(CA), a(MPR), crcx.clone());
     w.run_for(Duration::from_millis(300));
     let got = take(&mut w, GW_A);
-    assert_eq!(got, [crcx.clone(), crcx.clone()], "both copies reach A unchanged");
+    assert_eq!(
+        got,
+        [crcx.clone(), crcx.clone()],
+        "both copies reach A unchanged"
+    );
     // A answers twice (once per copy); the second is sent while CMPH runs.
     let ok = ga.answer(&crcx);
     w.send(a(GW_A), a(APS1), ok.clone());
@@ -280,7 +300,10 @@ fn retransmissions_get_the_same_ports_and_bytes() {
     w.send(a(GW_A), a(APS1), ok);
     w.run_for(Duration::from_secs(1));
     let again = take(&mut w, CA);
-    assert_eq!(again, back, "a retransmitted 200 maps to the same relay port");
+    assert_eq!(
+        again, back,
+        "a retransmitted 200 maps to the same relay port"
+    );
     // And the call agent's retransmission after the answer: A gets it again.
     w.send(a(CA), a(MPR), crcx.clone());
     w.run_for(Duration::from_millis(300));
@@ -298,18 +321,31 @@ fn unknown_domain_gets_500_and_an_unregistered_network_501() {
     w.send(a(CA), a(MPR), c);
     w.run_for(Duration::from_millis(300));
     let r = one(&mut w, CA);
-    assert!(r.starts_with(b"500 1001 "), "{}", String::from_utf8_lossy(&r));
+    assert!(
+        r.starts_with(b"500 1001 "),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
     let (_, c) = ca.command("CRCX", "aaln/1@gw.corp3.example", &[("C", "X")], None);
     w.send(a(CA), a(MPR), c);
     w.run_for(Duration::from_millis(300));
     let r = one(&mut w, CA);
-    assert!(r.starts_with(b"501 1002 "), "{}", String::from_utf8_lossy(&r));
+    assert!(
+        r.starts_with(b"501 1002 "),
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
     // Garbage is counted, never answered or forwarded.
     w.send(a(CA), a(MPR), b"CRCX what\r\n".to_vec());
     w.run_for(Duration::from_millis(300));
     assert!(take(&mut w, CA).is_empty());
     let c = w.mpr_alg(Protocol::Mgcp).unwrap().counters();
-    for (name, v) in [("unknown_endpoint", 1), ("no_route", 1), ("malformed", 1), ("replied", 2)] {
+    for (name, v) in [
+        ("unknown_endpoint", 1),
+        ("no_route", 1),
+        ("malformed", 1),
+        ("replied", 2),
+    ] {
         assert!(c.contains(&(name, v)), "{name}: {c:?}");
     }
 }

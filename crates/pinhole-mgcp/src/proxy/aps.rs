@@ -73,7 +73,12 @@ pub struct ApsMgcpConfig {
 
 impl ApsMgcpConfig {
     /// Defaults for an APS at `local` with media ports on `media_ip`.
-    pub fn new(local: SocketAddr, media_ip: IpAddr, media_ports: PortRange, seed: [u8; 32]) -> Self {
+    pub fn new(
+        local: SocketAddr,
+        media_ip: IpAddr,
+        media_ports: PortRange,
+        seed: [u8; 32],
+    ) -> Self {
         Self {
             local,
             media_ip,
@@ -476,7 +481,9 @@ impl ApsMgcp {
         patch: &mut Patch,
     ) -> Result<(), (u16, &'static str)> {
         let txid = m.transaction_id();
-        if self.txns.len() >= self.cfg.max_transactions && !self.txns.contains_key(&(Dir::Down, txid)) {
+        if self.txns.len() >= self.cfg.max_transactions
+            && !self.txns.contains_key(&(Dir::Down, txid))
+        {
             self.stats.transactions_refused += 1;
             return Err((409, "Internal overload"));
         }
@@ -493,7 +500,9 @@ impl ApsMgcp {
                 let gone: Vec<u64> = self
                     .conns
                     .iter()
-                    .filter(|(_, c)| c.gateway == g && dlcx_matches(c, call.as_deref(), &endpoint, conn_id))
+                    .filter(|(_, c)| {
+                        c.gateway == g && dlcx_matches(c, call.as_deref(), &endpoint, conn_id)
+                    })
                     .map(|(k, _)| *k)
                     .collect();
                 if !gone.is_empty() {
@@ -817,7 +826,8 @@ impl ApsMgcp {
         let Some(conn) = self.conns.get(&c) else {
             return;
         };
-        let mut dlcx = crate::Command::builder("DLCX", self.next_own, &conn.endpoint).param("C", &conn.call);
+        let mut dlcx =
+            crate::Command::builder("DLCX", self.next_own, &conn.endpoint).param("C", &conn.call);
         if let Some(i) = &conn.id {
             dlcx = dlcx.param("I", i);
         }
@@ -1003,7 +1013,11 @@ impl ApsMgcp {
     }
 
     fn close_stream(&mut self, now: Instant, ctx: &mut dyn ClientContext, c: u64, index: u16) {
-        let Some(st) = self.conns.get_mut(&c).and_then(|x| x.streams.remove(&index)) else {
+        let Some(st) = self
+            .conns
+            .get_mut(&c)
+            .and_then(|x| x.streams.remove(&index))
+        else {
             return;
         };
         release(now, ctx, &mut self.ports, &mut self.by_pinhole, st);
@@ -1084,7 +1098,9 @@ fn dlcx_matches(c: &Conn, call: Option<&str>, endpoint: &str, conn: Option<&str>
     let (local, domain) = endpoint.split_once('@').unwrap_or((endpoint, ""));
     c.endpoint == endpoint
         || (local.split('/').any(|t| t == "*")
-            && c.endpoint.rsplit_once('@').is_some_and(|(_, d)| d == domain))
+            && c.endpoint
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| d == domain))
 }
 
 fn release(

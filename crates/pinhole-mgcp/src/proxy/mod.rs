@@ -183,7 +183,10 @@ fn suffixes(domain: &str) -> impl Iterator<Item = &str> {
     let mut next = Some(domain);
     std::iter::from_fn(move || {
         let d = next?;
-        next = d.split_once('.').map(|(_, rest)| rest).filter(|r| !r.is_empty());
+        next = d
+            .split_once('.')
+            .map(|(_, rest)| rest)
+            .filter(|r| !r.is_empty());
         Some(d)
     })
 }

@@ -611,7 +611,15 @@ impl MprMgcp {
         let ca_ip = rx.remote.ip();
         let mut side = None;
         match kind {
-            Kind::Dlcx => self.dlcx(now, ctx, ca_ip, n, call.as_deref(), &endpoint, conn.as_deref()),
+            Kind::Dlcx => self.dlcx(
+                now,
+                ctx,
+                ca_ip,
+                n,
+                call.as_deref(),
+                &endpoint,
+                conn.as_deref(),
+            ),
             Kind::Crcx | Kind::Mdcx => {
                 if let Some(cid) = &call {
                     side = Some(self.down_media(
@@ -774,7 +782,10 @@ impl MprMgcp {
             // toward here (the relay leg becomes this network's).
             let stored = self.calls.get(&id).and_then(|c| {
                 let p = c.party(x)?;
-                Some((p.place.clone(), p.endpoints.iter().find(|s| s.index == i).copied()?))
+                Some((
+                    p.place.clone(),
+                    p.endpoints.iter().find(|s| s.index == i).copied()?,
+                ))
             });
             let Some((xplace, stored)) = stored else {
                 continue;
@@ -789,8 +800,9 @@ impl MprMgcp {
                     index: e.index,
                     addr: g.addr,
                     rtcp_addr: e.rtcp_addr.map(|_| {
-                        g.rtcp_addr
-                            .unwrap_or_else(|| SocketAddr::new(g.addr.ip(), g.addr.port().wrapping_add(1)))
+                        g.rtcp_addr.unwrap_or_else(|| {
+                            SocketAddr::new(g.addr.ip(), g.addr.port().wrapping_add(1))
+                        })
                     }),
                 });
             }
@@ -980,7 +992,15 @@ impl MprMgcp {
         let call = m.call_id().map(str::to_owned);
         let conn = m.connection_id().map(str::to_owned);
         if kind == Kind::Dlcx {
-            self.dlcx(now, ctx, ca.ip(), n, call.as_deref(), &endpoint, conn.as_deref());
+            self.dlcx(
+                now,
+                ctx,
+                ca.ip(),
+                n,
+                call.as_deref(),
+                &endpoint,
+                conn.as_deref(),
+            );
         }
         self.txns.insert(
             key,
@@ -1043,7 +1063,10 @@ impl MprMgcp {
                 // RFC 3435 §2.3.9: a connection, else every connection of
                 // the call (or of any call) on the endpoint; `*` names all.
                 let same = p.endpoint == endpoint
-                    || (all && p.endpoint.rsplit_once('@').is_some_and(|(_, d)| d == domain));
+                    || (all
+                        && p.endpoint
+                            .rsplit_once('@')
+                            .is_some_and(|(_, d)| d == domain));
                 let hit = match conn {
                     Some(x) => {
                         let had = p.conns.iter().any(|c| c == x);
@@ -1119,13 +1142,30 @@ impl MprMgcp {
             .filter(|(_, t)| now >= t.last + life)
             .map(|(k, _)| k.clone())
             .collect();
+        let mut unanswered = Vec::new();
         for k in gone {
             if let Some(t) = self.txns.remove(&k) {
                 let bk = (k.0, t.ca.ip(), k.2);
                 if self.by_ca.get(&bk) == Some(&k.1) {
                     self.by_ca.remove(&bk);
                 }
+                if let (Kind::Crcx, None, Some(cid), Some(side)) =
+                    (t.kind, &t.response, t.call, t.side)
+                {
+                    unanswered.push(((t.ca.ip(), cid), side));
+                }
             }
+        }
+        // A CRCX never answered created nothing at the gateway.
+        for (id, side) in unanswered {
+            let Some(p) = self.calls.get_mut(&id).and_then(|c| c.party_mut(side)) else {
+                continue;
+            };
+            p.pending = p.pending.saturating_sub(1);
+            if self.calls.get(&id).is_some_and(|c| !c.live()) {
+                self.stats.expired += 1;
+            }
+            self.forget_party_if_gone(now, ctx, &id, side);
         }
         let (setup, idle) = (self.cfg.setup_timeout, self.cfg.call_idle);
         let stale: Vec<CallId> = self
@@ -1140,8 +1180,8 @@ impl MprMgcp {
             self.stats.expired += 1;
             self.end_call(now, ctx, &id);
         }
-        self.next_sweep = (!self.txns.is_empty() || !self.calls.is_empty())
-            .then(|| now + Duration::from_secs(1));
+        self.next_sweep =
+            (!self.txns.is_empty() || !self.calls.is_empty()).then(|| now + Duration::from_secs(1));
     }
 }
 

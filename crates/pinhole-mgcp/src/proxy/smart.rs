@@ -41,7 +41,12 @@ pub struct SmartGatewayConfig {
 
 impl SmartGatewayConfig {
     /// Defaults for a gateway at `local` with RTP ports on `media_ip`.
-    pub fn new(local: SocketAddr, media_ip: IpAddr, media_ports: PortRange, seed: [u8; 32]) -> Self {
+    pub fn new(
+        local: SocketAddr,
+        media_ip: IpAddr,
+        media_ports: PortRange,
+        seed: [u8; 32],
+    ) -> Self {
         Self {
             local,
             media_ip,
@@ -134,7 +139,14 @@ impl SmartGateway {
         self.conns.get(id)
     }
 
-    fn respond(&mut self, now: Instant, to: SocketAddr, from: SocketAddr, txid: u32, bytes: Vec<u8>) {
+    fn respond(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        from: SocketAddr,
+        txid: u32,
+        bytes: Vec<u8>,
+    ) {
         self.answered.insert(txid, (now, Some(bytes.clone())));
         self.stats.forwarded += 1;
         self.transmits.push_back(Transmit {
@@ -158,14 +170,22 @@ impl SmartGateway {
     }
 
     fn ok(&self, txid: u32, conn: &Connection, with_sdp: bool) -> Vec<u8> {
-        let mut b = crate::Response::builder(200, txid).commentary("OK").param("I", &conn.id);
+        let mut b = crate::Response::builder(200, txid)
+            .commentary("OK")
+            .param("I", &conn.id);
         if with_sdp {
             b = b.sdp(&self.sdp(conn.pinhole.unwrap_or(conn.media)));
         }
         b.to_bytes()
     }
 
-    fn command(&mut self, now: Instant, ctx: &mut dyn ClientContext, rx: &Receive<'_>, m: &Message<'_>) {
+    fn command(
+        &mut self,
+        now: Instant,
+        ctx: &mut dyn ClientContext,
+        rx: &Receive<'_>,
+        m: &Message<'_>,
+    ) {
         let txid = m.transaction_id();
         match self.answered.get(&txid) {
             Some((_, Some(bytes))) => {
@@ -224,7 +244,10 @@ impl SmartGateway {
         let Ok(ports) = self.ports.allocate(now) else {
             return Some(reply(403, txid, "Insufficient resources"));
         };
-        let id = format!("{:X}", hash(self.secret, &[&self.next.to_be_bytes()]) & 0xffff_ffff);
+        let id = format!(
+            "{:X}",
+            hash(self.secret, &[&self.next.to_be_bytes()]) & 0xffff_ffff
+        );
         self.next += 1;
         let conn = Connection {
             id: id.clone(),
