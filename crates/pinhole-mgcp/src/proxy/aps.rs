@@ -38,7 +38,7 @@ use pinhole_core::types::{Receive, Transmit};
 use pinhole_core::wire::Protocol;
 use pinhole_sdp::RewriteOptions;
 
-use super::{Kind, Stats, drop_messages, hash, replies, reply, suffixes};
+use super::{Kind, Stats, drop_messages, hash, mark, replies, reply, suffixes};
 use crate::{Head, Host, Message, parse_datagram};
 
 /// The APS MGCP ALG's settings.
@@ -281,7 +281,7 @@ impl ApsMgcp {
             self.stats.piggybacked += 1;
         }
         if rx.remote == ctx.mpr() {
-            self.from_mpr(now, ctx, rx, &msgs);
+            self.mpr_datagram(now, ctx, rx, &msgs);
             return true;
         }
         let Some(first) = msgs.first() else {
@@ -298,7 +298,7 @@ impl ApsMgcp {
                 return true;
             }
         }
-        self.from_gateway(now, ctx, rx, &msgs, resuming)
+        self.gateway_datagram(now, ctx, rx, &msgs, resuming)
     }
 
     fn park(&mut self, call: &str, rx: &Receive<'_>) {
@@ -352,7 +352,7 @@ impl ApsMgcp {
         }
     }
 
-    fn from_mpr(
+    fn mpr_datagram(
         &mut self,
         now: Instant,
         ctx: &mut dyn ClientContext,
@@ -423,18 +423,18 @@ impl ApsMgcp {
                 if m.command().is_some() {
                     errors.push(reply(*code, m.transaction_id(), why));
                 }
-                drop[k] = true;
+                mark(&mut drop, k);
                 continue;
             }
             let Some(Some(g)) = to.get(k).copied() else {
-                drop[k] = true;
+                mark(&mut drop, k);
                 continue;
             };
             if m.command().is_some()
                 && let Err((code, why)) = self.down_command(now, ctx, rx, g, m, &mut patch)
             {
                 errors.push(reply(code, m.transaction_id(), why));
-                drop[k] = true;
+                mark(&mut drop, k);
             }
         }
         self.answer(rx, &errors);
@@ -674,7 +674,7 @@ impl ApsMgcp {
         })
     }
 
-    fn from_gateway(
+    fn gateway_datagram(
         &mut self,
         now: Instant,
         ctx: &mut dyn ClientContext,
@@ -692,13 +692,13 @@ impl ApsMgcp {
                 Head::Command(_) => {
                     if !registered {
                         errors.push(reply(400, txid, "Not registered with the MPR"));
-                        drop[k] = true;
+                        mark(&mut drop, k);
                         continue;
                     }
                     if self.txns.len() >= self.cfg.max_transactions {
                         self.stats.transactions_refused += 1;
                         errors.push(reply(409, txid, "Internal overload"));
-                        drop[k] = true;
+                        mark(&mut drop, k);
                         continue;
                     }
                     let kind = Kind::of(m);
@@ -738,17 +738,17 @@ impl ApsMgcp {
                 Head::Response(r) if r.is_ack() => {}
                 Head::Response(r) => {
                     if self.own.contains_key(&txid) {
-                        drop[k] = true;
+                        mark(&mut drop, k);
                         continue;
                     }
                     let Some(t) = self.txns.get(&(Dir::Down, txid)) else {
                         self.stats.unknown_transaction += 1;
-                        drop[k] = true;
+                        mark(&mut drop, k);
                         continue;
                     };
                     if t.gateway != rx.remote {
                         self.stats.unknown_transaction += 1;
-                        drop[k] = true;
+                        mark(&mut drop, k);
                         continue;
                     }
                     let (kind, conn, call) = (t.kind, t.conn, t.call.clone());
@@ -783,7 +783,7 @@ impl ApsMgcp {
                         }
                         MediaStep::Failed => {
                             self.refuse(now, ctx, txid, c);
-                            drop[k] = true;
+                            mark(&mut drop, k);
                         }
                     }
                 }
@@ -857,6 +857,7 @@ impl ApsMgcp {
     }
 
     /// SDP leaving: every stream needs an open pinhole.
+    #[allow(clippy::too_many_arguments)]
     fn outward(
         &mut self,
         now: Instant,

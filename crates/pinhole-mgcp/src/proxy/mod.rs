@@ -217,6 +217,13 @@ fn entity_addr(value: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(h.parse::<IpAddr>().ok()?, port))
 }
 
+/// Marks message `k` of a datagram to be cut out.
+fn mark(drop: &mut [bool], k: usize) {
+    if let Some(d) = drop.get_mut(k) {
+        *d = true;
+    }
+}
+
 /// Removes the messages marked in `drop` from the datagram (each with its
 /// separator line), as edits in `patch`. False when nothing is left.
 fn drop_messages(msgs: &[Message<'_>], drop: &[bool], patch: &mut Patch) -> bool {

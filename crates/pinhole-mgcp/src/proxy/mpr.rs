@@ -47,7 +47,7 @@ use pinhole_core::types::{CallKey, Receive, Transmit};
 use pinhole_core::wire::Protocol;
 use pinhole_sdp::RewriteOptions;
 
-use super::{Kind, Stats, drop_messages, entity_addr, replies, reply, suffixes};
+use super::{Kind, Stats, drop_messages, entity_addr, mark, replies, reply, suffixes};
 use crate::{Head, Message, parse_datagram};
 
 /// The MPR MGCP ALG's settings.
@@ -170,12 +170,28 @@ struct Call {
 }
 
 impl Call {
+    fn slot(&self, side: Side) -> &Option<Party> {
+        let [a, b] = &self.parties;
+        match side {
+            Side::A => a,
+            Side::B => b,
+        }
+    }
+
+    fn slot_mut(&mut self, side: Side) -> &mut Option<Party> {
+        let [a, b] = &mut self.parties;
+        match side {
+            Side::A => a,
+            Side::B => b,
+        }
+    }
+
     fn party(&self, side: Side) -> Option<&Party> {
-        self.parties[idx(side)].as_ref()
+        self.slot(side).as_ref()
     }
 
     fn party_mut(&mut self, side: Side) -> Option<&mut Party> {
-        self.parties[idx(side)].as_mut()
+        self.slot_mut(side).as_mut()
     }
 
     /// The side of a gateway's connection: by connection id, else by
@@ -203,13 +219,6 @@ impl Call {
 
     fn live(&self) -> bool {
         self.parties.iter().flatten().any(Party::live)
-    }
-}
-
-fn idx(side: Side) -> usize {
-    match side {
-        Side::A => 0,
-        Side::B => 1,
     }
 }
 
@@ -341,7 +350,7 @@ impl MprMgcp {
         true
     }
 
-    fn from_public(
+    fn public_datagram(
         &mut self,
         now: Instant,
         ctx: &mut dyn MprContext,
@@ -397,11 +406,11 @@ impl MprMgcp {
                     if m.command().is_some() {
                         errors.push(reply(*code, m.transaction_id(), why));
                     }
-                    drop[k] = true;
+                    mark(&mut drop, k);
                     continue;
                 }
                 Route::Ca(_) | Route::Drop => {
-                    drop[k] = true;
+                    mark(&mut drop, k);
                     continue;
                 }
             };
@@ -411,7 +420,7 @@ impl MprMgcp {
             };
             if let Err((code, why)) = done {
                 errors.push(reply(code, m.transaction_id(), why));
-                drop[k] = true;
+                mark(&mut drop, k);
                 *r = Route::Drop;
             }
         }
@@ -434,7 +443,7 @@ impl MprMgcp {
             remote,
             payload,
         };
-        if let Some((k, first)) = msgs.iter().enumerate().find(|(k, _)| !drop[*k]) {
+        if let Some(first) = msgs.iter().zip(&drop).find(|(_, d)| !**d).map(|(m, _)| m) {
             let key = match first.head() {
                 Head::Command(_) => Some((Dir::Down, n.clone(), first.transaction_id())),
                 Head::Response(r) if r.is_final() => self
@@ -443,7 +452,6 @@ impl MprMgcp {
                     .map(|n| (Dir::Up, n.clone(), first.transaction_id())),
                 Head::Response(_) => None,
             };
-            let _ = k;
             if let Some(t) = key.and_then(|key| self.txns.get_mut(&key)) {
                 t.last = now;
                 match first.head() {
@@ -455,7 +463,7 @@ impl MprMgcp {
         self.send(out);
     }
 
-    fn from_network(
+    fn network_datagram(
         &mut self,
         now: Instant,
         ctx: &mut dyn MprContext,
@@ -517,11 +525,11 @@ impl MprMgcp {
                     if m.command().is_some() {
                         errors.push(reply(*code, m.transaction_id(), why));
                     }
-                    drop[k] = true;
+                    mark(&mut drop, k);
                     continue;
                 }
                 Route::To(_) | Route::Drop => {
-                    drop[k] = true;
+                    mark(&mut drop, k);
                     continue;
                 }
             };
@@ -535,7 +543,7 @@ impl MprMgcp {
             };
             if let Err((code, why)) = done {
                 errors.push(reply(code, m.transaction_id(), why));
-                drop[k] = true;
+                mark(&mut drop, k);
             }
         }
         self.answer(rx, &errors);
@@ -554,7 +562,7 @@ impl MprMgcp {
             remote: ca,
             payload,
         };
-        if let Some((_, first)) = msgs.iter().enumerate().find(|(k, _)| !drop[*k]) {
+        if let Some(first) = msgs.iter().zip(&drop).find(|(_, d)| !**d).map(|(m, _)| m) {
             let txid = first.transaction_id();
             let key = match first.head() {
                 Head::Command(_) => Some((Dir::Up, n.to_owned(), txid)),
@@ -750,7 +758,7 @@ impl MprMgcp {
                             .ok_or((502, "Call has two parties"))?,
                     },
                 };
-                call.parties[idx(s)] = Some(Party::new(place.clone(), endpoint));
+                *call.slot_mut(s) = Some(Party::new(place.clone(), endpoint));
                 s
             }
         };
@@ -770,7 +778,7 @@ impl MprMgcp {
             // A public party (media server, public phone) on the other side.
             let ps = side.peer();
             if call.party(ps).is_none_or(|p| p.place != Place::Public) {
-                call.parties[idx(ps)] = Some(Party::new(Place::Public, ""));
+                *call.slot_mut(ps) = Some(Party::new(Place::Public, ""));
             }
             let planned = self
                 .plan(now, ctx, &id, ps, &Place::Public, &place, &public)
@@ -922,7 +930,7 @@ impl MprMgcp {
             return;
         };
         if call.party(side).is_none() {
-            call.parties[idx(side)] = Some(Party::new(place.clone(), &endpoint));
+            *call.slot_mut(side) = Some(Party::new(place.clone(), &endpoint));
         }
         if let Some(p) = call.party_mut(side) {
             if kind == Kind::Crcx {
@@ -1103,7 +1111,7 @@ impl MprMgcp {
             return;
         };
         if c.party(side).is_some_and(|p| !p.live()) {
-            c.parties[idx(side)] = None;
+            *c.slot_mut(side) = None;
         }
         if !c.live() {
             self.end_call(now, ctx, id);
@@ -1215,8 +1223,8 @@ impl MprSignaling for MprMgcp {
             return;
         }
         match net {
-            Some(n) => self.from_network(now, mpr, &rx, &n, &msgs),
-            None => self.from_public(now, mpr, &rx, &msgs),
+            Some(n) => self.network_datagram(now, mpr, &rx, &n, &msgs),
+            None => self.public_datagram(now, mpr, &rx, &msgs),
         }
     }
 
