@@ -242,6 +242,18 @@ fn fig9_call_with_an_aps_in_each_network() {
         "one leg per side, nothing extra"
     );
 
+    // Hold (c=0.0.0.0) toward A passes without planning anything.
+    let hold = sdp(ra).replace(MPR_IP, "0.0.0.0");
+    let (_, mdcx_hold) = ca.command(
+        "MDCX",
+        EP_A,
+        &[("C", "CALL1"), ("I", "AC0FFEE")],
+        Some(&hold),
+    );
+    let (got, _) = exchange(&mut w, mdcx_hold, &mut ga, GW_A);
+    assert_eq!(media_of(&got).ip(), ip("0.0.0.0"), "A sees the hold");
+    assert_eq!(w.mpr().stats().legs_open, 2);
+
     // DLCX both: the legs go, ports B are freed.
     let (_, dlcx_a) = ca.command("DLCX", EP_A, &[("C", "CALL1"), ("I", "AC0FFEE")], None);
     let (_, back) = exchange(&mut w, dlcx_a, &mut ga, GW_A);
@@ -260,7 +272,7 @@ fn fig9_call_with_an_aps_in_each_network() {
         w.mpr_alg(Protocol::Mgcp).unwrap().counters(),
     )];
     assert_eq!(counter(&mpr_counters, Protocol::Mgcp, "teardowns"), 1);
-    assert_eq!(counter(&mpr_counters, Protocol::Mgcp, "sdp_rewritten"), 3);
+    assert_eq!(counter(&mpr_counters, Protocol::Mgcp, "sdp_rewritten"), 4);
     for id in aps {
         let c = w.client_alg(id).unwrap().counters();
         let get = |n: &str| c.iter().find(|(k, _)| *k == n).unwrap().1;

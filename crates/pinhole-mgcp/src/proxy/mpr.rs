@@ -740,8 +740,10 @@ impl MprMgcp {
             .filter(|e| !e.is_disabled() && !e.is_hold())
             .filter_map(|e| call.written.get(&e.addr).map(|&(s, i)| (*e, s, i)))
             .collect();
+        // Held (`c=0.0.0.0`) and disabled streams pass as they are.
         let public: Vec<MediaEndpoint> = endpoints
             .iter()
+            .filter(|e| !e.is_disabled() && !e.is_hold())
             .filter(|e| !relayed.iter().any(|(r, ..)| r.index == e.index))
             .copied()
             .collect();
@@ -774,7 +776,7 @@ impl MprMgcp {
             return Ok(side);
         };
         let mut plan: Vec<PlannedEndpoint> = Vec::new();
-        if public.iter().any(|e| !e.is_disabled()) {
+        if !public.is_empty() {
             // A public party (media server, public phone) on the other side.
             let ps = side.peer();
             if call.party(ps).is_none_or(|p| p.place != Place::Public) {
