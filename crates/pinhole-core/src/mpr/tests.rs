@@ -773,6 +773,91 @@ fn an_offer_with_a_cmph_pinhole_uses_the_reserved_leg() {
     assert_eq!(t.mpr.stats().legs_open, 2);
 }
 
+/// The "no CMPH response" variant on the offering side: the client
+/// reserved its leg naming its own listening address (XOR-LOCAL-ADDRESS)
+/// and bound it by indication, so it knows no pinhole address and its
+/// offer names that private address. The MPR must use the reserved leg,
+/// not open another (found by the netns test bed), and only for the
+/// network that reserved it.
+#[test]
+fn an_offer_naming_the_reserved_local_address_uses_that_leg() {
+    let mut t = T::new();
+    let nonce = t.register();
+    let media = addr("198.51.100.1:40002");
+    let local = addr("10.1.0.2:41000");
+    let reserve = {
+        let mut buf = [0u8; 512];
+        let mut b = Builder::new(
+            &mut buf,
+            Method::Cmph,
+            Class::Request,
+            TransactionId([10; 12]),
+        )
+        .unwrap();
+        b.username("corp1").unwrap();
+        b.leg_key(b"k0").unwrap();
+        b.xor_local_address(local).unwrap();
+        b.nonce(&nonce).unwrap();
+        let n = b.finish(Some(CRED)).unwrap();
+        buf[..n].to_vec()
+    };
+    let (_, out) = t.send(t.control, media, &reserve);
+    let relay = Message::decode(&out[0].payload)
+        .unwrap()
+        .xor_relayed_address()
+        .unwrap();
+    let (r, _) = t.send(
+        relay,
+        media,
+        &cmph_msg(
+            TransactionId([11; 12]),
+            Class::Indication,
+            CRED,
+            &nonce,
+            Some(b"k0"),
+        ),
+    );
+    r.unwrap();
+    let call = CallKey::from("c");
+    let eps = [MediaEndpoint {
+        index: 0,
+        addr: local,
+        rtcp: RtcpMode::Mux,
+        rtcp_addr: None,
+    }];
+    t.mpr
+        .handle_intent(
+            t.now,
+            &call,
+            &offer(&eps, Origin::Network("corp1"), Origin::Public),
+        )
+        .unwrap();
+    let [Some(a), Some(_)] = t.mpr.call_legs(&call, 0).unwrap() else {
+        panic!()
+    };
+    assert_eq!(t.mpr.leg(a).unwrap().rtp, relay);
+    assert_eq!(
+        t.mpr.stats().legs_open,
+        2,
+        "the reserved leg and the public one"
+    );
+
+    // Another network with the same private address gets a leg of its own.
+    let other = CallKey::from("d");
+    t.mpr
+        .handle_intent(
+            t.now,
+            &other,
+            &offer(&eps, Origin::Network("corp2"), Origin::Public),
+        )
+        .unwrap();
+    let [Some(b), Some(_)] = t.mpr.call_legs(&other, 0).unwrap() else {
+        panic!()
+    };
+    assert_ne!(b, a, "corp2 cannot take corp1's leg");
+    assert_eq!(t.mpr.call_legs(&call, 0).unwrap()[0], Some(a));
+}
+
 #[test]
 fn disabled_stream_and_hold_and_inactivity_expiry() {
     let mut t = T::new();
@@ -1268,4 +1353,55 @@ fn an_answer_after_long_ringing_reopens_the_callers_latch_window() {
         );
         assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(src));
     }
+}
+
+#[test]
+fn a_leg_planned_toward_the_public_side_moves_to_the_network_it_reaches() {
+    // MGCP: gateway A's description goes to the call agent (public); the
+    // call agent copies the relay address into its command to a gateway of
+    // corp1, whose CMPH must then be able to bind that leg.
+    let mut t = T::new();
+    let nonce = t.register();
+    let call = CallKey::from("mgcp-call");
+    let eps = [MediaEndpoint::rtp(0, addr("198.51.100.7:4000"))];
+    let plan = t
+        .mpr
+        .handle_intent(
+            t.now,
+            &call,
+            &offer(&eps, Origin::Network("corp1"), Origin::Public),
+        )
+        .unwrap();
+    let relay = plan.endpoints[0].addr;
+    let media = addr("198.51.100.1:40008");
+    let bind = |t: &mut T, id: u8| {
+        let msg = cmph_msg(TransactionId([id; 12]), Class::Request, CRED, &nonce, None);
+        t.send(relay, media, &msg).0
+    };
+    assert!(
+        matches!(
+            bind(&mut t, 40),
+            Err(InputError::Refused {
+                code: ErrorCode::FORBIDDEN,
+                ..
+            })
+        ),
+        "the public side's leg is no network's"
+    );
+    // The same description routed to corp1: same relay address, now corp1's.
+    let again = t
+        .mpr
+        .handle_intent(
+            t.now,
+            &call,
+            &MediaIntent {
+                kind: IntentKind::Modify,
+                ..offer(&eps, Origin::Network("corp1"), Origin::Network("corp1"))
+            },
+        )
+        .unwrap();
+    assert_eq!(again.endpoints[0].addr, relay);
+    bind(&mut t, 41).unwrap();
+    let leg = t.mpr.leg_by_port(relay.port()).unwrap();
+    assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(media));
 }
