@@ -484,3 +484,29 @@ fn an_error_to_a_crcx_frees_what_it_planned() {
     assert_eq!(code(&one(&mut w, CA)), 502);
     assert_eq!(w.mpr().stats().legs_open, 0, "the failed CRCX's legs went");
 }
+
+#[test]
+fn a_crcx_never_answered_frees_its_ports_and_legs() {
+    let Fig9 {
+        mut w, mut ca, aps, ..
+    } = fig9();
+    let internet = w.internet;
+    w.add_host(internet, ip("192.0.2.80"), "MS");
+    let (_, crcx) = ca.command(
+        "CRCX",
+        EP_A,
+        &[("C", "DEAD")],
+        Some(&sdp(a("192.0.2.80:8000"))),
+    );
+    w.send(a(CA), a(MPR), crcx);
+    w.run_for(Duration::from_millis(300));
+    assert_eq!(take(&mut w, GW_A).len(), 1);
+    assert_eq!(w.mpr().stats().legs_open, 2);
+    // A never answers (nor does the call agent retransmit).
+    w.run_for(Duration::from_secs(40));
+    assert_eq!(w.mpr().stats().legs_open, 0, "the MPR forgot the call");
+    let c = w.client_alg(aps[0]).unwrap().counters();
+    assert!(c.contains(&("expired", 1)), "APS1 freed its port B: {c:?}");
+    let c = w.mpr_alg(Protocol::Mgcp).unwrap().counters();
+    assert!(c.contains(&("expired", 1)), "{c:?}");
+}

@@ -1068,6 +1068,19 @@ impl ApsMgcp {
 
     fn sweep(&mut self, now: Instant, ctx: &mut dyn ClientContext) {
         let life = self.cfg.transaction_timeout;
+        // A CRCX never answered created nothing at the gateway: its ports
+        // B go with its transaction.
+        let unanswered: Vec<u64> = self
+            .txns
+            .values()
+            .filter(|t| now >= t.last + life && t.kind == Kind::Crcx && t.response.is_none())
+            .filter_map(|t| t.conn)
+            .filter(|c| self.conns.get(c).is_some_and(|x| x.id.is_none()))
+            .collect();
+        for c in unanswered {
+            self.stats.expired += 1;
+            self.free_conn(now, ctx, c);
+        }
         self.txns.retain(|_, t| now < t.last + life);
         self.own.retain(|_, at| now < *at + life);
         let idle = self.cfg.connection_idle;
@@ -1081,6 +1094,11 @@ impl ApsMgcp {
             self.stats.expired += 1;
             self.free_conn(now, ctx, c);
         }
+        // Messages held for connections that are gone wait for nothing.
+        let calls: std::collections::HashSet<&str> =
+            self.conns.values().map(|c| c.call.as_str()).collect();
+        self.parked
+            .retain(|call, q| !q.is_empty() && calls.contains(call.as_str()));
         self.ports.expire(now);
         let busy = !self.txns.is_empty() || !self.conns.is_empty() || !self.own.is_empty();
         self.next_sweep = busy.then(|| now + Duration::from_secs(1));

@@ -764,33 +764,60 @@ impl MprMgcp {
                 s
             }
         };
-        if let Some(p) = call.party_mut(side) {
-            if kind == Kind::Crcx {
-                p.pending += 1;
-            }
-            if p.endpoint.contains('*') || p.endpoint.contains('$') {
-                p.endpoint = endpoint.to_owned();
-            }
+        if let Some(p) = call.party_mut(side)
+            && (p.endpoint.contains('*') || p.endpoint.contains('$'))
+        {
+            p.endpoint = endpoint.to_owned();
         }
-        let Some(sdp) = sdp else {
-            return Ok(side);
-        };
+        if let Some(sdp) = sdp {
+            self.down_sdp(
+                now, ctx, &id, side, &place, m, &sdp, &relayed, &public, patch,
+            )?;
+        }
+        // Counted once the command goes on: its answer (or its expiry)
+        // settles it.
+        if kind == Kind::Crcx
+            && let Some(p) = self.calls.get_mut(&id).and_then(|c| c.party_mut(side))
+        {
+            p.pending += 1;
+        }
+        Ok(side)
+    }
+
+    /// The call agent's SDP toward side `side`'s gateway: public streams
+    /// planned, relay addresses of this call planned again toward here.
+    #[allow(clippy::too_many_arguments)]
+    fn down_sdp(
+        &mut self,
+        now: Instant,
+        ctx: &mut dyn MprContext,
+        id: &CallId,
+        side: Side,
+        place: &Place,
+        m: &Message<'_>,
+        sdp: &pinhole_sdp::Sdp<'_>,
+        relayed: &[(MediaEndpoint, Side, u16)],
+        public: &[MediaEndpoint],
+        patch: &mut Patch,
+    ) -> Result<(), (u16, &'static str)> {
         let mut plan: Vec<PlannedEndpoint> = Vec::new();
         if !public.is_empty() {
             // A public party (media server, public phone) on the other side.
             let ps = side.peer();
-            if call.party(ps).is_none_or(|p| p.place != Place::Public) {
+            if let Some(call) = self.calls.get_mut(id)
+                && call.party(ps).is_none_or(|p| p.place != Place::Public)
+            {
                 *call.slot_mut(ps) = Some(Party::new(Place::Public, ""));
             }
             let planned = self
-                .plan(now, ctx, &id, ps, &Place::Public, &place, &public)
+                .plan(now, ctx, id, ps, &Place::Public, place, public)
                 .map_err(|_| (403, "Insufficient resources"))?;
             plan.extend(planned);
         }
-        for (e, x, i) in relayed {
+        for &(e, x, i) in relayed {
             // The other side's description reaches this network: plan it
             // toward here (the relay leg becomes this network's).
-            let stored = self.calls.get(&id).and_then(|c| {
+            let stored = self.calls.get(id).and_then(|c| {
                 let p = c.party(x)?;
                 Some((
                     p.place.clone(),
@@ -800,7 +827,7 @@ impl MprMgcp {
             let Some((xplace, stored)) = stored else {
                 continue;
             };
-            let Ok(got) = self.plan(now, ctx, &id, x, &xplace, &place, &[stored]) else {
+            let Ok(got) = self.plan(now, ctx, id, x, &xplace, place, &[stored]) else {
                 continue;
             };
             if let Some(g) = got.first()
@@ -818,7 +845,7 @@ impl MprMgcp {
             }
         }
         if !plan.is_empty() {
-            if m.rewrite_sdp(&sdp, &plan, &RewriteOptions::default(), patch)
+            if m.rewrite_sdp(sdp, &plan, &RewriteOptions::default(), patch)
                 .is_err()
             {
                 self.stats.sdp_errors += 1;
@@ -826,7 +853,7 @@ impl MprMgcp {
             }
             self.stats.sdp_rewritten += 1;
         }
-        Ok(side)
+        Ok(())
     }
 
     /// Plans `endpoints` of side `from` and records what was written.
