@@ -18,6 +18,7 @@
 //! | [`ResponseAck`] | the `K:` list of confirmed transaction ids and ranges |
 //! | [`MediaRole`] | offer / modify / answer / teardown, mapped onto [`IntentKind`] |
 //! | [`rewrite_all`] | the operator's `pinhole rewrite --to ADDR:PORT` |
+//! | [`proxy`] | the ALG: [`proxy::MprMgcp`] at the MPR, [`proxy::ApsMgcp`] at an APS, [`proxy::SmartGateway`] (Figs. 9 and 10) |
 //! | [`Command::builder`], [`Response::builder`], [`response`], [`piggyback`] | writing messages |
 //!
 //! Lines end with CRLF, LF or a bare CR. Bad input gives an [`Error`] with
@@ -88,6 +89,7 @@ mod lines;
 mod media;
 mod message;
 mod params;
+pub mod proxy;
 mod rewrite_all;
 
 #[cfg(doc)]

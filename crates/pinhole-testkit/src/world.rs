@@ -635,7 +635,7 @@ impl World {
             && line.len() < 200
             && line.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
         let sip = line.ends_with(b"SIP/2.0") || line.starts_with(b"SIP/2.0 ");
-        if printable && sip {
+        if printable && (sip || is_mgcp_line(line)) {
             self.ladder.push(Rung {
                 at: self.net.now().duration_since(self.net.start()),
                 src: d.src,
@@ -680,4 +680,21 @@ impl World {
             what,
         });
     }
+}
+
+/// An MGCP command line (`CRCX 1001 aaln/1@gw MGCP 1.0`) or response line
+/// (`200 1001 OK`), RFC 3435 §3.2.1 and §3.3.
+fn is_mgcp_line(line: &[u8]) -> bool {
+    let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let (Some(first), Some(second)) = (words.next(), words.next()) else {
+        return false;
+    };
+    let digits = |w: &[u8]| !w.is_empty() && w.iter().all(u8::is_ascii_digit);
+    if first.len() == 3 && digits(first) {
+        return digits(second);
+    }
+    first.len() == 4
+        && first.iter().all(u8::is_ascii_alphanumeric)
+        && digits(second)
+        && words.any(|w| w.eq_ignore_ascii_case(b"MGCP"))
 }

@@ -91,7 +91,10 @@ impl Engine {
         }
         let sender = self.sender_leg(now, call, from, origin, e)?;
         let receiver = match self.stream_leg(call, e.index, from.peer()) {
-            Some(id) => id,
+            Some(id) => {
+                self.adopt(id, toward)?;
+                id
+            }
             None => {
                 let id = self.open_leg(
                     now,
@@ -123,6 +126,33 @@ impl Engine {
             addr,
             rtcp_addr,
         })
+    }
+
+    /// A leg planned toward the public side moves to the network the
+    /// description finally reaches. An MGCP call agent sits on the public
+    /// side and copies the relay address it got into its command to the
+    /// other gateway: only then does the ALG learn that gateway's network,
+    /// whose CMPH must be able to bind the leg. A leg with a bound pinhole,
+    /// a LEG-KEY or a fixed remote (a public party's own) stays as it is.
+    fn adopt(&mut self, id: LegId, toward: Owner) -> Result<(), IntentError> {
+        let Owner::Network(n) = toward else {
+            return Ok(());
+        };
+        let Some(leg) = self.legs.get(&id) else {
+            return Ok(());
+        };
+        let fixed = leg.remote.iter().any(|r| matches!(r, Remote::Fixed(_)));
+        if leg.owner != Owner::Public || leg.pinhole != [None; 2] || leg.key.is_some() || fixed {
+            return Ok(());
+        }
+        if self.networks[n].legs >= self.networks[n].cfg.max_legs {
+            return Err(IntentError::QuotaReached);
+        }
+        self.networks[n].legs += 1;
+        if let Some(l) = self.legs.get_mut(&id) {
+            l.owner = toward;
+        }
+        Ok(())
     }
 
     /// The sender's own leg for a stream, bound the way its origin allows.

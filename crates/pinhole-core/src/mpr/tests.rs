@@ -1354,3 +1354,54 @@ fn an_answer_after_long_ringing_reopens_the_callers_latch_window() {
         assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(src));
     }
 }
+
+#[test]
+fn a_leg_planned_toward_the_public_side_moves_to_the_network_it_reaches() {
+    // MGCP: gateway A's description goes to the call agent (public); the
+    // call agent copies the relay address into its command to a gateway of
+    // corp1, whose CMPH must then be able to bind that leg.
+    let mut t = T::new();
+    let nonce = t.register();
+    let call = CallKey::from("mgcp-call");
+    let eps = [MediaEndpoint::rtp(0, addr("198.51.100.7:4000"))];
+    let plan = t
+        .mpr
+        .handle_intent(
+            t.now,
+            &call,
+            &offer(&eps, Origin::Network("corp1"), Origin::Public),
+        )
+        .unwrap();
+    let relay = plan.endpoints[0].addr;
+    let media = addr("198.51.100.1:40008");
+    let bind = |t: &mut T, id: u8| {
+        let msg = cmph_msg(TransactionId([id; 12]), Class::Request, CRED, &nonce, None);
+        t.send(relay, media, &msg).0
+    };
+    assert!(
+        matches!(
+            bind(&mut t, 40),
+            Err(InputError::Refused {
+                code: ErrorCode::FORBIDDEN,
+                ..
+            })
+        ),
+        "the public side's leg is no network's"
+    );
+    // The same description routed to corp1: same relay address, now corp1's.
+    let again = t
+        .mpr
+        .handle_intent(
+            t.now,
+            &call,
+            &MediaIntent {
+                kind: IntentKind::Modify,
+                ..offer(&eps, Origin::Network("corp1"), Origin::Network("corp1"))
+            },
+        )
+        .unwrap();
+    assert_eq!(again.endpoints[0].addr, relay);
+    bind(&mut t, 41).unwrap();
+    let leg = t.mpr.leg_by_port(relay.port()).unwrap();
+    assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(media));
+}

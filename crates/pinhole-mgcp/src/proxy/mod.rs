@@ -1,0 +1,266 @@
+//! The MGCP ALG: sans-IO proxies for the MPR and the APS, and a smart
+//! gateway, implementing [`pinhole_core::alg::MprSignaling`] and
+//! [`pinhole_core::alg::ClientSignaling`]. A driver feeds them datagrams,
+//! engine events and time, and sends what they queue.
+//!
+//! | type | where | does |
+//! | --- | --- | --- |
+//! | [`MprMgcp`] | the MPR, public side | routes the call agent's commands by endpoint domain into registered networks' signaling pinholes, answers go back by transaction id; gateways' commands go to the call agent; plans media with the MPR engine and writes relay addresses into the session descriptions (Figs. 9 and 10, the MPR's column) |
+//! | [`ApsMgcp`] | inside a network | the inside gateways' call agent as they see it: forwards to the MPR, opens a media pinhole with CMPH before a gateway's LocalConnectionDescriptor leaves (Fig. 9 steps 825–835, 855–865), gives the gateways APS media ports (port B) |
+//! | [`SmartGateway`] | a gateway with its own client engine | answers the call agent's commands itself, opens CMPH for its own RTP port before it answers a CRCX (Fig. 10 steps 915–925) |
+//!
+//! MGCP has no length field: only the `c=`, `m=` and `a=rtcp:` bytes of
+//! the session descriptions change, as [`pinhole_core::patch::Patch`]
+//! edits; every other byte passes as it came. Transaction ids are not
+//! rewritten, so two call agents using the same id toward the same network
+//! at the same moment would collide (RFC 3435 §3.5 makes ids unique per
+//! sender); the second is answered 409.
+//!
+//! Error codes the proxies answer with (RFC 3435 §2.4): 500 endpoint
+//! unknown (no network serves the domain, no inside gateway), 501 endpoint
+//! not ready (its network is not registered), 403 insufficient resources
+//! now (call table full, relay ports exhausted), 409 internal overload
+//! (transaction table full), 502 insufficient resources (the media
+//! pinhole could not be opened), 505 unsupported RemoteConnectionDescriptor
+//! (an SDP that cannot be read), 510 protocol error (no call agent to send
+//! a gateway's command to; messages of one datagram for different
+//! destinations).
+//!
+//! ```
+//! use std::time::Instant;
+//! use pinhole_core::alg::MprSignaling;
+//! use pinhole_core::mpr::{Config, Engine, NetworkConfig};
+//! use pinhole_core::types::Receive;
+//! use pinhole_mgcp::proxy::{MprMgcp, MprMgcpConfig};
+//!
+//! let now = Instant::now();
+//! let mut cfg = Config::new("203.0.113.10".parse().unwrap(), [7; 32]);
+//! let mut net = NetworkConfig::new("corp1", b"s3cret".to_vec());
+//! net.domains.push("corp1.example".into());
+//! cfg.networks.push(net);
+//! let mut engine = Engine::new(cfg, now).unwrap();
+//! let mut alg = MprMgcp::new(MprMgcpConfig::new("203.0.113.10:2727".parse().unwrap()));
+//! // corp1 has not registered its MGCP pinhole: the call agent is told 501.
+//! let crcx = b"CRCX 1001 aaln/1@gw1.corp1.example MGCP 1.0\r\nC: 42\r\n";
+//! alg.handle_datagram(now, &mut engine, Receive {
+//!     local: "203.0.113.10:2727".parse().unwrap(),
+//!     remote: "192.0.2.5:2727".parse().unwrap(),
+//!     bytes: crcx,
+//! });
+//! let answer = alg.poll_transmit().unwrap();
+//! assert!(answer.payload.starts_with(b"501 1001"));
+//! ```
+
+mod aps;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+mod mpr;
+mod smart;
+
+pub use aps::{ApsMgcp, ApsMgcpConfig};
+pub use mpr::{MprMgcp, MprMgcpConfig};
+pub use smart::{Connection, SmartGateway, SmartGatewayConfig};
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+
+use pinhole_core::alg::Counters;
+use pinhole_core::patch::Patch;
+
+use crate::{Message, Verb};
+
+/// Counters of an MGCP proxy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams handed to the proxy.
+    pub received: u64,
+    /// Datagrams sent on.
+    pub forwarded: u64,
+    /// Responses the proxy made itself (500, 501, 409...).
+    pub replied: u64,
+    /// Unparsable datagrams.
+    pub malformed: u64,
+    /// Datagrams with several messages (RFC 3435 §3.6).
+    pub piggybacked: u64,
+    /// Session descriptions rewritten.
+    pub sdp_rewritten: u64,
+    /// Session descriptions that could not be read or rewritten.
+    pub sdp_errors: u64,
+    /// Media plans the engine refused.
+    pub plan_errors: u64,
+    /// Commands for a network with no live MGCP route (answered 501).
+    pub no_route: u64,
+    /// Commands for an endpoint no network or gateway serves (answered 500).
+    pub unknown_endpoint: u64,
+    /// Responses to no transaction we forwarded (dropped).
+    pub unknown_transaction: u64,
+    /// Retransmitted commands and responses (sent on again unchanged).
+    pub retransmissions: u64,
+    /// Calls whose media was torn down (DLCX, failed CRCX).
+    pub teardowns: u64,
+    /// Calls tracked since the start.
+    pub calls: u64,
+    /// New calls refused at the call limit.
+    pub calls_refused: u64,
+    /// Commands refused at the transaction limit.
+    pub transactions_refused: u64,
+    /// Calls forgotten for inactivity.
+    pub expired: u64,
+    /// Gateways' commands with nowhere to go (no call agent).
+    pub no_call_agent: u64,
+    /// Media pinholes asked for (APS, smart gateway).
+    pub pinholes: u64,
+    /// Media pinholes that failed (APS, smart gateway).
+    pub pinhole_failures: u64,
+    /// Messages held until their pinholes opened (APS, smart gateway).
+    pub parked: u64,
+}
+
+impl Stats {
+    /// The counters by name, for metrics.
+    pub fn counters(&self) -> Counters {
+        vec![
+            ("received", self.received),
+            ("forwarded", self.forwarded),
+            ("replied", self.replied),
+            ("malformed", self.malformed),
+            ("piggybacked", self.piggybacked),
+            ("sdp_rewritten", self.sdp_rewritten),
+            ("sdp_errors", self.sdp_errors),
+            ("plan_errors", self.plan_errors),
+            ("no_route", self.no_route),
+            ("unknown_endpoint", self.unknown_endpoint),
+            ("unknown_transaction", self.unknown_transaction),
+            ("retransmissions", self.retransmissions),
+            ("teardowns", self.teardowns),
+            ("calls", self.calls),
+            ("calls_refused", self.calls_refused),
+            ("transactions_refused", self.transactions_refused),
+            ("expired", self.expired),
+            ("no_call_agent", self.no_call_agent),
+            ("pinholes", self.pinholes),
+            ("pinhole_failures", self.pinhole_failures),
+            ("parked", self.parked),
+        ]
+    }
+}
+
+/// The verbs the proxies treat specially.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Crcx,
+    Mdcx,
+    Dlcx,
+    Other,
+}
+
+impl Kind {
+    fn of(m: &Message<'_>) -> Self {
+        match m.verb() {
+            Some(Verb::Crcx) => Self::Crcx,
+            Some(Verb::Mdcx) => Self::Mdcx,
+            Some(Verb::Dlcx) => Self::Dlcx,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// A response the proxy writes itself, RFC 3435 §3.3 style.
+fn reply(code: u16, transaction_id: u32, comment: &str) -> Vec<u8> {
+    crate::response(code, transaction_id, Some(comment), &[], None)
+}
+
+/// Several replies in one datagram (§3.6).
+fn replies(list: &[Vec<u8>]) -> Vec<u8> {
+    let parts: Vec<&[u8]> = list.iter().map(Vec::as_slice).collect();
+    crate::piggyback(&parts)
+}
+
+/// The domain and each parent suffix: `gw1.corp1.example`,
+/// `corp1.example`, `example`.
+fn suffixes(domain: &str) -> impl Iterator<Item = &str> {
+    let mut next = Some(domain);
+    std::iter::from_fn(move || {
+        let d = next?;
+        next = d
+            .split_once('.')
+            .map(|(_, rest)| rest)
+            .filter(|r| !r.is_empty());
+        Some(d)
+    })
+}
+
+/// The call agent address in a NotifiedEntity (`ca@[192.0.2.5]:2727`,
+/// `ca@192.0.2.5:2727`, `192.0.2.5`): IP literals only (the proxy never
+/// blocks on DNS); the port defaults to 2727 (RFC 3435 §3.6).
+fn entity_addr(value: &str) -> Option<SocketAddr> {
+    let host = value.rsplit_once('@').map_or(value, |(_, h)| h).trim();
+    if let Ok(a) = host.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    let (h, port) = match host.strip_prefix('[') {
+        Some(rest) => {
+            let (h, after) = rest.split_once(']')?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().ok()?,
+                None if after.is_empty() => 2727,
+                None => return None,
+            };
+            (h, port)
+        }
+        None => match host.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, p.parse().ok()?),
+            _ => (host, 2727),
+        },
+    };
+    Some(SocketAddr::new(h.parse::<IpAddr>().ok()?, port))
+}
+
+/// Marks message `k` of a datagram to be cut out.
+fn mark(drop: &mut [bool], k: usize) {
+    if let Some(d) = drop.get_mut(k) {
+        *d = true;
+    }
+}
+
+/// Removes the messages marked in `drop` from the datagram (each with its
+/// separator line), as edits in `patch`. False when nothing is left.
+fn drop_messages(msgs: &[Message<'_>], drop: &[bool], patch: &mut Patch) -> bool {
+    let Some(first) = drop.iter().position(|d| !d) else {
+        return false;
+    };
+    let span = |k: usize| msgs.get(k).map_or(0..0, Message::span);
+    if first > 0 {
+        patch.delete(span(0).start..span(first).start);
+    }
+    for (k, d) in drop.iter().enumerate().skip(first + 1) {
+        if *d {
+            let r: Range<usize> = span(k - 1).end..span(k).end;
+            patch.delete(r);
+        }
+    }
+    true
+}
+
+/// A 64-bit keyed hash (FNV-1a then a murmur finaliser) for LEG-KEYs and
+/// connection ids.
+fn hash(key: u64, parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ key;
+    for p in parts {
+        for &b in *p {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,458 @@
+//! A smart gateway (Fig. 10): an MGCP gateway with a client engine of its
+//! own, no APS. Its engine registers its MGCP socket with the MPR; the call
+//! agent's commands reach it through that signaling pinhole. Before it
+//! answers a CRCX it opens a media pinhole with CMPH for the connection's
+//! RTP port (steps 915–920) — toward the relay address the command's SDP
+//! names, else a fresh one the MPR reserves — and its 2xx names the public
+//! pinhole (925), as a smart terminal's SDP does in Figs. 8 and 12. The
+//! application sends each connection's RTP from [`Connection::media`] to
+//! [`Connection::remote`], the relay address the call agent gave it.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use pinhole_core::alg::{ClientContext, ClientSignaling, Counters};
+use pinhole_core::client::{Event, PinholeId, PinholeRequest};
+use pinhole_core::ports::{Allocator, PortPair, PortRange};
+use pinhole_core::rng::Rng;
+use pinhole_core::types::{Receive, Transmit};
+use pinhole_core::wire::{Protocol, RtcpMode};
+
+use super::{Kind, Stats, hash, reply};
+use crate::{Message, parse_datagram};
+
+/// The smart gateway's settings.
+#[derive(Clone, Debug)]
+pub struct SmartGatewayConfig {
+    /// Its MGCP socket (registered with the MPR for MGCP by its engine).
+    pub local: SocketAddr,
+    /// The address its RTP ports are on.
+    pub media_ip: IpAddr,
+    /// Its RTP ports, one pair per connection.
+    pub media_ports: PortRange,
+    /// Most connections at once; beyond, CRCX gets 403.
+    pub max_connections: usize,
+    /// How long an answer is kept for a retransmitted command (T-hist).
+    pub transaction_timeout: Duration,
+    /// Keys connection ids and seeds the port choice.
+    pub seed: [u8; 32],
+}
+
+impl SmartGatewayConfig {
+    /// Defaults for a gateway at `local` with RTP ports on `media_ip`.
+    pub fn new(
+        local: SocketAddr,
+        media_ip: IpAddr,
+        media_ports: PortRange,
+        seed: [u8; 32],
+    ) -> Self {
+        Self {
+            local,
+            media_ip,
+            media_ports,
+            max_connections: 1_000,
+            transaction_timeout: Duration::from_secs(30),
+            seed,
+        }
+    }
+}
+
+/// One connection of the smart gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    /// Its ConnectionId (`I:`).
+    pub id: String,
+    /// The call (`C:`).
+    pub call_id: String,
+    /// The endpoint it was created on.
+    pub endpoint: String,
+    /// Its RTP port: send from here, RTP arrives here.
+    pub media: SocketAddr,
+    /// Where its RTP goes: the relay address of the latest
+    /// RemoteConnectionDescriptor.
+    pub remote: Option<SocketAddr>,
+    /// The public pinhole its CMPH opened.
+    pub pinhole: Option<SocketAddr>,
+    /// The relay address the pinhole was opened toward.
+    pub relay: Option<SocketAddr>,
+    ports: PortPair,
+    ph: Option<PinholeId>,
+}
+
+/// A command waiting for its pinhole.
+struct Waiting {
+    txid: u32,
+    conn: String,
+    kind: Kind,
+    to: SocketAddr,
+    from: SocketAddr,
+}
+
+/// The smart gateway of Fig. 10.
+pub struct SmartGateway {
+    cfg: SmartGatewayConfig,
+    ports: Allocator,
+    secret: u64,
+    next: u64,
+    conns: HashMap<String, Connection>,
+    waiting: HashMap<PinholeId, Waiting>,
+    /// Answers by transaction id (`None` while the pinhole opens).
+    answered: HashMap<u32, (Instant, Option<Vec<u8>>)>,
+    transmits: VecDeque<Transmit>,
+    stats: Stats,
+    next_sweep: Option<Instant>,
+}
+
+impl SmartGateway {
+    /// A gateway with no connections.
+    pub fn new(cfg: SmartGatewayConfig) -> Self {
+        let mut rng = Rng::from_seed(cfg.seed);
+        let secret = rng.next_u64();
+        let ports = Allocator::new(cfg.media_ports, Duration::from_secs(30), rng.fork());
+        Self {
+            cfg,
+            ports,
+            secret,
+            next: 1,
+            conns: HashMap::new(),
+            waiting: HashMap::new(),
+            answered: HashMap::new(),
+            transmits: VecDeque::new(),
+            stats: Stats::default(),
+            next_sweep: None,
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The connections now.
+    pub fn connections(&self) -> impl Iterator<Item = &Connection> {
+        self.conns.values()
+    }
+
+    /// A connection by id.
+    pub fn connection(&self, id: &str) -> Option<&Connection> {
+        self.conns.get(id)
+    }
+
+    fn respond(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        from: SocketAddr,
+        txid: u32,
+        bytes: Vec<u8>,
+    ) {
+        self.answered.insert(txid, (now, Some(bytes.clone())));
+        self.stats.forwarded += 1;
+        self.transmits.push_back(Transmit {
+            local: from,
+            remote: to,
+            payload: bytes,
+        });
+        self.arm_sweep(now);
+    }
+
+    fn sdp(&self, at: SocketAddr) -> Vec<u8> {
+        let family = if at.is_ipv4() { "IP4" } else { "IP6" };
+        format!(
+            "v=0\r\no=- {s} 1 IN {family} {ip}\r\ns=-\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp-mux\r\n",
+            s = self.secret % 1_000_000,
+            ip = at.ip(),
+            port = at.port()
+        )
+        .into_bytes()
+    }
+
+    fn ok(&self, txid: u32, conn: &Connection, with_sdp: bool) -> Vec<u8> {
+        let mut b = crate::Response::builder(200, txid)
+            .commentary("OK")
+            .param("I", &conn.id);
+        if with_sdp {
+            b = b.sdp(&self.sdp(conn.pinhole.unwrap_or(conn.media)));
+        }
+        b.to_bytes()
+    }
+
+    fn command(
+        &mut self,
+        now: Instant,
+        ctx: &mut dyn ClientContext,
+        rx: &Receive<'_>,
+        m: &Message<'_>,
+    ) {
+        let txid = m.transaction_id();
+        match self.answered.get(&txid) {
+            Some((_, Some(bytes))) => {
+                let bytes = bytes.clone();
+                self.stats.retransmissions += 1;
+                self.respond(now, rx.remote, rx.local, txid, bytes);
+                return;
+            }
+            Some((_, None)) => {
+                self.stats.retransmissions += 1;
+                return;
+            }
+            None => {}
+        }
+        let remote_sdp = match m.sdp() {
+            Ok(s) => s.and_then(|s| s.endpoints(rx.remote.ip()).ok()),
+            Err(_) => {
+                self.stats.sdp_errors += 1;
+                let r = reply(505, txid, "Unsupported RemoteConnectionDescriptor");
+                self.respond(now, rx.remote, rx.local, txid, r);
+                return;
+            }
+        };
+        let relay = remote_sdp
+            .as_ref()
+            .and_then(|v| v.first().copied())
+            .filter(|e| !e.is_disabled() && !e.is_hold())
+            .map(|e| e.addr);
+        let kind = Kind::of(m);
+        let r = match kind {
+            Kind::Crcx => self.crcx(now, ctx, rx, m, relay),
+            Kind::Mdcx => self.mdcx(now, ctx, rx, m, relay),
+            Kind::Dlcx => Some(self.dlcx(now, ctx, m)),
+            Kind::Other => Some(crate::response(200, txid, Some("OK"), &[], None)),
+        };
+        if let Some(bytes) = r {
+            self.respond(now, rx.remote, rx.local, txid, bytes);
+        }
+    }
+
+    fn crcx(
+        &mut self,
+        now: Instant,
+        ctx: &mut dyn ClientContext,
+        rx: &Receive<'_>,
+        m: &Message<'_>,
+        relay: Option<SocketAddr>,
+    ) -> Option<Vec<u8>> {
+        let txid = m.transaction_id();
+        let Some(call) = m.call_id() else {
+            return Some(reply(400, txid, "No CallId"));
+        };
+        if self.conns.len() >= self.cfg.max_connections {
+            return Some(reply(403, txid, "Insufficient resources"));
+        }
+        let Ok(ports) = self.ports.allocate(now) else {
+            return Some(reply(403, txid, "Insufficient resources"));
+        };
+        let id = format!(
+            "{:X}",
+            hash(self.secret, &[&self.next.to_be_bytes()]) & 0xffff_ffff
+        );
+        self.next += 1;
+        let conn = Connection {
+            id: id.clone(),
+            call_id: call.to_owned(),
+            endpoint: m.endpoint().map(|e| e.text.to_owned()).unwrap_or_default(),
+            media: SocketAddr::new(self.cfg.media_ip, ports.rtp),
+            remote: relay,
+            pinhole: None,
+            relay: None,
+            ports,
+            ph: None,
+        };
+        self.conns.insert(id.clone(), conn);
+        self.open(now, ctx, rx, txid, &id, Kind::Crcx, relay)
+    }
+
+    fn mdcx(
+        &mut self,
+        now: Instant,
+        ctx: &mut dyn ClientContext,
+        rx: &Receive<'_>,
+        m: &Message<'_>,
+        relay: Option<SocketAddr>,
+    ) -> Option<Vec<u8>> {
+        let txid = m.transaction_id();
+        let Some(id) = m.connection_id().filter(|i| self.conns.contains_key(*i)) else {
+            return Some(reply(515, txid, "Incorrect connection-id"));
+        };
+        let id = id.to_owned();
+        let conn = self.conns.get_mut(&id)?;
+        let Some(relay) = relay else {
+            return Some(self.ok(txid, self.conns.get(&id)?, false));
+        };
+        conn.remote = Some(relay);
+        if conn.relay == Some(relay) {
+            return Some(self.ok(txid, self.conns.get(&id)?, false));
+        }
+        // Another relay address: bind a pinhole toward it first.
+        self.open(now, ctx, rx, txid, &id, Kind::Mdcx, Some(relay))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        &mut self,
+        now: Instant,
+        ctx: &mut dyn ClientContext,
+        rx: &Receive<'_>,
+        txid: u32,
+        id: &str,
+        kind: Kind,
+        relay: Option<SocketAddr>,
+    ) -> Option<Vec<u8>> {
+        let conn = self.conns.get_mut(id)?;
+        if let Some(old) = conn.ph.take() {
+            let _ = ctx.close_pinhole(old);
+        }
+        let req = PinholeRequest {
+            local: conn.media,
+            relay,
+            rtcp: RtcpMode::Mux,
+            key: format!("mgcp-gw/{id}").into_bytes(),
+            inside: None,
+        };
+        match ctx.open_pinhole(now, req) {
+            Ok(ph) => {
+                conn.ph = Some(ph);
+                self.stats.pinholes += 1;
+                self.stats.parked += 1;
+                self.waiting.insert(
+                    ph,
+                    Waiting {
+                        txid,
+                        conn: id.to_owned(),
+                        kind,
+                        to: rx.remote,
+                        from: rx.local,
+                    },
+                );
+                self.answered.insert(txid, (now, None));
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "MGCP gateway: cannot open a media pinhole");
+                self.stats.pinhole_failures += 1;
+                if kind == Kind::Crcx {
+                    self.free(now, ctx, id);
+                }
+                Some(reply(502, txid, "Media pinhole failed"))
+            }
+        }
+    }
+
+    fn dlcx(&mut self, now: Instant, ctx: &mut dyn ClientContext, m: &Message<'_>) -> Vec<u8> {
+        let txid = m.transaction_id();
+        let call = m.call_id();
+        let conn = m.connection_id();
+        let gone: Vec<String> = self
+            .conns
+            .values()
+            .filter(|c| match (conn, call) {
+                (Some(i), _) => c.id == i,
+                (None, Some(cid)) => c.call_id == cid,
+                (None, None) => true,
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        if gone.is_empty() && conn.is_some() {
+            return reply(515, txid, "Incorrect connection-id");
+        }
+        for id in gone {
+            self.free(now, ctx, &id);
+        }
+        crate::response(250, txid, Some("OK"), &[], None)
+    }
+
+    fn free(&mut self, now: Instant, ctx: &mut dyn ClientContext, id: &str) {
+        if let Some(c) = self.conns.remove(id) {
+            if let Some(ph) = c.ph {
+                let _ = ctx.close_pinhole(ph);
+                self.waiting.remove(&ph);
+            }
+            let _ = self.ports.release(now, c.ports);
+        }
+    }
+
+    fn arm_sweep(&mut self, now: Instant) {
+        let at = now + Duration::from_secs(1);
+        if self.next_sweep.is_none_or(|t| t > at) {
+            self.next_sweep = Some(at);
+        }
+    }
+}
+
+impl ClientSignaling for SmartGateway {
+    fn protocol(&self) -> Protocol {
+        Protocol::Mgcp
+    }
+
+    fn handle_datagram(&mut self, now: Instant, ctx: &mut dyn ClientContext, rx: Receive<'_>) {
+        self.stats.received += 1;
+        let Ok(msgs) = parse_datagram(rx.bytes) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        for m in &msgs {
+            if m.command().is_some() {
+                self.command(now, ctx, &rx, m);
+            }
+        }
+    }
+
+    fn handle_event(&mut self, now: Instant, ctx: &mut dyn ClientContext, ev: &Event) {
+        match *ev {
+            Event::PinholeOpened {
+                id, relay, pinhole, ..
+            } => {
+                let Some(w) = self.waiting.remove(&id) else {
+                    return;
+                };
+                let Some(c) = self.conns.get_mut(&w.conn) else {
+                    return;
+                };
+                c.pinhole = pinhole;
+                c.relay = Some(relay);
+                let Some(c) = self.conns.get(&w.conn) else {
+                    return;
+                };
+                let bytes = self.ok(w.txid, c, w.kind == Kind::Crcx);
+                self.respond(now, w.to, w.from, w.txid, bytes);
+            }
+            Event::PinholeFailed { id, .. } => {
+                let Some(w) = self.waiting.remove(&id) else {
+                    return;
+                };
+                self.stats.pinhole_failures += 1;
+                if w.kind == Kind::Crcx {
+                    self.free(now, ctx, &w.conn);
+                }
+                let bytes = reply(502, w.txid, "Media pinhole failed");
+                self.stats.replied += 1;
+                self.respond(now, w.to, w.from, w.txid, bytes);
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant, _ctx: &mut dyn ClientContext) {
+        if self.next_sweep.is_some_and(|t| t <= now) {
+            let life = self.cfg.transaction_timeout;
+            self.answered
+                .retain(|_, (at, bytes)| bytes.is_none() || now < *at + life);
+            self.ports.expire(now);
+            self.next_sweep = (!self.answered.is_empty()).then(|| now + Duration::from_secs(1));
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.next_sweep
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    fn counters(&self) -> Counters {
+        self.stats.counters()
+    }
+}

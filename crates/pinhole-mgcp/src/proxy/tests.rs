@@ -1,0 +1,257 @@
+//! The MGCP ALGs on their own, without the simulated network: helpers,
+//! call agent fallbacks, DLCX forms, byte-faithful rewriting.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use pinhole_core::alg::{ClientSignaling, MprSignaling};
+use pinhole_core::client;
+use pinhole_core::mpr;
+use pinhole_core::patch::Patch;
+use pinhole_core::types::{Receive, Transmit};
+use pinhole_core::wire::Protocol;
+
+use super::*;
+use crate::parse_datagram;
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+const MPR: &str = "203.0.113.10:2727";
+const CA: &str = "192.0.2.5:2727";
+const APS: &str = "10.1.0.2:2727";
+
+#[test]
+fn notified_entities_and_domain_suffixes() {
+    assert_eq!(entity_addr("ca@[192.0.2.5]:2727"), Some(sa(CA)));
+    assert_eq!(entity_addr("ca@192.0.2.5:5678"), Some(sa("192.0.2.5:5678")));
+    assert_eq!(entity_addr("192.0.2.5"), Some(sa(CA)));
+    assert_eq!(
+        entity_addr("ca@[2001:db8::1]:2727"),
+        Some(sa("[2001:db8::1]:2727"))
+    );
+    assert_eq!(
+        entity_addr("ca@[2001:db8::1]"),
+        Some(sa("[2001:db8::1]:2727"))
+    );
+    assert_eq!(entity_addr("ca@ca1.example.net:2727"), None, "no DNS");
+    assert_eq!(entity_addr("ca@[192.0.2.5]x"), None);
+    let s: Vec<&str> = suffixes("gw1.corp1.example").collect();
+    assert_eq!(s, ["gw1.corp1.example", "corp1.example", "example"]);
+    assert_eq!(suffixes("x.").collect::<Vec<_>>(), ["x."]);
+}
+
+#[test]
+fn dropping_piggybacked_messages_keeps_the_rest_byte_for_byte() {
+    let d = b"200 1 OK\r\n.\r\n200 2 OK\r\n.\r\n200 3 OK\r\n";
+    let msgs = parse_datagram(d).unwrap();
+    for (drop, want) in [
+        ([true, false, false], &b"200 2 OK\r\n.\r\n200 3 OK\r\n"[..]),
+        ([false, true, false], b"200 1 OK\r\n.\r\n200 3 OK\r\n"),
+        ([false, false, true], b"200 1 OK\r\n.\r\n200 2 OK\r\n"),
+        ([true, true, false], b"200 3 OK\r\n"),
+        ([false, true, true], b"200 1 OK\r\n"),
+    ] {
+        let mut p = Patch::new();
+        assert!(drop_messages(&msgs, &drop, &mut p));
+        assert_eq!(p.apply(d).unwrap(), want, "{drop:?}");
+    }
+    assert!(!drop_messages(&msgs, &[true; 3], &mut Patch::new()));
+}
+
+/// An MPR engine with corp1 registered from `APS` (no NAT).
+fn registered() -> (Instant, mpr::Engine, client::Engine) {
+    #[allow(clippy::disallowed_methods)]
+    let now = Instant::now();
+    let mut mc = mpr::Config::new(sa(MPR).ip(), [1; 32]);
+    mc.control_ports = vec![2727];
+    let mut n = mpr::NetworkConfig::new("corp1", b"s".to_vec());
+    n.domains.push("corp1.example".into());
+    mc.networks.push(n);
+    let mut engine = mpr::Engine::new(mc, now).unwrap();
+    let cc = client::Config::new(
+        "corp1",
+        b"s".to_vec(),
+        Protocol::Mgcp,
+        sa(APS),
+        sa(MPR),
+        [2; 32],
+    );
+    let mut cl = client::Engine::new(cc, now).unwrap();
+    cl.handle_timeout(now);
+    for _ in 0..4 {
+        while let Some(t) = cl.poll_transmit() {
+            let _ = engine.handle_datagram(
+                now,
+                Receive {
+                    local: t.remote,
+                    remote: t.local,
+                    bytes: &t.payload,
+                },
+            );
+        }
+        while let Some(t) = engine.poll_transmit() {
+            let _ = cl.handle_datagram(
+                now,
+                Receive {
+                    local: t.remote,
+                    remote: t.local,
+                    bytes: &t.payload,
+                },
+            );
+        }
+    }
+    assert!(engine.route("corp1", Protocol::Mgcp).is_some());
+    (now, engine, cl)
+}
+
+fn feed(
+    alg: &mut MprMgcp,
+    now: Instant,
+    e: &mut mpr::Engine,
+    from: &str,
+    bytes: &[u8],
+) -> Vec<Transmit> {
+    alg.handle_datagram(
+        now,
+        e,
+        Receive {
+            local: sa(MPR),
+            remote: sa(from),
+            bytes,
+        },
+    );
+    std::iter::from_fn(|| alg.poll_transmit()).collect()
+}
+
+#[test]
+fn gateway_commands_go_to_the_call_agent_or_the_notified_entity() {
+    let (now, mut e, _) = registered();
+    let mut alg = MprMgcp::new(MprMgcpConfig::new(sa(MPR)));
+    // No call agent configured: the NotifiedEntity names one.
+    let ntfy = b"NTFY 7 aaln/1@gw1.corp1.example MGCP 1.0\r\nN: ca@[192.0.2.9]:2727\r\nO: D/1\r\n";
+    let out = feed(&mut alg, now, &mut e, APS, ntfy);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].local, out[0].remote),
+        (sa(MPR), sa("192.0.2.9:2727"))
+    );
+    assert_eq!(out[0].payload, ntfy);
+    // Its answer goes back into the pinhole.
+    let out = feed(&mut alg, now, &mut e, "192.0.2.9:2727", b"200 7 OK\r\n");
+    assert_eq!(out[0].remote, sa(APS));
+    // Neither: the gateway is answered 510.
+    let out = feed(
+        &mut alg,
+        now,
+        &mut e,
+        APS,
+        b"RSIP 8 *@gw1.corp1.example MGCP 1.0\r\nRM: restart\r\n",
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].remote, sa(APS));
+    assert!(out[0].payload.starts_with(b"510 8 "));
+    assert_eq!(alg.stats().no_call_agent, 1);
+    // A response to nothing we sent is dropped and counted.
+    assert!(feed(&mut alg, now, &mut e, APS, b"200 99 OK\r\n").is_empty());
+    assert_eq!(alg.stats().unknown_transaction, 1);
+}
+
+#[test]
+fn a_wildcard_dlcx_from_the_call_agent_tears_the_call_down() {
+    let (now, mut e, _) = registered();
+    let mut alg = MprMgcp::new(MprMgcpConfig::new(sa(MPR)));
+    let crcx = b"CRCX 1 aaln/1@gw1.corp1.example MGCP 1.0\r\nC: W\r\n";
+    assert_eq!(feed(&mut alg, now, &mut e, CA, crcx).len(), 1);
+    let ok = b"200 1 OK\nI: 9\n\nv=0\nc=IN IP4 198.51.100.1\nm=audio 4000 RTP/AVP 0\n";
+    let out = feed(&mut alg, now, &mut e, APS, ok);
+    // LF line ends kept; only the address and port changed.
+    let text = String::from_utf8(out[0].payload.clone()).unwrap();
+    assert!(
+        text.starts_with("200 1 OK\nI: 9\n\nv=0\nc=IN IP4 203.0.113.10\nm=audio "),
+        "{text}"
+    );
+    assert_eq!(e.stats().legs_open, 2);
+    assert_eq!(alg.calls(), 1);
+    let dlcx = b"DLCX 2 aaln/*@gw1.corp1.example MGCP 1.0\r\n";
+    assert_eq!(feed(&mut alg, now, &mut e, CA, dlcx).len(), 1);
+    assert_eq!(e.stats().legs_open, 0);
+    assert_eq!((alg.calls(), alg.stats().teardowns), (0, 1));
+}
+
+#[test]
+fn transactions_and_calls_expire() {
+    let (now, mut e, _) = registered();
+    let mut cfg = MprMgcpConfig::new(sa(MPR));
+    cfg.max_transactions = 1;
+    let mut alg = MprMgcp::new(cfg);
+    let crcx = b"CRCX 1 aaln/1@gw1.corp1.example MGCP 1.0\r\nC: T\r\n";
+    assert_eq!(feed(&mut alg, now, &mut e, CA, crcx).len(), 1);
+    // The table is full: 409.
+    let out = feed(
+        &mut alg,
+        now,
+        &mut e,
+        CA,
+        b"AUEP 2 aaln/1@gw1.corp1.example MGCP 1.0\r\n",
+    );
+    assert!(out[0].payload.starts_with(b"409 2 "));
+    assert_eq!(alg.stats().transactions_refused, 1);
+    // A CRCX never answered: its transaction and call go in time.
+    let t = alg.poll_timeout().unwrap();
+    alg.handle_timeout(t + Duration::from_secs(200), &mut e);
+    assert_eq!((alg.transactions(), alg.calls()), (0, 0));
+    assert_eq!(alg.stats().expired, 1);
+}
+
+#[test]
+fn the_aps_answers_for_unknown_endpoints_and_refuses_unregistered_commands() {
+    #[allow(clippy::disallowed_methods)]
+    let now = Instant::now();
+    let cc = client::Config::new(
+        "corp1",
+        b"s".to_vec(),
+        Protocol::Mgcp,
+        sa(APS),
+        sa(MPR),
+        [2; 32],
+    );
+    let mut cl = client::Engine::new(cc, now).unwrap();
+    let mut pc = ApsMgcpConfig::new(
+        sa(APS),
+        sa(APS).ip(),
+        pinhole_core::ports::PortRange::new(20_000, 20_099).unwrap(),
+        [3; 32],
+    );
+    pc.gateways
+        .push(("gw1.corp1.example".into(), sa("10.1.0.10:2427")));
+    let mut aps = ApsMgcp::new(pc);
+    let mut feed = |from: &str, bytes: &[u8]| {
+        aps.handle_datagram(
+            now,
+            &mut cl,
+            Receive {
+                local: sa(APS),
+                remote: sa(from),
+                bytes,
+            },
+        );
+        std::iter::from_fn(|| aps.poll_transmit()).collect::<Vec<_>>()
+    };
+    let out = feed(MPR, b"CRCX 1 aaln/1@gw9.corp1.example MGCP 1.0\r\nC: X\r\n");
+    assert!(out[0].payload.starts_with(b"500 1 "));
+    // An endpoint named by address needs no configuration.
+    let out = feed(MPR, b"AUEP 2 aaln/1@[10.1.0.11]:2427 MGCP 1.0\r\n");
+    assert_eq!(out[0].remote, sa("10.1.0.11:2427"));
+    let out = feed(MPR, b"AUEP 3 aaln/1@gw1.corp1.example MGCP 1.0\r\n");
+    assert_eq!(out[0].remote, sa("10.1.0.10:2427"));
+    // Not registered with the MPR yet: a gateway's command gets 400.
+    let out = feed(
+        "10.1.0.10:2427",
+        b"NTFY 9 aaln/1@gw1.corp1.example MGCP 1.0\r\n",
+    );
+    assert_eq!(out[0].remote, sa("10.1.0.10:2427"));
+    assert!(out[0].payload.starts_with(b"400 9 "));
+    assert_eq!(aps.stats().unknown_endpoint, 1);
+}
