@@ -15,7 +15,7 @@ default:
     @"{{just_executable()}}" --justfile "{{justfile()}}" --list --unsorted
 
 # The recipes `ci` runs, in order.
-ci_steps := "fmt clippy doc sansio test fuzz-build fuzz-run demo"
+ci_steps := "fmt clippy doc sansio test netns fuzz-build fuzz-run demo"
 
 # Everything CI checks, in CI's order, with the time each step took.
 ci:
@@ -73,6 +73,14 @@ sansio:
       checked=$((checked + 1))
     done
     [ "$checked" -gt 0 ] || { echo "sansio: FAIL: checked no crate" >&2; exit 1; }
+
+# The network-namespace test bed: every flow through real nftables firewalls
+# (docs/netns.md). Needs root; skips loudly without it (fails when CI is set).
+# Arguments filter scenarios by name; PINHOLE_NETNS_OPEN_FIREWALL=1 runs the
+# negative controls with the filter rules removed.
+netns *filter:
+    cargo build --locked -p pinhole-examples --bins
+    PINHOLE_NETNS=1 cargo test --locked -p pinhole --test netns -- {{filter}}
 
 # Build every fuzz target on stable (cargo-fuzz with `-s none`, else a plain build).
 fuzz-build:

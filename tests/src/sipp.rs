@@ -262,6 +262,7 @@ pub struct Sipp {
     timeout: Duration,
     dir: Option<PathBuf>,
     args: Vec<OsString>,
+    netns: Option<String>,
 }
 
 impl Sipp {
@@ -295,7 +296,16 @@ impl Sipp {
             timeout: Duration::from_secs(30),
             dir: None,
             args: Vec::new(),
+            netns: None,
         }
+    }
+
+    /// Runs sipp inside the named network namespace (`ip netns exec NAME
+    /// sipp ...`; needs root). Give `bind` an explicit port: port 0 probes
+    /// for a free port in the caller's own namespace.
+    pub fn netns(mut self, name: impl Into<String>) -> Self {
+        self.netns = Some(name.into());
+        self
     }
 
     /// Calls to make or answer before exiting (`-m`, default 1).
@@ -475,7 +485,16 @@ impl Sipp {
         let args = self.command_args(scenario, local);
         std::fs::write(dir.join("command.txt"), render_command(binary, &args))
             .map_err(io_err("writing", &dir.join("command.txt")))?;
-        let child = Command::new(binary)
+        let mut command = match &self.netns {
+            // `ip netns exec` execs sipp, so the child's pid is sipp's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.as_str()]).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .args(&args)
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -492,6 +511,7 @@ impl Sipp {
             started: Instant::now(),
             kill_at: Instant::now() + self.timeout + KILL_GRACE,
             dir: dir.to_path_buf(),
+            netns: self.netns.is_some(),
         })
     }
 }
@@ -507,6 +527,7 @@ pub struct SippRun {
     started: Instant,
     kill_at: Instant,
     dir: PathBuf,
+    netns: bool,
 }
 
 impl SippRun {
@@ -669,7 +690,14 @@ impl SippRun {
                 }
                 return Err(self.start_error(format!("exited with {status}")));
             }
-            if bound_by_someone(self.local) {
+            let bound = if self.netns {
+                // The namespace's table, seen through sipp's own /proc entry.
+                in_proc_net_udp(self.local, &format!("/proc/{}/net", self.child.id()))
+                    .unwrap_or(false)
+            } else {
+                bound_by_someone(self.local)
+            };
+            if bound {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -885,21 +913,20 @@ fn labels(messages: &[SipMessage]) -> String {
 /// `/proc/net/udp*` where there is one: probing by binding the address
 /// ourselves could, for an instant, take it from a sipp about to bind it.
 fn bound_by_someone(addr: SocketAddr) -> bool {
-    in_proc_net_udp(addr).unwrap_or_else(
+    in_proc_net_udp(addr, "/proc/net").unwrap_or_else(
         || matches!(UdpSocket::bind(addr), Err(e) if e.kind() == io::ErrorKind::AddrInUse),
     )
 }
 
-/// Whether Linux lists `addr` as a bound UDP socket; `None` without procfs.
-/// The kernel prints each 32-bit word of the address in host byte order.
-fn in_proc_net_udp(addr: SocketAddr) -> Option<bool> {
+/// Whether Linux lists `addr` as a bound UDP socket in the `udp`/`udp6`
+/// tables under `dir` (`/proc/net`, or `/proc/PID/net` for another
+/// process's network namespace); `None` without procfs. The kernel prints
+/// each 32-bit word of the address in host byte order.
+fn in_proc_net_udp(addr: SocketAddr, dir: &str) -> Option<bool> {
     let (file, ip) = match addr.ip() {
-        IpAddr::V4(ip) => (
-            "/proc/net/udp",
-            format!("{:08X}", u32::from_ne_bytes(ip.octets())),
-        ),
+        IpAddr::V4(ip) => ("udp", format!("{:08X}", u32::from_ne_bytes(ip.octets()))),
         IpAddr::V6(ip) => (
-            "/proc/net/udp6",
+            "udp6",
             ip.octets()
                 .chunks_exact(4)
                 .map(|w| {
@@ -912,7 +939,7 @@ fn in_proc_net_udp(addr: SocketAddr) -> Option<bool> {
         ),
     };
     let want = format!("{ip}:{:04X}", addr.port());
-    let table = std::fs::read_to_string(file).ok()?;
+    let table = std::fs::read_to_string(format!("{dir}/{file}")).ok()?;
     Some(
         table
             .lines()
@@ -1057,9 +1084,13 @@ mod tests {
         let addr = s.local_addr().unwrap();
         assert!(bound_by_someone(addr));
         if Path::new("/proc/net/udp").exists() {
-            assert_eq!(in_proc_net_udp(addr), Some(true));
+            assert_eq!(in_proc_net_udp(addr, "/proc/net"), Some(true));
+            // The same table through a process's own entry (how a sipp run
+            // in another network namespace is watched).
+            let own = format!("/proc/{}/net", std::process::id());
+            assert_eq!(in_proc_net_udp(addr, &own), Some(true));
             drop(s);
-            assert_eq!(in_proc_net_udp(addr), Some(false));
+            assert_eq!(in_proc_net_udp(addr, "/proc/net"), Some(false));
         }
     }
 

@@ -248,6 +248,15 @@ fn transaction_id(t: &[u8]) -> Option<u32> {
     (n >= 1).then_some(n)
 }
 
+/// Digits as a number, `None` past `max` (callers pass digits only).
+fn decimal(t: &[u8], max: u32) -> Option<u32> {
+    t.iter().try_fold(0u32, |n, d| {
+        n.checked_mul(10)?
+            .checked_add(u32::from(d.wrapping_sub(b'0')))
+            .filter(|&n| n <= max)
+    })
+}
+
 fn number<T: std::str::FromStr>(t: &[u8]) -> Option<T> {
     std::str::from_utf8(t).ok()?.parse().ok()
 }
@@ -293,7 +302,9 @@ pub(crate) fn parse(text: &str, base: usize, no: usize) -> Result<Head<'_>, Erro
     let r = blanks(r);
     let commentary = (!r.is_empty()).then_some(r);
     Ok(Head::Response(Response {
-        code: number(code).unwrap_or_default(),
+        code: decimal(code, 999)
+            .and_then(|c| u16::try_from(c).ok())
+            .unwrap_or_default(),
         code_span: span(code),
         transaction_id,
         transaction_span: span(tx),
@@ -374,7 +385,9 @@ fn endpoint<'a>(
     };
     let port = match port {
         Some(p) => Some((
-            number::<u16>(p).ok_or(ErrorKind::BadEndpoint("bad port"))?,
+            decimal(p, 65_535)
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or(ErrorKind::BadEndpoint("bad port"))?,
             span(p),
         )),
         None => None,
@@ -412,8 +425,12 @@ fn version<'a>(
     Ok(Version {
         text: text_of(t),
         span: span(t),
-        major: number(major).ok_or(ErrorKind::BadVersion)?,
-        minor: number(minor).ok_or(ErrorKind::BadVersion)?,
+        major: decimal(major, 9_999)
+            .and_then(|n| u16::try_from(n).ok())
+            .ok_or(ErrorKind::BadVersion)?,
+        minor: decimal(minor, 9_999)
+            .and_then(|n| u16::try_from(n).ok())
+            .ok_or(ErrorKind::BadVersion)?,
         profile: profile.filter(|p| !p.is_empty()).map(text_of),
     })
 }

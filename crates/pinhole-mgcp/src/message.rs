@@ -8,7 +8,7 @@ use pinhole_sdp::{RewriteOptions, Sdp, SdpError};
 
 use crate::error::{Error, ErrorKind};
 use crate::head::{self, Command, Endpoint, Head, Response, Span, Verb};
-use crate::lines::{Lines, is_blank, is_separator};
+use crate::lines::{Line, Lines, is_blank, is_separator};
 use crate::media::MediaRole;
 use crate::params::{self, Param, ResponseAck};
 
@@ -24,6 +24,8 @@ pub struct Message<'a> {
     params: Vec<Param<'a>>,
     sdp: Option<Span>,
     sdp_line: usize,
+    /// Where the next piggybacked message starts.
+    next: Next,
 }
 
 /// Where the message after one starts: byte and line number.
@@ -34,24 +36,40 @@ fn limit(buf: &[u8]) -> usize {
     buf.len() - buf.iter().rev().take_while(|&&b| b == 0).count()
 }
 
-fn utf8(buf: &[u8], start: usize, end: usize, no: usize) -> Result<&str, Error> {
-    let bytes = buf.get(start..end).unwrap_or_default();
-    std::str::from_utf8(bytes).map_err(|_| Error::new(no, ErrorKind::NotUtf8))
-}
-
 /// Parses the message at byte `at` (line `no`) of `buf`, which ends at
 /// `end` (trailing NULs cut off).
-fn parse_one(buf: &[u8], end: usize, at: usize, no: usize) -> Result<(Message<'_>, Next), Error> {
+fn parse_one(buf: &[u8], end: usize, at: usize, no: usize) -> Result<Message<'_>, Error> {
     let view = buf.get(..end).unwrap_or_default();
-    let mut lines = Lines::new(view, at, no);
+    // The header section: up to a blank line, a separator or the end.
+    let mut stop = None;
+    for l in Lines::new(view, at, no) {
+        let bytes = view.get(l.start..l.end).unwrap_or_default();
+        if l.start == at {
+            if is_blank(bytes) || is_separator(bytes) {
+                return Err(Error::new(l.no, ErrorKind::Empty));
+            }
+        } else if is_blank(bytes) || is_separator(bytes) {
+            stop = Some((l, is_separator(bytes)));
+            break;
+        }
+    }
+    let header_end = stop.map_or(end, |(l, _)| l.start);
+    // One UTF-8 check for the whole header section (the SDP may be in any
+    // charset: it is not read here).
+    let header =
+        std::str::from_utf8(view.get(at..header_end).unwrap_or_default()).map_err(|e| {
+            let bad = at + e.valid_up_to();
+            let line = Lines::new(view, at, no)
+                .find(|l| l.next > bad)
+                .map_or(no, |l| l.no);
+            Error::new(line, ErrorKind::NotUtf8)
+        })?;
+    let text = |l: &Line| header.get(l.start - at..l.end - at).unwrap_or_default();
+    let mut lines = Lines::new(view.get(..header_end).unwrap_or_default(), at, no);
     let Some(first) = lines.next() else {
         return Err(Error::new(no, ErrorKind::Empty));
     };
-    let text = utf8(buf, first.start, first.end, first.no)?;
-    if is_blank(text.as_bytes()) || is_separator(text.as_bytes()) {
-        return Err(Error::new(first.no, ErrorKind::Empty));
-    }
-    let head = head::parse(text, first.start, first.no)?;
+    let head = head::parse(text(&first), first.start, first.no)?;
     let mut msg = Message {
         buf,
         span: at..end,
@@ -60,42 +78,71 @@ fn parse_one(buf: &[u8], end: usize, at: usize, no: usize) -> Result<(Message<'_
         params: Vec::new(),
         sdp: None,
         sdp_line: 0,
+        next: None,
     };
-    let mut next = None;
-    while let Some(l) = lines.next() {
-        let bytes = view.get(l.start..l.end).unwrap_or_default();
-        if is_separator(bytes) {
+    for l in lines {
+        let p = params::parse(text(&l), l.start, l.no).map_err(|k| Error::new(l.no, k))?;
+        msg.params.push(p);
+    }
+    let next = match stop {
+        None => None,
+        Some((l, true)) => {
             msg.span.end = l.start;
-            next = Some((l.next, l.no + 1));
-            break;
+            Some((l.next, l.no + 1))
         }
-        if is_blank(bytes) {
+        Some((l, false)) => {
             // The session description: up to a separator or the end.
             let start = l.next;
-            for s in lines.by_ref() {
-                if is_separator(view.get(s.start..s.end).unwrap_or_default()) {
-                    msg.span.end = s.start;
-                    next = Some((s.next, s.no + 1));
-                    break;
-                }
-            }
+            let body = view.get(start..).unwrap_or_default();
+            let next = separator(body).map(|(sep, after)| {
+                msg.span.end = start + sep;
+                let lines = count_lines(body.get(..sep).unwrap_or_default());
+                (start + after, l.no + 1 + lines + 1)
+            });
             let body = view.get(start..msg.span.end).unwrap_or_default();
             if body.iter().any(|b| !b.is_ascii_whitespace()) {
                 msg.sdp = Some(start..msg.span.end);
                 msg.sdp_line = l.no + 1;
             }
-            break;
+            next
         }
-        let text = utf8(buf, l.start, l.end, l.no)?;
-        let p = params::parse(text, l.start, l.no).map_err(|k| Error::new(l.no, k))?;
-        msg.params.push(p);
-    }
+    };
     // Nothing but blanks after a final separator: no further message.
-    let next = next.filter(|&(at, _)| {
+    msg.next = next.filter(|&(at, _)| {
         view.get(at..)
             .is_some_and(|r| r.iter().any(|b| !b.is_ascii_whitespace()))
     });
-    Ok((msg, next))
+    Ok(msg)
+}
+
+/// The first separator line of `body` (which starts at a line start): its
+/// start and the byte after its line end. Looks only at periods, so an SDP
+/// body is not cut into lines here.
+fn separator(body: &[u8]) -> Option<(usize, usize)> {
+    memchr::memchr_iter(b'.', body).find_map(|i| {
+        let line_start = i == 0 || matches!(body.get(i - 1), Some(b'\n' | b'\r'));
+        if !line_start {
+            return None;
+        }
+        let blanks = body
+            .get(i + 1..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+        let after = i + 1 + blanks;
+        match (body.get(after), body.get(after + 1)) {
+            (None, _) => Some((i, after)),
+            (Some(b'\r'), Some(b'\n')) => Some((i, after + 2)),
+            (Some(b'\r' | b'\n'), _) => Some((i, after + 1)),
+            _ => None,
+        }
+    })
+}
+
+/// The line ends in `bytes` (CRLF, LF or CR each count once).
+fn count_lines(bytes: &[u8]) -> usize {
+    Lines::new(bytes, 0, 1).filter(|l| l.next > l.end).count()
 }
 
 /// The messages of a datagram, in order; stops after the first error.
@@ -111,10 +158,11 @@ impl<'a> Iterator for Messages<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let (at, no) = self.next.take()?;
-        Some(parse_one(self.buf, self.end, at, no).map(|(m, next)| {
-            self.next = next;
-            m
-        }))
+        let r = parse_one(self.buf, self.end, at, no);
+        if let Ok(m) = &r {
+            self.next = m.next;
+        }
+        Some(r)
     }
 }
 
@@ -148,8 +196,8 @@ impl<'a> Message<'a> {
     /// piggybacked ones are an [`ErrorKind::Piggybacked`] error at the
     /// separator (use [`parse_datagram`] for those).
     pub fn parse(buf: &'a [u8]) -> Result<Self, Error> {
-        let (msg, next) = parse_one(buf, limit(buf), 0, 1)?;
-        match next {
+        let msg = parse_one(buf, limit(buf), 0, 1)?;
+        match msg.next {
             None => Ok(msg),
             Some((_, no)) => Err(Error::new(no - 1, ErrorKind::Piggybacked)),
         }

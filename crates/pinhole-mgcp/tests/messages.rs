@@ -226,6 +226,16 @@ fn line_endings_lf_crlf_and_bare_cr() {
     assert_eq!(m.media_role(), MediaRole::None);
     // A final separator with nothing after it ends the datagram.
     assert_eq!(parse_datagram(b"200 5 OK\n.\n").unwrap().len(), 1);
+    // An empty line right before a separator: no SDP, and the next
+    // message still follows.
+    let d = b"200 1 OK\r\n\r\n. \r\n200 2 OK\r\n";
+    let msgs = parse_datagram(d).unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert!(!msgs[0].has_sdp());
+    assert_eq!(
+        (msgs[0].span(), msgs[1].span(), msgs[1].line()),
+        (0..12, 16..26, 4)
+    );
 }
 
 #[test]
@@ -390,4 +400,43 @@ fn builders_round_trip() {
     assert!(matches!(msgs[2].head(), Head::Response(r) if r.is_ack()));
     let to: SocketAddr = "203.0.113.1:1000".parse().unwrap();
     assert!(rewrite_all(&d, to).is_err(), "no SDP to rewrite");
+}
+
+/// The shapes osmo-mgw 1.10 answers with (docs/osmo-mgw.md on main): a
+/// wildcard CRCX's 200 naming the endpoint in `Z:`, a DLCX's 250 with
+/// connection statistics.
+#[test]
+fn osmo_mgw_answers() {
+    let crcx_200 = b"200 1005 OK\r\nZ: rtpbridge/1@mgw\r\nI: EE6A8C6C\r\n\r\n\
+        v=0\r\no=- EE6A8C6C 23 IN IP4 127.0.0.41\r\ns=-\r\nc=IN IP4 127.0.0.41\r\n\
+        t=0 0\r\nm=audio 43000 RTP/AVP 0\r\na=ptime:20\r\n";
+    let m = Message::parse(crcx_200).unwrap();
+    assert_eq!(m.value("z"), Some("rtpbridge/1@mgw"));
+    assert_eq!(m.connection_id(), Some("EE6A8C6C"));
+    assert_eq!(m.media_role(), MediaRole::Answer);
+    let e = m
+        .sdp()
+        .unwrap()
+        .unwrap()
+        .endpoints(IpAddr::from([0, 0, 0, 0]))
+        .unwrap();
+    assert_eq!(e[0].addr, "127.0.0.41:43000".parse().unwrap());
+    let out = rewrite_all(crcx_200, "203.0.113.10:30000".parse().unwrap()).unwrap();
+    let expected = String::from_utf8(crcx_200.to_vec())
+        .unwrap()
+        .replace("c=IN IP4 127.0.0.41", "c=IN IP4 203.0.113.10")
+        .replace("m=audio 43000 ", "m=audio 30000 ");
+    assert_eq!(String::from_utf8(out).unwrap(), expected, "o= is kept");
+
+    let dlcx_250 = b"250 1009 OK\r\nP: PS=10, OS=1720, PR=9, OR=1548, PL=0, JI=0\r\n";
+    let m = Message::parse(dlcx_250).unwrap();
+    assert!(m.response().unwrap().is_success());
+    assert_eq!(
+        m.media_role(),
+        MediaRole::None,
+        "the ALG ends the DLCX by its transaction"
+    );
+    assert!(m.value("P").unwrap().starts_with("PS=10"));
+    let auep = Message::parse(b"AUEP 1 rtpbridge/*@mgw MGCP 1.0\r\n").unwrap();
+    assert!(auep.endpoint().unwrap().is_wildcard());
 }

@@ -4,7 +4,9 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use pinhole_mgcp::{Command, Host, Message, Response, parse_datagram, piggyback, rewrite_all};
+use pinhole_mgcp::{
+    Command, Host, Message, Response, ResponseAck, parse_datagram, piggyback, rewrite_all,
+};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -246,6 +248,28 @@ proptest! {
             (None, Err(_)) => {}
             (s, r) => prop_assert!(false, "sdp {:?}, rewrite {:?}", s, r.map(|_| ())),
         }
+    }
+
+    #[test]
+    fn response_acks_round_trip(
+        ranges in prop::collection::vec((1u32..=999_999_000, 0u32..1000, any::<bool>()), 1..6),
+        sep in prop::sample::select(vec![",", ", ", " , "]),
+    ) {
+        let text: Vec<String> = ranges
+            .iter()
+            .map(|&(a, n, single)| if single { a.to_string() } else { format!("{a}-{}", a + n) })
+            .collect();
+        let raw = format!("RQNT 9 a@gw MGCP 1.0\r\nK: {}\r\n", text.join(sep));
+        let k = Message::parse(raw.as_bytes()).unwrap().response_ack().unwrap().unwrap();
+        let want: Vec<_> = ranges
+            .iter()
+            .map(|&(a, n, single)| if single { a..=a } else { a..=a + n })
+            .collect();
+        prop_assert_eq!(k.ranges(), &want[..]);
+        for r in &want {
+            prop_assert!(k.contains(*r.start()) && k.contains(*r.end()));
+        }
+        prop_assert_eq!(ResponseAck::parse(&text.join(sep)).unwrap(), k);
     }
 
     #[test]

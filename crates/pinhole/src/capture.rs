@@ -1,5 +1,5 @@
-//! `pinhole inspect CAPTURE`: every SIP message (and Pinhole control
-//! message) in a pcap or pcapng file, one JSON line each, as operators have
+//! `pinhole inspect CAPTURE`: every SIP and MGCP message (and Pinhole
+//! control message) in a pcap or pcapng file, one JSON line each, as operators have
 //! their captures — any link type, tunnels, IP fragments, TCP streams,
 //! WebSocket and SCTP (`pinhole_capture` reads them).
 
@@ -121,10 +121,24 @@ fn one_message(
     out: &mut dyn Write,
     s: &mut Summary,
 ) -> anyhow::Result<()> {
+    let mgcp_port = unit.transport == Transport::Udp
+        && (crate::mgcp::PORTS.contains(&unit.src.port())
+            || crate::mgcp::PORTS.contains(&unit.dst.port()));
     let mut v = if pinhole_core::wire::is_control(payload) {
         crate::inspect::inspect(payload)
     } else if crate::sip::looks_like_sip(payload) {
         crate::sip::inspect(payload)
+    } else if unit.transport == Transport::Udp && crate::mgcp::looks_like_mgcp(payload, mgcp_port) {
+        // One line per piggybacked message.
+        for mut v in crate::mgcp::inspect(payload) {
+            if !v["error"].is_null() {
+                s.errors += 1;
+            }
+            place(&mut v, unit);
+            writeln!(out, "{v}")?;
+            s.messages += 1;
+        }
+        return Ok(());
     } else {
         s.other += 1;
         return Ok(());
@@ -216,6 +230,27 @@ mod tests {
         assert_eq!(s.messages, 32, "PPPoE: {v:?}");
         let (s, _) = lines("sip/pcap/wiki-T38.pcap");
         assert_eq!(s.messages, 18, "Linux cooked");
+    }
+
+    #[test]
+    fn mgcp_datagrams_of_the_captures() {
+        for (file, n) in [
+            ("mgcp/pcap/wiki-SIP_CALL_RTP_G711.pcap", 30),
+            ("mgcp/pcap/ndpi-mgcp.pcapng", 12),
+            ("mgcp/pcap/restcomm-mgcp-packet.pcap", 1),
+        ] {
+            let (_, v) = lines(file);
+            let mgcp: Vec<&Value> = v.iter().filter(|m| m["protocol"] == "mgcp").collect();
+            assert_eq!(mgcp.len(), n, "{file}: tshark's mgcp count");
+            assert!(mgcp.iter().all(|m| m["error"].is_null()), "{file}");
+        }
+        let (_, v) = lines("mgcp/pcap/wiki-SIP_CALL_RTP_G711.pcap");
+        let crcx = v.iter().find(|m| m["kind"] == "CRCX").unwrap();
+        assert_eq!(crcx["media"][0]["port"], 40362);
+        assert_eq!(crcx["role"], "offer");
+        let answer = v.iter().find(|m| m["role"] == "answer").unwrap();
+        assert_eq!(answer["kind"], "200");
+        assert_eq!(answer["media"][0]["addr"], "200.57.7.202");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use pinhole_core::client::{self, CmphMode};
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
+use pinhole_mgcp::proxy::{ApsMgcpConfig, MprMgcpConfig};
 use pinhole_net::relay::RelayConfig;
 use pinhole_sip::proxy::{ApsProxyConfig, MprProxyConfig};
 use serde::Deserialize;
@@ -253,6 +254,38 @@ impl Default for MprSipSection {
     }
 }
 
+/// `[mgcp]` of the MPR: its MGCP ALG (Figs. 9 and 10).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MprMgcpSection {
+    /// Run the MGCP ALG. Default false.
+    pub(crate) enabled: bool,
+    /// The control port it serves: networks register their MGCP pinholes
+    /// with it and the call agent sends its commands to it. One of
+    /// `control_ports`, not the SIP proxy's (the first). Default 2727.
+    pub(crate) port: u16,
+    /// Where the gateways' own commands (NTFY, RSIP, ...) go. Default none:
+    /// to the command's NotifiedEntity when it is an address, else the
+    /// gateway is answered 510.
+    pub(crate) call_agent: Option<SocketAddr>,
+    /// Most calls tracked at once. Default 100000.
+    pub(crate) max_calls: usize,
+    /// Most transactions tracked at once. Default 100000.
+    pub(crate) max_transactions: usize,
+}
+
+impl Default for MprMgcpSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            port: 2727,
+            call_agent: None,
+            max_calls: 100_000,
+            max_transactions: 100_000,
+        }
+    }
+}
+
 /// The `pinhole mpr` configuration file.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -281,6 +314,9 @@ pub(crate) struct MprFile {
     /// The SIP proxy.
     #[serde(default)]
     pub(crate) sip: MprSipSection,
+    /// The MGCP ALG.
+    #[serde(default)]
+    pub(crate) mgcp: MprMgcpSection,
     /// The corporate networks served. At least one.
     #[serde(default)]
     pub(crate) networks: Vec<NetworkSection>,
@@ -306,6 +342,8 @@ pub(crate) struct MprSettings {
     pub(crate) metrics: Option<SocketAddr>,
     /// The SIP proxy, when enabled.
     pub(crate) sip: Option<MprProxyConfig>,
+    /// The MGCP ALG, when enabled.
+    pub(crate) mgcp: Option<MprMgcpConfig>,
 }
 
 fn secs(key: &str, v: u64) -> Result<Duration, Invalid> {
@@ -446,13 +484,52 @@ impl MprFile {
         } else {
             None
         };
+        let mgcp = self.mgcp_settings(sip.is_some())?;
         Ok(MprSettings {
             engine,
             relay,
             controls,
             metrics: self.metrics,
             sip,
+            mgcp,
         })
+    }
+
+    fn mgcp_settings(&self, sip_on: bool) -> Result<Option<MprMgcpConfig>, Invalid> {
+        let m = &self.mgcp;
+        if !m.enabled {
+            return Ok(None);
+        }
+        if !self.control_ports.contains(&m.port) {
+            return Err(invalid(
+                "mgcp.port",
+                format!("{} is not one of control_ports", m.port),
+            ));
+        }
+        if sip_on && self.control_ports.first() == Some(&m.port) {
+            return Err(invalid(
+                "mgcp.port",
+                "the SIP proxy serves the first control port; give MGCP another",
+            ));
+        }
+        if let Some(p) = m.call_agent
+            && (p.ip().is_unspecified() || p.port() == 0)
+        {
+            return Err(invalid("mgcp.call_agent", "must be an address and port"));
+        }
+        for (key, v) in [
+            ("mgcp.max_calls", m.max_calls),
+            ("mgcp.max_transactions", m.max_transactions),
+        ] {
+            if !(1..=10_000_000).contains(&v) {
+                return Err(invalid(key, "must be 1 to 10000000"));
+            }
+        }
+        let mut c = MprMgcpConfig::new(SocketAddr::new(self.relay_ip, m.port));
+        c.call_agent = m.call_agent;
+        c.max_calls = m.max_calls;
+        c.max_transactions = m.max_transactions;
+        Ok(Some(c))
     }
 }
 
@@ -497,6 +574,37 @@ impl Default for ApsSipSection {
     }
 }
 
+/// `[mgcp]` of the APS: its MGCP ALG, used when `protocol = "mgcp"`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ApsMgcpSection {
+    /// The inside address media ports B are bound on. Default: the
+    /// signaling socket's address.
+    pub(crate) media_ip: Option<IpAddr>,
+    /// Media ports B. Default 40000–40999.
+    pub(crate) media_ports: Ports,
+    /// The inside gateways: endpoint domain → MGCP address
+    /// (`"gw1.corp1.example" = "10.1.0.20:2427"`); a domain's parents match
+    /// too. Endpoints named `local@[ip]:port` need no entry. Default none.
+    pub(crate) gateways: std::collections::BTreeMap<String, SocketAddr>,
+    /// Most connections tracked at once. Default 50000.
+    pub(crate) max_connections: usize,
+}
+
+impl Default for ApsMgcpSection {
+    fn default() -> Self {
+        Self {
+            media_ip: None,
+            media_ports: Ports {
+                first: 40_000,
+                last: 40_999,
+            },
+            gateways: std::collections::BTreeMap::new(),
+            max_connections: 50_000,
+        }
+    }
+}
+
 /// The `pinhole aps` configuration file.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -536,6 +644,9 @@ pub(crate) struct ApsFile {
     /// The SIP proxy.
     #[serde(default)]
     pub(crate) sip: ApsSipSection,
+    /// The MGCP ALG.
+    #[serde(default)]
+    pub(crate) mgcp: ApsMgcpSection,
 }
 
 fn default_protocol() -> ProtocolName {
@@ -560,6 +671,8 @@ pub(crate) struct ApsSettings {
     pub(crate) metrics: Option<SocketAddr>,
     /// The SIP proxy, for `protocol = "sip"`.
     pub(crate) sip: Option<ApsProxyConfig>,
+    /// The MGCP ALG, for `protocol = "mgcp"`.
+    pub(crate) mgcp: Option<ApsMgcpConfig>,
 }
 
 impl ApsFile {
@@ -623,12 +736,56 @@ impl ApsFile {
             ProtocolName::Sip => Some(self.sip_settings(seed)?),
             _ => None,
         };
+        let mgcp = match self.protocol {
+            ProtocolName::Mgcp => Some(self.mgcp_settings(seed)?),
+            _ => None,
+        };
         Ok(ApsSettings {
             engine,
             relay,
             metrics: self.metrics,
             sip,
+            mgcp,
         })
+    }
+
+    fn mgcp_settings(&self, seed: [u8; 32]) -> Result<ApsMgcpConfig, Invalid> {
+        let m = &self.mgcp;
+        let media_ip = m.media_ip.unwrap_or(self.signaling.ip());
+        if media_ip.is_unspecified() || media_ip.is_multicast() {
+            return Err(invalid(
+                "mgcp.media_ip",
+                "must be a unicast address of the APS (gateways send media to it)",
+            ));
+        }
+        let Ports { first, last } = m.media_ports;
+        if first == 0 || first > last {
+            return Err(invalid("mgcp.media_ports", "first must be 1..=last"));
+        }
+        let range =
+            PortRange::new(first, last).map_err(|e| invalid("mgcp.media_ports", e.to_string()))?;
+        if !(1..=10_000_000).contains(&m.max_connections) {
+            return Err(invalid("mgcp.max_connections", "must be 1 to 10000000"));
+        }
+        let mut gateways = Vec::with_capacity(m.gateways.len());
+        for (domain, addr) in &m.gateways {
+            if domain.is_empty() || domain.len() > 253 {
+                return Err(invalid("mgcp.gateways", "a domain must be 1 to 253 bytes"));
+            }
+            if addr.ip().is_unspecified() || addr.port() == 0 {
+                return Err(invalid(
+                    format!("mgcp.gateways.{domain}"),
+                    "must be the gateway's address and port",
+                ));
+            }
+            gateways.push((domain.to_ascii_lowercase(), *addr));
+        }
+        let mut seed = seed;
+        seed[0] ^= 0x3c;
+        let mut c = ApsMgcpConfig::new(self.signaling, media_ip, range, seed);
+        c.gateways = gateways;
+        c.max_connections = m.max_connections;
+        Ok(c)
     }
 
     fn sip_settings(&self, seed: [u8; 32]) -> Result<ApsProxyConfig, Invalid> {
@@ -671,6 +828,7 @@ mod tests {
 
     const MPR_EXAMPLE: &str = include_str!("../examples/mpr.toml");
     const APS_EXAMPLE: &str = include_str!("../examples/aps.toml");
+    const APS_MGCP_EXAMPLE: &str = include_str!("../examples/aps-mgcp.toml");
 
     fn mpr_err(text: &str) -> String {
         match MprFile::parse(text) {
@@ -704,11 +862,78 @@ mod tests {
             .unwrap();
         assert_eq!(m.engine.networks.len(), 2);
         assert!(m.metrics.is_some());
+        assert!(m.sip.is_some() && m.mgcp.is_some());
         let a = ApsFile::parse(APS_EXAMPLE)
             .unwrap()
             .validate([1; 32])
             .unwrap();
         assert_eq!(a.engine.network, "corp1");
+        let a = ApsFile::parse(APS_MGCP_EXAMPLE)
+            .unwrap()
+            .validate([1; 32])
+            .unwrap();
+        assert_eq!(a.mgcp.unwrap().gateways.len(), 1);
+    }
+
+    #[test]
+    fn mgcp_sections_build_the_algs_and_name_bad_keys() {
+        // MPR: off by default; on, on its own control port.
+        let s = MprFile::parse(MPR_MIN).unwrap().validate([0; 32]).unwrap();
+        assert!(s.mgcp.is_none());
+        let on = format!(
+            "control_ports = [5060, 2727]\n{MPR_MIN}[mgcp]\nenabled = true\ncall_agent = \"198.51.100.5:2727\"\n"
+        );
+        let s = MprFile::parse(&on).unwrap().validate([0; 32]).unwrap();
+        let m = s.mgcp.expect("MGCP ALG on");
+        assert_eq!(m.local, "127.0.0.3:2727".parse().unwrap());
+        assert_eq!(m.call_agent, Some("198.51.100.5:2727".parse().unwrap()));
+        assert!(s.sip.is_some(), "SIP stays on the first port");
+        let got = mpr_err(&format!("{MPR_MIN}[mgcp]\nenabled = true\n"));
+        assert!(
+            got.contains("mgcp.port") && got.contains("control_ports"),
+            "{got}"
+        );
+        let got = mpr_err(&format!(
+            "control_ports = [2727]\n{MPR_MIN}[mgcp]\nenabled = true\n"
+        ));
+        assert!(got.contains("mgcp.port") && got.contains("SIP"), "{got}");
+        let s = MprFile::parse(&format!(
+            "control_ports = [2727]\n{MPR_MIN}[sip]\nenabled = false\n[mgcp]\nenabled = true\n"
+        ))
+        .unwrap()
+        .validate([0; 32])
+        .unwrap();
+        assert!(
+            s.sip.is_none() && s.mgcp.is_some(),
+            "MGCP alone may take the first port"
+        );
+        let got = mpr_err(&format!(
+            "control_ports = [5060, 2727]\n{MPR_MIN}[mgcp]\nenabled = true\nmax_calls = 0\n"
+        ));
+        assert!(got.contains("mgcp.max_calls"), "{got}");
+
+        // APS: protocol = "mgcp" builds the MGCP ALG with its gateways.
+        let aps = "network = \"corp1\"\ncredential = \"s\"\nprotocol = \"mgcp\"\n\
+                   signaling = \"10.1.0.2:2727\"\nmpr = \"203.0.113.10:2727\"\n\
+                   [mgcp]\nmedia_ports = { first = 41000, last = 41099 }\n\
+                   [mgcp.gateways]\n\"GW1.corp1.example\" = \"10.1.0.20:2427\"\n";
+        let s = ApsFile::parse(aps).unwrap().validate([0; 32]).unwrap();
+        assert!(s.sip.is_none());
+        let m = s.mgcp.expect("MGCP ALG on");
+        assert_eq!(m.local, "10.1.0.2:2727".parse().unwrap());
+        assert_eq!(m.media_ip, "10.1.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            m.gateways,
+            [(
+                "gw1.corp1.example".to_string(),
+                "10.1.0.20:2427".parse().unwrap()
+            )]
+        );
+        assert_eq!(s.engine.protocol, Protocol::Mgcp);
+        let got = aps_err(&aps.replace("10.1.0.20:2427", "0.0.0.0:2427"));
+        assert!(got.contains("mgcp.gateways.GW1.corp1.example"), "{got}");
+        let got = aps_err(&aps.replace("first = 41000", "first = 42000"));
+        assert!(got.contains("mgcp.media_ports"), "{got}");
     }
 
     #[test]

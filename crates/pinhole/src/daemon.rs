@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use pinhole_core::{client, mpr};
+use pinhole_mgcp::proxy::{ApsMgcp, MprMgcp};
 use pinhole_net::driver::{Direct, client as client_driver, mpr as mpr_driver};
 use pinhole_net::relay::Relay;
 use pinhole_sip::proxy::{ApsProxy, MprProxy};
@@ -90,6 +91,10 @@ pub(crate) async fn run_mpr(path: &Path) -> Result<()> {
         tracing::info!(sip = %c.local, outbound_proxy = ?c.outbound_proxy, "SIP proxy on");
         algs.push(mpr_driver::MprAlg::new(c.local, Box::new(MprProxy::new(c))));
     }
+    if let Some(c) = s.mgcp {
+        tracing::info!(mgcp = %c.local, call_agent = ?c.call_agent, "MGCP ALG on");
+        algs.push(mpr_driver::MprAlg::new(c.local, Box::new(MprMgcp::new(c))));
+    }
     let (handle, mut out) = mpr_driver::spawn_with(engine, controls, relay, relay_events, algs)?;
     let metrics = match s.metrics {
         Some(a) => Some(metrics::serve(a, Source::Mpr(handle.clone())).await?),
@@ -152,10 +157,17 @@ pub(crate) async fn run_aps(path: &Path) -> Result<()> {
         .with_context(|| format!("signaling: cannot bind {local}"))?;
     let engine = client::Engine::new(s.engine, Instant::now())?;
     let (relay, relay_events) = Relay::start(s.relay).context("relay")?;
-    let alg = s.sip.map(|c| {
-        tracing::info!(media_ip = %c.media_ip, inside_default = ?c.inside_default, "SIP proxy on");
-        Box::new(ApsProxy::new(c)) as Box<dyn pinhole_core::alg::ClientSignaling>
-    });
+    let alg: Option<Box<dyn pinhole_core::alg::ClientSignaling>> = match (s.sip, s.mgcp) {
+        (Some(c), _) => {
+            tracing::info!(media_ip = %c.media_ip, inside_default = ?c.inside_default, "SIP proxy on");
+            Some(Box::new(ApsProxy::new(c)))
+        }
+        (None, Some(c)) => {
+            tracing::info!(media_ip = %c.media_ip, gateways = ?c.gateways, "MGCP ALG on");
+            Some(Box::new(ApsMgcp::new(c)))
+        }
+        (None, None) => None,
+    };
     let (handle, mut out) = client_driver::spawn_with(
         engine,
         Arc::new(sock),

@@ -1,6 +1,6 @@
 //! `pinhole inspect FILE`: decodes one message and prints it as one JSON
 //! line: Pinhole's control messages (one STUN-framed datagram, as raw bytes
-//! or as a hex dump) and SIP (`crate::sip`).
+//! or as a hex dump), SIP (`crate::sip`) and MGCP (`crate::mgcp`).
 
 use std::io::Read;
 use std::path::Path;
@@ -29,6 +29,14 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<bool> {
         );
         return Ok(true);
     }
+    // Before the hex-dump test: `200 262662134` is all hex digits.
+    if crate::mgcp::looks_like_mgcp(&raw, true) && !crate::sip::looks_like_sip(&raw) {
+        let lines = crate::mgcp::inspect(&raw);
+        for v in &lines {
+            println!("{v}");
+        }
+        return Ok(lines.iter().all(|v| v["error"].is_null()));
+    }
     let bytes = unhex(&raw).unwrap_or(raw);
     let v = inspect(&bytes);
     let ok = v["error"].is_null();
@@ -41,10 +49,17 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<bool> {
 pub(crate) fn rewrite(path: &Path, to: std::net::SocketAddr) -> anyhow::Result<bool> {
     use std::io::Write as _;
     let raw = read(path)?;
-    if !crate::sip::looks_like_sip(&raw) {
-        anyhow::bail!("{}: not a SIP message", path.display());
-    }
-    match crate::sip::rewrite(&raw, to) {
+    let result = if crate::sip::looks_like_sip(&raw) {
+        crate::sip::rewrite(&raw, to)
+    } else if crate::mgcp::looks_like_mgcp(&raw, true) {
+        crate::mgcp::rewrite(&raw, to)
+    } else {
+        anyhow::bail!(
+            "{}: neither a SIP message nor an MGCP datagram",
+            path.display()
+        );
+    };
+    match result {
         Ok(out) => {
             std::io::stdout().write_all(&out)?;
             Ok(true)
@@ -126,7 +141,7 @@ pub(crate) fn inspect(bytes: &[u8]) -> Value {
             "protocol": null,
             "kind": null,
             "length": bytes.len(),
-            "error": "neither a Pinhole control message (STUN-framed) nor SIP",
+            "error": "neither a Pinhole control message (STUN-framed) nor SIP nor MGCP",
         });
     }
     let m = match Message::decode(bytes) {

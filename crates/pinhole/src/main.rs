@@ -15,6 +15,7 @@ mod daemon;
 mod demo;
 mod inspect;
 mod metrics;
+mod mgcp;
 mod seed;
 mod sip;
 
@@ -73,16 +74,18 @@ enum Cmd {
         seconds: u64,
     },
     /// Decode one message and print it as one JSON line: a Pinhole control
-    /// message (STUN-framed, raw bytes or a hex dump) or a SIP message. Given
-    /// a pcap or pcapng capture, print one line per message in it (SIP over
-    /// UDP, TCP, WebSocket or SCTP). Exits 0 if it decoded.
+    /// message (STUN-framed, raw bytes or a hex dump), a SIP message, or an
+    /// MGCP datagram (one line per piggybacked message). Given a pcap or
+    /// pcapng capture, print one line per message in it (SIP over UDP, TCP,
+    /// WebSocket or SCTP; MGCP over UDP). Exits 0 if it decoded.
     Inspect {
         /// The file (`-` for stdin).
         file: PathBuf,
     },
-    /// Rewrite every media address in one SIP message to ADDR with
-    /// consecutive ports from PORT (RTCP on the odd port after each), fix
-    /// Content-Length, and print the message. Exits 0 if it rewrote.
+    /// Rewrite every media address in one SIP message or MGCP datagram to
+    /// ADDR with consecutive ports from PORT (RTCP on the odd port after
+    /// each), fix SIP's Content-Length, and print the message. Exits 0 if it
+    /// rewrote.
     Rewrite {
         /// Where the media should go.
         #[arg(long)]

@@ -63,7 +63,7 @@ pub(crate) fn inspect(bytes: &[u8]) -> Value {
     })
 }
 
-fn describe_sdp(body: &[u8]) -> Result<Vec<Value>, String> {
+pub(crate) fn describe_sdp(body: &[u8]) -> Result<Vec<Value>, String> {
     let sdp = Sdp::parse(body).map_err(|e| e.to_string())?;
     let eps = sdp
         .endpoints(IpAddr::V4(Ipv4Addr::UNSPECIFIED))

@@ -71,3 +71,66 @@ fn inspect_a_sip_message() {
     assert_eq!(v["kind"], "INVITE");
     assert_eq!(v["call"], "x1");
 }
+
+fn lines_of(args: &[&std::ffi::OsStr]) -> (bool, Vec<u8>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pinhole"))
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status.success(), out.stdout)
+}
+
+#[test]
+fn inspect_and_rewrite_an_mgcp_datagram() {
+    let f = std::env::temp_dir().join(format!("pinhole-inspect-{}.mgcp", std::process::id()));
+    let d = b"200 10511 OK\nI: 7c\n\nv=0\nc=IN IP4 200.57.7.202\nm=audio 30000 RTP/AVP 8\n.\nRQNT 10512 aaln/1@cpg2 MGCP 1.0 NCS 1.0\nK: 10511\nX: ABCD10512\n";
+    std::fs::write(&f, d).unwrap();
+    let (ok, out) = lines_of(&["inspect".as_ref(), f.as_os_str()]);
+    assert!(ok);
+    let v: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(v.len(), 2, "one line per piggybacked message");
+    assert_eq!(v[0]["protocol"], "mgcp");
+    assert_eq!(v[0]["kind"], "200");
+    assert_eq!(v[0]["transaction"], 10511);
+    assert_eq!(v[0]["role"], "answer");
+    assert_eq!(v[0]["media"][0]["addr"], "200.57.7.202");
+    assert_eq!(v[1]["kind"], "RQNT");
+    assert_eq!(v[1]["endpoint"], "aaln/1@cpg2");
+
+    let (ok, out) = lines_of(&[
+        "rewrite".as_ref(),
+        "--to".as_ref(),
+        "203.0.113.10:40000".as_ref(),
+        f.as_os_str(),
+    ]);
+    assert!(ok);
+    let expected = String::from_utf8(d.to_vec())
+        .unwrap()
+        .replace("200.57.7.202", "203.0.113.10")
+        .replace("audio 30000", "audio 40000");
+    assert_eq!(String::from_utf8(out).unwrap(), expected);
+
+    // A response with no commentary is all hex digits, and still MGCP.
+    std::fs::write(&f, b"200 262662134 \n").unwrap();
+    let (ok, out) = lines_of(&["inspect".as_ref(), f.as_os_str()]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        (v["kind"].as_str(), v["transaction"].as_u64()),
+        (Some("200"), Some(262662134))
+    );
+    assert!(v["commentary"].is_null());
+
+    // A broken second message: the first still prints, the exit fails.
+    std::fs::write(&f, b"200 1 OK\n.\nCRCX 0 a@gw MGCP 1.0\n").unwrap();
+    let (ok, out) = lines_of(&["inspect".as_ref(), f.as_os_str()]);
+    std::fs::remove_file(&f).unwrap();
+    assert!(!ok);
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    assert!(text.contains("MGCP line 3: bad transaction id"), "{text}");
+}

@@ -173,6 +173,55 @@ fn no_cmph_response_variant_binds_by_indication() {
 }
 
 #[test]
+fn no_cmph_response_variant_on_the_offering_side() {
+    let mut b = Bed::with(Opts {
+        t2: Box::new(|c| c.cmph_mode = CmphMode::Indication),
+        ..Opts::default()
+    })
+    .registered();
+    // The terminal reserves L (that one has a response), then binds from
+    // its port with indications only: it never learns its pinhole and
+    // offers its own (private) address.
+    let port_t = addr("10.2.0.10:9200");
+    let (l, c) = b.open(
+        b.t2,
+        PinholeRequest {
+            local: port_t,
+            relay: None,
+            rtcp: RtcpMode::Mux,
+            key: b"ind-offer/A/0".to_vec(),
+            inside: None,
+        },
+    );
+    assert_eq!(c, None, "no response: no pinhole learned");
+    let offer = b.intent(
+        "ind-offer",
+        IntentKind::Offer,
+        Side::A,
+        Origin::Network("corp2"),
+        Origin::Public,
+        &[mux_ep(0, port_t)],
+    );
+    let public_leg = offer.endpoints[0].addr;
+    let answer = b.intent(
+        "ind-offer",
+        IntentKind::Answer,
+        Side::B,
+        Origin::Public,
+        Origin::Network("corp2"),
+        &[mux_ep(0, addr(P_MEDIA))],
+    );
+    assert_eq!(
+        answer.endpoints[0].addr, l,
+        "the MPR found the reserved leg by the private address the reserve named"
+    );
+    assert_eq!(b.w.mpr().stats().legs_open, 2, "no second, latching leg");
+    let (at_t, at_p) = b.talk((addr(P_MEDIA), public_leg), (port_t, l), 30);
+    assert_media(&at_t, b'a', 30);
+    assert_media(&at_p, b'b', 30);
+}
+
+#[test]
 fn plain_terminal_latches_from_its_network_only() {
     let mut b = Bed::new().registered();
     let plain = addr("10.1.0.20:7000");

@@ -707,6 +707,12 @@ impl Engine {
                     if let Some(ph) = self.pinholes.get(&p) {
                         b.leg_key(&ph.req.key)?;
                         b.rtcp_mode(ph.req.rtcp)?;
+                        // Without a CMPH Response the client never learns
+                        // its pinhole and writes this address into its
+                        // offer: the MPR finds the leg by it.
+                        if self.cfg.cmph_mode == CmphMode::Indication {
+                            b.xor_local_address(ph.req.local)?;
+                        }
                     }
                 }
                 Purpose::Bind(p, _) => {

@@ -424,10 +424,24 @@ impl Engine {
         }
         let mode = msg.rtcp_mode().unwrap_or_default();
         let leg = self.reserve_leg(now, net, rx.remote.ip(), mode, key.into())?;
+        if let Some(local) = msg.xor_local_address() {
+            self.file_local(net, leg, local);
+        }
         Ok(Answer::Cmph {
             leg,
             reserved: true,
         })
+    }
+
+    /// Files a reserved leg under the client's own listening address: a
+    /// client that binds with indications never learns its pinhole and
+    /// offers this address instead (docs/flows.md, the "no CMPH response"
+    /// variant). A newer reserve for the same address takes it over.
+    fn file_local(&mut self, net: NetIdx, leg: LegId, local: std::net::SocketAddr) {
+        if let Some(l) = self.legs.get_mut(&leg) {
+            l.local = Some(local);
+            self.by_local.insert((net, local), leg);
+        }
     }
 
     /// Allocates a leg for a reserve and files it under its LEG-KEY.
@@ -478,6 +492,7 @@ impl Engine {
             .legs
             .get(&p.leg)
             .map_or(RtcpMode::Pair, |l| l.rtcp_mode);
+        let local = self.legs.get(&p.leg).and_then(|l| l.local);
         self.close_leg(now, p.leg);
         let rx = Receive {
             local: p.local,
@@ -495,6 +510,9 @@ impl Engine {
         };
         let bytes = match retry {
             Ok(leg) => {
+                if let Some(local) = local {
+                    self.file_local(p.net, leg, local);
+                }
                 tracing::warn!(failed = %p.leg, %leg, "reserved leg's ports could not be opened; trying another pair");
                 self.pending_reserves.push(PendingReserve {
                     leg,

@@ -167,8 +167,15 @@ impl Engine {
         let current = self.stream_leg(call, e.index, from);
         if let Owner::Network(n) = origin {
             // A pinhole already bound by CMPH (Figs. 7, 8, 11): the message
-            // carries the pinhole address the CMPH Response reported.
-            if let Some(&bound) = self.by_pinhole.get(&e.addr) {
+            // carries the pinhole address the CMPH Response reported, or,
+            // from a client that binds with indications, the listening
+            // address its reserve named.
+            let found = self
+                .by_pinhole
+                .get(&e.addr)
+                .or_else(|| self.by_local.get(&(n, e.addr)))
+                .copied();
+            if let Some(bound) = found {
                 let owned = self
                     .legs
                     .get(&bound)

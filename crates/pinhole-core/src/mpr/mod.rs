@@ -430,6 +430,9 @@ struct Leg {
     ip: IpAddr,
     rtcp_mode: RtcpMode,
     key: Option<Box<[u8]>>,
+    /// The client's own listening address (XOR-LOCAL-ADDRESS of its
+    /// reserve), when it sends indications and so cannot learn its pinhole.
+    local: Option<SocketAddr>,
     call: Option<(u64, Side, u16)>,
     remote: [Remote; 2],
     /// Set by an authenticated CMPH; only another CMPH moves it.
@@ -498,6 +501,7 @@ pub struct Engine {
     by_port: FastMap<u16, LegId>,
     by_pinhole: FastMap<SocketAddr, LegId>,
     by_key: HashMap<(NetIdx, Box<[u8]>), LegId>,
+    by_local: HashMap<(NetIdx, SocketAddr), LegId>,
     calls: HashMap<u64, Call>,
     call_ids: HashMap<CallKey, u64>,
     next_id: u64,
@@ -582,6 +586,7 @@ impl Engine {
             by_port: fast_map(hash_seed),
             by_pinhole: fast_map(hash_seed),
             by_key: HashMap::new(),
+            by_local: HashMap::new(),
             calls: HashMap::new(),
             call_ids: HashMap::new(),
             next_id: 1,
@@ -848,6 +853,7 @@ impl Engine {
             ip,
             rtcp_mode,
             key: None,
+            local: None,
             call: None,
             remote: [Remote::Unbound; 2],
             pinhole: [None; 2],
@@ -880,6 +886,11 @@ impl Engine {
         }
         if let (Owner::Network(n), Some(k)) = (leg.owner, leg.key) {
             self.by_key.remove(&(n, k));
+        }
+        if let (Owner::Network(n), Some(a)) = (leg.owner, leg.local)
+            && self.by_local.get(&(n, a)) == Some(&id)
+        {
+            self.by_local.remove(&(n, a));
         }
         if let Owner::Network(n) = leg.owner {
             self.networks[n].legs = self.networks[n].legs.saturating_sub(1);

@@ -773,6 +773,91 @@ fn an_offer_with_a_cmph_pinhole_uses_the_reserved_leg() {
     assert_eq!(t.mpr.stats().legs_open, 2);
 }
 
+/// The "no CMPH response" variant on the offering side: the client
+/// reserved its leg naming its own listening address (XOR-LOCAL-ADDRESS)
+/// and bound it by indication, so it knows no pinhole address and its
+/// offer names that private address. The MPR must use the reserved leg,
+/// not open another (found by the netns test bed), and only for the
+/// network that reserved it.
+#[test]
+fn an_offer_naming_the_reserved_local_address_uses_that_leg() {
+    let mut t = T::new();
+    let nonce = t.register();
+    let media = addr("198.51.100.1:40002");
+    let local = addr("10.1.0.2:41000");
+    let reserve = {
+        let mut buf = [0u8; 512];
+        let mut b = Builder::new(
+            &mut buf,
+            Method::Cmph,
+            Class::Request,
+            TransactionId([10; 12]),
+        )
+        .unwrap();
+        b.username("corp1").unwrap();
+        b.leg_key(b"k0").unwrap();
+        b.xor_local_address(local).unwrap();
+        b.nonce(&nonce).unwrap();
+        let n = b.finish(Some(CRED)).unwrap();
+        buf[..n].to_vec()
+    };
+    let (_, out) = t.send(t.control, media, &reserve);
+    let relay = Message::decode(&out[0].payload)
+        .unwrap()
+        .xor_relayed_address()
+        .unwrap();
+    let (r, _) = t.send(
+        relay,
+        media,
+        &cmph_msg(
+            TransactionId([11; 12]),
+            Class::Indication,
+            CRED,
+            &nonce,
+            Some(b"k0"),
+        ),
+    );
+    r.unwrap();
+    let call = CallKey::from("c");
+    let eps = [MediaEndpoint {
+        index: 0,
+        addr: local,
+        rtcp: RtcpMode::Mux,
+        rtcp_addr: None,
+    }];
+    t.mpr
+        .handle_intent(
+            t.now,
+            &call,
+            &offer(&eps, Origin::Network("corp1"), Origin::Public),
+        )
+        .unwrap();
+    let [Some(a), Some(_)] = t.mpr.call_legs(&call, 0).unwrap() else {
+        panic!()
+    };
+    assert_eq!(t.mpr.leg(a).unwrap().rtp, relay);
+    assert_eq!(
+        t.mpr.stats().legs_open,
+        2,
+        "the reserved leg and the public one"
+    );
+
+    // Another network with the same private address gets a leg of its own.
+    let other = CallKey::from("d");
+    t.mpr
+        .handle_intent(
+            t.now,
+            &other,
+            &offer(&eps, Origin::Network("corp2"), Origin::Public),
+        )
+        .unwrap();
+    let [Some(b), Some(_)] = t.mpr.call_legs(&other, 0).unwrap() else {
+        panic!()
+    };
+    assert_ne!(b, a, "corp2 cannot take corp1's leg");
+    assert_eq!(t.mpr.call_legs(&call, 0).unwrap()[0], Some(a));
+}
+
 #[test]
 fn disabled_stream_and_hold_and_inactivity_expiry() {
     let mut t = T::new();

@@ -25,6 +25,9 @@ pub const SUBSCRIBER_DOMAIN: u16 = 0x4C02;
 pub const LEG_KEY: u16 = 0x4C03;
 /// RTCP-MODE (comprehension-required).
 pub const RTCP_MODE: u16 = 0x4C04;
+/// XOR-LOCAL-ADDRESS: the client's own listening address for a stream,
+/// XORed so that no NAT ALG rewrites it (comprehension-required).
+pub const XOR_LOCAL_ADDRESS: u16 = 0x4C05;
 /// SOFTWARE (comprehension-optional).
 pub const SOFTWARE: u16 = 0x8022;
 /// FINGERPRINT (RFC 8489 §14.7).
@@ -64,6 +67,7 @@ pub const fn name(attr: u16) -> &'static str {
         SUBSCRIBER_DOMAIN => "SUBSCRIBER-DOMAIN",
         LEG_KEY => "LEG-KEY",
         RTCP_MODE => "RTCP-MODE",
+        XOR_LOCAL_ADDRESS => "XOR-LOCAL-ADDRESS",
         SOFTWARE => "SOFTWARE",
         FINGERPRINT => "FINGERPRINT",
         _ => "unknown",

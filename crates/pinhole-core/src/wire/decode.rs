@@ -38,6 +38,7 @@ pub struct Message<'a> {
     lifetime: Option<u32>,
     xor_mapped: Option<SocketAddr>,
     xor_relayed: Option<SocketAddr>,
+    xor_local: Option<SocketAddr>,
     /// Offset of the MESSAGE-INTEGRITY-SHA256 attribute header.
     integrity: Option<usize>,
     fingerprint: bool,
@@ -159,6 +160,7 @@ impl<'a> Message<'a> {
             lifetime: None,
             xor_mapped: None,
             xor_relayed: None,
+            xor_local: None,
             integrity: None,
             fingerprint: false,
             unknown: [0; MAX_UNKNOWN_RECORDED],
@@ -307,12 +309,12 @@ impl<'a> Message<'a> {
                     self.rtcp_mode.get_or_insert(m);
                 }
             }
-            attr::XOR_MAPPED_ADDRESS | attr::XOR_RELAYED_ADDRESS => {
+            attr::XOR_MAPPED_ADDRESS | attr::XOR_RELAYED_ADDRESS | attr::XOR_LOCAL_ADDRESS => {
                 let a = decode_address(v, &self.id)?;
-                let slot = if typ == attr::XOR_MAPPED_ADDRESS {
-                    &mut self.xor_mapped
-                } else {
-                    &mut self.xor_relayed
+                let slot = match typ {
+                    attr::XOR_MAPPED_ADDRESS => &mut self.xor_mapped,
+                    attr::XOR_RELAYED_ADDRESS => &mut self.xor_relayed,
+                    _ => &mut self.xor_local,
                 };
                 slot.get_or_insert(a);
             }
@@ -404,6 +406,11 @@ impl<'a> Message<'a> {
     /// XOR-RELAYED-ADDRESS, un-XORed.
     pub fn xor_relayed_address(&self) -> Option<SocketAddr> {
         self.xor_relayed
+    }
+
+    /// XOR-LOCAL-ADDRESS, un-XORed: the client's own listening address.
+    pub fn xor_local_address(&self) -> Option<SocketAddr> {
+        self.xor_local
     }
 
     /// ERROR-CODE: the code and its reason phrase as sent.

@@ -198,6 +198,11 @@ impl<'b> Builder<'b> {
         self.push_address(attr::XOR_RELAYED_ADDRESS, a)
     }
 
+    /// XOR-LOCAL-ADDRESS.
+    pub fn xor_local_address(&mut self, a: SocketAddr) -> Result<&mut Self, EncodeError> {
+        self.push_address(attr::XOR_LOCAL_ADDRESS, a)
+    }
+
     /// ERROR-CODE: `code` must be 300–699, `reason` at most 127 characters
     /// (use [`ErrorCode::reason`] for the standard phrase).
     pub fn error_code(&mut self, code: ErrorCode, reason: &str) -> Result<&mut Self, EncodeError> {

@@ -36,6 +36,10 @@ struct Fig11 {
 }
 
 fn fig11() -> Fig11 {
+    fig11_with(client::CmphMode::Request)
+}
+
+fn fig11_with(cmph_mode: client::CmphMode) -> Fig11 {
     #[allow(clippy::disallowed_methods)]
     let start = Instant::now();
     let mut mc = mpr::Config::new(ip("203.0.113.10"), [1; 32]);
@@ -60,7 +64,7 @@ fn fig11() -> Fig11 {
         ("corp1", APS1, "10.1.0.2", PHONE_A, 3u8),
         ("corp2", APS2, "10.2.0.2", PHONE_B, 4u8),
     ] {
-        let cfg = client::Config::new(
+        let mut cfg = client::Config::new(
             net,
             format!("{net}-secret").into_bytes(),
             Protocol::Sip,
@@ -68,6 +72,7 @@ fn fig11() -> Fig11 {
             a(MPR),
             [seed; 32],
         );
+        cfg.cmph_mode = cmph_mode;
         let id = w.add_client(cfg);
         let mut pc = ApsProxyConfig::new(
             a(sig),
@@ -291,6 +296,44 @@ fn fig11_call_with_media_both_ways_and_bye_frees_the_ports() {
     assert_eq!(w.mpr().stats().legs_open, 0, "BYE freed the relay legs");
     let got = take_sip(w, PHONE_A);
     assert_eq!(Message::parse(&got[0]).unwrap().status(), Some(200));
+}
+
+/// The "no CMPH response" variant in both networks, the offering APS
+/// included: it reserved its leg and bound it by indication, so it knows no
+/// pinhole address for its offer. (Found by the netns test bed: the offer
+/// named port B, the MPR opened a second, latching leg for it, and media
+/// sent to the reserved leg had no peer.)
+#[test]
+fn fig11_with_cmph_indications_on_both_sides_carries_media() {
+    let mut f = fig11_with(client::CmphMode::Indication);
+    let w = &mut f.w;
+    w.send(a(PHONE_A), a(APS1), invite(&sdp(a(MEDIA_A))));
+    w.run_for(Duration::from_secs(1));
+    let inv_b = take_sip(w, PHONE_B).remove(0);
+    let b2 = media_of(&inv_b);
+    w.send(
+        a(PHONE_B),
+        a(APS2),
+        respond(&inv_b, 200, "OK", Some(&sdp(a(MEDIA_B)))),
+    );
+    w.run_for(Duration::from_secs(1));
+    let ok = take_sip(w, PHONE_A).remove(0);
+    let b1 = media_of(&ok);
+    w.send(a(PHONE_A), a(APS1), in_dialog(&ok, "ACK", 1));
+    w.run_for(Duration::from_millis(500));
+    for i in 0..20u8 {
+        w.send(a(MEDIA_A), b1, vec![0x80, 0, 0, i, b'a']);
+        w.send(a(MEDIA_B), b2, vec![0x80, 0, 0, i, b'b']);
+        w.run_for(Duration::from_millis(20));
+    }
+    w.run_for(Duration::from_millis(200));
+    assert_eq!(w.take_inbox(a(MEDIA_B)).len(), 20, "A→B media");
+    assert_eq!(w.take_inbox(a(MEDIA_A)).len(), 20, "B→A media");
+    assert_eq!(
+        w.mpr().stats().legs_open,
+        2,
+        "one leg per network, no extra"
+    );
 }
 
 #[test]

@@ -207,15 +207,15 @@ fn unknown_attributes_required_recorded_optional_ignored() {
     let v = raw(
         0x0282,
         &[
-            (0x4C05, b"x"),
+            (0x4C06, b"x"),
             (0x8123, b"optional"),
             (0x0003, b""),
-            (0x4C05, b"again"),
+            (0x4C06, b"again"),
             (USERNAME, b"corp1"),
         ],
     );
     let m = Message::decode(&v).unwrap();
-    assert_eq!(m.unknown_required(), [0x4C05, 0x0003]);
+    assert_eq!(m.unknown_required(), [0x4C06, 0x0003]);
     assert_eq!(m.username(), Some("corp1"));
     let many: Vec<(u16, &[u8])> = (0..12).map(|i| (0x4C10 + i, &b""[..])).collect();
     let m2 = raw(0x0282, &many);

@@ -160,6 +160,29 @@ fn cmph_request_indication_success_error() {
     );
     let m = check_frame(&ind, [0x02, 0x92], true);
     assert_eq!(m.leg_key(), Some(&b"k"[..]));
+    assert_eq!(m.xor_local_address(), None);
+
+    // A reserve from a client that binds with indications names its own
+    // listening address, XORed (a NAT ALG must not find it in the bytes).
+    let local = sa("10.2.0.10:9200");
+    let reserve = enc(
+        Method::Cmph,
+        Class::Request,
+        Some(KEY),
+        Box::new(move |b| {
+            b.username("corp2")?
+                .leg_key(b"k")?
+                .xor_local_address(local)?
+                .nonce(NONCE_HEX)?;
+            Ok(())
+        }),
+    );
+    let m = check_frame(&reserve, [0x02, 0x82], true);
+    assert_eq!(m.xor_local_address(), Some(local));
+    assert!(
+        !reserve.windows(4).any(|w| w == [10, 2, 0, 10]),
+        "the private address is not in the clear"
+    );
 
     let ok = enc(
         Method::Cmph,

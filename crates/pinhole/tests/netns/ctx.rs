@@ -1,0 +1,369 @@
+//! What a scenario works with: the bed, its report lines, and helpers to
+//! deploy the daemons and phones on it and check media at the phones.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use pinhole_tests::rtp::{FlowStats, PairReport, rtp_pair};
+use pinhole_tests::sipp::{Keys, Sipp, scenario};
+
+use crate::bed::{APS_IP, Bed, INBOUND_DROP, MPR_IP, Ns, PHONE_IP};
+
+/// A corporate network as the MPR knows it.
+pub(crate) struct Corp {
+    /// Network id.
+    pub(crate) id: &'static str,
+    /// Shared secret.
+    pub(crate) credential: &'static str,
+    /// Its SIP domain.
+    pub(crate) domain: &'static str,
+}
+
+/// corp1 and corp2.
+pub(crate) const CORP: [Corp; 2] = [
+    Corp {
+        id: "corp1",
+        credential: "corp1-secret",
+        domain: "corp1.example",
+    },
+    Corp {
+        id: "corp2",
+        credential: "corp2-secret",
+        domain: "corp2.example",
+    },
+];
+
+/// SIP / control port of the MPR, the APSs and the phones.
+pub(crate) const SIP_PORT: u16 = 5060;
+/// The daemons' metrics port (on their own address, inside their namespace).
+pub(crate) const METRICS_PORT: u16 = 9464;
+/// The MPR's relay ports.
+pub(crate) const RELAY_PORTS: (u16, u16) = (40000, 40099);
+/// Each APS's media ports B.
+pub(crate) const APS_MEDIA_PORTS: (u16, u16) = (41000, 41099);
+/// The phones' media port.
+pub(crate) const PHONE_MEDIA_PORT: u16 = 6000;
+/// How long daemons get to come up and register.
+pub(crate) const UP_WITHIN: Duration = Duration::from_secs(15);
+/// How long a SIP step may take.
+pub(crate) const SIP_WAIT: Duration = Duration::from_secs(15);
+
+/// The MPR's control / SIP address.
+pub(crate) fn mpr_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(MPR_IP), SIP_PORT)
+}
+
+/// Phone `i`'s SIP address.
+pub(crate) fn phone_sip(i: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(PHONE_IP[i]), SIP_PORT)
+}
+
+/// Phone `i`'s media address.
+pub(crate) fn phone_media(i: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(PHONE_IP[i]), PHONE_MEDIA_PORT)
+}
+
+/// APS `i`'s SIP address.
+pub(crate) fn aps_sip(i: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(APS_IP[i]), SIP_PORT)
+}
+
+/// The `pinhole` binary.
+pub(crate) fn pinhole_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pinhole"))
+}
+
+/// An example binary built next to `pinhole` (`cargo build -p
+/// pinhole-examples --bins`; `just netns` does it).
+pub(crate) fn example_bin(name: &str) -> Result<PathBuf> {
+    let p = pinhole_bin().with_file_name(name);
+    ensure!(
+        p.is_file(),
+        "{} not built: run `cargo build -p pinhole-examples --bins` (just netns does)",
+        p.display()
+    );
+    Ok(p)
+}
+
+/// How an APS runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ApsOptions {
+    /// Bind with CMPH indications (the "no CMPH response" variant).
+    pub(crate) indication: bool,
+}
+
+/// One scenario's world.
+pub(crate) struct Ctx {
+    /// The bed.
+    pub(crate) bed: Bed,
+    /// The report: what was sent, received, dropped where.
+    pub(crate) notes: Vec<String>,
+}
+
+impl Ctx {
+    pub(crate) fn new(bed: Bed) -> Self {
+        Self {
+            bed,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Adds a report line.
+    pub(crate) fn note(&mut self, line: impl Into<String>) {
+        self.notes.push(line.into());
+    }
+
+    /// True when the filter rules are left out.
+    pub(crate) fn open(&self) -> bool {
+        self.bed.opts.open_firewall
+    }
+
+    /// The firewalls' UDP conntrack timeout.
+    pub(crate) fn udp_timeout(&self) -> Duration {
+        self.bed.opts.udp_timeout
+    }
+
+    fn write(&self, name: &str, text: &str) -> Result<PathBuf> {
+        let p = self.bed.dir.join(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        Ok(p)
+    }
+
+    /// Starts `pinhole mpr` in the internet namespace and waits for its
+    /// metrics endpoint.
+    pub(crate) fn start_mpr(&mut self) -> Result<()> {
+        let mut cfg = format!(
+            "relay_ip = \"{MPR_IP}\"\ncontrol_ports = [{SIP_PORT}]\nmetrics = \"{MPR_IP}:{METRICS_PORT}\"\n\
+             [relay]\nports = {{ first = {}, last = {} }}\nworkers = 1\n",
+            RELAY_PORTS.0, RELAY_PORTS.1
+        );
+        for c in &CORP {
+            cfg.push_str(&format!(
+                "[[networks]]\nid = \"{}\"\ncredential = \"{}\"\ndomains = [\"{}\"]\n",
+                c.id, c.credential, c.domain
+            ));
+        }
+        let path = self.write("mpr.toml", &cfg)?;
+        self.bed.spawn(
+            "mpr",
+            Ns::Inet,
+            &pinhole_bin(),
+            &["mpr".into(), "--config".into(), path.display().to_string()],
+        )?;
+        self.wait_metric(Ns::Inet, mpr_metrics(), "pinhole_up", UP_WITHIN)?;
+        Ok(())
+    }
+
+    /// Starts `pinhole aps` in corp `i` (inside default: phone `i`), with
+    /// the firewall's UDP timeout as its idle timeout, and waits until it
+    /// is registered.
+    pub(crate) fn start_aps(&mut self, i: usize, opts: ApsOptions) -> Result<()> {
+        let c = &CORP[i];
+        let cfg = format!(
+            "network = \"{}\"\ncredential = \"{}\"\nsignaling = \"{}\"\nmpr = \"{}\"\n\
+             metrics = \"{}:{METRICS_PORT}\"\nfirewall_idle_timeout_secs = {}\ncmph_mode = \"{}\"\n\
+             [relay]\nworkers = 1\n\
+             [sip]\nmedia_ports = {{ first = {}, last = {} }}\ninside_default = \"{}\"\n",
+            c.id,
+            c.credential,
+            aps_sip(i),
+            mpr_addr(),
+            APS_IP[i],
+            self.udp_timeout().as_secs(),
+            if opts.indication {
+                "indication"
+            } else {
+                "request"
+            },
+            APS_MEDIA_PORTS.0,
+            APS_MEDIA_PORTS.1,
+            phone_sip(i),
+        );
+        let name = format!("aps{}", i + 1);
+        let path = self.write(&format!("{name}.toml"), &cfg)?;
+        self.bed.spawn(
+            &name,
+            Ns::Corp(i),
+            &pinhole_bin(),
+            &["aps".into(), "--config".into(), path.display().to_string()],
+        )?;
+        self.wait_metric(
+            Ns::Corp(i),
+            aps_metrics(i),
+            "pinhole_client_registered 1",
+            UP_WITHIN,
+        )
+        .with_context(|| format!("{name} did not register"))?;
+        Ok(())
+    }
+
+    /// One scrape of a metrics endpoint inside namespace `n`.
+    pub(crate) fn metrics(&self, n: Ns, addr: SocketAddr) -> Result<String> {
+        self.bed
+            .in_ns(n, || -> std::io::Result<String> {
+                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+                let mut out = String::new();
+                s.read_to_string(&mut out)?;
+                Ok(out)
+            })?
+            .with_context(|| format!("scraping {addr}"))
+    }
+
+    /// Polls a metrics endpoint until its text contains `needle`.
+    pub(crate) fn wait_metric(
+        &self,
+        n: Ns,
+        addr: SocketAddr,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(m) = self.metrics(n, addr)
+                && m.contains(needle)
+            {
+                return Ok(m);
+            }
+            if Instant::now() >= deadline {
+                bail!("no {needle:?} at {addr} within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The MPR's metrics now.
+    pub(crate) fn mpr(&self) -> Result<String> {
+        self.metrics(Ns::Inet, mpr_metrics())
+    }
+
+    /// Phone `i`'s media socket (bound inside corp `i`).
+    pub(crate) fn media_socket(&self, i: usize) -> Result<UdpSocket> {
+        self.bed.udp(Ns::Corp(i), phone_media(i))
+    }
+
+    /// A sipp callee as phone `i` (SIP on `phone_sip(i)`), announcing
+    /// `media`.
+    pub(crate) fn uas(&self, i: usize, xml: &str, media: SocketAddr, pause: Duration) -> Sipp {
+        Sipp::uas(
+            scenario(xml),
+            phone_sip(i),
+            Keys::new(media).domain(CORP[i].domain),
+        )
+        .netns(self.bed.ns(Ns::Corp(i)))
+        .dir(self.bed.dir.join(format!("sipp-uas{}", i + 1)))
+        .pause(pause)
+        .timeout(Duration::from_secs(90))
+    }
+
+    /// A sipp caller as phone `i`, calling into corp `to` through `proxy`.
+    pub(crate) fn uac(
+        &self,
+        i: usize,
+        xml: &str,
+        proxy: SocketAddr,
+        to: usize,
+        media: SocketAddr,
+        pause: Duration,
+    ) -> Sipp {
+        Sipp::uac(
+            scenario(xml),
+            phone_sip(i),
+            proxy,
+            Keys::new(media)
+                .domain(CORP[to].domain)
+                .from_domain(CORP[i].domain),
+        )
+        .netns(self.bed.ns(Ns::Corp(i)))
+        .dir(self.bed.dir.join(format!("sipp-uac{}", i + 1)))
+        .pause(pause)
+        .timeout(Duration::from_secs(90))
+    }
+
+    /// RTP both ways between two phones' sockets, reported; fails unless
+    /// both directions arrived (at least 95 %, every packet intact, no
+    /// stranger's datagram).
+    pub(crate) fn two_way(
+        &mut self,
+        label: &str,
+        a: &UdpSocket,
+        b: &UdpSocket,
+        a_to: SocketAddr,
+        b_to: SocketAddr,
+        count: u16,
+    ) -> Result<PairReport> {
+        let r = rtp_pair(a, b, a_to, b_to, count, Duration::from_millis(20)).context("RTP")?;
+        self.note(format!("{label}: corp1→corp2 {}", flow(&r.a_to_b)));
+        self.note(format!("{label}: corp2→corp1 {}", flow(&r.b_to_a)));
+        for (dir, f) in [("corp1→corp2", &r.a_to_b), ("corp2→corp1", &r.b_to_a)] {
+            ensure!(good(f), "{label}: media {dir} incomplete: {}", flow(f));
+        }
+        Ok(r)
+    }
+
+    /// Notes both firewalls' drop counters.
+    pub(crate) fn note_drops(&mut self) -> Result<[u64; 2]> {
+        let d = [
+            self.bed.counter(0, INBOUND_DROP)?,
+            self.bed.counter(1, INBOUND_DROP)?,
+        ];
+        self.note(format!(
+            "firewalls dropped inbound: fw1 {} packets, fw2 {}",
+            d[0], d[1]
+        ));
+        Ok(d)
+    }
+
+    /// Notes the MPR's relay counters.
+    pub(crate) fn note_relay(&mut self) -> Result<String> {
+        let m = self.mpr()?;
+        let get = |k: &str| metric(&m, k).unwrap_or(-1.0);
+        self.note(format!(
+            "MPR relay: {} packets in, {} out, {} dropped (wrong source), {} SDP rewritten",
+            get("pinhole_relay_packets_total{direction=\"in\"}"),
+            get("pinhole_relay_packets_total{direction=\"out\"}"),
+            get("pinhole_relay_drops_total{reason=\"source\"}"),
+            get("pinhole_signaling_total{protocol=\"sip\",event=\"sdp_rewritten\"}"),
+        ));
+        Ok(m)
+    }
+}
+
+/// The MPR's metrics address.
+pub(crate) fn mpr_metrics() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(MPR_IP), METRICS_PORT)
+}
+
+/// APS `i`'s metrics address.
+pub(crate) fn aps_metrics(i: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(APS_IP[i]), METRICS_PORT)
+}
+
+/// The value of the sample `key` (name with its labels, as printed).
+pub(crate) fn metric(text: &str, key: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A flow in a few words.
+pub(crate) fn flow(f: &FlowStats) -> String {
+    format!(
+        "sent {} received {} intact (payload errors {}, duplicates {}, foreign {}) from {:?}",
+        f.sent, f.received, f.payload_errors, f.duplicates, f.foreign, f.sources
+    )
+}
+
+/// At least 95 % arrived, all intact, nothing foreign.
+pub(crate) fn good(f: &FlowStats) -> bool {
+    f.sent > 0
+        && f.send_errors == 0
+        && u64::from(f.received) * 100 >= u64::from(f.sent) * 95
+        && f.payload_errors == 0
+        && f.duplicates == 0
+        && f.foreign == 0
+}

@@ -1,0 +1,337 @@
+//! SIP: Fig. 11 with an APS in each network (sipp phones), Fig. 12 with
+//! smart terminals and no APS, and a hold longer than the firewalls' UDP
+//! timeout followed by a resume.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, ensure};
+use pinhole_tests::sipp::sdp::MediaDirection;
+
+use super::control::{intact_of, smart_ua_args};
+use super::{Scenario, aps_call, hang_up};
+use crate::bed::{APS_IP, Ns, PHONE2_IP};
+use crate::ctx::{
+    ApsOptions, Ctx, SIP_PORT, SIP_WAIT, aps_sip, example_bin, mpr_addr, phone_media,
+};
+
+pub(crate) const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "sip::hold_longer_than_udp_timeout",
+        negative_control: false,
+        known_bug: None,
+        run: hold_resume,
+    },
+    Scenario {
+        name: "sip::fig11_with_aps",
+        negative_control: false,
+        known_bug: None,
+        run: fig11,
+    },
+    Scenario {
+        name: "sip::baresip_softphone_with_aps",
+        negative_control: false,
+        known_bug: None,
+        run: baresip,
+    },
+    Scenario {
+        name: "sip::fig12_smart_terminals_no_aps",
+        negative_control: false,
+        known_bug: None,
+        run: fig12,
+    },
+];
+
+/// Fig. 11: sipp phones, each behind its APS; the caller's APS reserves
+/// and binds before the INVITE leaves.
+fn fig11(ctx: &mut Ctx) -> Result<()> {
+    ctx.start_mpr()?;
+    ctx.start_aps(0, ApsOptions::default())?;
+    ctx.start_aps(1, ApsOptions::default())?;
+    let call = aps_call(
+        ctx,
+        0,
+        ("uac_basic.xml", "uas_basic.xml"),
+        Duration::from_secs(4),
+    )?;
+    ctx.two_way(
+        "media",
+        &call.media[0],
+        &call.media[1],
+        call.to[0],
+        call.to[1],
+        100,
+    )?;
+    let m = ctx.note_relay()?;
+    ensure!(
+        m.contains("pinhole_signaling_total{protocol=\"sip\",event=\"sdp_rewritten\"} 2"),
+        "the MPR did not rewrite both SDP bodies"
+    );
+    ctx.note_drops()?;
+    hang_up(ctx, call)
+}
+
+/// Fig. 12: no APS anywhere; two smart terminals register themselves, the
+/// caller reserves and binds, the callee binds, media both ways.
+fn fig12(ctx: &mut Ctx) -> Result<()> {
+    let ua = example_bin("sip_smart_ua")?;
+    ctx.start_mpr()?;
+    ctx.bed.spawn(
+        "ua2",
+        Ns::Corp(1),
+        &ua,
+        &smart_ua_args(1, &["--answer".into()]),
+    )?;
+    ctx.bed
+        .wait_log("ua2", "waiting for a call", Duration::from_secs(15))?;
+    ctx.bed.spawn(
+        "ua1",
+        Ns::Corp(0),
+        &ua,
+        &smart_ua_args(0, &["--call".into(), "sip:bob@corp2.example".into()]),
+    )?;
+    let ok1 = ctx.bed.wait_exit("ua1", Duration::from_secs(40))?;
+    let ok2 = ctx.bed.wait_exit("ua2", Duration::from_secs(10))?;
+    for (i, ok) in [(1, ok1), (2, ok2)] {
+        let log = ctx.bed.log(&format!("ua{i}"));
+        let line = log
+            .lines()
+            .find(|l| l.starts_with("RTP sent"))
+            .unwrap_or("(no RTP line)")
+            .to_owned();
+        ctx.note(format!("corp{i} smart terminal: {line}"));
+        ensure!(ok, "sip_smart_ua in corp{i} failed:\n{log}");
+        let got = intact_of(&line).ok_or_else(|| anyhow!("no intact count in {line:?}"))?;
+        ensure!(
+            got >= 95,
+            "corp{i}'s terminal received only {got} of 100 packets"
+        );
+    }
+    ctx.note_relay()?;
+    ctx.note_drops()?;
+    Ok(())
+}
+
+/// A call, media, then a hold (re-INVITE a=sendonly) during which no RTP
+/// flows at all for longer than the UDP timeout (only the APSs'
+/// keepalives cross the firewalls), then a resume with media both ways
+/// through the same media pinholes.
+fn hold_resume(ctx: &mut Ctx) -> Result<()> {
+    ctx.start_mpr()?;
+    ctx.start_aps(0, ApsOptions::default())?;
+    ctx.start_aps(1, ApsOptions::default())?;
+    let timeout = ctx.udp_timeout();
+    // Each sipp pause (after the first ACK, on hold, after the resume).
+    let pause = (timeout * 4 / 5).max(Duration::from_secs(5));
+    let mut call = aps_call(ctx, 0, ("uac_hold.xml", "uas_hold.xml"), pause)?;
+    ctx.two_way(
+        "before hold",
+        &call.media[0],
+        &call.media[1],
+        call.to[0],
+        call.to[1],
+        50,
+    )?;
+    let silent_since = Instant::now();
+    let pinholes = media_pinholes(ctx)?;
+    for (i, p) in pinholes.iter().enumerate() {
+        ctx.note(format!("fw{}: media pinholes before hold: {p:?}", i + 1));
+    }
+    // The resume is the third offer the callee gets (call, hold, resume).
+    let offers = call.uas.wait_received_sdps(3, pause * 3 + SIP_WAIT)?;
+    let answers = call.uac.wait_received_sdps(3, SIP_WAIT)?;
+    let hold_offer = &offers[1];
+    ensure!(
+        hold_offer.sdp.audio_direction() == Some(MediaDirection::SendOnly),
+        "the second offer is not a hold (a=sendonly): {:?}",
+        hold_offer.sdp.audio_direction()
+    );
+    let to_callee = answers[2]
+        .audio_addr()
+        .context("resume answer: no audio address")?;
+    let to_caller = offers[2]
+        .audio_addr()
+        .context("resume offer: no audio address")?;
+    // Let the resume's ACK through before the media.
+    std::thread::sleep(Duration::from_millis(300));
+    let silent = silent_since.elapsed();
+    ctx.note(format!(
+        "hold: no RTP either way for {:.1} s (UDP timeout {} s); resume names {to_caller} / {to_callee}",
+        silent.as_secs_f64(),
+        timeout.as_secs()
+    ));
+    ensure!(
+        silent > timeout,
+        "the hold ({silent:?}) was not longer than the UDP timeout"
+    );
+    let after = media_pinholes(ctx)?;
+    for (i, p) in after.iter().enumerate() {
+        ctx.note(format!("fw{}: media pinholes after hold: {p:?}", i + 1));
+        ensure!(
+            pinholes[i].iter().all(|m| p.contains(m)),
+            "fw{}: a media pinhole closed during the hold: before {:?}, after {p:?}",
+            i + 1,
+            pinholes[i]
+        );
+    }
+    ctx.two_way(
+        "after resume",
+        &call.media[0],
+        &call.media[1],
+        to_callee,
+        to_caller,
+        100,
+    )?;
+    ctx.note_relay()?;
+    ctx.note_drops()?;
+    call.to = [to_callee, to_caller];
+    hang_up(ctx, call)
+}
+
+/// Each firewall's conntrack mappings of the APS's media ports toward the
+/// MPR (`APS:port → public mapping`).
+fn media_pinholes(ctx: &Ctx) -> Result<[Vec<String>; 2]> {
+    let mut out: [Vec<String>; 2] = Default::default();
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = ctx
+            .bed
+            .conntrack(i)?
+            .into_iter()
+            .filter(|e| {
+                e.src.ip() == APS_IP[i]
+                    && e.dst.ip() == mpr_addr().ip()
+                    && e.src.port() != SIP_PORT
+                    && e.dst.port() != SIP_PORT
+            })
+            .map(|e| format!("{} → {} as {}", e.src, e.dst, e.mapped))
+            .collect();
+        o.sort();
+    }
+    Ok(out)
+}
+
+/// A real softphone: baresip (headless: a sine source, no sound card,
+/// `sndfile` dumping the decoded audio) as corp1's second phone, with APS1
+/// as its outbound proxy, calls corp2's sipp phone through APS2. corp2's
+/// test socket checks baresip's RTP (one SSRC, PCMU, in sequence) and sends
+/// RTP back; baresip's decoded-audio dump shows it arrived.
+fn baresip(ctx: &mut Ctx) -> Result<()> {
+    let bin = which("baresip")
+        .ok_or_else(|| anyhow!("baresip not found (apt-get install baresip-core)"))?;
+    ctx.start_mpr()?;
+    ctx.start_aps(0, ApsOptions::default())?;
+    ctx.start_aps(1, ApsOptions::default())?;
+    let dir = ctx.bed.dir.join("baresip");
+    std::fs::create_dir_all(&dir)?;
+    let config = format!(
+        "poll_method epoll\nsip_listen {}:5060\naudio_player aufile,/dev/null\naudio_source ausine,440\n\
+         ausrc_srate 48000\nauplay_srate 48000\nausrc_channels 2\nauplay_channels 2\n\
+         rtp_ports 47000-47010\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
+         module ausine.so\nmodule aufile.so\nmodule sndfile.so\nmodule_app account.so\n\
+         module_app menu.so\nsnd_path {}\n",
+        PHONE2_IP[0],
+        dir.display()
+    );
+    std::fs::write(dir.join("config"), config)?;
+    std::fs::write(
+        dir.join("accounts"),
+        format!(
+            "<sip:alice@corp1.example>;regint=0;outbound=\"sip:{}\";audio_codecs=PCMU\n",
+            aps_sip(0)
+        ),
+    )?;
+    let media = ctx.media_socket(1)?;
+    let mut uas = ctx
+        .uas(1, "uas_basic.xml", phone_media(1), Duration::from_secs(1))
+        .spawn()
+        .context("callee sipp")?;
+    ctx.bed.spawn(
+        "baresip",
+        Ns::Corp(0),
+        &bin,
+        &[
+            "-f".into(),
+            dir.display().to_string(),
+            "-t".into(),
+            "8".into(),
+            "-e".into(),
+            "/dial sip:service@corp2.example".into(),
+        ],
+    )?;
+    let offer = uas.wait_received_sdps(1, SIP_WAIT)?.remove(0);
+    let to = offer
+        .audio_addr()
+        .context("the offer has no audio address")?;
+    ctx.note(format!(
+        "SIP: baresip (corp1, {}) called corp2's sipp phone; the offer it got names {to}",
+        PHONE2_IP[0]
+    ));
+    // Two seconds of our RTP toward baresip while taking its RTP.
+    media.set_read_timeout(Some(Duration::from_millis(20)))?;
+    let start = Instant::now();
+    let (mut sent, mut got, mut bad) = (0u16, 0u32, 0u32);
+    let mut ssrcs = Vec::new();
+    let mut last_seq: Option<u16> = None;
+    let mut gaps = 0u32;
+    let mut buf = [0u8; 2048];
+    while start.elapsed() < Duration::from_secs(4) {
+        if sent < 100 && start.elapsed() >= Duration::from_millis(20) * u32::from(sent) {
+            media.send_to(&pinhole_tests::rtp::packet(0xba5e_0001, sent), to)?;
+            sent += 1;
+        }
+        if let Ok((n, _)) = media.recv_from(&mut buf) {
+            let p = buf.get(..n).unwrap_or_default();
+            match p {
+                [0x80, pt, s0, s1, _, _, _, _, c0, c1, c2, c3, ..]
+                    if *pt & 0x7f == 0 && n == 172 =>
+                {
+                    got += 1;
+                    let ssrc = u32::from_be_bytes([*c0, *c1, *c2, *c3]);
+                    if !ssrcs.contains(&ssrc) {
+                        ssrcs.push(ssrc);
+                    }
+                    let seq = u16::from_be_bytes([*s0, *s1]);
+                    if last_seq.is_some_and(|l| seq != l.wrapping_add(1)) {
+                        gaps += 1;
+                    }
+                    last_seq = Some(seq);
+                }
+                _ => bad += 1,
+            }
+        }
+    }
+    let ok = ctx.bed.wait_exit("baresip", Duration::from_secs(15))?;
+    let outcome = uas.wait()?;
+    let dec = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().ends_with("-dec.wav"))
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .unwrap_or(0);
+    // 44-byte WAV header, then 16-bit mono samples at 8 kHz: 320 bytes per packet.
+    let decoded_packets = dec.saturating_sub(44) / 320;
+    ctx.note(format!(
+        "corp2 phone: received {got} PCMU packets from baresip (SSRCs {ssrcs:x?}, {gaps} sequence gaps, {bad} other datagrams)"
+    ));
+    ctx.note(format!(
+        "corp2 phone sent {sent} packets; baresip decoded {decoded_packets} packets' worth of audio"
+    ));
+    ensure!(ok, "baresip failed:\n{}", ctx.bed.log("baresip"));
+    outcome.ensure_success().context("callee sipp")?;
+    ensure!(
+        got >= 100 && ssrcs.len() == 1 && gaps <= 2 && bad == 0,
+        "baresip's media did not arrive intact"
+    );
+    ensure!(
+        decoded_packets >= 80,
+        "baresip decoded only {decoded_packets} of {sent} packets"
+    );
+    ctx.note_relay()?;
+    ctx.note_drops()?;
+    Ok(())
+}
+
+fn which(tool: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
