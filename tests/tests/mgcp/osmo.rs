@@ -46,6 +46,21 @@ fn relay_of(r: &MgcpResponse) -> Res<SocketAddr> {
     Ok(a)
 }
 
+/// Waits until the MPR has `n` relay legs open.
+fn wait_legs(rt: &tokio::runtime::Runtime, mpr: &Mpr, n: u64) -> Res {
+    let until = Instant::now() + WAIT;
+    loop {
+        let open = rt.block_on(mpr.legs_open())?;
+        if open == n {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            return Err(format!("{open} legs open, not {n}").into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn osmo_mgw_behind_the_aps_bridges_two_public_phones_through_the_mpr() -> Res {
     let mgcp_addr = SocketAddr::new(ip(MGW_IP), MGCP_PORT);
@@ -115,13 +130,15 @@ fn osmo_mgw_behind_the_aps_bridges_two_public_phones_through_the_mpr() -> Res {
         );
     }
 
-    let d = ca.dlcx(&ep, call, None)?;
+    // DLCX of connection 1 frees its legs only; DLCX of the endpoint the
+    // rest.
+    let i1 = c1.connection_id().ok_or("no I: in the first answer")?;
+    let d = ca.dlcx(&ep, call, Some(i1))?;
     assert_eq!(d.code, 250, "{}", d.raw);
-    let until = Instant::now() + WAIT;
-    while rt.block_on(mpr.legs_open())? > 0 {
-        assert!(Instant::now() < until, "legs still open");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_legs(&rt, &mpr, 2)?;
+    let d = ca.dlcx(&ep, call, None)?;
+    assert!(d.is_success(), "{}", d.raw);
+    wait_legs(&rt, &mpr, 0)?;
     let (mc, ac) = rt.block_on(async {
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>((
             mpr.counters().await?,
