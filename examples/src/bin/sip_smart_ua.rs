@@ -84,7 +84,7 @@ async fn run(args: Args) -> Result<()> {
             network: args.network.clone(),
             credential: args.credential.into_bytes(),
             media: args.media,
-            seed: u64::from(std::process::id()) ^ args.media.port() as u64,
+            seed: pinhole_examples::process_seed(args.media.port()),
         },
         Arc::new(Direct),
     )
