@@ -75,7 +75,8 @@ fn parse_one(buf: &[u8], end: usize, at: usize, no: usize) -> Result<Message<'_>
         span: at..end,
         line: no,
         head,
-        params: Vec::new(),
+        // Most messages have a handful of parameter lines: one allocation.
+        params: Vec::with_capacity(8),
         sdp: None,
         sdp_line: 0,
         next: None,
