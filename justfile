@@ -131,6 +131,8 @@ demo:
     cargo run --release --locked -p pinhole-examples --bin demo
     cargo run --release --locked -p pinhole-examples --bin sip_fig11
     cargo run --release --locked -p pinhole-examples --bin sip_fig12
+    cargo run --release --locked -p pinhole-examples --bin mgcp_fig9
+    cargo run --release --locked -p pinhole-examples --bin mgcp_fig10
 
 # Criterion benchmarks (slow; not part of `ci`).
 bench:

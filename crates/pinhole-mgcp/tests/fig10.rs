@@ -162,3 +162,25 @@ fn fig10_smart_gateways_call_through_the_mpr_with_media_both_ways() {
     assert_eq!(code(&command(&mut w, d)), 250);
     assert_eq!(w.mpr().stats().legs_open, 0);
 }
+
+#[test]
+fn a_smart_gateway_answers_a_retransmitted_crcx_once_and_then_the_same() {
+    let (mut w, ids) = fig10();
+    let mut ca = CallAgent::new();
+    let (_, crcx) = ca.command("CRCX", EP_A, &[("C", "RT")], None);
+    // Two copies while the pinhole opens: one CMPH, one answer.
+    w.send(a(CA), a(MPR), crcx.clone());
+    w.send(a(CA), a(MPR), crcx.clone());
+    w.run_for(Duration::from_secs(1));
+    let first = one(&mut w, CA);
+    assert_eq!(code(&first), 200);
+    assert_eq!(w.client(ids[0]).stats().pinholes_opened, 1);
+    // A later copy: the same bytes again.
+    w.send(a(CA), a(MPR), crcx);
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(one(&mut w, CA), first);
+    assert_eq!(w.mpr().stats().legs_open, 2);
+    // An MDCX for a connection it does not have: 515.
+    let (_, mdcx) = ca.command("MDCX", EP_A, &[("C", "RT"), ("I", "NOPE")], None);
+    assert_eq!(code(&command(&mut w, mdcx)), 515);
+}

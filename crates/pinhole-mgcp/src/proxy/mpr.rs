@@ -432,6 +432,8 @@ impl MprMgcp {
             return;
         }
         let Some((local, remote)) = self.route_to(ctx, &n) else {
+            // A response for a network whose registration just lapsed.
+            self.stats.no_route += 1;
             return;
         };
         let Ok(payload) = patch.apply(rx.bytes) else {

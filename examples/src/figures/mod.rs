@@ -1,8 +1,11 @@
-//! Figs. 11 and 12 on the simulated network (deterministic, instant): the
-//! real engines and SIP proxies, two SIP user agents ([`Ua`]) making a
-//! call with media both ways and hanging up, and the message ladder as the
-//! patent draws it, with each line matched to the figure's step.
+//! Figs. 9 to 12 on the simulated network (deterministic, instant): the
+//! real engines and ALGs, two SIP user agents ([`Ua`]) or an MGCP call
+//! agent and two gateways making a call with media both ways and hanging
+//! up, and the message ladder as the patent draws it, with each line
+//! matched to the figure's step.
 //!
+//! - **Fig. 9** (MGCP, an APS in each network) and **Fig. 10** (MGCP, smart
+//!   gateways, no APS): see [`fig9`] and [`fig10`].
 //! - **Fig. 11** (an APS in each network): plain phones A and B send their
 //!   SIP to APS1 and APS2 ([`pinhole_sip::proxy::ApsProxy`]), which open
 //!   the media pinholes; the MPR runs [`MprProxy`].
@@ -31,22 +34,26 @@ use pinhole_testkit::{ClientId, FirewallConfig, World, base_instant};
 use crate::rtp::{self, Tally};
 use crate::sip_ua::{EndReason, MediaMode, Output, Ua, UaConfig, UaEvent};
 
+mod mgcp;
+
+pub use mgcp::{FIG9_STEPS, FIG10_STEPS, fig9, fig10};
+
 /// RTP packets each way.
 pub const PACKETS: u64 = 50;
 /// How often the user agents look at their sockets (simulated time).
-const TICK: Duration = Duration::from_millis(2);
+pub(crate) const TICK: Duration = Duration::from_millis(2);
 
-const MPR_IP: &str = "203.0.113.10";
+pub(crate) const MPR_IP: &str = "203.0.113.10";
 const MPR_SIP: &str = "203.0.113.10:5060";
-const FW1: &str = "198.51.100.1";
-const FW2: &str = "198.51.100.2";
+pub(crate) const FW1: &str = "198.51.100.1";
+pub(crate) const FW2: &str = "198.51.100.2";
 
-fn sa(s: &str) -> SocketAddr {
+pub(crate) fn sa(s: &str) -> SocketAddr {
     s.parse()
         .unwrap_or_else(|_| unreachable!("address constants parse"))
 }
 
-fn ip(s: &str) -> IpAddr {
+pub(crate) fn ip(s: &str) -> IpAddr {
     s.parse()
         .unwrap_or_else(|_| unreachable!("address constants parse"))
 }
@@ -54,6 +61,10 @@ fn ip(s: &str) -> IpAddr {
 /// Which figure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Figure {
+    /// MGCP with an APS in each network.
+    Fig9,
+    /// MGCP without an APS: smart gateways.
+    Fig10,
     /// SIP with an APS in each network.
     Fig11,
     /// SIP without an APS: smart terminals.
@@ -88,7 +99,12 @@ pub struct Step {
     pub what: &'static str,
 }
 
-const fn step(number: u16, from: &'static str, to: &'static str, what: &'static str) -> Step {
+pub(crate) const fn step(
+    number: u16,
+    from: &'static str,
+    to: &'static str,
+    what: &'static str,
+) -> Step {
     Step {
         number,
         from,
@@ -155,23 +171,26 @@ pub struct FigureRun {
     pub at_a: Tally,
     /// What reached B's media port (from A).
     pub at_b: Tally,
-    /// MPR relay legs still open after the BYE.
+    /// MPR relay legs still open after the teardown (BYE, DLCX).
     pub legs_open_after: u64,
-    /// How the call ended for A and for B.
-    pub ended: [Option<EndReason>; 2],
+    /// How the call ended for A and for B (SIP: the UA's end reason; MGCP:
+    /// the call agent's verdict for both).
+    pub ended: [Option<String>; 2],
 }
 
 impl FigureRun {
     /// The figure's steps.
     pub fn steps(&self) -> &'static [Step] {
         match self.figure {
+            Figure::Fig9 => FIG9_STEPS,
+            Figure::Fig10 => FIG10_STEPS,
             Figure::Fig11 => FIG11_STEPS,
             Figure::Fig12 => FIG12_STEPS,
         }
     }
 
-    /// Media arrived intact both ways, all of it, and the BYE freed every
-    /// relay leg.
+    /// Media arrived intact both ways, all of it, and the teardown freed
+    /// every relay leg.
     pub fn media_ok(&self) -> bool {
         self.sent > 0
             && self.at_a.intact == self.sent
@@ -210,6 +229,8 @@ impl FigureRun {
             );
         }
         let media_step = match self.figure {
+            Figure::Fig9 => 890,
+            Figure::Fig10 => 960,
             Figure::Fig11 => 1100,
             Figure::Fig12 => 1165,
         };
@@ -597,13 +618,13 @@ fn call(
         ladder,
         sent: PACKETS,
         legs_open_after: w.mpr().stats().legs_open,
-        ended: [a.ended(), b.ended()],
+        ended: [a.ended(), b.ended()].map(|e| e.map(|r| format!("{r:?}"))),
         at_a: a.received,
         at_b: b.received,
     })
 }
 
-/// What the `sip_fig11` and `sip_fig12` binaries do: run a figure, print
+/// What the `sip_fig11`, `sip_fig12`, `mgcp_fig9` and `mgcp_fig10` binaries do: run a figure, print
 /// its ladder and verdict, and exit non-zero unless every step appeared in
 /// order and media arrived intact both ways.
 pub fn print_and_judge(
@@ -626,7 +647,7 @@ pub fn print_and_judge(
         println!("steps: {e}");
     }
     println!(
-        "ended: A {:?}, B {:?}; MPR legs open after BYE: {}",
+        "ended: A {:?}, B {:?}; MPR legs open after the teardown: {}",
         run.ended[0], run.ended[1], run.legs_open_after
     );
     if steps.is_ok() && run.media_ok() {

@@ -1,0 +1,15 @@
+//! Fig. 9 — MGCP with an APS in each network (plain gateways A and B), on the simulated network: prints the message ladder with the
+//! patent's step numbers and exits non-zero unless every step appeared in
+//! order and media arrived intact both ways.
+
+use std::process::ExitCode;
+
+use pinhole_examples::figures;
+
+fn main() -> ExitCode {
+    figures::print_and_judge(
+        "mgcp_fig9",
+        "Fig. 9 — MGCP with an APS in each network (plain gateways A and B)",
+        figures::fig9,
+    )
+}
