@@ -4,7 +4,8 @@
 //! B's, RFC 3435 §2.3.5 / Appendix E.3 style), the gateways answer with
 //! their RTP address. Both keep RFC 3435 §3.5 UDP reliability: commands are
 //! retransmitted with the same transaction id, a repeated command gets the
-//! same response.
+//! same response. [`smart`] runs the Fig. 10 smart gateway on real sockets
+//! (`mgcp_smart_gw`).
 //!
 //! ```
 //! use std::time::Instant;
@@ -36,6 +37,7 @@
 
 pub mod ca;
 pub mod gw;
+pub mod smart;
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -24,6 +24,15 @@
 //! agent with any other address is a public party's media (a media server)
 //! and is planned as the public side of the call.
 //!
+//! **Several connections on one endpoint.** A media server or trunking
+//! gateway (osmo-mgw's rtpbridge) takes two or more connections on one
+//! endpoint in one call, each toward its own party. Each connection beyond
+//! the first that an endpoint holds at once gets a call record of its own
+//! (its own relay legs); a later MDCX or DLCX finds it by its connection
+//! id, a DLCX naming only the call or the endpoint reaches them all. A
+//! CRCX whose SDP names a relay address of one of the call's records
+//! belongs to that record.
+//!
 //! **Teardown.** DLCX (from the call agent or a gateway) removes the
 //! connections it names (`I:`, else every connection of the endpoint, or
 //! of the call); when no gateway connection is left the call's legs go. A
@@ -222,7 +231,16 @@ impl Call {
     }
 }
 
+/// A call record: the call agent's address and the call id, followed for
+/// a further connection on an endpoint by a newline and a number (a
+/// newline cannot occur in an MGCP value).
 type CallId = (IpAddr, String);
+
+/// The MGCP call a record belongs to.
+fn base_call(id: &CallId) -> CallId {
+    let cid = id.1.split_once('\n').map_or(id.1.as_str(), |(c, _)| c);
+    (id.0, cid.to_owned())
+}
 
 /// Where a message of a datagram goes, or the error it gets.
 enum Route {
@@ -238,6 +256,9 @@ pub struct MprMgcp {
     txns: HashMap<(Dir, String, u32), Txn>,
     by_ca: HashMap<(Dir, IpAddr, u32), String>,
     calls: HashMap<CallId, Call>,
+    /// The records of each MGCP call (the call itself first, then further
+    /// connections on an endpoint), by call.
+    records: HashMap<CallId, Vec<String>>,
     transmits: VecDeque<Transmit>,
     stats: Stats,
     next_sweep: Option<Instant>,
@@ -251,6 +272,7 @@ impl MprMgcp {
             txns: HashMap::new(),
             by_ca: HashMap::new(),
             calls: HashMap::new(),
+            records: HashMap::new(),
             transmits: VecDeque::new(),
             stats: Stats::default(),
             next_sweep: None,
@@ -620,6 +642,7 @@ impl MprMgcp {
         let conn = m.connection_id().map(str::to_owned);
         let ca_ip = rx.remote.ip();
         let mut side = None;
+        let mut record = None;
         match kind {
             Kind::Dlcx => self.dlcx(
                 now,
@@ -632,7 +655,7 @@ impl MprMgcp {
             ),
             Kind::Crcx | Kind::Mdcx => {
                 if let Some(cid) = &call {
-                    side = Some(self.down_media(
+                    let (s, r) = self.down_media(
                         now,
                         ctx,
                         rx,
@@ -643,7 +666,9 @@ impl MprMgcp {
                         kind,
                         m,
                         patch,
-                    )?);
+                    )?;
+                    side = Some(s);
+                    record = Some(r.1);
                 }
             }
             Kind::Other => {}
@@ -654,7 +679,8 @@ impl MprMgcp {
                 network: n.to_owned(),
                 ca: rx.remote,
                 kind,
-                call,
+                // Its answer updates the record the command was for.
+                call: record.or(call),
                 endpoint,
                 conn,
                 side,
@@ -684,10 +710,14 @@ impl MprMgcp {
                 return Err((403, "Insufficient resources"));
             }
             self.stats.calls += 1;
+            self.records
+                .entry(base_call(id))
+                .or_default()
+                .push(id.1.clone());
             self.calls.insert(
                 id.clone(),
                 Call {
-                    key: CallKey::new(format!("mgcp/{}/{}", id.0, id.1)),
+                    key: CallKey::new(format!("mgcp/{}/{}", id.0, id.1.replace('\n', "#"))),
                     parties: [None, None],
                     written: HashMap::new(),
                     planned: false,
@@ -715,7 +745,7 @@ impl MprMgcp {
         kind: Kind,
         m: &Message<'_>,
         patch: &mut Patch,
-    ) -> Result<Side, (u16, &'static str)> {
+    ) -> Result<(Side, CallId), (u16, &'static str)> {
         let sdp = match m.sdp() {
             Ok(s) => s,
             Err(_) => {
@@ -732,6 +762,7 @@ impl MprMgcp {
             }
         };
         let place = Place::Network(n.to_owned());
+        let id = self.record_for(&id, &place, endpoint, conn, kind, &endpoints);
         let Some(call) = self.call_mut(now, &id, true)? else {
             return Err((403, "Insufficient resources"));
         };
@@ -783,7 +814,64 @@ impl MprMgcp {
         {
             p.pending += 1;
         }
-        Ok(side)
+        Ok((side, id))
+    }
+
+    /// The record of call `id` a CRCX or MDCX from `place` for `endpoint`
+    /// belongs to: the one holding its connection, else the one whose
+    /// relay address its SDP names, else (CRCX) the first with no live
+    /// connection on the endpoint, else a new one.
+    fn record_for(
+        &self,
+        id: &CallId,
+        place: &Place,
+        endpoint: &str,
+        conn: Option<&str>,
+        kind: Kind,
+        endpoints: &[MediaEndpoint],
+    ) -> CallId {
+        let Some(list) = self.records.get(id) else {
+            return id.clone();
+        };
+        let records = || {
+            list.iter()
+                .map(|r| (id.0, r.clone()))
+                .filter_map(|k| self.calls.get(&k).map(|c| (k, c)))
+        };
+        let mine = |p: &Party| p.place == *place;
+        if let Some(c) = conn
+            && let Some((k, _)) = records().find(|(_, call)| {
+                call.parties
+                    .iter()
+                    .flatten()
+                    .any(|p| mine(p) && p.conns.iter().any(|x| x == c))
+            })
+        {
+            return k;
+        }
+        if let Some((k, _)) =
+            records().find(|(_, call)| endpoints.iter().any(|e| call.written.contains_key(&e.addr)))
+        {
+            return k;
+        }
+        if kind != Kind::Crcx {
+            return id.clone();
+        }
+        let wildcard = endpoint.contains('*') || endpoint.contains('$');
+        let taken = |call: &Call| {
+            call.parties
+                .iter()
+                .flatten()
+                .any(|p| mine(p) && p.live() && (wildcard || p.endpoint == endpoint))
+        };
+        if let Some((k, _)) = records().find(|(_, call)| !taken(call)) {
+            return k;
+        }
+        // A further connection on the endpoint: a record of its own.
+        (1u32..)
+            .map(|k| (id.0, format!("{}\n{k}", id.1)))
+            .find(|k| !self.calls.contains_key(k))
+            .unwrap_or_else(|| id.clone())
     }
 
     /// The call agent's SDP toward side `side`'s gateway: public streams
@@ -1075,7 +1163,13 @@ impl MprMgcp {
         conn: Option<&str>,
     ) {
         let ids: Vec<CallId> = match call {
-            Some(c) => vec![(ca_ip, c.to_owned())],
+            Some(c) => {
+                let base = (ca_ip, c.to_owned());
+                match self.records.get(&base) {
+                    Some(list) => list.iter().map(|r| (ca_ip, r.clone())).collect(),
+                    None => vec![base],
+                }
+            }
             None => self
                 .calls
                 .keys()
@@ -1153,6 +1247,13 @@ impl MprMgcp {
         let Some(c) = self.calls.remove(id) else {
             return;
         };
+        let base = base_call(id);
+        if let Some(list) = self.records.get_mut(&base) {
+            list.retain(|r| *r != id.1);
+            if list.is_empty() {
+                self.records.remove(&base);
+            }
+        }
         if c.planned {
             let intent = MediaIntent {
                 kind: IntentKind::Teardown,

@@ -255,3 +255,62 @@ fn the_aps_answers_for_unknown_endpoints_and_refuses_unregistered_commands() {
     assert!(out[0].payload.starts_with(b"400 9 "));
     assert_eq!(aps.stats().unknown_endpoint, 1);
 }
+
+/// The relay address written into a forwarded message's SDP.
+fn relay_in(t: &Transmit) -> SocketAddr {
+    let m = crate::Message::parse(&t.payload).unwrap();
+    let sdp = m.sdp().unwrap().unwrap();
+    sdp.endpoints(sa(MPR).ip()).unwrap()[0].addr
+}
+
+#[test]
+fn two_connections_on_one_endpoint_each_reach_their_own_public_party() {
+    // A media gateway's bridge endpoint (osmo-mgw's rtpbridge) with two
+    // connections in one call, each toward its own public phone: each
+    // connection gets its own relay legs, neither overwrites the other.
+    let (now, mut e, _) = registered();
+    let mut alg = MprMgcp::new(MprMgcpConfig::new(sa(MPR)));
+    let ep = "rtpbridge/1@mgw.corp1.example";
+    let crcx = |txid: u32, port: u16| {
+        format!(
+            "CRCX {txid} {ep} MGCP 1.0\r\nC: B1\r\nM: sendrecv\r\n\r\nv=0\r\n\
+             c=IN IP4 192.0.2.21\r\nm=audio {port} RTP/AVP 0\r\n"
+        )
+    };
+    let ok = |txid: u32, conn: &str, port: u16| {
+        format!(
+            "200 {txid} OK\r\nI: {conn}\r\n\r\nv=0\r\nc=IN IP4 198.51.100.1\r\n\
+             m=audio {port} RTP/AVP 0\r\n"
+        )
+    };
+    let mut toward_phone = Vec::new();
+    let mut toward_gw = Vec::new();
+    for (txid, phone, conn, gw) in [(1, 5000, "C1", 4000), (2, 5002, "C2", 4002)] {
+        let out = feed(&mut alg, now, &mut e, CA, crcx(txid, phone).as_bytes());
+        assert_eq!(out.len(), 1);
+        toward_phone.push(relay_in(&out[0]));
+        let out = feed(&mut alg, now, &mut e, APS, ok(txid, conn, gw).as_bytes());
+        assert_eq!(out[0].remote, sa(CA));
+        toward_gw.push(relay_in(&out[0]));
+    }
+    assert_ne!(toward_phone[0], toward_phone[1]);
+    assert_ne!(toward_gw[0], toward_gw[1]);
+    assert_eq!(e.stats().legs_open, 4);
+    assert_eq!(alg.calls(), 2);
+    // An MDCX of connection 2 keeps to its own legs.
+    let mdcx = format!(
+        "MDCX 3 {ep} MGCP 1.0\r\nC: B1\r\nI: C2\r\n\r\nv=0\r\nc=IN IP4 192.0.2.21\r\n\
+         m=audio 5002 RTP/AVP 0\r\n"
+    );
+    let out = feed(&mut alg, now, &mut e, CA, mdcx.as_bytes());
+    assert_eq!(relay_in(&out[0]), toward_phone[1]);
+    assert_eq!(e.stats().legs_open, 4);
+    // DLCX of connection 1 frees its legs only, of the endpoint the rest.
+    let dlcx = format!("DLCX 4 {ep} MGCP 1.0\r\nC: B1\r\nI: C1\r\n");
+    feed(&mut alg, now, &mut e, CA, dlcx.as_bytes());
+    assert_eq!((e.stats().legs_open, alg.calls()), (2, 1));
+    let dlcx = format!("DLCX 5 {ep} MGCP 1.0\r\nC: B1\r\n");
+    feed(&mut alg, now, &mut e, CA, dlcx.as_bytes());
+    assert_eq!((e.stats().legs_open, alg.calls()), (0, 0));
+    assert_eq!(alg.stats().plan_errors, 0);
+}
