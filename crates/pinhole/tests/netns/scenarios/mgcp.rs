@@ -190,6 +190,12 @@ fn fig10(ctx: &mut Ctx) -> Result<()> {
     for i in 0..2 {
         ctx.bed
             .wait_log(&gw_name(i), "registered", Duration::from_secs(15))?;
+        let log = ctx.bed.log(&gw_name(i));
+        let line = log
+            .lines()
+            .find(|l| l.starts_with("registered"))
+            .unwrap_or_default();
+        ctx.note(format!("corp{} smart gateway: {line}", i + 1));
     }
     spawn_ca(ctx, &ca)?;
     let media_from = [0, 1].map(|i| (PHONE_IP[i], SMART_MEDIA_PORTS));
@@ -388,7 +394,15 @@ fn mgcp_counter(m: &str, event: &str) -> f64 {
 /// The MPR's MGCP counters and relay, noted and checked: messages went
 /// through, both gateways' descriptions were rewritten, nothing malformed.
 fn check_mpr(ctx: &mut Ctx) -> Result<()> {
-    let m = ctx.note_relay()?;
+    let m = ctx.mpr()?;
+    let relay = |k: &str| metric(&m, k).unwrap_or(-1.0);
+    ctx.note(format!(
+        "MPR relay: {} packets in, {} out, {} dropped (wrong source), {} (no peer)",
+        relay("pinhole_relay_packets_total{direction=\"in\"}"),
+        relay("pinhole_relay_packets_total{direction=\"out\"}"),
+        relay("pinhole_relay_drops_total{reason=\"source\"}"),
+        relay("pinhole_relay_drops_total{reason=\"no_peer\"}"),
+    ));
     let get = |e: &str| mgcp_counter(&m, e);
     ctx.note(format!(
         "MPR MGCP: received {}, forwarded {}, SDP rewritten {}, calls {}, teardowns {}, malformed {}, no route {}",
