@@ -71,6 +71,18 @@ fn parse_range(s: &str) -> Result<PortRange, String> {
     PortRange::new(port(a)?, port(b)?).map_err(|e| format!("`{s}`: {e}"))
 }
 
+/// Seeds the engine's transaction ids: two gateways started together must
+/// differ (the MPR takes a transaction id seen from another source as a
+/// replay), so the pid and port take bits of their own, not XORed
+/// (`pid ^ port` collides for consecutive pids and ports); the clock fills
+/// the low bits.
+fn seed(port: u16) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    u64::from(std::process::id()) << 32 | u64::from(port) << 16 | u64::from(nanos & 0xffff)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match run(Args::parse()).await {
@@ -94,7 +106,7 @@ async fn run(args: Args) -> Result<()> {
             media_ip: args.media_ip,
             media_ports: args.media_ports,
             firewall_idle: args.firewall_idle_secs.map(Duration::from_secs),
-            seed: u64::from(std::process::id()) ^ u64::from(args.mgcp.port()),
+            seed: seed(args.mgcp.port()),
         },
         Arc::new(Direct),
     )

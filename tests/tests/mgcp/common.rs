@@ -66,7 +66,7 @@ pub(crate) struct Lan {
 }
 
 impl Lan {
-    pub(crate) fn new(sim: Arc<FirewallSim>, inside: IpAddr) -> SharedRouter {
+    pub(crate) fn shared(sim: Arc<FirewallSim>, inside: IpAddr) -> SharedRouter {
         Arc::new(Self {
             sim: SimRouter::new(sim),
             inside,
@@ -203,7 +203,7 @@ impl Aps {
             Arc::new(sig),
             relay,
             relay_events,
-            Lan::new(sim, ip(corp.inside)),
+            Lan::shared(sim, ip(corp.inside)),
             Some(Box::new(ApsMgcp::new(ac))),
         )?;
         let until = Instant::now() + WAIT;

@@ -284,7 +284,8 @@ impl MprMgcp {
         self.stats
     }
 
-    /// Calls tracked now.
+    /// Call records tracked now: one per call, and one more per further
+    /// connection an endpoint holds in it at once.
     pub fn calls(&self) -> usize {
         self.calls.len()
     }
