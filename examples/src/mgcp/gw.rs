@@ -73,6 +73,15 @@ pub struct Gateway {
 impl Gateway {
     /// A gateway with no connection.
     pub fn new(cfg: GwConfig) -> Self {
+        // Gateways number their transactions independently; two of these
+        // behind one MPR must not start at the same id (the MPR refuses a
+        // second network's command with an id still live: 409).
+        let first_txid = 9000
+            + cfg
+                .domain
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+                % 100_000;
         Self {
             next_conn: 0x1a2b_0001 ^ u32::from(cfg.media.port()),
             cfg,
@@ -80,7 +89,7 @@ impl Gateway {
             answered: VecDeque::new(),
             out: VecDeque::new(),
             rsip: None,
-            next_txid: 9000,
+            next_txid: first_txid,
             handled: Vec::new(),
         }
     }

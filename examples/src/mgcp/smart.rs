@@ -299,14 +299,22 @@ impl SmartGw {
             };
             let payload = rtp::packet(self.ssrc, self.seq);
             self.seq = self.seq.wrapping_add(1);
-            self.handle
+            let sent = self
+                .handle
                 .send_media(Media {
                     local: c.media,
                     remote,
                     payload: payload.clone(),
                 })
-                .await
-                .with_context(|| format!("sending RTP from {} to {remote}", c.media))?;
+                .await;
+            if let Err(e) = sent {
+                // A DLCX handled in the driver's task meanwhile closes the
+                // connection's socket: the call is gone, not an error.
+                if !self.ready().iter().any(|r| r.media == c.media) {
+                    continue;
+                }
+                return Err(e).with_context(|| format!("sending RTP from {} to {remote}", c.media));
+            }
             self.sent.add(&payload);
         }
         Ok(())

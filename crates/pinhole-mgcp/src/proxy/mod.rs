@@ -14,7 +14,10 @@
 //! edits; every other byte passes as it came. Transaction ids are not
 //! rewritten, so two call agents using the same id toward the same network
 //! at the same moment would collide (RFC 3435 §3.5 makes ids unique per
-//! sender); the second is answered 409.
+//! sender); the second is answered 409. The same holds the other way: two
+//! networks' gateways using the same id toward the call agent while the
+//! first's transaction is kept (the call agent sees both come from the
+//! MPR's one socket).
 //!
 //! Error codes the proxies answer with (RFC 3435 §2.4): 500 endpoint
 //! unknown (no network serves the domain, no inside gateway), 501 endpoint

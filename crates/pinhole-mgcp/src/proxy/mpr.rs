@@ -1112,6 +1112,16 @@ impl MprMgcp {
         let txid = m.transaction_id();
         let key = (Dir::Up, n.to_owned(), txid);
         self.room_for(&key)?;
+        if let Some(other) = self.by_ca.get(&(Dir::Up, ca.ip(), txid))
+            && other != n
+            && self.txns.contains_key(&(Dir::Up, other.clone(), txid))
+        {
+            // Every network's commands reach the call agent from our one
+            // socket: to it this one would be a retransmission of the
+            // other network's, and its answer would go to the wrong network.
+            self.stats.transactions_refused += 1;
+            return Err((409, "Transaction id in use"));
+        }
         let endpoint = m
             .endpoint()
             .map(|e| e.text.to_ascii_lowercase())

@@ -66,17 +66,26 @@ fn registered() -> (Instant, mpr::Engine, client::Engine) {
     let now = Instant::now();
     let mut mc = mpr::Config::new(sa(MPR).ip(), [1; 32]);
     mc.control_ports = vec![2727];
-    let mut n = mpr::NetworkConfig::new("corp1", b"s".to_vec());
-    n.domains.push("corp1.example".into());
-    mc.networks.push(n);
+    for id in ["corp1", "corp2"] {
+        let mut n = mpr::NetworkConfig::new(id, b"s".to_vec());
+        n.domains.push(format!("{id}.example"));
+        mc.networks.push(n);
+    }
     let mut engine = mpr::Engine::new(mc, now).unwrap();
+    let cl = register(now, &mut engine, "corp1", APS);
+    (now, engine, cl)
+}
+
+/// Registers network `id`'s MGCP pinhole from `aps` (no NAT).
+fn register(now: Instant, engine: &mut mpr::Engine, id: &str, aps: &str) -> client::Engine {
     let cc = client::Config::new(
-        "corp1",
+        id,
         b"s".to_vec(),
         Protocol::Mgcp,
-        sa(APS),
+        sa(aps),
         sa(MPR),
-        [2; 32],
+        // Each its own transaction ids.
+        [id.bytes().last().unwrap_or_default(); 32],
     );
     let mut cl = client::Engine::new(cc, now).unwrap();
     cl.handle_timeout(now);
@@ -102,8 +111,8 @@ fn registered() -> (Instant, mpr::Engine, client::Engine) {
             );
         }
     }
-    assert!(engine.route("corp1", Protocol::Mgcp).is_some());
-    (now, engine, cl)
+    assert!(engine.route(id, Protocol::Mgcp).is_some());
+    cl
 }
 
 fn feed(
@@ -156,6 +165,43 @@ fn gateway_commands_go_to_the_call_agent_or_the_notified_entity() {
     // A response to nothing we sent is dropped and counted.
     assert!(feed(&mut alg, now, &mut e, APS, b"200 99 OK\r\n").is_empty());
     assert_eq!(alg.stats().unknown_transaction, 1);
+}
+
+/// Found by the netns bed (two example gateways, both starting at the same
+/// transaction id, restarting at once): the second network's RSIP reached
+/// the call agent from the MPR's socket with the first's id, looked like a
+/// retransmission, and the answer went to the second network only. A
+/// colliding gateway command is refused instead; the answer reaches the
+/// network whose command it answers.
+#[test]
+fn the_same_transaction_id_from_two_networks_is_refused_not_crossed() {
+    let (now, mut e, _) = registered();
+    const APS2: &str = "10.2.0.2:2727";
+    let _cl2 = register(now, &mut e, "corp2", APS2);
+    let mut cfg = MprMgcpConfig::new(sa(MPR));
+    cfg.call_agent = Some(sa(CA));
+    let mut alg = MprMgcp::new(cfg);
+    let rsip1 = b"RSIP 9000 *@gw1.corp1.example MGCP 1.0\r\nRM: restart\r\n";
+    let out = feed(&mut alg, now, &mut e, APS, rsip1);
+    assert_eq!((out.len(), out[0].remote), (1, sa(CA)));
+    let rsip2 = b"RSIP 9000 *@gw2.corp2.example MGCP 1.0\r\nRM: restart\r\n";
+    let out = feed(&mut alg, now, &mut e, APS2, rsip2);
+    assert_eq!(out.len(), 1, "nothing goes to the call agent");
+    assert_eq!(out[0].remote, sa(APS2));
+    assert!(out[0].payload.starts_with(b"409 9000 "), "{out:?}");
+    assert_eq!(alg.stats().transactions_refused, 1);
+    // The call agent's answer goes to corp1, whose command it answers.
+    let out = feed(&mut alg, now, &mut e, CA, b"200 9000 OK\r\n");
+    assert_eq!((out.len(), out[0].remote), (1, sa(APS)));
+    // corp1's retransmission still gets its cached forward, not a 409.
+    let out = feed(&mut alg, now, &mut e, APS, rsip1);
+    assert_eq!((out.len(), out[0].remote), (1, sa(CA)));
+    // Another id from corp2 goes through.
+    let rsip3 = b"RSIP 9001 *@gw2.corp2.example MGCP 1.0\r\nRM: restart\r\n";
+    let out = feed(&mut alg, now, &mut e, APS2, rsip3);
+    assert_eq!((out.len(), out[0].remote), (1, sa(CA)));
+    let out = feed(&mut alg, now, &mut e, CA, b"200 9001 OK\r\n");
+    assert_eq!((out.len(), out[0].remote), (1, sa(APS2)));
 }
 
 #[test]

@@ -88,11 +88,51 @@ pub(crate) fn example_bin(name: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
+/// The MGCP port of the MPR (its `[mgcp] port`, the second control port)
+/// and of the APSs (their `signaling` port: the gateways' call agent).
+pub(crate) const MGCP_CA_PORT: u16 = 2727;
+/// The inside gateways' MGCP port.
+pub(crate) const MGCP_GW_PORT: u16 = 2427;
+
+/// The MPR's MGCP control address.
+pub(crate) fn mpr_mgcp() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(MPR_IP), MGCP_CA_PORT)
+}
+
+/// APS `i`'s MGCP address (its signaling socket when it runs MGCP).
+pub(crate) fn aps_mgcp(i: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(APS_IP[i]), MGCP_CA_PORT)
+}
+
 /// How an APS runs.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ApsOptions {
     /// Bind with CMPH indications (the "no CMPH response" variant).
     pub(crate) indication: bool,
+    /// The signaling protocol it registers and proxies.
+    pub(crate) protocol: ApsProtocol,
+}
+
+/// An APS's protocol and what its section says.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum ApsProtocol {
+    /// SIP on `aps_sip(i)`, inside default: phone `i`.
+    #[default]
+    Sip,
+    /// MGCP on `aps_mgcp(i)` toward the MPR's MGCP port, serving these
+    /// inside gateways (endpoint domain, MGCP address).
+    Mgcp {
+        /// `[mgcp.gateways]`.
+        gateways: Vec<(String, SocketAddr)>,
+    },
+}
+
+/// How the MPR runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MprOptions {
+    /// Run the MGCP ALG on `mpr_mgcp()` (a second control port, next to
+    /// SIP's), the gateways' own commands going to this call agent.
+    pub(crate) mgcp_call_agent: Option<SocketAddr>,
 }
 
 /// One scenario's world.
@@ -135,11 +175,25 @@ impl Ctx {
     /// Starts `pinhole mpr` in the internet namespace and waits for its
     /// metrics endpoint.
     pub(crate) fn start_mpr(&mut self) -> Result<()> {
+        self.start_mpr_with(MprOptions::default())
+    }
+
+    /// [`Ctx::start_mpr`] with options (the MGCP ALG).
+    pub(crate) fn start_mpr_with(&mut self, opts: MprOptions) -> Result<()> {
+        let ports = match opts.mgcp_call_agent {
+            Some(_) => format!("{SIP_PORT}, {MGCP_CA_PORT}"),
+            None => SIP_PORT.to_string(),
+        };
         let mut cfg = format!(
-            "relay_ip = \"{MPR_IP}\"\ncontrol_ports = [{SIP_PORT}]\nmetrics = \"{MPR_IP}:{METRICS_PORT}\"\n\
+            "relay_ip = \"{MPR_IP}\"\ncontrol_ports = [{ports}]\nmetrics = \"{MPR_IP}:{METRICS_PORT}\"\n\
              [relay]\nports = {{ first = {}, last = {} }}\nworkers = 1\n",
             RELAY_PORTS.0, RELAY_PORTS.1
         );
+        if let Some(ca) = opts.mgcp_call_agent {
+            cfg.push_str(&format!(
+                "[mgcp]\nenabled = true\nport = {MGCP_CA_PORT}\ncall_agent = \"{ca}\"\n"
+            ));
+        }
         for c in &CORP {
             cfg.push_str(&format!(
                 "[[networks]]\nid = \"{}\"\ncredential = \"{}\"\ndomains = [\"{}\"]\n",
@@ -157,20 +211,40 @@ impl Ctx {
         Ok(())
     }
 
-    /// Starts `pinhole aps` in corp `i` (inside default: phone `i`), with
-    /// the firewall's UDP timeout as its idle timeout, and waits until it
-    /// is registered.
+    /// Starts `pinhole aps` in corp `i`, with the firewall's UDP timeout as
+    /// its idle timeout, and waits until it is registered. SIP: inside
+    /// default phone `i`; MGCP: the given gateways.
     pub(crate) fn start_aps(&mut self, i: usize, opts: ApsOptions) -> Result<()> {
         let c = &CORP[i];
+        let (protocol, signaling, mpr, section) = match &opts.protocol {
+            ApsProtocol::Sip => (
+                "sip",
+                aps_sip(i),
+                mpr_addr(),
+                format!(
+                    "[sip]\nmedia_ports = {{ first = {}, last = {} }}\ninside_default = \"{}\"\n",
+                    APS_MEDIA_PORTS.0,
+                    APS_MEDIA_PORTS.1,
+                    phone_sip(i),
+                ),
+            ),
+            ApsProtocol::Mgcp { gateways } => {
+                let mut s = format!(
+                    "[mgcp]\nmedia_ports = {{ first = {}, last = {} }}\n[mgcp.gateways]\n",
+                    APS_MEDIA_PORTS.0, APS_MEDIA_PORTS.1,
+                );
+                for (domain, addr) in gateways {
+                    s.push_str(&format!("\"{domain}\" = \"{addr}\"\n"));
+                }
+                ("mgcp", aps_mgcp(i), mpr_mgcp(), s)
+            }
+        };
         let cfg = format!(
-            "network = \"{}\"\ncredential = \"{}\"\nsignaling = \"{}\"\nmpr = \"{}\"\n\
-             metrics = \"{}:{METRICS_PORT}\"\nfirewall_idle_timeout_secs = {}\ncmph_mode = \"{}\"\n\
-             [relay]\nworkers = 1\n\
-             [sip]\nmedia_ports = {{ first = {}, last = {} }}\ninside_default = \"{}\"\n",
+            "network = \"{}\"\ncredential = \"{}\"\nprotocol = \"{protocol}\"\nsignaling = \"{signaling}\"\n\
+             mpr = \"{mpr}\"\nmetrics = \"{}:{METRICS_PORT}\"\nfirewall_idle_timeout_secs = {}\n\
+             cmph_mode = \"{}\"\n[relay]\nworkers = 1\n{section}",
             c.id,
             c.credential,
-            aps_sip(i),
-            mpr_addr(),
             APS_IP[i],
             self.udp_timeout().as_secs(),
             if opts.indication {
@@ -178,9 +252,6 @@ impl Ctx {
             } else {
                 "request"
             },
-            APS_MEDIA_PORTS.0,
-            APS_MEDIA_PORTS.1,
-            phone_sip(i),
         );
         let name = format!("aps{}", i + 1);
         let path = self.write(&format!("{name}.toml"), &cfg)?;

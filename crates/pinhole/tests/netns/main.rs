@@ -72,7 +72,7 @@ fn main() -> ExitCode {
         println!("0 passed, 0 failed (skipped)");
         return ExitCode::SUCCESS;
     }
-    if let Err(e) = bed::self_test() {
+    if let Err(e) = bed::self_test().and_then(|()| scenarios::self_test()) {
         eprintln!("netns: harness self-test failed: {e:#}");
         return ExitCode::FAILURE;
     }

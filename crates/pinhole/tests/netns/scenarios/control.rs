@@ -221,7 +221,13 @@ fn no_cmph_response_offerer(ctx: &mut Ctx) -> Result<()> {
 fn indication_call(ctx: &mut Ctx, indication: [bool; 2]) -> Result<()> {
     ctx.start_mpr()?;
     for (i, &indication) in indication.iter().enumerate() {
-        ctx.start_aps(i, ApsOptions { indication })?;
+        ctx.start_aps(
+            i,
+            ApsOptions {
+                indication,
+                ..ApsOptions::default()
+            },
+        )?;
     }
     let call = aps_call(
         ctx,

@@ -12,6 +12,7 @@ use pinhole_tests::sipp::SippRun;
 use crate::ctx::{Ctx, SIP_WAIT, aps_sip, phone_media};
 
 mod control;
+mod mgcp;
 mod negative;
 mod sip;
 
@@ -36,10 +37,20 @@ pub(crate) struct Scenario {
 pub(crate) fn all() -> Vec<&'static Scenario> {
     // Longest first, so parallel runs finish together. A new protocol's
     // module goes in this list.
-    [control::SCENARIOS, sip::SCENARIOS, negative::SCENARIOS]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        control::SCENARIOS,
+        sip::SCENARIOS,
+        mgcp::SCENARIOS,
+        negative::SCENARIOS,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Checks the scenarios' own parsers before anything runs.
+pub(crate) fn self_test() -> Result<()> {
+    mgcp::self_test()
 }
 
 /// A SIP call between the sipp phones set up, media not yet sent.
