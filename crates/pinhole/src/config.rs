@@ -484,7 +484,7 @@ impl MprFile {
         } else {
             None
         };
-        let mgcp = self.mgcp_settings(sip.is_some())?;
+        let mgcp = self.mgcp_settings(sip.is_some(), &seed)?;
         Ok(MprSettings {
             engine,
             relay,
@@ -495,7 +495,11 @@ impl MprFile {
         })
     }
 
-    fn mgcp_settings(&self, sip_on: bool) -> Result<Option<MprMgcpConfig>, Invalid> {
+    fn mgcp_settings(
+        &self,
+        sip_on: bool,
+        seed: &[u8; 32],
+    ) -> Result<Option<MprMgcpConfig>, Invalid> {
         let m = &self.mgcp;
         if !m.enabled {
             return Ok(None);
@@ -529,6 +533,10 @@ impl MprFile {
         c.call_agent = m.call_agent;
         c.max_calls = m.max_calls;
         c.max_transactions = m.max_transactions;
+        // A restarted MPR numbers the gateways' commands elsewhere, so the
+        // call agent takes none for a retransmission of an old one.
+        let r = u32::from_le_bytes([seed[8], seed[9], seed[10], seed[11]]);
+        c.first_transaction_id = 1 + r % 900_000_000;
         Ok(Some(c))
     }
 }

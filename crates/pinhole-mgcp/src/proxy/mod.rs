@@ -11,13 +11,15 @@
 //!
 //! MGCP has no length field: only the `c=`, `m=` and `a=rtcp:` bytes of
 //! the session descriptions change, as [`pinhole_core::patch::Patch`]
-//! edits; every other byte passes as it came. Transaction ids are not
-//! rewritten, so two call agents using the same id toward the same network
-//! at the same moment would collide (RFC 3435 §3.5 makes ids unique per
-//! sender); the second is answered 409. The same holds the other way: two
-//! networks' gateways using the same id toward the call agent while the
-//! first's transaction is kept (the call agent sees both come from the
-//! MPR's one socket).
+//! edits; every other byte passes as it came, with one exception at the
+//! MPR: every network's gateways reach the call agent from its one socket,
+//! and RFC 3435 §3.5 makes transaction ids unique only per sender, so a
+//! gateway's command gets a transaction id of the MPR's toward the call
+//! agent (its `K:` list and `000` follow; ids no longer tracked drop out
+//! of `K:`), and the call agent's answer gets the gateway's id back. The
+//! call agent's own ids pass unchanged; two call agents using the same id
+//! toward one network at the same moment collide, and the second is
+//! answered 409.
 //!
 //! Error codes the proxies answer with (RFC 3435 §2.4): 500 endpoint
 //! unknown (no network serves the domain, no inside gateway), 501 endpoint

@@ -57,7 +57,7 @@ use pinhole_core::wire::Protocol;
 use pinhole_sdp::RewriteOptions;
 
 use super::{Kind, Stats, drop_messages, entity_addr, mark, replies, reply, suffixes};
-use crate::{Head, Message, parse_datagram};
+use crate::{Head, MAX_TRANSACTION_ID, Message, ResponseAck, parse_datagram};
 
 /// The MPR MGCP ALG's settings.
 #[derive(Clone, Debug)]
@@ -81,6 +81,12 @@ pub struct MprMgcpConfig {
     /// A call with no MGCP message for this long is forgotten (its media
     /// expires earlier on its own if no RTP flows).
     pub call_idle: Duration,
+    /// The first transaction id the gateways' commands get toward the call
+    /// agent (they are renumbered: every network reaches it from our one
+    /// socket). A restarted MPR should start elsewhere, so that the call
+    /// agent takes no new command for a retransmission; the daemon seeds
+    /// it. Default 1.
+    pub first_transaction_id: u32,
 }
 
 impl MprMgcpConfig {
@@ -94,6 +100,7 @@ impl MprMgcpConfig {
             transaction_timeout: Duration::from_secs(30),
             setup_timeout: Duration::from_secs(180),
             call_idle: Duration::from_secs(4 * 3600),
+            first_transaction_id: 1,
         }
     }
 }
@@ -109,6 +116,11 @@ enum Dir {
 
 struct Txn {
     network: String,
+    /// The transaction id on the call agent's side: the network's own for
+    /// a call agent's command, one of ours for a gateway's (every network
+    /// reaches the call agent from our one socket, so their ids are
+    /// renumbered into one space).
+    wire: u32,
     /// The call agent: the command's source (Down) or destination (Up).
     ca: SocketAddr,
     kind: Kind,
@@ -254,7 +266,11 @@ enum Route {
 pub struct MprMgcp {
     cfg: MprMgcpConfig,
     txns: HashMap<(Dir, String, u32), Txn>,
-    by_ca: HashMap<(Dir, IpAddr, u32), String>,
+    /// (direction, call agent, id on its side) → (network, id on the
+    /// network's side).
+    by_ca: HashMap<(Dir, IpAddr, u32), (String, u32)>,
+    /// The next id for a gateway's command toward the call agent.
+    next_up: u32,
     calls: HashMap<CallId, Call>,
     /// The records of each MGCP call (the call itself first, then further
     /// connections on an endpoint), by call.
@@ -268,6 +284,7 @@ impl MprMgcp {
     /// An ALG with no transactions or calls.
     pub fn new(cfg: MprMgcpConfig) -> Self {
         Self {
+            next_up: cfg.first_transaction_id.clamp(1, MAX_TRANSACTION_ID),
             cfg,
             txns: HashMap::new(),
             by_ca: HashMap::new(),
@@ -338,13 +355,13 @@ impl MprMgcp {
             (Head::Command(_), None) => self
                 .by_ca
                 .get(&(Dir::Down, ip, txid))
-                .map(|n| (Dir::Down, n.clone(), txid)),
+                .map(|(n, t)| (Dir::Down, n.clone(), *t)),
             (Head::Command(_), Some(n)) => Some((Dir::Up, n.to_owned(), txid)),
             (Head::Response(r), Some(n)) if r.is_final() => Some((Dir::Down, n.to_owned(), txid)),
             (Head::Response(r), None) if r.is_final() => self
                 .by_ca
                 .get(&(Dir::Up, ip, txid))
-                .map(|n| (Dir::Up, n.clone(), txid)),
+                .map(|(n, t)| (Dir::Up, n.clone(), *t)),
             _ => None,
         };
         let Some(key) = key else {
@@ -399,7 +416,7 @@ impl MprMgcp {
                 Head::Response(r) => {
                     let dir = if r.is_ack() { Dir::Down } else { Dir::Up };
                     match self.by_ca.get(&(dir, ip, r.transaction_id)) {
-                        Some(n) => Route::To(n.clone()),
+                        Some((n, _)) => Route::To(n.clone()),
                         None => {
                             self.stats.unknown_transaction += 1;
                             Route::Drop
@@ -439,7 +456,16 @@ impl MprMgcp {
             };
             let done = match m.head() {
                 Head::Command(_) => self.down_command(now, ctx, rx, &n, m, &mut patch),
-                Head::Response(_) => Ok(()),
+                Head::Response(r) => {
+                    // The gateway's own id back for the answer to its command.
+                    if !r.is_ack()
+                        && let Some((_, g)) = self.by_ca.get(&(Dir::Up, ip, r.transaction_id))
+                        && *g != r.transaction_id
+                    {
+                        patch.replace_int(r.transaction_span.clone(), u64::from(*g));
+                    }
+                    Ok(())
+                }
             };
             if let Err((code, why)) = done {
                 errors.push(reply(code, m.transaction_id(), why));
@@ -474,7 +500,7 @@ impl MprMgcp {
                 Head::Response(r) if r.is_final() => self
                     .by_ca
                     .get(&(Dir::Up, ip, first.transaction_id()))
-                    .map(|n| (Dir::Up, n.clone(), first.transaction_id())),
+                    .map(|(n, g)| (Dir::Up, n.clone(), *g)),
                 Head::Response(_) => None,
             };
             if let Some(t) = key.and_then(|key| self.txns.get_mut(&key)) {
@@ -559,8 +585,17 @@ impl MprMgcp {
                 }
             };
             let done = match m.head() {
-                Head::Command(_) => self.up_command(now, ctx, n, ca, m),
-                Head::Response(r) if r.is_ack() => Ok(()),
+                Head::Command(_) => self.up_command(now, ctx, n, ca, m, &mut patch),
+                Head::Response(r) if r.is_ack() => {
+                    // A 000 for the call agent's answer to our renumbered
+                    // command carries the id the call agent knows.
+                    if let Some(t) = self.txns.get(&(Dir::Up, n.to_owned(), r.transaction_id))
+                        && t.wire != r.transaction_id
+                    {
+                        patch.replace_int(r.transaction_span.clone(), u64::from(t.wire));
+                    }
+                    Ok(())
+                }
                 Head::Response(_) => {
                     self.down_response(now, ctx, rx, n, m, &mut patch);
                     Ok(())
@@ -688,9 +723,11 @@ impl MprMgcp {
                 out: None,
                 response: None,
                 last: now,
+                wire: txid,
             },
         );
-        self.by_ca.insert((Dir::Down, ca_ip, txid), n.to_owned());
+        self.by_ca
+            .insert((Dir::Down, ca_ip, txid), (n.to_owned(), txid));
         self.arm_sweep(now);
         Ok(())
     }
@@ -1108,20 +1145,20 @@ impl MprMgcp {
         n: &str,
         ca: SocketAddr,
         m: &Message<'_>,
+        patch: &mut Patch,
     ) -> Result<(), (u16, &'static str)> {
         let txid = m.transaction_id();
         let key = (Dir::Up, n.to_owned(), txid);
         self.room_for(&key)?;
-        if let Some(other) = self.by_ca.get(&(Dir::Up, ca.ip(), txid))
-            && other != n
-            && self.txns.contains_key(&(Dir::Up, other.clone(), txid))
-        {
-            // Every network's commands reach the call agent from our one
-            // socket: to it this one would be a retransmission of the
-            // other network's, and its answer would go to the wrong network.
-            self.stats.transactions_refused += 1;
-            return Err((409, "Transaction id in use"));
+        // Every network's commands reach the call agent from our one
+        // socket, and two gateways may use one id at once: each command
+        // gets an id of ours (its K: list follows), and the answer gets the
+        // gateway's id back.
+        let wire = self.up_id(ca.ip());
+        if let Some(c) = m.command() {
+            patch.replace_int(c.transaction_span.clone(), u64::from(wire));
         }
+        self.renumber_acks(n, m, patch);
         let endpoint = m
             .endpoint()
             .map(|e| e.text.to_ascii_lowercase())
@@ -1153,11 +1190,63 @@ impl MprMgcp {
                 out: None,
                 response: None,
                 last: now,
+                wire,
             },
         );
-        self.by_ca.insert((Dir::Up, ca.ip(), txid), n.to_owned());
+        self.by_ca
+            .insert((Dir::Up, ca.ip(), wire), (n.to_owned(), txid));
         self.arm_sweep(now);
         Ok(())
+    }
+
+    /// A free id of ours toward the call agent at `ca_ip`.
+    fn up_id(&mut self, ca_ip: IpAddr) -> u32 {
+        // The table is bounded, so a free id is at most its size away.
+        loop {
+            let id = self.next_up;
+            self.next_up = if id >= MAX_TRANSACTION_ID { 1 } else { id + 1 };
+            if !self.by_ca.contains_key(&(Dir::Up, ca_ip, id)) {
+                return id;
+            }
+        }
+    }
+
+    /// A gateway's `K:` names its own ids of answers it got: the call agent
+    /// knows them by ours. Ids we no longer track are left out; a list
+    /// left empty loses its line.
+    fn renumber_acks(&self, n: &str, m: &Message<'_>, patch: &mut Patch) {
+        let Some(k) = m.param("K") else { return };
+        let Ok(acks) = ResponseAck::parse(k.value) else {
+            return;
+        };
+        let wire = |g: u32| self.txns.get(&(Dir::Up, n.to_owned(), g)).map(|t| t.wire);
+        let mut ours: Vec<u32> = if acks.count() <= 256 {
+            acks.ranges()
+                .iter()
+                .flat_map(|r| r.clone())
+                .filter_map(wire)
+                .collect()
+        } else {
+            self.txns
+                .iter()
+                .filter(|((d, net, g), _)| *d == Dir::Up && net == n && acks.contains(*g))
+                .map(|(_, t)| t.wire)
+                .collect()
+        };
+        ours.sort_unstable();
+        ours.dedup();
+        if ours.is_empty() {
+            let buf = m.buf();
+            let start = k.name_span.start;
+            let end = buf
+                .get(k.value_span.end..)
+                .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+                .map_or(k.value_span.end, |i| k.value_span.end + i + 1);
+            patch.delete(start..end);
+            return;
+        }
+        let list: Vec<String> = ours.iter().map(u32::to_string).collect();
+        patch.replace(k.value_span.clone(), list.join(", ").as_bytes());
     }
 
     /// DLCX: the connections it names are gone; a call with no gateway
@@ -1296,8 +1385,12 @@ impl MprMgcp {
         let mut unanswered = Vec::new();
         for k in gone {
             if let Some(t) = self.txns.remove(&k) {
-                let bk = (k.0, t.ca.ip(), k.2);
-                if self.by_ca.get(&bk) == Some(&k.1) {
+                let bk = (k.0, t.ca.ip(), t.wire);
+                if self
+                    .by_ca
+                    .get(&bk)
+                    .is_some_and(|(n, g)| *n == k.1 && *g == k.2)
+                {
                     self.by_ca.remove(&bk);
                 }
                 if let (Kind::Crcx, None, Some(cid), Some(side)) =

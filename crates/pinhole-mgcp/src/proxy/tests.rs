@@ -137,8 +137,11 @@ fn feed(
 #[test]
 fn gateway_commands_go_to_the_call_agent_or_the_notified_entity() {
     let (now, mut e, _) = registered();
-    let mut alg = MprMgcp::new(MprMgcpConfig::new(sa(MPR)));
-    // No call agent configured: the NotifiedEntity names one.
+    let mut cfg = MprMgcpConfig::new(sa(MPR));
+    cfg.first_transaction_id = 500;
+    let mut alg = MprMgcp::new(cfg);
+    // No call agent configured: the NotifiedEntity names one. The command
+    // gets an id of the MPR's; nothing else changes.
     let ntfy = b"NTFY 7 aaln/1@gw1.corp1.example MGCP 1.0\r\nN: ca@[192.0.2.9]:2727\r\nO: D/1\r\n";
     let out = feed(&mut alg, now, &mut e, APS, ntfy);
     assert_eq!(out.len(), 1);
@@ -146,10 +149,14 @@ fn gateway_commands_go_to_the_call_agent_or_the_notified_entity() {
         (out[0].local, out[0].remote),
         (sa(MPR), sa("192.0.2.9:2727"))
     );
-    assert_eq!(out[0].payload, ntfy);
-    // Its answer goes back into the pinhole.
-    let out = feed(&mut alg, now, &mut e, "192.0.2.9:2727", b"200 7 OK\r\n");
+    assert_eq!(
+        out[0].payload,
+        b"NTFY 500 aaln/1@gw1.corp1.example MGCP 1.0\r\nN: ca@[192.0.2.9]:2727\r\nO: D/1\r\n"
+    );
+    // Its answer goes back into the pinhole, with the gateway's id.
+    let out = feed(&mut alg, now, &mut e, "192.0.2.9:2727", b"200 500 OK\r\n");
     assert_eq!(out[0].remote, sa(APS));
+    assert_eq!(out[0].payload, b"200 7 OK\r\n");
     // Neither: the gateway is answered 510.
     let out = feed(
         &mut alg,
@@ -168,40 +175,63 @@ fn gateway_commands_go_to_the_call_agent_or_the_notified_entity() {
 }
 
 /// Found by the netns bed (two example gateways, both starting at the same
-/// transaction id, restarting at once): the second network's RSIP reached
-/// the call agent from the MPR's socket with the first's id, looked like a
-/// retransmission, and the answer went to the second network only. A
-/// colliding gateway command is refused instead; the answer reaches the
-/// network whose command it answers.
+/// transaction id, restarting at once): every network's commands reach the
+/// call agent from the MPR's one socket, so the second RSIP looked like a
+/// retransmission of the first and its answer went to the wrong network.
+/// The MPR now gives each gateway command an id of its own toward the call
+/// agent (its `K:` and `000` follow) and gives the answer the gateway's id
+/// back.
 #[test]
-fn the_same_transaction_id_from_two_networks_is_refused_not_crossed() {
+fn gateway_commands_are_renumbered_toward_the_call_agent() {
     let (now, mut e, _) = registered();
     const APS2: &str = "10.2.0.2:2727";
     let _cl2 = register(now, &mut e, "corp2", APS2);
     let mut cfg = MprMgcpConfig::new(sa(MPR));
     cfg.call_agent = Some(sa(CA));
+    cfg.first_transaction_id = 70;
     let mut alg = MprMgcp::new(cfg);
     let rsip1 = b"RSIP 9000 *@gw1.corp1.example MGCP 1.0\r\nRM: restart\r\n";
     let out = feed(&mut alg, now, &mut e, APS, rsip1);
     assert_eq!((out.len(), out[0].remote), (1, sa(CA)));
+    assert!(out[0].payload.starts_with(b"RSIP 70 *@gw1"), "{out:?}");
     let rsip2 = b"RSIP 9000 *@gw2.corp2.example MGCP 1.0\r\nRM: restart\r\n";
     let out = feed(&mut alg, now, &mut e, APS2, rsip2);
-    assert_eq!(out.len(), 1, "nothing goes to the call agent");
-    assert_eq!(out[0].remote, sa(APS2));
-    assert!(out[0].payload.starts_with(b"409 9000 "), "{out:?}");
-    assert_eq!(alg.stats().transactions_refused, 1);
-    // The call agent's answer goes to corp1, whose command it answers.
-    let out = feed(&mut alg, now, &mut e, CA, b"200 9000 OK\r\n");
-    assert_eq!((out.len(), out[0].remote), (1, sa(APS)));
-    // corp1's retransmission still gets its cached forward, not a 409.
-    let out = feed(&mut alg, now, &mut e, APS, rsip1);
-    assert_eq!((out.len(), out[0].remote), (1, sa(CA)));
-    // Another id from corp2 goes through.
-    let rsip3 = b"RSIP 9001 *@gw2.corp2.example MGCP 1.0\r\nRM: restart\r\n";
-    let out = feed(&mut alg, now, &mut e, APS2, rsip3);
-    assert_eq!((out.len(), out[0].remote), (1, sa(CA)));
-    let out = feed(&mut alg, now, &mut e, CA, b"200 9001 OK\r\n");
+    assert_eq!((out.len(), out[0].remote), (1, sa(CA)), "both reach it");
+    assert!(out[0].payload.starts_with(b"RSIP 71 *@gw2"), "{out:?}");
+    assert_eq!(alg.stats().transactions_refused, 0);
+    // Each answer goes to the network whose command it answers, with the
+    // gateway's own id.
+    let out = feed(&mut alg, now, &mut e, CA, b"200 71 OK\r\n");
     assert_eq!((out.len(), out[0].remote), (1, sa(APS2)));
+    assert_eq!(out[0].payload, b"200 9000 OK\r\n");
+    let out = feed(&mut alg, now, &mut e, CA, b"200 70 OK\r\n");
+    assert_eq!((out.len(), out[0].remote), (1, sa(APS)));
+    assert_eq!(out[0].payload, b"200 9000 OK\r\n");
+    // A retransmission gets the same forward (same id of ours), and a
+    // repeated answer the same bytes.
+    let out = feed(&mut alg, now, &mut e, APS, rsip1);
+    assert!(out[0].payload.starts_with(b"RSIP 70 "), "{out:?}");
+    let out = feed(&mut alg, now, &mut e, CA, b"200 70 OK\r\n");
+    assert_eq!(out[0].payload, b"200 9000 OK\r\n");
+    // corp1's next command acknowledges the answer it got (K: 9000): the
+    // call agent knows that answer as 70. An id no longer tracked drops
+    // out; a list left empty loses its line.
+    let ntfy = b"NTFY 9001 aaln/1@gw1.corp1.example MGCP 1.0\r\nK: 8990-9000\r\nO: L/hd\r\n";
+    let out = feed(&mut alg, now, &mut e, APS, ntfy);
+    assert_eq!(
+        out[0].payload,
+        b"NTFY 72 aaln/1@gw1.corp1.example MGCP 1.0\r\nK: 70\r\nO: L/hd\r\n"
+    );
+    let ntfy = b"NTFY 9002 aaln/1@gw1.corp1.example MGCP 1.0\nK: 5\nO: L/hu\n";
+    let out = feed(&mut alg, now, &mut e, APS, ntfy);
+    assert_eq!(
+        out[0].payload,
+        b"NTFY 73 aaln/1@gw1.corp1.example MGCP 1.0\nO: L/hu\n"
+    );
+    // The gateway's 000 for the answer to 9001 carries the id of ours.
+    let out = feed(&mut alg, now, &mut e, APS, b"000 9001\r\n");
+    assert_eq!((out.len(), out[0].remote), (1, sa(CA)));
+    assert_eq!(out[0].payload, b"000 72\r\n");
 }
 
 #[test]
