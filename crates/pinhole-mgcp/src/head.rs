@@ -263,6 +263,14 @@ fn number<T: std::str::FromStr>(t: &[u8]) -> Option<T> {
 
 /// Parses the first line `text`, which starts at byte `base` of the
 /// datagram and is line `no`.
+/// Whether `name` is a specific endpoint name (`local@domain`, no
+/// wildcard) that a command may be sent to: what a gateway's `Z:` must be
+/// before the ALG uses it.
+pub(crate) fn is_specific_endpoint(name: &str) -> bool {
+    let line = format!("AUEP 1 {name} MGCP 1.0");
+    matches!(parse(&line, 0, 1), Ok(Head::Command(c)) if !c.endpoint.is_wildcard() && c.endpoint.text == name)
+}
+
 pub(crate) fn parse(text: &str, base: usize, no: usize) -> Result<Head<'_>, Error> {
     let line = text.trim_end_matches([' ', '\t']);
     let bytes = line.as_bytes();

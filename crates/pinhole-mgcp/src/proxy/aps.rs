@@ -770,7 +770,11 @@ impl ApsMgcp {
                         if let Some(i) = m.connection_id() {
                             conn.id = Some(i.to_owned());
                         }
-                        if let Some(z) = m.value("Z") {
+                        // The specific endpoint a wildcard CRCX reached;
+                        // our own DLCX goes to it, so it must be one.
+                        if let Some(z) = m.value("Z")
+                            && crate::head::is_specific_endpoint(z)
+                        {
                             conn.endpoint = z.to_ascii_lowercase();
                         }
                     }
