@@ -102,7 +102,16 @@ fn parse_one(buf: &[u8], end: usize, at: usize, no: usize) -> Result<Message<'_>
             });
             let body = view.get(start..msg.span.end).unwrap_or_default();
             if body.iter().any(|b| !b.is_ascii_whitespace()) {
-                msg.sdp = Some(start..msg.span.end);
+                // A bare CR before a separator ends the MGCP line, but SDP
+                // knows no bare-CR line end: leave it out of the SDP, so a
+                // line the rewrite adds at its end cannot swallow the
+                // separator (found by fuzzing).
+                let end = if next.is_some() && body.ends_with(b"\r") {
+                    msg.span.end - 1
+                } else {
+                    msg.span.end
+                };
+                msg.sdp = Some(start..end);
                 msg.sdp_line = l.no + 1;
             }
             next

@@ -440,3 +440,22 @@ fn osmo_mgw_answers() {
     let auep = Message::parse(b"AUEP 1 rtpbridge/*@mgw MGCP 1.0\r\n").unwrap();
     assert!(auep.endpoint().unwrap().is_wildcard());
 }
+
+/// Found by fuzzing: an SDP whose last line ends with a bare CR right
+/// before a piggyback separator. SDP knows no bare-CR line end, so a line
+/// the rewrite added at the SDP's end swallowed the separator and two
+/// messages became one. The SDP span now stops before that CR.
+#[test]
+fn a_bare_cr_before_a_separator_stays_outside_the_sdp() {
+    let d = b"200 1 OK\nI: 1\n\nv=0\nc=IN IP4 10.0.0.1\nm=audio 4000 RTP/AVP 0\nm=audio 4002 RTP/AVP 0\r.\r200 2 OK\n";
+    let msgs = pinhole_mgcp::parse_datagram(d).unwrap();
+    assert_eq!(msgs.len(), 2);
+    let span = msgs[0].sdp_span().unwrap();
+    assert!(d[..span.end].ends_with(b"4002 RTP/AVP 0"), "{span:?}");
+    // Two streams to different relay addresses: a media-level c= is added
+    // at the SDP's end; the separator survives.
+    let out = pinhole_mgcp::rewrite_all(d, "203.0.113.10:40000".parse().unwrap()).unwrap();
+    let again = pinhole_mgcp::parse_datagram(&out).unwrap();
+    assert_eq!(again.len(), 2, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(again[1].transaction_id(), 2);
+}
