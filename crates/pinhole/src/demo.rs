@@ -605,6 +605,9 @@ async fn run_inner(json: bool, seconds: u64) -> Result<bool> {
     if let Err(e) = mpr.intent(call, bye).await? {
         tracing::warn!(error = %e, "teardown refused");
     }
+    // Close the MPR's sockets and relay threads now, not in the runtime's
+    // teardown.
+    mpr.stop().await?;
     Ok(ok)
 }
 

@@ -468,11 +468,12 @@ pub(crate) async fn close(readers: Vec<JoinHandle<()>>, relay: Relay) {
         let _ = r.await;
     }
     // Joining the worker threads blocks; keep it off the runtime's threads.
-    if tokio::task::spawn_blocking(move || relay.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::error!("relay shutdown panicked");
+    match tokio::task::spawn_blocking(move || relay.shutdown()).await {
+        Ok(()) => {}
+        Err(e) if e.is_panic() => tracing::error!("relay shutdown panicked"),
+        // The runtime is going away (the application did not stop the
+        // driver first): the process's end takes the threads.
+        Err(_) => tracing::debug!("relay shutdown cancelled: the runtime is stopping"),
     }
 }
 
