@@ -9,8 +9,7 @@
 //! - **Fig. 10**: smart gateways ([`SmartGateway`]), each on a client
 //!   engine of its own, no APS.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -23,7 +22,7 @@ use pinhole_mgcp::proxy::{
 };
 use pinhole_testkit::{FirewallConfig, World, base_instant};
 
-use super::{FW1, FW2, Figure, FigureRun, Line, MPR_IP, PACKETS, Step, TICK, ip, sa, step};
+use super::{FW1, FW2, Figure, FigureRun, MPR_IP, PACKETS, Step, TICK, ip, ladder_of, sa, step};
 use crate::mgcp::ca::{CaEvent, CallAgent, Leg};
 use crate::mgcp::gw::{Gateway, GwConfig};
 use crate::rtp::{self, Tally};
@@ -358,23 +357,7 @@ fn call(
     p.ca.hangup(now);
     p.run_until(&mut w, Duration::from_secs(10), |p| p.finished().is_some());
     let verdict = p.finished().map(|e| format!("{e:?}"));
-    let names: HashMap<IpAddr, &str> = names.iter().map(|(i, n)| (ip(i), *n)).collect();
-    let party = |a: SocketAddr| {
-        names
-            .get(&a.ip())
-            .map_or_else(|| a.to_string(), |n| (*n).to_owned())
-    };
-    let ladder = w
-        .ladder()
-        .iter()
-        .map(|r| Line {
-            at: r.at,
-            from: party(r.src),
-            to: party(r.dst),
-            wire: format!("{} → {}", w.name(r.src), w.name(r.dst)),
-            what: r.what.clone(),
-        })
-        .collect();
+    let ladder = ladder_of(&w, names);
     let [a, b] = p.gws;
     Ok(FigureRun {
         figure,

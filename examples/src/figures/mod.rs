@@ -243,6 +243,28 @@ impl FigureRun {
     }
 }
 
+/// What crossed the world's wire, each end named by the party behind its
+/// address (`names`: IP → party; a firewall's public address is the party
+/// inside that sends through it).
+pub(crate) fn ladder_of(w: &World, names: &[(&str, &str)]) -> Vec<Line> {
+    let names: HashMap<IpAddr, &str> = names.iter().map(|(i, n)| (ip(i), *n)).collect();
+    let party = |a: SocketAddr| {
+        names
+            .get(&a.ip())
+            .map_or_else(|| a.to_string(), |n| (*n).to_owned())
+    };
+    w.ladder()
+        .iter()
+        .map(|r| Line {
+            at: r.at,
+            from: party(r.src),
+            to: party(r.dst),
+            wire: format!("{} → {}", w.name(r.src), w.name(r.dst)),
+            what: r.what.clone(),
+        })
+        .collect()
+}
+
 /// Finds each of `steps` in `ladder`, in order as a ladder diagram means
 /// it: a step comes after every earlier step its sender sent or received
 /// (program order and causality), while steps on unrelated paths may
@@ -595,23 +617,7 @@ fn call(
     run_until(&mut w, &mut uas, Duration::from_secs(10), |u| {
         u[0].ended().is_some() && u[1].ended().is_some()
     });
-    let names: HashMap<IpAddr, &str> = names.iter().map(|(i, n)| (ip(i), *n)).collect();
-    let party = |a: SocketAddr| {
-        names
-            .get(&a.ip())
-            .map_or_else(|| a.to_string(), |n| (*n).to_owned())
-    };
-    let ladder = w
-        .ladder()
-        .iter()
-        .map(|r| Line {
-            at: r.at,
-            from: party(r.src),
-            to: party(r.dst),
-            wire: format!("{} → {}", w.name(r.src), w.name(r.dst)),
-            what: r.what.clone(),
-        })
-        .collect();
+    let ladder = ladder_of(&w, names);
     let [a, b] = uas;
     Ok(FigureRun {
         figure,

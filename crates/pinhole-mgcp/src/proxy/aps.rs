@@ -38,7 +38,7 @@ use pinhole_core::types::{Receive, Transmit};
 use pinhole_core::wire::Protocol;
 use pinhole_sdp::RewriteOptions;
 
-use super::{Kind, Stats, drop_messages, hash, mark, replies, reply, suffixes};
+use super::{Kind, Stats, assemble, hash, mark, replies, reply, suffixes};
 use crate::{Head, Host, Message, parse_datagram};
 
 /// The APS MGCP ALG's settings.
@@ -441,11 +441,7 @@ impl ApsMgcp {
         let Some(g) = dest else {
             return;
         };
-        if !drop_messages(msgs, &drop, &mut patch) {
-            return;
-        }
-        let Ok(payload) = patch.apply(rx.bytes) else {
-            self.stats.malformed += 1;
+        let Some(payload) = assemble(msgs, &drop, &mut patch, rx.bytes, &mut self.stats) else {
             return;
         };
         let out = Transmit {
@@ -794,11 +790,7 @@ impl ApsMgcp {
             }
         }
         self.answer(rx, &errors);
-        if !drop_messages(msgs, &drop, &mut patch) {
-            return true;
-        }
-        let Ok(payload) = patch.apply(rx.bytes) else {
-            self.stats.malformed += 1;
+        let Some(payload) = assemble(msgs, &drop, &mut patch, rx.bytes, &mut self.stats) else {
             return true;
         };
         let out = Transmit {

@@ -229,6 +229,28 @@ fn mark(drop: &mut [bool], k: usize) {
     }
 }
 
+/// The datagram to send on: the messages marked in `drop` cut out and the
+/// edits in `patch` applied; `None` when nothing is left, or (counted as
+/// malformed) when the edits do not apply.
+fn assemble(
+    msgs: &[Message<'_>],
+    drop: &[bool],
+    patch: &mut Patch,
+    bytes: &[u8],
+    stats: &mut Stats,
+) -> Option<Vec<u8>> {
+    if !drop_messages(msgs, drop, patch) {
+        return None;
+    }
+    match patch.apply(bytes) {
+        Ok(payload) => Some(payload),
+        Err(_) => {
+            stats.malformed += 1;
+            None
+        }
+    }
+}
+
 /// Removes the messages marked in `drop` from the datagram (each with its
 /// separator line), as edits in `patch`. False when nothing is left.
 fn drop_messages(msgs: &[Message<'_>], drop: &[bool], patch: &mut Patch) -> bool {

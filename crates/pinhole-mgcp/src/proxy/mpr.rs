@@ -56,7 +56,7 @@ use pinhole_core::types::{CallKey, Receive, Transmit};
 use pinhole_core::wire::Protocol;
 use pinhole_sdp::RewriteOptions;
 
-use super::{Kind, Stats, drop_messages, entity_addr, mark, replies, reply, suffixes};
+use super::{Kind, Stats, assemble, entity_addr, mark, replies, reply, suffixes};
 use crate::{Head, MAX_TRANSACTION_ID, Message, ResponseAck, parse_datagram};
 
 /// The MPR MGCP ALG's settings.
@@ -477,16 +477,12 @@ impl MprMgcp {
         let Some(n) = dest else {
             return;
         };
-        if !drop_messages(msgs, &drop, &mut patch) {
+        let Some(payload) = assemble(msgs, &drop, &mut patch, rx.bytes, &mut self.stats) else {
             return;
-        }
+        };
         let Some((local, remote)) = self.route_to(ctx, &n) else {
             // A response for a network whose registration just lapsed.
             self.stats.no_route += 1;
-            return;
-        };
-        let Ok(payload) = patch.apply(rx.bytes) else {
-            self.stats.malformed += 1;
             return;
         };
         let out = Transmit {
@@ -610,11 +606,7 @@ impl MprMgcp {
         let Some(ca) = dest else {
             return;
         };
-        if !drop_messages(msgs, &drop, &mut patch) {
-            return;
-        }
-        let Ok(payload) = patch.apply(rx.bytes) else {
-            self.stats.malformed += 1;
+        let Some(payload) = assemble(msgs, &drop, &mut patch, rx.bytes, &mut self.stats) else {
             return;
         };
         let out = Transmit {
