@@ -28,7 +28,7 @@ use pinhole_net::driver::mpr::{self as mpr_driver, MprAlg, MprHandle, MprOutputs
 use pinhole_net::driver::{SharedRouter, SimRouter};
 use pinhole_net::firewall::{FirewallSim, SimConfig};
 use pinhole_net::relay::{Relay, RelayConfig};
-use pinhole_sip::proxy::{MprProxy, MprProxyConfig};
+use pinhole_sip::alg as sip_alg;
 
 const MPR_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 31));
 const WAIT: Duration = Duration::from_secs(10);
@@ -59,7 +59,7 @@ async fn mpr(first: u16, last: u16) -> Result<Mpr> {
         workers: 1,
         ..RelayConfig::default()
     })?;
-    let proxy = MprProxy::new(MprProxyConfig::new(sip, u64::from(first)));
+    let proxy = sip_alg::Mpr::new(sip_alg::MprConfig::new(sip, u64::from(first)));
     let (handle, out) = mpr_driver::spawn_with(
         engine,
         vec![Arc::new(control)],

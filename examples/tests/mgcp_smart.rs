@@ -16,7 +16,7 @@ use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
 use pinhole_examples::mgcp::ca::{CaEvent, CallAgent, Leg};
-use pinhole_mgcp::proxy::{MprMgcp, MprMgcpConfig};
+use pinhole_mgcp::alg::{Mpr, MprConfig};
 use pinhole_net::driver::mpr::{self as mpr_driver, MprAlg};
 use pinhole_net::relay::{Relay, RelayConfig};
 use tokio::net::UdpSocket;
@@ -78,14 +78,14 @@ async fn two_smart_gateway_processes_call_through_the_mpr() {
     })
     .unwrap();
     let ca_addr = SocketAddr::new(ip, 24280);
-    let mut mc = MprMgcpConfig::new(control_addr);
+    let mut mc = MprConfig::new(control_addr);
     mc.call_agent = Some(ca_addr);
     let (mpr, _out) = mpr_driver::spawn_with(
         engine,
         vec![Arc::new(control)],
         relay,
         relay_events,
-        vec![MprAlg::new(control_addr, Box::new(MprMgcp::new(mc)))],
+        vec![MprAlg::new(control_addr, Box::new(Mpr::new(mc)))],
     )
     .unwrap();
 

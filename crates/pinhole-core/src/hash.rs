@@ -1,4 +1,6 @@
-//! A fast keyed hasher for the engines' internal tables.
+//! Keyed hashes: a fast hasher for the engines' internal tables, and
+//! [`keyed`] for the ids an ALG derives from a secret (branches, tags,
+//! LEG-KEYs, connection ids).
 //!
 //! SipHash (std's default) is the right choice for keys an attacker picks
 //! freely. The tables hashed here hold keys an attacker cannot choose —
@@ -94,6 +96,34 @@ impl Hasher for FastHasher {
         h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
         h ^ (h >> 33)
     }
+}
+
+/// A 64-bit keyed hash of `parts` (FNV-1a over each part, a separator
+/// after each, then MurmurHash3's finaliser), for ids an ALG derives from
+/// its secret: the same parts give the same id, so a retransmission maps
+/// to the same branch or LEG-KEY. Not a MAC: nothing here authenticates.
+///
+/// ```
+/// use pinhole_core::hash::keyed;
+/// assert_eq!(keyed(7, &[b"call", b"tag"]), keyed(7, &[b"call", b"tag"]));
+/// assert_ne!(keyed(7, &[b"call", b"tag"]), keyed(8, &[b"call", b"tag"]));
+/// assert_ne!(keyed(7, &[b"ca", b"lltag"]), keyed(7, &[b"call", b"tag"]));
+/// ```
+pub fn keyed(key: u64, parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ key;
+    for p in parts {
+        for &b in *p {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 /// A `HashMap` with the fast keyed hasher.

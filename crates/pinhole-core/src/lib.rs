@@ -7,7 +7,8 @@
 //! | --- | --- |
 //! | [`wire`] | Registration and CMPH framed as STUN (RFC 8489): zero-copy [`wire::Message`], [`wire::Builder`] into a caller buffer, RFC 7983 [`wire::is_control`] |
 //! | [`mpr`] | registrations (the Fig. 4 table), CMPH, media intents and the leg table (Fig. 5), latching, expiry |
-//! | [`alg`] | the narrow interface a signaling ALG implements and the drivers call |
+//! | [`alg`] | the ALG layer every protocol shares: the interface a signaling ALG implements and the drivers call, the relay contract ([`alg::live`]), the APS stream machine ([`alg::aps`]), the MPR call model ([`alg::call`]), transactions ([`alg::txn`]) |
+//! | [`hash`] | keyed hashes for tables and derived ids |
 //! | [`client`] | registration refresh and alarm (Fig. 6), CMPH with retransmission (Figs. 7, 8), keepalives, the APS's B ↔ A mapping |
 //! | [`intent`] | what the protocol ALGs tell the MPR: offers, answers, modifications, teardowns → a [`intent::MediaPlan`] |
 //! | [`relay`] | the narrow interface to a media data plane: [`relay::RelayCommand`] out, [`relay::RelayReport`] in |
@@ -71,7 +72,7 @@ pub mod client;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-mod hash;
+pub mod hash;
 pub mod intent;
 pub mod mpr;
 pub mod patch;

@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pinhole_core::alg::MprSignaling;
+use pinhole_core::alg::live::{LiveMpr, NoSockets};
 use pinhole_core::client;
 use pinhole_core::mpr;
 use pinhole_core::types::Receive;
 use pinhole_core::wire::Protocol;
-use pinhole_mgcp::proxy::{MprMgcp, MprMgcpConfig};
+use pinhole_mgcp::alg::{Mpr, MprConfig};
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -88,19 +89,19 @@ fn sdp(ip: &str, port: u16) -> String {
     )
 }
 
-fn call(alg: &mut MprMgcp, e: &mut mpr::Engine, start: Instant, n: u32) {
+fn call(alg: &mut Mpr, e: &mut mpr::Engine, start: Instant, n: u32) {
     // 10 ms of simulated time per call, so freed relay ports leave
     // quarantine and old transactions expire as they would live.
     let now = start + std::time::Duration::from_millis(u64::from(n) * 10);
     e.handle_timeout(now);
     if alg.poll_timeout().is_some_and(|t| t <= now) {
-        alg.handle_timeout(now, e);
+        alg.handle_timeout(now, &mut LiveMpr::new(e, &mut NoSockets));
     }
     let tx = n.wrapping_mul(8) % 999_999_000 + 1;
     let mut feed = |from: &str, bytes: &[u8]| -> Vec<u8> {
         alg.handle_datagram(
             now,
-            e,
+            &mut LiveMpr::new(e, &mut NoSockets),
             Receive {
                 local: sa(MPR),
                 remote: sa(from),
@@ -176,7 +177,7 @@ fn bench(c: &mut Criterion) {
     #[allow(clippy::disallowed_methods)]
     let now = Instant::now();
     let mut e = engine(now);
-    let mut alg = MprMgcp::new(MprMgcpConfig::new(sa(MPR)));
+    let mut alg = Mpr::new(MprConfig::new(sa(MPR)));
     let mut n = 0u32;
     let mut g = c.benchmark_group("mgcp_mpr");
     g.throughput(Throughput::Elements(1));

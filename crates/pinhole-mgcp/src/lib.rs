@@ -18,7 +18,7 @@
 //! | [`ResponseAck`] | the `K:` list of confirmed transaction ids and ranges |
 //! | [`MediaRole`] | offer / modify / answer / teardown, mapped onto [`IntentKind`] |
 //! | [`rewrite_all`] | the operator's `pinhole rewrite --to ADDR:PORT` |
-//! | [`proxy`] | the ALG: [`proxy::MprMgcp`] at the MPR, [`proxy::ApsMgcp`] at an APS, [`proxy::SmartGateway`] (Figs. 9 and 10) |
+//! | [`alg`] | the ALG: [`alg::Mpr`] at the MPR, [`alg::Aps`] at an APS, [`alg::SmartGateway`] (Figs. 9 and 10) |
 //! | [`Command::builder`], [`Response::builder`], [`response`], [`piggyback`] | writing messages |
 //!
 //! Lines end with CRLF, LF or a bare CR. Bad input gives an [`Error`] with
@@ -79,6 +79,7 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod alg;
 mod build;
 mod error;
 #[cfg(feature = "fuzzing")]
@@ -89,7 +90,6 @@ mod lines;
 mod media;
 mod message;
 mod params;
-pub mod proxy;
 mod rewrite_all;
 
 #[cfg(doc)]

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 
-use pinhole_core::intent::PlannedEndpoint;
 use pinhole_core::patch::Patch;
 use pinhole_sdp::RewriteOptions;
 
@@ -49,18 +48,8 @@ pub fn rewrite_all(datagram: &[u8], to: SocketAddr) -> Result<Vec<u8>, RewriteEr
             continue;
         };
         any = true;
-        let mut plan = Vec::new();
-        for media in sdp.media().iter().filter(|m| !m.is_disabled()) {
-            let (Ok(rtp), Ok(rtcp)) = (u16::try_from(next), u16::try_from(next + 1)) else {
-                return Err(RewriteError::PortsExhausted);
-            };
-            plan.push(PlannedEndpoint {
-                index: media.index,
-                addr: SocketAddr::new(to.ip(), rtp),
-                rtcp_addr: (!media.rtcp_mux).then_some(SocketAddr::new(to.ip(), rtcp)),
-            });
-            next += 2;
-        }
+        let plan = pinhole_sdp::plan_consecutive(&sdp, to.ip(), &mut next)
+            .map_err(|_| RewriteError::PortsExhausted)?;
         msg.rewrite_sdp(&sdp, &plan, &RewriteOptions::default(), &mut patch)?;
     }
     if !any {

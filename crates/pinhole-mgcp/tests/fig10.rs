@@ -2,7 +2,7 @@
 //! [`SmartGateway`] with a client engine of its own that registers its
 //! MGCP socket with the MPR; the call agent's commands reach it through
 //! that pinhole, and it opens CMPH for its RTP port before it answers a
-//! CRCX (steps 915–925, 935–945). The MPR runs [`MprMgcp`].
+//! CRCX (steps 915–925, 935–945). The MPR runs [`Mpr`].
 #![allow(missing_docs)]
 
 mod common;
@@ -14,7 +14,7 @@ use common::*;
 use pinhole_core::client;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
-use pinhole_mgcp::proxy::{MprMgcp, MprMgcpConfig, SmartGateway, SmartGatewayConfig};
+use pinhole_mgcp::alg::{Mpr, MprConfig, SmartGateway, SmartGatewayConfig};
 use pinhole_testkit::{ClientId, FirewallConfig, World};
 
 const GW_A: &str = "10.1.0.10:2427";
@@ -35,9 +35,9 @@ fn fig10() -> (World, [ClientId; 2]) {
     w.add_host(c2.zone, ip("10.2.0.10"), "B");
     let internet = w.internet;
     w.add_host(internet, ip("192.0.2.5"), "CA");
-    let mut mc = MprMgcpConfig::new(a(MPR));
+    let mut mc = MprConfig::new(a(MPR));
     mc.call_agent = Some(a(CA));
-    w.set_mpr_alg(a(MPR), Box::new(MprMgcp::new(mc)));
+    w.set_mpr_alg(a(MPR), Box::new(Mpr::new(mc)));
     let mut ids = Vec::new();
     for (net, sig, seed) in [("corp1", GW_A, 5u8), ("corp2", GW_B, 6u8)] {
         let id = w.add_client(client::Config::new(

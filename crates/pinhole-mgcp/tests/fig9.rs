@@ -1,5 +1,5 @@
 //! Fig. 9 on the simulated network: an APS in each network
-//! ([`ApsMgcp`]), the MPR running [`MprMgcp`], a call agent on the public
+//! ([`Aps`]), the MPR running [`Mpr`], a call agent on the public
 //! side and a plain gateway behind each firewall. CRCX to A, CMPH before
 //! A's answer leaves corp1, CRCX to B with A's relay address, CMPH before
 //! B's answer leaves corp2, MDCX to A with B's relay address, RTP both
@@ -16,7 +16,7 @@ use pinhole_core::alg::counter;
 use pinhole_core::client;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
-use pinhole_mgcp::proxy::{ApsMgcp, ApsMgcpConfig, MprMgcp, MprMgcpConfig};
+use pinhole_mgcp::alg::{Aps, ApsConfig, Mpr, MprConfig};
 use pinhole_mgcp::{Message, piggyback};
 use pinhole_testkit::{ClientId, FirewallConfig, World};
 
@@ -55,9 +55,9 @@ fn fig9_with(f: impl FnOnce(&mut pinhole_core::mpr::Config)) -> Fig9 {
     w.add_host(c2.zone, ip("10.2.0.10"), "B");
     let internet = w.internet;
     w.add_host(internet, ip("192.0.2.5"), "CA");
-    let mut mc = MprMgcpConfig::new(a(MPR));
+    let mut mc = MprConfig::new(a(MPR));
     mc.call_agent = Some(a(CA));
-    w.set_mpr_alg(a(MPR), Box::new(MprMgcp::new(mc)));
+    w.set_mpr_alg(a(MPR), Box::new(Mpr::new(mc)));
     let mut aps = Vec::new();
     for (net, sig, media, gw, dom, seed) in [
         ("corp1", APS1, "10.1.0.2", GW_A, "corp1.example", 3u8),
@@ -72,14 +72,14 @@ fn fig9_with(f: impl FnOnce(&mut pinhole_core::mpr::Config)) -> Fig9 {
             [seed; 32],
         );
         let id = w.add_client(cfg);
-        let mut pc = ApsMgcpConfig::new(
+        let mut pc = ApsConfig::new(
             a(sig),
             ip(media),
             PortRange::new(20_000, 20_999).unwrap(),
             [seed; 32],
         );
         pc.gateways.push((dom.into(), a(gw)));
-        w.set_client_alg(id, Box::new(ApsMgcp::new(pc)));
+        w.set_client_alg(id, Box::new(Aps::new(pc)));
         aps.push(id);
     }
     w.run_for(Duration::from_secs(2));

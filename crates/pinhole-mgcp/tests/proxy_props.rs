@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use pinhole_mgcp::proxy::fuzzing::{CRCX, OK, mgcp_proxy};
+use pinhole_mgcp::alg::fuzzing::{CRCX, OK, mgcp_proxy};
 use proptest::prelude::*;
 
 proptest! {

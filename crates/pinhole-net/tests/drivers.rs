@@ -933,11 +933,13 @@ async fn a_busy_aps_pinhole_sends_no_keepalives_and_a_silent_one_does() {
 
 /// A toy ALG: answers each datagram with `<token>:<bytes>` from the socket
 /// it came in on, and 50 ms later sends `<token>:tick` (its own timer).
+use pinhole_core::alg::Outbox;
+
 struct EchoAlg {
     protocol: Protocol,
     received: u64,
-    out: Vec<pinhole_core::types::Transmit>,
-    tick: Option<(std::time::Instant, SocketAddr, SocketAddr)>,
+    out: Outbox,
+    tick: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl EchoAlg {
@@ -945,7 +947,7 @@ impl EchoAlg {
         Box::new(Self {
             protocol,
             received: 0,
-            out: Vec::new(),
+            out: Outbox::new(),
             tick: None,
         })
     }
@@ -954,7 +956,7 @@ impl EchoAlg {
         let mut payload = self.protocol.token().as_bytes().to_vec();
         payload.push(b':');
         payload.extend_from_slice(body);
-        self.out.push(pinhole_core::types::Transmit {
+        self.out.send(pinhole_core::types::Transmit {
             local,
             remote,
             payload,
@@ -975,28 +977,22 @@ impl pinhole_core::alg::MprSignaling for EchoAlg {
     ) {
         self.received += 1;
         self.send(rx.local, rx.remote, rx.bytes);
-        self.tick = Some((now + Duration::from_millis(50), rx.local, rx.remote));
+        self.tick = Some((rx.local, rx.remote));
+        self.out.arm_sweep(now + Duration::from_millis(50));
     }
 
-    fn handle_timeout(
-        &mut self,
-        now: std::time::Instant,
-        _mpr: &mut dyn pinhole_core::alg::MprContext,
-    ) {
-        if let Some((at, local, remote)) = self.tick
-            && at <= now
-        {
-            self.tick = None;
+    fn sweep(&mut self, _now: std::time::Instant, _mpr: &mut dyn pinhole_core::alg::MprContext) {
+        if let Some((local, remote)) = self.tick.take() {
             self.send(local, remote, b"tick");
         }
     }
 
-    fn poll_timeout(&self) -> Option<std::time::Instant> {
-        self.tick.map(|(at, ..)| at)
+    fn outbox(&self) -> &Outbox {
+        &self.out
     }
 
-    fn poll_transmit(&mut self) -> Option<pinhole_core::types::Transmit> {
-        (!self.out.is_empty()).then(|| self.out.remove(0))
+    fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.out
     }
 
     fn counters(&self) -> pinhole_core::alg::Counters {

@@ -80,7 +80,7 @@ use pinhole_core::{intent::MediaEndpoint, intent::PlannedEndpoint, patch::Patch}
 
 pub use error::SdpError;
 pub use parse::{AddrType, Connection, Direction, Host, LineEnding, Media, RtcpAttr, Sdp, Span};
-pub use rewrite::{RewriteOptions, rewrite_all};
+pub use rewrite::{RewriteOptions, plan_consecutive, rewrite_all};
 
 /// The descriptions in `body`, one per `v=` line, each from its `v=` line
 /// up to the next one: H.248 puts several alternative descriptions in one

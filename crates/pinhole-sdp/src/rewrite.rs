@@ -289,26 +289,58 @@ impl<const N: usize> Text<N> {
 /// `pinhole rewrite --to ADDR:PORT`.
 pub fn rewrite_all(body: &[u8], to: SocketAddr) -> Result<Vec<u8>, SdpError> {
     let sdp = Sdp::parse(body)?;
-    let mut plan = Vec::new();
     let mut next = u32::from(to.port());
-    for m in sdp.media().iter().filter(|m| !m.is_disabled()) {
-        let (Ok(rtp), Ok(rtcp)) = (u16::try_from(next), u16::try_from(next + 1)) else {
-            return Err(SdpError::BadPlan {
-                index: m.index,
-                line: m.line,
-                reason: "the ports run past 65535",
-            });
-        };
-        plan.push(PlannedEndpoint {
-            index: m.index,
-            addr: SocketAddr::new(to.ip(), rtp),
-            rtcp_addr: (!m.rtcp_mux).then_some(SocketAddr::new(to.ip(), rtcp)),
-        });
-        next += 2;
-    }
+    let plan = plan_consecutive(&sdp, to.ip(), &mut next).map_err(|index| {
+        let line = sdp
+            .media()
+            .iter()
+            .find(|m| m.index == index)
+            .map_or(0, |m| m.line);
+        SdpError::BadPlan {
+            index,
+            line,
+            reason: "the ports run past 65535",
+        }
+    })?;
     let mut patch = Patch::new();
     sdp.rewrite(&plan, &RewriteOptions::default(), &mut patch)?;
     Ok(patch.apply(body)?)
+}
+
+/// The operator's consecutive-port plan for one description: its enabled
+/// streams, in order, get RTP on `ip` at `*next`, `*next + 2`, ... and,
+/// unless a stream uses `a=rtcp-mux`, RTCP on the port after; `*next`
+/// moves past them, so several descriptions of one message continue the
+/// count. Disabled streams (port 0) are left out. Fails with the index of
+/// the first stream whose ports would run past 65535.
+///
+/// ```
+/// let sdp = pinhole_sdp::Sdp::parse(b"v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\nm=video 0 RTP/AVP 96\r\nm=video 4002 RTP/AVP 96\r\na=rtcp-mux\r\n").unwrap();
+/// let mut next = 30_000;
+/// let plan = pinhole_sdp::plan_consecutive(&sdp, "203.0.113.10".parse().unwrap(), &mut next).unwrap();
+/// assert_eq!(plan.len(), 2);
+/// assert_eq!((plan[0].index, plan[0].addr.port(), plan[0].rtcp_addr.map(|a| a.port())), (0, 30_000, Some(30_001)));
+/// assert_eq!((plan[1].index, plan[1].addr.port(), plan[1].rtcp_addr), (2, 30_002, None));
+/// assert_eq!(next, 30_004);
+/// ```
+pub fn plan_consecutive(
+    sdp: &Sdp<'_>,
+    ip: IpAddr,
+    next: &mut u32,
+) -> Result<Vec<PlannedEndpoint>, u16> {
+    let mut plan = Vec::new();
+    for m in sdp.media().iter().filter(|m| !m.is_disabled()) {
+        let (Ok(rtp), Ok(rtcp)) = (u16::try_from(*next), u16::try_from(*next + 1)) else {
+            return Err(m.index);
+        };
+        plan.push(PlannedEndpoint {
+            index: m.index,
+            addr: SocketAddr::new(ip, rtp),
+            rtcp_addr: (!m.rtcp_mux).then_some(SocketAddr::new(ip, rtcp)),
+        });
+        *next += 2;
+    }
+    Ok(plan)
 }
 
 #[cfg(test)]

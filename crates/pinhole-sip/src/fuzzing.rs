@@ -7,6 +7,7 @@
 
 use std::ops::Range;
 
+use pinhole_core::alg::live::{LiveClient, LiveMpr, NoSockets};
 use pinhole_core::patch::Patch;
 
 use crate::{Frame, HeaderName, Message, Uri, fix_content_length, frame, name_addrs};
@@ -131,7 +132,7 @@ pub fn sip_proxy(data: &[u8]) {
     use pinhole_core::wire::Protocol;
     use pinhole_core::{client, mpr, ports::PortRange};
 
-    use crate::proxy::{ApsProxy, ApsProxyConfig, MprProxy, MprProxyConfig};
+    use crate::alg::{Aps, ApsConfig, Mpr, MprConfig};
 
     let a = |s: &str| -> SocketAddr { s.parse().unwrap() };
     let now = crate::fuzz_instant();
@@ -140,7 +141,7 @@ pub fn sip_proxy(data: &[u8]) {
     n.domains.push("corp2.example".into());
     mc.networks.push(n);
     let mut engine = mpr::Engine::new(mc, now).unwrap();
-    let mut mp = MprProxy::new(MprProxyConfig::new(a("203.0.113.10:5060"), 5));
+    let mut mp = Mpr::new(MprConfig::new(a("203.0.113.10:5060"), 5));
     let cc = client::Config::new(
         "corp2",
         b"s".to_vec(),
@@ -150,14 +151,14 @@ pub fn sip_proxy(data: &[u8]) {
         [2; 32],
     );
     let mut ce = client::Engine::new(cc, now).unwrap();
-    let mut pc = ApsProxyConfig::new(
+    let mut pc = ApsConfig::new(
         a("10.2.0.2:5060"),
         a("10.2.0.2:0").ip(),
         PortRange::new(20_000, 20_099).unwrap(),
         [3; 32],
     );
     pc.inside_default = Some(a("10.2.0.10:5060"));
-    let mut ap = ApsProxy::new(pc);
+    let mut ap = Aps::new(pc);
     let sent_ok = |bytes: &[u8]| {
         // Keepalive pongs are CRLF only; everything else is SIP.
         if !bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) {
@@ -170,7 +171,7 @@ pub fn sip_proxy(data: &[u8]) {
             remote: a(remote),
             bytes: data,
         };
-        mp.handle_datagram(now, &mut engine, rx);
+        mp.handle_datagram(now, &mut LiveMpr::new(&mut engine, &mut NoSockets), rx);
         while let Some(t) = mp.poll_transmit() {
             sent_ok(&t.payload);
         }
@@ -181,11 +182,17 @@ pub fn sip_proxy(data: &[u8]) {
             remote: a(remote),
             bytes: data,
         };
-        ap.handle_datagram(now, &mut ce, rx);
+        ap.handle_datagram(now, &mut LiveClient::new(&mut ce, &mut NoSockets), rx);
         while let Some(t) = ap.poll_transmit() {
             sent_ok(&t.payload);
         }
     }
-    mp.handle_timeout(now + Duration::from_secs(3600), &mut engine);
-    ap.handle_timeout(now + Duration::from_secs(3600), &mut ce);
+    mp.handle_timeout(
+        now + Duration::from_secs(3600),
+        &mut LiveMpr::new(&mut engine, &mut NoSockets),
+    );
+    ap.handle_timeout(
+        now + Duration::from_secs(3600),
+        &mut LiveClient::new(&mut ce, &mut NoSockets),
+    );
 }

@@ -62,6 +62,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod alg;
 mod error;
 mod fix;
 mod frame;
@@ -74,7 +75,6 @@ mod message;
 mod multipart;
 mod name_addr;
 mod params;
-pub mod proxy;
 mod rewrite_all;
 mod scan;
 mod uri;

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 
-use pinhole_core::intent::PlannedEndpoint;
 use pinhole_core::patch::Patch;
 use pinhole_sdp::{RewriteOptions, Sdp};
 
@@ -56,18 +55,8 @@ pub fn rewrite_all(buf: &[u8], to: SocketAddr) -> Result<Vec<u8>, RewriteError> 
     for span in bodies {
         let body = buf.get(span.clone()).unwrap_or_default();
         let sdp = Sdp::parse(body)?;
-        let mut plan = Vec::new();
-        for media in sdp.media().iter().filter(|m| !m.is_disabled()) {
-            let (Ok(rtp), Ok(rtcp)) = (u16::try_from(next), u16::try_from(next + 1)) else {
-                return Err(RewriteError::PortsExhausted);
-            };
-            plan.push(PlannedEndpoint {
-                index: media.index,
-                addr: SocketAddr::new(to.ip(), rtp),
-                rtcp_addr: (!media.rtcp_mux).then_some(SocketAddr::new(to.ip(), rtcp)),
-            });
-            next += 2;
-        }
+        let plan = pinhole_sdp::plan_consecutive(&sdp, to.ip(), &mut next)
+            .map_err(|_| RewriteError::PortsExhausted)?;
         let mut part = Patch::new();
         sdp.rewrite(&plan, &RewriteOptions::default(), &mut part)?;
         patch.extend_shifted(&part, span.start);

@@ -1,7 +1,7 @@
 //! Fig. 12 on the simulated network (no APS): two smart terminals, each a
 //! client engine of its own behind its firewall, with the test writing
 //! their SIP from the engines' signaling addresses; the MPR runs
-//! [`MprProxy`]. A reserves its media pinhole and offers it; the MPR writes
+//! [`Mpr`]. A reserves its media pinhole and offers it; the MPR writes
 //! a relay leg of corp2 into the offer; B binds its pinhole toward that leg
 //! and answers with it; the MPR writes A's own reserved leg into the
 //! answer. Media flows both ways; the BYE frees the legs.
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use pinhole_core::client::{self, Event, PinholeId, PinholeRequest};
 use pinhole_core::mpr;
 use pinhole_core::wire::{Protocol, RtcpMode};
-use pinhole_sip::proxy::{MprProxy, MprProxyConfig};
+use pinhole_sip::alg::{Mpr, MprConfig};
 use pinhole_sip::{HeaderName, Message, name_addrs};
 use pinhole_testkit::{ClientId, FirewallConfig, World};
 
@@ -52,10 +52,7 @@ fn fig12() -> Fig12 {
     let c2 = w.add_corp("corp2", ip("198.51.100.2"), FirewallConfig::default());
     w.add_host(c1.zone, ip("10.1.0.10"), "A");
     w.add_host(c2.zone, ip("10.2.0.10"), "B");
-    w.set_mpr_alg(
-        a(MPR),
-        Box::new(MprProxy::new(MprProxyConfig::new(a(MPR), 12))),
-    );
+    w.set_mpr_alg(a(MPR), Box::new(Mpr::new(MprConfig::new(a(MPR), 12))));
     let mut ids = Vec::new();
     for (net, sig, seed) in [("corp1", A_SIG, 5u8), ("corp2", B_SIG, 6u8)] {
         ids.push(w.add_client(client::Config::new(

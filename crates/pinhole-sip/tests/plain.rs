@@ -8,9 +8,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use pinhole_core::alg::live::{LiveMpr, NoSockets};
 use pinhole_core::mpr;
 use pinhole_core::wire::Protocol;
-use pinhole_sip::proxy::{MprProxy, MprProxyConfig};
+use pinhole_sip::alg::{Mpr, MprConfig};
 use pinhole_sip::{HeaderName, Message, name_addrs};
 use pinhole_testkit::{FirewallConfig, World};
 
@@ -47,9 +48,9 @@ fn world() -> World {
     let internet = w.internet;
     w.add_host(internet, ip("192.0.2.5"), "SoftSwitch");
     w.add_host(internet, ip("192.0.2.66"), "X");
-    let mut pc = MprProxyConfig::new(a(MPR), 4);
+    let mut pc = MprConfig::new(a(MPR), 4);
     pc.registrar = Some(a(SOFTSWITCH));
-    w.set_mpr_alg(a(MPR), Box::new(MprProxy::new(pc)));
+    w.set_mpr_alg(a(MPR), Box::new(Mpr::new(pc)));
     w
 }
 
@@ -431,22 +432,22 @@ mod hostile {
             n.domains.push("corp1.example".into());
             mc.networks.push(n);
             let mut engine = mpr::Engine::new(mc, now).unwrap();
-            let mut pc = MprProxyConfig::new(a(MPR), 9);
+            let mut pc = MprConfig::new(a(MPR), 9);
             pc.registrar = Some(a(SOFTSWITCH));
-            let mut proxy = MprProxy::new(pc);
+            let mut proxy = Mpr::new(pc);
             let sources = [a(A), a(SOFTSWITCH), a("192.0.2.66:5060"), a("198.51.100.1:20000")];
             let reg = register(A, "alice", "corp1.example", 1);
-            proxy.handle_datagram(now, &mut engine, Receive { local: a(MPR), remote: a(A), bytes: &reg });
+            proxy.handle_datagram(now, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive { local: a(MPR), remote: a(A), bytes: &reg });
             let forwarded = proxy.poll_transmit().unwrap().payload;
             let seeds = seeds(&forwarded);
             // Unmutated, the 200 binds alice: the mutations start from there.
-            let mut probe = MprProxy::new({
-                let mut pc = MprProxyConfig::new(a(MPR), 9);
+            let mut probe = Mpr::new({
+                let mut pc = MprConfig::new(a(MPR), 9);
                 pc.registrar = Some(a(SOFTSWITCH));
                 pc
             });
-            probe.handle_datagram(now, &mut engine, Receive { local: a(MPR), remote: a(A), bytes: &reg });
-            probe.handle_datagram(now, &mut engine, Receive { local: a(MPR), remote: a(SOFTSWITCH), bytes: &seeds[1] });
+            probe.handle_datagram(now, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive { local: a(MPR), remote: a(A), bytes: &reg });
+            probe.handle_datagram(now, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive { local: a(MPR), remote: a(SOFTSWITCH), bytes: &seeds[1] });
             prop_assert_eq!(probe.bindings(now), 1);
             for (i, (pick, src, edits)) in steps.into_iter().enumerate() {
                 let mut m = seeds[pick].clone();
@@ -455,8 +456,8 @@ mod hostile {
                     m[at] = b;
                 }
                 let t = now + Duration::from_secs(i as u64 * 20);
-                proxy.handle_datagram(t, &mut engine, Receive { local: a(MPR), remote: sources[src], bytes: &m });
-                proxy.handle_timeout(t, &mut engine);
+                proxy.handle_datagram(t, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive { local: a(MPR), remote: sources[src], bytes: &m });
+                proxy.handle_timeout(t, &mut LiveMpr::new(&mut engine, &mut NoSockets));
                 while let Some(out) = proxy.poll_transmit() {
                     prop_assert!(
                         out.payload == b"\r\n" || Message::parse(&out.payload).is_ok(),

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use pinhole_core::alg::live::{LiveClient, LiveMpr, NoSockets, Relay};
 use pinhole_core::alg::{ClientSignaling, MprSignaling};
 use pinhole_core::client;
 use pinhole_core::mpr;
@@ -73,8 +74,21 @@ struct SimRelay {
     counters: RelayCounters,
 }
 
+/// The simulated relay opens every leg at once; the simulated clients need
+/// no media sockets bound (the network delivers to any address).
+impl Relay for SimRelay {
+    fn apply(&mut self, c: RelayCommand) -> std::io::Result<()> {
+        self.carry_out(c);
+        Ok(())
+    }
+
+    fn bind(&mut self, _local: SocketAddr) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl SimRelay {
-    fn apply(&mut self, c: RelayCommand) {
+    fn carry_out(&mut self, c: RelayCommand) {
         match c {
             RelayCommand::OpenLeg { leg, rtp, rtcp } => {
                 self.by_local.insert(rtp, (leg, 0));
@@ -391,7 +405,7 @@ impl World {
             self.mpr.handle_timeout(now);
             for (_, alg) in &mut self.mpr_algs {
                 if alg.poll_timeout().is_some_and(|t| t <= now) {
-                    alg.handle_timeout(now, &mut self.mpr);
+                    alg.handle_timeout(now, &mut LiveMpr::new(&mut self.mpr, &mut self.relay));
                 }
             }
             for c in &mut self.clients {
@@ -399,7 +413,7 @@ impl World {
                 if let Some(alg) = &mut c.alg
                     && alg.poll_timeout().is_some_and(|t| t <= now)
                 {
-                    alg.handle_timeout(now, &mut c.engine);
+                    alg.handle_timeout(now, &mut LiveClient::new(&mut c.engine, &mut NoSockets));
                 }
             }
             self.drain();
@@ -469,7 +483,7 @@ impl World {
             });
         }
         while let Some(c) = self.mpr.poll_command() {
-            self.relay.apply(c);
+            self.relay.carry_out(c);
         }
         while let Some(e) = self.mpr.poll_event() {
             self.mpr_events.push(e);
@@ -506,7 +520,11 @@ impl World {
                 while let Some(e) = c.engine.poll_event() {
                     moved += 1;
                     if let Some(alg) = &mut c.alg {
-                        alg.handle_event(now, &mut c.engine, &e);
+                        alg.handle_event(
+                            now,
+                            &mut LiveClient::new(&mut c.engine, &mut NoSockets),
+                            &e,
+                        );
                     }
                     c.events.push(e);
                 }
@@ -541,7 +559,7 @@ impl World {
         {
             alg.handle_datagram(
                 now,
-                &mut self.mpr,
+                &mut LiveMpr::new(&mut self.mpr, &mut self.relay),
                 Receive {
                     local: d.dst,
                     remote: d.src,
@@ -596,7 +614,7 @@ impl World {
                 c.engine.handle_traffic(now, d.dst);
                 alg.handle_datagram(
                     now,
-                    &mut c.engine,
+                    &mut LiveClient::new(&mut c.engine, &mut NoSockets),
                     Receive {
                         local: d.dst,
                         remote: d.src,

@@ -15,9 +15,9 @@ use pinhole_core::client::{self, CmphMode};
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
-use pinhole_mgcp::proxy::{ApsMgcpConfig, MprMgcpConfig};
+use pinhole_mgcp::alg as mgcp_alg;
 use pinhole_net::relay::RelayConfig;
-use pinhole_sip::proxy::{ApsProxyConfig, MprProxyConfig};
+use pinhole_sip::alg as sip_alg;
 use serde::Deserialize;
 
 /// A configuration value that is wrong: the key and why.
@@ -341,9 +341,9 @@ pub(crate) struct MprSettings {
     /// The metrics endpoint.
     pub(crate) metrics: Option<SocketAddr>,
     /// The SIP proxy, when enabled.
-    pub(crate) sip: Option<MprProxyConfig>,
+    pub(crate) sip: Option<sip_alg::MprConfig>,
     /// The MGCP ALG, when enabled.
-    pub(crate) mgcp: Option<MprMgcpConfig>,
+    pub(crate) mgcp: Option<mgcp_alg::MprConfig>,
 }
 
 fn secs(key: &str, v: u64) -> Result<Duration, Invalid> {
@@ -476,7 +476,7 @@ impl MprFile {
                 return Err(invalid("sip.registrar", "must be an address and port"));
             }
             let secret = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default()) ^ 0x5349_5021;
-            let mut c = MprProxyConfig::new(controls[0], secret);
+            let mut c = sip_alg::MprConfig::new(controls[0], secret);
             c.outbound_proxy = self.sip.outbound_proxy;
             c.registrar = self.sip.registrar;
             c.max_dialogs = self.sip.max_dialogs;
@@ -499,7 +499,7 @@ impl MprFile {
         &self,
         sip_on: bool,
         seed: &[u8; 32],
-    ) -> Result<Option<MprMgcpConfig>, Invalid> {
+    ) -> Result<Option<mgcp_alg::MprConfig>, Invalid> {
         let m = &self.mgcp;
         if !m.enabled {
             return Ok(None);
@@ -529,7 +529,7 @@ impl MprFile {
                 return Err(invalid(key, "must be 1 to 10000000"));
             }
         }
-        let mut c = MprMgcpConfig::new(SocketAddr::new(self.relay_ip, m.port));
+        let mut c = mgcp_alg::MprConfig::new(SocketAddr::new(self.relay_ip, m.port));
         c.call_agent = m.call_agent;
         c.max_calls = m.max_calls;
         c.max_transactions = m.max_transactions;
@@ -678,9 +678,9 @@ pub(crate) struct ApsSettings {
     /// The metrics endpoint.
     pub(crate) metrics: Option<SocketAddr>,
     /// The SIP proxy, for `protocol = "sip"`.
-    pub(crate) sip: Option<ApsProxyConfig>,
+    pub(crate) sip: Option<sip_alg::ApsConfig>,
     /// The MGCP ALG, for `protocol = "mgcp"`.
-    pub(crate) mgcp: Option<ApsMgcpConfig>,
+    pub(crate) mgcp: Option<mgcp_alg::ApsConfig>,
 }
 
 impl ApsFile {
@@ -757,7 +757,7 @@ impl ApsFile {
         })
     }
 
-    fn mgcp_settings(&self, seed: [u8; 32]) -> Result<ApsMgcpConfig, Invalid> {
+    fn mgcp_settings(&self, seed: [u8; 32]) -> Result<mgcp_alg::ApsConfig, Invalid> {
         let m = &self.mgcp;
         let media_ip = m.media_ip.unwrap_or(self.signaling.ip());
         if media_ip.is_unspecified() || media_ip.is_multicast() {
@@ -790,13 +790,13 @@ impl ApsFile {
         }
         let mut seed = seed;
         seed[0] ^= 0x3c;
-        let mut c = ApsMgcpConfig::new(self.signaling, media_ip, range, seed);
+        let mut c = mgcp_alg::ApsConfig::new(self.signaling, media_ip, range, seed);
         c.gateways = gateways;
         c.max_connections = m.max_connections;
         Ok(c)
     }
 
-    fn sip_settings(&self, seed: [u8; 32]) -> Result<ApsProxyConfig, Invalid> {
+    fn sip_settings(&self, seed: [u8; 32]) -> Result<sip_alg::ApsConfig, Invalid> {
         let sip = &self.sip;
         let media_ip = sip.media_ip.unwrap_or(self.signaling.ip());
         if media_ip.is_unspecified() || media_ip.is_multicast() {
@@ -816,7 +816,7 @@ impl ApsFile {
         }
         let mut seed = seed;
         seed[0] ^= 0x5a;
-        let mut c = ApsProxyConfig::new(self.signaling, media_ip, range, seed);
+        let mut c = sip_alg::ApsConfig::new(self.signaling, media_ip, range, seed);
         c.inside_default = sip.inside_default;
         c.max_dialogs = sip.max_dialogs;
         Ok(c)

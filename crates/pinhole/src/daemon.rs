@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use pinhole_core::{client, mpr};
-use pinhole_mgcp::proxy::{ApsMgcp, MprMgcp};
+use pinhole_mgcp::alg as mgcp_alg;
 use pinhole_net::driver::{Direct, client as client_driver, mpr as mpr_driver};
 use pinhole_net::relay::Relay;
-use pinhole_sip::proxy::{ApsProxy, MprProxy};
+use pinhole_sip::alg as sip_alg;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
@@ -89,11 +89,17 @@ pub(crate) async fn run_mpr(path: &Path) -> Result<()> {
     let mut algs = Vec::new();
     if let Some(c) = s.sip {
         tracing::info!(sip = %c.local, outbound_proxy = ?c.outbound_proxy, "SIP proxy on");
-        algs.push(mpr_driver::MprAlg::new(c.local, Box::new(MprProxy::new(c))));
+        algs.push(mpr_driver::MprAlg::new(
+            c.local,
+            Box::new(sip_alg::Mpr::new(c)),
+        ));
     }
     if let Some(c) = s.mgcp {
         tracing::info!(mgcp = %c.local, call_agent = ?c.call_agent, "MGCP ALG on");
-        algs.push(mpr_driver::MprAlg::new(c.local, Box::new(MprMgcp::new(c))));
+        algs.push(mpr_driver::MprAlg::new(
+            c.local,
+            Box::new(mgcp_alg::Mpr::new(c)),
+        ));
     }
     let (handle, mut out) = mpr_driver::spawn_with(engine, controls, relay, relay_events, algs)?;
     let metrics = match s.metrics {
@@ -160,11 +166,11 @@ pub(crate) async fn run_aps(path: &Path) -> Result<()> {
     let alg: Option<Box<dyn pinhole_core::alg::ClientSignaling>> = match (s.sip, s.mgcp) {
         (Some(c), _) => {
             tracing::info!(media_ip = %c.media_ip, inside_default = ?c.inside_default, "SIP proxy on");
-            Some(Box::new(ApsProxy::new(c)))
+            Some(Box::new(sip_alg::Aps::new(c)))
         }
         (None, Some(c)) => {
             tracing::info!(media_ip = %c.media_ip, gateways = ?c.gateways, "MGCP ALG on");
-            Some(Box::new(ApsMgcp::new(c)))
+            Some(Box::new(mgcp_alg::Aps::new(c)))
         }
         (None, None) => None,
     };

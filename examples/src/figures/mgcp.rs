@@ -1,10 +1,10 @@
 //! Figs. 9 and 10: an MGCP call agent on the public side ([`CallAgent`])
 //! connects gateway A in corp1 and gateway B in corp2 through the MPR's
-//! [`MprMgcp`]; RTP flows both ways; the call agent deletes both
+//! [`Mpr`]; RTP flows both ways; the call agent deletes both
 //! connections.
 //!
 //! - **Fig. 9**: plain gateways ([`Gateway`]) behind an APS each
-//!   ([`ApsMgcp`]), which stands in for the call agent inside (the
+//!   ([`Aps`]), which stands in for the call agent inside (the
 //!   gateways' RSIP goes to it: step 805) and opens the media pinholes.
 //! - **Fig. 10**: smart gateways ([`SmartGateway`]), each on a client
 //!   engine of its own, no APS.
@@ -17,9 +17,7 @@ use pinhole_core::client;
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
-use pinhole_mgcp::proxy::{
-    ApsMgcp, ApsMgcpConfig, MprMgcp, MprMgcpConfig, SmartGateway, SmartGatewayConfig,
-};
+use pinhole_mgcp::alg::{Aps, ApsConfig, Mpr, MprConfig, SmartGateway, SmartGatewayConfig};
 use pinhole_testkit::{FirewallConfig, World, base_instant};
 
 use super::{FW1, FW2, Figure, FigureRun, MPR_IP, PACKETS, Step, TICK, ip, ladder_of, sa, step};
@@ -194,9 +192,9 @@ fn world(seed: u64) -> (World, [pinhole_testkit::ZoneId; 2]) {
     w.add_host(c2.zone, ip("10.2.0.10"), "B");
     let internet = w.internet;
     w.add_host(internet, sa(CA).ip(), "CA");
-    let mut mc = MprMgcpConfig::new(sa(MPR_MGCP));
+    let mut mc = MprConfig::new(sa(MPR_MGCP));
     mc.call_agent = Some(sa(CA));
-    w.set_mpr_alg(sa(MPR_MGCP), Box::new(MprMgcp::new(mc)));
+    w.set_mpr_alg(sa(MPR_MGCP), Box::new(Mpr::new(mc)));
     (w, [c1.zone, c2.zone])
 }
 
@@ -227,14 +225,14 @@ pub fn fig9() -> Result<FigureRun> {
         w.add_host(zone, sa(aps).ip(), if i == 0 { "APS1" } else { "APS2" });
         let id = w.add_client(client_config(net, sa(aps), seed));
         let mgcp = SocketAddr::new(ip(gw_ip), 2427);
-        let mut pc = ApsMgcpConfig::new(
+        let mut pc = ApsConfig::new(
             sa(aps),
             sa(aps).ip(),
             PortRange::new(20_000, 20_999)?,
             [seed; 32],
         );
         pc.gateways.push((domain.to_owned(), mgcp));
-        w.set_client_alg(id, Box::new(ApsMgcp::new(pc)));
+        w.set_client_alg(id, Box::new(Aps::new(pc)));
         let media = SocketAddr::new(ip(gw_ip), 4000);
         let mut gc = GwConfig::new(domain, media);
         gc.call_agent = Some(sa(aps));

@@ -7,8 +7,8 @@
 //! - **Fig. 9** (MGCP, an APS in each network) and **Fig. 10** (MGCP, smart
 //!   gateways, no APS): see [`fig9`] and [`fig10`].
 //! - **Fig. 11** (an APS in each network): plain phones A and B send their
-//!   SIP to APS1 and APS2 ([`pinhole_sip::proxy::ApsProxy`]), which open
-//!   the media pinholes; the MPR runs [`MprProxy`].
+//!   SIP to APS1 and APS2 ([`pinhole_sip::alg::Aps`]), which open
+//!   the media pinholes; the MPR runs [`Mpr`].
 //! - **Fig. 12** (no APS): A and B are smart terminals, each a client
 //!   engine of its own; they open their media pinholes themselves and send
 //!   their SIP straight to the MPR.
@@ -28,7 +28,7 @@ use pinhole_core::client::{self, Event, PinholeId};
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
-use pinhole_sip::proxy::{ApsProxy, ApsProxyConfig, MprProxy, MprProxyConfig};
+use pinhole_sip::alg::{Aps, ApsConfig, Mpr, MprConfig};
 use pinhole_testkit::{ClientId, FirewallConfig, World, base_instant};
 
 use crate::rtp::{self, Tally};
@@ -475,21 +475,21 @@ pub fn fig11() -> Result<FigureRun> {
     w.add_host(c2.zone, ip("10.2.0.10"), "B");
     w.set_mpr_alg(
         sa(MPR_SIP),
-        Box::new(MprProxy::new(MprProxyConfig::new(sa(MPR_SIP), 11))),
+        Box::new(Mpr::new(MprConfig::new(sa(MPR_SIP), 11))),
     );
     for (net, aps, aps_ip, phone, seed) in [
         ("corp1", "10.1.0.2:5060", "10.1.0.2", "10.1.0.10:5060", 3u8),
         ("corp2", "10.2.0.2:5060", "10.2.0.2", "10.2.0.10:5060", 4u8),
     ] {
         let id = w.add_client(client_config(net, sa(aps), seed));
-        let mut pc = ApsProxyConfig::new(
+        let mut pc = ApsConfig::new(
             sa(aps),
             ip(aps_ip),
             PortRange::new(20_000, 20_999)?,
             [seed; 32],
         );
         pc.inside_default = Some(sa(phone));
-        w.set_client_alg(id, Box::new(ApsProxy::new(pc)));
+        w.set_client_alg(id, Box::new(Aps::new(pc)));
     }
     let names = [
         ("10.1.0.2", "APS1"),
@@ -538,7 +538,7 @@ pub fn fig12() -> Result<FigureRun> {
     w.add_host(c2.zone, ip("10.2.0.10"), "B");
     w.set_mpr_alg(
         sa(MPR_SIP),
-        Box::new(MprProxy::new(MprProxyConfig::new(sa(MPR_SIP), 12))),
+        Box::new(Mpr::new(MprConfig::new(sa(MPR_SIP), 12))),
     );
     let a = w.add_client(client_config("corp1", sa("10.1.0.10:5060"), 5));
     let b = w.add_client(client_config("corp2", sa("10.2.0.10:5060"), 6));

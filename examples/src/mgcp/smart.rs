@@ -1,5 +1,5 @@
 //! The smart MGCP gateway of Fig. 10 (no APS) on real sockets:
-//! [`pinhole_mgcp::proxy::SmartGateway`] as the signaling ALG of
+//! [`pinhole_mgcp::alg::SmartGateway`] as the signaling ALG of
 //! `pinhole-net`'s client driver. The engine registers the MGCP socket with
 //! the MPR's MGCP control port; the call agent's commands arrive through
 //! that signaling pinhole and the gateway opens a media pinhole with CMPH
@@ -15,12 +15,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use pinhole_core::alg::{ClientContext, ClientSignaling, Counters};
+use pinhole_core::alg::{ClientContext, ClientSignaling, Counters, Outbox};
 use pinhole_core::client::{self, Event};
 use pinhole_core::ports::PortRange;
-use pinhole_core::types::{Receive, Transmit};
+use pinhole_core::types::Receive;
 use pinhole_core::wire::Protocol;
-use pinhole_mgcp::proxy::{Connection, SmartGateway, SmartGatewayConfig, Stats};
+use pinhole_mgcp::alg::{Connection, SmartGateway, SmartGatewayConfig, Stats};
 use pinhole_net::driver::SharedRouter;
 use pinhole_net::driver::client::{self as driver, ClientHandle, ClientOutputs, Media};
 use pinhole_net::relay::{Relay, RelayConfig};
@@ -53,7 +53,8 @@ pub struct SmartGwConfig {
 }
 
 /// The ALG shared between the driver (which runs it) and the application
-/// (which reads its connections).
+/// (which reads its connections). The driver polls this wrapper's own
+/// outbox, filled from the gateway's after every call.
 #[derive(Clone)]
 struct Shared(Arc<Mutex<SmartGateway>>);
 
@@ -65,7 +66,27 @@ impl Shared {
     }
 }
 
-impl ClientSignaling for Shared {
+/// The driver's side of [`Shared`]: the gateway and what it queued.
+struct Driven {
+    gw: Shared,
+    out: Outbox,
+}
+
+impl Driven {
+    /// Moves what the gateway queued into our outbox.
+    fn pump(&mut self) {
+        let mut gw = self.gw.lock();
+        while let Some(t) = gw.poll_transmit() {
+            self.out.send(t);
+        }
+        while let Some(e) = gw.poll_event() {
+            self.out.event(e);
+        }
+        self.out.set_sweep(gw.poll_timeout());
+    }
+}
+
+impl ClientSignaling for Driven {
     fn protocol(&self) -> Protocol {
         Protocol::Mgcp
     }
@@ -76,27 +97,30 @@ impl ClientSignaling for Shared {
         ctx: &mut dyn ClientContext,
         rx: Receive<'_>,
     ) {
-        self.lock().handle_datagram(now, ctx, rx);
+        self.gw.lock().handle_datagram(now, ctx, rx);
+        self.pump();
     }
 
     fn handle_event(&mut self, now: std::time::Instant, ctx: &mut dyn ClientContext, ev: &Event) {
-        self.lock().handle_event(now, ctx, ev);
+        self.gw.lock().handle_event(now, ctx, ev);
+        self.pump();
     }
 
-    fn handle_timeout(&mut self, now: std::time::Instant, ctx: &mut dyn ClientContext) {
-        self.lock().handle_timeout(now, ctx);
-    }
-
-    fn poll_timeout(&self) -> Option<std::time::Instant> {
-        self.lock().poll_timeout()
-    }
-
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.lock().poll_transmit()
+    fn sweep(&mut self, now: std::time::Instant, ctx: &mut dyn ClientContext) {
+        self.gw.lock().handle_timeout(now, ctx);
+        self.pump();
     }
 
     fn counters(&self) -> Counters {
-        self.lock().counters()
+        self.gw.lock().counters()
+    }
+
+    fn outbox(&self) -> &Outbox {
+        &self.out
+    }
+
+    fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.out
     }
 }
 
@@ -156,7 +180,10 @@ impl SmartGw {
             relay,
             relay_events,
             router,
-            Some(Box::new(gw.clone())),
+            Some(Box::new(Driven {
+                gw: gw.clone(),
+                out: Outbox::new(),
+            })),
         )?;
         Ok(Self {
             gw,

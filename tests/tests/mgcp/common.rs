@@ -1,5 +1,5 @@
-//! The MGCP bed: the MPR driver with [`MprMgcp`] on its control socket,
-//! firewall simulators, APS client drivers with [`ApsMgcp`], gateways in
+//! The MGCP bed: the MPR driver with [`mgcp::Mpr`] on its control socket,
+//! firewall simulators, APS client drivers with [`mgcp::Aps`], gateways in
 //! tokio tasks, and the call agent on the public side.
 //!
 //! Addresses (used by no other test): the MPR on 127.0.0.50; the
@@ -22,7 +22,7 @@ use pinhole_core::wire::Protocol;
 use pinhole_examples::mgcp::ca::{CaEvent, CallAgent};
 use pinhole_examples::mgcp::gw::Gateway;
 use pinhole_examples::rtp::{self, Tally};
-use pinhole_mgcp::proxy::{ApsMgcp, ApsMgcpConfig, MprMgcp, MprMgcpConfig};
+use pinhole_mgcp::alg::{self as mgcp, ApsConfig, MprConfig};
 use pinhole_net::driver::mpr::MprAlg;
 use pinhole_net::driver::{
     Router, SharedRouter, SimRouter, client as client_driver, mpr as mpr_driver,
@@ -124,14 +124,14 @@ impl Mpr {
             workers: 1,
             ..RelayConfig::default()
         })?;
-        let mut mc = MprMgcpConfig::new(control_addr);
+        let mut mc = MprConfig::new(control_addr);
         mc.call_agent = Some(ca);
         let (handle, out) = mpr_driver::spawn_with(
             engine,
             vec![Arc::new(control)],
             relay,
             relay_events,
-            vec![MprAlg::new(control_addr, Box::new(MprMgcp::new(mc)))],
+            vec![MprAlg::new(control_addr, Box::new(mgcp::Mpr::new(mc)))],
         )?;
         Ok(Self {
             handle,
@@ -191,7 +191,7 @@ impl Aps {
             workers: 1,
             ..RelayConfig::default()
         })?;
-        let mut ac = ApsMgcpConfig::new(
+        let mut ac = ApsConfig::new(
             sig_addr,
             ip(corp.inside),
             PortRange::new(ports.0, ports.1)?,
@@ -204,7 +204,7 @@ impl Aps {
             relay,
             relay_events,
             Lan::shared(sim, ip(corp.inside)),
-            Some(Box::new(ApsMgcp::new(ac))),
+            Some(Box::new(mgcp::Aps::new(ac))),
         )?;
         let until = Instant::now() + WAIT;
         while handle.registered_pinhole().await?.is_none() {

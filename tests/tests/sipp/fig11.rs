@@ -24,7 +24,7 @@ use pinhole_net::driver::mpr::MprAlg;
 use pinhole_net::driver::{SimRouter, client as client_driver, mpr as mpr_driver};
 use pinhole_net::firewall::{FirewallSim, SimConfig};
 use pinhole_net::relay::{Relay, RelayConfig};
-use pinhole_sip::proxy::{ApsProxy, ApsProxyConfig, MprProxy, MprProxyConfig};
+use pinhole_sip::alg::{Aps, ApsConfig, Mpr, MprConfig};
 use pinhole_tests::sipp::sip::SipMessage;
 use pinhole_tests::sipp::{Keys, Sipp, scenario, sipp_or_skip};
 
@@ -132,7 +132,7 @@ pub(crate) fn bed_with(c: BedConfig, callee: SocketAddr) -> Result<Bed, Box<dyn 
         }
         let engine = mpr::Engine::new(cfg, Instant::now())?;
         let (relay, relay_events) = Relay::start(RelayConfig::default())?;
-        let proxy = MprProxy::new(MprProxyConfig::new(control_addr, u64::from(base)));
+        let proxy = Mpr::new(MprConfig::new(control_addr, u64::from(base)));
         let (mpr, mpr_out) = mpr_driver::spawn_with(
             engine,
             vec![Arc::new(control)],
@@ -165,7 +165,7 @@ pub(crate) fn bed_with(c: BedConfig, callee: SocketAddr) -> Result<Bed, Box<dyn 
             let (relay, relay_events) = Relay::start(RelayConfig::default())?;
             let first = base + c.mpr_ports + c.aps_ports * i as u16;
             let media_ip = c.media_ips.and_then(|m| m.get(i).copied()).unwrap_or(ip);
-            let mut pc = ApsProxyConfig::new(
+            let mut pc = ApsConfig::new(
                 sig_addr,
                 media_ip,
                 PortRange::new(first, first + c.aps_ports - 1)?,
@@ -182,7 +182,7 @@ pub(crate) fn bed_with(c: BedConfig, callee: SocketAddr) -> Result<Bed, Box<dyn 
                 relay,
                 relay_events,
                 router,
-                Some(Box::new(ApsProxy::new(pc))),
+                Some(Box::new(Aps::new(pc))),
             )?;
             aps.push((h, out));
         }

@@ -24,7 +24,7 @@ use pinhole_core::wire::Protocol;
 use pinhole_net::driver::mpr::{self as mpr_driver, MprAlg};
 use pinhole_net::firewall::{FirewallSim, SimConfig};
 use pinhole_net::relay::{Relay, RelayConfig};
-use pinhole_sip::proxy::{MprProxy, MprProxyConfig};
+use pinhole_sip::alg::{Mpr, MprConfig};
 use pinhole_sip::{HeaderName, Message};
 use pinhole_tests::sipp::{Keys, Sipp, scenario, sipp_or_skip};
 
@@ -133,14 +133,14 @@ fn plain_sipp_phones_register_through_the_mpr_and_call_with_latched_media() -> T
         }
         let engine = mpr::Engine::new(cfg, Instant::now())?;
         let (relay, relay_events) = Relay::start(RelayConfig::default())?;
-        let mut pc = MprProxyConfig::new(control_addr, 38);
+        let mut pc = MprConfig::new(control_addr, 38);
         pc.registrar = Some(ss_addr);
         let (mpr, out) = mpr_driver::spawn_with(
             engine,
             vec![Arc::new(control)],
             relay,
             relay_events,
-            vec![MprAlg::new(control_addr, Box::new(MprProxy::new(pc)))],
+            vec![MprAlg::new(control_addr, Box::new(Mpr::new(pc)))],
         )?;
         Ok::<_, Box<dyn Error>>((mpr, out, control_addr, sims, switch))
     })?;

@@ -9,11 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pinhole_core::alg::live::LiveClient;
 use pinhole_core::alg::{AlgCounters, ClientContext, ClientSignaling};
 use pinhole_core::client::{ClientError, Engine, Event, PinholeId, PinholeRequest, Stats};
 use pinhole_core::relay::RelayCommand;
 use pinhole_core::types::Receive;
-use pinhole_core::wire::{self, RtcpMode};
+use pinhole_core::wire;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -246,53 +247,6 @@ struct Driver {
     alg: Option<Box<dyn ClientSignaling>>,
 }
 
-/// What the ALG sees of the client: the engine, with media sockets bound
-/// before a CMPH leaves from them.
-struct Ctx<'a> {
-    engine: &'a mut Engine,
-    relay: &'a Relay,
-}
-
-impl ClientContext for Ctx<'_> {
-    fn open_pinhole(
-        &mut self,
-        now: std::time::Instant,
-        req: PinholeRequest,
-    ) -> Result<PinholeId, ClientError> {
-        bind_media(self.relay, &req);
-        self.engine.open_pinhole(now, req)
-    }
-
-    fn close_pinhole(&mut self, id: PinholeId) -> Result<(), ClientError> {
-        self.engine.close_pinhole(id)
-    }
-
-    fn registered_pinhole(&self) -> Option<SocketAddr> {
-        self.engine.registered_pinhole()
-    }
-
-    fn mpr(&self) -> SocketAddr {
-        self.engine.config().mpr
-    }
-
-    fn signaling(&self) -> SocketAddr {
-        self.engine.config().signaling
-    }
-}
-
-/// The media socket must exist before the CMPH leaves from it. A failure
-/// is logged; the pinhole then fails on its own (no response arrives).
-fn bind_media(relay: &Relay, req: &PinholeRequest) {
-    let mut r = relay.bind(req.local);
-    if r.is_ok() && req.rtcp == RtcpMode::Pair {
-        let rtcp = SocketAddr::new(req.local.ip(), req.local.port().wrapping_add(1));
-        r = relay.bind(rtcp);
-    }
-    if let Err(e) = r {
-        tracing::error!(local = %req.local, error = %e, "cannot bind the media socket");
-    }
-}
-
 /// A shutdown in progress: its deadline and who waits for it.
 struct Stopping {
     deadline: tokio::time::Instant,
@@ -344,7 +298,7 @@ impl Driver {
                     if wire::is_control(&payload) {
                         let _ = self.engine.handle_datagram(now(), Receive { local: self.local, remote, bytes: &payload });
                     } else if let Some(alg) = &mut self.alg {
-                        let mut ctx = Ctx { engine: &mut self.engine, relay: &self.relay };
+                        let mut ctx = LiveClient::new(&mut self.engine, &mut self.relay);
                         alg.handle_datagram(now(), &mut ctx, Receive { local: self.local, remote, bytes: &payload });
                     } else if self.app.try_send(Signaling { local: self.local, remote, payload }).is_err() {
                         tracing::warn!(%remote, "signaling queue full: datagram dropped");
@@ -357,7 +311,7 @@ impl Driver {
                     if let Some(alg) = &mut self.alg
                         && alg.poll_timeout().is_some_and(|t| t <= now)
                     {
-                        let mut ctx = Ctx { engine: &mut self.engine, relay: &self.relay };
+                        let mut ctx = LiveClient::new(&mut self.engine, &mut self.relay);
                         alg.handle_timeout(now, &mut ctx);
                     }
                 }
@@ -421,8 +375,8 @@ impl Driver {
     async fn command(&mut self, c: Cmd) {
         match c {
             Cmd::Open(req, reply) => {
-                bind_media(&self.relay, &req);
-                let _ = reply.send(self.engine.open_pinhole(now(), req));
+                let mut ctx = LiveClient::new(&mut self.engine, &mut self.relay);
+                let _ = reply.send(ctx.open_pinhole(now(), req));
             }
             Cmd::Close(id, reply) => {
                 let _ = reply.send(self.engine.close_pinhole(id));
@@ -521,10 +475,7 @@ impl Driver {
             moved += 1;
             self.deregistered |= e == Event::Deregistered;
             if let Some(alg) = &mut self.alg {
-                let mut ctx = Ctx {
-                    engine: &mut self.engine,
-                    relay: &self.relay,
-                };
+                let mut ctx = LiveClient::new(&mut self.engine, &mut self.relay);
                 alg.handle_event(now(), &mut ctx, &e);
             }
             if self.events.try_send(e).is_err() {

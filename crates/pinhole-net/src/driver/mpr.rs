@@ -6,11 +6,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use pinhole_core::alg::live::{LiveMpr, apply_commands};
 use pinhole_core::alg::{AlgCounters, MprContext, MprSignaling};
 use pinhole_core::intent::IntentKind;
 use pinhole_core::intent::{MediaEndpoint, MediaIntent, MediaPlan, Origin};
 use pinhole_core::mpr::{Engine, Event, IntentError, Route, Stats};
-use pinhole_core::relay::{RelayCommand, RelayReport};
 use pinhole_core::types::{CallKey, Receive, Side};
 use pinhole_core::wire::{self, Protocol};
 use tokio::net::UdpSocket;
@@ -248,90 +248,6 @@ struct Driver {
     algs: Vec<MprAlg>,
 }
 
-/// What the ALG sees of the MPR: the engine, with the relay carrying out
-/// its commands before a plan is returned.
-struct Ctx<'a> {
-    engine: &'a mut Engine,
-    relay: &'a Relay,
-}
-
-impl MprContext for Ctx<'_> {
-    fn plan(
-        &mut self,
-        now: std::time::Instant,
-        call: &CallKey,
-        intent: &MediaIntent<'_>,
-    ) -> Result<MediaPlan, IntentError> {
-        plan(self.engine, self.relay, now, call, intent, None)
-    }
-
-    fn plan_latching(
-        &mut self,
-        now: std::time::Instant,
-        call: &CallKey,
-        intent: &MediaIntent<'_>,
-        latch_ip: std::net::IpAddr,
-    ) -> Result<MediaPlan, IntentError> {
-        plan(self.engine, self.relay, now, call, intent, Some(latch_ip))
-    }
-
-    fn network_for_pinhole(&self, protocol: Protocol, pinhole: SocketAddr) -> Option<String> {
-        self.engine
-            .network_for_pinhole(protocol, pinhole)
-            .map(str::to_owned)
-    }
-
-    fn network_for_domain(&self, domain: &str) -> Option<String> {
-        self.engine.network_for_domain(domain).map(str::to_owned)
-    }
-
-    fn route(&self, network: &str, protocol: Protocol) -> Option<Route> {
-        self.engine.route(network, protocol)
-    }
-}
-
-/// Plans an intent with the relay ports live before the plan is written
-/// into signaling. A port another process holds fails its leg; planning
-/// again gives that stream a new pair. `latch` is the sender's IP when the
-/// ALG vouches for a plain terminal ([`MprContext::plan_latching`]).
-fn plan(
-    engine: &mut Engine,
-    relay: &Relay,
-    now: std::time::Instant,
-    call: &CallKey,
-    intent: &MediaIntent<'_>,
-    latch: Option<std::net::IpAddr>,
-) -> Result<MediaPlan, IntentError> {
-    let once = |engine: &mut Engine| match latch {
-        Some(ip) => engine.handle_intent_latching(now, call, intent, ip),
-        None => engine.handle_intent(now, call, intent),
-    };
-    let mut plan = once(engine);
-    for _ in 0..3 {
-        if apply_commands(engine, relay) == 0 || plan.is_err() {
-            break;
-        }
-        plan = once(engine);
-    }
-    plan
-}
-
-/// Carries out the engine's relay commands; returns how many legs could
-/// not be opened (each reported back to the engine, which drops it).
-fn apply_commands(engine: &mut Engine, relay: &Relay) -> usize {
-    let mut failed = 0;
-    while let Some(c) = engine.poll_command() {
-        if let Err(e) = relay.apply(c) {
-            tracing::error!(command = ?c, error = %e, "relay command failed");
-            if let RelayCommand::OpenLeg { leg, .. } = c {
-                engine.handle_relay(now(), RelayReport::OpenFailed { leg });
-                failed += 1;
-            }
-        }
-    }
-    failed
-}
-
 impl Driver {
     async fn run(
         mut self,
@@ -356,7 +272,7 @@ impl Driver {
                     if wire::is_control(&payload) {
                         let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload });
                     } else if let Some(a) = self.algs.iter_mut().find(|a| a.at == local) {
-                        let mut ctx = Ctx { engine: &mut self.engine, relay: &self.relay };
+                        let mut ctx = LiveMpr::new(&mut self.engine, &mut self.relay);
                         a.alg.handle_datagram(now(), &mut ctx, Receive { local, remote, bytes: &payload });
                     } else if self.signaling.try_send(Signaling { local, remote, payload }).is_err() {
                         tracing::warn!(%local, %remote, "signaling queue full: datagram dropped");
@@ -375,7 +291,7 @@ impl Driver {
                     self.engine.handle_timeout(now);
                     for a in &mut self.algs {
                         if a.alg.poll_timeout().is_some_and(|t| t <= now) {
-                            let mut ctx = Ctx { engine: &mut self.engine, relay: &self.relay };
+                            let mut ctx = LiveMpr::new(&mut self.engine, &mut self.relay);
                             a.alg.handle_timeout(now, &mut ctx);
                         }
                     }
@@ -403,7 +319,8 @@ impl Driver {
                     toward,
                     endpoints: &i.endpoints,
                 };
-                let plan = plan(&mut self.engine, &self.relay, now(), &call, &intent, None);
+                let plan =
+                    LiveMpr::new(&mut self.engine, &mut self.relay).plan(now(), &call, &intent);
                 self.drain().await;
                 let _ = reply.send(plan);
             }
@@ -432,7 +349,7 @@ impl Driver {
 
     async fn drain(&mut self) {
         // The CloseLeg an open failure produces is applied in the next round.
-        while apply_commands(&mut self.engine, &self.relay) > 0 {}
+        while apply_commands(now(), &mut self.engine, &mut self.relay) > 0 {}
         while let Some(t) = self.engine.poll_transmit() {
             self.send(t.local, t.remote, &t.payload).await;
         }

@@ -304,6 +304,18 @@ fn invalid(what: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, what)
 }
 
+/// The engines' relay contract ([`pinhole_core::alg::live`]) over this
+/// relay: commands carried out at once, sockets bound on demand.
+impl pinhole_core::alg::live::Relay for Relay {
+    fn apply(&mut self, cmd: RelayCommand) -> io::Result<()> {
+        Self::apply(self, cmd)
+    }
+
+    fn bind(&mut self, local: SocketAddr) -> io::Result<()> {
+        Self::bind(self, local)
+    }
+}
+
 impl Relay {
     /// Starts the worker threads. Needs no tokio runtime; the receiver is a
     /// tokio channel so an async driver can await it.

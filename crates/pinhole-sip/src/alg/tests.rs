@@ -6,13 +6,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use pinhole_core::alg::live::{LiveClient, LiveMpr, NoSockets};
 use pinhole_core::client;
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
 use pinhole_testkit::{FirewallConfig, World};
 
-use super::{ApsProxy, ApsProxyConfig, MprProxy, MprProxyConfig};
+use super::{Aps, ApsConfig, Mpr, MprConfig};
 use crate::{HeaderName, Message, name_addrs};
 
 fn a(s: &str) -> SocketAddr {
@@ -56,10 +57,7 @@ fn fig11_with(cmph_mode: client::CmphMode) -> Fig11 {
     w.add_host(c1.zone, ip("10.1.0.10"), "A");
     w.add_host(c2.zone, ip("10.2.0.2"), "APS2");
     w.add_host(c2.zone, ip("10.2.0.10"), "B");
-    w.set_mpr_alg(
-        a(MPR),
-        Box::new(MprProxy::new(MprProxyConfig::new(a(MPR), 99))),
-    );
+    w.set_mpr_alg(a(MPR), Box::new(Mpr::new(MprConfig::new(a(MPR), 99))));
     for (net, sig, media, phone, seed) in [
         ("corp1", APS1, "10.1.0.2", PHONE_A, 3u8),
         ("corp2", APS2, "10.2.0.2", PHONE_B, 4u8),
@@ -74,14 +72,14 @@ fn fig11_with(cmph_mode: client::CmphMode) -> Fig11 {
         );
         cfg.cmph_mode = cmph_mode;
         let id = w.add_client(cfg);
-        let mut pc = ApsProxyConfig::new(
+        let mut pc = ApsConfig::new(
             a(sig),
             ip(media),
             PortRange::new(20_000, 20_999).unwrap(),
             [seed; 32],
         );
         pc.inside_default = Some(a(phone));
-        w.set_client_alg(id, Box::new(ApsProxy::new(pc)));
+        w.set_client_alg(id, Box::new(Aps::new(pc)));
     }
     w.run_for(Duration::from_secs(2));
     Fig11 { w }
@@ -372,7 +370,7 @@ mod hostile {
     use pinhole_core::types::Receive;
     use proptest::prelude::*;
 
-    fn engines() -> (MprProxy, mpr::Engine, ApsProxy, client::Engine) {
+    fn engines() -> (Mpr, mpr::Engine, Aps, client::Engine) {
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         let mut mc = mpr::Config::new(ip("203.0.113.10"), [1; 32]);
@@ -389,19 +387,14 @@ mod hostile {
             [2; 32],
         );
         let cl = client::Engine::new(cc, now).unwrap();
-        let mut pc = ApsProxyConfig::new(
+        let mut pc = ApsConfig::new(
             a(APS2),
             ip("10.2.0.2"),
             PortRange::new(20_000, 20_099).unwrap(),
             [3; 32],
         );
         pc.inside_default = Some(a(PHONE_B));
-        (
-            MprProxy::new(MprProxyConfig::new(a(MPR), 5)),
-            mpr,
-            ApsProxy::new(pc),
-            cl,
-        )
+        (Mpr::new(MprConfig::new(a(MPR), 5)), mpr, Aps::new(pc), cl)
     }
 
     fn feed(bytes: &[u8]) {
@@ -414,7 +407,7 @@ mod hostile {
         ] {
             mp.handle_datagram(
                 now,
-                &mut me,
+                &mut LiveMpr::new(&mut me, &mut NoSockets),
                 Receive {
                     local,
                     remote,
@@ -426,7 +419,7 @@ mod hostile {
         for remote in [a(MPR), a(PHONE_B)] {
             ap.handle_datagram(
                 now,
-                &mut ce,
+                &mut LiveClient::new(&mut ce, &mut NoSockets),
                 Receive {
                     local: a(APS2),
                     remote,
@@ -435,8 +428,14 @@ mod hostile {
             );
             while ap.poll_transmit().is_some() {}
         }
-        mp.handle_timeout(now + Duration::from_secs(3600), &mut me);
-        ap.handle_timeout(now + Duration::from_secs(3600), &mut ce);
+        mp.handle_timeout(
+            now + Duration::from_secs(3600),
+            &mut LiveMpr::new(&mut me, &mut NoSockets),
+        );
+        ap.handle_timeout(
+            now + Duration::from_secs(3600),
+            &mut LiveClient::new(&mut ce, &mut NoSockets),
+        );
     }
 
     proptest! {
@@ -471,7 +470,7 @@ mod hostile {
             Content-Length: 0\r\n\r\n";
         mp.handle_datagram(
             now,
-            &mut me,
+            &mut LiveMpr::new(&mut me, &mut NoSockets),
             Receive {
                 local: a(MPR),
                 remote: a("192.0.2.9:5060"),
@@ -482,7 +481,7 @@ mod hostile {
         assert_eq!(mp.stats().not_ours, 1);
         mp.handle_datagram(
             now,
-            &mut me,
+            &mut LiveMpr::new(&mut me, &mut NoSockets),
             Receive {
                 local: a(MPR),
                 remote: a("192.0.2.9:5060"),

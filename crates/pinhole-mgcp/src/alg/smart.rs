@@ -8,11 +8,11 @@
 //! application sends each connection's RTP from [`Connection::media`] to
 //! [`Connection::remote`], the relay address the call agent gave it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use pinhole_core::alg::{ClientContext, ClientSignaling, Counters};
+use pinhole_core::alg::{ClientContext, ClientSignaling, Counters, Outbox};
 use pinhole_core::client::{Event, PinholeId, PinholeRequest};
 use pinhole_core::ports::{Allocator, PortPair, PortRange};
 use pinhole_core::rng::Rng;
@@ -99,9 +99,8 @@ pub struct SmartGateway {
     waiting: HashMap<PinholeId, Waiting>,
     /// Answers by transaction id (`None` while the pinhole opens).
     answered: HashMap<u32, (Instant, Option<Vec<u8>>)>,
-    transmits: VecDeque<Transmit>,
+    out: Outbox,
     stats: Stats,
-    next_sweep: Option<Instant>,
 }
 
 impl SmartGateway {
@@ -118,9 +117,8 @@ impl SmartGateway {
             conns: HashMap::new(),
             waiting: HashMap::new(),
             answered: HashMap::new(),
-            transmits: VecDeque::new(),
+            out: Outbox::new(),
             stats: Stats::default(),
-            next_sweep: None,
         }
     }
 
@@ -149,7 +147,7 @@ impl SmartGateway {
     ) {
         self.answered.insert(txid, (now, Some(bytes.clone())));
         self.stats.forwarded += 1;
-        self.transmits.push_back(Transmit {
+        self.out.send(Transmit {
             local: from,
             remote: to,
             payload: bytes,
@@ -375,9 +373,7 @@ impl SmartGateway {
 
     fn arm_sweep(&mut self, now: Instant) {
         let at = now + Duration::from_secs(1);
-        if self.next_sweep.is_none_or(|t| t > at) {
-            self.next_sweep = Some(at);
-        }
+        self.out.arm_sweep(at);
     }
 }
 
@@ -434,22 +430,21 @@ impl ClientSignaling for SmartGateway {
         }
     }
 
-    fn handle_timeout(&mut self, now: Instant, _ctx: &mut dyn ClientContext) {
-        if self.next_sweep.is_some_and(|t| t <= now) {
-            let life = self.cfg.transaction_timeout;
-            self.answered
-                .retain(|_, (at, bytes)| bytes.is_none() || now < *at + life);
-            self.ports.expire(now);
-            self.next_sweep = (!self.answered.is_empty()).then(|| now + Duration::from_secs(1));
-        }
+    fn sweep(&mut self, now: Instant, _ctx: &mut dyn ClientContext) {
+        let life = self.cfg.transaction_timeout;
+        self.answered
+            .retain(|_, (at, bytes)| bytes.is_none() || now < *at + life);
+        self.ports.expire(now);
+        self.out
+            .set_sweep((!self.answered.is_empty()).then(|| now + Duration::from_secs(1)));
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.next_sweep
+    fn outbox(&self) -> &Outbox {
+        &self.out
     }
 
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+    fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.out
     }
 
     fn counters(&self) -> Counters {

@@ -2,7 +2,7 @@
 //! the APS as their call agent; it forwards their messages to the MPR
 //! through its registered signaling pinhole, and the call agent's commands
 //! from the MPR to the gateway that serves the endpoint's domain
-//! ([`ApsMgcpConfig::gateways`], or the `[ip]:port` the endpoint names).
+//! ([`ApsConfig::gateways`], or the `[ip]:port` the endpoint names).
 //!
 //! **Media.** A RemoteConnectionDescriptor going in (CRCX/MDCX from the
 //! MPR) is rewritten to an APS media port B, which the relay maps to the
@@ -28,7 +28,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use pinhole_core::alg::{ClientContext, ClientSignaling, Counters};
+use pinhole_core::alg::{ClientContext, ClientSignaling, Counters, Outbox};
 use pinhole_core::client::{Event, PinholeId, PinholeRequest};
 use pinhole_core::intent::{MediaEndpoint, PlannedEndpoint};
 use pinhole_core::patch::Patch;
@@ -43,7 +43,7 @@ use crate::{Head, Host, Message, parse_datagram};
 
 /// The APS MGCP ALG's settings.
 #[derive(Clone, Debug)]
-pub struct ApsMgcpConfig {
+pub struct ApsConfig {
     /// The APS's MGCP socket (inside address, registered with the MPR for
     /// MGCP); the inside gateways send to it as their call agent.
     pub local: SocketAddr,
@@ -71,7 +71,7 @@ pub struct ApsMgcpConfig {
     pub seed: [u8; 32],
 }
 
-impl ApsMgcpConfig {
+impl ApsConfig {
     /// Defaults for an APS at `local` with media ports on `media_ip`.
     pub fn new(
         local: SocketAddr,
@@ -162,8 +162,8 @@ enum MediaStep {
 }
 
 /// The APS's MGCP ALG.
-pub struct ApsMgcp {
-    cfg: ApsMgcpConfig,
+pub struct Aps {
+    cfg: ApsConfig,
     ports: Allocator,
     secret: u64,
     conns: HashMap<u64, Conn>,
@@ -174,14 +174,13 @@ pub struct ApsMgcp {
     own: HashMap<u32, Instant>,
     next_own: u32,
     parked: HashMap<String, VecDeque<Parked>>,
-    transmits: VecDeque<Transmit>,
+    out: Outbox,
     stats: Stats,
-    next_sweep: Option<Instant>,
 }
 
-impl ApsMgcp {
+impl Aps {
     /// An ALG with no connections.
-    pub fn new(cfg: ApsMgcpConfig) -> Self {
+    pub fn new(cfg: ApsConfig) -> Self {
         let mut rng = Rng::from_seed(cfg.seed);
         let secret = rng.next_u64();
         let ports = Allocator::new(cfg.media_ports, cfg.port_quarantine, rng.fork());
@@ -198,9 +197,8 @@ impl ApsMgcp {
             own: HashMap::new(),
             next_own,
             parked: HashMap::new(),
-            transmits: VecDeque::new(),
+            out: Outbox::new(),
             stats: Stats::default(),
-            next_sweep: None,
         }
     }
 
@@ -237,7 +235,7 @@ impl ApsMgcp {
 
     fn send(&mut self, t: Transmit) {
         self.stats.forwarded += 1;
-        self.transmits.push_back(t);
+        self.out.send(t);
     }
 
     fn answer(&mut self, rx: &Receive<'_>, errors: &[Vec<u8>]) {
@@ -245,7 +243,7 @@ impl ApsMgcp {
             return;
         }
         self.stats.replied += errors.len() as u64;
-        self.transmits.push_back(Transmit {
+        self.out.send(Transmit {
             local: self.cfg.local,
             remote: rx.remote,
             payload: replies(errors),
@@ -834,7 +832,7 @@ impl ApsMgcp {
         } else {
             self.next_own + 1
         };
-        self.transmits.push_back(Transmit {
+        self.out.send(Transmit {
             local: self.cfg.local,
             remote: gateway,
             payload: dlcx.to_bytes(),
@@ -848,7 +846,7 @@ impl ApsMgcp {
             t.response = Some(answer.clone());
         }
         self.stats.replied += 1;
-        self.transmits.push_back(answer);
+        self.out.send(answer);
         self.free_conn(now, ctx, c);
     }
 
@@ -1057,12 +1055,10 @@ impl ApsMgcp {
 
     fn arm_sweep(&mut self, now: Instant) {
         let at = now + Duration::from_secs(1);
-        if self.next_sweep.is_none_or(|t| t > at) {
-            self.next_sweep = Some(at);
-        }
+        self.out.arm_sweep(at);
     }
 
-    fn sweep(&mut self, now: Instant, ctx: &mut dyn ClientContext) {
+    fn expire(&mut self, now: Instant, ctx: &mut dyn ClientContext) {
         let life = self.cfg.transaction_timeout;
         // A CRCX never answered created nothing at the gateway: its ports
         // B go with its transaction.
@@ -1097,7 +1093,8 @@ impl ApsMgcp {
             .retain(|call, q| !q.is_empty() && calls.contains(call.as_str()));
         self.ports.expire(now);
         let busy = !self.txns.is_empty() || !self.conns.is_empty() || !self.own.is_empty();
-        self.next_sweep = busy.then(|| now + Duration::from_secs(1));
+        self.out
+            .set_sweep(busy.then(|| now + Duration::from_secs(1)));
     }
 }
 
@@ -1134,7 +1131,7 @@ fn release(
     }
 }
 
-impl ClientSignaling for ApsMgcp {
+impl ClientSignaling for Aps {
     fn protocol(&self) -> Protocol {
         Protocol::Mgcp
     }
@@ -1185,18 +1182,16 @@ impl ClientSignaling for ApsMgcp {
         self.resume(now, ctx, &call);
     }
 
-    fn handle_timeout(&mut self, now: Instant, ctx: &mut dyn ClientContext) {
-        if self.next_sweep.is_some_and(|t| t <= now) {
-            self.sweep(now, ctx);
-        }
+    fn sweep(&mut self, now: Instant, ctx: &mut dyn ClientContext) {
+        self.expire(now, ctx);
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.next_sweep
+    fn outbox(&self) -> &Outbox {
+        &self.out
     }
 
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+    fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.out
     }
 
     fn counters(&self) -> Counters {

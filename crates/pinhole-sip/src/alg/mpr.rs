@@ -11,7 +11,7 @@
 //! named by a token carried in our Record-Route URI and our Via branch, so
 //! requests and responses find their traversal without a search.
 //!
-//! **Plain terminals** (no APS, no CMPH; [`MprProxyConfig::registrar`]
+//! **Plain terminals** (no APS, no CMPH; [`MprConfig::registrar`]
 //! set): a REGISTER from the public side for a network's domain goes to the
 //! registrar (the soft-switch, which authenticates it). Only its 2xx makes
 //! the MPR record the binding: the address of record → the network and the
@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use pinhole_core::Side;
-use pinhole_core::alg::{Counters, MprContext, MprSignaling};
+use pinhole_core::alg::{Counters, MprContext, MprSignaling, Outbox};
 use pinhole_core::intent::{IntentKind, MediaIntent, Origin};
 use pinhole_core::patch::Patch;
 use pinhole_core::types::{CallKey, Receive, Transmit};
@@ -38,7 +38,7 @@ use crate::{Message, fix_content_length};
 
 /// The MPR proxy's settings.
 #[derive(Clone, Debug)]
-pub struct MprProxyConfig {
+pub struct MprConfig {
     /// The MPR's SIP address (the socket networks register and send SIP
     /// to); it goes into our Via and Record-Route.
     pub local: SocketAddr,
@@ -65,7 +65,7 @@ pub struct MprProxyConfig {
     pub max_bindings: usize,
 }
 
-impl MprProxyConfig {
+impl MprConfig {
     /// Defaults around the MPR's SIP address.
     pub fn new(local: SocketAddr, secret: u64) -> Self {
         Self {
@@ -168,32 +168,30 @@ impl Traversal {
 }
 
 /// The MPR's SIP ALG.
-pub struct MprProxy {
-    cfg: MprProxyConfig,
+pub struct Mpr {
+    cfg: MprConfig,
     traversals: HashMap<u64, Traversal>,
     initial: HashMap<(Vec<u8>, Vec<u8>, Place), u64>,
     next_token: u64,
-    transmits: std::collections::VecDeque<Transmit>,
+    out: Outbox,
     stats: Stats,
-    next_sweep: Option<Instant>,
     /// Plain terminals: AOR → binding, and binding address → AOR.
     bindings: HashMap<String, Binding>,
     by_source: HashMap<SocketAddr, String>,
     upstream: HashMap<u64, Upstream>,
 }
 
-impl MprProxy {
+impl Mpr {
     /// A proxy with no dialogs.
-    pub fn new(cfg: MprProxyConfig) -> Self {
+    pub fn new(cfg: MprConfig) -> Self {
         let next_token = edit::hash(cfg.secret, &[b"token"]) & 0xffff_ffff;
         Self {
             cfg,
             traversals: HashMap::new(),
             initial: HashMap::new(),
             next_token: next_token.max(1),
-            transmits: std::collections::VecDeque::new(),
+            out: Outbox::new(),
             stats: Stats::default(),
-            next_sweep: None,
             bindings: HashMap::new(),
             by_source: HashMap::new(),
             upstream: HashMap::new(),
@@ -245,7 +243,7 @@ impl MprProxy {
         let to = rx.remote;
         self.stats.replied += 1;
         tracing::debug!(code, reason, remote = %rx.remote, "SIP: answered by the MPR");
-        self.transmits.push_back(Transmit {
+        self.out.send(Transmit {
             local: rx.local,
             remote: to,
             payload: edit::response(msg, code, reason, &tag),
@@ -632,7 +630,7 @@ impl MprProxy {
         match patch.apply(msg.buf()) {
             Ok(payload) => {
                 self.stats.forwarded += 1;
-                self.transmits.push_back(Transmit {
+                self.out.send(Transmit {
                     local,
                     remote,
                     payload,
@@ -731,7 +729,7 @@ impl MprProxy {
         self.forward(msg, &patch, self.cfg.local, registrar);
     }
 
-    /// The registrar's answer to a request [`MprProxy::upstream`] sent: back
+    /// The registrar's answer to a request [`Mpr::upstream`] sent: back
     /// to the terminal; a 2xx to a REGISTER records (or removes) its binding.
     fn upstream_response(
         &mut self,
@@ -829,12 +827,10 @@ impl MprProxy {
 
     fn arm_sweep(&mut self, now: Instant) {
         let at = now + self.cfg.linger.min(self.cfg.setup_timeout);
-        if self.next_sweep.is_none_or(|t| t > at) {
-            self.next_sweep = Some(at);
-        }
+        self.out.arm_sweep(at);
     }
 
-    fn sweep(&mut self, now: Instant, ctx: &mut dyn MprContext) {
+    fn expire(&mut self, now: Instant, ctx: &mut dyn MprContext) {
         let cfg = &self.cfg;
         let mut gone = Vec::new();
         for (&token, t) in &self.traversals {
@@ -874,11 +870,12 @@ impl MprProxy {
             .retain(|at, aor| bindings.get(aor).is_some_and(|b| b.at == *at));
         let busy =
             !self.traversals.is_empty() || !self.upstream.is_empty() || !self.bindings.is_empty();
-        self.next_sweep = busy.then(|| now + Duration::from_secs(1).max(self.cfg.linger / 4));
+        self.out
+            .set_sweep(busy.then(|| now + Duration::from_secs(1).max(self.cfg.linger / 4)));
     }
 }
 
-impl MprSignaling for MprProxy {
+impl MprSignaling for Mpr {
     fn protocol(&self) -> Protocol {
         Protocol::Sip
     }
@@ -892,7 +889,7 @@ impl MprSignaling for MprProxy {
         {
             // RFC 5626 keepalive (CRLF): answer with a single CRLF (pong).
             if rx.bytes.starts_with(b"\r\n\r\n") {
-                self.transmits.push_back(Transmit {
+                self.out.send(Transmit {
                     local: rx.local,
                     remote: rx.remote,
                     payload: b"\r\n".to_vec(),
@@ -916,18 +913,16 @@ impl MprSignaling for MprProxy {
         }
     }
 
-    fn handle_timeout(&mut self, now: Instant, mpr: &mut dyn MprContext) {
-        if self.next_sweep.is_some_and(|t| t <= now) {
-            self.sweep(now, mpr);
-        }
+    fn sweep(&mut self, now: Instant, mpr: &mut dyn MprContext) {
+        self.expire(now, mpr);
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.next_sweep
+    fn outbox(&self) -> &Outbox {
+        &self.out
     }
 
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+    fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.out
     }
 
     fn counters(&self) -> Counters {

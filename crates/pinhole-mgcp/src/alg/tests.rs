@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use pinhole_core::alg::live::{LiveClient, LiveMpr, NoSockets};
 use pinhole_core::alg::{ClientSignaling, MprSignaling};
 use pinhole_core::client;
 use pinhole_core::mpr;
@@ -116,7 +117,7 @@ fn register(now: Instant, engine: &mut mpr::Engine, id: &str, aps: &str) -> clie
 }
 
 fn feed(
-    alg: &mut MprMgcp,
+    alg: &mut Mpr,
     now: Instant,
     e: &mut mpr::Engine,
     from: &str,
@@ -124,7 +125,7 @@ fn feed(
 ) -> Vec<Transmit> {
     alg.handle_datagram(
         now,
-        e,
+        &mut LiveMpr::new(e, &mut NoSockets),
         Receive {
             local: sa(MPR),
             remote: sa(from),
@@ -137,9 +138,9 @@ fn feed(
 #[test]
 fn gateway_commands_go_to_the_call_agent_or_the_notified_entity() {
     let (now, mut e, _) = registered();
-    let mut cfg = MprMgcpConfig::new(sa(MPR));
+    let mut cfg = MprConfig::new(sa(MPR));
     cfg.first_transaction_id = 500;
-    let mut alg = MprMgcp::new(cfg);
+    let mut alg = Mpr::new(cfg);
     // No call agent configured: the NotifiedEntity names one. The command
     // gets an id of the MPR's; nothing else changes.
     let ntfy = b"NTFY 7 aaln/1@gw1.corp1.example MGCP 1.0\r\nN: ca@[192.0.2.9]:2727\r\nO: D/1\r\n";
@@ -186,10 +187,10 @@ fn gateway_commands_are_renumbered_toward_the_call_agent() {
     let (now, mut e, _) = registered();
     const APS2: &str = "10.2.0.2:2727";
     let _cl2 = register(now, &mut e, "corp2", APS2);
-    let mut cfg = MprMgcpConfig::new(sa(MPR));
+    let mut cfg = MprConfig::new(sa(MPR));
     cfg.call_agent = Some(sa(CA));
     cfg.first_transaction_id = 70;
-    let mut alg = MprMgcp::new(cfg);
+    let mut alg = Mpr::new(cfg);
     let rsip1 = b"RSIP 9000 *@gw1.corp1.example MGCP 1.0\r\nRM: restart\r\n";
     let out = feed(&mut alg, now, &mut e, APS, rsip1);
     assert_eq!((out.len(), out[0].remote), (1, sa(CA)));
@@ -237,7 +238,7 @@ fn gateway_commands_are_renumbered_toward_the_call_agent() {
 #[test]
 fn a_wildcard_dlcx_from_the_call_agent_tears_the_call_down() {
     let (now, mut e, _) = registered();
-    let mut alg = MprMgcp::new(MprMgcpConfig::new(sa(MPR)));
+    let mut alg = Mpr::new(MprConfig::new(sa(MPR)));
     let crcx = b"CRCX 1 aaln/1@gw1.corp1.example MGCP 1.0\r\nC: W\r\n";
     assert_eq!(feed(&mut alg, now, &mut e, CA, crcx).len(), 1);
     let ok = b"200 1 OK\nI: 9\n\nv=0\nc=IN IP4 198.51.100.1\nm=audio 4000 RTP/AVP 0\n";
@@ -259,9 +260,9 @@ fn a_wildcard_dlcx_from_the_call_agent_tears_the_call_down() {
 #[test]
 fn transactions_and_calls_expire() {
     let (now, mut e, _) = registered();
-    let mut cfg = MprMgcpConfig::new(sa(MPR));
+    let mut cfg = MprConfig::new(sa(MPR));
     cfg.max_transactions = 1;
-    let mut alg = MprMgcp::new(cfg);
+    let mut alg = Mpr::new(cfg);
     let crcx = b"CRCX 1 aaln/1@gw1.corp1.example MGCP 1.0\r\nC: T\r\n";
     assert_eq!(feed(&mut alg, now, &mut e, CA, crcx).len(), 1);
     // The table is full: 409.
@@ -276,7 +277,10 @@ fn transactions_and_calls_expire() {
     assert_eq!(alg.stats().transactions_refused, 1);
     // A CRCX never answered: its transaction and call go in time.
     let t = alg.poll_timeout().unwrap();
-    alg.handle_timeout(t + Duration::from_secs(200), &mut e);
+    alg.handle_timeout(
+        t + Duration::from_secs(200),
+        &mut LiveMpr::new(&mut e, &mut NoSockets),
+    );
     assert_eq!((alg.transactions(), alg.calls()), (0, 0));
     assert_eq!(alg.stats().expired, 1);
 }
@@ -294,7 +298,7 @@ fn the_aps_answers_for_unknown_endpoints_and_refuses_unregistered_commands() {
         [2; 32],
     );
     let mut cl = client::Engine::new(cc, now).unwrap();
-    let mut pc = ApsMgcpConfig::new(
+    let mut pc = ApsConfig::new(
         sa(APS),
         sa(APS).ip(),
         pinhole_core::ports::PortRange::new(20_000, 20_099).unwrap(),
@@ -302,11 +306,11 @@ fn the_aps_answers_for_unknown_endpoints_and_refuses_unregistered_commands() {
     );
     pc.gateways
         .push(("gw1.corp1.example".into(), sa("10.1.0.10:2427")));
-    let mut aps = ApsMgcp::new(pc);
+    let mut aps = Aps::new(pc);
     let mut feed = |from: &str, bytes: &[u8]| {
         aps.handle_datagram(
             now,
-            &mut cl,
+            &mut LiveClient::new(&mut cl, &mut NoSockets),
             Receive {
                 local: sa(APS),
                 remote: sa(from),
@@ -345,7 +349,7 @@ fn two_connections_on_one_endpoint_each_reach_their_own_public_party() {
     // connections in one call, each toward its own public phone: each
     // connection gets its own relay legs, neither overwrites the other.
     let (now, mut e, _) = registered();
-    let mut alg = MprMgcp::new(MprMgcpConfig::new(sa(MPR)));
+    let mut alg = Mpr::new(MprConfig::new(sa(MPR)));
     let ep = "rtpbridge/1@mgw.corp1.example";
     let crcx = |txid: u32, port: u16| {
         format!(

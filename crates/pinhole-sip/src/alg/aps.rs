@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use pinhole_core::Side;
-use pinhole_core::alg::{ClientContext, ClientSignaling, Counters};
+use pinhole_core::alg::{ClientContext, ClientSignaling, Counters, Outbox};
 use pinhole_core::client::{Event, PinholeId, PinholeRequest};
 use pinhole_core::intent::{IntentKind, PlannedEndpoint};
 use pinhole_core::patch::Patch;
@@ -32,7 +32,7 @@ use crate::{HeaderName, Message, Uri, fix_content_length, name_addrs};
 
 /// The APS proxy's settings.
 #[derive(Clone, Debug)]
-pub struct ApsProxyConfig {
+pub struct ApsConfig {
     /// The APS's SIP socket (inside address, registered with the MPR).
     pub local: SocketAddr,
     /// The inside address media ports B are bound on.
@@ -59,7 +59,7 @@ pub struct ApsProxyConfig {
     pub seed: [u8; 32],
 }
 
-impl ApsProxyConfig {
+impl ApsConfig {
     /// Defaults for an APS at `local` with media ports on `media_ip`.
     pub fn new(
         local: SocketAddr,
@@ -143,21 +143,20 @@ enum MediaStep {
 }
 
 /// The APS's SIP ALG.
-pub struct ApsProxy {
-    cfg: ApsProxyConfig,
+pub struct Aps {
+    cfg: ApsConfig,
     ports: Allocator,
     dialogs: HashMap<DialogKey, Dialog>,
     by_pinhole: HashMap<PinholeId, DialogKey>,
     bindings: HashMap<Vec<u8>, Binding>,
     secret: u64,
-    transmits: VecDeque<Transmit>,
+    out: Outbox,
     stats: Stats,
-    next_sweep: Option<Instant>,
 }
 
-impl ApsProxy {
+impl Aps {
     /// A proxy with no dialogs.
-    pub fn new(cfg: ApsProxyConfig) -> Self {
+    pub fn new(cfg: ApsConfig) -> Self {
         let mut rng = Rng::from_seed(cfg.seed);
         let secret = rng.next_u64();
         let ports = Allocator::new(cfg.media_ports, cfg.port_quarantine, rng.fork());
@@ -168,9 +167,8 @@ impl ApsProxy {
             by_pinhole: HashMap::new(),
             bindings: HashMap::new(),
             secret,
-            transmits: VecDeque::new(),
+            out: Outbox::new(),
             stats: Stats::default(),
-            next_sweep: None,
         }
     }
 
@@ -194,7 +192,7 @@ impl ApsProxy {
         );
         self.stats.replied += 1;
         tracing::debug!(code, reason, remote = %rx.remote, "SIP: answered by the APS");
-        self.transmits.push_back(Transmit {
+        self.out.send(Transmit {
             local: rx.local,
             remote: rx.remote,
             payload: edit::response(msg, code, reason, &tag),
@@ -717,7 +715,7 @@ impl ApsProxy {
         match patch.apply(msg.buf()) {
             Ok(payload) => {
                 self.stats.forwarded += 1;
-                self.transmits.push_back(Transmit {
+                self.out.send(Transmit {
                     local: self.cfg.local,
                     remote,
                     payload,
@@ -756,12 +754,10 @@ impl ApsProxy {
 
     fn arm_sweep(&mut self, now: Instant) {
         let at = now + self.cfg.linger.min(self.cfg.setup_timeout);
-        if self.next_sweep.is_none_or(|t| t > at) {
-            self.next_sweep = Some(at);
-        }
+        self.out.arm_sweep(at);
     }
 
-    fn sweep(&mut self, now: Instant, ctx: &mut dyn ClientContext) {
+    fn expire(&mut self, now: Instant, ctx: &mut dyn ClientContext) {
         let cfg = &self.cfg;
         let gone: Vec<DialogKey> = self
             .dialogs
@@ -783,8 +779,10 @@ impl ApsProxy {
         }
         self.bindings.retain(|_, b| b.expires > now);
         self.ports.expire(now);
-        self.next_sweep = (!self.dialogs.is_empty())
-            .then(|| now + Duration::from_secs(1).max(self.cfg.linger / 4));
+        self.out.set_sweep(
+            (!self.dialogs.is_empty())
+                .then(|| now + Duration::from_secs(1).max(self.cfg.linger / 4)),
+        );
     }
 }
 
@@ -839,7 +837,7 @@ fn aor(buf: &[u8], uri: &Uri) -> Vec<u8> {
     k
 }
 
-impl ClientSignaling for ApsProxy {
+impl ClientSignaling for Aps {
     fn protocol(&self) -> Protocol {
         Protocol::Sip
     }
@@ -849,7 +847,7 @@ impl ClientSignaling for ApsProxy {
         if is_keepalive(rx.bytes) {
             self.stats.keepalives += 1;
             if rx.bytes.starts_with(b"\r\n\r\n") {
-                self.transmits.push_back(Transmit {
+                self.out.send(Transmit {
                     local: rx.local,
                     remote: rx.remote,
                     payload: b"\r\n".to_vec(),
@@ -899,18 +897,16 @@ impl ClientSignaling for ApsProxy {
         self.resume(now, ctx, &key);
     }
 
-    fn handle_timeout(&mut self, now: Instant, ctx: &mut dyn ClientContext) {
-        if self.next_sweep.is_some_and(|t| t <= now) {
-            self.sweep(now, ctx);
-        }
+    fn sweep(&mut self, now: Instant, ctx: &mut dyn ClientContext) {
+        self.expire(now, ctx);
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.next_sweep
+    fn outbox(&self) -> &Outbox {
+        &self.out
     }
 
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+    fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.out
     }
 
     fn counters(&self) -> Counters {

@@ -5,8 +5,8 @@
 //!
 //! | type | where | does |
 //! | --- | --- | --- |
-//! | [`MprMgcp`] | the MPR, public side | routes the call agent's commands by endpoint domain into registered networks' signaling pinholes, answers go back by transaction id; gateways' commands go to the call agent; plans media with the MPR engine and writes relay addresses into the session descriptions (Figs. 9 and 10, the MPR's column) |
-//! | [`ApsMgcp`] | inside a network | the inside gateways' call agent as they see it: forwards to the MPR, opens a media pinhole with CMPH before a gateway's LocalConnectionDescriptor leaves (Fig. 9 steps 825–835, 855–865), gives the gateways APS media ports (port B) |
+//! | [`Mpr`] | the MPR, public side | routes the call agent's commands by endpoint domain into registered networks' signaling pinholes, answers go back by transaction id; gateways' commands go to the call agent; plans media with the MPR engine and writes relay addresses into the session descriptions (Figs. 9 and 10, the MPR's column) |
+//! | [`Aps`] | inside a network | the inside gateways' call agent as they see it: forwards to the MPR, opens a media pinhole with CMPH before a gateway's LocalConnectionDescriptor leaves (Fig. 9 steps 825–835, 855–865), gives the gateways APS media ports (port B) |
 //! | [`SmartGateway`] | a gateway with its own client engine | answers the call agent's commands itself, opens CMPH for its own RTP port before it answers a CRCX (Fig. 10 steps 915–925) |
 //!
 //! MGCP has no length field: only the `c=`, `m=` and `a=rtcp:` bytes of
@@ -34,9 +34,10 @@
 //! ```
 //! use std::time::Instant;
 //! use pinhole_core::alg::MprSignaling;
+//! use pinhole_core::alg::live::{LiveMpr, NoSockets};
 //! use pinhole_core::mpr::{Config, Engine, NetworkConfig};
 //! use pinhole_core::types::Receive;
-//! use pinhole_mgcp::proxy::{MprMgcp, MprMgcpConfig};
+//! use pinhole_mgcp::alg::{Mpr, MprConfig};
 //!
 //! let now = Instant::now();
 //! let mut cfg = Config::new("203.0.113.10".parse().unwrap(), [7; 32]);
@@ -44,10 +45,10 @@
 //! net.domains.push("corp1.example".into());
 //! cfg.networks.push(net);
 //! let mut engine = Engine::new(cfg, now).unwrap();
-//! let mut alg = MprMgcp::new(MprMgcpConfig::new("203.0.113.10:2727".parse().unwrap()));
+//! let mut alg = Mpr::new(MprConfig::new("203.0.113.10:2727".parse().unwrap()));
 //! // corp1 has not registered its MGCP pinhole: the call agent is told 501.
 //! let crcx = b"CRCX 1001 aaln/1@gw1.corp1.example MGCP 1.0\r\nC: 42\r\n";
-//! alg.handle_datagram(now, &mut engine, Receive {
+//! alg.handle_datagram(now, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive {
 //!     local: "203.0.113.10:2727".parse().unwrap(),
 //!     remote: "192.0.2.5:2727".parse().unwrap(),
 //!     bytes: crcx,
@@ -63,8 +64,8 @@ pub mod fuzzing;
 mod mpr;
 mod smart;
 
-pub use aps::{ApsMgcp, ApsMgcpConfig};
-pub use mpr::{MprMgcp, MprMgcpConfig};
+pub use aps::{Aps, ApsConfig};
+pub use mpr::{Mpr, MprConfig};
 pub use smart::{Connection, SmartGateway, SmartGatewayConfig};
 
 use std::net::{IpAddr, SocketAddr};

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use pinhole_core::alg::live::{LiveClient, LiveMpr, NoSockets};
 use pinhole_core::alg::{ClientSignaling, MprSignaling};
 use pinhole_core::client;
 use pinhole_core::mpr;
@@ -13,7 +14,7 @@ use pinhole_core::ports::PortRange;
 use pinhole_core::types::Receive;
 use pinhole_core::wire::Protocol;
 
-use super::{ApsMgcp, ApsMgcpConfig, MprMgcp, MprMgcpConfig, SmartGateway, SmartGatewayConfig};
+use super::{Aps, ApsConfig, Mpr, MprConfig, SmartGateway, SmartGatewayConfig};
 
 fn sa(s: &str) -> SocketAddr {
     s.parse()
@@ -102,18 +103,18 @@ pub fn mgcp_proxy(data: &[u8]) {
     let Ok(ports) = PortRange::new(20_000, 20_099) else {
         return;
     };
-    let mut mpr_alg = MprMgcp::new(MprMgcpConfig::new(sa(MPR)));
-    let mut pc = ApsMgcpConfig::new(sa(APS), sa(APS).ip(), ports, [3; 32]);
+    let mut mpr_alg = Mpr::new(MprConfig::new(sa(MPR)));
+    let mut pc = ApsConfig::new(sa(APS), sa(APS).ip(), ports, [3; 32]);
     pc.gateways.push(("corp1.example".into(), sa(GW)));
-    let mut aps = ApsMgcp::new(pc);
+    let mut aps = Aps::new(pc);
     let mut gw = SmartGateway::new(SmartGatewayConfig::new(sa(GW), sa(GW).ip(), ports, [4; 32]));
 
     // The MPR: a CRCX from the call agent, its answer from the network,
     // then the input from both sides.
-    let to_mpr = |alg: &mut MprMgcp, engine: &mut mpr::Engine, remote: &str, bytes: &[u8]| {
+    let to_mpr = |alg: &mut Mpr, engine: &mut mpr::Engine, remote: &str, bytes: &[u8]| {
         alg.handle_datagram(
             now,
-            engine,
+            &mut LiveMpr::new(engine, &mut NoSockets),
             Receive {
                 local: sa(MPR),
                 remote: sa(remote),
@@ -138,19 +139,19 @@ pub fn mgcp_proxy(data: &[u8]) {
             remote: sa(remote),
             bytes,
         };
-        aps.handle_datagram(now, &mut ce, rx);
+        aps.handle_datagram(now, &mut LiveClient::new(&mut ce, &mut NoSockets), rx);
         while let Some(t) = aps.poll_transmit() {
             check(&t.payload);
         }
-        gw.handle_datagram(now, &mut ce, rx);
+        gw.handle_datagram(now, &mut LiveClient::new(&mut ce, &mut NoSockets), rx);
         while let Some(t) = gw.poll_transmit() {
             check(&t.payload);
         }
     }
     let later = now + Duration::from_secs(5 * 3600);
-    mpr_alg.handle_timeout(later, &mut engine);
-    aps.handle_timeout(later, &mut ce);
-    gw.handle_timeout(later, &mut ce);
+    mpr_alg.handle_timeout(later, &mut LiveMpr::new(&mut engine, &mut NoSockets));
+    aps.handle_timeout(later, &mut LiveClient::new(&mut ce, &mut NoSockets));
+    gw.handle_timeout(later, &mut LiveClient::new(&mut ce, &mut NoSockets));
     assert_eq!(mpr_alg.calls(), 0, "every call expires");
     assert_eq!(aps.connections(), 0, "every connection expires");
 }

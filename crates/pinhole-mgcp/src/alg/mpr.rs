@@ -5,7 +5,7 @@
 //! serves the domain or a parent of it; its response comes back through
 //! that pinhole and goes to the command's source (RFC 3435 §3.5), found by
 //! (network, transaction id). A command from a network (NTFY, RSIP, a
-//! gateway's DLCX) goes to the call agent ([`MprMgcpConfig::call_agent`],
+//! gateway's DLCX) goes to the call agent ([`MprConfig::call_agent`],
 //! else the command's NotifiedEntity when it is an address); the call
 //! agent's response goes back into that network's pinhole. Response
 //! acknowledgements (`000`, `K:`) pass like the rest. A piggybacked
@@ -39,16 +39,16 @@
 //! CRCX answered with an error frees what it created the same way.
 //!
 //! **Retransmissions.** A command or response seen again (same sender,
-//! same transaction id) within [`MprMgcpConfig::transaction_timeout`] (T-hist,
+//! same transaction id) within [`MprConfig::transaction_timeout`] (T-hist,
 //! 30 s in RFC 3435 §3.5) is sent on again as it was rewritten the first
 //! time, without planning anything again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use pinhole_core::Side;
-use pinhole_core::alg::{Counters, MprContext, MprSignaling};
+use pinhole_core::alg::{Counters, MprContext, MprSignaling, Outbox};
 use pinhole_core::intent::{IntentKind, MediaEndpoint, MediaIntent, Origin, PlannedEndpoint};
 use pinhole_core::mpr::IntentError;
 use pinhole_core::patch::Patch;
@@ -61,7 +61,7 @@ use crate::{Head, MAX_TRANSACTION_ID, Message, ResponseAck, parse_datagram};
 
 /// The MPR MGCP ALG's settings.
 #[derive(Clone, Debug)]
-pub struct MprMgcpConfig {
+pub struct MprConfig {
     /// The MPR's MGCP control socket: networks register their MGCP
     /// pinholes with it, the call agent sends its commands to it.
     pub local: SocketAddr,
@@ -89,7 +89,7 @@ pub struct MprMgcpConfig {
     pub first_transaction_id: u32,
 }
 
-impl MprMgcpConfig {
+impl MprConfig {
     /// Defaults around the MPR's MGCP socket.
     pub fn new(local: SocketAddr) -> Self {
         Self {
@@ -263,8 +263,8 @@ enum Route {
 }
 
 /// The MPR's MGCP ALG.
-pub struct MprMgcp {
-    cfg: MprMgcpConfig,
+pub struct Mpr {
+    cfg: MprConfig,
     txns: HashMap<(Dir, String, u32), Txn>,
     /// (direction, call agent, id on its side) → (network, id on the
     /// network's side).
@@ -275,14 +275,13 @@ pub struct MprMgcp {
     /// The records of each MGCP call (the call itself first, then further
     /// connections on an endpoint), by call.
     records: HashMap<CallId, Vec<String>>,
-    transmits: VecDeque<Transmit>,
+    out: Outbox,
     stats: Stats,
-    next_sweep: Option<Instant>,
 }
 
-impl MprMgcp {
+impl Mpr {
     /// An ALG with no transactions or calls.
-    pub fn new(cfg: MprMgcpConfig) -> Self {
+    pub fn new(cfg: MprConfig) -> Self {
         Self {
             next_up: cfg.first_transaction_id.clamp(1, MAX_TRANSACTION_ID),
             cfg,
@@ -290,9 +289,8 @@ impl MprMgcp {
             by_ca: HashMap::new(),
             calls: HashMap::new(),
             records: HashMap::new(),
-            transmits: VecDeque::new(),
+            out: Outbox::new(),
             stats: Stats::default(),
-            next_sweep: None,
         }
     }
 
@@ -320,7 +318,7 @@ impl MprMgcp {
 
     fn send(&mut self, t: Transmit) {
         self.stats.forwarded += 1;
-        self.transmits.push_back(t);
+        self.out.send(t);
     }
 
     fn answer(&mut self, rx: &Receive<'_>, errors: &[Vec<u8>]) {
@@ -328,7 +326,7 @@ impl MprMgcp {
             return;
         }
         self.stats.replied += errors.len() as u64;
-        self.transmits.push_back(Transmit {
+        self.out.send(Transmit {
             local: rx.local,
             remote: rx.remote,
             payload: replies(errors),
@@ -1361,12 +1359,10 @@ impl MprMgcp {
 
     fn arm_sweep(&mut self, now: Instant) {
         let at = now + Duration::from_secs(1);
-        if self.next_sweep.is_none_or(|t| t > at) {
-            self.next_sweep = Some(at);
-        }
+        self.out.arm_sweep(at);
     }
 
-    fn sweep(&mut self, now: Instant, ctx: &mut dyn MprContext) {
+    fn expire(&mut self, now: Instant, ctx: &mut dyn MprContext) {
         let life = self.cfg.transaction_timeout;
         let gone: Vec<(Dir, String, u32)> = self
             .txns
@@ -1416,12 +1412,13 @@ impl MprMgcp {
             self.stats.expired += 1;
             self.end_call(now, ctx, &id);
         }
-        self.next_sweep =
-            (!self.txns.is_empty() || !self.calls.is_empty()).then(|| now + Duration::from_secs(1));
+        self.out.set_sweep(
+            (!self.txns.is_empty() || !self.calls.is_empty()).then(|| now + Duration::from_secs(1)),
+        );
     }
 }
 
-impl MprSignaling for MprMgcp {
+impl MprSignaling for Mpr {
     fn protocol(&self) -> Protocol {
         Protocol::Mgcp
     }
@@ -1456,18 +1453,16 @@ impl MprSignaling for MprMgcp {
         }
     }
 
-    fn handle_timeout(&mut self, now: Instant, mpr: &mut dyn MprContext) {
-        if self.next_sweep.is_some_and(|t| t <= now) {
-            self.sweep(now, mpr);
-        }
+    fn sweep(&mut self, now: Instant, mpr: &mut dyn MprContext) {
+        self.expire(now, mpr);
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.next_sweep
+    fn outbox(&self) -> &Outbox {
+        &self.out
     }
 
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+    fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.out
     }
 
     fn counters(&self) -> Counters {

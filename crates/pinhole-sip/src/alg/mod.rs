@@ -5,8 +5,8 @@
 //!
 //! | proxy | where | does |
 //! | --- | --- | --- |
-//! | [`MprProxy`] | the MPR, public side | routes by domain into registered networks' pinholes (Fig. 4), record-routes, plans media with the MPR engine and writes relay addresses into SDP |
-//! | [`ApsProxy`] | inside a network | forwards the inside phones' signaling to the MPR, opens a media pinhole with CMPH before SDP leaves the network (Fig. 11 steps 1010–1015, 1060–1065), gives the phones APS media ports (port B) |
+//! | [`Mpr`] | the MPR, public side | routes by domain into registered networks' pinholes (Fig. 4), record-routes, plans media with the MPR engine and writes relay addresses into SDP |
+//! | [`Aps`] | inside a network | forwards the inside phones' signaling to the MPR, opens a media pinhole with CMPH before SDP leaves the network (Fig. 11 steps 1010–1015, 1060–1065), gives the phones APS media ports (port B) |
 //!
 //! Both edit messages only through spans ([`pinhole_core::patch::Patch`]):
 //! Via, Record-Route, Route, Max-Forwards, the SDP media fields and
@@ -17,8 +17,8 @@ mod edit;
 mod media;
 mod mpr;
 
-pub use aps::{ApsProxy, ApsProxyConfig};
-pub use mpr::{MprProxy, MprProxyConfig};
+pub use aps::{Aps, ApsConfig};
+pub use mpr::{Mpr, MprConfig};
 
 use pinhole_core::alg::Counters;
 
