@@ -59,7 +59,7 @@ async fn mpr(first: u16, last: u16) -> Result<Mpr> {
         workers: 1,
         ..RelayConfig::default()
     })?;
-    let proxy = sip_alg::Mpr::new(sip_alg::MprConfig::new(sip, u64::from(first)));
+    let proxy = sip_alg::Mpr::new(sip_alg::MprConfig::new(sip, [first.to_le_bytes()[0]; 32]));
     let (handle, out) = mpr_driver::spawn_with(
         engine,
         vec![Arc::new(control)],

@@ -141,7 +141,7 @@ pub fn sip_proxy(data: &[u8]) {
     n.domains.push("corp2.example".into());
     mc.networks.push(n);
     let mut engine = mpr::Engine::new(mc, now).unwrap();
-    let mut mp = Mpr::new(MprConfig::new(a("203.0.113.10:5060"), 5));
+    let mut mp = Mpr::new(MprConfig::new(a("203.0.113.10:5060"), [5; 32]));
     let cc = client::Config::new(
         "corp2",
         b"s".to_vec(),

@@ -17,6 +17,8 @@
 //! | [`Message::sdp_bodies`] | the SDP body, or the SDP parts of a multipart body |
 //! | [`frame`] | TCP/TLS stream framing by Content-Length, CRLF keepalives |
 //! | [`fix_content_length`] | the Content-Length edit after body edits |
+//! | [`media`] | the embedding layer: offer/answer role of a message, its SDP streams, the plan written back |
+//! | [`alg`] | the MPR's and the APS's SIP ALGs (stateful proxies that route by themselves) |
 //!
 //! Parsing is lenient where RFC 4475 says a message is valid (its §3.1.1)
 //! and strict where a proxy could not route it (start line, Content-Length,
@@ -71,6 +73,7 @@ mod frame;
 pub mod fuzzing;
 mod header;
 mod host;
+pub mod media;
 mod message;
 mod multipart;
 mod name_addr;

@@ -52,7 +52,7 @@ fn fig12() -> Fig12 {
     let c2 = w.add_corp("corp2", ip("198.51.100.2"), FirewallConfig::default());
     w.add_host(c1.zone, ip("10.1.0.10"), "A");
     w.add_host(c2.zone, ip("10.2.0.10"), "B");
-    w.set_mpr_alg(a(MPR), Box::new(Mpr::new(MprConfig::new(a(MPR), 12))));
+    w.set_mpr_alg(a(MPR), Box::new(Mpr::new(MprConfig::new(a(MPR), [12; 32]))));
     let mut ids = Vec::new();
     for (net, sig, seed) in [("corp1", A_SIG, 5u8), ("corp2", B_SIG, 6u8)] {
         ids.push(w.add_client(client::Config::new(

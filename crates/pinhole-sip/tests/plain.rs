@@ -48,7 +48,7 @@ fn world() -> World {
     let internet = w.internet;
     w.add_host(internet, ip("192.0.2.5"), "SoftSwitch");
     w.add_host(internet, ip("192.0.2.66"), "X");
-    let mut pc = MprConfig::new(a(MPR), 4);
+    let mut pc = MprConfig::new(a(MPR), [4; 32]);
     pc.registrar = Some(a(SOFTSWITCH));
     w.set_mpr_alg(a(MPR), Box::new(Mpr::new(pc)));
     w
@@ -432,7 +432,7 @@ mod hostile {
             n.domains.push("corp1.example".into());
             mc.networks.push(n);
             let mut engine = mpr::Engine::new(mc, now).unwrap();
-            let mut pc = MprConfig::new(a(MPR), 9);
+            let mut pc = MprConfig::new(a(MPR), [9; 32]);
             pc.registrar = Some(a(SOFTSWITCH));
             let mut proxy = Mpr::new(pc);
             let sources = [a(A), a(SOFTSWITCH), a("192.0.2.66:5060"), a("198.51.100.1:20000")];
@@ -442,7 +442,7 @@ mod hostile {
             let seeds = seeds(&forwarded);
             // Unmutated, the 200 binds alice: the mutations start from there.
             let mut probe = Mpr::new({
-                let mut pc = MprConfig::new(a(MPR), 9);
+                let mut pc = MprConfig::new(a(MPR), [9; 32]);
                 pc.registrar = Some(a(SOFTSWITCH));
                 pc
             });

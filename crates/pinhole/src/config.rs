@@ -475,8 +475,9 @@ impl MprFile {
             {
                 return Err(invalid("sip.registrar", "must be an address and port"));
             }
-            let secret = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default()) ^ 0x5349_5021;
-            let mut c = sip_alg::MprConfig::new(controls[0], secret);
+            let mut sip_seed = seed;
+            sip_seed[0] ^= 0x21;
+            let mut c = sip_alg::MprConfig::new(controls[0], sip_seed);
             c.outbound_proxy = self.sip.outbound_proxy;
             c.registrar = self.sip.registrar;
             c.max_dialogs = self.sip.max_dialogs;

@@ -475,7 +475,7 @@ pub fn fig11() -> Result<FigureRun> {
     w.add_host(c2.zone, ip("10.2.0.10"), "B");
     w.set_mpr_alg(
         sa(MPR_SIP),
-        Box::new(Mpr::new(MprConfig::new(sa(MPR_SIP), 11))),
+        Box::new(Mpr::new(MprConfig::new(sa(MPR_SIP), [11; 32]))),
     );
     for (net, aps, aps_ip, phone, seed) in [
         ("corp1", "10.1.0.2:5060", "10.1.0.2", "10.1.0.10:5060", 3u8),
@@ -538,7 +538,7 @@ pub fn fig12() -> Result<FigureRun> {
     w.add_host(c2.zone, ip("10.2.0.10"), "B");
     w.set_mpr_alg(
         sa(MPR_SIP),
-        Box::new(Mpr::new(MprConfig::new(sa(MPR_SIP), 12))),
+        Box::new(Mpr::new(MprConfig::new(sa(MPR_SIP), [12; 32]))),
     );
     let a = w.add_client(client_config("corp1", sa("10.1.0.10:5060"), 5));
     let b = w.add_client(client_config("corp2", sa("10.2.0.10:5060"), 6));

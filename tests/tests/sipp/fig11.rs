@@ -132,7 +132,7 @@ pub(crate) fn bed_with(c: BedConfig, callee: SocketAddr) -> Result<Bed, Box<dyn 
         }
         let engine = mpr::Engine::new(cfg, Instant::now())?;
         let (relay, relay_events) = Relay::start(RelayConfig::default())?;
-        let proxy = Mpr::new(MprConfig::new(control_addr, u64::from(base)));
+        let proxy = Mpr::new(MprConfig::new(control_addr, [base.to_le_bytes()[0]; 32]));
         let (mpr, mpr_out) = mpr_driver::spawn_with(
             engine,
             vec![Arc::new(control)],

@@ -133,7 +133,7 @@ fn plain_sipp_phones_register_through_the_mpr_and_call_with_latched_media() -> T
         }
         let engine = mpr::Engine::new(cfg, Instant::now())?;
         let (relay, relay_events) = Relay::start(RelayConfig::default())?;
-        let mut pc = MprConfig::new(control_addr, 38);
+        let mut pc = MprConfig::new(control_addr, [38; 32]);
         pc.registrar = Some(ss_addr);
         let (mpr, out) = mpr_driver::spawn_with(
             engine,

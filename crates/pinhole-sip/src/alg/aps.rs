@@ -26,9 +26,9 @@ use pinhole_core::types::{Receive, Transmit};
 use pinhole_core::wire::Protocol;
 
 use super::edit::{self, HostPort};
-use super::media::{self, Negotiation};
 use super::{Stats, is_dialog_creating, is_keepalive};
-use crate::{HeaderName, Message, Uri, fix_content_length, name_addrs};
+use crate::media::{self, Negotiation};
+use crate::{HeaderName, Message, Uri, name_addrs};
 
 /// The APS proxy's settings.
 #[derive(Clone, Debug)]
@@ -476,7 +476,7 @@ impl Aps {
         outside: bool,
         patch: &mut Patch,
     ) -> MediaStep {
-        let body = match media::body(msg, self.cfg.media_ip) {
+        let body = match media::sdp_body(msg, self.cfg.media_ip) {
             Ok(b) => b,
             Err(e) => {
                 self.stats.sdp_errors += 1;
@@ -500,9 +500,9 @@ impl Aps {
         let (Some(body), Some(_)) = (body, kind) else {
             return MediaStep::Ready;
         };
-        let mut plan = Vec::with_capacity(body.endpoints.len());
+        let mut plan = Vec::with_capacity(body.endpoints().len());
         let mut waiting = false;
-        for e in &body.endpoints {
+        for e in body.endpoints() {
             let step = if outside {
                 self.inward_stream(now, ctx, key, sender.peer(), e)
             } else {
@@ -517,12 +517,11 @@ impl Aps {
         if waiting {
             return MediaStep::Wait;
         }
-        if let Err(e) = body.rewrite(&plan, patch) {
+        if let Err(e) = body.rewrite(msg, &plan, patch) {
             self.stats.sdp_errors += 1;
             tracing::warn!(error = %e, "SIP: SDP rewrite failed");
             return MediaStep::Failed;
         }
-        fix_content_length(msg, patch);
         self.stats.sdp_rewritten += 1;
         MediaStep::Ready
     }
@@ -764,7 +763,7 @@ impl Aps {
             .iter()
             .filter(|(_, d)| match d.ended {
                 Some(at) => now >= at + cfg.linger,
-                None if !d.neg.confirmed => now >= d.last + cfg.setup_timeout,
+                None if !d.neg.confirmed() => now >= d.last + cfg.setup_timeout,
                 None => now >= d.last + cfg.dialog_idle,
             })
             .map(|(k, _)| k.clone())

@@ -14,7 +14,6 @@
 
 mod aps;
 mod edit;
-mod media;
 mod mpr;
 
 pub use aps::{Aps, ApsConfig};

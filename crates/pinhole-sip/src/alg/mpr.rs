@@ -32,9 +32,9 @@ use pinhole_core::types::{CallKey, Receive, Transmit};
 use pinhole_core::wire::Protocol;
 
 use super::edit::{self, HostPort};
-use super::media::{self, Negotiation};
 use super::{Stats, is_dialog_creating};
-use crate::{Message, fix_content_length};
+use crate::Message;
+use crate::media::{self, Negotiation};
 
 /// The MPR proxy's settings.
 #[derive(Clone, Debug)]
@@ -53,8 +53,8 @@ pub struct MprConfig {
     pub setup_timeout: Duration,
     /// How long an ended dialog stays to absorb retransmissions (64·T1).
     pub linger: Duration,
-    /// Keys branch ids and tags.
-    pub secret: u64,
+    /// Keys branch ids, tags and traversal tokens.
+    pub seed: [u8; 32],
     /// The registrar of plain terminals (the soft-switch). With one, a
     /// REGISTER from the public side for a network's domain is sent there
     /// and its 2xx teaches the MPR the terminal's binding; OPTIONS to a
@@ -67,7 +67,7 @@ pub struct MprConfig {
 
 impl MprConfig {
     /// Defaults around the MPR's SIP address.
-    pub fn new(local: SocketAddr, secret: u64) -> Self {
+    pub fn new(local: SocketAddr, seed: [u8; 32]) -> Self {
         Self {
             local,
             outbound_proxy: None,
@@ -75,7 +75,7 @@ impl MprConfig {
             dialog_idle: Duration::from_secs(4 * 3600),
             setup_timeout: Duration::from_secs(180),
             linger: Duration::from_secs(32),
-            secret,
+            seed,
             registrar: None,
             max_bindings: 100_000,
         }
@@ -170,6 +170,8 @@ impl Traversal {
 /// The MPR's SIP ALG.
 pub struct Mpr {
     cfg: MprConfig,
+    /// Keys branch ids, tags and tokens (from the seed).
+    secret: u64,
     traversals: HashMap<u64, Traversal>,
     initial: HashMap<(Vec<u8>, Vec<u8>, Place), u64>,
     next_token: u64,
@@ -184,9 +186,11 @@ pub struct Mpr {
 impl Mpr {
     /// A proxy with no dialogs.
     pub fn new(cfg: MprConfig) -> Self {
-        let next_token = edit::hash(cfg.secret, &[b"token"]) & 0xffff_ffff;
+        let secret = pinhole_core::rng::Rng::from_seed(cfg.seed).next_u64();
+        let next_token = edit::hash(secret, &[b"token"]) & 0xffff_ffff;
         Self {
             cfg,
+            secret,
             traversals: HashMap::new(),
             initial: HashMap::new(),
             next_token: next_token.max(1),
@@ -237,7 +241,7 @@ impl Mpr {
         }
         let tag = format!(
             "ph{:x}",
-            edit::hash(self.cfg.secret, &[msg.call_id().unwrap_or_default()])
+            edit::hash(self.secret, &[msg.call_id().unwrap_or_default()])
         );
         // RFC 3581: back to where the request came from.
         let to = rx.remote;
@@ -362,7 +366,7 @@ impl Mpr {
             .unwrap_or(call_id);
         let branch = format!(
             "z9hG4bKph{token:x}.{:x}",
-            edit::hash(self.cfg.secret, &[incoming_branch, call_id])
+            edit::hash(self.secret, &[incoming_branch, call_id])
         );
         if msg.to_tag().is_none() && is_dialog_creating(method) {
             let rr = format!("sip:{};lr;ph={token:x}", HostPort(self.cfg.local));
@@ -485,7 +489,7 @@ impl Mpr {
         from: Side,
         patch: &mut Patch,
     ) -> Result<(), (u16, &'static str)> {
-        let body = match media::body(msg, rx.remote.ip()) {
+        let body = match media::sdp_body(msg, rx.remote.ip()) {
             Ok(b) => b,
             Err(e) => {
                 self.stats.sdp_errors += 1;
@@ -525,7 +529,7 @@ impl Mpr {
             from,
             origin: origin.origin(),
             toward: toward.origin(),
-            endpoints: &body.endpoints,
+            endpoints: &body.endpoints(),
         };
         let planned = match &origin {
             // A plain terminal's legs latch onto the address its
@@ -535,12 +539,11 @@ impl Mpr {
         };
         match planned {
             Ok(plan) => {
-                body.rewrite(&plan.endpoints, patch).map_err(|e| {
+                body.rewrite(msg, &plan.endpoints, patch).map_err(|e| {
                     self.stats.sdp_errors += 1;
                     tracing::warn!(error = %e, "SIP: SDP rewrite failed");
                     (488, "Not Acceptable Here")
                 })?;
-                fix_content_length(msg, patch);
                 self.stats.sdp_rewritten += 1;
                 Ok(())
             }
@@ -695,7 +698,7 @@ impl Mpr {
             .unwrap_or_default();
         let source = rx.remote.to_string();
         let id = edit::hash(
-            self.cfg.secret,
+            self.secret,
             &[
                 incoming,
                 msg.call_id().unwrap_or_default(),
@@ -710,7 +713,7 @@ impl Mpr {
         edit::mark_received(msg, &mut patch, top, rx.remote);
         let branch = format!(
             "z9hG4bKphr{id:x}.{:x}",
-            edit::hash(self.cfg.secret, &[b"upstream", &id.to_be_bytes()])
+            edit::hash(self.secret, &[b"upstream", &id.to_be_bytes()])
         );
         edit::add_via(msg, &mut patch, self.cfg.local, &branch);
         if register {
@@ -836,7 +839,7 @@ impl Mpr {
         for (&token, t) in &self.traversals {
             let dead = match t.ended {
                 Some(at) => now >= at + cfg.linger,
-                None if !t.neg.confirmed => now >= t.last + cfg.setup_timeout,
+                None if !t.neg.confirmed() => now >= t.last + cfg.setup_timeout,
                 None => now >= t.last + cfg.dialog_idle,
             };
             if dead {

@@ -57,7 +57,7 @@ fn fig11_with(cmph_mode: client::CmphMode) -> Fig11 {
     w.add_host(c1.zone, ip("10.1.0.10"), "A");
     w.add_host(c2.zone, ip("10.2.0.2"), "APS2");
     w.add_host(c2.zone, ip("10.2.0.10"), "B");
-    w.set_mpr_alg(a(MPR), Box::new(Mpr::new(MprConfig::new(a(MPR), 99))));
+    w.set_mpr_alg(a(MPR), Box::new(Mpr::new(MprConfig::new(a(MPR), [99; 32]))));
     for (net, sig, media, phone, seed) in [
         ("corp1", APS1, "10.1.0.2", PHONE_A, 3u8),
         ("corp2", APS2, "10.2.0.2", PHONE_B, 4u8),
@@ -394,7 +394,12 @@ mod hostile {
             [3; 32],
         );
         pc.inside_default = Some(a(PHONE_B));
-        (Mpr::new(MprConfig::new(a(MPR), 5)), mpr, Aps::new(pc), cl)
+        (
+            Mpr::new(MprConfig::new(a(MPR), [5; 32])),
+            mpr,
+            Aps::new(pc),
+            cl,
+        )
     }
 
     fn feed(bytes: &[u8]) {
