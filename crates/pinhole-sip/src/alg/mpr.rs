@@ -529,7 +529,7 @@ impl Mpr {
             from,
             origin: origin.origin(),
             toward: toward.origin(),
-            endpoints: &body.endpoints(),
+            endpoints: body.endpoints(),
         };
         let planned = match &origin {
             // A plain terminal's legs latch onto the address its
