@@ -25,7 +25,7 @@ use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::ClientContext;
+use super::{AlgEvent, ClientContext, Outbox};
 use crate::client::{ClientError, Event, PinholeId, PinholeRequest};
 use crate::intent::{MediaEndpoint, PlannedEndpoint};
 use crate::ports::{Allocator, PortPair, PortRange};
@@ -69,6 +69,18 @@ pub enum Step {
     Failed(StreamError),
 }
 
+/// Whose media ports the pinholes are opened from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// An APS: each stream gets a media port pair B of the APS, mapped to
+    /// the terminal's address (Fig. 7).
+    Aps,
+    /// A smart terminal or gateway (Fig. 8, Fig. 10): the pinhole opens
+    /// from the terminal's own media port, and the application receives
+    /// the media itself; descriptions entering are not rewritten.
+    Terminal,
+}
+
 /// What the engine's report meant for a stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome<K> {
@@ -89,16 +101,21 @@ enum PhState {
     Failed,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Pinhole {
     id: PinholeId,
+    /// The terminal's address the pinhole was opened for.
     inside: SocketAddr,
     state: PhState,
+    leg_key: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
 struct Stream {
+    /// Port pair B (APS mode).
     b: Option<PortPair>,
+    /// Where the pinhole was opened from (port B, or the terminal's port).
+    local: Option<SocketAddr>,
     /// The MPR relay address the latest description from outside named.
     relay: Option<SocketAddr>,
     pinhole: Option<Pinhole>,
@@ -107,6 +124,7 @@ struct Stream {
 /// The APS's streams: ports B, pinholes and their states, by party `K`
 /// and stream index.
 pub struct ApsMedia<K> {
+    mode: Mode,
     media_ip: IpAddr,
     ports: Allocator,
     streams: HashMap<K, HashMap<u16, Stream>>,
@@ -119,11 +137,46 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
     /// not reach the next one).
     pub fn new(media_ip: IpAddr, ports: PortRange, quarantine: Duration, rng: Rng) -> Self {
         Self {
+            mode: Mode::Aps,
             media_ip,
             ports: Allocator::new(ports, quarantine, rng),
             streams: HashMap::new(),
             by_pinhole: HashMap::new(),
         }
+    }
+
+    /// Streams of a smart terminal ([`Mode::Terminal`]): pinholes open
+    /// from the terminal's own ports, which it allocates itself.
+    pub fn terminal(media_ip: IpAddr) -> Self {
+        Self {
+            mode: Mode::Terminal,
+            media_ip,
+            // Never allocated from in terminal mode.
+            ports: Allocator::new(
+                PortRange { first: 0, last: 1 },
+                Duration::ZERO,
+                Rng::from_seed([0; 32]),
+            ),
+            streams: HashMap::new(),
+            by_pinhole: HashMap::new(),
+        }
+    }
+
+    /// The public address of stream `index` of `key` once its pinhole is
+    /// open (the local address in the no-response variant).
+    pub fn public(&self, key: &K, index: u16) -> Option<SocketAddr> {
+        let st = self.streams.get(key)?.get(&index)?;
+        match st.pinhole.as_ref()?.state {
+            PhState::Open { public, .. } => public.or(st.local),
+            _ => None,
+        }
+    }
+
+    /// The relay address stream `index` of `key` exchanges media with:
+    /// the one its pinhole was opened toward, else the latest a
+    /// description from outside named.
+    pub fn relay(&self, key: &K, index: u16) -> Option<SocketAddr> {
+        self.streams.get(key)?.get(&index)?.relay
     }
 
     /// Media port pairs B in use.
@@ -202,13 +255,14 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
             self.close_stream(now, ctx, key, e.index);
             return Ok(Some(unchanged));
         }
+        let mode = self.mode;
         let st = self
             .streams
             .entry(key.clone())
             .or_default()
             .entry(e.index)
             .or_default();
-        if let Some(ph) = st.pinhole {
+        if let Some(ph) = st.pinhole.clone() {
             if ph.state == PhState::Failed && resuming {
                 // The message held for this pinhole: it failed. Refuse it;
                 // a new CMPH waits for the terminal's next description.
@@ -222,27 +276,32 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
                 st.pinhole = None;
             }
         }
-        let Some(ph) = st.pinhole else {
+        let Some(ph) = &st.pinhole else {
             if e.is_hold() {
                 return Ok(Some(unchanged));
             }
-            let b = match st.b {
-                Some(b) => b,
-                None => {
-                    let b = self.ports.allocate(now).map_err(|err| {
-                        tracing::error!(error = %err, "no APS media port free");
-                        StreamError::NoPorts
-                    })?;
-                    st.b = Some(b);
-                    b
-                }
+            let local = match mode {
+                Mode::Terminal => e.addr,
+                Mode::Aps => match st.b {
+                    Some(b) => SocketAddr::new(self.media_ip, b.rtp),
+                    None => {
+                        let b = self.ports.allocate(now).map_err(|err| {
+                            tracing::error!(error = %err, "no APS media port free");
+                            StreamError::NoPorts
+                        })?;
+                        st.b = Some(b);
+                        SocketAddr::new(self.media_ip, b.rtp)
+                    }
+                },
             };
+            st.local = Some(local);
+            let key_bytes = leg_key(e.index);
             let req = PinholeRequest {
-                local: SocketAddr::new(self.media_ip, b.rtp),
+                local,
                 relay: st.relay,
                 rtcp: e.rtcp,
-                key: leg_key(e.index),
-                inside: Some(e.addr),
+                key: key_bytes.clone(),
+                inside: (mode == Mode::Aps).then_some(e.addr),
             };
             let id = ctx.open_pinhole(now, req).map_err(|err| {
                 tracing::error!(error = %err, "cannot open a media pinhole");
@@ -252,6 +311,7 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
                 id,
                 inside: e.addr,
                 state: PhState::Opening,
+                leg_key: key_bytes,
             });
             self.by_pinhole.insert(id, key.clone());
             return Ok(None);
@@ -265,9 +325,8 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
                 ..
             } => {
                 // The no-response variant has no public address: the
-                // listening port B stands for it.
-                let b = st.b.map(|b| SocketAddr::new(self.media_ip, b.rtp));
-                let Some(mut addr) = public.or(b) else {
+                // listening address stands for it.
+                let Some(mut addr) = public.or(st.local) else {
                     return Err(StreamError::PinholeFailed);
                 };
                 if e.is_hold() {
@@ -309,7 +368,7 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
             .or_default();
         if !e.is_hold() {
             st.relay = Some(e.addr);
-            if let Some(ph) = st.pinhole
+            if let Some(ph) = &st.pinhole
                 && let PhState::Open { relay, .. } = ph.state
                 && relay != e.addr
             {
@@ -319,6 +378,14 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
                 self.by_pinhole.remove(&ph.id);
                 st.pinhole = None;
             }
+        }
+        if self.mode == Mode::Terminal {
+            // The terminal reads the relay address itself.
+            return Ok(PlannedEndpoint {
+                index: e.index,
+                addr: e.addr,
+                rtcp_addr: e.rtcp_addr,
+            });
         }
         let b = match st.b {
             Some(b) => b,
@@ -343,9 +410,10 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
         })
     }
 
-    /// The engine reported a pinhole opened or failed: whose it was.
-    /// Other events, and pinholes not ours, give `None`.
-    pub fn handle_event(&mut self, ev: &Event) -> Option<Outcome<K>> {
+    /// The engine reported a pinhole opened or failed: whose it was (an
+    /// [`AlgEvent`] with the stream's LEG-KEY goes to `out`). Other
+    /// events, and pinholes not ours, give `None`.
+    pub fn handle_event(&mut self, ev: &Event, out: &mut Outbox) -> Option<Outcome<K>> {
         let (id, state) = match *ev {
             Event::PinholeOpened {
                 id,
@@ -369,8 +437,12 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
                 && ph.id == id
             {
                 ph.state = state;
+                let leg_key = ph.leg_key.clone();
                 if let PhState::Open { relay, .. } = state {
                     st.relay = Some(relay);
+                    out.event(AlgEvent::PinholeOpened { leg_key });
+                } else {
+                    out.event(AlgEvent::PinholeFailed { leg_key });
                 }
             }
         }

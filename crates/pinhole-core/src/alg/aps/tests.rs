@@ -85,7 +85,7 @@ fn outward_waits_for_the_pinhole_then_writes_its_public_address() {
     );
     assert_eq!(eng.opened.len(), 1);
     assert_eq!(
-        m.handle_event(&opened(1, "198.51.100.1:41000")),
+        m.handle_event(&opened(1, "198.51.100.1:41000"), &mut Outbox::new()),
         Some(Outcome::Opened("c"))
     );
     let Step::Ready(plan) = m.outward(now, &mut eng, &"c", &phone, &key, true) else {
@@ -109,11 +109,21 @@ fn a_held_message_whose_pinhole_failed_is_refused_not_reoffered() {
         m.outward(now, &mut eng, &"c", &phone, &key, false),
         Step::Wait
     );
+    let mut out = Outbox::new();
     let failed = Event::PinholeFailed {
         id: PinholeId(1),
         failure: Failure::Timeout,
     };
-    assert_eq!(m.handle_event(&failed), Some(Outcome::Failed("c")));
+    assert_eq!(
+        m.handle_event(&failed, &mut out),
+        Some(Outcome::Failed("c"))
+    );
+    assert_eq!(
+        out.pop_event(),
+        Some(AlgEvent::PinholeFailed {
+            leg_key: b"k/0".to_vec()
+        })
+    );
     assert_eq!(
         m.outward(now, &mut eng, &"c", &phone, &key, true),
         Step::Failed(StreamError::PinholeFailed)
@@ -147,7 +157,7 @@ fn inward_gives_port_b_and_a_moved_relay_reopens() {
     );
     assert_eq!(eng.opened[0].relay, Some(addr("203.0.113.10:30000")));
     assert_eq!(eng.opened[0].local, b, "the same port B");
-    m.handle_event(&opened(1, "198.51.100.1:41000"));
+    m.handle_event(&opened(1, "198.51.100.1:41000"), &mut Outbox::new());
     // The MPR moves the stream: the pinhole closes, port B stays.
     let moved = [MediaEndpoint::rtp(0, addr("203.0.113.10:30002"))];
     let Step::Ready(again) = m.inward(now, &mut eng, &"c", &moved) else {
@@ -228,4 +238,40 @@ fn held_messages_resume_in_order_and_a_waiting_one_stays_first() {
     );
     assert!(alg.held.is_empty());
     assert!(!alg.held.is_holding(&1));
+}
+
+#[test]
+fn a_terminal_opens_from_its_own_port_and_reads_relays_unchanged() {
+    let now = crate::test_instant();
+    let mut m: ApsMedia<&str> = ApsMedia::terminal("10.0.0.9".parse().unwrap());
+    let mut eng = Engine::default();
+    let relay = [MediaEndpoint::rtp(0, addr("203.0.113.10:30000"))];
+    let Step::Ready(seen) = m.inward(now, &mut eng, &"c", &relay) else {
+        panic!()
+    };
+    assert_eq!(seen[0].addr, relay[0].addr, "not rewritten");
+    assert_eq!(m.relay(&"c", 0), Some(relay[0].addr));
+    let own = [MediaEndpoint {
+        rtcp: crate::wire::RtcpMode::Mux,
+        ..MediaEndpoint::rtp(0, addr("10.0.0.9:16000"))
+    }];
+    assert_eq!(
+        m.outward(now, &mut eng, &"c", &own, &key, false),
+        Step::Wait
+    );
+    assert_eq!(eng.opened[0].local, addr("10.0.0.9:16000"));
+    assert_eq!(eng.opened[0].inside, None, "the application owns the media");
+    assert_eq!(eng.opened[0].relay, Some(relay[0].addr));
+    assert_eq!(m.ports_in_use(), 0);
+    let mut out = Outbox::new();
+    m.handle_event(&opened(1, "198.51.100.1:41000"), &mut out);
+    assert_eq!(m.public(&"c", 0), Some(addr("198.51.100.1:41000")));
+    assert!(matches!(
+        out.pop_event(),
+        Some(AlgEvent::PinholeOpened { .. })
+    ));
+    let Step::Ready(plan) = m.outward(now, &mut eng, &"c", &own, &key, true) else {
+        panic!()
+    };
+    assert_eq!(plan[0].addr, addr("198.51.100.1:41000"));
 }
