@@ -5,7 +5,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Crates that must stay sans-IO: no tokio anywhere in their normal dependency
 # tree. Planned crates are checked as soon as they join the workspace.
-sansio_crates := "pinhole-core pinhole-testkit pinhole-sdp pinhole-sip pinhole-capture pinhole-mgcp pinhole-h248 pinhole-h323"
+# pinhole-embed (the embedding example) owns std sockets but must need
+# neither tokio nor pinhole-net: that is what it demonstrates.
+sansio_crates := "pinhole-core pinhole-testkit pinhole-sdp pinhole-sip pinhole-capture pinhole-mgcp pinhole-h248 pinhole-h323 pinhole-embed"
 
 # Seconds each fuzz target gets in `fuzz-run`.
 fuzz_secs := env_var_or_default("FUZZ_SECS", "30")
@@ -125,7 +127,8 @@ fuzz-run:
     done
 
 # Run the demo: the Fig. 6-8 message ladder through simulated firewalls,
-# then the SIP ladders of Figs. 11 (APS) and 12 (smart terminals, no APS).
+# the SIP ladders of Figs. 11 (APS) and 12 (smart terminals, no APS), the
+# MGCP ladders of Figs. 9 and 10, and a B2BUA embedding the engine.
 demo:
     cargo run --release --locked -p pinhole -- demo
     cargo run --release --locked -p pinhole-examples --bin demo
@@ -133,6 +136,7 @@ demo:
     cargo run --release --locked -p pinhole-examples --bin sip_fig12
     cargo run --release --locked -p pinhole-examples --bin mgcp_fig9
     cargo run --release --locked -p pinhole-examples --bin mgcp_fig10
+    cargo run --release --locked -p pinhole-embed --bin embed_b2bua
 
 # Criterion benchmarks (slow; not part of `ci`).
 bench:
