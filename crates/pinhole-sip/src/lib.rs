@@ -61,6 +61,67 @@
 //! assert_eq!(again.value(again.header(HeaderName::Via).unwrap()),
 //!            msg.value(msg.header(HeaderName::Via).unwrap()));
 //! ```
+//!
+//! # Embedding: the run loop of a softswitch that anchors media
+//!
+//! A B2BUA or proxy that already routes its calls uses [`media`], the MPR
+//! engine and a relay of its own (`docs/embedding.md`; the compiled
+//! example is `examples/embed`). For each SIP message it forwards:
+//!
+//! 1. **Parse** it: [`Message::parse`] (spans only, nothing copied).
+//! 2. **Classify** it in its dialog: [`media::Negotiation::classify`] gives
+//!    the offer/answer role (offer, answer, modify, teardown, or nothing
+//!    for the media); [`media::sender`] which side sent it.
+//! 3. **Read its streams**: [`media::sdp_body`] finds the SDP (whole body
+//!    or multipart part) and its [`MediaEndpoint`](pinhole_core::intent::MediaEndpoint)s.
+//! 4. **Plan** with the engine through the relay contract:
+//!    `MediaCall::plan` over a `LiveMpr` (in `pinhole_core::alg`) returns
+//!    relay addresses whose ports are already open in your relay.
+//! 5. **Rewrite**: [`media::SdpBody::rewrite`] records the SDP edits and
+//!    the Content-Length edit in a [`Patch`](pinhole_core::patch::Patch);
+//!    `apply` gives the bytes to send, every other byte as it came.
+//! 6. **Drain and wait**: feed the relay's reports to
+//!    `Engine::handle_relay`, call `Engine::handle_timeout` when
+//!    `poll_timeout` says, drain `poll_event` for logs. A teardown
+//!    (`MediaCall::teardown`) frees the call's legs.
+//!
+//! ```
+//! use std::time::Instant;
+//! use pinhole_core::alg::{Outbox, call::{MediaCall, Place}, live::{LiveMpr, NoSockets}};
+//! use pinhole_core::{CallKey, mpr, patch::Patch};
+//! use pinhole_sip::{Message, media};
+//!
+//! let now = Instant::now();
+//! let mut engine = mpr::Engine::new(mpr::Config::new("203.0.113.10".parse().unwrap(), [1; 32]), now).unwrap();
+//! let mut relay = NoSockets; // a real softswitch passes its relay here
+//! let mut out = Outbox::new();
+//! let invite = b"INVITE sip:b@example.com SIP/2.0\r\n\
+//!     Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+//!     From: <sip:a@example.com>;tag=a\r\nTo: <sip:b@example.com>\r\n\
+//!     Call-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n\
+//!     Content-Length: 49\r\n\r\n\
+//!     v=0\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 RTP/AVP 0\r\n";
+//! // 1–3: parse, classify, read the streams.
+//! let msg = Message::parse(invite).unwrap();
+//! let mut neg = media::Negotiation::default();
+//! let body = media::sdp_body(&msg, "192.0.2.1".parse().unwrap()).unwrap().unwrap();
+//! let kind = neg.classify(&msg, true).unwrap();
+//! let from = media::sender(&msg, b"a");
+//! // 4: plan; the relay ports are open when this returns.
+//! let mut call = MediaCall::new(CallKey::new("c1"));
+//! let mut ctx = LiveMpr::new(&mut engine, &mut relay);
+//! let planned = call
+//!     .plan(now, &mut ctx, &mut out, kind, from, &Place::Public, &Place::Public, body.endpoints())
+//!     .unwrap();
+//! // 5: rewrite; only the media fields and Content-Length change.
+//! let mut patch = Patch::new();
+//! body.rewrite(&msg, &planned.plan.endpoints, &mut patch).unwrap();
+//! let sent = String::from_utf8(patch.apply(invite).unwrap()).unwrap();
+//! assert!(sent.contains("c=IN IP4 203.0.113.10\r\n"));
+//! assert!(!sent.contains("192.0.2.1\r\nm="));
+//! // 6: the events a softswitch logs.
+//! assert!(out.pop_event().is_some()); // CallAnchored
+//! ```
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
