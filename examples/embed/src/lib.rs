@@ -93,9 +93,9 @@ fn got(p: &mut Phone, start: &[u8]) -> Result<bool> {
 }
 
 /// One call with `packets` RTP packets each way, relay ports from
-/// 47000–47999.
+/// 41000–41899.
 pub fn run(packets: u16) -> Result<Report> {
-    run_with(packets, PortRange::new(47_000, 47_999)?)
+    run_with(packets, PortRange::new(41_000, 41_899)?)
 }
 
 /// One call with `packets` RTP packets each way and relay ports from

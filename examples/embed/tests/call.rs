@@ -18,7 +18,7 @@ fn a_call_through_the_b2bua_leg_carries_media_both_ways() {
         .and_then(|p| p.parse().ok())
         .expect("a relay address");
     assert!(
-        (47_000..=47_999).contains(&port),
+        (41_000..=41_899).contains(&port),
         "a relay port, not the caller's"
     );
     assert_eq!(
@@ -36,11 +36,11 @@ fn a_call_through_the_b2bua_leg_carries_media_both_ways() {
 #[test]
 fn relay_ports_held_by_another_process_are_never_written_into_sdp() {
     // Four pairs, two of them held by "another process" (this test).
-    let _held: Vec<std::net::UdpSocket> = [47_200u16, 47_204]
+    let _held: Vec<std::net::UdpSocket> = [41_900u16, 41_904]
         .iter()
         .map(|p| std::net::UdpSocket::bind(("127.0.0.1", *p)).expect("test port free"))
         .collect();
-    let ports = pinhole_core::ports::PortRange::new(47_200, 47_207).unwrap();
+    let ports = pinhole_core::ports::PortRange::new(41_900, 41_907).unwrap();
     let r = pinhole_embed::run_with(10, ports).expect("the free pairs carry the call");
     assert_eq!((r.callee_received, r.caller_received), (10, 10));
     let port: u16 = r
@@ -50,7 +50,7 @@ fn relay_ports_held_by_another_process_are_never_written_into_sdp() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!([47_202, 47_206].contains(&port), "a free pair, got {port}");
+    assert!([41_902, 41_906].contains(&port), "a free pair, got {port}");
     assert!(
         r.relay_refusals >= 1,
         "the relay refused a held port and the engine moved on"

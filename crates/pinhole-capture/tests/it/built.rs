@@ -1,11 +1,10 @@
 //! Captures built here, one feature each: link types, file variants,
 //! tunnels, fragments, TCP reassembly, WebSocket, SCTP, damage.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use pinhole_capture::{
     Capture, CaptureError, Decoder, Limits, LinkType, Transport, read, read_from, read_with,
 };

@@ -1,9 +1,8 @@
 //! Properties: hostile bytes never panic; TCP, WebSocket and IP
 //! reassembly give back what was sent, whatever the order and duplicates.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use pinhole_capture::{Decoder, LinkType, Transport, read};
 use proptest::prelude::*;
 

@@ -5,11 +5,10 @@
 //! Regenerate the seeds with
 //! `PINHOLE_WRITE_CORPUS=1 cargo test -p pinhole-capture --test fuzz_corpus -- --ignored`.
 
-mod common;
 
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use pinhole_capture::Transport;
 use pinhole_capture::fuzzing::capture_read;
 
