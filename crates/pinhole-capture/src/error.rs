@@ -36,3 +36,45 @@ pub enum CaptureError {
     #[error("reading the capture failed: {0}")]
     Io(#[from] std::io::Error),
 }
+
+impl CaptureError {
+    /// A stable short label of the variant, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotACapture { .. } => "not_a_capture",
+            Self::TruncatedHeader { .. } => "truncated_header",
+            Self::UnsupportedFormat(_) => "unsupported_format",
+            Self::InvalidHeader(_) => "invalid_header",
+            Self::UnsupportedLinkType(_) => "unsupported_link_type",
+            Self::Io(_) => "io",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::CaptureError;
+
+    #[test]
+    fn every_variant_has_a_distinct_label() {
+        let all = [
+            CaptureError::NotACapture { magic: vec![0; 4] },
+            CaptureError::TruncatedHeader { len: 3, needed: 24 },
+            CaptureError::UnsupportedFormat("x"),
+            CaptureError::InvalidHeader("x".into()),
+            CaptureError::UnsupportedLinkType(147),
+            CaptureError::Io(std::io::Error::other("x")),
+        ];
+        let labels: Vec<&str> = all.iter().map(CaptureError::kind).collect();
+        let set: HashSet<&str> = labels.iter().copied().collect();
+        assert_eq!(set.len(), labels.len(), "repeated label in {labels:?}");
+        let snake = |l: &str| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        assert!(labels.iter().all(|l| snake(l)), "{labels:?}");
+    }
+}

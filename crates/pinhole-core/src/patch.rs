@@ -23,6 +23,7 @@ use std::ops::Range;
 
 /// Why a patch could not be applied.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PatchError {
     /// An edit reaches past the end of the message.
     #[error("edit {start}..{end} is outside the {len}-byte message")]
@@ -42,6 +43,16 @@ pub enum PatchError {
         /// The later one.
         b: Range<usize>,
     },
+}
+
+impl PatchError {
+    /// A stable short label of the variant, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::OutOfBounds { .. } => "out_of_bounds",
+            Self::Overlap { .. } => "overlap",
+        }
+    }
 }
 
 /// One edit: the original range and where its replacement sits in the

@@ -19,6 +19,13 @@ impl Error {
     pub(crate) fn new(line: usize, kind: ErrorKind) -> Self {
         Self { line, kind }
     }
+
+    /// A stable short label of what is wrong, for metrics and logs: the
+    /// field `kind`'s [`ErrorKind::kind`]. A method named `kind` would read
+    /// as the field, hence `label`.
+    pub fn label(&self) -> &'static str {
+        self.kind.kind()
+    }
 }
 
 /// What is wrong (see [`Error`]).
@@ -70,4 +77,82 @@ pub enum ErrorKind {
     /// datagram line of the SDP error.
     #[error("session description: {0}")]
     Sdp(SdpError),
+}
+
+impl ErrorKind {
+    /// A stable short label of the variant, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::NotUtf8 => "not_utf8",
+            Self::BadCommandLine(_) => "bad_command_line",
+            Self::BadVerb => "bad_verb",
+            Self::BadTransactionId => "bad_transaction_id",
+            Self::BadEndpoint(_) => "bad_endpoint",
+            Self::BadVersion => "bad_version",
+            Self::BadResponseCode => "bad_response_code",
+            Self::BadParameterLine(_) => "bad_parameter_line",
+            Self::BadResponseAck(_) => "bad_response_ack",
+            Self::Piggybacked => "piggybacked",
+            Self::NoSdp => "no_sdp",
+            Self::Sdp(_) => "sdp",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use pinhole_core::patch::PatchError;
+    use pinhole_sdp::SdpError;
+
+    use super::{Error, ErrorKind};
+    use crate::RewriteError;
+
+    /// Labels of one enum, one per variant: distinct, non-empty snake_case.
+    fn assert_distinct(labels: impl IntoIterator<Item = &'static str>) {
+        let labels: Vec<&str> = labels.into_iter().collect();
+        let set: HashSet<&str> = labels.iter().copied().collect();
+        assert_eq!(set.len(), labels.len(), "repeated label in {labels:?}");
+        let snake = |l: &str| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        assert!(labels.iter().all(|l| snake(l)), "{labels:?}");
+    }
+
+    #[test]
+    fn every_variant_has_a_distinct_label() {
+        let kinds = [
+            ErrorKind::Empty,
+            ErrorKind::NotUtf8,
+            ErrorKind::BadCommandLine("x"),
+            ErrorKind::BadVerb,
+            ErrorKind::BadTransactionId,
+            ErrorKind::BadEndpoint("x"),
+            ErrorKind::BadVersion,
+            ErrorKind::BadResponseCode,
+            ErrorKind::BadParameterLine("x"),
+            ErrorKind::BadResponseAck("x"),
+            ErrorKind::Piggybacked,
+            ErrorKind::NoSdp,
+            ErrorKind::Sdp(SdpError::NotSdp {
+                line: 1,
+                reason: "x",
+            }),
+        ];
+        assert_distinct(kinds.iter().map(|k| k.kind()));
+        for k in &kinds {
+            assert_eq!(Error::new(3, k.clone()).label(), k.kind());
+        }
+        let rewrite = [
+            RewriteError::Mgcp(Error::new(1, ErrorKind::Empty)),
+            RewriteError::NoSdp,
+            RewriteError::PortsExhausted,
+            RewriteError::Patch(PatchError::Overlap { a: 0..2, b: 1..3 }),
+        ];
+        assert_distinct(rewrite.iter().map(|e| e.kind()));
+    }
 }

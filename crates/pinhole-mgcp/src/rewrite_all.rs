@@ -12,6 +12,7 @@ use crate::message::messages;
 
 /// Why a datagram could not be rewritten.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RewriteError {
     /// A message does not parse, or its SDP cannot be read or rewritten.
     #[error("{0}")]
@@ -25,6 +26,19 @@ pub enum RewriteError {
     /// The edits could not be applied (a bug: they overlap).
     #[error("patch: {0}")]
     Patch(#[from] pinhole_core::patch::PatchError),
+}
+
+impl RewriteError {
+    /// A stable short label of the variant, for metrics and logs (the
+    /// wrapped error's own label tells more).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Mgcp(_) => "mgcp",
+            Self::NoSdp => "no_sdp",
+            Self::PortsExhausted => "ports_exhausted",
+            Self::Patch(_) => "patch",
+        }
+    }
 }
 
 /// Rewrites every enabled stream of every message's session description

@@ -133,6 +133,27 @@ pub enum ParseError {
 }
 
 impl ParseError {
+    /// A stable short label of the variant, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Truncated { .. } => "truncated",
+            Self::StartLine { .. } => "bad_start_line",
+            Self::StatusCode { .. } => "bad_status_code",
+            Self::Header { .. } => "bad_header",
+            Self::ContentLength { .. } => "bad_content_length",
+            Self::BodyTruncated { .. } => "body_truncated",
+            Self::CSeq { .. } => "bad_cseq",
+            Self::CSeqMethodMismatch { .. } => "cseq_method_mismatch",
+            Self::Via { .. } => "bad_via",
+            Self::Uri { .. } => "bad_uri",
+            Self::NameAddr { .. } => "bad_name_addr",
+            Self::Number { .. } => "bad_number",
+            Self::Multipart { .. } => "bad_multipart",
+            Self::MissingContentLength { .. } => "missing_content_length",
+            Self::TooLarge { .. } => "too_large",
+        }
+    }
+
     /// The byte offset where the problem was found.
     pub fn offset(&self) -> usize {
         match *self {
@@ -152,5 +173,64 @@ impl ParseError {
             | Self::MissingContentLength { at }
             | Self::TooLarge { at, .. } => at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use pinhole_core::patch::PatchError;
+    use pinhole_sdp::SdpError;
+
+    use super::ParseError;
+    use crate::RewriteError;
+
+    /// Labels of one enum, one per variant: distinct, non-empty snake_case.
+    fn assert_distinct(labels: impl IntoIterator<Item = &'static str>) {
+        let labels: Vec<&str> = labels.into_iter().collect();
+        let set: HashSet<&str> = labels.iter().copied().collect();
+        assert_eq!(set.len(), labels.len(), "repeated label in {labels:?}");
+        let snake = |l: &str| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        assert!(labels.iter().all(|l| snake(l)), "{labels:?}");
+    }
+
+    #[test]
+    fn every_variant_has_a_distinct_label() {
+        let (at, reason) = (0, "x");
+        let parse = [
+            ParseError::Truncated { at, reason },
+            ParseError::StartLine { at, reason },
+            ParseError::StatusCode { at },
+            ParseError::Header { at, reason },
+            ParseError::ContentLength { at, reason },
+            ParseError::BodyTruncated {
+                at,
+                declared: 2,
+                available: 1,
+            },
+            ParseError::CSeq { at, reason },
+            ParseError::CSeqMethodMismatch { at },
+            ParseError::Via { at, reason },
+            ParseError::Uri { at, reason },
+            ParseError::NameAddr { at, reason },
+            ParseError::Number { at, reason },
+            ParseError::Multipart { at, reason },
+            ParseError::MissingContentLength { at },
+            ParseError::TooLarge { at, limit: 1 },
+        ];
+        assert_distinct(parse.iter().map(|e| e.kind()));
+        let rewrite = [
+            RewriteError::Sip(parse[0].clone()),
+            RewriteError::Sdp(SdpError::NotSdp { line: 1, reason }),
+            RewriteError::NoSdp,
+            RewriteError::PortsExhausted,
+            RewriteError::Patch(PatchError::Overlap { a: 0..2, b: 1..3 }),
+        ];
+        assert_distinct(rewrite.iter().map(|e| e.kind()));
     }
 }

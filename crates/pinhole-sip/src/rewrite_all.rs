@@ -11,6 +11,7 @@ use crate::{Message, fix_content_length};
 
 /// Why a message could not be rewritten.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RewriteError {
     /// The SIP message does not parse.
     #[error("SIP: {0}")]
@@ -27,6 +28,20 @@ pub enum RewriteError {
     /// The edits could not be applied (a bug: they overlap).
     #[error("patch: {0}")]
     Patch(#[from] pinhole_core::patch::PatchError),
+}
+
+impl RewriteError {
+    /// A stable short label of the variant, for metrics and logs (the
+    /// wrapped error's own `kind()` tells more).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sip(_) => "sip",
+            Self::Sdp(_) => "sdp",
+            Self::NoSdp => "no_sdp",
+            Self::PortsExhausted => "ports_exhausted",
+            Self::Patch(_) => "patch",
+        }
+    }
 }
 
 /// Rewrites every enabled stream of every SDP body (the whole body, or each

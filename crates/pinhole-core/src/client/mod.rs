@@ -175,6 +175,16 @@ pub enum ConfigError {
     Invalid(&'static str),
 }
 
+impl ConfigError {
+    /// A stable label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RefreshTooLong { .. } => "refresh_too_long",
+            Self::Invalid(_) => "invalid",
+        }
+    }
+}
+
 /// A call the client refuses.
 #[non_exhaustive]
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
@@ -188,6 +198,17 @@ pub enum ClientError {
     /// The LEG-KEY is empty or longer than 64 bytes.
     #[error("leg key must be 1-64 bytes")]
     BadLegKey,
+}
+
+impl ClientError {
+    /// A stable label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotRegistered => "not_registered",
+            Self::UnknownPinhole => "unknown_pinhole",
+            Self::BadLegKey => "bad_leg_key",
+        }
+    }
 }
 
 /// A datagram the client did not accept.

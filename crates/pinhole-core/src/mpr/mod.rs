@@ -162,6 +162,20 @@ pub enum ConfigError {
     Ports(#[from] PortError),
 }
 
+impl ConfigError {
+    /// A stable label for metrics and logs. [`ConfigError::Ports`] is
+    /// `"ports"` whatever the port error; its own [`PortError::kind`] tells
+    /// more.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::DuplicateNetwork(_) => "duplicate_network",
+            Self::BadNetwork(_) => "bad_network",
+            Self::BadTimer(_) => "bad_timer",
+            Self::Ports(_) => "ports",
+        }
+    }
+}
+
 /// A datagram the engine did not accept. Each is counted in [`Stats`].
 #[non_exhaustive]
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]

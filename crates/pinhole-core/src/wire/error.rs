@@ -166,3 +166,129 @@ impl IntegrityError {
         }
     }
 }
+
+/// One test for the labels of the crate's public error enums (the engines'
+/// and the patch's too), so a variant added with a repeated label fails here.
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::{DecodeError, EncodeError, IntegrityError};
+    use crate::patch::PatchError;
+    use crate::ports::PortError;
+    use crate::wire::ErrorCode;
+    use crate::{client, mpr};
+
+    /// Labels of one enum, one per variant: distinct, non-empty snake_case.
+    fn assert_distinct(labels: impl IntoIterator<Item = &'static str>) {
+        let labels: Vec<&str> = labels.into_iter().collect();
+        let set: HashSet<&str> = labels.iter().copied().collect();
+        assert_eq!(set.len(), labels.len(), "repeated label in {labels:?}");
+        let snake = |l: &str| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        assert!(labels.iter().all(|l| snake(l)), "{labels:?}");
+    }
+
+    #[test]
+    fn every_variant_has_a_distinct_label() {
+        let decode = [
+            DecodeError::Truncated {
+                offset: 0,
+                what: "x",
+            },
+            DecodeError::NotStun {
+                offset: 0,
+                what: "x",
+            },
+            DecodeError::BadLength {
+                offset: 0,
+                what: "x",
+            },
+            DecodeError::UnknownMethod {
+                offset: 0,
+                method: 0,
+            },
+            DecodeError::BadAttribute {
+                offset: 0,
+                attr: 0,
+                what: "x",
+            },
+            DecodeError::FingerprintNotLast { offset: 0 },
+            DecodeError::FingerprintMismatch { offset: 0 },
+        ];
+        assert_distinct(decode.iter().map(|e| e.kind()));
+        let encode = [
+            EncodeError::BufferTooSmall { need: 1 },
+            EncodeError::ValueTooLong { attr: 0, len: 1 },
+            EncodeError::BadValue { attr: 0, what: "x" },
+            EncodeError::TooMany { attr: 0, max: 1 },
+            EncodeError::MessageTooLong { len: 1 },
+        ];
+        assert_distinct(encode.iter().map(|e| e.kind()));
+        let integrity = [IntegrityError::Missing, IntegrityError::Mismatch];
+        assert_distinct(integrity.iter().map(|e| e.kind()));
+        let patch = [
+            PatchError::OutOfBounds {
+                start: 0,
+                end: 2,
+                len: 1,
+            },
+            PatchError::Overlap { a: 0..2, b: 1..3 },
+        ];
+        assert_distinct(patch.iter().map(|e| e.kind()));
+
+        let client_config = [
+            client::ConfigError::RefreshTooLong {
+                refresh: std::time::Duration::from_secs(2),
+                timeout: std::time::Duration::from_secs(1),
+            },
+            client::ConfigError::Invalid("x"),
+        ];
+        assert_distinct(client_config.iter().map(|e| e.kind()));
+        let client_call = [
+            client::ClientError::NotRegistered,
+            client::ClientError::UnknownPinhole,
+            client::ClientError::BadLegKey,
+        ];
+        assert_distinct(client_call.iter().map(|e| e.kind()));
+        let client_input = [
+            client::InputError::NotControl,
+            client::InputError::Decode(decode[0].clone()),
+            client::InputError::Unsolicited,
+            client::InputError::Unauthenticated,
+        ];
+        assert_distinct(client_input.iter().map(|e| e.kind()));
+
+        let mpr_config = [
+            mpr::ConfigError::DuplicateNetwork("x".into()),
+            mpr::ConfigError::BadNetwork("x".into()),
+            mpr::ConfigError::BadTimer("x"),
+            mpr::ConfigError::Ports(PortError::EmptyRange { first: 1, last: 1 }),
+        ];
+        assert_distinct(mpr_config.iter().map(|e| e.kind()));
+        let mpr_input = [
+            mpr::InputError::NotControl,
+            mpr::InputError::Decode(decode[0].clone()),
+            mpr::InputError::Unexpected("x"),
+            mpr::InputError::Refused {
+                code: ErrorCode(400),
+                what: "x",
+            },
+            mpr::InputError::Replayed,
+            mpr::InputError::StrayKeepalive,
+        ];
+        assert_distinct(mpr_input.iter().map(|e| e.kind()));
+        let mpr_intent = [
+            mpr::IntentError::UnknownNetwork,
+            mpr::IntentError::UnknownCall,
+            mpr::IntentError::TooManyStreams(17),
+            mpr::IntentError::PortsExhausted,
+            mpr::IntentError::QuotaReached,
+            mpr::IntentError::NoRelayAddress,
+        ];
+        assert_distinct(mpr_intent.iter().map(|e| e.kind()));
+    }
+}

@@ -1,0 +1,216 @@
+//! `pinhole aps`: the file, its role-wide keys and its validation. The
+//! protocol sections are in [`super::sip`] and [`super::mgcp`]; which one
+//! is used follows `protocol`.
+
+use std::net::SocketAddr;
+
+use pinhole_core::client::{self, CmphMode};
+use pinhole_mgcp::alg as mgcp_alg;
+use pinhole_net::relay::RelayConfig;
+use pinhole_sip::alg as sip_alg;
+use serde::Deserialize;
+
+use super::mgcp::ApsMgcpSection;
+use super::sip::ApsSipSection;
+use super::{Invalid, ProtocolName, RelaySection, invalid, secs};
+
+/// How the APS sends CMPH binds, as written in the file.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CmphModeName {
+    /// Request, wait for the response (Figs. 7 and 8).
+    #[default]
+    Request,
+    /// Indications, no response.
+    Indication,
+}
+
+/// The `pinhole aps` configuration file.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApsFile {
+    /// Network id. Required.
+    pub(crate) network: String,
+    /// The network's shared secret. Required, non-empty.
+    pub(crate) credential: String,
+    /// The protocol whose signaling pinhole it registers. Default "sip".
+    #[serde(default = "default_protocol")]
+    pub(crate) protocol: ProtocolName,
+    /// The APS's own signaling socket (inside the firewall). Required.
+    pub(crate) signaling: SocketAddr,
+    /// The MPR's control address. Required.
+    pub(crate) mpr: SocketAddr,
+    /// Subscriber domains claimed. Default none.
+    #[serde(default)]
+    pub(crate) domains: Vec<String>,
+    /// The firewall's UDP idle timeout. Default 30.
+    #[serde(default = "default_firewall_idle")]
+    pub(crate) firewall_idle_timeout_secs: u64,
+    /// Refresh interval; default 2/3 of the firewall idle timeout.
+    #[serde(default)]
+    pub(crate) refresh_interval_secs: Option<u64>,
+    /// Registration lifetime asked for. Default 600.
+    #[serde(default = "default_lifetime")]
+    pub(crate) lifetime_secs: u64,
+    /// "request" (default) or "indication".
+    #[serde(default)]
+    pub(crate) cmph_mode: CmphModeName,
+    /// Where `/metrics` is served; absent: no metrics endpoint.
+    #[serde(default)]
+    pub(crate) metrics: Option<SocketAddr>,
+    /// The relay for media ports B.
+    #[serde(default)]
+    pub(crate) relay: RelaySection,
+    /// The SIP proxy.
+    #[serde(default)]
+    pub(crate) sip: ApsSipSection,
+    /// The MGCP ALG.
+    #[serde(default)]
+    pub(crate) mgcp: ApsMgcpSection,
+}
+
+fn default_protocol() -> ProtocolName {
+    ProtocolName::Sip
+}
+
+fn default_firewall_idle() -> u64 {
+    30
+}
+
+fn default_lifetime() -> u64 {
+    600
+}
+
+/// A validated APS configuration.
+pub(crate) struct ApsSettings {
+    /// The engine's configuration.
+    pub(crate) engine: client::Config,
+    /// The relay's.
+    pub(crate) relay: RelayConfig,
+    /// The metrics endpoint.
+    pub(crate) metrics: Option<SocketAddr>,
+    /// The SIP proxy, for `protocol = "sip"`.
+    pub(crate) sip: Option<sip_alg::ApsConfig>,
+    /// The MGCP ALG, for `protocol = "mgcp"`.
+    pub(crate) mgcp: Option<mgcp_alg::ApsConfig>,
+}
+
+impl ApsFile {
+    /// Parses a file's text (syntax, types and unknown keys).
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Checks every value and builds the settings.
+    pub(crate) fn validate(&self, seed: [u8; 32]) -> Result<ApsSettings, Invalid> {
+        if self.network.is_empty() || self.network.len() > 128 {
+            return Err(invalid("network", "must be 1 to 128 bytes"));
+        }
+        if self.credential.is_empty() {
+            return Err(invalid("credential", "must not be empty"));
+        }
+        if self.signaling.ip().is_multicast() {
+            return Err(invalid("signaling", "must be a unicast address"));
+        }
+        if self.mpr.ip().is_unspecified() || self.mpr.port() == 0 {
+            return Err(invalid("mpr", "must be the MPR's address and port"));
+        }
+        let timeout = secs(
+            "firewall_idle_timeout_secs",
+            self.firewall_idle_timeout_secs,
+        )?;
+        let lifetime = secs("lifetime_secs", self.lifetime_secs)?;
+        let refresh = match self.refresh_interval_secs {
+            Some(r) => {
+                let r = secs("refresh_interval_secs", r)?;
+                if r >= timeout {
+                    return Err(invalid(
+                        "refresh_interval_secs",
+                        "must be shorter than firewall_idle_timeout_secs",
+                    ));
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        let relay = self.relay.validate(false)?;
+        let mut engine = client::Config::new(
+            self.network.clone(),
+            self.credential.as_bytes().to_vec(),
+            self.protocol.into(),
+            self.signaling,
+            self.mpr,
+            seed,
+        );
+        engine.domains.clone_from(&self.domains);
+        engine.firewall_idle_timeout = timeout;
+        engine.refresh_interval = refresh;
+        engine.lifetime = lifetime;
+        engine.cmph_mode = match self.cmph_mode {
+            CmphModeName::Request => CmphMode::Request,
+            CmphModeName::Indication => CmphMode::Indication,
+        };
+        client::Engine::new(engine.clone(), std::time::Instant::now())
+            .map_err(|e| invalid("(engine)", e.to_string()))?;
+        // An APS serves one protocol: the other protocols' sections are
+        // parsed (unknown keys still fail) but not checked.
+        let sip = match self.protocol {
+            ProtocolName::Sip => Some(self.sip.settings(self.signaling, seed)?),
+            _ => None,
+        };
+        let mgcp = match self.protocol {
+            ProtocolName::Mgcp => Some(self.mgcp.settings(self.signaling, seed)?),
+            _ => None,
+        };
+        Ok(ApsSettings {
+            engine,
+            relay,
+            metrics: self.metrics,
+            sip,
+            mgcp,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use super::super::testing::{APS_MIN, aps_err};
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let a = ApsFile::parse(APS_MIN).unwrap();
+        assert_eq!(a.protocol, ProtocolName::Sip);
+        assert_eq!(a.firewall_idle_timeout_secs, 30);
+        assert_eq!(a.lifetime_secs, 600);
+        assert_eq!(a.cmph_mode, CmphModeName::Request);
+        let s = a.validate([0; 32]).unwrap();
+        assert_eq!(s.engine.effective_refresh(), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            (
+                APS_MIN.replace("credential = \"s\"", "credential = \"\""),
+                "credential: must not be empty",
+            ),
+            (
+                format!("{APS_MIN}firewall_idle_timeout_secs = 10\nrefresh_interval_secs = 10\n"),
+                "refresh_interval_secs: must be shorter than firewall_idle_timeout_secs",
+            ),
+            (
+                format!("{APS_MIN}lifetime_secs = 0\n"),
+                "lifetime_secs: must be at least 1 second",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = aps_err(&text);
+            assert!(got.contains(want), "{want:?} not in {got:?}");
+        }
+    }
+}

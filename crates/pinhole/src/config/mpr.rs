@@ -1,0 +1,354 @@
+//! `pinhole mpr`: the file, its role-wide sections (`[timers]`,
+//! `[[networks]]`) and its validation. The protocol sections are in
+//! [`super::sip`] and [`super::mgcp`].
+
+use std::net::{IpAddr, SocketAddr};
+
+use pinhole_core::mpr;
+use pinhole_core::ports::PortRange;
+use pinhole_core::wire::Protocol;
+use pinhole_mgcp::alg as mgcp_alg;
+use pinhole_net::relay::RelayConfig;
+use pinhole_sip::alg as sip_alg;
+use serde::Deserialize;
+
+use super::mgcp::MprMgcpSection;
+use super::sip::MprSipSection;
+use super::{Invalid, ProtocolName, RelaySection, invalid, secs};
+
+/// `[[networks]]` of the MPR.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NetworkSection {
+    /// Network id (the USERNAME its APS or terminals register with). Required.
+    pub(crate) id: String,
+    /// Shared secret. Required, non-empty.
+    pub(crate) credential: String,
+    /// Protocols it may register; default: all.
+    #[serde(default)]
+    pub(crate) protocols: Vec<ProtocolName>,
+    /// Subscriber domains it may claim; default: any.
+    #[serde(default)]
+    pub(crate) domains: Vec<String>,
+    /// Most relay legs at once. Default 10000.
+    #[serde(default = "default_max_legs")]
+    pub(crate) max_legs: usize,
+}
+
+fn default_max_legs() -> usize {
+    10_000
+}
+
+/// `[timers]` of the MPR, in seconds.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct TimersSection {
+    /// Shortest registration lifetime granted. Default 60.
+    pub(crate) registration_min_secs: u64,
+    /// Longest registration lifetime granted. Default 3600.
+    pub(crate) registration_max_secs: u64,
+    /// Lifetime when the request asks none. Default 600.
+    pub(crate) registration_default_secs: u64,
+    /// Nonce lifetime. Default 600.
+    pub(crate) nonce_lifetime_secs: u64,
+    /// A call or reserved leg idle this long is removed. Default 60.
+    pub(crate) leg_inactivity_secs: u64,
+    /// How long a plain terminal's leg waits for its first packet. Default 10.
+    pub(crate) latch_window_secs: u64,
+    /// How long a freed port pair rests before reuse. Default 30.
+    pub(crate) port_quarantine_secs: u64,
+}
+
+impl Default for TimersSection {
+    fn default() -> Self {
+        let t = mpr::Timers::default();
+        Self {
+            registration_min_secs: t.registration_min.as_secs(),
+            registration_max_secs: t.registration_max.as_secs(),
+            registration_default_secs: t.registration_default.as_secs(),
+            nonce_lifetime_secs: t.nonce_lifetime.as_secs(),
+            leg_inactivity_secs: t.leg_inactivity.as_secs(),
+            latch_window_secs: t.latch_window.as_secs(),
+            port_quarantine_secs: t.port_quarantine.as_secs(),
+        }
+    }
+}
+
+impl TimersSection {
+    fn validate(&self) -> Result<mpr::Timers, Invalid> {
+        let timers = mpr::Timers {
+            registration_min: secs("timers.registration_min_secs", self.registration_min_secs)?,
+            registration_max: secs("timers.registration_max_secs", self.registration_max_secs)?,
+            registration_default: secs(
+                "timers.registration_default_secs",
+                self.registration_default_secs,
+            )?,
+            nonce_lifetime: secs("timers.nonce_lifetime_secs", self.nonce_lifetime_secs)?,
+            leg_inactivity: secs("timers.leg_inactivity_secs", self.leg_inactivity_secs)?,
+            latch_window: secs("timers.latch_window_secs", self.latch_window_secs)?,
+            port_quarantine: secs("timers.port_quarantine_secs", self.port_quarantine_secs)?,
+        };
+        if timers.registration_min > timers.registration_max {
+            return Err(invalid(
+                "timers.registration_min_secs",
+                "must not exceed timers.registration_max_secs",
+            ));
+        }
+        if !(timers.registration_min..=timers.registration_max)
+            .contains(&timers.registration_default)
+        {
+            return Err(invalid(
+                "timers.registration_default_secs",
+                "must lie between registration_min_secs and registration_max_secs",
+            ));
+        }
+        Ok(timers)
+    }
+}
+
+/// The `pinhole mpr` configuration file.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MprFile {
+    /// The public address the relay legs and control sockets bind. Required.
+    pub(crate) relay_ip: IpAddr,
+    /// An IPv6 relay address, if any.
+    #[serde(default)]
+    pub(crate) relay_ip6: Option<IpAddr>,
+    /// Control (Registration/CMPH) and signaling ports on `relay_ip`.
+    /// Default `[5060]`.
+    #[serde(default = "default_control_ports")]
+    pub(crate) control_ports: Vec<u16>,
+    /// Where `/metrics` is served (HTTP); absent: no metrics endpoint.
+    #[serde(default)]
+    pub(crate) metrics: Option<SocketAddr>,
+    /// Most streams in one call. Default 16.
+    #[serde(default = "default_max_streams")]
+    pub(crate) max_streams: usize,
+    /// The relay.
+    #[serde(default)]
+    pub(crate) relay: RelaySection,
+    /// Timers.
+    #[serde(default)]
+    pub(crate) timers: TimersSection,
+    /// The SIP proxy.
+    #[serde(default)]
+    pub(crate) sip: MprSipSection,
+    /// The MGCP ALG.
+    #[serde(default)]
+    pub(crate) mgcp: MprMgcpSection,
+    /// The corporate networks served. At least one.
+    #[serde(default)]
+    pub(crate) networks: Vec<NetworkSection>,
+}
+
+fn default_control_ports() -> Vec<u16> {
+    vec![5060]
+}
+
+fn default_max_streams() -> usize {
+    16
+}
+
+/// A validated MPR configuration.
+pub(crate) struct MprSettings {
+    /// The engine's configuration (seed still to set).
+    pub(crate) engine: mpr::Config,
+    /// The relay's.
+    pub(crate) relay: RelayConfig,
+    /// Control sockets to bind.
+    pub(crate) controls: Vec<SocketAddr>,
+    /// The metrics endpoint.
+    pub(crate) metrics: Option<SocketAddr>,
+    /// The SIP proxy, when enabled.
+    pub(crate) sip: Option<sip_alg::MprConfig>,
+    /// The MGCP ALG, when enabled.
+    pub(crate) mgcp: Option<mgcp_alg::MprConfig>,
+}
+
+impl MprFile {
+    /// Parses a file's text (syntax, types and unknown keys).
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Checks every value and builds the settings.
+    pub(crate) fn validate(&self, seed: [u8; 32]) -> Result<MprSettings, Invalid> {
+        if self.relay_ip.is_unspecified() || self.relay_ip.is_multicast() {
+            return Err(invalid(
+                "relay_ip",
+                "must be a unicast address the MPR owns (it is written into signaling)",
+            ));
+        }
+        if let Some(ip6) = self.relay_ip6
+            && (!ip6.is_ipv6() || ip6.is_unspecified() || ip6.is_multicast())
+        {
+            return Err(invalid("relay_ip6", "must be a unicast IPv6 address"));
+        }
+        self.validate_control_ports()?;
+        if !(1..=64).contains(&self.max_streams) {
+            return Err(invalid("max_streams", "must be 1 to 64"));
+        }
+        let relay = self.relay.validate(true)?;
+        let timers = self.timers.validate()?;
+        if self.networks.is_empty() {
+            return Err(invalid(
+                "networks",
+                "at least one [[networks]] entry is required",
+            ));
+        }
+        let mut engine = mpr::Config::new(self.relay_ip, seed);
+        engine.relay_ip6 = self.relay_ip6;
+        engine.ports = PortRange::new(self.relay.ports.first, self.relay.ports.last)
+            .map_err(|e| invalid("relay.ports", e.to_string()))?;
+        engine.control_ports.clone_from(&self.control_ports);
+        engine.timers = timers;
+        engine.max_streams = self.max_streams;
+        for (i, n) in self.networks.iter().enumerate() {
+            engine.networks.push(self.network(i, n)?);
+        }
+        // The engine's own checks, in case it knows more than we do.
+        mpr::Engine::new(engine.clone(), std::time::Instant::now())
+            .map_err(|e| invalid("(engine)", e.to_string()))?;
+        let controls: Vec<SocketAddr> = self
+            .control_ports
+            .iter()
+            .map(|p| SocketAddr::new(self.relay_ip, *p))
+            .collect();
+        // validate_control_ports refused an empty list, so there is a first.
+        let sip = self.sip.settings(controls[0], &seed)?;
+        let mgcp = self
+            .mgcp
+            .settings(self.relay_ip, &self.control_ports, sip.is_some(), &seed)?;
+        Ok(MprSettings {
+            engine,
+            relay,
+            controls,
+            metrics: self.metrics,
+            sip,
+            mgcp,
+        })
+    }
+
+    fn validate_control_ports(&self) -> Result<(), Invalid> {
+        if self.control_ports.is_empty() {
+            return Err(invalid("control_ports", "must name at least one port"));
+        }
+        for (i, p) in self.control_ports.iter().enumerate() {
+            if *p == 0 {
+                return Err(invalid(format!("control_ports[{i}]"), "must not be 0"));
+            }
+            if self.control_ports[..i].contains(p) {
+                return Err(invalid(format!("control_ports[{i}]"), "is listed twice"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `networks[i]`, checked against itself and the entries before it.
+    fn network(&self, i: usize, n: &NetworkSection) -> Result<mpr::NetworkConfig, Invalid> {
+        let key = |k: &str| format!("networks[{i}].{k}");
+        if n.id.is_empty() || n.id.len() > 128 {
+            return Err(invalid(key("id"), "must be 1 to 128 bytes"));
+        }
+        if self.networks[..i].iter().any(|m| m.id == n.id) {
+            return Err(invalid(
+                key("id"),
+                format!("{:?} is configured twice", n.id),
+            ));
+        }
+        if n.credential.is_empty() {
+            return Err(invalid(key("credential"), "must not be empty"));
+        }
+        if n.max_legs == 0 {
+            return Err(invalid(key("max_legs"), "must be at least 1"));
+        }
+        let mut net = mpr::NetworkConfig::new(n.id.clone(), n.credential.as_bytes().to_vec());
+        net.protocols = n.protocols.iter().map(|p| Protocol::from(*p)).collect();
+        net.domains.clone_from(&n.domains);
+        net.max_legs = n.max_legs;
+        Ok(net)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::super::Ports;
+    use super::super::testing::{MPR_MIN, mpr_err};
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let m = MprFile::parse(MPR_MIN).unwrap();
+        assert_eq!(m.control_ports, vec![5060]);
+        assert_eq!(
+            m.relay.ports,
+            Ports {
+                first: 20_000,
+                last: 39_999
+            }
+        );
+        assert_eq!(m.relay.workers, 2);
+        assert_eq!(
+            (m.relay.recv_buffer, m.relay.max_queue_delay_ms),
+            (65_536, 50)
+        );
+        assert_eq!(m.timers.registration_default_secs, 600);
+        assert_eq!(m.networks[0].max_legs, 10_000);
+        assert!(m.metrics.is_none());
+        let s = m.validate([0; 32]).unwrap();
+        assert_eq!(s.controls, vec!["127.0.0.3:5060".parse().unwrap()]);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            (
+                format!("{MPR_MIN}[relay]\nports = {{ first = 30000, last = 20000 }}\n"),
+                "relay.ports: first > last",
+            ),
+            (
+                MPR_MIN.replace("credential = \"s\"", "credential = \"\""),
+                "networks[0].credential: must not be empty",
+            ),
+            (
+                format!("{MPR_MIN}[[networks]]\nid = \"corp1\"\ncredential = \"t\"\n"),
+                "networks[1].id: \"corp1\" is configured twice",
+            ),
+            (
+                format!("{MPR_MIN}[timers]\nregistration_min_secs = 0\n"),
+                "timers.registration_min_secs: must be at least 1 second",
+            ),
+            (
+                MPR_MIN.replace("127.0.0.3", "0.0.0.0"),
+                "relay_ip: must be a unicast address",
+            ),
+            (
+                "relay_ip = \"127.0.0.3\"\n".to_owned(),
+                "networks: at least one",
+            ),
+            (
+                format!("{MPR_MIN}[relay]\nworkers = 0\n"),
+                "relay.workers: must be 1 to 64",
+            ),
+            (
+                format!("{MPR_MIN}[relay]\nmax_queue_delay_ms = 10001\n"),
+                "relay.max_queue_delay_ms: must be 0 to 10000",
+            ),
+            (
+                format!("{MPR_MIN}[relay]\nrecv_buffer = 2000000000\n"),
+                "relay.recv_buffer: must be at most 1073741824",
+            ),
+            (
+                format!("{MPR_MIN}[relay]\nspin_us = 20000\n"),
+                "relay.spin_us: must be 0 to 10000",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = mpr_err(&text);
+            assert!(got.contains(want), "{want:?} not in {got:?}");
+        }
+    }
+}
