@@ -195,4 +195,95 @@ pub fn sip_proxy(data: &[u8]) {
         now + Duration::from_secs(3600),
         &mut LiveClient::new(&mut ce, &mut NoSockets),
     );
+    refused(data, &sent_ok);
+}
+
+/// An APS whose every media pinhole is granted, then fails: `data` from
+/// inside (after an INVITE from the MPR of its dialog, when it is a
+/// response) reaches the refusals (503, a 2xx turned into a 503 with ACK
+/// and BYE to the phone), whose messages must parse too.
+fn refused(data: &[u8], sent_ok: &dyn Fn(&[u8])) {
+    use std::net::SocketAddr;
+
+    use pinhole_core::alg::{ClientContext, ClientSignaling};
+    use pinhole_core::client::{ClientError, Event, Failure, PinholeId, PinholeRequest};
+    use pinhole_core::ports::PortRange;
+    use pinhole_core::types::Receive;
+
+    use crate::alg::{Aps, ApsConfig};
+
+    struct Grant(u64);
+    impl ClientContext for Grant {
+        fn open_pinhole(
+            &mut self,
+            _: std::time::Instant,
+            _: PinholeRequest,
+        ) -> Result<PinholeId, ClientError> {
+            self.0 += 1;
+            Ok(PinholeId(self.0))
+        }
+        fn close_pinhole(&mut self, _: PinholeId) -> Result<(), ClientError> {
+            Ok(())
+        }
+        fn registered_pinhole(&self) -> Option<SocketAddr> {
+            "198.51.100.2:5060".parse().ok()
+        }
+        fn mpr(&self) -> SocketAddr {
+            SocketAddr::from(([203, 0, 113, 10], 5060))
+        }
+        fn signaling(&self) -> SocketAddr {
+            SocketAddr::from(([10, 2, 0, 2], 5060))
+        }
+    }
+
+    let now = crate::fuzz_instant();
+    let mut ctx = Grant(0);
+    let (me, phone) = (ctx.signaling(), SocketAddr::from(([10, 2, 0, 10], 5060)));
+    let mut cfg = ApsConfig::new(
+        me,
+        me.ip(),
+        PortRange::new(20_000, 20_099).unwrap(),
+        [6; 32],
+    );
+    cfg.inside_default = Some(phone);
+    let mut ap = Aps::new(cfg);
+    let feed = |ap: &mut Aps, ctx: &mut Grant, remote, bytes: &[u8]| {
+        let rx = Receive {
+            local: me,
+            remote,
+            bytes,
+        };
+        ap.handle_datagram(now, ctx, rx);
+        while let Some(t) = ap.poll_transmit() {
+            sent_ok(&t.payload);
+        }
+    };
+    if let Ok(m) = Message::parse(data)
+        && !m.is_request()
+        && let (Some(call_id), Some(tag)) = (m.call_id(), m.from_tag())
+    {
+        let invite = [
+            &b"INVITE sip:b@corp2.example SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKph1\r\nCall-ID: "[..],
+            call_id,
+            b"\r\nFrom: <sip:a@x>;tag=",
+            tag,
+            b"\r\nTo: <sip:b@corp2.example>\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        ]
+        .concat();
+        let mpr = ctx.mpr();
+        feed(&mut ap, &mut ctx, mpr, &invite);
+    }
+    feed(&mut ap, &mut ctx, phone, data);
+    for id in 1..=ctx.0 {
+        let ev = Event::PinholeFailed {
+            id: PinholeId(id),
+            failure: Failure::Timeout,
+        };
+        ap.handle_event(now, &mut ctx, &ev);
+        while let Some(t) = ap.poll_transmit() {
+            sent_ok(&t.payload);
+        }
+    }
+    // A retransmission after the refusal.
+    feed(&mut ap, &mut ctx, phone, data);
 }

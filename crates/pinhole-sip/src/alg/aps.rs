@@ -4,31 +4,48 @@
 //! phone registered for the Request-URI (or a configured inside
 //! destination).
 //!
-//! Media: SDP leaving the network names the firewall pinhole the APS opened
-//! with CMPH *before* the message leaves (steps 1010–1015 for an offer,
-//! 1060–1065 for an answer); SDP entering names an APS media port B, which
-//! the relay maps to the MPR relay port named in that SDP and to the phone.
-//! A message that waits for its pinhole is held, and the dialog's later
-//! messages queue behind it so order is kept.
+//! Media is [`ApsMedia`]'s, keyed by dialog and side: SDP leaving the
+//! network names the firewall pinhole the APS opened with CMPH *before* the
+//! message leaves (steps 1010–1015 for an offer, 1060–1065 for an answer;
+//! LEG-KEY `sip/<dialog hash>/<a|b>/<stream>`); SDP entering names an APS
+//! media port B, which the relay maps to the MPR relay port named in that
+//! SDP and to the phone. A message that waits for its pinhole is held in
+//! [`Held`], and the dialog's later messages queue behind it so order is
+//! kept.
+//!
+//! A held message whose pinhole **failed** is refused, never offered again
+//! in a loop (a new attempt waits for the phone's next message):
+//!
+//! - a request (INVITE, re-INVITE, UPDATE from inside) is answered `503
+//!   Media Pinhole Failed`; a refused initial INVITE frees its ports B;
+//! - a provisional response with SDP is dropped;
+//! - a 2xx to an INVITE is replaced, toward the MPR, by a `503 Media
+//!   Pinhole Failed` built from it, and the APS ends the dialog the 2xx
+//!   created on the phone with an ACK and a BYE of its own; the dialog's
+//!   media is released. A retransmitted 2xx gets the same answer, and the
+//!   ACK to our 503 and the answer to our BYE stop here.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use pinhole_core::Side;
-use pinhole_core::alg::{ClientContext, ClientSignaling, Counters, Outbox};
-use pinhole_core::client::{Event, PinholeId, PinholeRequest};
-use pinhole_core::intent::{IntentKind, PlannedEndpoint};
+use pinhole_core::alg::aps::{ApsMedia, Held, Outcome, Park, Step, StreamError};
+use pinhole_core::alg::{ClientContext, ClientSignaling, Counters, Outbox, Rejection};
+use pinhole_core::client::{ClientError, Event, PinholeId, PinholeRequest};
+use pinhole_core::hash::keyed;
+use pinhole_core::intent::IntentKind;
 use pinhole_core::patch::Patch;
-use pinhole_core::ports::{Allocator, PortPair, PortRange};
+use pinhole_core::ports::PortRange;
 use pinhole_core::rng::Rng;
 use pinhole_core::types::{Receive, Transmit};
 use pinhole_core::wire::Protocol;
 
 use super::edit::{self, HostPort};
-use super::{Stats, is_dialog_creating, is_keepalive};
-use crate::media::{self, Negotiation};
-use crate::{HeaderName, Message, Uri, name_addrs};
+use super::inside::Phones;
+use super::{Lifetime, Stats, forward, is_dialog_creating, keepalive, reply};
+use crate::Message;
+use crate::media::{self, MediaError, Negotiation};
 
 /// The APS proxy's settings.
 #[derive(Clone, Debug)]
@@ -83,72 +100,74 @@ impl ApsConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PhState {
-    Opening,
-    Open {
-        public: Option<SocketAddr>,
-        rtcp_public: Option<SocketAddr>,
-        relay: SocketAddr,
-    },
-    Failed,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Ph {
-    id: PinholeId,
-    inside: SocketAddr,
-    state: PhState,
-}
-
-#[derive(Debug, Default)]
-struct StreamState {
-    b: Option<PortPair>,
-    /// The MPR relay address the latest SDP from outside named.
-    relay: Option<SocketAddr>,
-    pinhole: Option<Ph>,
-}
-
-struct Parked {
-    local: SocketAddr,
-    remote: SocketAddr,
-    bytes: Vec<u8>,
-}
-
+/// A dialog: Call-ID and the caller's From tag.
 type DialogKey = (Vec<u8>, Vec<u8>);
+
+/// Whose streams: a dialog and the side whose media they are.
+type Party = (DialogKey, Side);
+
+/// What the APS answers for a message whose media pinhole failed.
+const PINHOLE_FAILED: Rejection = Rejection::new(503, "Media Pinhole Failed");
+
+/// The branch prefix of the APS's own requests (the ACK and BYE that end a
+/// phone's dialog); `u` is no hex digit, so a proxied branch never has it.
+const UAC_BRANCH: &str = "z9hG4bKapsuac";
 
 struct Dialog {
     caller_tag: Vec<u8>,
     neg: Negotiation,
-    streams: HashMap<(Side, u16), StreamState>,
-    parked: VecDeque<Parked>,
     last: Instant,
     ended: Option<Instant>,
+    /// The phone's 2xx was refused for a failed pinhole and the APS ended
+    /// the phone's dialog itself.
+    refused: bool,
+    /// A provisional response was dropped for a failed pinhole (logged
+    /// once per dialog).
+    dropped: bool,
 }
 
-/// A phone's registration seen passing through (AOR → where it is).
-#[derive(Clone, Copy, Debug)]
-struct Binding {
-    at: SocketAddr,
-    expires: Instant,
+/// The engine, counting the media pinholes the stream machine asks of it.
+struct Counting<'a> {
+    ctx: &'a mut dyn ClientContext,
+    opened: u64,
 }
 
-enum MediaStep {
-    /// Edits recorded (or nothing to do).
-    Ready,
-    /// A pinhole is still opening: hold the message.
-    Wait,
-    /// A pinhole failed: refuse (requests) or pass unchanged (responses).
-    Failed,
+impl ClientContext for Counting<'_> {
+    fn open_pinhole(
+        &mut self,
+        now: Instant,
+        req: PinholeRequest,
+    ) -> Result<PinholeId, ClientError> {
+        let id = self.ctx.open_pinhole(now, req)?;
+        self.opened += 1;
+        Ok(id)
+    }
+
+    fn close_pinhole(&mut self, id: PinholeId) -> Result<(), ClientError> {
+        self.ctx.close_pinhole(id)
+    }
+
+    fn registered_pinhole(&self) -> Option<SocketAddr> {
+        self.ctx.registered_pinhole()
+    }
+
+    fn mpr(&self) -> SocketAddr {
+        self.ctx.mpr()
+    }
+
+    fn signaling(&self) -> SocketAddr {
+        self.ctx.signaling()
+    }
 }
 
 /// The APS's SIP ALG.
 pub struct Aps {
     cfg: ApsConfig,
-    ports: Allocator,
     dialogs: HashMap<DialogKey, Dialog>,
-    by_pinhole: HashMap<PinholeId, DialogKey>,
-    bindings: HashMap<Vec<u8>, Binding>,
+    media: ApsMedia<Party>,
+    held: Held<DialogKey>,
+    phones: Phones,
+    life: Lifetime,
     secret: u64,
     out: Outbox,
     stats: Stats,
@@ -159,13 +178,23 @@ impl Aps {
     pub fn new(cfg: ApsConfig) -> Self {
         let mut rng = Rng::from_seed(cfg.seed);
         let secret = rng.next_u64();
-        let ports = Allocator::new(cfg.media_ports, cfg.port_quarantine, rng.fork());
+        let media = ApsMedia::new(
+            cfg.media_ip,
+            cfg.media_ports,
+            cfg.port_quarantine,
+            rng.fork(),
+        );
         Self {
+            held: Held::new(cfg.max_parked),
+            phones: Phones::new(cfg.inside_default),
+            life: Lifetime {
+                setup_timeout: cfg.setup_timeout,
+                dialog_idle: cfg.dialog_idle,
+                linger: cfg.linger,
+            },
             cfg,
-            ports,
             dialogs: HashMap::new(),
-            by_pinhole: HashMap::new(),
-            bindings: HashMap::new(),
+            media,
             secret,
             out: Outbox::new(),
             stats: Stats::default(),
@@ -182,21 +211,12 @@ impl Aps {
         self.dialogs.len()
     }
 
-    fn reply(&mut self, rx: &Receive<'_>, msg: &Message<'_>, code: u16, reason: &str) {
-        if msg.method().is_some_and(|m| m.eq_ignore_ascii_case("ACK")) {
-            return;
-        }
+    fn reply(&mut self, rx: &Receive<'_>, msg: &Message<'_>, why: Rejection) {
         let tag = format!(
             "aps{:x}",
-            edit::hash(self.secret, &[msg.call_id().unwrap_or_default()])
+            keyed(self.secret, &[msg.call_id().unwrap_or_default()])
         );
-        self.stats.replied += 1;
-        tracing::debug!(code, reason, remote = %rx.remote, "SIP: answered by the APS");
-        self.out.send(Transmit {
-            local: rx.local,
-            remote: rx.remote,
-            payload: edit::response(msg, code, reason, &tag),
-        });
+        reply(&mut self.out, &mut self.stats, rx, msg, why, &tag);
     }
 
     /// The dialog a message belongs to, by Call-ID and either tag.
@@ -209,6 +229,8 @@ impl Aps {
             .find(|k| self.dialogs.contains_key(k))
     }
 
+    /// Handles a message; false when it was held (again) to resume later.
+    /// `resuming`: it was held before, and comes back from [`Held`].
     fn process(
         &mut self,
         now: Instant,
@@ -228,17 +250,26 @@ impl Aps {
         // Keep a dialog's order: behind a held message, everything waits.
         if !resuming
             && let Some(k) = &key
-            && let Some(d) = self.dialogs.get_mut(k)
-            && !d.parked.is_empty()
+            && self.held.is_holding(k)
         {
-            park(d, &rx, self.cfg.max_parked, &mut self.stats);
+            self.hold(k, &rx, false);
             return true;
         }
         if msg.is_request() {
-            self.request(now, ctx, &rx, &msg, key)
+            self.request(now, ctx, &rx, &msg, key, resuming)
         } else {
-            self.response(now, ctx, &rx, &msg, key)
+            self.response(now, ctx, &rx, &msg, key, resuming)
         }
+    }
+
+    /// Holds a message at the back of its dialog's queue (a resumed one
+    /// goes back to the front: [`Held::resume`] puts it there). False, for
+    /// [`Aps::process`] to return.
+    fn hold(&mut self, key: &DialogKey, rx: &Receive<'_>, resuming: bool) -> bool {
+        if self.held.park(key, rx) == Park::Held && !resuming {
+            self.stats.parked += 1;
+        }
+        false
     }
 
     /// Handles a request; false when it must be held (resume later).
@@ -249,6 +280,7 @@ impl Aps {
         rx: &Receive<'_>,
         msg: &Message<'_>,
         key: Option<DialogKey>,
+        resuming: bool,
     ) -> bool {
         let buf = msg.buf();
         let outside = rx.remote == ctx.mpr();
@@ -261,12 +293,12 @@ impl Aps {
             (msg.call_id(), msg.from_tag(), msg.method())
         else {
             self.stats.malformed += 1;
-            self.reply(rx, msg, 400, "Missing Call-ID or From tag");
+            self.reply(rx, msg, Rejection::new(400, "Missing Call-ID or From tag"));
             return true;
         };
         let mut patch = Patch::new();
-        if edit::max_forwards(msg, &mut patch).is_err() {
-            self.reply(rx, msg, 483, "Too Many Hops");
+        if let Err(why) = edit::max_forwards(msg, &mut patch) {
+            self.reply(rx, msg, why);
             return true;
         }
         let mut popped = false;
@@ -277,7 +309,18 @@ impl Aps {
             popped = true;
         }
         if !outside && ctx.registered_pinhole().is_none() {
-            self.reply(rx, msg, 503, "Not Registered With The MPR");
+            self.reply(rx, msg, Rejection::new(503, "Not Registered With The MPR"));
+            return true;
+        }
+        // The ACK to the 503 that replaced a refused 2xx is ours: the
+        // phone's dialog is already over.
+        if outside
+            && method.eq_ignore_ascii_case("ACK")
+            && key
+                .as_ref()
+                .and_then(|k| self.dialogs.get(k))
+                .is_some_and(|d| d.refused)
+        {
             return true;
         }
         // A dialog starts with an INVITE without a To tag.
@@ -286,7 +329,7 @@ impl Aps {
             None if method.eq_ignore_ascii_case("INVITE") && msg.to_tag().is_none() => {
                 if self.dialogs.len() >= self.cfg.max_dialogs {
                     self.stats.dialogs_refused += 1;
-                    self.reply(rx, msg, 503, "Service Unavailable");
+                    self.reply(rx, msg, Rejection::new(503, "Service Unavailable"));
                     return true;
                 }
                 let k = (call_id.to_vec(), from_tag.to_vec());
@@ -295,42 +338,42 @@ impl Aps {
                     Dialog {
                         caller_tag: from_tag.to_vec(),
                         neg: Negotiation::default(),
-                        streams: HashMap::new(),
-                        parked: VecDeque::new(),
                         last: now,
                         ended: None,
+                        refused: false,
+                        dropped: false,
                     },
                 );
                 self.stats.dialogs += 1;
-                self.arm_sweep(now);
+                self.life.arm(&mut self.out, now);
                 Some(k)
             }
             None => None,
         };
         let dest = if outside {
-            self.inward_destination(now, msg, popped)
+            self.phones.destination(now, msg, popped)
         } else {
             if method.eq_ignore_ascii_case("REGISTER") {
-                self.learn_binding(now, msg, rx.remote);
+                self.phones.learn(now, msg, rx.remote);
             }
             Some(ctx.mpr())
         };
         let Some(remote) = dest else {
             self.stats.not_ours += 1;
-            self.reply(rx, msg, 404, "Not Found");
+            self.reply(rx, msg, Rejection::new(404, "Not Found"));
             return true;
         };
         if let Some(k) = &key {
-            match self.media(now, ctx, msg, k, outside, &mut patch) {
-                MediaStep::Ready => {}
-                MediaStep::Wait => {
-                    if let Some(d) = self.dialogs.get_mut(k) {
-                        park(d, rx, self.cfg.max_parked, &mut self.stats);
+            match self.media(now, ctx, msg, k, outside, resuming, &mut patch) {
+                Ok(Step::Ready(_)) => {}
+                Ok(Step::Wait) => return self.hold(k, rx, resuming),
+                Ok(Step::Failed(_)) | Err(_) => {
+                    self.reply(rx, msg, PINHOLE_FAILED);
+                    if msg.to_tag().is_none() && method.eq_ignore_ascii_case("INVITE") {
+                        // The call will not start: its ports B go, and the
+                        // phone's next INVITE starts afresh.
+                        self.close_media(now, ctx, k);
                     }
-                    return false;
-                }
-                MediaStep::Failed => {
-                    self.reply(rx, msg, 503, "Media Pinhole Failed");
                     return true;
                 }
             }
@@ -341,85 +384,24 @@ impl Aps {
             .clone()
             .and_then(|b| buf.get(b))
             .unwrap_or(call_id);
-        let branch = format!(
-            "z9hG4bKaps{:x}",
-            edit::hash(self.secret, &[incoming, call_id])
-        );
+        let branch = format!("z9hG4bKaps{:x}", keyed(self.secret, &[incoming, call_id]));
         if msg.to_tag().is_none() && is_dialog_creating(method) {
             let rr = format!("sip:{};lr", HostPort(self.cfg.local));
             edit::add_record_route(msg, &mut patch, &rr);
         }
         edit::add_via(msg, &mut patch, self.cfg.local, &branch);
-        self.forward(msg, &patch, remote);
+        forward(
+            &mut self.out,
+            &mut self.stats,
+            msg,
+            &patch,
+            self.cfg.local,
+            remote,
+        );
         true
     }
 
-    /// Where a request from the MPR goes inside.
-    fn inward_destination(
-        &self,
-        now: Instant,
-        msg: &Message<'_>,
-        popped: bool,
-    ) -> Option<SocketAddr> {
-        let buf = msg.buf();
-        let next = if popped {
-            edit::second_route(msg)
-        } else {
-            edit::top_route(msg).map(|(u, _, _)| u)
-        };
-        if let Some(t) = next.and_then(|u| edit::uri_target(buf, &u)) {
-            return Some(t);
-        }
-        let ruri = msg.request_uri().and_then(|s| Uri::parse(buf, s).ok());
-        if let Some(u) = &ruri {
-            if let Some(b) = self.bindings.get(&aor(buf, u))
-                && b.expires > now
-            {
-                return Some(b.at);
-            }
-            if let Some(t) = edit::uri_target(buf, u) {
-                return Some(t);
-            }
-        }
-        self.cfg.inside_default
-    }
-
-    /// A REGISTER from inside: remember where the phone is, so requests for
-    /// its address of record find it.
-    fn learn_binding(&mut self, now: Instant, msg: &Message<'_>, source: SocketAddr) {
-        let buf = msg.buf();
-        let Some(to) = msg.header(HeaderName::To) else {
-            return;
-        };
-        let Some(entry) = name_addrs(buf, to.value.clone())
-            .ok()
-            .and_then(|v| v.into_iter().next())
-        else {
-            return;
-        };
-        let Ok(uri) = Uri::parse(buf, entry.uri.clone()) else {
-            return;
-        };
-        let expires = msg
-            .header(HeaderName::Expires)
-            .and_then(|h| std::str::from_utf8(msg.value(h)).ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(3600)
-            .min(86_400);
-        let key = aor(buf, &uri);
-        if expires == 0 {
-            self.bindings.remove(&key);
-        } else {
-            self.bindings.insert(
-                key,
-                Binding {
-                    at: source,
-                    expires: now + Duration::from_secs(expires),
-                },
-            );
-        }
-    }
-
+    /// Handles a response; false when it must be held (resume later).
     fn response(
         &mut self,
         now: Instant,
@@ -427,6 +409,7 @@ impl Aps {
         rx: &Receive<'_>,
         msg: &Message<'_>,
         key: Option<DialogKey>,
+        resuming: bool,
     ) -> bool {
         let buf = msg.buf();
         let vias = msg.vias();
@@ -438,35 +421,126 @@ impl Aps {
             self.stats.not_ours += 1;
             return true;
         }
+        if top
+            .branch
+            .clone()
+            .and_then(|b| buf.get(b))
+            .is_some_and(|b| b.starts_with(UAC_BRANCH.as_bytes()))
+        {
+            tracing::debug!(status = ?msg.status(), "SIP: the phone answered the APS's BYE");
+            return true;
+        }
         let Some(remote) = vias.get(1).and_then(|v| edit::via_target(buf, v)) else {
             self.stats.malformed += 1;
             return true;
         };
         let outside = rx.remote == ctx.mpr();
+        let ok_to_invite = (200..300).contains(&msg.status().unwrap_or(0))
+            && msg
+                .cseq()
+                .is_some_and(|(_, m)| m.eq_ignore_ascii_case("INVITE"));
+        if let Some(k) = &key
+            && ok_to_invite
+            && self.dialogs.get(k).is_some_and(|d| d.refused)
+        {
+            // The phone did not get our ACK: the same answer again.
+            self.refuse_ok(rx, msg, remote);
+            return true;
+        }
         let mut patch = Patch::new();
         edit::pop_via(msg, &mut patch, top);
         if let Some(k) = &key {
-            match self.media(now, ctx, msg, k, outside, &mut patch) {
-                MediaStep::Ready => {}
-                MediaStep::Wait => {
-                    if let Some(d) = self.dialogs.get_mut(k) {
-                        park(d, rx, self.cfg.max_parked, &mut self.stats);
+            match self.media(now, ctx, msg, k, outside, resuming, &mut patch) {
+                Ok(Step::Ready(_)) => {}
+                Ok(Step::Wait) => return self.hold(k, rx, resuming),
+                Ok(Step::Failed(StreamError::PinholeFailed))
+                    if msg.status().is_some_and(|s| s < 200) =>
+                {
+                    // Its SDP would name a pinhole that does not exist;
+                    // the final response still comes.
+                    let first = self
+                        .dialogs
+                        .get_mut(k)
+                        .is_some_and(|d| !std::mem::replace(&mut d.dropped, true));
+                    if first {
+                        tracing::warn!("SIP: provisional answer dropped: its media pinhole failed");
                     }
-                    return false;
+                    return true;
                 }
-                MediaStep::Failed => {
+                Ok(Step::Failed(StreamError::PinholeFailed)) if ok_to_invite => {
+                    self.refuse_ok(rx, msg, remote);
+                    self.end_refused(now, ctx, k);
+                    return true;
+                }
+                Ok(Step::Failed(_)) | Err(_) => {
                     tracing::error!(
                         "SIP: the answer's media pinhole failed; forwarded without media"
                     );
                 }
             }
         }
-        self.forward(msg, &patch, remote);
+        forward(
+            &mut self.out,
+            &mut self.stats,
+            msg,
+            &patch,
+            self.cfg.local,
+            remote,
+        );
         true
     }
 
+    /// A 2xx to an INVITE whose media pinhole failed: the MPR gets a 503
+    /// instead, and the phone, whose dialog the 2xx created, an ACK and a
+    /// BYE from the APS (sent to where the 2xx came from). The same bytes
+    /// every time, so a retransmitted 2xx gets retransmissions.
+    fn refuse_ok(&mut self, rx: &Receive<'_>, ok: &Message<'_>, remote: SocketAddr) {
+        self.stats.replied += 1;
+        self.out.send(Transmit {
+            local: self.cfg.local,
+            remote,
+            payload: edit::instead_of(ok, PINHOLE_FAILED),
+        });
+        let Some((cseq, _)) = ok.cseq() else {
+            return;
+        };
+        let call_id = ok.call_id().unwrap_or_default();
+        let to_tag = ok.to_tag().unwrap_or_default();
+        for (method, n) in [("ACK", cseq), ("BYE", cseq.saturating_add(1))] {
+            let branch = format!(
+                "{UAC_BRANCH}{:x}",
+                keyed(self.secret, &[call_id, to_tag, method.as_bytes()])
+            );
+            let Some(req) = edit::request_in_dialog(ok, method, n, self.cfg.local, &branch) else {
+                tracing::warn!(
+                    "SIP: the refused 2xx has no usable Contact; the phone's dialog is left to expire"
+                );
+                return;
+            };
+            self.out.send(Transmit {
+                local: self.cfg.local,
+                remote: rx.remote,
+                payload: req,
+            });
+        }
+    }
+
+    /// After [`Aps::refuse_ok`]: the dialog is over and its media released.
+    fn end_refused(&mut self, now: Instant, ctx: &mut dyn ClientContext, key: &DialogKey) {
+        tracing::warn!("SIP: 2xx refused: its media pinhole failed; the phone's dialog is ended");
+        self.close_media(now, ctx, key);
+        if let Some(d) = self.dialogs.get_mut(key) {
+            d.ended.get_or_insert(now);
+            d.refused = true;
+        }
+        self.stats.teardowns += 1;
+        self.life.arm(&mut self.out, now);
+    }
+
     /// Opens pinholes for SDP leaving, maps ports B for SDP entering, and
-    /// records the SDP edits.
+    /// records the SDP edits. `Step::Ready` also when there is nothing to
+    /// do; `Err` when the SDP could not be rewritten.
+    #[allow(clippy::too_many_arguments)]
     fn media(
         &mut self,
         now: Instant,
@@ -474,8 +548,10 @@ impl Aps {
         msg: &Message<'_>,
         key: &DialogKey,
         outside: bool,
+        resuming: bool,
         patch: &mut Patch,
-    ) -> MediaStep {
+    ) -> Result<Step, MediaError> {
+        let nothing = Ok(Step::Ready(Vec::new()));
         let body = match media::sdp_body(msg, self.cfg.media_ip) {
             Ok(b) => b,
             Err(e) => {
@@ -485,355 +561,92 @@ impl Aps {
             }
         };
         let Some(d) = self.dialogs.get_mut(key) else {
-            return MediaStep::Ready;
+            return nothing;
         };
         d.last = now;
         let sender = media::sender(msg, &d.caller_tag);
         let kind = d.neg.classify(msg, body.is_some());
         if kind == Some(IntentKind::Teardown) {
             d.ended.get_or_insert(now);
-            self.close_dialog_media(now, ctx, key);
+            self.close_media(now, ctx, key);
             self.stats.teardowns += 1;
-            self.arm_sweep(now);
-            return MediaStep::Ready;
+            self.life.arm(&mut self.out, now);
+            return nothing;
         }
         let (Some(body), Some(_)) = (body, kind) else {
-            return MediaStep::Ready;
+            return nothing;
         };
-        let mut plan = Vec::with_capacity(body.endpoints().len());
-        let mut waiting = false;
-        for e in body.endpoints() {
-            let step = if outside {
-                self.inward_stream(now, ctx, key, sender.peer(), e)
-            } else {
-                self.outward_stream(now, ctx, key, sender, e)
-            };
-            match step {
-                Ok(Some(p)) => plan.push(p),
-                Ok(None) => waiting = true,
-                Err(()) => return MediaStep::Failed,
-            }
-        }
-        if waiting {
-            return MediaStep::Wait;
-        }
-        if let Err(e) = body.rewrite(msg, &plan, patch) {
-            self.stats.sdp_errors += 1;
-            tracing::warn!(error = %e, "SIP: SDP rewrite failed");
-            return MediaStep::Failed;
-        }
-        self.stats.sdp_rewritten += 1;
-        MediaStep::Ready
-    }
-
-    /// SDP leaving: the stream needs an open pinhole mapped to the phone.
-    fn outward_stream(
-        &mut self,
-        now: Instant,
-        ctx: &mut dyn ClientContext,
-        key: &DialogKey,
-        side: Side,
-        e: &pinhole_core::intent::MediaEndpoint,
-    ) -> Result<Option<PlannedEndpoint>, ()> {
-        let unchanged = PlannedEndpoint {
-            index: e.index,
-            addr: e.addr,
-            rtcp_addr: e.rtcp_addr,
-        };
-        if e.is_disabled() {
-            self.close_stream(now, ctx, key, side, e.index);
-            return Ok(Some(unchanged));
-        }
-        let leg_key = self.leg_key(key, side, e.index);
-        let Some(d) = self.dialogs.get_mut(key) else {
-            return Ok(Some(unchanged));
-        };
-        let st = d.streams.entry((side, e.index)).or_default();
-        if let Some(ph) = st.pinhole
-            && !e.is_hold()
-            && (ph.inside != e.addr || ph.state == PhState::Failed)
-        {
-            // The phone moved its media (or the last try failed): start over.
-            let _ = ctx.close_pinhole(ph.id);
-            self.by_pinhole.remove(&ph.id);
-            st.pinhole = None;
-        }
-        if st.pinhole.is_none() {
-            if e.is_hold() {
-                return Ok(Some(unchanged));
-            }
-            let b = match st.b {
-                Some(b) => b,
-                None => {
-                    let b = self.ports.allocate(now).map_err(|err| {
-                        tracing::error!(error = %err, "SIP: no APS media port free");
-                    })?;
-                    st.b = Some(b);
-                    b
-                }
-            };
-            let req = PinholeRequest {
-                local: SocketAddr::new(self.cfg.media_ip, b.rtp),
-                relay: st.relay,
-                rtcp: e.rtcp,
-                key: leg_key,
-                inside: Some(e.addr),
-            };
-            let id = ctx.open_pinhole(now, req).map_err(|err| {
-                self.stats.pinhole_failures += 1;
-                tracing::error!(error = %err, "SIP: cannot open a media pinhole");
-            })?;
-            self.stats.pinholes += 1;
-            st.pinhole = Some(Ph {
-                id,
-                inside: e.addr,
-                state: PhState::Opening,
-            });
-            self.by_pinhole.insert(id, key.clone());
-            return Ok(None);
-        }
-        let Some(ph) = st.pinhole else {
-            return Ok(None);
-        };
-        match ph.state {
-            PhState::Opening => Ok(None),
-            PhState::Failed => Err(()),
-            PhState::Open {
-                public,
-                rtcp_public,
-                ..
-            } => {
-                let b = st.b.map(|b| SocketAddr::new(self.cfg.media_ip, b.rtp));
-                let Some(mut addr) = public.or(b) else {
-                    return Err(());
-                };
-                if e.is_hold() {
-                    addr.set_ip(e.addr.ip());
-                }
-                let rtcp_addr = e.rtcp_addr.map(|_| {
-                    rtcp_public
-                        .unwrap_or_else(|| SocketAddr::new(addr.ip(), addr.port().wrapping_add(1)))
-                });
-                Ok(Some(PlannedEndpoint {
-                    index: e.index,
-                    addr,
-                    rtcp_addr,
-                }))
-            }
-        }
-    }
-
-    /// SDP entering: the phone gets port B; the MPR relay address in the
-    /// SDP is where B's pinhole will point.
-    fn inward_stream(
-        &mut self,
-        now: Instant,
-        ctx: &mut dyn ClientContext,
-        key: &DialogKey,
-        side: Side,
-        e: &pinhole_core::intent::MediaEndpoint,
-    ) -> Result<Option<PlannedEndpoint>, ()> {
-        if e.is_disabled() {
-            self.close_stream(now, ctx, key, side, e.index);
-            return Ok(Some(PlannedEndpoint {
-                index: e.index,
-                addr: e.addr,
-                rtcp_addr: e.rtcp_addr,
-            }));
-        }
-        let Some(d) = self.dialogs.get_mut(key) else {
-            return Err(());
-        };
-        let st = d.streams.entry((side, e.index)).or_default();
-        if !e.is_hold() {
-            st.relay = Some(e.addr);
-            if let Some(ph) = st.pinhole
-                && let PhState::Open { relay, .. } = ph.state
-                && relay != e.addr
-            {
-                // The MPR moved the stream: the next SDP leaving reopens it.
-                let _ = ctx.close_pinhole(ph.id);
-                self.by_pinhole.remove(&ph.id);
-                st.pinhole = None;
-            }
-        }
-        let b = match st.b {
-            Some(b) => b,
-            None => {
-                let b = self.ports.allocate(now).map_err(|err| {
-                    tracing::error!(error = %err, "SIP: no APS media port free");
-                })?;
-                st.b = Some(b);
-                b
-            }
-        };
-        let ip = if e.is_hold() {
-            e.addr.ip()
+        let step = if outside {
+            let party = (key.clone(), sender.peer());
+            self.media.inward(now, ctx, &party, body.endpoints())
         } else {
-            self.cfg.media_ip
+            let h = keyed(self.secret, &[&key.0, &key.1]);
+            let s = if sender == Side::A { 'a' } else { 'b' };
+            let leg_key = |index: u16| format!("sip/{h:016x}/{s}/{index}").into_bytes();
+            let mut counting = Counting { ctx, opened: 0 };
+            let party = (key.clone(), sender);
+            let step = self.media.outward(
+                now,
+                &mut counting,
+                &party,
+                body.endpoints(),
+                &leg_key,
+                resuming,
+            );
+            self.stats.pinholes += counting.opened;
+            step
         };
-        Ok(Some(PlannedEndpoint {
-            index: e.index,
-            addr: SocketAddr::new(ip, b.rtp),
-            rtcp_addr: e.rtcp_addr.map(|_| SocketAddr::new(ip, b.rtcp())),
-        }))
-    }
-
-    fn leg_key(&self, key: &DialogKey, side: Side, index: u16) -> Vec<u8> {
-        let h = edit::hash(self.secret, &[&key.0, &key.1]);
-        let s = if side == Side::A { 'a' } else { 'b' };
-        format!("sip/{h:016x}/{s}/{index}").into_bytes()
-    }
-
-    fn close_stream(
-        &mut self,
-        now: Instant,
-        ctx: &mut dyn ClientContext,
-        key: &DialogKey,
-        side: Side,
-        index: u16,
-    ) {
-        let Some(d) = self.dialogs.get_mut(key) else {
-            return;
-        };
-        if let Some(st) = d.streams.remove(&(side, index)) {
-            release(now, ctx, &mut self.ports, &mut self.by_pinhole, st);
-        }
-    }
-
-    fn close_dialog_media(&mut self, now: Instant, ctx: &mut dyn ClientContext, key: &DialogKey) {
-        let Some(d) = self.dialogs.get_mut(key) else {
-            return;
-        };
-        for (_, st) in d.streams.drain() {
-            release(now, ctx, &mut self.ports, &mut self.by_pinhole, st);
-        }
-    }
-
-    fn forward(&mut self, msg: &Message<'_>, patch: &Patch, remote: SocketAddr) {
-        match patch.apply(msg.buf()) {
-            Ok(payload) => {
-                self.stats.forwarded += 1;
-                self.out.send(Transmit {
-                    local: self.cfg.local,
-                    remote,
-                    payload,
-                });
-            }
-            Err(e) => {
-                self.stats.malformed += 1;
-                tracing::error!(error = %e, "SIP: edits overlap; message dropped");
-            }
-        }
-    }
-
-    /// Runs the held messages of a dialog, in order, until one must wait.
-    fn resume(&mut self, now: Instant, ctx: &mut dyn ClientContext, key: &DialogKey) {
-        loop {
-            let Some(p) = self.dialogs.get_mut(key).and_then(|d| d.parked.pop_front()) else {
-                return;
-            };
-            let rx = Receive {
-                local: p.local,
-                remote: p.remote,
-                bytes: &p.bytes,
-            };
-            if !self.process(now, ctx, rx, true) {
-                // `process` parked it again at the back; put it first again.
-                if let Some(d) = self.dialogs.get_mut(key)
-                    && let Some(again) = d.parked.pop_back()
-                {
-                    d.parked.push_front(again);
-                    self.stats.parked -= 1;
+        match step {
+            Step::Ready(plan) => {
+                if let Err(e) = body.rewrite(msg, &plan, patch) {
+                    self.stats.sdp_errors += 1;
+                    tracing::warn!(error = %e, "SIP: SDP rewrite failed");
+                    return Err(e);
                 }
-                return;
+                self.stats.sdp_rewritten += 1;
+                Ok(Step::Ready(plan))
             }
+            Step::Failed(e) => {
+                if matches!(e, StreamError::Open(_)) {
+                    self.stats.pinhole_failures += 1;
+                }
+                tracing::error!(error = %e, "SIP: no media pinhole for the message");
+                Ok(Step::Failed(e))
+            }
+            Step::Wait => Ok(Step::Wait),
         }
     }
 
-    fn arm_sweep(&mut self, now: Instant) {
-        let at = now + self.cfg.linger.min(self.cfg.setup_timeout);
-        self.out.arm_sweep(at);
+    /// Releases both sides' streams of a dialog: pinholes and ports B.
+    fn close_media(&mut self, now: Instant, ctx: &mut dyn ClientContext, key: &DialogKey) {
+        for side in [Side::A, Side::B] {
+            self.media.close(now, ctx, &(key.clone(), side));
+        }
     }
 
     fn expire(&mut self, now: Instant, ctx: &mut dyn ClientContext) {
-        let cfg = &self.cfg;
+        let life = self.life;
         let gone: Vec<DialogKey> = self
             .dialogs
             .iter()
-            .filter(|(_, d)| match d.ended {
-                Some(at) => now >= at + cfg.linger,
-                None if !d.neg.confirmed() => now >= d.last + cfg.setup_timeout,
-                None => now >= d.last + cfg.dialog_idle,
-            })
+            .filter(|(_, d)| life.over(now, d.last, d.ended, d.neg.confirmed()))
             .map(|(k, _)| k.clone())
             .collect();
         for k in gone {
-            self.close_dialog_media(now, ctx, &k);
+            self.close_media(now, ctx, &k);
             if let Some(d) = self.dialogs.remove(&k)
                 && d.ended.is_none()
             {
                 self.stats.expired += 1;
             }
         }
-        self.bindings.retain(|_, b| b.expires > now);
-        self.ports.expire(now);
-        self.out.set_sweep(
-            (!self.dialogs.is_empty())
-                .then(|| now + Duration::from_secs(1).max(self.cfg.linger / 4)),
-        );
+        let dialogs = &self.dialogs;
+        self.held.retain(|k| dialogs.contains_key(k));
+        self.phones.expire(now);
+        self.media.expire(now);
+        self.life
+            .rearm(&mut self.out, now, !self.dialogs.is_empty());
     }
-}
-
-fn park(d: &mut Dialog, rx: &Receive<'_>, max: usize, stats: &mut Stats) {
-    // A retransmission of a held message adds nothing.
-    if d.parked.iter().any(|p| p.bytes == rx.bytes) {
-        return;
-    }
-    if d.parked.len() >= max {
-        tracing::warn!("SIP: too many messages held for one dialog; dropped");
-        return;
-    }
-    stats.parked += 1;
-    d.parked.push_back(Parked {
-        local: rx.local,
-        remote: rx.remote,
-        bytes: rx.bytes.to_vec(),
-    });
-}
-
-fn release(
-    now: Instant,
-    ctx: &mut dyn ClientContext,
-    ports: &mut Allocator,
-    by_pinhole: &mut HashMap<PinholeId, DialogKey>,
-    st: StreamState,
-) {
-    if let Some(ph) = st.pinhole {
-        let _ = ctx.close_pinhole(ph.id);
-        by_pinhole.remove(&ph.id);
-    }
-    if let Some(b) = st.b {
-        let _ = ports.release(now, b);
-    }
-}
-
-/// An address of record: `user@host`, lowercased host.
-fn aor(buf: &[u8], uri: &Uri) -> Vec<u8> {
-    let mut k = uri
-        .user
-        .clone()
-        .and_then(|u| buf.get(u))
-        .unwrap_or_default()
-        .to_vec();
-    k.push(b'@');
-    k.extend(
-        buf.get(uri.host.clone())
-            .unwrap_or_default()
-            .iter()
-            .map(u8::to_ascii_lowercase),
-    );
-    k
 }
 
 impl ClientSignaling for Aps {
@@ -843,57 +656,28 @@ impl ClientSignaling for Aps {
 
     fn handle_datagram(&mut self, now: Instant, ctx: &mut dyn ClientContext, rx: Receive<'_>) {
         self.stats.received += 1;
-        if is_keepalive(rx.bytes) {
-            self.stats.keepalives += 1;
-            if rx.bytes.starts_with(b"\r\n\r\n") {
-                self.out.send(Transmit {
-                    local: rx.local,
-                    remote: rx.remote,
-                    payload: b"\r\n".to_vec(),
-                });
-            }
+        if keepalive(&mut self.out, &mut self.stats, &rx) {
             return;
         }
         let _ = self.process(now, ctx, rx, false);
     }
 
     fn handle_event(&mut self, now: Instant, ctx: &mut dyn ClientContext, ev: &Event) {
-        let (id, state) = match *ev {
-            Event::PinholeOpened {
-                id,
-                relay,
-                pinhole,
-                rtcp_pinhole,
-            } => (
-                id,
-                PhState::Open {
-                    public: pinhole,
-                    rtcp_public: rtcp_pinhole,
-                    relay,
-                },
-            ),
-            Event::PinholeFailed { id, .. } => {
+        let (key, _) = match self.media.handle_event(ev, &mut self.out) {
+            Some(Outcome::Opened(party)) => party,
+            Some(Outcome::Failed(party)) => {
                 self.stats.pinhole_failures += 1;
-                (id, PhState::Failed)
+                party
             }
-            _ => return,
+            None => return,
         };
-        let Some(key) = self.by_pinhole.get(&id).cloned() else {
-            return;
-        };
-        if let Some(d) = self.dialogs.get_mut(&key) {
-            for st in d.streams.values_mut() {
-                if let Some(ph) = st.pinhole.as_mut()
-                    && ph.id == id
-                {
-                    ph.state = state;
-                    if let PhState::Open { relay, .. } = state {
-                        st.relay = Some(relay);
-                    }
-                }
-            }
-        }
-        self.resume(now, ctx, &key);
+        // What waited for the pinhole goes on (or is refused, if it failed).
+        Held::resume(
+            self,
+            |a| &mut a.held,
+            &key,
+            |a, rx| a.process(now, ctx, rx, true),
+        );
     }
 
     fn sweep(&mut self, now: Instant, ctx: &mut dyn ClientContext) {

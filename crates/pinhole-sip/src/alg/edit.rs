@@ -1,10 +1,14 @@
 //! Header edits a proxy makes (RFC 3261 §16.6, RFC 3581), each recorded as
-//! spans in a [`Patch`] so every other byte of the message stays as it was.
+//! spans in a [`Patch`] so every other byte of the message stays as it was;
+//! and the few messages a proxy writes itself: its error responses
+//! ([`response`], [`instead_of`] a response it will not forward) and the
+//! requests with which the APS ends a phone's dialog ([`request_in_dialog`]).
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 
+use pinhole_core::alg::Rejection;
 use pinhole_core::patch::Patch;
 
 use crate::{HeaderName, Message, Uri, Via, name_addrs};
@@ -171,8 +175,8 @@ pub(crate) fn second_route(msg: &Message<'_>) -> Option<Uri> {
 }
 
 /// Max-Forwards (RFC 3261 §16.6 step 3): decremented, or set to 70 when
-/// missing. `Err` when it is already zero (answer 483).
-pub(crate) fn max_forwards(msg: &Message<'_>, patch: &mut Patch) -> Result<(), ()> {
+/// missing. Refused with 483 when it is already zero.
+pub(crate) fn max_forwards(msg: &Message<'_>, patch: &mut Patch) -> Result<(), Rejection> {
     let Some(h) = msg.header(HeaderName::MaxForwards) else {
         let eol = String::from_utf8_lossy(msg.line_ending()).into_owned();
         patch.insert(
@@ -187,7 +191,7 @@ pub(crate) fn max_forwards(msg: &Message<'_>, patch: &mut Patch) -> Result<(), (
         .and_then(|s| s.parse().ok())
         .unwrap_or(70);
     if n == 0 {
-        return Err(());
+        return Err(Rejection::new(483, "Too Many Hops"));
     }
     patch.replace_fmt(h.value.clone(), format_args!("{}", n.min(256) - 1));
     Ok(())
@@ -231,31 +235,104 @@ pub(crate) fn via_is(buf: &[u8], via: &Via, me: SocketAddr) -> bool {
 /// A response to `req`, built by the proxy itself (483, 403, 404, 503...).
 /// Copies Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2); adds a To
 /// tag when there is none.
-pub(crate) fn response(msg: &Message<'_>, code: u16, reason: &str, tag: &str) -> Vec<u8> {
+pub(crate) fn response(req: &Message<'_>, why: Rejection, tag: &str) -> Vec<u8> {
+    answer(req, why, tag, 0)
+}
+
+/// The final error response a proxy sends upstream *instead of* `ok`, a
+/// response it will not forward: `ok`'s Via set without the top (ours),
+/// From, To (with its tag), Call-ID and CSeq; no body.
+pub(crate) fn instead_of(ok: &Message<'_>, why: Rejection) -> Vec<u8> {
+    answer(ok, why, "", 1)
+}
+
+/// A response to the transaction of `msg`, whose first `skip_vias`
+/// via-parms are dropped (a response we take over from below us).
+fn answer(msg: &Message<'_>, why: Rejection, tag: &str, skip_vias: usize) -> Vec<u8> {
     let buf = msg.buf();
     let mut out = Vec::with_capacity(512);
-    let _ = write!(Vecw(&mut out), "SIP/2.0 {code} {reason}\r\n");
+    let _ = write!(Vecw(&mut out), "SIP/2.0 {} {}\r\n", why.code, why.reason);
+    let mut vias_written = false;
     for h in msg.headers() {
-        let copy = matches!(
-            h.name,
-            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq
-        );
-        if copy {
-            out.extend_from_slice(buf.get(h.name_span.clone()).unwrap_or_default());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(msg.value(h));
-            out.extend_from_slice(b"\r\n");
-        } else if h.name == HeaderName::To {
-            out.extend_from_slice(b"To: ");
-            out.extend_from_slice(msg.value(h));
-            if msg.to_tag().is_none() {
-                let _ = write!(Vecw(&mut out), ";tag={tag}");
+        match h.name {
+            // One via-parm per line: the top ones may share a line with
+            // the rest.
+            HeaderName::Via if skip_vias > 0 => {
+                if std::mem::replace(&mut vias_written, true) {
+                    continue;
+                }
+                for v in msg.vias().iter().skip(skip_vias) {
+                    out.extend_from_slice(b"Via: ");
+                    out.extend_from_slice(buf.get(v.span.clone()).unwrap_or_default());
+                    out.extend_from_slice(b"\r\n");
+                }
             }
-            out.extend_from_slice(b"\r\n");
+            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                out.extend_from_slice(buf.get(h.name_span.clone()).unwrap_or_default());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(msg.value(h));
+                out.extend_from_slice(b"\r\n");
+            }
+            HeaderName::To => {
+                out.extend_from_slice(b"To: ");
+                out.extend_from_slice(msg.value(h));
+                if msg.to_tag().is_none() && !tag.is_empty() {
+                    let _ = write!(Vecw(&mut out), ";tag={tag}");
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            _ => {}
         }
     }
     out.extend_from_slice(b"Server: pinhole\r\nContent-Length: 0\r\n\r\n");
     out
+}
+
+/// A request of ours inside the dialog a 2xx to an INVITE created, as its
+/// caller would send it (RFC 3261 §12.2.1.1): to the 2xx's Contact, with
+/// its From, To, Call-ID, CSeq `cseq` `method`, and our own Via from `me`
+/// with `branch`. No Route set: it goes straight to the phone the 2xx came
+/// from. `None` when the 2xx has no usable Contact, or the request would
+/// not parse.
+pub(crate) fn request_in_dialog(
+    ok: &Message<'_>,
+    method: &str,
+    cseq: u32,
+    me: SocketAddr,
+    branch: &str,
+) -> Option<Vec<u8>> {
+    let buf = ok.buf();
+    let contact = ok.header(HeaderName::Contact)?;
+    let target = name_addrs(buf, contact.value.clone())
+        .ok()?
+        .into_iter()
+        .next()?;
+    Uri::parse(buf, target.uri.clone()).ok()?;
+    let uri = buf.get(target.uri)?;
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(uri);
+    let _ = write!(
+        Vecw(&mut out),
+        " SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\nMax-Forwards: 70\r\n",
+        HostPort(me)
+    );
+    for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
+        let h = ok.header(name)?;
+        out.extend_from_slice(buf.get(h.name_span.clone()).unwrap_or_default());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(ok.value(h));
+        out.extend_from_slice(b"\r\n");
+    }
+    let _ = write!(
+        Vecw(&mut out),
+        "CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+    );
+    // Every byte but the Contact URI and the copied values is ours; check
+    // that those did not make the request unreadable.
+    Message::parse(&out).ok()?;
+    Some(out)
 }
 
 struct Vecw<'a>(&'a mut Vec<u8>);
@@ -267,22 +344,106 @@ impl std::fmt::Write for Vecw<'_> {
     }
 }
 
-/// A 64-bit keyed hash (FNV-1a then a murmur finaliser) for branch ids and
-/// tags: unique enough for transaction ids, and keyed so an outsider cannot
-/// steer two transactions onto one branch.
-pub(crate) fn hash(key: u64, parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ key;
-    for p in parts {
-        for &b in *p {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0100_0000_01b3);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A phone's 2xx to an INVITE that passed the MPR and then the APS
+    /// (whose Via is on top, sharing a line with the MPR's).
+    const OK: &[u8] = b"SIP/2.0 200 OK\r\n\
+        Via: SIP/2.0/UDP 10.2.0.2:5060;branch=z9hG4bKaps1;received=10.2.0.2, \
+        SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKph1.2\r\n\
+        v: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-a1;rport=5060\r\n\
+        Record-Route: <sip:10.2.0.2:5060;lr>\r\n\
+        f: <sip:alice@corp1.example>;tag=alice1\r\n\
+        To: <sip:bob@corp2.example>;tag=bob1\r\n\
+        Call-ID: c1@x\r\n\
+        CSeq: 7 INVITE\r\n\
+        Contact: \"Bob\" <sip:bob@10.2.0.10:5070;transport=udp>\r\n\
+        Content-Type: application/sdp\r\n\
+        Content-Length: 4\r\n\r\nv=0\n";
+
+    fn text(b: &[u8]) -> String {
+        String::from_utf8(b.to_vec()).unwrap()
     }
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+
+    #[test]
+    fn a_response_instead_of_a_2xx_keeps_its_transaction_without_our_via() {
+        let ok = Message::parse(OK).unwrap();
+        let out = instead_of(&ok, Rejection::new(503, "Media Pinhole Failed"));
+        let m = Message::parse(&out).unwrap();
+        assert_eq!(m.status(), Some(503));
+        assert_eq!(m.reason(), Some(&b"Media Pinhole Failed"[..]));
+        let vias: Vec<&[u8]> = m.vias().iter().map(|v| &out[v.span.clone()]).collect();
+        assert_eq!(
+            vias,
+            [
+                &b"SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKph1.2"[..],
+                &b"SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-a1;rport=5060"[..],
+            ],
+            "ours popped, the rest in order"
+        );
+        assert_eq!(m.to_tag(), Some(&b"bob1"[..]), "the 2xx's To tag stays");
+        assert_eq!(m.from_tag(), Some(&b"alice1"[..]));
+        assert_eq!(m.call_id(), Some(&b"c1@x"[..]));
+        assert_eq!(m.cseq(), Some((7, "INVITE")));
+        assert_eq!(m.content_length(), Some(0));
+        assert!(m.body().is_empty());
+        assert!(m.header(HeaderName::RecordRoute).is_none());
+        assert!(m.header(HeaderName::Contact).is_none());
+    }
+
+    #[test]
+    fn ack_and_bye_end_the_dialog_a_2xx_created() {
+        let ok = Message::parse(OK).unwrap();
+        let me: SocketAddr = "10.2.0.2:5060".parse().unwrap();
+        for (method, cseq) in [("ACK", 7), ("BYE", 8)] {
+            let out = request_in_dialog(&ok, method, cseq, me, "z9hG4bKapsuac9").unwrap();
+            let m = Message::parse(&out).unwrap();
+            assert_eq!(m.method(), Some(method));
+            let ruri = m.request_uri().unwrap();
+            assert_eq!(
+                &out[ruri], b"sip:bob@10.2.0.10:5070;transport=udp",
+                "to the 2xx's Contact"
+            );
+            let vias = m.vias();
+            assert_eq!(vias.len(), 1, "{}", text(&out));
+            assert_eq!(via_target(&out, &vias[0]), Some(me));
+            assert_eq!(&out[vias[0].branch.clone().unwrap()], b"z9hG4bKapsuac9");
+            assert_eq!(m.max_forwards(), Ok(Some(70)));
+            assert_eq!(m.from_tag(), Some(&b"alice1"[..]));
+            assert_eq!(m.to_tag(), Some(&b"bob1"[..]));
+            assert_eq!(m.call_id(), Some(&b"c1@x"[..]));
+            assert_eq!(m.cseq(), Some((cseq, method)));
+            assert_eq!(m.content_length(), Some(0));
+        }
+    }
+
+    #[test]
+    fn no_dialog_request_without_a_usable_contact() {
+        let me: SocketAddr = "10.2.0.2:5060".parse().unwrap();
+        let no_contact = text(OK).replace(
+            "Contact: \"Bob\" <sip:bob@10.2.0.10:5070;transport=udp>\r\n",
+            "",
+        );
+        let spaced = text(OK).replace(
+            "\"Bob\" <sip:bob@10.2.0.10:5070;transport=udp>",
+            "<sip:bob@10.2.0.10 bad>",
+        );
+        for bad in [no_contact, spaced] {
+            let m = Message::parse(bad.as_bytes()).unwrap();
+            assert_eq!(request_in_dialog(&m, "BYE", 8, me, "z9hG4bKx"), None);
+        }
+    }
+
+    #[test]
+    fn max_forwards_zero_is_refused_with_483() {
+        let req = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bK1\r\n\
+            Max-Forwards: 0\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let m = Message::parse(req).unwrap();
+        assert_eq!(
+            max_forwards(&m, &mut Patch::new()),
+            Err(Rejection::new(483, "Too Many Hops"))
+        );
+    }
 }

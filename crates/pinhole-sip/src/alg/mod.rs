@@ -1,25 +1,38 @@
 //! The SIP proxies of the MPR and the APS: sans-IO implementations of
 //! [`pinhole_core::alg::MprSignaling`] and
-//! [`pinhole_core::alg::ClientSignaling`]. A driver feeds them datagrams,
-//! engine events and time, and sends what they queue.
+//! [`pinhole_core::alg::ClientSignaling`], built from
+//! [`pinhole_core::alg`]'s pieces. A driver feeds them datagrams, engine
+//! events and time, and sends what they queue.
 //!
-//! | proxy | where | does |
+//! | module | what is SIP's own | built on |
 //! | --- | --- | --- |
-//! | [`Mpr`] | the MPR, public side | routes by domain into registered networks' pinholes (Fig. 4), record-routes, plans media with the MPR engine and writes relay addresses into SDP |
-//! | [`Aps`] | inside a network | forwards the inside phones' signaling to the MPR, opens a media pinhole with CMPH before SDP leaves the network (Fig. 11 steps 1010–1015, 1060–1065), gives the phones APS media ports (port B) |
+//! | [`Mpr`] (`mpr`) | routes by domain into registered networks' pinholes (Fig. 4), record-routes, names each dialog traversal by a token, writes relay addresses into SDP | `call::{Place, Sides, MediaCall}` (offer or modify, re-offer after the engine forgot, teardown, events) |
+//! | `registrar` | plain terminals: REGISTER to the soft-switch, bindings from its 2xx, their NAT binding as a `Place::Phone` | — |
+//! | [`Aps`] (`aps`) | forwards the inside phones' signaling to the MPR and requests from it to the phone registered for the Request-URI; refuses a message whose media pinhole failed (503 to a request; a 2xx becomes a 503 upstream and the phone's dialog is ended with ACK and BYE) | `aps::{ApsMedia, Held}` (CMPH before SDP leaves, Fig. 11 steps 1010–1015 and 1060–1065; port B for SDP entering; messages held until their pinholes open) |
+//! | `edit` | the header edits of a proxy and the messages it builds itself (error responses, the ACK and BYE that end a phone's dialog) | `patch::Patch` |
 //!
 //! Both edit messages only through spans ([`pinhole_core::patch::Patch`]):
 //! Via, Record-Route, Route, Max-Forwards, the SDP media fields and
-//! Content-Length change; every other byte passes as it came.
+//! Content-Length change; every other byte passes as it came. Errors a
+//! proxy answers itself are [`pinhole_core::alg::Rejection`]s.
 
 mod aps;
 mod edit;
+mod inside;
 mod mpr;
+mod registrar;
 
 pub use aps::{Aps, ApsConfig};
 pub use mpr::{Mpr, MprConfig};
 
-use pinhole_core::alg::Counters;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use pinhole_core::alg::{Counters, Outbox, Rejection};
+use pinhole_core::patch::Patch;
+use pinhole_core::types::{Receive, Transmit};
+
+use crate::Message;
 
 /// Counters of a proxy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -95,6 +108,38 @@ impl Stats {
     }
 }
 
+/// How long a dialog's state lives, at the MPR and the APS alike.
+#[derive(Clone, Copy, Debug)]
+struct Lifetime {
+    setup_timeout: Duration,
+    dialog_idle: Duration,
+    linger: Duration,
+}
+
+impl Lifetime {
+    /// True when a dialog last active at `last` is to be forgotten: an
+    /// ended one after `linger` (its retransmissions absorbed), one never
+    /// confirmed by a 2xx after `setup_timeout`, any other after
+    /// `dialog_idle`.
+    fn over(&self, now: Instant, last: Instant, ended: Option<Instant>, confirmed: bool) -> bool {
+        match ended {
+            Some(at) => now >= at + self.linger,
+            None if !confirmed => now >= last + self.setup_timeout,
+            None => now >= last + self.dialog_idle,
+        }
+    }
+
+    /// Something changed at `now`: a sweep soon enough for it.
+    fn arm(&self, out: &mut Outbox, now: Instant) {
+        out.arm_sweep(now + self.linger.min(self.setup_timeout));
+    }
+
+    /// After a sweep: the next one while state is left (`busy`).
+    fn rearm(&self, out: &mut Outbox, now: Instant, busy: bool) {
+        out.set_sweep(busy.then(|| now + Duration::from_secs(1).max(self.linger / 4)));
+    }
+}
+
 /// Requests that create a dialog, so the proxy record-routes them.
 fn is_dialog_creating(method: &str) -> bool {
     ["INVITE", "SUBSCRIBE", "REFER", "NOTIFY"]
@@ -102,11 +147,72 @@ fn is_dialog_creating(method: &str) -> bool {
         .any(|m| method.eq_ignore_ascii_case(m))
 }
 
-/// True for an RFC 5626 keepalive (only CRLFs and whitespace).
-fn is_keepalive(bytes: &[u8]) -> bool {
-    bytes
+/// An RFC 5626 keepalive (only CRLFs and whitespace): counted, and a
+/// double CRLF (ping) answered with a single one (pong). True when `rx`
+/// was one.
+fn keepalive(out: &mut Outbox, stats: &mut Stats, rx: &Receive<'_>) -> bool {
+    let is = rx
+        .bytes
         .iter()
-        .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+        .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0));
+    if is {
+        stats.keepalives += 1;
+        if rx.bytes.starts_with(b"\r\n\r\n") {
+            out.send(Transmit {
+                local: rx.local,
+                remote: rx.remote,
+                payload: b"\r\n".to_vec(),
+            });
+        }
+    }
+    is
+}
+
+/// Sends `msg` with `patch` applied, from our socket `local` to `remote`.
+fn forward(
+    out: &mut Outbox,
+    stats: &mut Stats,
+    msg: &Message<'_>,
+    patch: &Patch,
+    local: SocketAddr,
+    remote: SocketAddr,
+) {
+    match patch.apply(msg.buf()) {
+        Ok(payload) => {
+            stats.forwarded += 1;
+            out.send(Transmit {
+                local,
+                remote,
+                payload,
+            });
+        }
+        Err(e) => {
+            stats.malformed += 1;
+            tracing::error!(error = %e, "SIP: edits overlap; message dropped");
+        }
+    }
+}
+
+/// Answers the request `msg` with `why`, back to where it came from (RFC
+/// 3581), with `tag` as the To tag it lacks. An ACK gets no answer.
+fn reply(
+    out: &mut Outbox,
+    stats: &mut Stats,
+    rx: &Receive<'_>,
+    msg: &Message<'_>,
+    why: Rejection,
+    tag: &str,
+) {
+    if msg.method().is_some_and(|m| m.eq_ignore_ascii_case("ACK")) {
+        return;
+    }
+    stats.replied += 1;
+    tracing::debug!(code = why.code, reason = why.reason, remote = %rx.remote, "SIP: answered by the proxy");
+    out.send(Transmit {
+        local: rx.local,
+        remote: rx.remote,
+        payload: edit::response(msg, why, tag),
+    });
 }
 
 #[cfg(test)]

@@ -5,36 +5,43 @@
 //!
 //! It is a stateless proxy for transactions (RFC 3261 §16.11: the branch
 //! is a hash of the incoming one, so retransmissions and CANCEL map to the
-//! same branch) with a small state per dialog *traversal*: which party sits
-//! where, and the offer/answer state. A call that passes the MPR twice
-//! (through a soft-switch on the public side) is two traversals; each is
-//! named by a token carried in our Record-Route URI and our Via branch, so
-//! requests and responses find their traversal without a search.
+//! same branch) with a small state per dialog *traversal*: where each party
+//! sits (`Sides<Place>`), the offer/answer state ([`Negotiation`]) and the
+//! call's media at the engine ([`MediaCall`], keyed `Call-ID~token`). A call
+//! that passes the MPR twice (through a soft-switch on the public side) is
+//! two traversals; each is named by a token carried in our Record-Route URI
+//! and our Via branch, so requests and responses find their traversal
+//! without a search.
 //!
-//! **Plain terminals** (no APS, no CMPH; [`MprConfig::registrar`]
-//! set): a REGISTER from the public side for a network's domain goes to the
-//! registrar (the soft-switch, which authenticates it). Only its 2xx makes
-//! the MPR record the binding: the address of record → the network and the
-//! terminal's NAT binding (where the REGISTER came from). Requests from
-//! that address then count as the network's (their media legs latch onto
-//! that address's IP), and requests for that AOR go to it (RFC 5626 style,
-//! the flow the REGISTER opened; the MPR answers its CRLF keepalives).
+//! What a description means for the engine is [`MediaCall::plan`]'s
+//! business: an offer of a call with media is a modification, and a
+//! modification of a call the engine forgot (its media expired) is offered
+//! again, so a late re-INVITE gets new relay legs rather than a 503. Its
+//! events (call anchored, media planned, call ended) are the proxy's.
+//!
+//! **Plain terminals** (no APS, no CMPH; [`MprConfig::registrar`] set) are
+//! [`super::registrar`]'s: their REGISTERs go to the registrar, its 2xx
+//! binds them, and a bound terminal is a [`Place::Phone`] whose legs latch
+//! onto its NAT binding (the MPR answers its CRLF keepalives).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use pinhole_core::Side;
-use pinhole_core::alg::{Counters, MprContext, MprSignaling, Outbox};
-use pinhole_core::intent::{IntentKind, MediaIntent, Origin};
+use pinhole_core::alg::call::{MediaCall, Place, Sides};
+use pinhole_core::alg::{Counters, MprContext, MprSignaling, Outbox, Rejection};
+use pinhole_core::hash::keyed;
+use pinhole_core::intent::IntentKind;
 use pinhole_core::patch::Patch;
-use pinhole_core::types::{CallKey, Receive, Transmit};
+use pinhole_core::types::{CallKey, Receive};
 use pinhole_core::wire::Protocol;
 
 use super::edit::{self, HostPort};
-use super::{Stats, is_dialog_creating};
-use crate::Message;
+use super::registrar::Registrar;
+use super::{Lifetime, Stats, forward, is_dialog_creating, keepalive, reply};
 use crate::media::{self, Negotiation};
+use crate::{Message, Uri};
 
 /// The MPR proxy's settings.
 #[derive(Clone, Debug)]
@@ -82,89 +89,30 @@ impl MprConfig {
     }
 }
 
-/// Where a party of a call sits.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
-enum Place {
-    /// Behind a network's signaling pinhole (an APS, a smart terminal).
-    Network(String),
-    /// A plain terminal of a network, at its registered NAT binding.
-    Phone {
-        network: String,
-        at: SocketAddr,
-    },
-    Public,
-}
-
-impl Place {
-    fn origin(&self) -> Origin<'_> {
-        match self {
-            Self::Network(n) | Self::Phone { network: n, .. } => Origin::Network(n),
-            Self::Public => Origin::Public,
-        }
-    }
-}
-
-/// A plain terminal's binding, learned from its registrar's 2xx.
-struct Binding {
-    network: String,
-    /// Its NAT binding: where its REGISTER came from.
-    at: SocketAddr,
-    expires: Instant,
-}
-
-/// A request sent to the registrar outside any dialog (REGISTER, OPTIONS),
-/// waiting for its final response.
-struct Upstream {
-    /// A REGISTER's address of record and network.
-    register: Option<(String, String)>,
-    /// Where it came from, and the socket of ours it reached.
-    source: SocketAddr,
-    local: SocketAddr,
-    sent: Instant,
-}
-
-/// `user@host` (or `host`) of the URI at `span`: the host in lower case.
-fn aor(buf: &[u8], span: std::ops::Range<usize>) -> Option<String> {
-    let uri = crate::Uri::parse(buf, span).ok()?;
-    let host = std::str::from_utf8(buf.get(uri.host.clone())?)
-        .ok()?
-        .to_ascii_lowercase();
-    match uri.user.and_then(|u| buf.get(u)) {
-        Some(user) => Some(format!("{}@{host}", std::str::from_utf8(user).ok()?)),
-        None => Some(host),
-    }
-}
-
-/// The branch of a request we sent to the registrar: `z9hG4bKphr<id>.<h>`.
-const UPSTREAM_BRANCH: &[u8] = b"z9hG4bKphr";
+/// Names a dialog's first request: Call-ID, From tag and where it came
+/// from (a spiral through a soft-switch comes back from elsewhere).
+type InitialKey = (Vec<u8>, Vec<u8>, Place);
 
 struct Traversal {
-    call_id: Vec<u8>,
     caller_tag: Vec<u8>,
     /// Where A and B sit.
-    places: [Place; 2],
+    places: Sides<Place>,
+    /// The call's media at the engine.
+    call: MediaCall,
     /// Where the initial request went: CANCEL and a non-2xx ACK follow it.
     initial_dest: (SocketAddr, SocketAddr),
     neg: Negotiation,
     last: Instant,
     ended: Option<Instant>,
-    /// Key in `initial` (Call-ID, From tag, origin).
-    initial_key: (Vec<u8>, Vec<u8>, Place),
+    /// Key in `initial`.
+    initial_key: InitialKey,
 }
 
-impl Traversal {
-    fn place(&self, side: Side) -> &Place {
-        match side {
-            Side::A => &self.places[0],
-            Side::B => &self.places[1],
-        }
-    }
-
-    fn key(&self, token: u64) -> CallKey {
-        let mut k = self.call_id.clone();
-        k.extend_from_slice(format!("~{token:x}").as_bytes());
-        CallKey::new(k)
-    }
+/// The traversal token in a branch or Record-Route parameter (hex).
+fn token_of(text: &[u8]) -> Option<u64> {
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| u64::from_str_radix(t, 16).ok())
 }
 
 /// The MPR's SIP ALG.
@@ -173,22 +121,30 @@ pub struct Mpr {
     /// Keys branch ids, tags and tokens (from the seed).
     secret: u64,
     traversals: HashMap<u64, Traversal>,
-    initial: HashMap<(Vec<u8>, Vec<u8>, Place), u64>,
+    initial: HashMap<InitialKey, u64>,
     next_token: u64,
     out: Outbox,
     stats: Stats,
-    /// Plain terminals: AOR → binding, and binding address → AOR.
-    bindings: HashMap<String, Binding>,
-    by_source: HashMap<SocketAddr, String>,
-    upstream: HashMap<u64, Upstream>,
+    /// Plain terminals, when there is a registrar.
+    registrar: Option<Registrar>,
+    life: Lifetime,
 }
 
 impl Mpr {
     /// A proxy with no dialogs.
     pub fn new(cfg: MprConfig) -> Self {
         let secret = pinhole_core::rng::Rng::from_seed(cfg.seed).next_u64();
-        let next_token = edit::hash(secret, &[b"token"]) & 0xffff_ffff;
+        let next_token = keyed(secret, &[b"token"]) & 0xffff_ffff;
+        let registrar = cfg
+            .registrar
+            .map(|at| Registrar::new(at, cfg.local, secret, cfg.max_bindings, cfg.max_dialogs));
+        let life = Lifetime {
+            setup_timeout: cfg.setup_timeout,
+            dialog_idle: cfg.dialog_idle,
+            linger: cfg.linger,
+        };
         Self {
+            life,
             cfg,
             secret,
             traversals: HashMap::new(),
@@ -196,9 +152,7 @@ impl Mpr {
             next_token: next_token.max(1),
             out: Outbox::new(),
             stats: Stats::default(),
-            bindings: HashMap::new(),
-            by_source: HashMap::new(),
-            upstream: HashMap::new(),
+            registrar,
         }
     }
 
@@ -214,44 +168,26 @@ impl Mpr {
 
     /// Plain terminals with a live binding now.
     pub fn bindings(&self, now: Instant) -> usize {
-        self.bindings.values().filter(|b| b.expires > now).count()
+        self.registrar.as_ref().map_or(0, |r| r.live(now))
     }
 
     fn place_of(&self, now: Instant, ctx: &dyn MprContext, source: SocketAddr) -> Place {
         if let Some(n) = ctx.network_for_pinhole(Protocol::Sip, source) {
             return Place::Network(n);
         }
-        self.by_source
-            .get(&source)
-            .and_then(|aor| self.binding(now, aor))
-            .filter(|b| b.at == source)
-            .map_or(Place::Public, |b| Place::Phone {
-                network: b.network.clone(),
-                at: b.at,
-            })
+        self.registrar
+            .as_ref()
+            .and_then(|r| r.place_of(now, source))
+            .unwrap_or(Place::Public)
     }
 
-    fn binding(&self, now: Instant, aor: &str) -> Option<&Binding> {
-        self.bindings.get(aor).filter(|b| b.expires > now)
-    }
-
-    fn reply(&mut self, rx: &Receive<'_>, msg: &Message<'_>, code: u16, reason: &str) {
-        if msg.method().is_some_and(|m| m.eq_ignore_ascii_case("ACK")) {
-            return;
-        }
+    fn reply(&mut self, rx: &Receive<'_>, msg: &Message<'_>, why: Rejection) {
         let tag = format!(
             "ph{:x}",
-            edit::hash(self.secret, &[msg.call_id().unwrap_or_default()])
+            keyed(self.secret, &[msg.call_id().unwrap_or_default()])
         );
         // RFC 3581: back to where the request came from.
-        let to = rx.remote;
-        self.stats.replied += 1;
-        tracing::debug!(code, reason, remote = %rx.remote, "SIP: answered by the MPR");
-        self.out.send(Transmit {
-            local: rx.local,
-            remote: to,
-            payload: edit::response(msg, code, reason, &tag),
-        });
+        reply(&mut self.out, &mut self.stats, rx, msg, why, &tag);
     }
 
     fn request(
@@ -272,12 +208,12 @@ impl Mpr {
             (msg.call_id(), msg.from_tag(), msg.method())
         else {
             self.stats.malformed += 1;
-            self.reply(rx, msg, 400, "Missing Call-ID or From tag");
+            self.reply(rx, msg, Rejection::new(400, "Missing Call-ID or From tag"));
             return;
         };
         let mut patch = Patch::new();
-        if edit::max_forwards(msg, &mut patch).is_err() {
-            self.reply(rx, msg, 483, "Too Many Hops");
+        if let Err(why) = edit::max_forwards(msg, &mut patch) {
+            self.reply(rx, msg, why);
             return;
         }
         let origin = self.place_of(now, ctx, rx.remote);
@@ -290,25 +226,28 @@ impl Mpr {
         {
             patch.delete(span);
             popped = true;
-            token = edit::uri_param(buf, uri_span, b"ph")
-                .and_then(|t| std::str::from_utf8(t).ok())
-                .and_then(|t| u64::from_str_radix(t, 16).ok());
+            token = edit::uri_param(buf, uri_span, b"ph").and_then(token_of);
         }
         // A plain terminal's REGISTER (or server OPTIONS) goes to the registrar.
-        if self.cfg.registrar.is_some()
-            && msg.to_tag().is_none()
+        if let Some(r) = &mut self.registrar
             && !matches!(origin, Place::Network(_))
+            && Registrar::takes(msg, method)
         {
-            let register = method.eq_ignore_ascii_case("REGISTER");
-            let server_ping = method.eq_ignore_ascii_case("OPTIONS")
-                && msg
-                    .request_uri()
-                    .and_then(|s| crate::Uri::parse(buf, s).ok())
-                    .is_some_and(|u| u.user.is_none());
-            if register || server_ping {
-                self.upstream(now, ctx, rx, msg, patch, top, register);
-                return;
+            match r.send_up(now, ctx, rx, msg, &mut patch, &mut self.stats) {
+                Ok(to) => {
+                    self.life.arm(&mut self.out, now);
+                    forward(
+                        &mut self.out,
+                        &mut self.stats,
+                        msg,
+                        &patch,
+                        self.cfg.local,
+                        to,
+                    );
+                }
+                Err(why) => self.reply(rx, msg, why),
             }
+            return;
         }
         let ikey = (call_id.to_vec(), from_tag.to_vec(), origin.clone());
         let token = token
@@ -319,17 +258,21 @@ impl Mpr {
             None => {
                 if msg.to_tag().is_some() || method.eq_ignore_ascii_case("CANCEL") {
                     self.stats.unknown_dialog += 1;
-                    self.reply(rx, msg, 481, "Call/Transaction Does Not Exist");
+                    self.reply(
+                        rx,
+                        msg,
+                        Rejection::new(481, "Call/Transaction Does Not Exist"),
+                    );
                     return;
                 }
                 if method.eq_ignore_ascii_case("ACK") {
                     self.stats.unknown_dialog += 1;
                     return;
                 }
-                match self.new_traversal(now, ctx, rx, msg, origin.clone(), ikey) {
+                match self.new_traversal(now, ctx, msg, origin, ikey) {
                     Ok(t) => t,
-                    Err((code, reason)) => {
-                        self.reply(rx, msg, code, reason);
+                    Err(why) => {
+                        self.reply(rx, msg, why);
                         return;
                     }
                 }
@@ -339,7 +282,9 @@ impl Mpr {
             return;
         };
         let from = media::sender(msg, &trav.caller_tag);
-        let toward = trav.place(from.peer()).clone();
+        let Some(toward) = trav.places.get(from.peer()).cloned() else {
+            return;
+        };
         let initial_dest = trav.initial_dest;
         let follows_invite = msg.to_tag().is_none()
             || method.eq_ignore_ascii_case("CANCEL")
@@ -354,7 +299,7 @@ impl Mpr {
             Place::Public => self.destination(ctx, msg, &toward, popped),
         };
         let Some((local, remote)) = dest else {
-            self.reply(rx, msg, 480, "Temporarily Unavailable");
+            self.reply(rx, msg, Rejection::new(480, "Temporarily Unavailable"));
             return;
         };
 
@@ -366,50 +311,43 @@ impl Mpr {
             .unwrap_or(call_id);
         let branch = format!(
             "z9hG4bKph{token:x}.{:x}",
-            edit::hash(self.secret, &[incoming_branch, call_id])
+            keyed(self.secret, &[incoming_branch, call_id])
         );
         if msg.to_tag().is_none() && is_dialog_creating(method) {
             let rr = format!("sip:{};lr;ph={token:x}", HostPort(self.cfg.local));
             edit::add_record_route(msg, &mut patch, &rr);
         }
         edit::add_via(msg, &mut patch, local, &branch);
-        if let Err((code, reason)) = self.media(now, ctx, rx, msg, token, from, &mut patch) {
-            self.reply(rx, msg, code, reason);
+        if let Err(why) = self.media(now, ctx, rx, msg, token, from, &mut patch) {
+            self.reply(rx, msg, why);
             return;
         }
-        self.forward(msg, &patch, local, remote);
+        forward(&mut self.out, &mut self.stats, msg, &patch, local, remote);
     }
 
     fn new_traversal(
         &mut self,
         now: Instant,
         ctx: &mut dyn MprContext,
-        rx: &Receive<'_>,
         msg: &Message<'_>,
         origin: Place,
-        ikey: (Vec<u8>, Vec<u8>, Place),
-    ) -> Result<u64, (u16, &'static str)> {
+        ikey: InitialKey,
+    ) -> Result<u64, Rejection> {
         if self.traversals.len() >= self.cfg.max_dialogs {
             self.stats.dialogs_refused += 1;
-            return Err((503, "Service Unavailable"));
+            return Err(Rejection::new(503, "Service Unavailable"));
         }
         let buf = msg.buf();
-        let domain = msg
-            .request_uri()
-            .and_then(|span| crate::Uri::parse(buf, span).ok())
+        let ruri = msg.request_uri();
+        let domain = ruri
+            .clone()
+            .and_then(|span| Uri::parse(buf, span).ok())
             .and_then(|u| buf.get(u.host).map(<[u8]>::to_vec))
             .and_then(|h| String::from_utf8(h).ok());
         let network = domain.as_deref().and_then(|d| ctx.network_for_domain(d));
         // A plain terminal registered under the Request-URI is reached at
         // its binding.
-        let phone = msg
-            .request_uri()
-            .and_then(|s| aor(buf, s))
-            .and_then(|a| self.binding(now, &a))
-            .map(|b| Place::Phone {
-                network: b.network.clone(),
-                at: b.at,
-            });
+        let phone = ruri.and_then(|s| self.registrar.as_ref()?.phone(now, buf, s));
         let toward = match (phone, network, &origin) {
             (Some(p), _, _) => p,
             (None, Some(n), _) => Place::Network(n),
@@ -417,22 +355,23 @@ impl Mpr {
             // Public to public: the MPR is not an open relay.
             (None, None, Place::Public) => {
                 self.stats.not_ours += 1;
-                return Err((404, "Not Found"));
+                return Err(Rejection::new(404, "Not Found"));
             }
         };
-        let _ = rx;
         let dest = self
             .destination(ctx, msg, &toward, false)
-            .ok_or((480, "Temporarily Unavailable"))?;
+            .ok_or(Rejection::new(480, "Temporarily Unavailable"))?;
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1).max(1);
         self.initial.insert(ikey.clone(), token);
+        let mut key = ikey.0.clone();
+        key.extend_from_slice(format!("~{token:x}").as_bytes());
         self.traversals.insert(
             token,
             Traversal {
-                call_id: ikey.0.clone(),
                 caller_tag: ikey.1.clone(),
-                places: [origin, toward],
+                places: Sides::both(origin, toward),
+                call: MediaCall::new(CallKey::new(key)),
                 initial_dest: dest,
                 neg: Negotiation::default(),
                 last: now,
@@ -441,7 +380,7 @@ impl Mpr {
             },
         );
         self.stats.dialogs += 1;
-        self.arm_sweep(now);
+        self.life.arm(&mut self.out, now);
         Ok(token)
     }
 
@@ -469,7 +408,7 @@ impl Mpr {
                 let by_route = next.and_then(|u| edit::uri_target(buf, &u));
                 let by_uri = msg
                     .request_uri()
-                    .and_then(|s| crate::Uri::parse(buf, s).ok())
+                    .and_then(|s| Uri::parse(buf, s).ok())
                     .and_then(|u| edit::uri_target(buf, &u));
                 let remote = by_route.or(by_uri).or(self.cfg.outbound_proxy)?;
                 Some((self.cfg.local, remote))
@@ -477,7 +416,7 @@ impl Mpr {
         }
     }
 
-    /// Plans the message's media and records the SDP edits.
+    /// Plans the message's media through the call and records the SDP edits.
     #[allow(clippy::too_many_arguments)]
     fn media(
         &mut self,
@@ -488,7 +427,7 @@ impl Mpr {
         token: u64,
         from: Side,
         patch: &mut Patch,
-    ) -> Result<(), (u16, &'static str)> {
+    ) -> Result<(), Rejection> {
         let body = match media::sdp_body(msg, rx.remote.ip()) {
             Ok(b) => b,
             Err(e) => {
@@ -504,45 +443,34 @@ impl Mpr {
         let Some(kind) = trav.neg.classify(msg, body.is_some()) else {
             return Ok(());
         };
-        let key = trav.key(token);
-        let origin = trav.place(from).clone();
-        let toward = trav.place(from.peer()).clone();
         if kind == IntentKind::Teardown {
             trav.ended.get_or_insert(now);
-            let intent = MediaIntent {
-                kind,
-                from,
-                origin: origin.origin(),
-                toward: toward.origin(),
-                endpoints: &[],
-            };
-            let _ = ctx.plan(now, &key, &intent);
+            trav.call.teardown(now, ctx, &mut self.out);
             self.stats.teardowns += 1;
-            self.arm_sweep(now);
+            self.life.arm(&mut self.out, now);
             return Ok(());
         }
-        let Some(body) = body else {
+        let (Some(body), Some(origin), Some(toward)) =
+            (body, trav.places.get(from), trav.places.get(from.peer()))
+        else {
             return Ok(());
         };
-        let intent = MediaIntent {
+        let planned = trav.call.plan(
+            now,
+            ctx,
+            &mut self.out,
             kind,
             from,
-            origin: origin.origin(),
-            toward: toward.origin(),
-            endpoints: body.endpoints(),
-        };
-        let planned = match &origin {
-            // A plain terminal's legs latch onto the address its
-            // (registrar-authenticated) signaling comes from.
-            Place::Phone { at, .. } => ctx.plan_latching(now, &key, &intent, at.ip()),
-            _ => ctx.plan(now, &key, &intent),
-        };
+            origin,
+            toward,
+            body.endpoints(),
+        );
         match planned {
-            Ok(plan) => {
-                body.rewrite(msg, &plan.endpoints, patch).map_err(|e| {
+            Ok(p) => {
+                body.rewrite(msg, &p.plan.endpoints, patch).map_err(|e| {
                     self.stats.sdp_errors += 1;
                     tracing::warn!(error = %e, "SIP: SDP rewrite failed");
-                    (488, "Not Acceptable Here")
+                    Rejection::new(488, "Not Acceptable Here")
                 })?;
                 self.stats.sdp_rewritten += 1;
                 Ok(())
@@ -551,7 +479,7 @@ impl Mpr {
                 self.stats.plan_errors += 1;
                 tracing::warn!(error = %e, "SIP: media plan refused");
                 if msg.is_request() {
-                    Err((503, "Service Unavailable"))
+                    Err(Rejection::new(503, "Service Unavailable"))
                 } else {
                     // A response cannot be refused; it passes as it is and
                     // the call will have no media through us.
@@ -574,18 +502,19 @@ impl Mpr {
             self.stats.malformed += 1;
             return;
         };
-        if let Some(id) = top
-            .branch
-            .clone()
-            .and_then(|b| buf.get(b))
-            .and_then(|b| b.strip_prefix(UPSTREAM_BRANCH))
-        {
-            let id = id
-                .split(|&c| c == b'.')
-                .next()
-                .and_then(|t| std::str::from_utf8(t).ok())
-                .and_then(|t| u64::from_str_radix(t, 16).ok());
-            self.upstream_response(now, rx, msg, id);
+        if let Some(id) = Registrar::upstream_id(buf, top) {
+            let mut patch = Patch::new();
+            let back = match &mut self.registrar {
+                Some(r) => r.answer(now, rx, msg, id, &mut patch, &mut self.stats),
+                None => {
+                    self.stats.not_ours += 1;
+                    None
+                }
+            };
+            if let Some((local, to)) = back {
+                self.life.arm(&mut self.out, now);
+                forward(&mut self.out, &mut self.stats, msg, &patch, local, to);
+            }
             return;
         }
         let token = top
@@ -594,8 +523,7 @@ impl Mpr {
             .and_then(|b| buf.get(b))
             .and_then(|b| b.strip_prefix(b"z9hG4bKph"))
             .and_then(|b| b.split(|&c| c == b'.').next())
-            .and_then(|t| std::str::from_utf8(t).ok())
-            .and_then(|t| u64::from_str_radix(t, 16).ok());
+            .and_then(token_of);
         let ours = edit::via_is(buf, top, self.cfg.local) || edit::via_is(buf, top, rx.local);
         let (Some(token), true) = (token, ours) else {
             self.stats.not_ours += 1;
@@ -626,255 +554,33 @@ impl Mpr {
                 .map_or(self.cfg.local, |r| r.local),
             None => self.cfg.local,
         };
-        self.forward(msg, &patch, local, remote);
-    }
-
-    fn forward(&mut self, msg: &Message<'_>, patch: &Patch, local: SocketAddr, remote: SocketAddr) {
-        match patch.apply(msg.buf()) {
-            Ok(payload) => {
-                self.stats.forwarded += 1;
-                self.out.send(Transmit {
-                    local,
-                    remote,
-                    payload,
-                });
-            }
-            Err(e) => {
-                self.stats.malformed += 1;
-                tracing::error!(error = %e, "SIP: edits overlap; message dropped");
-            }
-        }
-    }
-
-    /// Sends a plain terminal's REGISTER (or server OPTIONS) to the
-    /// registrar, statelessly (RFC 3261 §16.11: a retransmission gets the
-    /// same branch), remembering where it came from until the answer.
-    #[allow(clippy::too_many_arguments)]
-    fn upstream(
-        &mut self,
-        now: Instant,
-        ctx: &dyn MprContext,
-        rx: &Receive<'_>,
-        msg: &Message<'_>,
-        mut patch: Patch,
-        top: &crate::Via,
-        register: bool,
-    ) {
-        let Some(registrar) = self.cfg.registrar else {
-            return;
-        };
-        let buf = msg.buf();
-        let reg = if register {
-            // RFC 3261 §10.2: the To header names the address of record.
-            let to = msg
-                .header(crate::HeaderName::To)
-                .and_then(|h| crate::name_addrs(buf, h.value.clone()).ok())
-                .and_then(|v| v.into_iter().next())
-                .and_then(|na| aor(buf, na.uri));
-            let Some(to) = to else {
-                self.stats.malformed += 1;
-                self.reply(rx, msg, 400, "Bad To");
-                return;
-            };
-            let domain = to.rsplit('@').next().unwrap_or_default();
-            let Some(network) = ctx.network_for_domain(domain) else {
-                // Not a domain we serve: the MPR is not an open relay.
-                self.stats.not_ours += 1;
-                self.reply(rx, msg, 404, "Not Found");
-                return;
-            };
-            if self.bindings.len() >= self.cfg.max_bindings && !self.bindings.contains_key(&to) {
-                self.reply(rx, msg, 503, "Service Unavailable");
-                return;
-            }
-            Some((to, network))
-        } else {
-            None
-        };
-        let incoming = top
-            .branch
-            .clone()
-            .and_then(|b| buf.get(b))
-            .unwrap_or_default();
-        let source = rx.remote.to_string();
-        let id = edit::hash(
-            self.secret,
-            &[
-                incoming,
-                msg.call_id().unwrap_or_default(),
-                source.as_bytes(),
-            ],
-        ) & 0xffff_ffff_ffff;
-        if !self.upstream.contains_key(&id) && self.upstream.len() >= self.cfg.max_dialogs {
-            self.stats.dialogs_refused += 1;
-            self.reply(rx, msg, 503, "Service Unavailable");
-            return;
-        }
-        edit::mark_received(msg, &mut patch, top, rx.remote);
-        let branch = format!(
-            "z9hG4bKphr{id:x}.{:x}",
-            edit::hash(self.secret, &[b"upstream", &id.to_be_bytes()])
-        );
-        edit::add_via(msg, &mut patch, self.cfg.local, &branch);
-        if register {
-            self.stats.registrations += 1;
-        }
-        self.upstream.insert(
-            id,
-            Upstream {
-                register: reg,
-                source: rx.remote,
-                local: rx.local,
-                sent: now,
-            },
-        );
-        self.arm_sweep(now);
-        self.forward(msg, &patch, self.cfg.local, registrar);
-    }
-
-    /// The registrar's answer to a request [`Mpr::upstream`] sent: back
-    /// to the terminal; a 2xx to a REGISTER records (or removes) its binding.
-    fn upstream_response(
-        &mut self,
-        now: Instant,
-        rx: &Receive<'_>,
-        msg: &Message<'_>,
-        id: Option<u64>,
-    ) {
-        let from_registrar = self.cfg.registrar == Some(rx.remote);
-        let Some((id, up)) = id
-            .filter(|_| from_registrar)
-            .and_then(|id| self.upstream.get(&id).map(|u| (id, u)))
-        else {
-            self.stats.not_ours += 1;
-            tracing::debug!(remote = %rx.remote, "SIP response to no upstream request: dropped");
-            return;
-        };
-        let (source, local) = (up.source, up.local);
-        let vias = msg.vias();
-        let (Some(top), Some(next)) = (vias.first(), vias.get(1)) else {
-            self.stats.malformed += 1;
-            return;
-        };
-        let to = edit::via_target(msg.buf(), next).unwrap_or(source);
-        let status = msg.status().unwrap_or(0);
-        if status >= 200
-            && let Some(up) = self.upstream.remove(&id)
-            && let Some((aor, network)) = up.register
-            && (200..300).contains(&status)
-        {
-            self.learn(now, msg, aor, network, up.source);
-        }
-        let mut patch = Patch::new();
-        edit::pop_via(msg, &mut patch, top);
-        self.forward(msg, &patch, local, to);
-    }
-
-    /// Records what a registrar's 2xx says of `aor`: bound at `at` for the
-    /// longest expiry it grants (RFC 3261 §10.3 step 8 lists every contact
-    /// with its `expires`), or unbound when it lists none.
-    fn learn(
-        &mut self,
-        now: Instant,
-        ok: &Message<'_>,
-        aor: String,
-        network: String,
-        at: SocketAddr,
-    ) {
-        let buf = ok.buf();
-        let header_expires = ok
-            .headers_by_name(b"Expires")
-            .next()
-            .and_then(|h| std::str::from_utf8(ok.value(h)).ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let contacts: Vec<Option<u64>> = ok
-            .headers_named(crate::HeaderName::Contact)
-            .filter_map(|h| crate::name_addrs(buf, h.value.clone()).ok())
-            .flatten()
-            .map(|na| {
-                na.param(buf, b"expires")
-                    .and_then(|p| p.value)
-                    .and_then(|v| buf.get(v))
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-            })
-            .collect();
-        let expires = contacts
-            .iter()
-            .map(|e| e.or(header_expires).unwrap_or(3600))
-            .max()
-            .unwrap_or(0)
-            .min(86_400);
-        if let Some(old) = self.bindings.remove(&aor)
-            && self.by_source.get(&old.at) == Some(&aor)
-        {
-            self.by_source.remove(&old.at);
-        }
-        if expires == 0 {
-            tracing::info!(%aor, "plain terminal unregistered");
-            return;
-        }
-        tracing::info!(%aor, %network, %at, expires, "plain terminal registered");
-        self.stats.bindings += 1;
-        self.by_source.insert(at, aor.clone());
-        self.bindings.insert(
-            aor,
-            Binding {
-                network,
-                at,
-                expires: now + Duration::from_secs(expires),
-            },
-        );
-        self.arm_sweep(now);
-    }
-
-    fn arm_sweep(&mut self, now: Instant) {
-        let at = now + self.cfg.linger.min(self.cfg.setup_timeout);
-        self.out.arm_sweep(at);
+        forward(&mut self.out, &mut self.stats, msg, &patch, local, remote);
     }
 
     fn expire(&mut self, now: Instant, ctx: &mut dyn MprContext) {
-        let cfg = &self.cfg;
-        let mut gone = Vec::new();
-        for (&token, t) in &self.traversals {
-            let dead = match t.ended {
-                Some(at) => now >= at + cfg.linger,
-                None if !t.neg.confirmed() => now >= t.last + cfg.setup_timeout,
-                None => now >= t.last + cfg.dialog_idle,
-            };
-            if dead {
-                gone.push(token);
-            }
-        }
+        let life = self.life;
+        let gone: Vec<u64> = self
+            .traversals
+            .iter()
+            .filter(|(_, t)| life.over(now, t.last, t.ended, t.neg.confirmed()))
+            .map(|(token, _)| *token)
+            .collect();
         for token in gone {
-            if let Some(t) = self.traversals.remove(&token) {
+            if let Some(mut t) = self.traversals.remove(&token) {
                 self.initial.remove(&t.initial_key);
                 if t.ended.is_none() {
                     // Forgotten without a BYE: its media goes too.
-                    let intent = MediaIntent {
-                        kind: IntentKind::Teardown,
-                        from: Side::A,
-                        origin: t.places[0].origin(),
-                        toward: t.places[1].origin(),
-                        endpoints: &[],
-                    };
-                    let _ = ctx.plan(now, &t.key(token), &intent);
+                    t.call.teardown(now, ctx, &mut self.out);
                     self.stats.expired += 1;
                 }
             }
         }
-        let linger = self.cfg.linger;
-        self.upstream.retain(|_, u| now < u.sent + linger);
-        let before = self.bindings.len();
-        self.bindings.retain(|_, b| b.expires > now);
-        self.stats.bindings_expired += (before - self.bindings.len()) as u64;
-        let bindings = &self.bindings;
-        self.by_source
-            .retain(|at, aor| bindings.get(aor).is_some_and(|b| b.at == *at));
-        let busy =
-            !self.traversals.is_empty() || !self.upstream.is_empty() || !self.bindings.is_empty();
-        self.out
-            .set_sweep(busy.then(|| now + Duration::from_secs(1).max(self.cfg.linger / 4)));
+        let registered = match &mut self.registrar {
+            Some(r) => r.expire(now, self.cfg.linger, &mut self.stats),
+            None => false,
+        };
+        let busy = !self.traversals.is_empty() || registered;
+        self.life.rearm(&mut self.out, now, busy);
     }
 }
 
@@ -885,20 +591,7 @@ impl MprSignaling for Mpr {
 
     fn handle_datagram(&mut self, now: Instant, mpr: &mut dyn MprContext, rx: Receive<'_>) {
         self.stats.received += 1;
-        if rx
-            .bytes
-            .iter()
-            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
-        {
-            // RFC 5626 keepalive (CRLF): answer with a single CRLF (pong).
-            if rx.bytes.starts_with(b"\r\n\r\n") {
-                self.out.send(Transmit {
-                    local: rx.local,
-                    remote: rx.remote,
-                    payload: b"\r\n".to_vec(),
-                });
-            }
-            self.stats.keepalives += 1;
+        if keepalive(&mut self.out, &mut self.stats, &rx) {
             return;
         }
         let msg = match Message::parse(rx.bytes) {

@@ -41,6 +41,17 @@ fn fig11() -> Fig11 {
 }
 
 fn fig11_with(cmph_mode: client::CmphMode) -> Fig11 {
+    fig11_around(
+        cmph_mode,
+        Box::new(Mpr::new(MprConfig::new(a(MPR), [99; 32]))),
+    )
+}
+
+/// Fig. 11 with `alg` as the MPR's SIP ALG.
+fn fig11_around(
+    cmph_mode: client::CmphMode,
+    alg: Box<dyn pinhole_core::alg::MprSignaling>,
+) -> Fig11 {
     #[allow(clippy::disallowed_methods)]
     let start = Instant::now();
     let mut mc = mpr::Config::new(ip("203.0.113.10"), [1; 32]);
@@ -57,7 +68,7 @@ fn fig11_with(cmph_mode: client::CmphMode) -> Fig11 {
     w.add_host(c1.zone, ip("10.1.0.10"), "A");
     w.add_host(c2.zone, ip("10.2.0.2"), "APS2");
     w.add_host(c2.zone, ip("10.2.0.10"), "B");
-    w.set_mpr_alg(a(MPR), Box::new(Mpr::new(MprConfig::new(a(MPR), [99; 32]))));
+    w.set_mpr_alg(a(MPR), alg);
     for (net, sig, media, phone, seed) in [
         ("corp1", APS1, "10.1.0.2", PHONE_A, 3u8),
         ("corp2", APS2, "10.2.0.2", PHONE_B, 4u8),
@@ -550,3 +561,6 @@ fn a_call_that_never_starts_expires_and_frees_its_legs() {
         "the MPR forgot the dialog"
     );
 }
+
+mod mpr_calls;
+mod refusal;
