@@ -8,9 +8,11 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use pinhole_core::alg::AlgEvent;
 use pinhole_core::client;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
@@ -26,6 +28,12 @@ const EP_A: &str = "aaln/1@gw1.corp1.example";
 const EP_B: &str = "aaln/1@gw2.corp2.example";
 
 fn fig10() -> (World, [ClientId; 2]) {
+    let (w, ids, _) = fig10_shared();
+    (w, ids)
+}
+
+/// Fig. 10's world, with handles on the two gateways' ALGs.
+fn fig10_shared() -> (World, [ClientId; 2], [Arc<Mutex<SmartGateway>>; 2]) {
     #[allow(clippy::disallowed_methods)]
     let start = Instant::now();
     let mut w = World::new(start, 10, mpr_config());
@@ -39,6 +47,7 @@ fn fig10() -> (World, [ClientId; 2]) {
     mc.call_agent = Some(a(CA));
     w.set_mpr_alg(a(MPR), Box::new(Mpr::new(mc)));
     let mut ids = Vec::new();
+    let mut algs = Vec::new();
     for (net, sig, seed) in [("corp1", GW_A, 5u8), ("corp2", GW_B, 6u8)] {
         let id = w.add_client(client::Config::new(
             net,
@@ -54,11 +63,13 @@ fn fig10() -> (World, [ClientId; 2]) {
             PortRange::new(4000, 4001).unwrap(),
             [seed; 32],
         );
-        w.set_client_alg(id, Box::new(SmartGateway::new(gc)));
+        let (shared, alg) = Shared::new(SmartGateway::new(gc));
+        w.set_client_alg(id, Box::new(shared));
         ids.push(id);
+        algs.push(alg);
     }
     w.run_for(Duration::from_secs(1));
-    (w, [ids[0], ids[1]])
+    (w, [ids[0], ids[1]], [algs.remove(0), algs.remove(0)])
 }
 
 fn name(s: SocketAddr) -> String {
@@ -183,4 +194,74 @@ fn a_smart_gateway_answers_a_retransmitted_crcx_once_and_then_the_same() {
     // An MDCX for a connection it does not have: 515.
     let (_, mdcx) = ca.command("MDCX", EP_A, &[("C", "RT"), ("I", "NOPE")], None);
     assert_eq!(code(&command(&mut w, mdcx)), 515);
+}
+
+#[test]
+fn a_smart_gateway_reports_its_pinholes_and_reopens_toward_a_new_relay() {
+    let (mut w, ids, gws) = fig10_shared();
+    let mut ca = CallAgent::new();
+    let (_, crcx) = ca.command("CRCX", EP_A, &[("C", "EVG")], None);
+    let ok = command(&mut w, crcx);
+    let conn = pinhole_mgcp::Message::parse(&ok)
+        .unwrap()
+        .connection_id()
+        .unwrap()
+        .to_owned();
+    let leg_key = format!("mgcp-gw/{conn}").into_bytes();
+    assert_eq!(
+        client_events(&gws[0]),
+        [AlgEvent::PinholeOpened {
+            leg_key: leg_key.clone()
+        }]
+    );
+    let c = lock(&gws[0]).connection(&conn).cloned().unwrap();
+    assert_eq!(c.media, a(MEDIA_A));
+    let first_relay = c.relay.expect("the relay the pinhole points at");
+    // An MDCX naming another relay address: A closes its pinhole and
+    // opens one toward that address before it answers. (Sent straight
+    // into A's signaling pinhole, as from the MPR: the MPR's ALG would
+    // only ever name relay legs of corp1's.) The MPR has no such leg: the
+    // pinhole fails, the MDCX gets 502, the connection stays.
+    let route = w.mpr().route("corp1", Protocol::Mgcp).unwrap();
+    let other = SocketAddr::new(first_relay.ip(), first_relay.port() + 2);
+    for (relay, want) in [
+        (
+            other,
+            AlgEvent::PinholeFailed {
+                leg_key: leg_key.clone(),
+            },
+        ),
+        // Back to the first relay address: the failed pinhole is gone, so
+        // A opens one again rather than answer at once.
+        (
+            first_relay,
+            AlgEvent::PinholeOpened {
+                leg_key: leg_key.clone(),
+            },
+        ),
+    ] {
+        let (_, mdcx) = ca.command(
+            "MDCX",
+            EP_A,
+            &[("C", "EVG"), ("I", &conn)],
+            Some(&sdp(relay)),
+        );
+        w.send(route.local, route.pinhole, mdcx);
+        w.run_for(Duration::from_secs(1));
+        assert_eq!(client_events(&gws[0]), [want]);
+        let c = lock(&gws[0]).connection(&conn).cloned().unwrap();
+        assert_eq!(c.remote, Some(relay));
+    }
+    assert_eq!(w.client(ids[0]).stats().cmph_sent, 4, "one CMPH per open");
+    let c = lock(&gws[0]).connection(&conn).cloned().unwrap();
+    assert_eq!(c.relay, Some(first_relay));
+    let stats = lock(&gws[0]).stats();
+    assert_eq!(
+        (stats.pinholes, stats.pinhole_failures, stats.replied),
+        (3, 1, 1),
+        "three pinholes asked for, one failed and answered 502"
+    );
+    // Both answers reached the MPR (which had not sent those MDCXs).
+    let c = w.mpr_alg(Protocol::Mgcp).unwrap().counters();
+    assert!(c.contains(&("unknown_transaction", 2)), "{c:?}");
 }

@@ -9,12 +9,15 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use pinhole_core::alg::counter;
+use pinhole_core::alg::{AlgEvent, counter};
 use pinhole_core::client;
+use pinhole_core::hash::keyed;
 use pinhole_core::ports::PortRange;
+use pinhole_core::rng::Rng;
 use pinhole_core::wire::Protocol;
 use pinhole_mgcp::alg::{Aps, ApsConfig, Mpr, MprConfig};
 use pinhole_mgcp::{Message, piggyback};
@@ -35,6 +38,9 @@ struct Fig9 {
     ga: Gateway,
     gb: Gateway,
     aps: [ClientId; 2],
+    /// The MPR's ALG and the APSs', as the World runs them.
+    mpr_alg: Arc<Mutex<Mpr>>,
+    aps_alg: [Arc<Mutex<Aps>>; 2],
 }
 
 fn fig9() -> Fig9 {
@@ -57,8 +63,10 @@ fn fig9_with(f: impl FnOnce(&mut pinhole_core::mpr::Config)) -> Fig9 {
     w.add_host(internet, ip("192.0.2.5"), "CA");
     let mut mc = MprConfig::new(a(MPR));
     mc.call_agent = Some(a(CA));
-    w.set_mpr_alg(a(MPR), Box::new(Mpr::new(mc)));
+    let (shared, mpr_alg) = Shared::new(Mpr::new(mc));
+    w.set_mpr_alg(a(MPR), Box::new(shared));
     let mut aps = Vec::new();
+    let mut aps_alg = Vec::new();
     for (net, sig, media, gw, dom, seed) in [
         ("corp1", APS1, "10.1.0.2", GW_A, "corp1.example", 3u8),
         ("corp2", APS2, "10.2.0.2", GW_B, "corp2.example", 4u8),
@@ -79,8 +87,10 @@ fn fig9_with(f: impl FnOnce(&mut pinhole_core::mpr::Config)) -> Fig9 {
             [seed; 32],
         );
         pc.gateways.push((dom.into(), a(gw)));
-        w.set_client_alg(id, Box::new(Aps::new(pc)));
+        let (shared, alg) = Shared::new(Aps::new(pc));
+        w.set_client_alg(id, Box::new(shared));
         aps.push(id);
+        aps_alg.push(alg);
     }
     w.run_for(Duration::from_secs(2));
     Fig9 {
@@ -89,6 +99,8 @@ fn fig9_with(f: impl FnOnce(&mut pinhole_core::mpr::Config)) -> Fig9 {
         ga: Gateway::new(MEDIA_A, "A"),
         gb: Gateway::new(MEDIA_B, "B"),
         aps: [aps[0], aps[1]],
+        mpr_alg,
+        aps_alg: [aps_alg.remove(0), aps_alg.remove(0)],
     }
 }
 
@@ -158,6 +170,7 @@ fn fig9_call_with_an_aps_in_each_network() {
         mut ga,
         mut gb,
         aps,
+        ..
     } = fig9();
     assert!(w.client(aps[0]).registered_pinhole().is_some());
 
@@ -324,6 +337,13 @@ fn retransmissions_get_the_same_ports_and_bytes() {
     assert_eq!(w.client(ClientId(0)).stats().pinholes_opened, 1);
     let c = w.mpr_alg(Protocol::Mgcp).unwrap().counters();
     assert!(c.contains(&("retransmissions", 3)), "{c:?}");
+    // APS1 passed both copies of the CRCX as it first did, held the first
+    // 200 while its pinhole opened, absorbed the copy behind it, and
+    // answered the third with what it sent.
+    let c = w.client_alg(ClientId(0)).unwrap().counters();
+    for (name, v) in [("parked", 1), ("retransmissions", 4), ("pinholes", 1)] {
+        assert!(c.contains(&(name, v)), "{name}: {c:?}");
+    }
 }
 
 #[test]
@@ -517,4 +537,95 @@ fn a_crcx_never_answered_frees_its_ports_and_legs() {
     assert!(c.contains(&("expired", 1)), "APS1 freed its port B: {c:?}");
     let c = w.mpr_alg(Protocol::Mgcp).unwrap().counters();
     assert!(c.contains(&("expired", 1)), "{c:?}");
+}
+
+/// The LEG-KEY of stream 0 of an APS's first connection, `mgcp/{keyed
+/// hash of the connection}/0`, the hash keyed with the APS's secret (the
+/// first number its seed gives).
+fn first_leg_key(seed: u8) -> Vec<u8> {
+    let secret = Rng::from_seed([seed; 32]).next_u64();
+    let h = keyed(secret, &[&1u64.to_be_bytes()]);
+    format!("mgcp/{h:016x}/0").into_bytes()
+}
+
+#[test]
+fn the_mpr_reports_the_call_anchored_planned_and_ended() {
+    let Fig9 {
+        mut w,
+        mut ca,
+        mut ga,
+        mut gb,
+        mpr_alg,
+        aps_alg,
+        ..
+    } = fig9();
+    let (_, crcx_a) = ca.command("CRCX", EP_A, &[("C", "EV1")], None);
+    let (_, ok_a) = exchange(&mut w, crcx_a, &mut ga, GW_A);
+    let (_, crcx_b) = ca.command("CRCX", EP_B, &[("C", "EV1")], Some(&sdp(media_of(&ok_a))));
+    let (_, ok_b) = exchange(&mut w, crcx_b, &mut gb, GW_B);
+    let (_, mdcx_a) = ca.command(
+        "MDCX",
+        EP_A,
+        &[("C", "EV1"), ("I", "AC0FFEE")],
+        Some(&sdp(media_of(&ok_b))),
+    );
+    exchange(&mut w, mdcx_a, &mut ga, GW_A);
+    let call = pinhole_core::types::CallKey::new("mgcp/192.0.2.5/EV1");
+    let planned = AlgEvent::MediaPlanned {
+        call: call.clone(),
+        streams: 1,
+    };
+    // A's answer anchors the call; it is planned again toward corp2 when
+    // B's CRCX names its relay address, then B's answer, B's description
+    // again toward corp1 when A's MDCX names B's relay address, and A's
+    // answer to the MDCX.
+    assert_eq!(
+        mpr_events(&mpr_alg),
+        [
+            AlgEvent::CallAnchored { call: call.clone() },
+            planned.clone(),
+            planned.clone(),
+            planned.clone(),
+            planned.clone(),
+            planned,
+        ]
+    );
+    // Each APS opened one pinhole, named by its connection's LEG-KEY.
+    for (alg, seed) in aps_alg.iter().zip([3, 4]) {
+        assert_eq!(
+            client_events(alg),
+            [AlgEvent::PinholeOpened {
+                leg_key: first_leg_key(seed)
+            }]
+        );
+    }
+    for (ep, gw, at) in [(EP_A, &mut ga, GW_A), (EP_B, &mut gb, GW_B)] {
+        let (_, dlcx) = ca.command("DLCX", ep, &[("C", "EV1")], None);
+        exchange(&mut w, dlcx, gw, at);
+    }
+    assert_eq!(w.mpr().stats().legs_open, 0);
+    assert_eq!(mpr_events(&mpr_alg), [AlgEvent::CallEnded { call }]);
+}
+
+#[test]
+fn a_pinhole_that_fails_is_reported_with_its_leg_key() {
+    let Fig9 {
+        mut w,
+        mut ca,
+        mut ga,
+        mpr_alg,
+        aps_alg,
+        ..
+    } = fig9_with(|mc| mc.networks[0].max_legs = 0);
+    let (_, crcx) = ca.command("CRCX", EP_A, &[("C", "EVF")], None);
+    let (_, back) = exchange(&mut w, crcx, &mut ga, GW_A);
+    assert_eq!(code(&back), 502);
+    assert_eq!(
+        client_events(&aps_alg[0]),
+        [AlgEvent::PinholeFailed {
+            leg_key: first_leg_key(3)
+        }]
+    );
+    // The 502 carried no description: nothing was planned at the MPR.
+    assert_eq!(mpr_events(&mpr_alg), []);
 }

@@ -9,6 +9,23 @@
 //! | [`Aps`] | inside a network | the inside gateways' call agent as they see it: forwards to the MPR, opens a media pinhole with CMPH before a gateway's LocalConnectionDescriptor leaves (Fig. 9 steps 825–835, 855–865), gives the gateways APS media ports (port B) |
 //! | [`SmartGateway`] | a gateway with its own client engine | answers the call agent's commands itself, opens CMPH for its own RTP port before it answers a CRCX (Fig. 10 steps 915–925) |
 //!
+//! Each is built from the protocol-neutral pieces of
+//! [`pinhole_core::alg`]; what stays here is MGCP's own:
+//!
+//! | piece of core | used by | for |
+//! | --- | --- | --- |
+//! | [`call::MediaCall`], [`call::Sides`], [`call::Place`] | [`Mpr`] | one MGCP call (per call agent and `C:`) with two parties: offer, modification, re-offer after the engine forgot the call, teardown; its `CallAnchored`, `MediaPlanned`, `PlanRefused` and `CallEnded` events |
+//! | [`aps::ApsMedia`], [`aps::Held`] | [`Aps`] (per connection), [`SmartGateway`] (terminal mode, per connection id) | ports B, CMPH before a description leaves, pinhole states, messages held per call; the `PinholeOpened` and `PinholeFailed` events with the stream's LEG-KEY |
+//! | [`txn::Transactions`] | [`Mpr`], [`Aps`] | T-hist: what was sent on for each command and final response, keyed by direction and transaction id, replayed for a retransmission |
+//! | [`Rejection`] | all | the error a message is answered with |
+//!
+//! [`call::MediaCall`]: pinhole_core::alg::call::MediaCall
+//! [`call::Sides`]: pinhole_core::alg::call::Sides
+//! [`call::Place`]: pinhole_core::alg::call::Place
+//! [`aps::ApsMedia`]: pinhole_core::alg::aps::ApsMedia
+//! [`aps::Held`]: pinhole_core::alg::aps::Held
+//! [`txn::Transactions`]: pinhole_core::alg::txn::Transactions
+//!
 //! MGCP has no length field: only the `c=`, `m=` and `a=rtcp:` bytes of
 //! the session descriptions change, as [`pinhole_core::patch::Patch`]
 //! edits; every other byte passes as it came, with one exception at the
@@ -68,13 +85,18 @@ pub use aps::{Aps, ApsConfig};
 pub use mpr::{Mpr, MprConfig};
 pub use smart::{Connection, SmartGateway, SmartGatewayConfig};
 
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+use std::time::Instant;
 
-use pinhole_core::alg::Counters;
+use pinhole_core::alg::txn::{Leg, Transactions};
+use pinhole_core::alg::{ClientContext, Counters, Rejection};
+use pinhole_core::client::{ClientError, PinholeId, PinholeRequest};
 use pinhole_core::patch::Patch;
+use pinhole_core::types::Transmit;
 
-use crate::{Message, Verb};
+use crate::{Head, Message, Verb};
 
 /// Counters of an MGCP proxy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -172,9 +194,49 @@ impl Kind {
     }
 }
 
+/// Who sent a transaction's command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Dir {
+    /// The call agent (through the MPR, at an APS), toward a gateway.
+    Down,
+    /// A gateway, toward the call agent.
+    Up,
+}
+
+impl Dir {
+    /// The transaction a message of `leg` belongs to, from a sender whose
+    /// own commands go `commands`: its responses answer the other way's.
+    fn of(commands: Self, leg: Leg) -> Self {
+        match (leg, commands) {
+            (Leg::Request, d) => d,
+            (Leg::Response, Self::Down) => Self::Up,
+            (Leg::Response, Self::Up) => Self::Down,
+        }
+    }
+}
+
+/// The endpoint a command names, in lower case (the form the proxies
+/// compare); empty for a response.
+fn endpoint_name(m: &Message<'_>) -> String {
+    m.endpoint()
+        .map(|e| e.text.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// 500: no network or gateway serves the endpoint.
+const ENDPOINT_UNKNOWN: Rejection = Rejection::new(500, "Endpoint unknown");
+/// 409: the transaction table is full.
+const OVERLOAD: Rejection = Rejection::new(409, "Internal overload");
+/// 403: the call or connection table is full, or no media port is free.
+const NO_RESOURCES: Rejection = Rejection::new(403, "Insufficient resources");
+/// 505: a session description that cannot be read or rewritten.
+const BAD_SDP: Rejection = Rejection::new(505, "Unsupported RemoteConnectionDescriptor");
+/// 502: the media pinhole could not be opened (RFC 3435 §2.4).
+const PINHOLE_FAILED: Rejection = Rejection::new(502, "Media pinhole failed");
+
 /// A response the proxy writes itself, RFC 3435 §3.3 style.
-fn reply(code: u16, transaction_id: u32, comment: &str) -> Vec<u8> {
-    crate::response(code, transaction_id, Some(comment), &[], None)
+fn reply(why: Rejection, transaction_id: u32) -> Vec<u8> {
+    crate::response(why.code, transaction_id, Some(why.reason), &[], None)
 }
 
 /// Several replies in one datagram (§3.6).
@@ -221,6 +283,62 @@ fn entity_addr(value: &str) -> Option<SocketAddr> {
         },
     };
     Some(SocketAddr::new(h.parse::<IpAddr>().ok()?, port))
+}
+
+/// Whether an endpoint named by a DLCX (`local@domain`, lower case)
+/// names `have` (RFC 3435 §2.3.9: `*` in the local name names all of the
+/// domain's).
+fn dlcx_names(endpoint: &str, have: &str) -> bool {
+    let (local, domain) = endpoint.split_once('@').unwrap_or((endpoint, ""));
+    have == endpoint
+        || (local.split('/').any(|t| t == "*")
+            && have.rsplit_once('@').is_some_and(|(_, d)| d == domain))
+}
+
+/// Where one message of a datagram goes.
+enum Route<T> {
+    /// On, to this place (a network, a call agent, a gateway).
+    To(T),
+    /// Answered with this error (when it is a command) and cut out.
+    Fail(Rejection),
+    /// Cut out without a word.
+    Drop,
+}
+
+impl<T: Clone + PartialEq> Route<T> {
+    /// One datagram goes on to one place: the first message's destination
+    /// becomes the datagram's (`dest`); a later message for another place
+    /// is refused (510, `why`).
+    fn one_place(self, dest: &mut Option<T>, why: &'static str) -> Self {
+        match (self, dest.as_ref()) {
+            (Self::To(t), Some(d)) if *d != t => Self::Fail(Rejection::new(510, why)),
+            (Self::To(t), _) => {
+                *dest = Some(t.clone());
+                Self::To(t)
+            }
+            (other, _) => other,
+        }
+    }
+
+    /// Where message `k` (`m`) goes on to; `None` when it is cut out (a
+    /// command refused gets its error in `errors`).
+    fn place(
+        &self,
+        m: &Message<'_>,
+        k: usize,
+        drop: &mut [bool],
+        errors: &mut Vec<Vec<u8>>,
+    ) -> Option<&T> {
+        match self {
+            Self::To(t) => return Some(t),
+            Self::Fail(why) if m.command().is_some() => {
+                errors.push(reply(*why, m.transaction_id()));
+            }
+            Self::Fail(_) | Self::Drop => {}
+        }
+        mark(drop, k);
+        None
+    }
 }
 
 /// Marks message `k` of a datagram to be cut out.
@@ -271,23 +389,78 @@ fn drop_messages(msgs: &[Message<'_>], drop: &[bool], patch: &mut Patch) -> bool
     true
 }
 
-/// A 64-bit keyed hash (FNV-1a then a murmur finaliser) for LEG-KEYs and
-/// connection ids.
-fn hash(key: u64, parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ key;
-    for p in parts {
-        for &b in *p {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0100_0000_01b3);
+/// Which message of its transaction `m` is, when one worth keeping for
+/// retransmissions: a command, or a final response (a provisional one
+/// and a response acknowledgement are not repeated as they were).
+fn leg_of(m: &Message<'_>) -> Option<Leg> {
+    match m.head() {
+        Head::Command(_) => Some(Leg::Request),
+        Head::Response(r) if r.is_final() => Some(Leg::Response),
+        Head::Response(_) => None,
     }
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+}
+
+/// Keeps the datagram `sent` on for retransmissions, under the
+/// transaction of the first message of it that was not cut out (`key`
+/// names that transaction, if it is one of ours): a retransmission of the
+/// datagram starts with that message.
+fn keep_sent<K: Clone + Eq + Hash, V>(
+    txns: &mut Transactions<K, V>,
+    now: Instant,
+    msgs: &[Message<'_>],
+    drop: &[bool],
+    sent: &Transmit,
+    key: impl FnOnce(&Message<'_>, Leg) -> Option<K>,
+) {
+    let Some(first) = msgs.iter().zip(drop).find(|(_, d)| !**d).map(|(m, _)| m) else {
+        return;
+    };
+    if let Some(leg) = leg_of(first)
+        && let Some(k) = key(first, leg)
+    {
+        txns.remember(now, &k, leg, sent);
+    }
+}
+
+/// A client context that counts the media pinholes asked for and refused
+/// (the APS's and the smart gateway's `pinholes`, `pinhole_failures`).
+struct Counting<'a> {
+    ctx: &'a mut dyn ClientContext,
+    stats: &'a mut Stats,
+}
+
+impl ClientContext for Counting<'_> {
+    fn open_pinhole(
+        &mut self,
+        now: Instant,
+        req: PinholeRequest,
+    ) -> Result<PinholeId, ClientError> {
+        let r = self.ctx.open_pinhole(now, req);
+        match &r {
+            Ok(_) => self.stats.pinholes += 1,
+            Err(e) => {
+                self.stats.pinhole_failures += 1;
+                tracing::warn!(error = %e, "MGCP: cannot open a media pinhole");
+            }
+        }
+        r
+    }
+
+    fn close_pinhole(&mut self, id: PinholeId) -> Result<(), ClientError> {
+        self.ctx.close_pinhole(id)
+    }
+
+    fn registered_pinhole(&self) -> Option<SocketAddr> {
+        self.ctx.registered_pinhole()
+    }
+
+    fn mpr(&self) -> SocketAddr {
+        self.ctx.mpr()
+    }
+
+    fn signaling(&self) -> SocketAddr {
+        self.ctx.signaling()
+    }
 }
 
 #[cfg(test)]

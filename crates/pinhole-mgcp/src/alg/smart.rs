@@ -7,19 +7,30 @@
 //! pinhole (925), as a smart terminal's SDP does in Figs. 8 and 12. The
 //! application sends each connection's RTP from [`Connection::media`] to
 //! [`Connection::remote`], the relay address the call agent gave it.
+//!
+//! The pinholes are core's [`ApsMedia`] in terminal mode (they open from
+//! the gateway's own RTP port, whose pairs the gateway allocates itself):
+//! one stream, index 0 with RTCP multiplexed, per connection id, LEG-KEY
+//! `mgcp-gw/{connection id}`. A command waiting for its pinhole is
+//! answered when the engine reports it: 200 with the public pinhole, or
+//! 502 (a CRCX's connection is then freed). An MDCX toward another relay
+//! address opens the pinhole again toward it before it is answered.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use pinhole_core::alg::{ClientContext, ClientSignaling, Counters, Outbox};
-use pinhole_core::client::{Event, PinholeId, PinholeRequest};
+use pinhole_core::alg::aps::{ApsMedia, Outcome, Step};
+use pinhole_core::alg::{ClientContext, ClientSignaling, Counters, Outbox, Rejection};
+use pinhole_core::client::Event;
+use pinhole_core::hash::keyed;
+use pinhole_core::intent::MediaEndpoint;
 use pinhole_core::ports::{Allocator, PortPair, PortRange};
 use pinhole_core::rng::Rng;
 use pinhole_core::types::{Receive, Transmit};
 use pinhole_core::wire::{Protocol, RtcpMode};
 
-use super::{Kind, Stats, hash, reply};
+use super::{BAD_SDP, Counting, Kind, NO_RESOURCES, PINHOLE_FAILED, Stats, reply};
 use crate::{Message, parse_datagram};
 
 /// The smart gateway's settings.
@@ -72,18 +83,28 @@ pub struct Connection {
     /// Where its RTP goes: the relay address of the latest
     /// RemoteConnectionDescriptor.
     pub remote: Option<SocketAddr>,
-    /// The public pinhole its CMPH opened.
+    /// The public pinhole its CMPH opened, as the engine reported it.
     pub pinhole: Option<SocketAddr>,
     /// The relay address the pinhole was opened toward.
     pub relay: Option<SocketAddr>,
     ports: PortPair,
-    ph: Option<PinholeId>,
 }
 
-/// A command waiting for its pinhole.
+impl Connection {
+    /// Its one stream, as the pinhole machine sees it.
+    fn stream(&self) -> MediaEndpoint {
+        MediaEndpoint {
+            index: 0,
+            addr: self.media,
+            rtcp: RtcpMode::Mux,
+            rtcp_addr: None,
+        }
+    }
+}
+
+/// A command waiting for its connection's pinhole.
 struct Waiting {
     txid: u32,
-    conn: String,
     kind: Kind,
     to: SocketAddr,
     from: SocketAddr,
@@ -96,7 +117,10 @@ pub struct SmartGateway {
     secret: u64,
     next: u64,
     conns: HashMap<String, Connection>,
-    waiting: HashMap<PinholeId, Waiting>,
+    /// The connections' pinholes, by connection id.
+    media: ApsMedia<String>,
+    /// Commands waiting for their pinholes, by connection id.
+    waiting: HashMap<String, Waiting>,
     /// Answers by transaction id (`None` while the pinhole opens).
     answered: HashMap<u32, (Instant, Option<Vec<u8>>)>,
     out: Outbox,
@@ -110,6 +134,7 @@ impl SmartGateway {
         let secret = rng.next_u64();
         let ports = Allocator::new(cfg.media_ports, Duration::from_secs(30), rng.fork());
         Self {
+            media: ApsMedia::terminal(cfg.media_ip),
             cfg,
             ports,
             secret,
@@ -155,6 +180,7 @@ impl SmartGateway {
         self.arm_sweep(now);
     }
 
+    /// Our session description: PCMU at `at`, RTCP multiplexed.
     fn sdp(&self, at: SocketAddr) -> Vec<u8> {
         let family = if at.is_ipv4() { "IP4" } else { "IP6" };
         format!(
@@ -167,12 +193,13 @@ impl SmartGateway {
         .into_bytes()
     }
 
-    fn ok(&self, txid: u32, conn: &Connection, with_sdp: bool) -> Vec<u8> {
+    /// 200 for connection `conn`, with our description at `at` if any.
+    fn ok(&self, txid: u32, conn: &str, at: Option<SocketAddr>) -> Vec<u8> {
         let mut b = crate::Response::builder(200, txid)
             .commentary("OK")
-            .param("I", &conn.id);
-        if with_sdp {
-            b = b.sdp(&self.sdp(conn.pinhole.unwrap_or(conn.media)));
+            .param("I", conn);
+        if let Some(at) = at {
+            b = b.sdp(&self.sdp(at));
         }
         b.to_bytes()
     }
@@ -202,7 +229,7 @@ impl SmartGateway {
             Ok(s) => s.and_then(|s| s.endpoints(rx.remote.ip()).ok()),
             Err(_) => {
                 self.stats.sdp_errors += 1;
-                let r = reply(505, txid, "Unsupported RemoteConnectionDescriptor");
+                let r = reply(BAD_SDP, txid);
                 self.respond(now, rx.remote, rx.local, txid, r);
                 return;
             }
@@ -234,17 +261,17 @@ impl SmartGateway {
     ) -> Option<Vec<u8>> {
         let txid = m.transaction_id();
         let Some(call) = m.call_id() else {
-            return Some(reply(400, txid, "No CallId"));
+            return Some(reply(Rejection::new(400, "No CallId"), txid));
         };
         if self.conns.len() >= self.cfg.max_connections {
-            return Some(reply(403, txid, "Insufficient resources"));
+            return Some(reply(NO_RESOURCES, txid));
         }
         let Ok(ports) = self.ports.allocate(now) else {
-            return Some(reply(403, txid, "Insufficient resources"));
+            return Some(reply(NO_RESOURCES, txid));
         };
         let id = format!(
             "{:X}",
-            hash(self.secret, &[&self.next.to_be_bytes()]) & 0xffff_ffff
+            keyed(self.secret, &[&self.next.to_be_bytes()]) & 0xffff_ffff
         );
         self.next += 1;
         let conn = Connection {
@@ -256,7 +283,6 @@ impl SmartGateway {
             pinhole: None,
             relay: None,
             ports,
-            ph: None,
         };
         self.conns.insert(id.clone(), conn);
         self.open(now, ctx, rx, txid, &id, Kind::Crcx, relay)
@@ -271,22 +297,24 @@ impl SmartGateway {
         relay: Option<SocketAddr>,
     ) -> Option<Vec<u8>> {
         let txid = m.transaction_id();
-        let Some(id) = m.connection_id().filter(|i| self.conns.contains_key(*i)) else {
-            return Some(reply(515, txid, "Incorrect connection-id"));
+        let Some(conn) = m.connection_id().and_then(|i| self.conns.get_mut(i)) else {
+            return Some(reply(Rejection::new(515, "Incorrect connection-id"), txid));
         };
-        let id = id.to_owned();
-        let conn = self.conns.get_mut(&id)?;
+        let id = conn.id.clone();
         let Some(relay) = relay else {
-            return Some(self.ok(txid, self.conns.get(&id)?, false));
+            return Some(self.ok(txid, &id, None));
         };
         conn.remote = Some(relay);
-        if conn.relay == Some(relay) {
-            return Some(self.ok(txid, self.conns.get(&id)?, false));
+        // The pinhole is open toward that relay address already.
+        if self.media.public(&id, 0).is_some() && self.media.relay(&id, 0) == Some(relay) {
+            return Some(self.ok(txid, &id, None));
         }
         // Another relay address: bind a pinhole toward it first.
         self.open(now, ctx, rx, txid, &id, Kind::Mdcx, Some(relay))
     }
 
+    /// Opens connection `id`'s pinhole (again) toward `relay`, else toward
+    /// a relay port the MPR reserves; the command waits for it.
     #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
@@ -298,27 +326,37 @@ impl SmartGateway {
         kind: Kind,
         relay: Option<SocketAddr>,
     ) -> Option<Vec<u8>> {
-        let conn = self.conns.get_mut(id)?;
-        if let Some(old) = conn.ph.take() {
-            let _ = ctx.close_pinhole(old);
+        let stream = self.conns.get(id)?.stream();
+        let key = id.to_owned();
+        // A new pinhole for the new relay address, never the old one's.
+        self.media.close_stream(now, ctx, &key, 0);
+        if let Some(r) = relay {
+            // Terminal mode only notes where the pinhole is to point: the
+            // description is not rewritten, nothing can fail.
+            let _ = self
+                .media
+                .inward(now, ctx, &key, &[MediaEndpoint::rtp(0, r)]);
         }
-        let req = PinholeRequest {
-            local: conn.media,
-            relay,
-            rtcp: RtcpMode::Mux,
-            key: format!("mgcp-gw/{id}").into_bytes(),
-            inside: None,
+        let leg_key = format!("mgcp-gw/{id}").into_bytes();
+        let mut counted = Counting {
+            ctx: &mut *ctx,
+            stats: &mut self.stats,
         };
-        match ctx.open_pinhole(now, req) {
-            Ok(ph) => {
-                conn.ph = Some(ph);
-                self.stats.pinholes += 1;
+        let step = self.media.outward(
+            now,
+            &mut counted,
+            &key,
+            &[stream],
+            &|_| leg_key.clone(),
+            false,
+        );
+        match step {
+            Step::Wait => {
                 self.stats.parked += 1;
                 self.waiting.insert(
-                    ph,
+                    key,
                     Waiting {
                         txid,
-                        conn: id.to_owned(),
                         kind,
                         to: rx.remote,
                         from: rx.local,
@@ -327,13 +365,17 @@ impl SmartGateway {
                 self.answered.insert(txid, (now, None));
                 None
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "MGCP gateway: cannot open a media pinhole");
-                self.stats.pinhole_failures += 1;
+            // Open at once (never, for a stream just closed): answer now.
+            Step::Ready(plan) => {
+                let at = plan.first().map(|p| p.addr);
+                Some(self.ok(txid, id, at.filter(|_| kind == Kind::Crcx)))
+            }
+            // The engine refused the CMPH (counted and logged on the way).
+            Step::Failed(_) => {
                 if kind == Kind::Crcx {
                     self.free(now, ctx, id);
                 }
-                Some(reply(502, txid, "Media pinhole failed"))
+                Some(reply(PINHOLE_FAILED, txid))
             }
         }
     }
@@ -353,7 +395,7 @@ impl SmartGateway {
             .map(|c| c.id.clone())
             .collect();
         if gone.is_empty() && conn.is_some() {
-            return reply(515, txid, "Incorrect connection-id");
+            return reply(Rejection::new(515, "Incorrect connection-id"), txid);
         }
         for id in gone {
             self.free(now, ctx, &id);
@@ -363,12 +405,45 @@ impl SmartGateway {
 
     fn free(&mut self, now: Instant, ctx: &mut dyn ClientContext, id: &str) {
         if let Some(c) = self.conns.remove(id) {
-            if let Some(ph) = c.ph {
-                let _ = ctx.close_pinhole(ph);
-                self.waiting.remove(&ph);
-            }
+            self.media.close(now, ctx, &c.id);
+            self.waiting.remove(id);
             let _ = self.ports.release(now, c.ports);
         }
+    }
+
+    /// The engine reported connection `id`'s pinhole: the waiting command
+    /// is answered.
+    fn settle(
+        &mut self,
+        now: Instant,
+        ctx: &mut dyn ClientContext,
+        outcome: Outcome<String>,
+        public: Option<SocketAddr>,
+    ) {
+        let (Outcome::Opened(id) | Outcome::Failed(id)) = &outcome;
+        let Some(w) = self.waiting.remove(id) else {
+            return;
+        };
+        if let Outcome::Failed(id) = &outcome {
+            self.stats.pinhole_failures += 1;
+            if w.kind == Kind::Crcx {
+                self.free(now, ctx, id);
+            }
+            self.stats.replied += 1;
+            let bytes = reply(PINHOLE_FAILED, w.txid);
+            self.respond(now, w.to, w.from, w.txid, bytes);
+            return;
+        }
+        let relay = self.media.relay(id, 0);
+        let at = self.media.public(id, 0);
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        c.pinhole = public;
+        c.relay = relay;
+        let at = at.filter(|_| w.kind == Kind::Crcx);
+        let bytes = self.ok(w.txid, id, at);
+        self.respond(now, w.to, w.from, w.txid, bytes);
     }
 
     fn arm_sweep(&mut self, now: Instant) {
@@ -396,37 +471,13 @@ impl ClientSignaling for SmartGateway {
     }
 
     fn handle_event(&mut self, now: Instant, ctx: &mut dyn ClientContext, ev: &Event) {
-        match *ev {
-            Event::PinholeOpened {
-                id, relay, pinhole, ..
-            } => {
-                let Some(w) = self.waiting.remove(&id) else {
-                    return;
-                };
-                let Some(c) = self.conns.get_mut(&w.conn) else {
-                    return;
-                };
-                c.pinhole = pinhole;
-                c.relay = Some(relay);
-                let Some(c) = self.conns.get(&w.conn) else {
-                    return;
-                };
-                let bytes = self.ok(w.txid, c, w.kind == Kind::Crcx);
-                self.respond(now, w.to, w.from, w.txid, bytes);
-            }
-            Event::PinholeFailed { id, .. } => {
-                let Some(w) = self.waiting.remove(&id) else {
-                    return;
-                };
-                self.stats.pinhole_failures += 1;
-                if w.kind == Kind::Crcx {
-                    self.free(now, ctx, &w.conn);
-                }
-                let bytes = reply(502, w.txid, "Media pinhole failed");
-                self.stats.replied += 1;
-                self.respond(now, w.to, w.from, w.txid, bytes);
-            }
-            _ => {}
+        // The public pinhole as reported: none in the no-response variant.
+        let public = match *ev {
+            Event::PinholeOpened { pinhole, .. } => pinhole,
+            _ => None,
+        };
+        if let Some(outcome) = self.media.handle_event(ev, &mut self.out) {
+            self.settle(now, ctx, outcome, public);
         }
     }
 

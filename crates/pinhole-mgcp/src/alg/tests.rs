@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use pinhole_core::alg::live::{LiveClient, LiveMpr, NoSockets};
+use pinhole_core::alg::txn::Leg;
 use pinhole_core::alg::{ClientSignaling, MprSignaling};
 use pinhole_core::client;
 use pinhole_core::mpr;
@@ -393,4 +394,90 @@ fn two_connections_on_one_endpoint_each_reach_their_own_public_party() {
     feed(&mut alg, now, &mut e, CA, dlcx.as_bytes());
     assert_eq!((e.stats().legs_open, alg.calls()), (0, 0));
     assert_eq!(alg.stats().plan_errors, 0);
+}
+
+#[test]
+fn a_call_the_engine_forgot_is_offered_again() {
+    // The engine drops a call whose legs saw nothing for `leg_inactivity`
+    // while the call agent still holds it: the next description of the
+    // call is offered afresh (a modification would be refused), and the
+    // call is reported anchored again.
+    let (now, mut e, _) = registered();
+    const APS2: &str = "10.2.0.2:2727";
+    let _cl2 = register(now, &mut e, "corp2", APS2);
+    let mut alg = Mpr::new(MprConfig::new(sa(MPR)));
+    let crcx = b"CRCX 1 aaln/1@gw1.corp1.example MGCP 1.0\r\nC: F\r\n";
+    feed(&mut alg, now, &mut e, CA, crcx);
+    let ok = b"200 1 OK\r\nI: 9\r\n\r\nv=0\r\nc=IN IP4 198.51.100.1\r\nm=audio 4000 RTP/AVP 0\r\n";
+    let r1 = relay_in(&feed(&mut alg, now, &mut e, APS, ok)[0]);
+    let call = pinhole_core::types::CallKey::new("mgcp/192.0.2.5/F");
+    let events = |alg: &mut Mpr| std::iter::from_fn(|| alg.poll_event()).collect::<Vec<_>>();
+    assert_eq!(
+        events(&mut alg)[0],
+        pinhole_core::alg::AlgEvent::CallAnchored { call: call.clone() }
+    );
+    let later = now + Duration::from_secs(90);
+    e.handle_timeout(later);
+    while e.poll_command().is_some() {}
+    assert_eq!(e.stats().legs_open, 0, "the engine forgot the call");
+    // B is offered A's relay address: A's description is planned again
+    // toward corp2, as a new call at the engine.
+    let crcx = format!(
+        "CRCX 2 aaln/1@gw2.corp2.example MGCP 1.0\r\nC: F\r\n\r\nv=0\r\nc=IN IP4 {}\r\n\
+         m=audio {} RTP/AVP 0\r\n",
+        r1.ip(),
+        r1.port()
+    );
+    let out = feed(&mut alg, later, &mut e, CA, crcx.as_bytes());
+    assert_eq!(out[0].remote, sa(APS2));
+    let r1_again = relay_in(&out[0]);
+    assert_eq!(r1_again.ip(), sa(MPR).ip());
+    assert_eq!(e.stats().legs_open, 2, "planned afresh: both legs again");
+    assert_eq!(alg.stats().plan_errors, 0);
+    let ev = events(&mut alg);
+    assert_eq!(
+        ev,
+        [
+            pinhole_core::alg::AlgEvent::CallAnchored { call: call.clone() },
+            pinhole_core::alg::AlgEvent::MediaPlanned { call, streams: 1 },
+        ]
+    );
+}
+
+#[test]
+fn a_piggybacked_message_for_another_place_is_answered_and_cut_out() {
+    // One datagram goes on to one place (RFC 3435 §3.6 keeps a
+    // piggybacked datagram whole): the MPR sends the messages for the
+    // first one's network, answers a command for another network 510 and
+    // cuts it out.
+    let (now, mut e, _) = registered();
+    const APS2: &str = "10.2.0.2:2727";
+    let _cl2 = register(now, &mut e, "corp2", APS2);
+    let mut alg = Mpr::new(MprConfig::new(sa(MPR)));
+    let d = b"RQNT 1 aaln/1@gw1.corp1.example MGCP 1.0\r\nX: 1\r\n.\r\n\
+        RQNT 2 aaln/1@gw2.corp2.example MGCP 1.0\r\nX: 2\r\n.\r\n\
+        AUEP 3 aaln/2@gw1.corp1.example MGCP 1.0\r\n";
+    let sent = b"RQNT 1 aaln/1@gw1.corp1.example MGCP 1.0\r\nX: 1\r\n.\r\n\
+        AUEP 3 aaln/2@gw1.corp1.example MGCP 1.0\r\n";
+    let out = feed(&mut alg, now, &mut e, CA, d);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(
+        (out[0].remote, out[0].payload.as_slice()),
+        (sa(CA), &b"510 2 Messages for different networks\r\n"[..])
+    );
+    assert_eq!(
+        (out[1].remote, out[1].payload.as_slice()),
+        (sa(APS), &sent[..])
+    );
+    // A retransmission of the datagram starts with the same command: what
+    // was sent on for it goes again, under the first command's transaction.
+    let out = feed(&mut alg, now, &mut e, CA, d);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        (out[0].remote, out[0].payload.as_slice()),
+        (sa(APS), &sent[..])
+    );
+    assert_eq!(alg.stats().retransmissions, 1);
+    assert_eq!(Dir::of(Dir::Down, Leg::Response), Dir::Up);
+    assert_eq!(Dir::of(Dir::Up, Leg::Request), Dir::Up);
 }
