@@ -7,6 +7,31 @@ use std::process::Command;
 
 use pinhole_examples::figures::{self, FIG12_STEPS, FigureRun, Line, Step, match_steps};
 
+/// Checks what every figure's run must show: its `steps` steps all
+/// matched, in order, and media both ways.
+fn checked(run: anyhow::Result<FigureRun>, steps: usize) -> FigureRun {
+    let run = run.expect("the figure runs");
+    let matched = run
+        .steps_in_order()
+        .unwrap_or_else(|e| panic!("{e}\n{}", run.render()));
+    assert_eq!(matched.len(), steps);
+    assert!(run.media_ok(), "{}", run.render());
+    run
+}
+
+/// Asserts the plain parties A and B (phones, gateways) only ever talk to
+/// their APS.
+fn only_talk_to_their_aps(run: &FigureRun) {
+    assert!(
+        run.ladder
+            .iter()
+            .filter(|l| l.from == "A" || l.from == "B")
+            .all(|l| l.to == "APS1" || l.to == "APS2"),
+        "{}",
+        run.render()
+    );
+}
+
 fn line_of(run: &FigureRun, number: u16) -> usize {
     let steps = run.steps_in_order().expect("steps in order");
     steps
@@ -18,12 +43,7 @@ fn line_of(run: &FigureRun, number: u16) -> usize {
 
 #[test]
 fn fig11_has_steps_1005_to_1097_in_order_and_media_both_ways() {
-    let run = figures::fig11().expect("fig11 runs");
-    let steps = run
-        .steps_in_order()
-        .unwrap_or_else(|e| panic!("{e}\n{}", run.render()));
-    assert_eq!(steps.len(), 19);
-    assert!(run.media_ok(), "{run:?}");
+    let run = checked(figures::fig11(), 19);
     // The APS opens the pinhole before the INVITE leaves the network, and
     // APS2 before B's answer leaves corp2.
     assert!(line_of(&run, 1005) < line_of(&run, 1010));
@@ -31,14 +51,7 @@ fn fig11_has_steps_1005_to_1097_in_order_and_media_both_ways() {
     assert!(line_of(&run, 1055) < line_of(&run, 1060));
     assert!(line_of(&run, 1065) < line_of(&run, 1070));
     // Plain phones only ever talk to their APS.
-    assert!(
-        run.ladder
-            .iter()
-            .filter(|l| l.from == "A" || l.from == "B")
-            .all(|l| l.to == "APS1" || l.to == "APS2"),
-        "{}",
-        run.render()
-    );
+    only_talk_to_their_aps(&run);
     assert_eq!(
         run.ended,
         [Some("LocalBye".to_owned()), Some("RemoteBye".to_owned())]
@@ -47,12 +60,7 @@ fn fig11_has_steps_1005_to_1097_in_order_and_media_both_ways() {
 
 #[test]
 fn fig12_has_steps_1105_to_1160_in_order_and_media_both_ways() {
-    let run = figures::fig12().expect("fig12 runs");
-    let steps = run
-        .steps_in_order()
-        .unwrap_or_else(|e| panic!("{e}\n{}", run.render()));
-    assert_eq!(steps.len(), 12);
-    assert!(run.media_ok(), "{run:?}");
+    let run = checked(figures::fig12(), 12);
     // A's CMPH Response is in before its INVITE names the pinhole; B's
     // CMPH comes after the INVITE reached it and before its 200.
     assert!(line_of(&run, 1115) < line_of(&run, 1105));
@@ -144,25 +152,13 @@ fn the_figure_binaries_print_the_ladder_and_succeed() {
 
 #[test]
 fn fig9_has_steps_805_to_885_in_order_and_media_both_ways() {
-    let run = figures::fig9().expect("fig9 runs");
-    let steps = run
-        .steps_in_order()
-        .unwrap_or_else(|e| panic!("{e}\n{}", run.render()));
-    assert_eq!(steps.len(), figures::FIG9_STEPS.len());
-    assert!(run.media_ok(), "{}", run.render());
+    let run = checked(figures::fig9(), figures::FIG9_STEPS.len());
     // Each APS opens the pinhole before the gateway's answer leaves.
     assert!(line_of(&run, 825) < line_of(&run, 835));
     assert!(line_of(&run, 830) < line_of(&run, 835));
     assert!(line_of(&run, 855) < line_of(&run, 865));
     // The gateways only ever talk to their APS.
-    assert!(
-        run.ladder
-            .iter()
-            .filter(|l| l.from == "A" || l.from == "B")
-            .all(|l| l.to == "APS1" || l.to == "APS2"),
-        "{}",
-        run.render()
-    );
+    only_talk_to_their_aps(&run);
     assert_eq!(
         run.ended,
         [Some("Ended".to_owned()), Some("Ended".to_owned())]
@@ -171,12 +167,7 @@ fn fig9_has_steps_805_to_885_in_order_and_media_both_ways() {
 
 #[test]
 fn fig10_has_steps_910_to_955_in_order_and_media_both_ways() {
-    let run = figures::fig10().expect("fig10 runs");
-    let steps = run
-        .steps_in_order()
-        .unwrap_or_else(|e| panic!("{e}\n{}", run.render()));
-    assert_eq!(steps.len(), figures::FIG10_STEPS.len());
-    assert!(run.media_ok(), "{}", run.render());
+    let run = checked(figures::fig10(), figures::FIG10_STEPS.len());
     // Each smart gateway's CMPH is answered before its CRCX answer leaves.
     assert!(line_of(&run, 920) < line_of(&run, 925));
     assert!(line_of(&run, 940) < line_of(&run, 945));

@@ -5,6 +5,8 @@
 
 use std::process::{Command, Stdio};
 
+mod common;
+
 #[test]
 fn call_agent_connects_two_gateways_and_rtp_flows_both_ways() {
     let gw = |domain: &str, ip: &str| {
@@ -37,12 +39,7 @@ fn call_agent_connects_two_gateways_and_rtp_flows_both_ways() {
         .args(["--hold-secs", "2", "--delay-secs", "1"])
         .output()
         .expect("mgcp_ca runs");
-    let ca_out = String::from_utf8_lossy(&ca.stdout);
-    assert!(
-        ca.status.success(),
-        "{ca_out}{}",
-        String::from_utf8_lossy(&ca.stderr)
-    );
+    let ca_out = common::successful_stdout(&ca);
     assert!(
         ca_out.contains("call up: A receives at 127.0.0.61:44000, B at 127.0.0.62:44000"),
         "{ca_out}"
@@ -50,21 +47,9 @@ fn call_agent_connects_two_gateways_and_rtp_flows_both_ways() {
     assert!(ca_out.contains("call ended"), "{ca_out}");
     for g in [g1, g2] {
         let out = g.wait_with_output().expect("mgcp_gw ends");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = common::successful_stdout(&out);
         // About 2 s of 10 ms packets each way; allow start-up slack.
-        let intact: u64 = text
-            .split("received ")
-            .nth(1)
-            .and_then(|s| s.split(" (").nth(1))
-            .and_then(|s| s.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        assert!(intact >= 100, "{text}");
+        assert!(common::intact(&text) >= 100, "{text}");
         assert!(text.contains("(\"CRCX\", 1)"), "{text}");
         assert!(text.contains("(\"DLCX\", 1)"), "{text}");
     }

@@ -21,6 +21,8 @@ use pinhole_net::driver::mpr::{self as mpr_driver, MprAlg};
 use pinhole_net::relay::{Relay, RelayConfig};
 use tokio::net::UdpSocket;
 
+mod common;
+
 const IP: [u8; 4] = [127, 0, 0, 59];
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -159,24 +161,12 @@ async fn two_smart_gateway_processes_call_through_the_mpr() {
             .await
             .unwrap()
             .expect("mgcp_smart_gw ends");
-        let text = String::from_utf8_lossy(&out.stdout);
-        eprintln!("gw{n}: {text}");
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        eprintln!("gw{n}: {}", String::from_utf8_lossy(&out.stdout));
+        let text = common::successful_stdout(&out);
         assert!(
             text.contains(&format!("registered aaln/1@gw{n}.corp")),
             "{text}"
         );
-        let intact: u64 = text
-            .split("received ")
-            .nth(1)
-            .and_then(|s| s.split(" (").nth(1))
-            .and_then(|s| s.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        assert!(intact >= 100, "{text}");
+        assert!(common::intact(&text) >= 100, "{text}");
     }
 }

@@ -1,8 +1,10 @@
 //! Workspace-level end-to-end tests live in `tests/`. This library holds
 //! what those tests share with each other: [`sipp`] runs the sipp phones of
 //! the SIP tests (scenarios in `tests/sipp/`), [`osmo_mgw`] runs Osmocom's
-//! MGCP media gateway and speaks raw MGCP to it, and [`rtp`] sends and
-//! checks the media between them.
+//! MGCP media gateway and speaks raw MGCP to it, [`rtp`] sends and
+//! checks the media between them, and [`daemon`] runs the `pinhole`
+//! daemons as child processes on loopback (free ports, configuration
+//! files, `/metrics`).
 //!
 //! ```
 //! use pinhole_tests::sipp::{Keys, scenario};
@@ -12,6 +14,7 @@
 //! assert!(scenario("uac_basic.xml").is_file());
 //! ```
 
+pub mod daemon;
 pub mod osmo_mgw;
 pub mod rtp;
 pub mod sipp;

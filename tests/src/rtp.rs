@@ -170,6 +170,26 @@ pub fn rtp_flow(
     })
 }
 
+/// One datagram from `sock` into `buf` (its length and source), or `None`
+/// when the socket's read timeout passed first.
+pub fn recv_or_timeout(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, SocketAddr)>> {
+    match sock.recv_from(buf) {
+        Ok(got) => Ok(Some(got)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Media both ways at once: `a` sends to `a_to` (where the far side's SDP
 /// says to send) and `b` to `b_to`; each socket also counts what the other
 /// sent. See [`rtp_flow`].
@@ -236,17 +256,8 @@ fn receive(
             break;
         };
         rx.set_read_timeout(Some(left.min(Duration::from_millis(50))))?;
-        let (n, from) = match rx.recv_from(&mut buf) {
-            Ok(got) => got,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(e),
+        let Some((n, from)) = recv_or_timeout(rx, &mut buf)? else {
+            continue;
         };
         match check(buf.get(..n).unwrap_or_default(), ssrc, count) {
             Verdict::Good(seq) => {

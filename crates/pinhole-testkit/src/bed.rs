@@ -205,6 +205,22 @@ impl Bed {
             .expect("intent planned")
     }
 
+    /// Side A's offer from `from` toward `toward`, then side B's answer
+    /// back, for one call: the plans for both (the offer's endpoints as
+    /// the MPR rewrote them toward B, the answer's toward A).
+    pub fn offer_answer(
+        &mut self,
+        call: &str,
+        from: Origin<'_>,
+        toward: Origin<'_>,
+        offer: &[MediaEndpoint],
+        answer: &[MediaEndpoint],
+    ) -> (MediaPlan, MediaPlan) {
+        let o = self.intent(call, IntentKind::Offer, Side::A, from, toward, offer);
+        let a = self.intent(call, IntentKind::Answer, Side::B, toward, from, answer);
+        (o, a)
+    }
+
     /// Sends `n` numbered packets each way, 20 ms apart, and returns the
     /// payloads each side received.
     pub fn talk(
@@ -233,6 +249,20 @@ impl Bed {
             .collect();
         (at_b, at_a)
     }
+
+    /// [`Bed::talk`], then asserts each side received exactly the other's
+    /// `n` packets, in order and intact ([`assert_media`]).
+    #[track_caller]
+    pub fn talk_both_ways(
+        &mut self,
+        a: (SocketAddr, SocketAddr),
+        b: (SocketAddr, SocketAddr),
+        n: u32,
+    ) {
+        let (at_b, at_a) = self.talk(a, b, n);
+        assert_media(&at_b, b'a', n);
+        assert_media(&at_a, b'b', n);
+    }
 }
 
 /// A fake RTP packet (version 2) whose payload names its sender and number.
@@ -247,6 +277,7 @@ pub fn rtp(who: u8, seq: u32) -> Vec<u8> {
 }
 
 /// Asserts `got` is exactly packets 0..n of `who`, in order, intact.
+#[track_caller]
 pub fn assert_media(got: &[Vec<u8>], who: u8, n: u32) {
     assert_eq!(got.len(), n as usize, "packets of {} received", who as char);
     for (i, p) in got.iter().enumerate() {
@@ -348,5 +379,13 @@ impl Bed {
             public_leg: answer.endpoints[0].addr,
             pinhole,
         }
+    }
+
+    /// Fig. 8: [`Bed::inbound_call`] from the public party's media address
+    /// ([`P_MEDIA`]) to the smart terminal T2 in corp2, which opens its
+    /// pinhole from `local`.
+    pub fn call_into_t2(&mut self, call: &str, local: SocketAddr, rtcp: RtcpMode) -> InboundCall {
+        let t2 = self.t2;
+        self.inbound_call(call, "corp2", t2, addr(P_MEDIA), local, rtcp, None)
     }
 }

@@ -7,80 +7,28 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
 
+use pinhole_tests::daemon::{self, Daemon, free_tcp, free_udp};
 use pinhole_tests::rtp::rtp_pair;
 use pinhole_tests::sipp::{Keys, Sipp, scenario, sipp_or_skip};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pinhole");
 const WAIT: Duration = Duration::from_secs(10);
 
-fn free_udp(ip: &str) -> SocketAddr {
-    UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap()
-}
-
-fn free_tcp() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 fn write_config(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pinhole-sip-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+    daemon::write_config("pinhole-sip-test", name, text)
 }
 
-/// Kills the child when dropped (a failing test leaves nothing behind).
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(cmd: &str, config: &PathBuf) -> Guard {
-    Guard(
-        Command::new(BIN)
-            .args([cmd, "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn scrape(addr: SocketAddr) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
+fn start(cmd: &str, config: &Path) -> Daemon {
+    Daemon::with_config(BIN, &[cmd], config, Stdio::null())
 }
 
 fn wait_metric(addr: SocketAddr, line: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(m) = scrape(addr)
-            && m.contains(line)
-        {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "no {line:?} at {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    daemon::wait_metric(addr, line, WAIT)
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The SIP text the user agent writes (RFC 3261 §8.1.1, §8.2.6, §12.2.1)
-//! and the few things it reads back out of a parsed message.
+//! and the few things it reads back out of a parsed message (its SDP is
+//! [`super::media`]'s).
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -94,7 +95,20 @@ pub(super) struct Response<'a> {
     pub(super) sdp: Option<&'a str>,
 }
 
-impl Response<'_> {
+impl<'a> Response<'a> {
+    /// An answer with no dialog behind it: no Record-Route, Contact or
+    /// body.
+    pub(super) fn bare(code: u16, reason: &'a str, to_tag: &'a str) -> Self {
+        Self {
+            code,
+            reason,
+            to_tag,
+            record_route: false,
+            contact: None,
+            sdp: None,
+        }
+    }
+
     pub(super) fn build(&self, req: &Message<'_>) -> Vec<u8> {
         let buf = req.buf();
         let mut out = format!("SIP/2.0 {} {}\r\n", self.code, self.reason).into_bytes();
@@ -132,40 +146,6 @@ impl Response<'_> {
         out.extend_from_slice(s.as_bytes());
         out
     }
-}
-
-/// A one-stream audio SDP naming `addr`, with RTCP multiplexed on the RTP
-/// port (RFC 5761): a pinhole is one port.
-pub(super) fn sdp(addr: SocketAddr, session: u64, version: u64) -> String {
-    let (family, ip) = match addr.ip() {
-        IpAddr::V4(ip) => ("IP4", ip.to_string()),
-        IpAddr::V6(ip) => ("IP6", ip.to_string()),
-    };
-    format!(
-        "v=0\r\n\
-         o=- {session} {version} IN {family} {ip}\r\n\
-         s=pinhole\r\n\
-         c=IN {family} {ip}\r\n\
-         t=0 0\r\n\
-         m=audio {port} RTP/AVP 0\r\n\
-         a=rtpmap:0 PCMU/8000\r\n\
-         a=rtcp-mux\r\n\
-         a=sendrecv\r\n",
-        port = addr.port()
-    )
-}
-
-/// The first enabled stream's address in the message's SDP, if it has one.
-/// An unreadable SDP counts as none.
-pub(super) fn media_of(msg: &Message<'_>, sender: IpAddr) -> Option<SocketAddr> {
-    let span = msg.sdp_bodies().ok()?.into_iter().next()?;
-    let bytes = msg.buf().get(span)?;
-    let sdp = pinhole_sdp::Sdp::parse(bytes).ok()?;
-    sdp.endpoints(sender)
-        .ok()?
-        .into_iter()
-        .find(|e| !e.is_disabled())
-        .map(|e| e.addr)
 }
 
 /// The text of a header's value, if it is UTF-8.

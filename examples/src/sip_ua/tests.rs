@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use pinhole_core::wire::RtcpMode;
 use pinhole_sip::{HeaderName, Message, name_addrs};
+use pinhole_testkit::sip::{Request, Response};
 use proptest::prelude::*;
 
 use super::*;
@@ -61,7 +62,7 @@ fn closes(out: &[Output]) -> usize {
 }
 
 fn sdp(addr: &str) -> String {
-    msg::sdp(a(addr), 9, 1)
+    media::sdp(a(addr), 9, 1)
 }
 
 fn header(text: &str, name: HeaderName) -> String {
@@ -81,85 +82,47 @@ fn branch_of(text: &str) -> String {
 /// A response to `req` from the callee, as a proxy would pass it back:
 /// the UA's own Via on top, our Record-Route set, the callee's tag.
 fn respond(req: &str, code: u16, body: Option<&str>) -> Vec<u8> {
-    let m = Message::parse(req.as_bytes()).unwrap();
-    let mut out = format!("SIP/2.0 {code} Whatever\r\n");
-    for h in m.headers() {
-        let name = String::from_utf8_lossy(&req.as_bytes()[h.name_span.clone()]).into_owned();
-        let value = String::from_utf8_lossy(m.value(h)).into_owned();
-        match h.name {
-            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
-                out.push_str(&format!("{name}: {value}\r\n"));
-            }
-            HeaderName::To if m.to_tag().is_none() => {
-                out.push_str(&format!("{name}: {value};tag=bob9\r\n"));
-            }
-            HeaderName::To => out.push_str(&format!("{name}: {value}\r\n")),
-            _ => {}
-        }
+    let mut r = Response::to(req.as_bytes(), code, "Whatever").tag("bob9");
+    if (180..300).contains(&code) && req.starts_with("INVITE ") {
+        r = r
+            .header("Record-Route", "<sip:203.0.113.10:5060;lr;ph=1f>")
+            .header("Record-Route", "<sip:10.2.0.2:5060;lr>")
+            .contact("sip:bob@198.51.100.2:20000");
     }
-    if (180..300).contains(&code) && m.method() == Some("INVITE") {
-        out.push_str(
-            "Record-Route: <sip:203.0.113.10:5060;lr;ph=1f>\r\n\
-             Record-Route: <sip:10.2.0.2:5060;lr>\r\n\
-             Contact: <sip:bob@198.51.100.2:20000>\r\n",
-        );
-    }
-    match body {
-        Some(b) => out.push_str(&format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        )),
-        None => out.push_str("Content-Length: 0\r\n\r\n"),
-    }
-    out.into_bytes()
+    r.sdp_opt(body).build()
 }
 
 /// An INVITE as the MPR forwards it to a callee: two Vias (the MPR's on
 /// top, with rport filled), a Record-Route, an offer naming `relay`.
 fn incoming_invite(branch: &str, body: Option<&str>) -> Vec<u8> {
-    let body = body.unwrap_or("");
-    let ctype = if body.is_empty() {
-        ""
-    } else {
-        "Content-Type: application/sdp\r\n"
-    };
-    format!(
-        "INVITE sip:alice@corp1.example SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 203.0.113.10:5060;branch={branch};rport\r\n\
-         Via: SIP/2.0/UDP 10.2.0.10:5060;branch=z9hG4bKbob;received=198.51.100.2;rport=20000\r\n\
-         Record-Route: <sip:203.0.113.10:5060;lr;ph=2a>\r\n\
-         Max-Forwards: 69\r\n\
-         From: \"Bob\" <sip:bob@corp2.example>;tag=b0b\r\n\
-         To: <sip:alice@corp1.example>\r\n\
-         Call-ID: call-in-1\r\n\
-         CSeq: 10 INVITE\r\n\
-         Contact: <sip:bob@198.51.100.2:20000>\r\n\
-         {ctype}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    Request::new("INVITE", "sip:alice@corp1.example")
+        .via("203.0.113.10:5060", branch)
+        .header(
+            "Via",
+            "SIP/2.0/UDP 10.2.0.10:5060;branch=z9hG4bKbob;received=198.51.100.2;rport=20000",
+        )
+        .header("Record-Route", "<sip:203.0.113.10:5060;lr;ph=2a>")
+        .max_forwards(69)
+        .from("\"Bob\" <sip:bob@corp2.example>;tag=b0b")
+        .to("<sip:alice@corp1.example>")
+        .call_id("call-in-1")
+        .cseq(10)
+        .contact("sip:bob@198.51.100.2:20000")
+        .sdp_opt(body)
+        .build()
 }
 
 /// An in-dialog request from the callee side toward us (we answered).
 fn from_peer(method: &str, our_tag: &str, cseq: u32, branch: &str, body: Option<&str>) -> Vec<u8> {
-    let body = body.unwrap_or("");
-    let ctype = if body.is_empty() {
-        ""
-    } else {
-        "Content-Type: application/sdp\r\n"
-    };
-    format!(
-        "{method} sip:alice@198.51.100.1:20000 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 203.0.113.10:5060;branch={branch};rport\r\n\
-         Max-Forwards: 69\r\n\
-         From: \"Bob\" <sip:bob@corp2.example>;tag=b0b\r\n\
-         To: <sip:alice@corp1.example>;tag={our_tag}\r\n\
-         Call-ID: call-in-1\r\n\
-         CSeq: {cseq} {method}\r\n\
-         {ctype}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    Request::new(method, "sip:alice@198.51.100.1:20000")
+        .via("203.0.113.10:5060", branch)
+        .max_forwards(69)
+        .from("\"Bob\" <sip:bob@corp2.example>;tag=b0b")
+        .to(&format!("<sip:alice@corp1.example>;tag={our_tag}"))
+        .call_id("call-in-1")
+        .cseq(cseq)
+        .sdp_opt(body)
+        .build()
 }
 
 /// A caller whose INVITE is out; returns the INVITE's text.
@@ -215,7 +178,7 @@ fn caller_reserves_first_then_offers_the_pinhole_in_a_well_formed_invite() {
     );
     assert_eq!(m.content_type(), Some(&b"application/sdp"[..]));
     assert_eq!(m.content_length(), Some(m.body().len()));
-    assert_eq!(msg::media_of(&m, a(SIP).ip()), Some(a(PINHOLE)));
+    assert_eq!(media::media_of(&m, a(SIP).ip()), Some(a(PINHOLE)));
     assert!(text.ends_with("a=rtcp-mux\r\na=sendrecv\r\n"));
     assert_eq!(u.state(), CallState::Calling);
     assert_eq!(u.local_media(), Some(a(PINHOLE)));
@@ -471,7 +434,7 @@ fn callee_rings_binds_toward_the_offered_relay_then_answers_with_its_pinhole() {
     assert_eq!(o.status(), Some(200));
     assert_eq!(o.to_tag(), Some(tag.as_slice()), "the same tag as the 180");
     assert_eq!(o.cseq(), Some((10, "INVITE")));
-    assert_eq!(msg::media_of(&o, a(SIP).ip()), Some(a(PINHOLE)));
+    assert_eq!(media::media_of(&o, a(SIP).ip()), Some(a(PINHOLE)));
     assert_eq!(o.content_length(), Some(o.body().len()));
     assert_eq!(u.state(), CallState::Answered);
     assert_eq!(u.hangup(t0), Err(UaError::NotYet), "no BYE before the ACK");
@@ -530,7 +493,11 @@ fn callee_answers_a_late_offer_and_takes_the_answer_from_the_ack() {
     let ok = &sip(&second)[0].1;
     let tag = {
         let m = Message::parse(ok.as_bytes()).unwrap();
-        assert_eq!(msg::media_of(&m, a(SIP).ip()), Some(a(PINHOLE)), "we offer");
+        assert_eq!(
+            media::media_of(&m, a(SIP).ip()),
+            Some(a(PINHOLE)),
+            "we offer"
+        );
         String::from_utf8(m.to_tag().unwrap().to_vec()).unwrap()
     };
     let ack = from_peer("ACK", &tag, 10, "z9hG4bKack2", Some(&sdp(RELAY)));
@@ -708,12 +675,34 @@ fn bad_targets_and_garbage_are_errors() {
     assert!(drain(&mut u).is_empty());
 }
 
+#[test]
+fn error_kinds_are_stable_snake_case_labels() {
+    let now = Instant::now();
+    let mut u = ua(MediaMode::Direct);
+    let parse = u.handle_sip(now, a(PROXY), b"HELLO\r\n\r\n").unwrap_err();
+    let cases = [
+        (UaError::Busy, "busy"),
+        (UaError::NoCall, "no_call"),
+        (UaError::NotYet, "not_yet"),
+        (u.call(now, "tel:+15551234").unwrap_err(), "bad_uri"),
+        (parse, "parse"),
+        (UaError::Missing("CSeq"), "missing"),
+    ];
+    for (e, kind) in cases {
+        assert_eq!(e.kind(), kind, "{e}");
+    }
+}
+
 /// Messages a peer could send at any point of a call.
 fn corpus() -> Vec<Vec<u8>> {
-    let invite = "INVITE sip:bob@corp2.example SIP/2.0\r\n\
-        Via: SIP/2.0/UDP 10.1.0.10:5060;branch=z9hG4bKx;rport\r\n\
-        From: <sip:alice@corp1.example>;tag=t\r\nTo: <sip:bob@corp2.example>\r\n\
-        Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let invite = Request::new("INVITE", "sip:bob@corp2.example")
+        .via("10.1.0.10:5060", "z9hG4bKx")
+        .from("<sip:alice@corp1.example>;tag=t")
+        .to("<sip:bob@corp2.example>")
+        .call_id("c")
+        .cseq(1)
+        .to_string();
+    let invite = invite.as_str();
     vec![
         incoming_invite("z9hG4bKp1", Some(&sdp(RELAY))),
         incoming_invite("z9hG4bKp2", None),

@@ -21,6 +21,35 @@ pub enum StatsError {
     },
 }
 
+/// The header line and the last row of the statistics file.
+struct LastRow<'a> {
+    header: Vec<&'a str>,
+    last: Vec<&'a str>,
+}
+
+impl<'a> LastRow<'a> {
+    fn of(csv: &'a str) -> Result<Self, StatsError> {
+        let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+        let header = lines.next().ok_or(StatsError::NoData)?.split(';').collect();
+        let last = lines
+            .next_back()
+            .ok_or(StatsError::NoData)?
+            .split(';')
+            .collect();
+        Ok(Self { header, last })
+    }
+
+    /// The last row's cell under `column` (empty when the row is short).
+    fn cell(&self, column: &'static str) -> Result<&'a str, StatsError> {
+        let i = self
+            .header
+            .iter()
+            .position(|h| h.trim() == column)
+            .ok_or(StatsError::MissingColumn(column))?;
+        Ok(self.last.get(i).copied().unwrap_or_default())
+    }
+}
+
 /// Final cumulative call counts.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct CallCounts {
@@ -32,19 +61,9 @@ pub struct CallCounts {
 
 /// Parses the statistics file's contents.
 pub fn parse(csv: &str) -> Result<CallCounts, StatsError> {
-    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().ok_or(StatsError::NoData)?.split(';').collect();
-    let last: Vec<&str> = lines
-        .next_back()
-        .ok_or(StatsError::NoData)?
-        .split(';')
-        .collect();
+    let row = LastRow::of(csv)?;
     let count = |column: &'static str| -> Result<u64, StatsError> {
-        let i = header
-            .iter()
-            .position(|h| h.trim() == column)
-            .ok_or(StatsError::MissingColumn(column))?;
-        let cell = last.get(i).copied().unwrap_or_default();
+        let cell = row.cell(column)?;
         cell.trim().parse().map_err(|_| StatsError::BadCount {
             column,
             value: cell.to_owned(),
@@ -88,28 +107,15 @@ fn duration_ms(cell: &str) -> Option<f64> {
 
 /// Parses the timing columns of the statistics file.
 pub fn parse_timing(csv: &str) -> Result<Timing, StatsError> {
-    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().ok_or(StatsError::NoData)?.split(';').collect();
-    let last: Vec<&str> = lines
-        .next_back()
-        .ok_or(StatsError::NoData)?
-        .split(';')
-        .collect();
-    let cell = |column: &'static str| -> Result<&str, StatsError> {
-        let i = header
-            .iter()
-            .position(|h| h.trim() == column)
-            .ok_or(StatsError::MissingColumn(column))?;
-        Ok(last.get(i).copied().unwrap_or_default())
-    };
+    let row = LastRow::of(csv)?;
     let ms = |column: &'static str| -> Result<f64, StatsError> {
-        let c = cell(column)?;
+        let c = row.cell(column)?;
         duration_ms(c).ok_or_else(|| StatsError::BadCount {
             column,
             value: c.to_owned(),
         })
     };
-    let retrans = cell("Retransmissions(C)")?;
+    let retrans = row.cell("Retransmissions(C)")?;
     Ok(Timing {
         response_ms: ms("ResponseTime1(C)")?,
         response_stdev_ms: ms("ResponseTime1StDev(C)")?,

@@ -15,15 +15,7 @@ use crate::common::*;
 fn replayed_and_forged_cmph_never_move_a_pinhole() {
     let mut b = Bed::new().registered();
     let port_t = addr("10.2.0.10:9300");
-    let call = b.inbound_call(
-        "r",
-        "corp2",
-        b.t2,
-        addr(P_MEDIA),
-        port_t,
-        RtcpMode::Mux,
-        None,
-    );
+    let call = b.call_into_t2("r", port_t, RtcpMode::Mux);
     let (l, c) = (call.inside_leg, call.pinhole.unwrap());
     // The eavesdropper's copy of the bind request.
     let bind =

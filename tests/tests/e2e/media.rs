@@ -35,13 +35,11 @@ fn fig7_with_aps_public_caller_to_phone_behind_firewall() {
             .firewall(b.corp1.firewall)
             .counters()
             .dropped_inbound();
-    let (at_a, at_p) = b.talk(
+    b.talk_both_ways(
         (addr(P_MEDIA), call.public_leg),
         (addr(PHONE_A), port_b),
         50,
     );
-    assert_media(&at_a, b'a', 50);
-    assert_media(&at_p, b'b', 50);
     assert_eq!(
         b.w.net
             .firewall(b.corp1.firewall)
@@ -56,23 +54,13 @@ fn fig7_with_aps_public_caller_to_phone_behind_firewall() {
 fn fig8_smart_terminal_without_aps() {
     let mut b = Bed::new().registered();
     let port_a = addr("10.2.0.10:9000");
-    let call = b.inbound_call(
-        "fig8",
-        "corp2",
-        b.t2,
-        addr(P_MEDIA),
-        port_a,
-        RtcpMode::Pair,
-        None,
-    );
+    let call = b.call_into_t2("fig8", port_a, RtcpMode::Pair);
     assert!(call.pinhole.is_some());
-    let (at_t, at_p) = b.talk(
+    b.talk_both_ways(
         (addr(P_MEDIA), call.public_leg),
         (port_a, call.inside_leg),
         40,
     );
-    assert_media(&at_t, b'a', 40);
-    assert_media(&at_p, b'b', 40);
     // RTCP crosses on the next ports, bound by its own CMPH.
     let rtcp_leg = std::net::SocketAddr::new(call.public_leg.ip(), call.public_leg.port() + 1);
     b.w.send(addr("192.0.2.7:4001"), rtcp_leg, b"rtcp-from-p".to_vec());
@@ -130,40 +118,34 @@ fn fig11_offerer_behind_aps_calls_smart_terminal_behind_another_firewall() {
         "the answer toward A names the leg APS1 reserved"
     );
     assert_eq!(b.w.mpr().stats().legs_open, 2);
-    let (at_t, at_a) = b.talk((addr(PHONE_A), port_b), (port_t, l2), 60);
-    assert_media(&at_t, b'a', 60);
-    assert_media(&at_a, b'b', 60);
+    b.talk_both_ways((addr(PHONE_A), port_b), (port_t, l2), 60);
+}
+
+/// The standard bed with T2 sending CMPH indications (the "no CMPH
+/// response" variant), registered.
+fn indication_bed() -> Bed {
+    Bed::with(Opts {
+        t2: Box::new(|c| c.cmph_mode = CmphMode::Indication),
+        ..Opts::default()
+    })
+    .registered()
 }
 
 #[test]
 fn no_cmph_response_variant_binds_by_indication() {
-    let mut b = Bed::with(Opts {
-        t2: Box::new(|c| c.cmph_mode = CmphMode::Indication),
-        ..Opts::default()
-    })
-    .registered();
+    let mut b = indication_bed();
     let port_t = addr("10.2.0.10:9100");
-    let call = b.inbound_call(
-        "ind",
-        "corp2",
-        b.t2,
-        addr(P_MEDIA),
-        port_t,
-        RtcpMode::Mux,
-        None,
-    );
+    let call = b.call_into_t2("ind", port_t, RtcpMode::Mux);
     assert_eq!(
         call.pinhole, None,
         "no response: the terminal does not learn its pinhole"
     );
     // The answer carried the terminal's actual (private) address.
-    let (at_t, at_p) = b.talk(
+    b.talk_both_ways(
         (addr(P_MEDIA), call.public_leg),
         (port_t, call.inside_leg),
         30,
     );
-    assert_media(&at_t, b'a', 30);
-    assert_media(&at_p, b'b', 30);
     let n_cmph =
         b.w.ladder()
             .iter()
@@ -174,11 +156,7 @@ fn no_cmph_response_variant_binds_by_indication() {
 
 #[test]
 fn no_cmph_response_variant_on_the_offering_side() {
-    let mut b = Bed::with(Opts {
-        t2: Box::new(|c| c.cmph_mode = CmphMode::Indication),
-        ..Opts::default()
-    })
-    .registered();
+    let mut b = indication_bed();
     // The terminal reserves L (that one has a response), then binds from
     // its port with indications only: it never learns its pinhole and
     // offers its own (private) address.
@@ -194,31 +172,20 @@ fn no_cmph_response_variant_on_the_offering_side() {
         },
     );
     assert_eq!(c, None, "no response: no pinhole learned");
-    let offer = b.intent(
+    let (offer, answer) = b.offer_answer(
         "ind-offer",
-        IntentKind::Offer,
-        Side::A,
         Origin::Network("corp2"),
         Origin::Public,
         &[mux_ep(0, port_t)],
-    );
-    let public_leg = offer.endpoints[0].addr;
-    let answer = b.intent(
-        "ind-offer",
-        IntentKind::Answer,
-        Side::B,
-        Origin::Public,
-        Origin::Network("corp2"),
         &[mux_ep(0, addr(P_MEDIA))],
     );
+    let public_leg = offer.endpoints[0].addr;
     assert_eq!(
         answer.endpoints[0].addr, l,
         "the MPR found the reserved leg by the private address the reserve named"
     );
     assert_eq!(b.w.mpr().stats().legs_open, 2, "no second, latching leg");
-    let (at_t, at_p) = b.talk((addr(P_MEDIA), public_leg), (port_t, l), 30);
-    assert_media(&at_t, b'a', 30);
-    assert_media(&at_p, b'b', 30);
+    b.talk_both_ways((addr(P_MEDIA), public_leg), (port_t, l), 30);
 }
 
 #[test]
@@ -226,32 +193,20 @@ fn plain_terminal_latches_from_its_network_only() {
     let mut b = Bed::new().registered();
     let plain = addr("10.1.0.20:7000");
     // The plain phone's offer carries its private address; nothing opened a pinhole.
-    let offer = b.intent(
+    let (offer, answer) = b.offer_answer(
         "plain",
-        IntentKind::Offer,
-        Side::A,
         Origin::Network("corp1"),
         Origin::Public,
         &[mux_ep(0, plain)],
-    );
-    let lp = offer.endpoints[0].addr;
-    let answer = b.intent(
-        "plain",
-        IntentKind::Answer,
-        Side::B,
-        Origin::Public,
-        Origin::Network("corp1"),
         &[mux_ep(0, addr(P_MEDIA))],
     );
-    let l = answer.endpoints[0].addr;
+    let (lp, l) = (offer.endpoints[0].addr, answer.endpoints[0].addr);
     // An attacker races the phone to the relay port: not its IP, dropped.
     b.w.send(addr("192.0.2.66:7000"), l, rtp(b'x', 0));
     b.w.run_for(Duration::from_millis(50));
     assert_eq!(b.w.relay_counters().dropped_source, 1);
     // The phone's first packet latches; then media flows both ways.
-    let (at_p, at_phone) = b.talk((plain, l), (addr(P_MEDIA), lp), 30);
-    assert_media(&at_p, b'a', 30);
-    assert_media(&at_phone, b'b', 30);
+    b.talk_both_ways((plain, l), (addr(P_MEDIA), lp), 30);
     assert_eq!(b.w.mpr().stats().latches, 1);
     // After the latch, the attacker still gets nowhere.
     b.w.send(addr("192.0.2.66:7000"), l, rtp(b'x', 1));
@@ -264,15 +219,7 @@ fn plain_terminal_latches_from_its_network_only() {
 fn hold_longer_than_the_firewall_timeout_then_resume() {
     let mut b = Bed::new().registered();
     let port_t = addr("10.2.0.10:9200");
-    let call = b.inbound_call(
-        "hold",
-        "corp2",
-        b.t2,
-        addr(P_MEDIA),
-        port_t,
-        RtcpMode::Mux,
-        None,
-    );
+    let call = b.call_into_t2("hold", port_t, RtcpMode::Mux);
     let (lp, l) = (call.public_leg, call.inside_leg);
     let (at_t, _) = b.talk((addr(P_MEDIA), lp), (port_t, l), 5);
     assert_media(&at_t, b'a', 5);
@@ -288,9 +235,7 @@ fn hold_longer_than_the_firewall_timeout_then_resume() {
         "keepalives kept the call alive at the MPR too"
     );
     // Resume: P's media gets in, and T's gets out.
-    let (at_t, at_p) = b.talk((addr(P_MEDIA), lp), (port_t, l), 10);
-    assert_media(&at_t, b'a', 10);
-    assert_media(&at_p, b'b', 10);
+    b.talk_both_ways((addr(P_MEDIA), lp), (port_t, l), 10);
     assert_eq!(
         b.w.net
             .firewall(b.corp2.firewall)
@@ -335,26 +280,16 @@ fn cmph_survives_30_percent_loss_by_retransmission() {
     b.w.net.set_loss(c2, inet, 0.3);
     b.w.net.set_loss(inet, c2, 0.3);
     let port_t = addr("10.2.0.10:9400");
-    let call = b.inbound_call(
-        "lossy",
-        "corp2",
-        b.t2,
-        addr(P_MEDIA),
-        port_t,
-        RtcpMode::Pair,
-        None,
-    );
+    let call = b.call_into_t2("lossy", port_t, RtcpMode::Pair);
     assert!(call.pinhole.is_some(), "opened despite loss");
     let stats = b.w.client(b.t2).stats();
     assert_eq!(stats.pinholes_opened, 1);
     assert!(stats.retransmissions > 0, "the loss was real: {stats:?}");
     b.w.net.set_loss(c2, inet, 0.0);
     b.w.net.set_loss(inet, c2, 0.0);
-    let (at_t, at_p) = b.talk(
+    b.talk_both_ways(
         (addr(P_MEDIA), call.public_leg),
         (port_t, call.inside_leg),
         20,
     );
-    assert_media(&at_t, b'a', 20);
-    assert_media(&at_p, b'b', 20);
 }

@@ -19,7 +19,7 @@ use pinhole_core::client;
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
-use pinhole_examples::mgcp::ca::{CaEvent, CallAgent};
+use pinhole_examples::mgcp::ca::{CaEvent, CallAgent, Leg};
 use pinhole_examples::mgcp::gw::Gateway;
 use pinhole_examples::rtp::{self, Tally};
 use pinhole_mgcp::alg::{self as mgcp, ApsConfig, MprConfig};
@@ -415,6 +415,61 @@ impl Ca {
             Ok(r) => r.map(|_| ()),
             Err(_) => Ok(()),
         }
+    }
+
+    /// Connects endpoints `a` and `b` through the MPR, the first CRCX sent
+    /// once more after its answer, and checks what Figs. 9 and 10 both
+    /// check: the call agent sees two MPR relay addresses in `ports`, the
+    /// MPR has two legs open, and the resent CRCX got its first answer
+    /// again. Returns the relay addresses (where A receives, where B does).
+    pub(crate) async fn connect_through(
+        &mut self,
+        mpr: &Mpr,
+        ports: (u16, u16),
+        call_id: &str,
+        a: &str,
+        b: &str,
+    ) -> Res<(SocketAddr, SocketAddr)> {
+        self.resend_verbs = vec!["CRCX"];
+        self.ca
+            .connect(
+                Instant::now(),
+                call_id,
+                Leg::new(a, mpr.control),
+                Leg::new(b, mpr.control),
+            )
+            .map_err(|e| e.to_string())?;
+        let up = self
+            .pump(|e| matches!(e, CaEvent::Connected { .. } | CaEvent::Failed { .. }))
+            .await?;
+        let CaEvent::Connected { a, b } = up else {
+            return Err(format!("the call did not come up: {up:?}").into());
+        };
+        // The call agent sees only MPR relay addresses.
+        assert!(is_relay(a, ports) && is_relay(b, ports), "{a} {b}");
+        assert_ne!(a, b);
+        assert_eq!(mpr.legs_open().await?, 2);
+        // The retransmitted CRCX got the first answer again, byte for byte.
+        self.settle(Duration::from_millis(300)).await?;
+        let txid = *self.resent.first().ok_or("no CRCX was sent again")?;
+        let answers = self.responses(txid);
+        assert!(
+            answers.len() >= 2,
+            "{} answers to CRCX {txid}",
+            answers.len()
+        );
+        assert!(answers.iter().all(|r| *r == answers[0]), "{answers:?}");
+        Ok((a, b))
+    }
+
+    /// Hangs up (DLCX both) and waits for the MPR's legs to go.
+    pub(crate) async fn hang_up(&mut self, mpr: &Mpr) -> Res {
+        self.ca.hangup(Instant::now());
+        let end = self
+            .pump(|e| matches!(e, CaEvent::Ended | CaEvent::Failed { .. }))
+            .await?;
+        assert_eq!(end, CaEvent::Ended);
+        mpr.wait_legs_freed().await
     }
 
     /// The responses that arrived with transaction id `txid`.

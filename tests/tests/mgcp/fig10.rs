@@ -12,10 +12,9 @@
 //! 46574–46577, MGCP 24276.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pinhole_core::ports::PortRange;
-use pinhole_examples::mgcp::ca::{CaEvent, Leg};
 use pinhole_examples::mgcp::smart::{SmartGw, SmartGwConfig};
 use pinhole_net::driver::SimRouter;
 
@@ -63,33 +62,15 @@ async fn fig10_smart_gateways_call_through_the_mpr_with_rtp_both_ways() -> Res {
     // 910–955: CRCX A (A opens CMPH before it answers), CRCX B with A's
     // relay address, MDCX A with B's. The first CRCX is sent once more
     // after its answer.
-    ca.resend_verbs = vec!["CRCX"];
-    ca.ca
-        .connect(
-            Instant::now(),
+    let (a, b) = ca
+        .connect_through(
+            &mpr,
+            MPR_PORTS,
             "F10E2E",
-            Leg::new(gws[0].endpoint(), mpr.control),
-            Leg::new(gws[1].endpoint(), mpr.control),
+            gws[0].endpoint(),
+            gws[1].endpoint(),
         )
-        .map_err(|e| e.to_string())?;
-    let up = ca
-        .pump(|e| matches!(e, CaEvent::Connected { .. } | CaEvent::Failed { .. }))
         .await?;
-    let CaEvent::Connected { a, b } = up else {
-        return Err(format!("the call did not come up: {up:?}").into());
-    };
-    assert!(is_relay(a, MPR_PORTS) && is_relay(b, MPR_PORTS), "{a} {b}");
-    assert_ne!(a, b);
-    assert_eq!(mpr.legs_open().await?, 2);
-    ca.settle(Duration::from_millis(300)).await?;
-    let txid = *ca.resent.first().ok_or("no CRCX was sent again")?;
-    let answers = ca.responses(txid);
-    assert!(
-        answers.len() >= 2,
-        "{} answers to CRCX {txid}",
-        answers.len()
-    );
-    assert!(answers.iter().all(|r| *r == answers[0]), "{answers:?}");
 
     // Each gateway sends to the relay address the call agent gave it: A to
     // where B receives and B to where A receives.
@@ -130,12 +111,7 @@ async fn fig10_smart_gateways_call_through_the_mpr_with_rtp_both_ways() -> Res {
         assert_eq!(g.received().ssrcs, [other.ssrc()]);
     }
 
-    ca.ca.hangup(Instant::now());
-    let end = ca
-        .pump(|e| matches!(e, CaEvent::Ended | CaEvent::Failed { .. }))
-        .await?;
-    assert_eq!(end, CaEvent::Ended);
-    mpr.wait_legs_freed().await?;
+    ca.hang_up(&mpr).await?;
     for (i, g) in gws.iter().enumerate() {
         assert!(g.connections().is_empty(), "gw{}", i + 1);
         let st = g.stats();

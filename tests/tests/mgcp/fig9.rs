@@ -11,9 +11,8 @@
 //! 46530–46539 (APS2), the gateways' RTP 46540 and 46541, MGCP 24275.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use pinhole_examples::mgcp::ca::{CaEvent, Leg};
 use pinhole_examples::mgcp::gw::{Gateway, GwConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -75,37 +74,9 @@ async fn fig9_gateways_behind_apss_call_through_the_mpr_with_rtp_both_ways() -> 
     // 810–885: CRCX A, CRCX B with A's relay address, MDCX A with B's,
     // each through the MPR and the APS (which opens the media pinholes).
     // The first CRCX is sent once more after its answer.
-    ca.resend_verbs = vec!["CRCX"];
     let [ep1, ep2] = DOMAINS.map(|d| format!("aaln/1@{d}"));
-    ca.ca
-        .connect(
-            Instant::now(),
-            "F9E2E",
-            Leg::new(&ep1, mpr.control),
-            Leg::new(&ep2, mpr.control),
-        )
-        .map_err(|e| e.to_string())?;
-    let up = ca
-        .pump(|e| matches!(e, CaEvent::Connected { .. } | CaEvent::Failed { .. }))
+    ca.connect_through(&mpr, MPR_PORTS, "F9E2E", &ep1, &ep2)
         .await?;
-    let CaEvent::Connected { a, b } = up else {
-        return Err(format!("the call did not come up: {up:?}").into());
-    };
-    // The call agent sees only MPR relay addresses.
-    assert!(is_relay(a, MPR_PORTS) && is_relay(b, MPR_PORTS), "{a} {b}");
-    assert_ne!(a, b);
-    assert_eq!(mpr.legs_open().await?, 2);
-
-    // The retransmitted CRCX got the first answer again, byte for byte.
-    ca.settle(Duration::from_millis(300)).await?;
-    let txid = *ca.resent.first().ok_or("no CRCX was sent again")?;
-    let answers = ca.responses(txid);
-    assert!(
-        answers.len() >= 2,
-        "{} answers to CRCX {txid}",
-        answers.len()
-    );
-    assert!(answers.iter().all(|r| *r == answers[0]), "{answers:?}");
 
     // 890: RTP both ways.
     for (tx, _) in &gws {
@@ -114,12 +85,7 @@ async fn fig9_gateways_behind_apss_call_through_the_mpr_with_rtp_both_ways() -> 
     tokio::time::sleep(INTERVAL * PACKETS + Duration::from_millis(700)).await;
 
     // DLCX both; the MPR's legs go.
-    ca.ca.hangup(Instant::now());
-    let end = ca
-        .pump(|e| matches!(e, CaEvent::Ended | CaEvent::Failed { .. }))
-        .await?;
-    assert_eq!(end, CaEvent::Ended);
-    mpr.wait_legs_freed().await?;
+    ca.hang_up(&mpr).await?;
 
     let mut reports = Vec::new();
     for (tx, task) in gws {

@@ -2,11 +2,16 @@
 //! plus the test's media socket each) and media checks.
 
 use std::error::Error;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use pinhole_core::mpr;
+use pinhole_core::ports::PortRange;
+use pinhole_net::firewall::{FirewallSim, SimConfig};
 use pinhole_tests::rtp::{FlowStats, PairReport, rtp_flow, rtp_pair};
+use pinhole_tests::sipp::sip::SipMessage;
 use pinhole_tests::sipp::{Keys, Sipp, SippOutcome, SippRun, scenario};
 
 pub(crate) type TestResult = Result<(), Box<dyn Error>>;
@@ -28,6 +33,53 @@ pub(crate) const WAIT: Duration = Duration::from_secs(10);
 pub(crate) const SIPP_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const PACKETS: u16 = 25;
 pub(crate) const INTERVAL: Duration = Duration::from_millis(20);
+
+/// Whether `m` is a 200 to an INVITE.
+pub(crate) fn is_final_invite_ok(m: &SipMessage) -> bool {
+    m.status() == Some(200) && m.cseq().is_some_and(|(_, method)| method == "INVITE")
+}
+
+/// The firewall simulators of the tests through the MPR: corp1's in front
+/// of 127.0.0.1 (the caller) and corp2's in front of 127.0.0.2 (the
+/// callee), on the public addresses `public`; `adjust` sets the rest of
+/// each one's configuration.
+pub(crate) async fn firewalls(
+    public: [[u8; 4]; 2],
+    adjust: impl Fn(&mut SimConfig),
+) -> Result<Vec<Arc<FirewallSim>>, Box<dyn Error>> {
+    let mut sims = Vec::new();
+    for (inside, public) in [[127, 0, 0, 1], [127, 0, 0, 2]].into_iter().zip(public) {
+        let mut cfg = SimConfig {
+            inside_ip: IpAddr::from(inside),
+            public_ip: IpAddr::from(public),
+            ..SimConfig::default()
+        };
+        adjust(&mut cfg);
+        sims.push(Arc::new(FirewallSim::start(cfg).await?));
+    }
+    Ok(sims)
+}
+
+/// The MPR engine's configuration in the tests through the MPR: relay
+/// ports `ports` on `ip`, keys seeded by `seed`, the control port
+/// `control`, and corp1 and corp2 owning the caller's and the callee's
+/// domains.
+pub(crate) fn mpr_config(
+    ip: IpAddr,
+    seed: u8,
+    ports: (u16, u16),
+    control: u16,
+) -> Result<mpr::Config, Box<dyn Error>> {
+    let mut cfg = mpr::Config::new(ip, [seed; 32]);
+    cfg.ports = PortRange::new(ports.0, ports.1)?;
+    cfg.control_ports = vec![control];
+    for (id, domain) in [("corp1", CALLER_DOMAIN), ("corp2", CALLEE_DOMAIN)] {
+        let mut n = mpr::NetworkConfig::new(id, format!("{id}-secret").into_bytes());
+        n.domains.push(domain.into());
+        cfg.networks.push(n);
+    }
+    Ok(cfg)
+}
 
 /// One side: its sipp and the test's media socket it announces.
 pub(crate) struct Phone {

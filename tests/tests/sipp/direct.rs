@@ -19,10 +19,6 @@ fn count_method(msgs: &[SipMessage], method: &str) -> usize {
     msgs.iter().filter(|m| m.method() == Some(method)).count()
 }
 
-fn is_final_invite_ok(m: &SipMessage) -> bool {
-    m.status() == Some(200) && m.cseq().is_some_and(|(_, method)| method == "INVITE")
-}
-
 #[test]
 fn basic_call() -> TestResult {
     if !sipp_or_skip("basic_call") {

@@ -22,7 +22,7 @@ use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
 use pinhole_net::driver::mpr::MprAlg;
 use pinhole_net::driver::{SimRouter, client as client_driver, mpr as mpr_driver};
-use pinhole_net::firewall::{FirewallSim, SimConfig};
+use pinhole_net::firewall::FirewallSim;
 use pinhole_net::relay::{Relay, RelayConfig};
 use pinhole_sip::alg::{Aps, ApsConfig, Mpr, MprConfig};
 use pinhole_tests::sipp::sip::SipMessage;
@@ -103,33 +103,20 @@ pub(crate) fn bed_with(c: BedConfig, callee: SocketAddr) -> Result<Bed, Box<dyn 
         .build()?;
     let base = c.base;
     let (mpr, mpr_out, aps, fw, aps1_sig) = rt.block_on(async {
-        let mut sims = Vec::new();
-        for (inside, public) in [
-            ([127, 0, 0, 1], [127, 0, 0, 21]),
-            ([127, 0, 0, 2], [127, 0, 0, 22]),
-        ] {
-            sims.push(Arc::new(
-                FirewallSim::start(SimConfig {
-                    inside_ip: IpAddr::from(inside),
-                    public_ip: IpAddr::from(public),
-                    udp_idle_timeout: c.firewall_idle,
-                    expired_linger: c.firewall_linger,
-                    ..SimConfig::default()
-                })
-                .await?,
-            ));
-        }
+        let sims = firewalls([[127, 0, 0, 21], [127, 0, 0, 22]], |f| {
+            f.udp_idle_timeout = c.firewall_idle;
+            f.expired_linger = c.firewall_linger;
+        })
+        .await?;
         let control = tokio::net::UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await?;
         let control_addr = control.local_addr()?;
-        let mut cfg = mpr::Config::new(IpAddr::from(MPR_IP), [base as u8; 32]);
-        cfg.ports = PortRange::new(base, base + c.mpr_ports - 1)?;
+        let mut cfg = mpr_config(
+            IpAddr::from(MPR_IP),
+            base as u8,
+            (base, base + c.mpr_ports - 1),
+            control_addr.port(),
+        )?;
         cfg.timers.port_quarantine = c.quarantine;
-        cfg.control_ports = vec![control_addr.port()];
-        for (id, domain) in [("corp1", CALLER_DOMAIN), ("corp2", CALLEE_DOMAIN)] {
-            let mut n = mpr::NetworkConfig::new(id, format!("{id}-secret").into_bytes());
-            n.domains.push(domain.into());
-            cfg.networks.push(n);
-        }
         let engine = mpr::Engine::new(cfg, Instant::now())?;
         let (relay, relay_events) = Relay::start(RelayConfig::default())?;
         let proxy = Mpr::new(MprConfig::new(control_addr, [base.to_le_bytes()[0]; 32]));
@@ -290,10 +277,6 @@ fn start(
             uas,
         },
     ))
-}
-
-fn is_final_invite_ok(m: &SipMessage) -> bool {
-    m.status() == Some(200) && m.cseq().is_some_and(|(_, method)| method == "INVITE")
 }
 
 #[test]

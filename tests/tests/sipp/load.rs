@@ -56,7 +56,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pinhole_tests::rtp::{Verdict, check, packet};
+use pinhole_tests::rtp::{Verdict, check, packet, recv_or_timeout};
 use pinhole_tests::sipp::sdp::Sdp;
 use pinhole_tests::sipp::sip::SipMessage;
 use pinhole_tests::sipp::stats::{Timing, parse_timing};
@@ -205,17 +205,8 @@ fn echo(sock: UdpSocket, shared: Arc<Shared>, packets: u16) -> io::Result<()> {
     sock.set_read_timeout(Some(Duration::from_millis(50)))?;
     let mut buf = [0u8; 2048];
     while !shared.stop.load(Ordering::Relaxed) {
-        let (n, from) = match sock.recv_from(&mut buf) {
-            Ok(got) => got,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(e),
+        let Some((n, from)) = recv_or_timeout(&sock, &mut buf)? else {
+            continue;
         };
         let d = buf.get(..n).unwrap_or_default();
         let _ = sock.send_to(d, from);
@@ -236,17 +227,8 @@ fn receive(sock: UdpSocket, shared: Arc<Shared>, packets: u16) -> io::Result<()>
     sock.set_read_timeout(Some(Duration::from_millis(50)))?;
     let mut buf = [0u8; 2048];
     while !shared.stop.load(Ordering::Relaxed) {
-        let n = match sock.recv(&mut buf) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(e),
+        let Some((n, _)) = recv_or_timeout(&sock, &mut buf)? else {
+            continue;
         };
         count(
             &shared,

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use pinhole_testkit::sip::Response;
 use pinhole_tests::sipp::sdp::Sdp;
 use pinhole_tests::sipp::sip::SipMessage;
 use pinhole_tests::sipp::{Keys, Sipp, scenario, sipp_or_skip};
@@ -175,11 +176,8 @@ impl Middlebox {
 #[test]
 fn rewrite_fixes_content_length_and_reports_the_old_address() {
     let body = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n";
-    let msg = format!(
-        "SIP/2.0 200 OK\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let (out, was) = rewrite(msg.as_bytes(), "127.0.0.3:40000".parse().unwrap());
+    let msg = Response::new(200, "OK").sdp(body).build();
+    let (out, was) = rewrite(&msg, "127.0.0.3:40000".parse().unwrap());
     assert_eq!(was, Some("127.0.0.1:4000".parse().unwrap()));
     let out = SipMessage::parse(&out).unwrap();
     assert_eq!(

@@ -19,10 +19,8 @@ use std::time::{Duration, Instant};
 
 use pinhole_core::alg::{self, AlgCounters};
 use pinhole_core::mpr;
-use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
 use pinhole_net::driver::mpr::{self as mpr_driver, MprAlg};
-use pinhole_net::firewall::{FirewallSim, SimConfig};
 use pinhole_net::relay::{Relay, RelayConfig};
 use pinhole_sip::alg::{Mpr, MprConfig};
 use pinhole_sip::{HeaderName, Message};
@@ -104,33 +102,13 @@ fn plain_sipp_phones_register_through_the_mpr_and_call_with_latched_media() -> T
         .build()?;
     let registers = Arc::new(AtomicU64::new(0));
     let (mpr, _mpr_out, mpr_sip, fw, switch) = rt.block_on(async {
-        let mut sims = Vec::new();
-        for (inside, public) in [
-            ([127, 0, 0, 1], [127, 0, 0, 36]),
-            ([127, 0, 0, 2], [127, 0, 0, 37]),
-        ] {
-            sims.push(Arc::new(
-                FirewallSim::start(SimConfig {
-                    inside_ip: IpAddr::from(inside),
-                    public_ip: IpAddr::from(public),
-                    ..SimConfig::default()
-                })
-                .await?,
-            ));
-        }
+        let sims = firewalls([[127, 0, 0, 36], [127, 0, 0, 37]], |_| {}).await?;
         let ss = tokio::net::UdpSocket::bind((IpAddr::from(SOFTSWITCH_IP), 0)).await?;
         let ss_addr = ss.local_addr()?;
         let switch = tokio::spawn(softswitch(ss, Arc::clone(&registers)));
         let control = tokio::net::UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await?;
         let control_addr = control.local_addr()?;
-        let mut cfg = mpr::Config::new(IpAddr::from(MPR_IP), [38; 32]);
-        cfg.ports = PortRange::new(RELAY.0, RELAY.1)?;
-        cfg.control_ports = vec![control_addr.port()];
-        for (id, domain) in [("corp1", CALLER_DOMAIN), ("corp2", CALLEE_DOMAIN)] {
-            let mut n = mpr::NetworkConfig::new(id, format!("{id}-secret").into_bytes());
-            n.domains.push(domain.into());
-            cfg.networks.push(n);
-        }
+        let cfg = mpr_config(IpAddr::from(MPR_IP), 38, RELAY, control_addr.port())?;
         let engine = mpr::Engine::new(cfg, Instant::now())?;
         let (relay, relay_events) = Relay::start(RelayConfig::default())?;
         let mut pc = MprConfig::new(control_addr, [38; 32]);

@@ -1,7 +1,6 @@
 //! Captures built here, one feature each: link types, file variants,
 //! tunnels, fragments, TCP reassembly, WebSocket, SCTP, damage.
 
-
 use std::time::Duration;
 
 use crate::common::*;

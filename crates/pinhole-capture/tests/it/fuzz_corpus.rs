@@ -5,7 +5,6 @@
 //! Regenerate the seeds with
 //! `PINHOLE_WRITE_CORPUS=1 cargo test -p pinhole-capture --test fuzz_corpus -- --ignored`.
 
-
 use std::path::PathBuf;
 
 use crate::common::*;

@@ -1,7 +1,6 @@
 //! Properties: hostile bytes never panic; TCP, WebSocket and IP
 //! reassembly give back what was sent, whatever the order and duplicates.
 
-
 use crate::common::*;
 use pinhole_capture::{Decoder, LinkType, Transport, read};
 use proptest::prelude::*;

@@ -206,24 +206,9 @@ impl Bed {
         // The internet knows the way to the inside networks: harmless behind
         // NAT and a filter, and what lets the negative controls get through
         // once the filter is gone (direct SDP with private addresses).
-        ip(&[
-            "-n",
-            &inet,
-            "route",
-            "add",
-            "10.1.0.0/24",
-            "via",
-            &FW_WAN[0].to_string(),
-        ])?;
-        ip(&[
-            "-n",
-            &inet,
-            "route",
-            "add",
-            "10.2.0.0/24",
-            "via",
-            &FW_WAN[1].to_string(),
-        ])?;
+        for (net, fw) in [("10.1.0.0/24", FW_WAN[0]), ("10.2.0.0/24", FW_WAN[1])] {
+            ip(&["-n", &inet, "route", "add", net, "via", &fw.to_string()])?;
+        }
         for n in [Ns::Inet, Ns::Fw(0), Ns::Fw(1)] {
             self.sysctl(n, "net/ipv4/ip_forward", "1")?;
         }

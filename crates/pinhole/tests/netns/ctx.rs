@@ -1,12 +1,13 @@
 //! What a scenario works with: the bed, its report lines, and helpers to
 //! deploy the daemons and phones on it and check media at the phones.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+pub(crate) use pinhole_tests::daemon::metric;
+use pinhole_tests::daemon::scrape_metrics;
 use pinhole_tests::rtp::{FlowStats, PairReport, rtp_pair};
 use pinhole_tests::sipp::{Keys, Sipp, scenario};
 
@@ -211,6 +212,14 @@ impl Ctx {
         Ok(())
     }
 
+    /// The SIP deployment most scenarios start from: the MPR, then an APS
+    /// with default options in each network, each registered.
+    pub(crate) fn start_sip_daemons(&mut self) -> Result<()> {
+        self.start_mpr()?;
+        self.start_aps(0, ApsOptions::default())?;
+        self.start_aps(1, ApsOptions::default())
+    }
+
     /// Starts `pinhole aps` in corp `i`, with the firewall's UDP timeout as
     /// its idle timeout, and waits until it is registered. SIP: inside
     /// default phone `i`; MGCP: the given gateways.
@@ -274,14 +283,7 @@ impl Ctx {
     /// One scrape of a metrics endpoint inside namespace `n`.
     pub(crate) fn metrics(&self, n: Ns, addr: SocketAddr) -> Result<String> {
         self.bed
-            .in_ns(n, || -> std::io::Result<String> {
-                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-                s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
-                let mut out = String::new();
-                s.read_to_string(&mut out)?;
-                Ok(out)
-            })?
+            .in_ns(n, || scrape_metrics(addr))?
             .with_context(|| format!("scraping {addr}"))
     }
 
@@ -320,15 +322,12 @@ impl Ctx {
     /// A sipp callee as phone `i` (SIP on `phone_sip(i)`), announcing
     /// `media`.
     pub(crate) fn uas(&self, i: usize, xml: &str, media: SocketAddr, pause: Duration) -> Sipp {
-        Sipp::uas(
+        let uas = Sipp::uas(
             scenario(xml),
             phone_sip(i),
             Keys::new(media).domain(CORP[i].domain),
-        )
-        .netns(self.bed.ns(Ns::Corp(i)))
-        .dir(self.bed.dir.join(format!("sipp-uas{}", i + 1)))
-        .pause(pause)
-        .timeout(Duration::from_secs(90))
+        );
+        self.phone(uas, "uas", i, pause)
     }
 
     /// A sipp caller as phone `i`, calling into corp `to` through `proxy`.
@@ -341,18 +340,24 @@ impl Ctx {
         media: SocketAddr,
         pause: Duration,
     ) -> Sipp {
-        Sipp::uac(
+        let uac = Sipp::uac(
             scenario(xml),
             phone_sip(i),
             proxy,
             Keys::new(media)
                 .domain(CORP[to].domain)
                 .from_domain(CORP[i].domain),
-        )
-        .netns(self.bed.ns(Ns::Corp(i)))
-        .dir(self.bed.dir.join(format!("sipp-uac{}", i + 1)))
-        .pause(pause)
-        .timeout(Duration::from_secs(90))
+        );
+        self.phone(uac, "uac", i, pause)
+    }
+
+    /// A sipp `role` (`uac`/`uas`) as phone `i`: in corp `i`'s namespace,
+    /// its files in `sipp-{role}{i+1}`, pausing `pause`, bounded to 90 s.
+    fn phone(&self, sipp: Sipp, role: &str, i: usize, pause: Duration) -> Sipp {
+        sipp.netns(self.bed.ns(Ns::Corp(i)))
+            .dir(self.bed.dir.join(format!("sipp-{role}{}", i + 1)))
+            .pause(pause)
+            .timeout(Duration::from_secs(90))
     }
 
     /// RTP both ways between two phones' sockets, reported; fails unless
@@ -414,11 +419,13 @@ pub(crate) fn aps_metrics(i: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(APS_IP[i]), METRICS_PORT)
 }
 
-/// The value of the sample `key` (name with its labels, as printed).
-pub(crate) fn metric(text: &str, key: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
+/// The `RTP sent …` summary line of an example binary's log (the smart
+/// terminal's or gateway's), or `(no RTP line)`.
+pub(crate) fn rtp_line(log: &str) -> String {
+    log.lines()
+        .find(|l| l.starts_with("RTP sent"))
+        .unwrap_or("(no RTP line)")
+        .to_owned()
 }
 
 /// A flow in a few words.

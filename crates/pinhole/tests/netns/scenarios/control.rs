@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, ensure};
 
-use super::{Scenario, aps_call, hang_up};
+use super::{Scenario, basic_call, wrap_up};
 use crate::bed::Ns;
 use crate::ctx::{
-    ApsOptions, CORP, Ctx, SIP_WAIT, aps_sip, example_bin, metric, mpr_addr, phone_media,
+    ApsOptions, CORP, Ctx, SIP_WAIT, aps_sip, example_bin, metric, mpr_addr, phone_media, rtp_line,
 };
 
 pub(crate) const SCENARIOS: &[Scenario] = &[
@@ -48,9 +48,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
 /// the MPR must not have seen the route move, and a call from corp2 into
 /// corp1 must arrive through corp1's pinhole with media both ways.
 fn registration_held(ctx: &mut Ctx) -> Result<()> {
-    ctx.start_mpr()?;
-    ctx.start_aps(0, ApsOptions::default())?;
-    ctx.start_aps(1, ApsOptions::default())?;
+    ctx.start_sip_daemons()?;
     let timeout = ctx.udp_timeout();
     let pinhole = |ctx: &Ctx, i: usize| -> Result<crate::bed::CtEntry> {
         ctx.bed
@@ -124,23 +122,8 @@ fn registration_held(ctx: &mut Ctx) -> Result<()> {
     );
 
     // Fig. 7: the call comes in from outside through corp1's held pinhole.
-    let call = aps_call(
-        ctx,
-        1,
-        ("uac_basic.xml", "uas_basic.xml"),
-        Duration::from_secs(4),
-    )?;
-    ctx.two_way(
-        "Fig. 7 media",
-        &call.media[0],
-        &call.media[1],
-        call.to[0],
-        call.to[1],
-        100,
-    )?;
-    ctx.note_relay()?;
-    ctx.note_drops()?;
-    hang_up(ctx, call)
+    let call = basic_call(ctx, 1, "Fig. 7 media")?;
+    wrap_up(ctx, call)
 }
 
 /// Fig. 8: corp2 has no APS; its smart terminal (`sip_smart_ua --answer`)
@@ -177,11 +160,7 @@ fn fig8_smart_terminal(ctx: &mut Ctx) -> Result<()> {
     uac.wait()?.ensure_success().context("caller sipp")?;
     let ua_ok = ctx.bed.wait_exit("ua2", Duration::from_secs(20))?;
     let log = ctx.bed.log("ua2");
-    let ua_line = log
-        .lines()
-        .find(|l| l.starts_with("RTP sent"))
-        .unwrap_or("(no RTP line)")
-        .to_owned();
+    let ua_line = rtp_line(&log);
     ctx.note(format!(
         "corp1 phone: sent {sent}, received {got} intact from the terminal"
     ));
@@ -229,20 +208,7 @@ fn indication_call(ctx: &mut Ctx, indication: [bool; 2]) -> Result<()> {
             },
         )?;
     }
-    let call = aps_call(
-        ctx,
-        0,
-        ("uac_basic.xml", "uas_basic.xml"),
-        Duration::from_secs(4),
-    )?;
-    ctx.two_way(
-        "media",
-        &call.media[0],
-        &call.media[1],
-        call.to[0],
-        call.to[1],
-        100,
-    )?;
+    let call = basic_call(ctx, 0, "media")?;
     for (i, &ind) in indication.iter().enumerate() {
         let m = ctx.metrics(Ns::Corp(i), crate::ctx::aps_metrics(i))?;
         let sent = metric(&m, "pinhole_client_cmph_sent_total").unwrap_or(0.0);
@@ -254,9 +220,7 @@ fn indication_call(ctx: &mut Ctx, indication: [bool; 2]) -> Result<()> {
         ctx.note(format!("APS{}: {sent} CMPH messages sent ({how})", i + 1));
         ensure!(sent >= 1.0, "APS{} sent no CMPH", i + 1);
     }
-    ctx.note_relay()?;
-    ctx.note_drops()?;
-    hang_up(ctx, call)
+    wrap_up(ctx, call)
 }
 
 /// `sip_smart_ua` arguments for a terminal as corp `i`'s phone (`bob` in

@@ -15,7 +15,7 @@ use super::Scenario;
 use crate::bed::{APS_IP, FW_WAN, MPR_IP, Ns, PHONE_IP, SSW_IP};
 use crate::ctx::{
     APS_MEDIA_PORTS, ApsOptions, ApsProtocol, CORP, Ctx, MGCP_CA_PORT, MGCP_GW_PORT, MprOptions,
-    PHONE_MEDIA_PORT, RELAY_PORTS, aps_mgcp, example_bin, metric, mpr_mgcp,
+    PHONE_MEDIA_PORT, RELAY_PORTS, aps_mgcp, example_bin, metric, mpr_mgcp, rtp_line,
 };
 
 pub(crate) const SCENARIOS: &[Scenario] = &[
@@ -330,11 +330,7 @@ fn call(
             .bed
             .wait_exit(&name, Duration::from_secs(GW_SECS + 10))?;
         let log = ctx.bed.log(&name);
-        let line = log
-            .lines()
-            .find(|l| l.starts_with("RTP sent"))
-            .unwrap_or("(no RTP line)")
-            .to_owned();
+        let line = rtp_line(&log);
         ctx.note(format!("corp{} gateway: {line}", i + 1));
         ensure!(ok, "corp{}'s gateway failed:\n{log}", i + 1);
         let r = rtp_summary(&line).ok_or_else(|| anyhow!("cannot read {line:?}"))?;

@@ -7,6 +7,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use pinhole_tests::rtp::{PairReport, rtp_pair};
 use pinhole_tests::sipp::SippRun;
 
 use crate::ctx::{Ctx, SIP_WAIT, aps_sip, phone_media};
@@ -63,6 +64,48 @@ pub(crate) struct SipCall {
     pub(crate) media: [UdpSocket; 2],
     /// Where each phone sends its RTP, as the SDP it received says.
     pub(crate) to: [SocketAddr; 2],
+}
+
+impl SipCall {
+    /// RTP both ways between the phones, each to where its SDP says,
+    /// reported under `label`; fails unless both directions arrived
+    /// ([`Ctx::two_way`]).
+    pub(crate) fn two_way(&self, ctx: &mut Ctx, label: &str, count: u16) -> Result<PairReport> {
+        ctx.two_way(
+            label,
+            &self.media[0],
+            &self.media[1],
+            self.to[0],
+            self.to[1],
+            count,
+        )
+    }
+
+    /// RTP both ways, 20 ms apart, judged by the caller (the negative
+    /// controls expect it not to arrive).
+    pub(crate) fn rtp(&self, count: u16) -> std::io::Result<PairReport> {
+        rtp_pair(
+            &self.media[0],
+            &self.media[1],
+            self.to[0],
+            self.to[1],
+            count,
+            Duration::from_millis(20),
+        )
+    }
+}
+
+/// [`aps_call`] with sipp's basic call (4 s pauses), then 100 packets of
+/// media both ways checked under `label`.
+pub(crate) fn basic_call(ctx: &mut Ctx, caller: usize, label: &str) -> Result<SipCall> {
+    let call = aps_call(
+        ctx,
+        caller,
+        ("uac_basic.xml", "uas_basic.xml"),
+        Duration::from_secs(4),
+    )?;
+    call.two_way(ctx, label, 100)?;
+    Ok(call)
 }
 
 /// Places a call from sipp phone `caller` to the other corp's sipp phone,
@@ -124,6 +167,14 @@ pub(crate) fn call_up(
         media,
         to,
     })
+}
+
+/// Notes the MPR's relay counters and the firewalls' drops, then hangs
+/// up ([`hang_up`]).
+pub(crate) fn wrap_up(ctx: &mut Ctx, call: SipCall) -> Result<()> {
+    ctx.note_relay()?;
+    ctx.note_drops()?;
+    hang_up(ctx, call)
 }
 
 /// Waits for both sipp phones to finish and checks they succeeded.

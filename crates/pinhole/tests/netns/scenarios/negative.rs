@@ -8,13 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, ensure};
-use pinhole_tests::rtp::rtp_pair;
 
 use super::{Scenario, aps_call, call_up, hang_up};
 use crate::bed::{EXT_IP, FW_WAN, MPR_IP, Ns, SSW_IP};
-use crate::ctx::{
-    APS_MEDIA_PORTS, ApsOptions, Ctx, RELAY_PORTS, flow, good, metric, phone_media, phone_sip,
-};
+use crate::ctx::{APS_MEDIA_PORTS, Ctx, RELAY_PORTS, flow, good, metric, phone_media, phone_sip};
 
 pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -74,14 +71,7 @@ fn direct_call(ctx: &mut Ctx, ssw: SocketAddr) -> Result<()> {
         .uac(0, "uac_basic.xml", ssw, 1, phone_media(0), pause)
         .spawn()?;
     let call = call_up(ctx, 0, uac, uas, media)?;
-    let r = rtp_pair(
-        &call.media[0],
-        &call.media[1],
-        call.to[0],
-        call.to[1],
-        50,
-        Duration::from_millis(20),
-    )?;
+    let r = call.rtp(50)?;
     ctx.note(format!("direct media corp1→corp2: {}", flow(&r.a_to_b)));
     ctx.note(format!("direct media corp2→corp1: {}", flow(&r.b_to_a)));
     let drops = ctx.note_drops()?;
@@ -135,9 +125,7 @@ fn sip_pipe(a: &UdpSocket, b: &UdpSocket, callee: SocketAddr, stop: &AtomicBool)
 /// media addresses. None may reach a phone; the call's media must be
 /// unharmed. With the filter removed the direct ones must arrive.
 fn injection(ctx: &mut Ctx) -> Result<()> {
-    ctx.start_mpr()?;
-    ctx.start_aps(0, ApsOptions::default())?;
-    ctx.start_aps(1, ApsOptions::default())?;
+    ctx.start_sip_daemons()?;
     let call = aps_call(
         ctx,
         0,
@@ -168,14 +156,7 @@ fn injection(ctx: &mut Ctx) -> Result<()> {
                 }
             }
         });
-        rtp_pair(
-            &call.media[0],
-            &call.media[1],
-            call.to[0],
-            call.to[1],
-            100,
-            Duration::from_millis(20),
-        )
+        call.rtp(100)
     })?;
     let sent = *sent.lock().unwrap_or_else(|e| e.into_inner());
     ctx.note(format!(

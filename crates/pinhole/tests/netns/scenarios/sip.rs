@@ -8,11 +8,9 @@ use anyhow::{Context, Result, anyhow, ensure};
 use pinhole_tests::sipp::sdp::MediaDirection;
 
 use super::control::{intact_of, smart_ua_args};
-use super::{Scenario, aps_call, hang_up};
+use super::{Scenario, aps_call, basic_call, hang_up, wrap_up};
 use crate::bed::{APS_IP, Ns, PHONE2_IP};
-use crate::ctx::{
-    ApsOptions, Ctx, SIP_PORT, SIP_WAIT, aps_sip, example_bin, mpr_addr, phone_media,
-};
+use crate::ctx::{Ctx, SIP_PORT, SIP_WAIT, aps_sip, example_bin, mpr_addr, phone_media, rtp_line};
 
 pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -44,23 +42,8 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
 /// Fig. 11: sipp phones, each behind its APS; the caller's APS reserves
 /// and binds before the INVITE leaves.
 fn fig11(ctx: &mut Ctx) -> Result<()> {
-    ctx.start_mpr()?;
-    ctx.start_aps(0, ApsOptions::default())?;
-    ctx.start_aps(1, ApsOptions::default())?;
-    let call = aps_call(
-        ctx,
-        0,
-        ("uac_basic.xml", "uas_basic.xml"),
-        Duration::from_secs(4),
-    )?;
-    ctx.two_way(
-        "media",
-        &call.media[0],
-        &call.media[1],
-        call.to[0],
-        call.to[1],
-        100,
-    )?;
+    ctx.start_sip_daemons()?;
+    let call = basic_call(ctx, 0, "media")?;
     let m = ctx.note_relay()?;
     ensure!(
         m.contains("pinhole_signaling_total{protocol=\"sip\",event=\"sdp_rewritten\"} 2"),
@@ -93,11 +76,7 @@ fn fig12(ctx: &mut Ctx) -> Result<()> {
     let ok2 = ctx.bed.wait_exit("ua2", Duration::from_secs(10))?;
     for (i, ok) in [(1, ok1), (2, ok2)] {
         let log = ctx.bed.log(&format!("ua{i}"));
-        let line = log
-            .lines()
-            .find(|l| l.starts_with("RTP sent"))
-            .unwrap_or("(no RTP line)")
-            .to_owned();
+        let line = rtp_line(&log);
         ctx.note(format!("corp{i} smart terminal: {line}"));
         ensure!(ok, "sip_smart_ua in corp{i} failed:\n{log}");
         let got = intact_of(&line).ok_or_else(|| anyhow!("no intact count in {line:?}"))?;
@@ -116,21 +95,12 @@ fn fig12(ctx: &mut Ctx) -> Result<()> {
 /// keepalives cross the firewalls), then a resume with media both ways
 /// through the same media pinholes.
 fn hold_resume(ctx: &mut Ctx) -> Result<()> {
-    ctx.start_mpr()?;
-    ctx.start_aps(0, ApsOptions::default())?;
-    ctx.start_aps(1, ApsOptions::default())?;
+    ctx.start_sip_daemons()?;
     let timeout = ctx.udp_timeout();
     // Each sipp pause (after the first ACK, on hold, after the resume).
     let pause = (timeout * 4 / 5).max(Duration::from_secs(5));
     let mut call = aps_call(ctx, 0, ("uac_hold.xml", "uas_hold.xml"), pause)?;
-    ctx.two_way(
-        "before hold",
-        &call.media[0],
-        &call.media[1],
-        call.to[0],
-        call.to[1],
-        50,
-    )?;
+    call.two_way(ctx, "before hold", 50)?;
     let silent_since = Instant::now();
     let pinholes = media_pinholes(ctx)?;
     for (i, p) in pinholes.iter().enumerate() {
@@ -173,18 +143,9 @@ fn hold_resume(ctx: &mut Ctx) -> Result<()> {
             pinholes[i]
         );
     }
-    ctx.two_way(
-        "after resume",
-        &call.media[0],
-        &call.media[1],
-        to_callee,
-        to_caller,
-        100,
-    )?;
-    ctx.note_relay()?;
-    ctx.note_drops()?;
     call.to = [to_callee, to_caller];
-    hang_up(ctx, call)
+    call.two_way(ctx, "after resume", 100)?;
+    wrap_up(ctx, call)
 }
 
 /// Each firewall's conntrack mappings of the APS's media ports toward the
@@ -217,9 +178,7 @@ fn media_pinholes(ctx: &Ctx) -> Result<[Vec<String>; 2]> {
 fn baresip(ctx: &mut Ctx) -> Result<()> {
     let bin = which("baresip")
         .ok_or_else(|| anyhow!("baresip not found (apt-get install baresip-core)"))?;
-    ctx.start_mpr()?;
-    ctx.start_aps(0, ApsOptions::default())?;
-    ctx.start_aps(1, ApsOptions::default())?;
+    ctx.start_sip_daemons()?;
     let dir = ctx.bed.dir.join("baresip");
     std::fs::create_dir_all(&dir)?;
     let config = format!(
