@@ -9,7 +9,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -38,9 +37,6 @@ struct Fig9 {
     ga: Gateway,
     gb: Gateway,
     aps: [ClientId; 2],
-    /// The MPR's ALG and the APSs', as the World runs them.
-    mpr_alg: Arc<Mutex<Mpr>>,
-    aps_alg: [Arc<Mutex<Aps>>; 2],
 }
 
 fn fig9() -> Fig9 {
@@ -63,10 +59,8 @@ fn fig9_with(f: impl FnOnce(&mut pinhole_core::mpr::Config)) -> Fig9 {
     w.add_host(internet, ip("192.0.2.5"), "CA");
     let mut mc = MprConfig::new(a(MPR));
     mc.call_agent = Some(a(CA));
-    let (shared, mpr_alg) = Shared::new(Mpr::new(mc));
-    w.set_mpr_alg(a(MPR), Box::new(shared));
+    w.set_mpr_alg(a(MPR), Box::new(Mpr::new(mc)));
     let mut aps = Vec::new();
-    let mut aps_alg = Vec::new();
     for (net, sig, media, gw, dom, seed) in [
         ("corp1", APS1, "10.1.0.2", GW_A, "corp1.example", 3u8),
         ("corp2", APS2, "10.2.0.2", GW_B, "corp2.example", 4u8),
@@ -87,10 +81,8 @@ fn fig9_with(f: impl FnOnce(&mut pinhole_core::mpr::Config)) -> Fig9 {
             [seed; 32],
         );
         pc.gateways.push((dom.into(), a(gw)));
-        let (shared, alg) = Shared::new(Aps::new(pc));
-        w.set_client_alg(id, Box::new(shared));
+        w.set_client_alg(id, Box::new(Aps::new(pc)));
         aps.push(id);
-        aps_alg.push(alg);
     }
     w.run_for(Duration::from_secs(2));
     Fig9 {
@@ -99,8 +91,6 @@ fn fig9_with(f: impl FnOnce(&mut pinhole_core::mpr::Config)) -> Fig9 {
         ga: Gateway::new(MEDIA_A, "A"),
         gb: Gateway::new(MEDIA_B, "B"),
         aps: [aps[0], aps[1]],
-        mpr_alg,
-        aps_alg: [aps_alg.remove(0), aps_alg.remove(0)],
     }
 }
 
@@ -542,6 +532,15 @@ fn a_crcx_never_answered_frees_its_ports_and_legs() {
 /// The LEG-KEY of stream 0 of an APS's first connection, `mgcp/{keyed
 /// hash of the connection}/0`, the hash keyed with the APS's secret (the
 /// first number its seed gives).
+/// The MPR's MGCP ALG's events after the first `seen`, and `seen` moved
+/// past them.
+fn mpr_events(w: &World, seen: &mut usize) -> Vec<AlgEvent> {
+    let all = w.mpr_alg_events(Protocol::Mgcp);
+    let new = all.get(*seen..).unwrap_or_default().to_vec();
+    *seen = all.len();
+    new
+}
+
 fn first_leg_key(seed: u8) -> Vec<u8> {
     let secret = Rng::from_seed([seed; 32]).next_u64();
     let h = keyed(secret, &[&1u64.to_be_bytes()]);
@@ -555,8 +554,7 @@ fn the_mpr_reports_the_call_anchored_planned_and_ended() {
         mut ca,
         mut ga,
         mut gb,
-        mpr_alg,
-        aps_alg,
+        aps,
         ..
     } = fig9();
     let (_, crcx_a) = ca.command("CRCX", EP_A, &[("C", "EV1")], None);
@@ -579,8 +577,9 @@ fn the_mpr_reports_the_call_anchored_planned_and_ended() {
     // B's CRCX names its relay address, then B's answer, B's description
     // again toward corp1 when A's MDCX names B's relay address, and A's
     // answer to the MDCX.
+    let mut seen = 0;
     assert_eq!(
-        mpr_events(&mpr_alg),
+        mpr_events(&w, &mut seen),
         [
             AlgEvent::CallAnchored { call: call.clone() },
             planned.clone(),
@@ -591,9 +590,9 @@ fn the_mpr_reports_the_call_anchored_planned_and_ended() {
         ]
     );
     // Each APS opened one pinhole, named by its connection's LEG-KEY.
-    for (alg, seed) in aps_alg.iter().zip([3, 4]) {
+    for (id, seed) in aps.into_iter().zip([3, 4]) {
         assert_eq!(
-            client_events(alg),
+            w.client_alg_events(id),
             [AlgEvent::PinholeOpened {
                 leg_key: first_leg_key(seed)
             }]
@@ -604,7 +603,7 @@ fn the_mpr_reports_the_call_anchored_planned_and_ended() {
         exchange(&mut w, dlcx, gw, at);
     }
     assert_eq!(w.mpr().stats().legs_open, 0);
-    assert_eq!(mpr_events(&mpr_alg), [AlgEvent::CallEnded { call }]);
+    assert_eq!(mpr_events(&w, &mut seen), [AlgEvent::CallEnded { call }]);
 }
 
 #[test]
@@ -613,19 +612,18 @@ fn a_pinhole_that_fails_is_reported_with_its_leg_key() {
         mut w,
         mut ca,
         mut ga,
-        mpr_alg,
-        aps_alg,
+        aps,
         ..
     } = fig9_with(|mc| mc.networks[0].max_legs = 0);
     let (_, crcx) = ca.command("CRCX", EP_A, &[("C", "EVF")], None);
     let (_, back) = exchange(&mut w, crcx, &mut ga, GW_A);
     assert_eq!(code(&back), 502);
     assert_eq!(
-        client_events(&aps_alg[0]),
+        w.client_alg_events(aps[0]),
         [AlgEvent::PinholeFailed {
             leg_key: first_leg_key(3)
         }]
     );
     // The 502 carried no description: nothing was planned at the MPR.
-    assert_eq!(mpr_events(&mpr_alg), []);
+    assert_eq!(w.mpr_alg_events(Protocol::Mgcp), []);
 }

@@ -30,6 +30,7 @@ pub mod corpus;
 mod firewall;
 mod net;
 mod prng;
+pub mod shared;
 pub mod sip;
 /// Proptest strategies shared by the workspace's tests.
 pub mod strategies;

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use pinhole_core::alg::live::{LiveClient, LiveMpr, NoSockets, Relay};
-use pinhole_core::alg::{ClientSignaling, MprSignaling};
+use pinhole_core::alg::{AlgEvent, ClientSignaling, MprSignaling};
 use pinhole_core::client;
 use pinhole_core::mpr;
 use pinhole_core::relay::{RelayCommand, RelayReport, Remote};
@@ -203,6 +203,8 @@ struct ClientNode {
     maps: HashMap<SocketAddr, (SocketAddr, SocketAddr)>,
     /// The signaling ALG on its signaling socket, if any.
     alg: Option<Box<dyn ClientSignaling>>,
+    /// What the ALG reported (drained as it came).
+    alg_events: Vec<AlgEvent>,
 }
 
 /// The deployment.
@@ -218,6 +220,8 @@ pub struct World {
     relay: SimRelay,
     /// The MPR's signaling ALGs, each with the socket it listens on.
     mpr_algs: Vec<(SocketAddr, Box<dyn MprSignaling>)>,
+    /// What the MPR's ALGs reported, by protocol (drained as it came).
+    mpr_alg_events: Vec<(Protocol, AlgEvent)>,
     clients: Vec<ClientNode>,
     inbox: HashMap<SocketAddr, Vec<Datagram>>,
     ladder: Vec<Rung>,
@@ -247,6 +251,7 @@ impl World {
             mpr_events: Vec::new(),
             relay: SimRelay::default(),
             mpr_algs: Vec::new(),
+            mpr_alg_events: Vec::new(),
             clients: Vec::new(),
             inbox: HashMap::new(),
             ladder: Vec::new(),
@@ -279,6 +284,7 @@ impl World {
         self.clients.push(ClientNode {
             engine,
             events: Vec::new(),
+            alg_events: Vec::new(),
             maps: HashMap::new(),
             alg: None,
         });
@@ -310,6 +316,21 @@ impl World {
     /// A client's ALG, to read its counters.
     pub fn client_alg(&self, id: ClientId) -> Option<&dyn ClientSignaling> {
         self.clients[id.0].alg.as_deref()
+    }
+
+    /// Events the MPR's ALG for `protocol` raised so far (call anchored,
+    /// media planned, call ended...).
+    pub fn mpr_alg_events(&self, protocol: Protocol) -> Vec<AlgEvent> {
+        self.mpr_alg_events
+            .iter()
+            .filter(|(p, _)| *p == protocol)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Events a client's ALG raised so far (pinholes opened or failed...).
+    pub fn client_alg_events(&self, id: ClientId) -> &[AlgEvent] {
+        &self.clients[id.0].alg_events
     }
 
     /// The current simulated time.
@@ -474,6 +495,10 @@ impl World {
                     payload: t.payload,
                 });
             }
+            let protocol = alg.protocol();
+            while let Some(e) = alg.poll_event() {
+                self.mpr_alg_events.push((protocol, e));
+            }
         }
         while let Some(t) = self.mpr.poll_transmit() {
             self.net.send(Datagram {
@@ -529,6 +554,9 @@ impl World {
                     c.events.push(e);
                 }
                 if let Some(alg) = &mut c.alg {
+                    while let Some(e) = alg.poll_event() {
+                        c.alg_events.push(e);
+                    }
                     while let Some(t) = alg.poll_transmit() {
                         moved += 1;
                         c.engine.handle_traffic(now, t.local);

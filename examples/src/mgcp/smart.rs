@@ -11,19 +11,18 @@
 //! connections through a shared handle (a short lock per look).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use pinhole_core::alg::{ClientContext, ClientSignaling, Counters, Outbox};
 use pinhole_core::client::{self, Event};
 use pinhole_core::ports::PortRange;
-use pinhole_core::types::Receive;
 use pinhole_core::wire::Protocol;
 use pinhole_mgcp::alg::{Connection, SmartGateway, SmartGatewayConfig, Stats};
 use pinhole_net::driver::SharedRouter;
 use pinhole_net::driver::client::{self as driver, ClientHandle, ClientOutputs, Media};
 use pinhole_net::relay::{Relay, RelayConfig};
+use pinhole_testkit::shared::{Shared, lock};
 use tokio::time::Instant;
 
 use crate::rtp::{self, Tally};
@@ -52,81 +51,9 @@ pub struct SmartGwConfig {
     pub seed: u64,
 }
 
-/// The ALG shared between the driver (which runs it) and the application
-/// (which reads its connections). The driver polls this wrapper's own
-/// outbox, filled from the gateway's after every call.
-#[derive(Clone)]
-struct Shared(Arc<Mutex<SmartGateway>>);
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, SmartGateway> {
-        // A panic in another holder leaves the tables consistent enough to
-        // read; the gateway itself never panics on input.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The driver's side of [`Shared`]: the gateway and what it queued.
-struct Driven {
-    gw: Shared,
-    out: Outbox,
-}
-
-impl Driven {
-    /// Moves what the gateway queued into our outbox.
-    fn pump(&mut self) {
-        let mut gw = self.gw.lock();
-        while let Some(t) = gw.poll_transmit() {
-            self.out.send(t);
-        }
-        while let Some(e) = gw.poll_event() {
-            self.out.event(e);
-        }
-        self.out.set_sweep(gw.poll_timeout());
-    }
-}
-
-impl ClientSignaling for Driven {
-    fn protocol(&self) -> Protocol {
-        Protocol::Mgcp
-    }
-
-    fn handle_datagram(
-        &mut self,
-        now: std::time::Instant,
-        ctx: &mut dyn ClientContext,
-        rx: Receive<'_>,
-    ) {
-        self.gw.lock().handle_datagram(now, ctx, rx);
-        self.pump();
-    }
-
-    fn handle_event(&mut self, now: std::time::Instant, ctx: &mut dyn ClientContext, ev: &Event) {
-        self.gw.lock().handle_event(now, ctx, ev);
-        self.pump();
-    }
-
-    fn sweep(&mut self, now: std::time::Instant, ctx: &mut dyn ClientContext) {
-        self.gw.lock().handle_timeout(now, ctx);
-        self.pump();
-    }
-
-    fn counters(&self) -> Counters {
-        self.gw.lock().counters()
-    }
-
-    fn outbox(&self) -> &Outbox {
-        &self.out
-    }
-
-    fn outbox_mut(&mut self) -> &mut Outbox {
-        &mut self.out
-    }
-}
-
 /// A running smart gateway.
 pub struct SmartGw {
-    gw: Shared,
+    gw: Arc<Mutex<SmartGateway>>,
     handle: ClientHandle,
     out: ClientOutputs,
     mgcp: SocketAddr,
@@ -167,9 +94,14 @@ impl SmartGw {
         let engine = client::Engine::new(ccfg, now())?;
         // The gateway's own stream of ids and ports, apart from the engine's.
         seed[31] ^= 0x5a;
-        let gw = Shared(Arc::new(Mutex::new(SmartGateway::new(
-            SmartGatewayConfig::new(mgcp, cfg.media_ip, cfg.media_ports, seed),
-        ))));
+        // The driver runs the gateway; the application reads its
+        // connections through the handle (a short lock per look).
+        let (driven, gw) = Shared::new(SmartGateway::new(SmartGatewayConfig::new(
+            mgcp,
+            cfg.media_ip,
+            cfg.media_ports,
+            seed,
+        )));
         let (relay, relay_events) = Relay::start(RelayConfig {
             workers: 1,
             ..RelayConfig::default()
@@ -180,10 +112,7 @@ impl SmartGw {
             relay,
             relay_events,
             router,
-            Some(Box::new(Driven {
-                gw: gw.clone(),
-                out: Outbox::new(),
-            })),
+            Some(Box::new(driven)),
         )?;
         Ok(Self {
             gw,
@@ -221,12 +150,12 @@ impl SmartGw {
 
     /// The gateway's connections now.
     pub fn connections(&self) -> Vec<Connection> {
-        self.gw.lock().connections().cloned().collect()
+        lock(&self.gw).connections().cloned().collect()
     }
 
     /// The gateway's counters.
     pub fn stats(&self) -> Stats {
-        self.gw.lock().stats()
+        lock(&self.gw).stats()
     }
 
     /// The RTP we sent.
@@ -270,8 +199,7 @@ impl SmartGw {
 
     /// Connections that can send: a pinhole and a remote address.
     fn ready(&self) -> Vec<Connection> {
-        self.gw
-            .lock()
+        lock(&self.gw)
             .connections()
             .filter(|c| c.pinhole.is_some() && c.remote.is_some())
             .cloned()

@@ -125,6 +125,9 @@ struct Stream {
 /// and stream index.
 pub struct ApsMedia<K> {
     mode: Mode,
+    /// Pinholes asked of the engine, and asks it refused.
+    opened: u64,
+    refused: u64,
     media_ip: IpAddr,
     ports: Allocator,
     streams: HashMap<K, HashMap<u16, Stream>>,
@@ -138,6 +141,8 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
     pub fn new(media_ip: IpAddr, ports: PortRange, quarantine: Duration, rng: Rng) -> Self {
         Self {
             mode: Mode::Aps,
+            opened: 0,
+            refused: 0,
             media_ip,
             ports: Allocator::new(ports, quarantine, rng),
             streams: HashMap::new(),
@@ -150,6 +155,8 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
     pub fn terminal(media_ip: IpAddr) -> Self {
         Self {
             mode: Mode::Terminal,
+            opened: 0,
+            refused: 0,
             media_ip,
             // Never allocated from in terminal mode.
             ports: Allocator::new(
@@ -177,6 +184,17 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
     /// description from outside named.
     pub fn relay(&self, key: &K, index: u16) -> Option<SocketAddr> {
         self.streams.get(key)?.get(&index)?.relay
+    }
+
+    /// Media pinholes asked of the engine so far (CMPH started).
+    pub fn opened(&self) -> u64 {
+        self.opened
+    }
+
+    /// Media pinholes the engine refused to start (not registered, bad
+    /// LEG-KEY): each also answered its message with [`Step::Failed`].
+    pub fn open_refusals(&self) -> u64 {
+        self.refused
     }
 
     /// Media port pairs B in use.
@@ -304,9 +322,11 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
                 inside: (mode == Mode::Aps).then_some(e.addr),
             };
             let id = ctx.open_pinhole(now, req).map_err(|err| {
+                self.refused += 1;
                 tracing::error!(error = %err, "cannot open a media pinhole");
                 StreamError::Open(err)
             })?;
+            self.opened += 1;
             st.pinhole = Some(Pinhole {
                 id,
                 inside: e.addr,

@@ -91,8 +91,7 @@ use std::ops::Range;
 use std::time::Instant;
 
 use pinhole_core::alg::txn::{Leg, Transactions};
-use pinhole_core::alg::{ClientContext, Counters, Rejection};
-use pinhole_core::client::{ClientError, PinholeId, PinholeRequest};
+use pinhole_core::alg::{Counters, Rejection};
 use pinhole_core::patch::Patch;
 use pinhole_core::types::Transmit;
 
@@ -419,47 +418,6 @@ fn keep_sent<K: Clone + Eq + Hash, V>(
         && let Some(k) = key(first, leg)
     {
         txns.remember(now, &k, leg, sent);
-    }
-}
-
-/// A client context that counts the media pinholes asked for and refused
-/// (the APS's and the smart gateway's `pinholes`, `pinhole_failures`).
-struct Counting<'a> {
-    ctx: &'a mut dyn ClientContext,
-    stats: &'a mut Stats,
-}
-
-impl ClientContext for Counting<'_> {
-    fn open_pinhole(
-        &mut self,
-        now: Instant,
-        req: PinholeRequest,
-    ) -> Result<PinholeId, ClientError> {
-        let r = self.ctx.open_pinhole(now, req);
-        match &r {
-            Ok(_) => self.stats.pinholes += 1,
-            Err(e) => {
-                self.stats.pinhole_failures += 1;
-                tracing::warn!(error = %e, "MGCP: cannot open a media pinhole");
-            }
-        }
-        r
-    }
-
-    fn close_pinhole(&mut self, id: PinholeId) -> Result<(), ClientError> {
-        self.ctx.close_pinhole(id)
-    }
-
-    fn registered_pinhole(&self) -> Option<SocketAddr> {
-        self.ctx.registered_pinhole()
-    }
-
-    fn mpr(&self) -> SocketAddr {
-        self.ctx.mpr()
-    }
-
-    fn signaling(&self) -> SocketAddr {
-        self.ctx.signaling()
     }
 }
 

@@ -30,7 +30,7 @@ use pinhole_core::rng::Rng;
 use pinhole_core::types::{Receive, Transmit};
 use pinhole_core::wire::{Protocol, RtcpMode};
 
-use super::{BAD_SDP, Counting, Kind, NO_RESOURCES, PINHOLE_FAILED, Stats, reply};
+use super::{BAD_SDP, Kind, NO_RESOURCES, PINHOLE_FAILED, Stats, reply};
 use crate::{Message, parse_datagram};
 
 /// The smart gateway's settings.
@@ -149,7 +149,13 @@ impl SmartGateway {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        self.stats
+        // Pinholes started and refused are counted where they happen,
+        // in the shared stream machine.
+        Stats {
+            pinholes: self.media.opened(),
+            pinhole_failures: self.stats.pinhole_failures + self.media.open_refusals(),
+            ..self.stats
+        }
     }
 
     /// The connections now.
@@ -338,18 +344,9 @@ impl SmartGateway {
                 .inward(now, ctx, &key, &[MediaEndpoint::rtp(0, r)]);
         }
         let leg_key = format!("mgcp-gw/{id}").into_bytes();
-        let mut counted = Counting {
-            ctx: &mut *ctx,
-            stats: &mut self.stats,
-        };
-        let step = self.media.outward(
-            now,
-            &mut counted,
-            &key,
-            &[stream],
-            &|_| leg_key.clone(),
-            false,
-        );
+        let step = self
+            .media
+            .outward(now, ctx, &key, &[stream], &|_| leg_key.clone(), false);
         match step {
             Step::Wait => {
                 self.stats.parked += 1;
@@ -499,6 +496,6 @@ impl ClientSignaling for SmartGateway {
     }
 
     fn counters(&self) -> Counters {
-        self.stats.counters()
+        self.stats().counters()
     }
 }

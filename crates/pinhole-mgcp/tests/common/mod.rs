@@ -4,16 +4,8 @@
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
-use pinhole_core::alg::{
-    AlgEvent, ClientContext, ClientSignaling, Counters, MprContext, MprSignaling, Outbox,
-};
-use pinhole_core::client;
 use pinhole_core::mpr;
-use pinhole_core::types::{Receive, Transmit};
-use pinhole_core::wire::Protocol;
 use pinhole_mgcp::{Command, Message, Response, parse_datagram};
 use pinhole_testkit::World;
 
@@ -227,116 +219,4 @@ pub fn changed_lines(orig: &[u8], d: &[u8]) -> Vec<String> {
         .filter(|(x, y)| x != y)
         .map(|(_, y)| String::from_utf8_lossy(y).trim_end().to_owned())
         .collect()
-}
-
-/// An ALG the World runs while the test keeps a handle on it, to drain
-/// its events: the World lends its ALGs out only to read their counters.
-pub struct Shared<T> {
-    alg: Arc<Mutex<T>>,
-    /// Never used: every method that reads the outbox goes to `alg`'s.
-    unused: Outbox,
-}
-
-impl<T> Shared<T> {
-    /// The ALG to give the World, and the test's handle on it.
-    pub fn new(alg: T) -> (Self, Arc<Mutex<T>>) {
-        let alg = Arc::new(Mutex::new(alg));
-        (
-            Self {
-                alg: Arc::clone(&alg),
-                unused: Outbox::new(),
-            },
-            alg,
-        )
-    }
-
-    fn lock(&self) -> MutexGuard<'_, T> {
-        lock(&self.alg)
-    }
-}
-
-/// The ALG behind a handle.
-pub fn lock<T>(alg: &Arc<Mutex<T>>) -> MutexGuard<'_, T> {
-    alg.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Every event an MPR ALG raised so far.
-pub fn mpr_events<T: MprSignaling>(alg: &Arc<Mutex<T>>) -> Vec<AlgEvent> {
-    let mut a = lock(alg);
-    std::iter::from_fn(|| MprSignaling::poll_event(&mut *a)).collect()
-}
-
-/// Every event an APS or gateway ALG raised so far.
-pub fn client_events<T: ClientSignaling>(alg: &Arc<Mutex<T>>) -> Vec<AlgEvent> {
-    let mut a = lock(alg);
-    std::iter::from_fn(|| ClientSignaling::poll_event(&mut *a)).collect()
-}
-
-impl<T: MprSignaling> MprSignaling for Shared<T> {
-    fn protocol(&self) -> Protocol {
-        self.lock().protocol()
-    }
-    fn handle_datagram(&mut self, now: Instant, mpr: &mut dyn MprContext, rx: Receive<'_>) {
-        self.lock().handle_datagram(now, mpr, rx);
-    }
-    fn sweep(&mut self, now: Instant, mpr: &mut dyn MprContext) {
-        self.lock().sweep(now, mpr);
-    }
-    fn counters(&self) -> Counters {
-        MprSignaling::counters(&*self.lock())
-    }
-    fn outbox(&self) -> &Outbox {
-        &self.unused
-    }
-    fn outbox_mut(&mut self) -> &mut Outbox {
-        &mut self.unused
-    }
-    fn handle_timeout(&mut self, now: Instant, mpr: &mut dyn MprContext) {
-        MprSignaling::handle_timeout(&mut *self.lock(), now, mpr);
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        MprSignaling::poll_timeout(&*self.lock())
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        MprSignaling::poll_transmit(&mut *self.lock())
-    }
-    fn poll_event(&mut self) -> Option<AlgEvent> {
-        MprSignaling::poll_event(&mut *self.lock())
-    }
-}
-
-impl<T: ClientSignaling> ClientSignaling for Shared<T> {
-    fn protocol(&self) -> Protocol {
-        self.lock().protocol()
-    }
-    fn handle_datagram(&mut self, now: Instant, ctx: &mut dyn ClientContext, rx: Receive<'_>) {
-        self.lock().handle_datagram(now, ctx, rx);
-    }
-    fn handle_event(&mut self, now: Instant, ctx: &mut dyn ClientContext, ev: &client::Event) {
-        self.lock().handle_event(now, ctx, ev);
-    }
-    fn sweep(&mut self, now: Instant, ctx: &mut dyn ClientContext) {
-        self.lock().sweep(now, ctx);
-    }
-    fn counters(&self) -> Counters {
-        ClientSignaling::counters(&*self.lock())
-    }
-    fn outbox(&self) -> &Outbox {
-        &self.unused
-    }
-    fn outbox_mut(&mut self) -> &mut Outbox {
-        &mut self.unused
-    }
-    fn handle_timeout(&mut self, now: Instant, ctx: &mut dyn ClientContext) {
-        ClientSignaling::handle_timeout(&mut *self.lock(), now, ctx);
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        ClientSignaling::poll_timeout(&*self.lock())
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        ClientSignaling::poll_transmit(&mut *self.lock())
-    }
-    fn poll_event(&mut self) -> Option<AlgEvent> {
-        ClientSignaling::poll_event(&mut *self.lock())
-    }
 }

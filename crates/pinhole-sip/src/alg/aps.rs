@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use pinhole_core::Side;
 use pinhole_core::alg::aps::{ApsMedia, Held, Outcome, Park, Step, StreamError};
 use pinhole_core::alg::{ClientContext, ClientSignaling, Counters, Outbox, Rejection};
-use pinhole_core::client::{ClientError, Event, PinholeId, PinholeRequest};
+use pinhole_core::client::Event;
 use pinhole_core::hash::keyed;
 use pinhole_core::intent::IntentKind;
 use pinhole_core::patch::Patch;
@@ -126,40 +126,6 @@ struct Dialog {
     dropped: bool,
 }
 
-/// The engine, counting the media pinholes the stream machine asks of it.
-struct Counting<'a> {
-    ctx: &'a mut dyn ClientContext,
-    opened: u64,
-}
-
-impl ClientContext for Counting<'_> {
-    fn open_pinhole(
-        &mut self,
-        now: Instant,
-        req: PinholeRequest,
-    ) -> Result<PinholeId, ClientError> {
-        let id = self.ctx.open_pinhole(now, req)?;
-        self.opened += 1;
-        Ok(id)
-    }
-
-    fn close_pinhole(&mut self, id: PinholeId) -> Result<(), ClientError> {
-        self.ctx.close_pinhole(id)
-    }
-
-    fn registered_pinhole(&self) -> Option<SocketAddr> {
-        self.ctx.registered_pinhole()
-    }
-
-    fn mpr(&self) -> SocketAddr {
-        self.ctx.mpr()
-    }
-
-    fn signaling(&self) -> SocketAddr {
-        self.ctx.signaling()
-    }
-}
-
 /// The APS's SIP ALG.
 pub struct Aps {
     cfg: ApsConfig,
@@ -203,7 +169,10 @@ impl Aps {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            pinholes: self.media.opened(),
+            ..self.stats
+        }
     }
 
     /// Dialogs tracked now.
@@ -583,18 +552,9 @@ impl Aps {
             let h = keyed(self.secret, &[&key.0, &key.1]);
             let s = if sender == Side::A { 'a' } else { 'b' };
             let leg_key = |index: u16| format!("sip/{h:016x}/{s}/{index}").into_bytes();
-            let mut counting = Counting { ctx, opened: 0 };
             let party = (key.clone(), sender);
-            let step = self.media.outward(
-                now,
-                &mut counting,
-                &party,
-                body.endpoints(),
-                &leg_key,
-                resuming,
-            );
-            self.stats.pinholes += counting.opened;
-            step
+            self.media
+                .outward(now, ctx, &party, body.endpoints(), &leg_key, resuming)
         };
         match step {
             Step::Ready(plan) => {
@@ -693,6 +653,6 @@ impl ClientSignaling for Aps {
     }
 
     fn counters(&self) -> Counters {
-        self.stats.counters()
+        self.stats().counters()
     }
 }

@@ -41,17 +41,7 @@ fn fig11() -> Fig11 {
 }
 
 fn fig11_with(cmph_mode: client::CmphMode) -> Fig11 {
-    fig11_around(
-        cmph_mode,
-        Box::new(Mpr::new(MprConfig::new(a(MPR), [99; 32]))),
-    )
-}
-
-/// Fig. 11 with `alg` as the MPR's SIP ALG.
-fn fig11_around(
-    cmph_mode: client::CmphMode,
-    alg: Box<dyn pinhole_core::alg::MprSignaling>,
-) -> Fig11 {
+    let alg = Box::new(Mpr::new(MprConfig::new(a(MPR), [99; 32])));
     #[allow(clippy::disallowed_methods)]
     let start = Instant::now();
     let mut mc = mpr::Config::new(ip("203.0.113.10"), [1; 32]);

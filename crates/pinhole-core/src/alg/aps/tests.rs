@@ -129,6 +129,7 @@ fn a_held_message_whose_pinhole_failed_is_refused_not_reoffered() {
         Step::Failed(StreamError::PinholeFailed)
     );
     assert_eq!(eng.opened.len(), 1, "no second CMPH for the held message");
+    assert_eq!(m.opened(), 1);
     // The terminal's next description (not a resume) tries once more.
     assert_eq!(
         m.outward(now, &mut eng, &"c", &phone, &key, false),
@@ -189,6 +190,7 @@ fn no_ports_and_refused_opens_are_typed() {
         panic!()
     };
     assert_eq!(e.kind(), "open_refused");
+    assert_eq!((m.opened(), m.open_refusals()), (0, 1));
 }
 
 struct Alg {

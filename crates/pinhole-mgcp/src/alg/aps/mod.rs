@@ -185,7 +185,13 @@ impl Aps {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        self.stats
+        // Pinholes started and refused are counted where they happen,
+        // in the shared stream machine.
+        Stats {
+            pinholes: self.media.opened(),
+            pinhole_failures: self.stats.pinhole_failures + self.media.open_refusals(),
+            ..self.stats
+        }
     }
 
     /// Gateway connections tracked now.
@@ -418,6 +424,6 @@ impl ClientSignaling for Aps {
     }
 
     fn counters(&self) -> Counters {
-        self.stats.counters()
+        self.stats().counters()
     }
 }

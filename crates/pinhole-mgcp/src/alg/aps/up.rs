@@ -13,9 +13,7 @@ use pinhole_core::types::{Receive, Transmit};
 use pinhole_sdp::RewriteOptions;
 
 use super::{Aps, Txn};
-use crate::alg::{
-    Counting, Dir, Kind, OVERLOAD, PINHOLE_FAILED, assemble, keep_sent, leg_of, mark, reply,
-};
+use crate::alg::{Dir, Kind, OVERLOAD, PINHOLE_FAILED, assemble, keep_sent, leg_of, mark, reply};
 use crate::{Head, MediaRole, Message};
 
 impl Aps {
@@ -261,12 +259,8 @@ impl Aps {
                     conn.last = now;
                 }
                 let leg_key = self.leg_key(c);
-                let mut ctx = Counting {
-                    ctx: &mut *ctx,
-                    stats: &mut self.stats,
-                };
                 self.media
-                    .outward(now, &mut ctx, &c, &endpoints, &leg_key, resuming)
+                    .outward(now, ctx, &c, &endpoints, &leg_key, resuming)
             }
             // Deleted meanwhile: nothing to open; it passes as it is.
             None => Step::Ready(

@@ -2,61 +2,12 @@
 //! events a Fig. 11 call raises, a re-INVITE after the engine forgot the
 //! call's media, and a 2xx whose pinhole failed reaching the caller as 503.
 
-use std::sync::{Arc, Mutex};
-
 use pinhole_core::Side;
-use pinhole_core::alg::{AlgEvent, Counters, MprContext, MprSignaling, Outbox};
+use pinhole_core::alg::AlgEvent;
 use pinhole_core::intent::{IntentKind, MediaIntent, Origin};
-use pinhole_core::types::{CallKey, Receive};
+use pinhole_core::types::CallKey;
 
 use super::*;
-
-/// The MPR's SIP ALG with every event it queues copied out at once (the
-/// simulated world drains transmits, not ALG events).
-struct Tap {
-    mpr: Mpr,
-    seen: Arc<Mutex<Vec<AlgEvent>>>,
-}
-
-impl Tap {
-    fn drain(&mut self) {
-        while let Some(e) = self.mpr.poll_event() {
-            self.seen.lock().unwrap().push(e);
-        }
-    }
-}
-
-impl MprSignaling for Tap {
-    fn protocol(&self) -> Protocol {
-        self.mpr.protocol()
-    }
-    fn handle_datagram(&mut self, now: Instant, ctx: &mut dyn MprContext, rx: Receive<'_>) {
-        self.mpr.handle_datagram(now, ctx, rx);
-        self.drain();
-    }
-    fn sweep(&mut self, now: Instant, ctx: &mut dyn MprContext) {
-        self.mpr.sweep(now, ctx);
-        self.drain();
-    }
-    fn counters(&self) -> Counters {
-        self.mpr.counters()
-    }
-    fn outbox(&self) -> &Outbox {
-        self.mpr.outbox()
-    }
-    fn outbox_mut(&mut self) -> &mut Outbox {
-        self.mpr.outbox_mut()
-    }
-}
-
-fn tapped() -> (Fig11, Arc<Mutex<Vec<AlgEvent>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let tap = Tap {
-        mpr: Mpr::new(MprConfig::new(a(MPR), [99; 32])),
-        seen: Arc::clone(&seen),
-    };
-    (fig11_around(client::CmphMode::Request, Box::new(tap)), seen)
-}
 
 fn counter(w: &World, name: &str) -> u64 {
     pinhole_core::alg::counter(
@@ -86,7 +37,7 @@ fn established(w: &mut World) -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn a_fig11_call_raises_anchored_planned_and_ended_at_the_mpr() {
-    let (mut f, seen) = tapped();
+    let mut f = fig11();
     let w = &mut f.w;
     let (_, ok) = established(w);
     w.send(a(PHONE_A), a(APS1), in_dialog(&ok, "BYE", 2));
@@ -96,7 +47,7 @@ fn a_fig11_call_raises_anchored_planned_and_ended_at_the_mpr() {
     w.run_for(Duration::from_secs(1));
     assert_eq!(w.mpr().stats().legs_open, 0);
 
-    let events = seen.lock().unwrap().clone();
+    let events = w.mpr_alg_events(Protocol::Sip);
     let Some(AlgEvent::CallAnchored { call }) = events.first() else {
         panic!("the call is anchored first: {events:?}")
     };
@@ -140,7 +91,7 @@ fn reinvite(ok: &[u8], cseq: u32, body: &str) -> Vec<u8> {
 
 #[test]
 fn a_reinvite_after_the_engine_forgot_the_call_is_offered_again() {
-    let (mut f, seen) = tapped();
+    let mut f = fig11();
     let w = &mut f.w;
     let (inv_b, ok) = established(w);
     assert_eq!(w.mpr().stats().legs_open, 2);
@@ -167,7 +118,7 @@ fn a_reinvite_after_the_engine_forgot_the_call_is_offered_again() {
     w.run_for(Duration::from_millis(100));
     assert_eq!(w.mpr().stats().legs_open, 0, "the engine forgot the call");
     assert_eq!(counter(w, "dialogs"), 1);
-    seen.lock().unwrap().clear();
+    let seen = w.mpr_alg_events(Protocol::Sip).len();
 
     w.send(a(PHONE_A), a(APS1), reinvite(&ok, 3, &sdp(a(MEDIA_A))));
     w.run_for(Duration::from_secs(1));
@@ -181,7 +132,7 @@ fn a_reinvite_after_the_engine_forgot_the_call_is_offered_again() {
     assert!(w.mpr().stats().legs_open >= 1, "new relay legs");
     assert_eq!(counter(w, "plan_errors"), 0);
     assert_eq!(counter(w, "replied"), 0);
-    let events = seen.lock().unwrap().clone();
+    let events = w.mpr_alg_events(Protocol::Sip).split_off(seen);
     assert!(
         matches!(events.first(), Some(AlgEvent::CallAnchored { .. })),
         "anchored anew: {events:?}"
