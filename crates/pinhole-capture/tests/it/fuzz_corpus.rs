@@ -3,7 +3,7 @@
 //! crash input added there later.
 //!
 //! Regenerate the seeds with
-//! `PINHOLE_WRITE_CORPUS=1 cargo test -p pinhole-capture --test fuzz_corpus -- --ignored`.
+//! `PINHOLE_WRITE_CORPUS=1 cargo test -p pinhole-capture --test it fuzz_corpus -- --ignored`.
 
 use std::path::PathBuf;
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::intent::{IntentKind, MediaEndpoint, MediaIntent, Origin};
-use crate::wire::{Builder, Class, Message, Method, TransactionId};
+use crate::wire::{Builder, Class, ErrorCode, Message, Method, TransactionId};
 
 const CRED: &[u8] = b"corp1-secret";
 

@@ -2,7 +2,7 @@
 //! `cargo test` replays it (and any crash input added there later).
 //!
 //! Regenerate the seeds with
-//! `PINHOLE_WRITE_CORPUS=1 cargo test -p pinhole-core --test fuzz_corpus -- --ignored`.
+//! `PINHOLE_WRITE_CORPUS=1 cargo test -p pinhole-core --test it fuzz_corpus -- --ignored`.
 
 use std::path::PathBuf;
 

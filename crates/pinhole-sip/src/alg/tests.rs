@@ -11,10 +11,11 @@ use pinhole_core::client;
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
+use pinhole_testkit::sip::{self, Request, Response};
 use pinhole_testkit::{FirewallConfig, World};
 
 use super::{Aps, ApsConfig, Mpr, MprConfig};
-use crate::{HeaderName, Message, name_addrs};
+use crate::{HeaderName, Message};
 
 fn a(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -87,98 +88,51 @@ fn fig11_with(cmph_mode: client::CmphMode) -> Fig11 {
 }
 
 fn sdp(media: SocketAddr) -> String {
-    format!(
-        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
-        ip = media.ip(),
-        port = media.port()
-    )
+    sip::audio_sdp(media, "0 8", &["rtpmap:0 PCMU/8000", "sendrecv"])
 }
 
 fn invite(body: &str) -> Vec<u8> {
-    format!(
-        "INVITE sip:bob@corp2.example SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {PHONE_A};branch=z9hG4bK-a1;rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:alice@corp1.example>;tag=alice1\r\n\
-         To: <sip:bob@corp2.example>\r\n\
-         Call-ID: fig11-call@10.1.0.10\r\n\
-         CSeq: 1 INVITE\r\n\
-         Contact: <sip:alice@{PHONE_A}>\r\n\
-         X-Unknown:   kept  exactly \r\n\
-         Content-Type: application/sdp\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    Request::new("INVITE", "sip:bob@corp2.example")
+        .via(PHONE_A, "z9hG4bK-a1")
+        .max_forwards(70)
+        .from("<sip:alice@corp1.example>;tag=alice1")
+        .to("<sip:bob@corp2.example>")
+        .call_id("fig11-call@10.1.0.10")
+        .cseq(1)
+        .contact(&format!("sip:alice@{PHONE_A}"))
+        .header("X-Unknown", "  kept  exactly ")
+        .sdp(body)
+        .build()
 }
 
 /// A UAS response to `req`: Via, From, To (+tag), Call-ID, CSeq and the
 /// Record-Route set copied, as RFC 3261 §8.2.6 and §12.1.1 say.
 fn respond(req: &[u8], code: u16, reason: &str, body: Option<&str>) -> Vec<u8> {
-    let m = Message::parse(req).unwrap();
-    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
-    for h in m.headers() {
-        let name = String::from_utf8_lossy(&req[h.name_span.clone()]).into_owned();
-        let value = String::from_utf8_lossy(m.value(h)).into_owned();
-        match h.name {
-            HeaderName::Via
-            | HeaderName::From
-            | HeaderName::CallId
-            | HeaderName::CSeq
-            | HeaderName::RecordRoute => {
-                out.push_str(&format!("{name}: {value}\r\n"));
-            }
-            HeaderName::To => out.push_str(&format!("{name}: {value};tag=bob1\r\n")),
-            _ => {}
-        }
-    }
-    out.push_str(&format!("Contact: <sip:bob@{PHONE_B}>\r\n"));
-    match body {
-        Some(b) => out.push_str(&format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        )),
-        None => out.push_str("Content-Length: 0\r\n\r\n"),
-    }
-    out.into_bytes()
+    Response::to(req, code, reason)
+        .always_tag("bob1")
+        .record_route()
+        .contact(&format!("sip:bob@{PHONE_B}"))
+        .sdp_opt(body)
+        .build()
 }
 
 /// An in-dialog request from A, routed by the Record-Route set of `resp`
 /// (reversed for the caller, RFC 3261 §12.1.2).
-fn in_dialog(resp: &[u8], method: &str, cseq: u32) -> Vec<u8> {
-    let m = Message::parse(resp).unwrap();
-    let mut routes: Vec<String> = m
-        .headers_named(HeaderName::RecordRoute)
-        .flat_map(|h| name_addrs(resp, h.value.clone()).unwrap())
-        .map(|na| String::from_utf8_lossy(&resp[na.uri.clone()]).into_owned())
-        .collect();
-    routes.reverse();
-    let route = routes
-        .iter()
-        .map(|r| format!("<{r}>"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "{method} sip:bob@{PHONE_B} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {PHONE_A};branch=z9hG4bK-a{cseq}{method};rport\r\n\
-         Max-Forwards: 70\r\n\
-         Route: {route}\r\n\
-         From: <sip:alice@corp1.example>;tag=alice1\r\n\
-         To: <sip:bob@corp2.example>;tag=bob1\r\n\
-         Call-ID: fig11-call@10.1.0.10\r\n\
-         CSeq: {cseq} {method}\r\n\
-         Content-Length: 0\r\n\r\n"
-    )
-    .into_bytes()
+fn dialog_request(resp: &[u8], method: &str, cseq: u32) -> Request {
+    let mut route = sip::record_route(resp);
+    route.reverse();
+    Request::new(method, &format!("sip:bob@{PHONE_B}"))
+        .via(PHONE_A, &format!("z9hG4bK-a{cseq}{method}"))
+        .max_forwards(70)
+        .route(&route)
+        .from("<sip:alice@corp1.example>;tag=alice1")
+        .to("<sip:bob@corp2.example>;tag=bob1")
+        .call_id("fig11-call@10.1.0.10")
+        .cseq(cseq)
 }
 
-/// The first SDP connection address and port in a message.
-fn media_of(msg: &[u8]) -> SocketAddr {
-    let m = Message::parse(msg).unwrap();
-    let span = m.sdp_bodies().unwrap().remove(0);
-    let sdp = pinhole_sdp::Sdp::parse(&msg[span]).unwrap();
-    sdp.endpoints(ip("0.0.0.0")).unwrap()[0].addr
+fn in_dialog(resp: &[u8], method: &str, cseq: u32) -> Vec<u8> {
+    dialog_request(resp, method, cseq).build()
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -219,7 +173,7 @@ fn fig11_call_with_media_both_ways_and_bye_frees_the_ports() {
         contains(inv_b, b"X-Unknown:   kept  exactly \r\n"),
         "unknown header kept byte for byte"
     );
-    let b2 = media_of(inv_b);
+    let b2 = sip::media_of(inv_b).unwrap();
     assert_eq!(b2.ip(), ip("10.2.0.2"), "B is told APS2's media port B");
     // The ladder shows CMPH before the INVITE leaves corp1 (step 1010).
     let ladder: Vec<String> = w.ladder().iter().map(|r| r.what.clone()).collect();
@@ -248,7 +202,7 @@ fn fig11_call_with_media_both_ways_and_bye_frees_the_ports() {
         .collect();
     assert_eq!(codes, [180, 200], "responses reach A in order");
     let ok = &got[1];
-    let b1 = media_of(ok);
+    let b1 = sip::media_of(ok).unwrap();
     assert_eq!(b1.ip(), ip("10.1.0.2"), "A is told APS1's media port B");
     assert_eq!(
         Message::parse(ok).unwrap().vias().len(),
@@ -309,7 +263,7 @@ fn fig11_with_cmph_indications_on_both_sides_carries_media() {
     w.send(a(PHONE_A), a(APS1), invite(&sdp(a(MEDIA_A))));
     w.run_for(Duration::from_secs(1));
     let inv_b = take_sip(w, PHONE_B).remove(0);
-    let b2 = media_of(&inv_b);
+    let b2 = sip::media_of(&inv_b).unwrap();
     w.send(
         a(PHONE_B),
         a(APS2),
@@ -317,7 +271,7 @@ fn fig11_with_cmph_indications_on_both_sides_carries_media() {
     );
     w.run_for(Duration::from_secs(1));
     let ok = take_sip(w, PHONE_A).remove(0);
-    let b1 = media_of(&ok);
+    let b1 = sip::media_of(&ok).unwrap();
     w.send(a(PHONE_A), a(APS1), in_dialog(&ok, "ACK", 1));
     w.run_for(Duration::from_millis(500));
     for i in 0..20u8 {

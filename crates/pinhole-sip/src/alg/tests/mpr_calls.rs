@@ -76,17 +76,10 @@ fn a_fig11_call_raises_anchored_planned_and_ended_at_the_mpr() {
 
 /// A re-INVITE from A with SDP, routed like `in_dialog`'s requests.
 fn reinvite(ok: &[u8], cseq: u32, body: &str) -> Vec<u8> {
-    String::from_utf8(in_dialog(ok, "INVITE", cseq))
-        .unwrap()
-        .replace(
-            "Content-Length: 0\r\n\r\n",
-            &format!(
-                "Contact: <sip:alice@{PHONE_A}>\r\nContent-Type: application/sdp\r\n\
-                 Content-Length: {}\r\n\r\n{body}",
-                body.len()
-            ),
-        )
-        .into_bytes()
+    dialog_request(ok, "INVITE", cseq)
+        .contact(&format!("sip:alice@{PHONE_A}"))
+        .sdp(body)
+        .build()
 }
 
 #[test]
@@ -128,7 +121,11 @@ fn a_reinvite_after_the_engine_forgot_the_call_is_offered_again() {
     let m = Message::parse(&got[0]).unwrap();
     assert_eq!(m.method(), Some("INVITE"));
     assert_eq!(m.cseq(), Some((3, "INVITE")));
-    assert_eq!(media_of(&got[0]).ip(), ip("10.2.0.2"), "APS2's port B");
+    assert_eq!(
+        sip::media_of(&got[0]).unwrap().ip(),
+        ip("10.2.0.2"),
+        "APS2's port B"
+    );
     assert!(w.mpr().stats().legs_open >= 1, "new relay legs");
     assert_eq!(counter(w, "plan_errors"), 0);
     assert_eq!(counter(w, "replied"), 0);

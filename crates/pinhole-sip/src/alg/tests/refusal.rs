@@ -169,30 +169,33 @@ fn a_retransmitted_invite_after_the_refusal_starts_one_new_attempt() {
     let out = sent(&mut aps);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].remote, a(MPR));
-    assert_eq!(media_of(&out[0].payload), a("198.51.100.1:41000"));
+    assert_eq!(
+        sip::media_of(&out[0].payload).unwrap(),
+        a("198.51.100.1:41000")
+    );
     assert_eq!(aps.stats().pinhole_failures, 2);
     assert_eq!(aps.stats().pinholes, 3);
 }
 
 /// An INVITE from the MPR for B, with the relay address the MPR planned.
 fn invite_from_mpr() -> Vec<u8> {
-    let body = sdp(a("203.0.113.10:30000"));
-    format!(
-        "INVITE sip:bob@corp2.example SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {MPR};branch=z9hG4bKph1.77;rport\r\n\
-         Via: SIP/2.0/UDP {PHONE_A};received=198.51.100.1;rport=5060;branch=z9hG4bK-a1\r\n\
-         Record-Route: <sip:{MPR};lr;ph=1>\r\n\
-         Max-Forwards: 69\r\n\
-         From: <sip:alice@corp1.example>;tag=alice1\r\n\
-         To: <sip:bob@corp2.example>\r\n\
-         Call-ID: refuse-2xx@10.1.0.10\r\n\
-         CSeq: 1 INVITE\r\n\
-         Contact: <sip:alice@{PHONE_A}>\r\n\
-         Content-Type: application/sdp\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    Request::new("INVITE", "sip:bob@corp2.example")
+        .via(MPR, "z9hG4bKph1.77")
+        .header(
+            "Via",
+            format_args!(
+                "SIP/2.0/UDP {PHONE_A};received=198.51.100.1;rport=5060;branch=z9hG4bK-a1"
+            ),
+        )
+        .header("Record-Route", format_args!("<sip:{MPR};lr;ph=1>"))
+        .max_forwards(69)
+        .from("<sip:alice@corp1.example>;tag=alice1")
+        .to("<sip:bob@corp2.example>")
+        .call_id("refuse-2xx@10.1.0.10")
+        .cseq(1)
+        .contact(&format!("sip:alice@{PHONE_A}"))
+        .sdp(&sdp(a("203.0.113.10:30000")))
+        .build()
 }
 
 #[test]
@@ -205,7 +208,11 @@ fn a_held_2xx_whose_pinhole_failed_becomes_503_upstream_and_the_phone_gets_ack_a
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].remote, a(PHONE_B));
     let inv_b = out[0].payload.clone();
-    assert_eq!(media_of(&inv_b).ip(), ip("10.2.0.2"), "port B");
+    assert_eq!(
+        sip::media_of(&inv_b).unwrap().ip(),
+        ip("10.2.0.2"),
+        "port B"
+    );
 
     // B's early media (183 with SDP) waits for its pinhole; the 200
     // queues behind it.

@@ -5,13 +5,11 @@
 //! CRCX (steps 915–925, 935–945). The MPR runs [`Mpr`].
 #![allow(missing_docs)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use pinhole_core::alg::AlgEvent;
 use pinhole_core::client;
 use pinhole_core::ports::PortRange;

@@ -19,6 +19,13 @@ use pinhole_tests::sipp::{Keys, Sipp, scenario, sipp_or_skip};
 const BIN: &str = env!("CARGO_BIN_EXE_pinhole");
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The APSs' addresses (signaling, and media ports B from their fixed
+/// ranges), used by no other suite of this test binary: no ephemeral socket
+/// on the phones' 127.0.0.1 and 127.0.0.2 (`pinhole demo`'s among them) can
+/// hold a port B.
+const APS1_IP: &str = "127.0.0.47";
+const APS2_IP: &str = "127.0.0.48";
+
 fn write_config(name: &str, text: &str) -> PathBuf {
     daemon::write_config("pinhole-sip-test", name, text)
 }
@@ -38,7 +45,7 @@ fn sip_call_through_the_mpr_and_two_aps_daemons() {
     }
     let mpr_sip = free_udp("127.0.0.43");
     let (m_mpr, m_aps1, m_aps2) = (free_tcp(), free_tcp(), free_tcp());
-    let (aps1_sig, aps2_sig) = (free_udp("127.0.0.1"), free_udp("127.0.0.2"));
+    let (aps1_sig, aps2_sig) = (free_udp(APS1_IP), free_udp(APS2_IP));
     let caller_media = UdpSocket::bind("127.0.0.1:0").unwrap();
     let callee_media = UdpSocket::bind("127.0.0.2:0").unwrap();
     let uas = Sipp::uas(
@@ -110,8 +117,8 @@ fn sip_call_through_the_mpr_and_two_aps_daemons() {
     let offer = uas.wait_received_sdps(1, WAIT).unwrap().remove(0);
     let answer = uac.wait_received_sdps(1, WAIT).unwrap().remove(0);
     let (to_callee, to_caller) = (answer.audio_addr().unwrap(), offer.audio_addr().unwrap());
-    assert_eq!(to_callee.ip().to_string(), "127.0.0.1", "APS1's port B");
-    assert_eq!(to_caller.ip().to_string(), "127.0.0.2", "APS2's port B");
+    assert_eq!(to_callee.ip().to_string(), APS1_IP, "APS1's port B");
+    assert_eq!(to_caller.ip().to_string(), APS2_IP, "APS2's port B");
     let r = rtp_pair(
         &caller_media,
         &callee_media,

@@ -6,12 +6,10 @@
 //! ways through both firewalls and the relay, DLCX frees everything.
 #![allow(missing_docs)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use pinhole_core::alg::{AlgEvent, counter};
 use pinhole_core::client;
 use pinhole_core::hash::keyed;

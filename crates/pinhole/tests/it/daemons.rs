@@ -13,6 +13,11 @@ use pinhole_tests::daemon::{Daemon, free_tcp, free_udp, scrape_metrics};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pinhole");
 
+/// The MPR's address, used by no other suite of this test binary: its
+/// fixed relay ports (46000–46499) and ephemeral control port meet no other
+/// suite's sockets (`pinhole demo` runs its MPR on 127.0.0.3).
+const MPR_IP: &str = "127.0.0.44";
+
 fn write_config(name: &str, text: &str) -> std::path::PathBuf {
     pinhole_tests::daemon::write_config("pinhole-test", name, text)
 }
@@ -23,14 +28,14 @@ fn start(cmd: &str, config: &Path) -> Daemon {
 
 #[test]
 fn mpr_and_aps_register_and_stop_on_sigterm() {
-    let control = free_udp("127.0.0.3");
+    let control = free_udp(MPR_IP);
     let mpr_metrics = free_tcp();
     let aps_metrics = free_tcp();
     let signaling = free_udp("127.0.0.1");
     let mpr_cfg = write_config(
         "mpr.toml",
         &format!(
-            "relay_ip = \"127.0.0.3\"\ncontrol_ports = [{}]\nmetrics = \"{mpr_metrics}\"\n\
+            "relay_ip = \"{MPR_IP}\"\ncontrol_ports = [{}]\nmetrics = \"{mpr_metrics}\"\n\
              [relay]\nports = {{ first = 46000, last = 46499 }}\nworkers = 1\n\
              [[networks]]\nid = \"corp1\"\ncredential = \"test-secret\"\n",
             control.port()

@@ -21,7 +21,7 @@ use pinhole_net::driver::mpr::{self as mpr_driver, MprAlg};
 use pinhole_net::relay::{Relay, RelayConfig};
 use tokio::net::UdpSocket;
 
-mod common;
+use crate::common;
 
 const IP: [u8; 4] = [127, 0, 0, 59];
 const WAIT: Duration = Duration::from_secs(10);

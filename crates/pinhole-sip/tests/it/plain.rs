@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use pinhole_core::alg::live::{LiveMpr, NoSockets};
 use pinhole_core::mpr;
 use pinhole_core::wire::Protocol;
+use pinhole_sip::Message;
 use pinhole_sip::alg::{Mpr, MprConfig};
-use pinhole_sip::{HeaderName, Message, name_addrs};
+use pinhole_testkit::sip::{self, Request, Response};
 use pinhole_testkit::{FirewallConfig, World};
 
 const MPR: &str = "203.0.113.10:5060";
@@ -54,116 +55,50 @@ fn world() -> World {
     w
 }
 
-fn register(from: &str, user: &str, domain: &str, n: u32) -> Vec<u8> {
-    format!(
-        "REGISTER sip:{domain} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {from};branch=z9hG4bK-reg{n};rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:{user}@{domain}>;tag=r{n}\r\n\
-         To: <sip:{user}@{domain}>\r\n\
-         Call-ID: reg-{user}\r\n\
-         CSeq: {n} REGISTER\r\n\
-         Contact: <sip:{user}@{from}>\r\n\
-         Expires: 300\r\n\
-         Content-Length: 0\r\n\r\n"
-    )
-    .into_bytes()
-}
-
 /// The soft-switch's (or a phone's) response: Via, From, To (+tag),
 /// Call-ID, CSeq and Record-Route copied, `extra` lines added.
 fn respond(req: &[u8], code: u16, extra: &str, body: Option<&str>) -> Vec<u8> {
-    let m = Message::parse(req).unwrap();
-    let mut out = format!("SIP/2.0 {code} Whatever\r\n");
-    for h in m.headers() {
-        let name = String::from_utf8_lossy(&req[h.name_span.clone()]).into_owned();
-        let value = String::from_utf8_lossy(m.value(h)).into_owned();
-        match h.name {
-            HeaderName::Via
-            | HeaderName::From
-            | HeaderName::CallId
-            | HeaderName::CSeq
-            | HeaderName::RecordRoute => out.push_str(&format!("{name}: {value}\r\n")),
-            HeaderName::To if m.to_tag().is_none() => {
-                out.push_str(&format!("{name}: {value};tag=t{code}\r\n"));
-            }
-            HeaderName::To => out.push_str(&format!("{name}: {value}\r\n")),
-            _ => {}
-        }
-    }
-    out.push_str(extra);
-    match body {
-        Some(b) => out.push_str(&format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        )),
-        None => out.push_str("Content-Length: 0\r\n\r\n"),
-    }
-    out.into_bytes()
+    Response::to(req, code, "Whatever")
+        .tag(&format!("t{code}"))
+        .record_route()
+        .raw(extra)
+        .sdp_opt(body)
+        .build()
 }
 
 fn sdp(media: SocketAddr) -> String {
-    format!(
-        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP 0\r\na=sendrecv\r\n",
-        ip = media.ip(),
-        port = media.port()
-    )
+    sip::audio_sdp(media, "0", &["sendrecv"])
 }
 
 fn invite(from: &str, to_user: &str, body: &str) -> Vec<u8> {
-    format!(
-        "INVITE sip:{to_user}@corp2.example SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {from};branch=z9hG4bK-inv;rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:alice@corp1.example>;tag=alice1\r\n\
-         To: <sip:{to_user}@corp2.example>\r\n\
-         Call-ID: plain-call\r\n\
-         CSeq: 1 INVITE\r\n\
-         Contact: <sip:alice@{from}>\r\n\
-         Content-Type: application/sdp\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    Request::new("INVITE", &format!("sip:{to_user}@corp2.example"))
+        .via(from, "z9hG4bK-inv")
+        .max_forwards(70)
+        .from("<sip:alice@corp1.example>;tag=alice1")
+        .to(&format!("<sip:{to_user}@corp2.example>"))
+        .call_id("plain-call")
+        .cseq(1)
+        .contact(&format!("sip:alice@{from}"))
+        .sdp(body)
+        .build()
 }
 
 fn in_dialog(resp: &[u8], method: &str, cseq: u32) -> Vec<u8> {
-    let m = Message::parse(resp).unwrap();
-    let mut routes: Vec<String> = m
-        .headers_named(HeaderName::RecordRoute)
-        .flat_map(|h| name_addrs(resp, h.value.clone()).unwrap())
-        .map(|na| format!("<{}>", String::from_utf8_lossy(&resp[na.uri.clone()])))
-        .collect();
-    routes.reverse();
-    format!(
-        "{method} sip:bob@{B} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {A};branch=z9hG4bK-a{cseq}{method};rport\r\n\
-         Max-Forwards: 70\r\n\
-         Route: {}\r\n\
-         From: <sip:alice@corp1.example>;tag=alice1\r\n\
-         To: <sip:bob@corp2.example>;tag=t200\r\n\
-         Call-ID: plain-call\r\n\
-         CSeq: {cseq} {method}\r\n\
-         Content-Length: 0\r\n\r\n",
-        routes.join(", ")
-    )
-    .into_bytes()
+    let mut route = sip::record_route(resp);
+    route.reverse();
+    Request::new(method, &format!("sip:bob@{B}"))
+        .via(A, &format!("z9hG4bK-a{cseq}{method}"))
+        .max_forwards(70)
+        .route(&route)
+        .from("<sip:alice@corp1.example>;tag=alice1")
+        .to("<sip:bob@corp2.example>;tag=t200")
+        .call_id("plain-call")
+        .cseq(cseq)
+        .build()
 }
 
 fn take(w: &mut World, at: &str) -> Vec<Vec<u8>> {
     w.take_inbox(a(at)).into_iter().map(|d| d.payload).collect()
-}
-
-fn status(m: &[u8]) -> Option<u16> {
-    Message::parse(m).unwrap().status()
-}
-
-fn media_of(msg: &[u8]) -> SocketAddr {
-    let m = Message::parse(msg).unwrap();
-    let span = m.sdp_bodies().unwrap().remove(0);
-    let sdp = pinhole_sdp::Sdp::parse(&msg[span]).unwrap();
-    sdp.endpoints(ip("0.0.0.0")).unwrap()[0].addr
 }
 
 fn counter(w: &World, name: &str) -> u64 {
@@ -173,7 +108,7 @@ fn counter(w: &World, name: &str) -> u64 {
 
 /// The phone registers; the soft-switch challenges once, then accepts.
 fn registered(w: &mut World, phone: &str, user: &str, domain: &str) {
-    w.send(a(phone), a(MPR), register(phone, user, domain, 1));
+    w.send(a(phone), a(MPR), sip::register(phone, user, domain, 1));
     w.run_for(Duration::from_millis(100));
     let got = take(w, SOFTSWITCH);
     assert_eq!(got.len(), 1, "the REGISTER reached the soft-switch");
@@ -193,11 +128,11 @@ fn registered(w: &mut World, phone: &str, user: &str, domain: &str) {
     w.run_for(Duration::from_millis(100));
     let got = take(w, phone);
     assert_eq!(
-        got.iter().map(|r| status(r)).collect::<Vec<_>>(),
+        got.iter().map(|r| sip::status(r)).collect::<Vec<_>>(),
         [Some(401)]
     );
     assert_eq!(Message::parse(&got[0]).unwrap().vias().len(), 1);
-    w.send(a(phone), a(MPR), register(phone, user, domain, 2));
+    w.send(a(phone), a(MPR), sip::register(phone, user, domain, 2));
     w.run_for(Duration::from_millis(100));
     let reg = take(w, SOFTSWITCH).remove(0);
     let contact = format!("Contact: <sip:{user}@{phone}>;expires=120\r\n");
@@ -205,7 +140,7 @@ fn registered(w: &mut World, phone: &str, user: &str, domain: &str) {
     w.run_for(Duration::from_millis(100));
     let got = take(w, phone);
     assert_eq!(
-        got.iter().map(|r| status(r)).collect::<Vec<_>>(),
+        got.iter().map(|r| sip::status(r)).collect::<Vec<_>>(),
         [Some(200)]
     );
 }
@@ -216,7 +151,7 @@ fn plain_phones_register_through_the_mpr_and_call_with_latched_media() {
     // Before any REGISTER the MPR knows no one: corp2 has no route either.
     w.send(a(A), a(MPR), invite(A, "bob", &sdp(a(A_MEDIA))));
     w.run_for(Duration::from_millis(100));
-    assert_eq!(status(&take(&mut w, A)[0]), Some(480));
+    assert_eq!(sip::status(&take(&mut w, A)[0]), Some(480));
 
     registered(&mut w, A, "alice", "corp1.example");
     registered(&mut w, B, "bob", "corp2.example");
@@ -227,7 +162,7 @@ fn plain_phones_register_through_the_mpr_and_call_with_latched_media() {
     w.send(a(A), a(MPR), invite(A, "bob", &sdp(a(A_MEDIA))));
     w.run_for(Duration::from_millis(100));
     let inv = take(&mut w, B).remove(0);
-    let relay_b = media_of(&inv);
+    let relay_b = sip::media_of(&inv).unwrap();
     assert_eq!(relay_b.ip(), ip("203.0.113.10"));
     w.send(a(B), a(MPR), respond(&inv, 180, "", None));
     w.send(
@@ -243,10 +178,10 @@ fn plain_phones_register_through_the_mpr_and_call_with_latched_media() {
     w.run_for(Duration::from_millis(100));
     let got = take(&mut w, A);
     assert_eq!(
-        got.iter().map(|r| status(r)).collect::<Vec<_>>(),
+        got.iter().map(|r| sip::status(r)).collect::<Vec<_>>(),
         [Some(180), Some(200)]
     );
-    let relay_a = media_of(&got[1]);
+    let relay_a = sip::media_of(&got[1]).unwrap();
     assert_eq!(relay_a.ip(), ip("203.0.113.10"));
     assert_ne!(relay_a, relay_b);
     w.send(a(A), a(MPR), in_dialog(&got[1], "ACK", 1));
@@ -287,7 +222,7 @@ fn plain_phones_register_through_the_mpr_and_call_with_latched_media() {
     let bye = take(&mut w, B).remove(0);
     w.send(a(B), a(MPR), respond(&bye, 200, "", None));
     w.run_for(Duration::from_millis(100));
-    assert_eq!(status(&take(&mut w, A)[0]), Some(200));
+    assert_eq!(sip::status(&take(&mut w, A)[0]), Some(200));
     assert_eq!(w.mpr().stats().legs_open, 0);
 }
 
@@ -295,14 +230,14 @@ fn plain_phones_register_through_the_mpr_and_call_with_latched_media() {
 fn only_the_registrars_2xx_binds_and_bindings_expire() {
     let mut w = world();
     // Refused by the soft-switch: no binding, bob stays unreachable.
-    w.send(a(B), a(MPR), register(B, "bob", "corp2.example", 1));
+    w.send(a(B), a(MPR), sip::register(B, "bob", "corp2.example", 1));
     w.run_for(Duration::from_millis(100));
     let reg = take(&mut w, SOFTSWITCH).remove(0);
     w.send(a(SOFTSWITCH), a(MPR), respond(&reg, 403, "", None));
     w.run_for(Duration::from_millis(100));
-    assert_eq!(status(&take(&mut w, B)[0]), Some(403));
+    assert_eq!(sip::status(&take(&mut w, B)[0]), Some(403));
     // A forged 200 from anyone but the registrar is dropped.
-    w.send(a(B), a(MPR), register(B, "bob", "corp2.example", 2));
+    w.send(a(B), a(MPR), sip::register(B, "bob", "corp2.example", 2));
     w.run_for(Duration::from_millis(100));
     let reg = take(&mut w, SOFTSWITCH).remove(0);
     let ok = respond(&reg, 200, "Contact: <sip:bob@x>;expires=300\r\n", None);
@@ -313,7 +248,7 @@ fn only_the_registrars_2xx_binds_and_bindings_expire() {
     w.send(a(A), a(MPR), invite(A, "bob", &sdp(a(A_MEDIA))));
     w.run_for(Duration::from_millis(100));
     assert_eq!(
-        status(&take(&mut w, A)[0]),
+        sip::status(&take(&mut w, A)[0]),
         Some(480),
         "bob is not reachable"
     );
@@ -350,17 +285,17 @@ fn foreign_domains_keepalives_and_server_options() {
     w.send(
         a("192.0.2.66:5060"),
         a(MPR),
-        register("192.0.2.66:5060", "eve", "elsewhere.example", 1),
+        sip::register("192.0.2.66:5060", "eve", "elsewhere.example", 1),
     );
     w.run_for(Duration::from_millis(100));
-    assert_eq!(status(&take(&mut w, "192.0.2.66:5060")[0]), Some(404));
+    assert_eq!(sip::status(&take(&mut w, "192.0.2.66:5060")[0]), Some(404));
     assert!(take(&mut w, SOFTSWITCH).is_empty());
     // RFC 5626 keepalive: a CRLF pong.
     w.send(a(A), a(MPR), b"\r\n\r\n".to_vec());
     w.run_for(Duration::from_millis(100));
     assert_eq!(take(&mut w, A), [b"\r\n".to_vec()]);
     // OPTIONS to the server passes to the soft-switch and back.
-    let options = String::from_utf8(register(A, "alice", "corp1.example", 5))
+    let options = String::from_utf8(sip::register(A, "alice", "corp1.example", 5))
         .unwrap()
         .replace("REGISTER", "OPTIONS")
         .into_bytes();
@@ -370,7 +305,7 @@ fn foreign_domains_keepalives_and_server_options() {
     assert_eq!(Message::parse(&o).unwrap().method(), Some("OPTIONS"));
     w.send(a(SOFTSWITCH), a(MPR), respond(&o, 200, "", None));
     w.run_for(Duration::from_millis(100));
-    assert_eq!(status(&take(&mut w, A)[0]), Some(200));
+    assert_eq!(sip::status(&take(&mut w, A)[0]), Some(200));
     assert_eq!(counter(&w, "bindings"), 0, "OPTIONS binds nothing");
 }
 
@@ -401,7 +336,7 @@ mod hostile {
     /// registrar's answers carry a branch it knows and reach `learn`.
     fn seeds(forwarded: &[u8]) -> Vec<Vec<u8>> {
         vec![
-            register(A, "alice", "corp1.example", 1),
+            sip::register(A, "alice", "corp1.example", 1),
             respond(
                 forwarded,
                 200,
@@ -436,7 +371,7 @@ mod hostile {
             pc.registrar = Some(a(SOFTSWITCH));
             let mut proxy = Mpr::new(pc);
             let sources = [a(A), a(SOFTSWITCH), a("192.0.2.66:5060"), a("198.51.100.1:20000")];
-            let reg = register(A, "alice", "corp1.example", 1);
+            let reg = sip::register(A, "alice", "corp1.example", 1);
             proxy.handle_datagram(now, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive { local: a(MPR), remote: a(A), bytes: &reg });
             let forwarded = proxy.poll_transmit().unwrap().payload;
             let seeds = seeds(&forwarded);

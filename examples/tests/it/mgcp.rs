@@ -5,7 +5,7 @@
 
 use std::process::{Command, Stdio};
 
-mod common;
+use crate::common;
 
 #[test]
 fn call_agent_connects_two_gateways_and_rtp_flows_both_ways() {

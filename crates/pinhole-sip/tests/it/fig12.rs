@@ -14,7 +14,8 @@ use pinhole_core::client::{self, Event, PinholeId, PinholeRequest};
 use pinhole_core::mpr;
 use pinhole_core::wire::{Protocol, RtcpMode};
 use pinhole_sip::alg::{Mpr, MprConfig};
-use pinhole_sip::{HeaderName, Message, name_addrs};
+use pinhole_sip::{HeaderName, Message};
+use pinhole_testkit::sip::{self, Request, Response};
 use pinhole_testkit::{ClientId, FirewallConfig, World};
 
 const MPR: &str = "203.0.113.10:5060";
@@ -106,93 +107,47 @@ fn open(
 }
 
 fn sdp(media: SocketAddr) -> String {
-    format!(
-        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP 0\r\na=rtcp-mux\r\na=sendrecv\r\n",
-        ip = media.ip(),
-        port = media.port()
-    )
+    sip::audio_sdp(media, "0", &["rtcp-mux", "sendrecv"])
 }
 
 fn invite(body: &str) -> Vec<u8> {
-    format!(
-        "INVITE sip:bob@corp2.example SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {A_SIG};branch=z9hG4bK-a1;rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:alice@corp1.example>;tag=alice1\r\n\
-         To: <sip:bob@corp2.example>\r\n\
-         Call-ID: fig12-call@10.1.0.10\r\n\
-         CSeq: 1 INVITE\r\n\
-         Contact: <sip:alice@198.51.100.1:20000>\r\n\
-         X-Unknown:   kept  exactly \r\n\
-         Content-Type: application/sdp\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    Request::new("INVITE", "sip:bob@corp2.example")
+        .via(A_SIG, "z9hG4bK-a1")
+        .max_forwards(70)
+        .from("<sip:alice@corp1.example>;tag=alice1")
+        .to("<sip:bob@corp2.example>")
+        .call_id("fig12-call@10.1.0.10")
+        .cseq(1)
+        .contact("sip:alice@198.51.100.1:20000")
+        .header("X-Unknown", "  kept  exactly ")
+        .sdp(body)
+        .build()
 }
 
 /// B's response to `req`: Via, From, To (+tag), Call-ID, CSeq and
 /// Record-Route copied (RFC 3261 §8.2.6, §12.1.1).
 fn respond(req: &[u8], code: u16, reason: &str, body: Option<&str>) -> Vec<u8> {
-    let m = Message::parse(req).unwrap();
-    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
-    for h in m.headers() {
-        let name = String::from_utf8_lossy(&req[h.name_span.clone()]).into_owned();
-        let value = String::from_utf8_lossy(m.value(h)).into_owned();
-        match h.name {
-            HeaderName::Via
-            | HeaderName::From
-            | HeaderName::CallId
-            | HeaderName::CSeq
-            | HeaderName::RecordRoute => out.push_str(&format!("{name}: {value}\r\n")),
-            HeaderName::To if m.to_tag().is_none() => {
-                out.push_str(&format!("{name}: {value};tag=bob1\r\n"));
-            }
-            HeaderName::To => out.push_str(&format!("{name}: {value}\r\n")),
-            _ => {}
-        }
-    }
-    out.push_str("Contact: <sip:bob@198.51.100.2:20000>\r\n");
-    match body {
-        Some(b) => out.push_str(&format!(
-            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        )),
-        None => out.push_str("Content-Length: 0\r\n\r\n"),
-    }
-    out.into_bytes()
+    Response::to(req, code, reason)
+        .tag("bob1")
+        .record_route()
+        .contact("sip:bob@198.51.100.2:20000")
+        .sdp_opt(body)
+        .build()
 }
 
 /// A's in-dialog request, routed by the reversed Record-Route of `resp`.
 fn in_dialog(resp: &[u8], method: &str, cseq: u32) -> Vec<u8> {
-    let m = Message::parse(resp).unwrap();
-    let mut routes: Vec<String> = m
-        .headers_named(HeaderName::RecordRoute)
-        .flat_map(|h| name_addrs(resp, h.value.clone()).unwrap())
-        .map(|na| format!("<{}>", String::from_utf8_lossy(&resp[na.uri.clone()])))
-        .collect();
-    routes.reverse();
-    format!(
-        "{method} sip:bob@198.51.100.2:20000 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {A_SIG};branch=z9hG4bK-a{cseq}{method};rport\r\n\
-         Max-Forwards: 70\r\n\
-         Route: {}\r\n\
-         From: <sip:alice@corp1.example>;tag=alice1\r\n\
-         To: <sip:bob@corp2.example>;tag=bob1\r\n\
-         Call-ID: fig12-call@10.1.0.10\r\n\
-         CSeq: {cseq} {method}\r\n\
-         Content-Length: 0\r\n\r\n",
-        routes.join(", ")
-    )
-    .into_bytes()
-}
-
-fn media_of(msg: &[u8]) -> SocketAddr {
-    let m = Message::parse(msg).unwrap();
-    let span = m.sdp_bodies().unwrap().remove(0);
-    let sdp = pinhole_sdp::Sdp::parse(&msg[span]).unwrap();
-    sdp.endpoints(ip("0.0.0.0")).unwrap()[0].addr
+    let mut route = sip::record_route(resp);
+    route.reverse();
+    Request::new(method, "sip:bob@198.51.100.2:20000")
+        .via(A_SIG, &format!("z9hG4bK-a{cseq}{method}"))
+        .max_forwards(70)
+        .route(&route)
+        .from("<sip:alice@corp1.example>;tag=alice1")
+        .to("<sip:bob@corp2.example>;tag=bob1")
+        .call_id("fig12-call@10.1.0.10")
+        .cseq(cseq)
+        .build()
 }
 
 fn take(w: &mut World, at: &str) -> Vec<Vec<u8>> {
@@ -234,7 +189,7 @@ fn fig12_smart_terminals_call_through_the_mpr_with_media_both_ways() {
         "{}",
         String::from_utf8_lossy(inv_b)
     );
-    let relay_b = media_of(inv_b);
+    let relay_b = sip::media_of(inv_b).unwrap();
     assert_eq!(relay_b.ip(), ip("203.0.113.10"), "B is told a relay port");
     assert_ne!(relay_b, relay_a, "a leg of its own for corp2");
     assert_eq!(w.mpr().stats().legs_open, 2);
@@ -258,7 +213,11 @@ fn fig12_smart_terminals_call_through_the_mpr_with_media_both_ways() {
         .collect();
     assert_eq!(codes, [180, 200]);
     let ok = &got[1];
-    assert_eq!(media_of(ok), relay_a, "A sends to the leg it reserved");
+    assert_eq!(
+        sip::media_of(ok).unwrap(),
+        relay_a,
+        "A sends to the leg it reserved"
+    );
     assert_eq!(Message::parse(ok).unwrap().vias().len(), 1);
     assert_eq!(
         w.mpr().stats().legs_open,
@@ -310,7 +269,7 @@ fn a_terminal_cannot_offer_another_networks_pinhole() {
     w.send(a(A_SIG), a(MPR), invite(&sdp(pin_b)));
     w.run_for(Duration::from_millis(200));
     let inv_b = take(&mut w, B_SIG).remove(0);
-    assert_ne!(media_of(&inv_b), relay_b0);
+    assert_ne!(sip::media_of(&inv_b).unwrap(), relay_b0);
     assert_eq!(
         w.mpr().stats().legs_open,
         3,
