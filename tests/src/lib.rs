@@ -15,6 +15,7 @@
 //! ```
 
 pub mod daemon;
+pub mod megaco;
 pub mod osmo_mgw;
 pub mod rtp;
 pub mod sipp;

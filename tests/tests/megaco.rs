@@ -1,0 +1,210 @@
+//! Baseline for the H.248 (MEGACO) end-to-end tests: Erlang/OTP's megaco
+//! as the MGC and two MGs (`tests/megaco/*.escript`, run by
+//! `pinhole_tests::megaco`), directly on loopback with no Pinhole in
+//! between. Proves the peers make a call (ServiceChange, Add, Add, Modify,
+//! Subtract by name and Subtract `*`) and that RTP flows both ways between
+//! the addresses their Add replies name. Skipped loudly without escript
+//! and megaco unless `CI` is set.
+//!
+//! Addresses used by no other test: 127.0.0.70-127.0.0.79, signalling
+//! ports 29400-29499, RTP ports 45000-45099. The pretty-text test uses
+//! 127.0.0.70-72 (signalling 2940x, RTP 4500x), the compact one
+//! 127.0.0.73-75 (2941x, 4501x).
+#![allow(missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pinhole_tests::megaco::{Encoding, MgConfig, MgReport, MgcConfig, MgcReport};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// RTP packets each MG sends per call, and how far apart.
+const PACKETS: u32 = 40;
+const INTERVAL: Duration = Duration::from_millis(10);
+/// Long enough for every packet to go both ways before the Subtracts.
+const HOLD: Duration = Duration::from_millis(800);
+/// Bounds on each process (the whole test takes about 3 s per call).
+const RUN: Duration = Duration::from_secs(20);
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("a literal address")
+}
+
+fn log_dir(test: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("megaco")
+        .join(test)
+}
+
+/// One MG's addresses.
+struct Gw {
+    signal: SocketAddr,
+    mid: &'static str,
+    rtp: SocketAddr,
+}
+
+/// Runs the MGC and both MGs to the end and returns what they printed.
+fn run_call(
+    test: &str,
+    mgc: MgcConfig,
+    mg1: &Gw,
+    mg2: &Gw,
+    adjust: impl Fn(MgConfig) -> MgConfig,
+) -> Result<Option<(MgcReport, MgReport, MgReport)>> {
+    let dir = log_dir(test);
+    let Some(mut mgc) = mgc
+        .mg_mids(mg1.mid, mg2.mid)
+        .max_run(RUN)
+        .dir(&dir)
+        .start()?
+    else {
+        return Ok(None);
+    };
+    let start = |gw: &Gw| {
+        adjust(
+            MgConfig::new(mgc.listen_addr(), gw.signal, gw.mid, gw.rtp)
+                .packets(PACKETS)
+                .interval(INTERVAL)
+                .max_run(RUN)
+                .dir(&dir),
+        )
+        .start()
+    };
+    let mut m1 = start(mg1)?.ok_or("megaco vanished")?;
+    let mut m2 = start(mg2)?.ok_or("megaco vanished")?;
+    let report = mgc.wait(RUN)?;
+    let r1 = m1.wait(Duration::from_secs(5))?;
+    let r2 = m2.wait(Duration::from_secs(5))?;
+    let report = report.ensure_success()?;
+    Ok(Some((report, r1.ensure_success()?, r2.ensure_success()?)))
+}
+
+/// What every call must show: the ladder in order, the Add replies'
+/// Local addresses being the MGs' RTP sockets, and RTP both ways.
+fn check_calls(report: &MgcReport, r1: &MgReport, r2: &MgReport, mg1: &Gw, mg2: &Gw, calls: u32) {
+    // Nothing between the peers: megaco stores each MG's signalling
+    // socket as its peer address, under the MID it registered with.
+    for (n, gw) in [(1, mg1), (2, mg2)] {
+        let sc = report.service_change(n).expect("a ServiceChange per MG");
+        assert_eq!((sc.mid.as_str(), sc.peer), (gw.mid, gw.signal), "{sc:?}");
+        assert_eq!(sc.method, "restart");
+    }
+    assert_eq!(report.done_calls, Some(calls));
+    for call in 1..=calls {
+        let add1 = report.add(call, 1).expect("MG1's Add reply");
+        let add2 = report.add(call, 2).expect("MG2's Add reply");
+        assert_eq!((add1.local, add1.remote), (mg1.rtp, None), "{add1:?}");
+        assert_eq!(
+            (add2.local, add2.remote),
+            (mg2.rtp, Some(mg1.rtp)),
+            "{add2:?}"
+        );
+        let modify: Vec<_> = report.modifies.iter().filter(|m| m.call == call).collect();
+        assert_eq!(modify.len(), 1, "{:?}", report.modifies);
+        assert_eq!(
+            (
+                modify[0].mg,
+                modify[0].context,
+                &modify[0].termination,
+                modify[0].remote
+            ),
+            (1, add1.context, &add1.termination, mg2.rtp)
+        );
+        let subs: Vec<_> = report.subtracts.iter().filter(|s| s.call == call).collect();
+        assert_eq!(subs.len(), 2, "{:?}", report.subtracts);
+        // MG1's termination by name, MG2's whole context with *.
+        assert_eq!((subs[0].mg, subs[0].context), (1, add1.context));
+        assert_eq!(subs[0].request, add1.termination);
+        assert_eq!(subs[0].terminations, vec![add1.termination.clone()]);
+        assert_eq!((subs[1].mg, subs[1].context), (2, add2.context));
+        assert_eq!(subs[1].request, "*");
+        assert_eq!(subs[1].terminations, vec![add2.termination.clone()]);
+        // The MGs' own view of the same call, and the media.
+        for (r, add, me, peer) in [(r1, add1, mg1, mg2), (r2, add2, mg2, mg1)] {
+            let res = r
+                .results
+                .iter()
+                .find(|x| x.call == call)
+                .unwrap_or_else(|| panic!("no RESULT for call {call} from {}", me.mid));
+            assert_eq!(
+                (res.context, &res.termination),
+                (add.context, &add.termination)
+            );
+            assert_eq!(res.remote, Some(peer.rtp), "{} {res:?}", me.mid);
+            assert_eq!(res.rtp_sent, PACKETS, "{} {res:?}", me.mid);
+            assert!(
+                res.rtp_received * 10 >= PACKETS * 9,
+                "{} got {} of {PACKETS} RTP packets: {res:?}",
+                me.mid,
+                res.rtp_received
+            );
+            assert_eq!(res.rtp_bad, 0, "{res:?}");
+            assert_eq!(res.from, vec![peer.rtp], "{} {res:?}", me.mid);
+            println!(
+                "call {call}: {} sent {} and received {} RTP packets (from {:?})",
+                me.mid, res.rtp_sent, res.rtp_received, res.from
+            );
+        }
+    }
+}
+
+#[test]
+fn megaco_call_with_two_way_rtp_on_loopback() -> Result {
+    let mg1 = Gw {
+        signal: addr("127.0.0.71:29401"),
+        mid: "[127.0.0.71]:29401",
+        rtp: addr("127.0.0.71:45000"),
+    };
+    // A domain-name MID whose name is no address: megaco sends to the
+    // source of the MG's messages, never to its MID.
+    let mg2 = Gw {
+        signal: addr("127.0.0.72:29402"),
+        mid: "<mg2.example>",
+        rtp: addr("127.0.0.72:45002"),
+    };
+    let mgc = MgcConfig::new(addr("127.0.0.70:29400")).hold(HOLD);
+    let Some((report, r1, r2)) = run_call("pretty", mgc, &mg1, &mg2, |c| c)? else {
+        return Ok(());
+    };
+    assert_eq!(report.mid.as_deref(), Some("[127.0.0.70]:29400"));
+    check_calls(&report, &r1, &r2, &mg1, &mg2, 1);
+    Ok(())
+}
+
+#[test]
+fn megaco_compact_text_two_calls_known_mgc_mid() -> Result {
+    let mg1 = Gw {
+        signal: addr("127.0.0.74:29411"),
+        mid: "<mg1.example>:29411",
+        rtp: addr("127.0.0.74:45010"),
+    };
+    let mg2 = Gw {
+        signal: addr("127.0.0.75:29412"),
+        mid: "mg2device",
+        rtp: addr("127.0.0.75:45012"),
+    };
+    let mgc = MgcConfig::new(addr("127.0.0.73:29410"))
+        .mid("<mgc.example>:29410")
+        .encoding(Encoding::Compact)
+        .calls(2)
+        .hold(HOLD);
+    let adjust = |c: MgConfig| {
+        c.encoding(Encoding::Compact)
+            .calls(2)
+            .mgc_mid("<mgc.example>:29410")
+    };
+    let Some((report, r1, r2)) = run_call("compact", mgc, &mg1, &mg2, adjust)? else {
+        return Ok(());
+    };
+    assert_eq!(report.mid.as_deref(), Some("<mgc.example>:29410"));
+    check_calls(&report, &r1, &r2, &mg1, &mg2, 2);
+    // Each call gets its own context and termination on each MG.
+    for r in [&r1, &r2] {
+        assert_eq!(r.results.len(), 2);
+        assert_ne!(r.results[0].context, r.results[1].context);
+        assert_ne!(r.results[0].termination, r.results[1].termination);
+    }
+    Ok(())
+}
