@@ -1,6 +1,6 @@
 #!/usr/bin/env escript
 %% -*- erlang -*-
-%%! -noshell
+%%! -noshell +sbwt none +sbwtdcpu none +sbwtdio none
 %%
 %% A media gateway controller (MGC) built on Erlang/OTP's megaco
 %% application: a real H.248 stack that nobody in this project wrote.

@@ -120,7 +120,7 @@ pub enum MegacoError {
     /// The MGC exited, or did not bind its socket, at start-up.
     #[error("{who} did not start ({why}); stderr: {stderr}")]
     Start {
-        /// "mgc" or "mg <mid>".
+        /// "mgc" or "mg MID".
         who: String,
         /// Exit status or other reason.
         why: String,
@@ -130,7 +130,7 @@ pub enum MegacoError {
     /// The process did not exit within the wait's timeout (it was killed).
     #[error("{who} still running after {after:?} (killed); stdout: {stdout}; stderr: {stderr}")]
     Timeout {
-        /// "mgc" or "mg <mid>".
+        /// "mgc" or "mg MID".
         who: String,
         /// The wait's timeout.
         after: Duration,
@@ -142,7 +142,7 @@ pub enum MegacoError {
     /// An EVENT or RESULT line the harness cannot read.
     #[error("bad line from {who}: {line:?} ({why})")]
     BadLine {
-        /// "mgc" or "mg <mid>".
+        /// "mgc" or "mg MID".
         who: String,
         /// The line.
         line: String,

@@ -9,12 +9,16 @@
 //! Addresses used by no other test: 127.0.0.70-127.0.0.79, signalling
 //! ports 29400-29499, RTP ports 45000-45099. The pretty-text test uses
 //! 127.0.0.70-72 (signalling 2940x, RTP 4500x), the compact one
-//! 127.0.0.73-75 (2941x, 4501x).
+//! 127.0.0.73-75 (2941x, 4501x), the relayed one 127.0.0.76-79 (2942x,
+//! 4502x).
 #![allow(missing_docs)]
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use pinhole_tests::megaco::{Encoding, MgConfig, MgReport, MgcConfig, MgcReport};
 
@@ -23,8 +27,9 @@ type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 /// RTP packets each MG sends per call, and how far apart.
 const PACKETS: u32 = 40;
 const INTERVAL: Duration = Duration::from_millis(10);
-/// Long enough for every packet to go both ways before the Subtracts.
-const HOLD: Duration = Duration::from_millis(800);
+/// Long enough for every packet to go both ways before the Subtracts
+/// (the sending takes 0.4 s), with room for a loaded machine.
+const HOLD: Duration = Duration::from_millis(1500);
 /// Bounds on each process (the whole test takes about 3 s per call).
 const RUN: Duration = Duration::from_secs(20);
 
@@ -43,6 +48,25 @@ struct Gw {
     signal: SocketAddr,
     mid: &'static str,
     rtp: SocketAddr,
+    /// A signalling relay between this MG and the MGC: (the address the
+    /// MG sends to, the address the relay sends to the MGC from).
+    via: Option<(SocketAddr, SocketAddr)>,
+}
+
+impl Gw {
+    fn direct(signal: &str, mid: &'static str, rtp: &str) -> Self {
+        Self {
+            signal: addr(signal),
+            mid,
+            rtp: addr(rtp),
+            via: None,
+        }
+    }
+
+    /// Where the MGC sees this MG's signalling come from.
+    fn peer(&self) -> SocketAddr {
+        self.via.map_or(self.signal, |(_, mgc_side)| mgc_side)
+    }
 }
 
 /// Runs the MGC and both MGs to the end and returns what they printed.
@@ -64,11 +88,16 @@ fn run_call(
     };
     let start = |gw: &Gw| {
         adjust(
-            MgConfig::new(mgc.listen_addr(), gw.signal, gw.mid, gw.rtp)
-                .packets(PACKETS)
-                .interval(INTERVAL)
-                .max_run(RUN)
-                .dir(&dir),
+            MgConfig::new(
+                gw.via.map_or(mgc.listen_addr(), |(mg_side, _)| mg_side),
+                gw.signal,
+                gw.mid,
+                gw.rtp,
+            )
+            .packets(PACKETS)
+            .interval(INTERVAL)
+            .max_run(RUN)
+            .dir(&dir),
         )
         .start()
     };
@@ -84,11 +113,11 @@ fn run_call(
 /// What every call must show: the ladder in order, the Add replies'
 /// Local addresses being the MGs' RTP sockets, and RTP both ways.
 fn check_calls(report: &MgcReport, r1: &MgReport, r2: &MgReport, mg1: &Gw, mg2: &Gw, calls: u32) {
-    // Nothing between the peers: megaco stores each MG's signalling
-    // socket as its peer address, under the MID it registered with.
+    // megaco stores, under the MID each MG registered with, the address
+    // its ServiceChange came from: its own socket, or the relay's.
     for (n, gw) in [(1, mg1), (2, mg2)] {
         let sc = report.service_change(n).expect("a ServiceChange per MG");
-        assert_eq!((sc.mid.as_str(), sc.peer), (gw.mid, gw.signal), "{sc:?}");
+        assert_eq!((sc.mid.as_str(), sc.peer), (gw.mid, gw.peer()), "{sc:?}");
         assert_eq!(sc.method, "restart");
     }
     assert_eq!(report.done_calls, Some(calls));
@@ -152,18 +181,10 @@ fn check_calls(report: &MgcReport, r1: &MgReport, r2: &MgReport, mg1: &Gw, mg2: 
 
 #[test]
 fn megaco_call_with_two_way_rtp_on_loopback() -> Result {
-    let mg1 = Gw {
-        signal: addr("127.0.0.71:29401"),
-        mid: "[127.0.0.71]:29401",
-        rtp: addr("127.0.0.71:45000"),
-    };
+    let mg1 = Gw::direct("127.0.0.71:29401", "[127.0.0.71]:29401", "127.0.0.71:45000");
     // A domain-name MID whose name is no address: megaco sends to the
     // source of the MG's messages, never to its MID.
-    let mg2 = Gw {
-        signal: addr("127.0.0.72:29402"),
-        mid: "<mg2.example>",
-        rtp: addr("127.0.0.72:45002"),
-    };
+    let mg2 = Gw::direct("127.0.0.72:29402", "<mg2.example>", "127.0.0.72:45002");
     let mgc = MgcConfig::new(addr("127.0.0.70:29400")).hold(HOLD);
     let Some((report, r1, r2)) = run_call("pretty", mgc, &mg1, &mg2, |c| c)? else {
         return Ok(());
@@ -175,16 +196,12 @@ fn megaco_call_with_two_way_rtp_on_loopback() -> Result {
 
 #[test]
 fn megaco_compact_text_two_calls_known_mgc_mid() -> Result {
-    let mg1 = Gw {
-        signal: addr("127.0.0.74:29411"),
-        mid: "<mg1.example>:29411",
-        rtp: addr("127.0.0.74:45010"),
-    };
-    let mg2 = Gw {
-        signal: addr("127.0.0.75:29412"),
-        mid: "mg2device",
-        rtp: addr("127.0.0.75:45012"),
-    };
+    let mg1 = Gw::direct(
+        "127.0.0.74:29411",
+        "<mg1.example>:29411",
+        "127.0.0.74:45010",
+    );
+    let mg2 = Gw::direct("127.0.0.75:29412", "mg2device", "127.0.0.75:45012");
     let mgc = MgcConfig::new(addr("127.0.0.73:29410"))
         .mid("<mgc.example>:29410")
         .encoding(Encoding::Compact)
@@ -206,5 +223,69 @@ fn megaco_compact_text_two_calls_known_mgc_mid() -> Result {
         assert_ne!(r.results[0].context, r.results[1].context);
         assert_ne!(r.results[0].termination, r.results[1].termination);
     }
+    Ok(())
+}
+
+/// A signalling relay standing where Pinhole's MPR will: the MG sends to
+/// `mg_side`, the relay forwards from `mgc_side` to the MGC and sends the
+/// MGC's datagrams back to the MG from `mg_side`. Stops when told, or
+/// after `RUN`.
+fn relay(
+    mg_side: SocketAddr,
+    mgc_side: SocketAddr,
+    mgc: SocketAddr,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<u32>> {
+    let inner = UdpSocket::bind(mg_side)?;
+    let outer = UdpSocket::bind(mgc_side)?;
+    for s in [&inner, &outer] {
+        s.set_read_timeout(Some(Duration::from_millis(5)))?;
+    }
+    Ok(std::thread::spawn(move || {
+        let deadline = Instant::now() + RUN;
+        let (mut mg, mut relayed) = (None, 0);
+        let mut buf = [0u8; 65536];
+        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            if let Ok((n, from)) = inner.recv_from(&mut buf) {
+                mg = Some(from);
+                relayed += u32::from(outer.send_to(&buf[..n], mgc).is_ok());
+            }
+            if let (Ok((n, _)), Some(mg)) = (outer.recv_from(&mut buf), mg) {
+                relayed += u32::from(inner.send_to(&buf[..n], mg).is_ok());
+            }
+        }
+        relayed
+    }))
+}
+
+#[test]
+fn megaco_mgc_sees_the_relay_as_the_mg() -> Result {
+    let mgc_addr = addr("127.0.0.76:29420");
+    let (mg_side, mgc_side) = (addr("127.0.0.77:29421"), addr("127.0.0.77:29422"));
+    let mg1 = Gw {
+        via: Some((mg_side, mgc_side)),
+        ..Gw::direct("127.0.0.78:29423", "[127.0.0.78]:29423", "127.0.0.78:45020")
+    };
+    let mg2 = Gw::direct(
+        "127.0.0.79:29424",
+        "<mg2.relayed.example>",
+        "127.0.0.79:45022",
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let relay = relay(mg_side, mgc_side, mgc_addr, Arc::clone(&stop))?;
+    // MG1 talks to the relay; MG2 straight to the MGC.
+    let mgc = MgcConfig::new(mgc_addr).hold(HOLD);
+    let outcome = run_call("relayed", mgc, &mg1, &mg2, |c| c);
+    stop.store(true, Ordering::Relaxed);
+    let relayed = relay.join().map_err(|_| "relay thread panicked")?;
+    let Some((report, r1, r2)) = outcome? else {
+        return Ok(());
+    };
+    // megaco keys MG1 on its MID but sends to where its ServiceChange
+    // came from: the relay (check_calls checks the peer address).
+    check_calls(&report, &r1, &r2, &mg1, &mg2, 1);
+    assert_eq!(report.service_change(1).map(|s| s.peer), Some(mgc_side));
+    // ServiceChange, Add, Modify, Subtract, each with its reply.
+    assert!(relayed >= 8, "relayed {relayed} datagrams");
     Ok(())
 }
