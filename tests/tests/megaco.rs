@@ -10,11 +10,13 @@
 //! ports 29400-29499, RTP ports 45000-45099. The pretty-text test uses
 //! 127.0.0.70-72 (signalling 2940x, RTP 4500x), the compact one
 //! 127.0.0.73-75 (2941x, 4501x), the relayed one 127.0.0.76-79 (2942x,
-//! 4502x).
+//! 4502x), the timeout one 127.0.0.70-71 (2943x, 45030); the namespace
+//! test has its own loopback (2944x, 4504x).
 #![allow(missing_docs)]
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -287,5 +289,106 @@ fn megaco_mgc_sees_the_relay_as_the_mg() -> Result {
     assert_eq!(report.service_change(1).map(|s| s.peer), Some(mgc_side));
     // ServiceChange, Add, Modify, Subtract, each with its reply.
     assert!(relayed >= 8, "relayed {relayed} datagrams");
+    Ok(())
+}
+
+#[test]
+fn megaco_waits_are_bounded() -> Result {
+    // An MGC nobody registers with gives up after its wait.
+    let t0 = Instant::now();
+    let Some(mut mgc) = MgcConfig::new(addr("127.0.0.70:29430"))
+        .wait_registrations(Duration::from_millis(800))
+        .dir(log_dir("bounded"))
+        .start()?
+    else {
+        return Ok(());
+    };
+    let report = mgc.wait(RUN)?;
+    assert!(!report.status.success(), "{report:?}");
+    let error = report.error.clone().unwrap_or_default();
+    assert!(error.contains("0 of 2 MGs registered"), "{error}");
+    assert!(report.ensure_success().is_err());
+    // An MG whose MGC never answers gives up after its request timeout.
+    let silent = UdpSocket::bind("127.0.0.70:29431")?;
+    let mut mg = MgConfig::new(
+        silent.local_addr()?,
+        addr("127.0.0.71:29432"),
+        "[127.0.0.71]:29432",
+        addr("127.0.0.71:45030"),
+    )
+    .request_timeout(Duration::from_millis(600))
+    .dir(log_dir("bounded"))
+    .start()?
+    .ok_or("megaco vanished")?;
+    let report = mg.wait(RUN)?;
+    assert!(!report.status.success() && !report.registered, "{report:?}");
+    let error = report.error.clone().unwrap_or_default();
+    assert!(error.contains("ServiceChange"), "{error}");
+    // It did send: three tries, each a ServiceChange Restart.
+    silent.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut buf = [0u8; 2048];
+    let (n, from) = silent.recv_from(&mut buf)?;
+    assert_eq!(from, addr("127.0.0.71:29432"));
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        text.starts_with("MEGACO/1 [127.0.0.71]:29432\n") && text.contains("Method = Restart"),
+        "{text}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    Ok(())
+}
+
+/// A network namespace with its loopback up, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn create(name: &str) -> Option<Self> {
+        let ok = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !ok(&["netns", "add", name]) {
+            return None;
+        }
+        let ns = Self(name.to_owned());
+        ok(&["-n", name, "link", "set", "lo", "up"]).then_some(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn megaco_call_inside_a_network_namespace() -> Result {
+    if !pinhole_tests::megaco::megaco_available() {
+        // The loopback test reports the missing tools.
+        return Ok(());
+    }
+    let name = format!("pinhole-megaco-{}", std::process::id());
+    let Some(ns) = Netns::create(&name) else {
+        let bar = "!".repeat(72);
+        let notice = format!(
+            "\n{bar}\n!!! SKIPPED megaco_call_inside_a_network_namespace: cannot create a network namespace (needs root)\n{bar}\n"
+        );
+        std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes())?;
+        return Ok(());
+    };
+    // The namespace's own loopback: the loopback test's addresses, other
+    // ports, and no clash with anything outside.
+    let mg1 = Gw::direct("127.0.0.71:29441", "[127.0.0.71]:29441", "127.0.0.71:45040");
+    let mg2 = Gw::direct("127.0.0.72:29442", "<mg2.example>", "127.0.0.72:45042");
+    let mgc = MgcConfig::new(addr("127.0.0.70:29440"))
+        .hold(HOLD)
+        .netns(ns.0.clone());
+    let outcome = run_call("netns", mgc, &mg1, &mg2, |c| c.netns(ns.0.clone()));
+    let Some((report, r1, r2)) = outcome? else {
+        return Ok(());
+    };
+    check_calls(&report, &r1, &r2, &mg1, &mg2, 1);
     Ok(())
 }
