@@ -91,8 +91,8 @@ use std::time::{Duration, Instant};
 /// is looked up on `PATH`.
 pub const ESCRIPT_ENV: &str = "ESCRIPT";
 
-/// How long a fresh MGC may take to bind its socket (an Erlang VM starts
-/// in about 0.3 s on an idle machine).
+/// How long a fresh MGC may take to bind its socket (about 1 s on an idle
+/// machine: the VM starts, then the escript compiles itself).
 const READY_WITHIN: Duration = Duration::from_secs(10);
 /// How often the harness polls a process and its output.
 const POLL: Duration = Duration::from_millis(20);
