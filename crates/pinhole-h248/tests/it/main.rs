@@ -1,1 +1,6 @@
-//! Integration tests of `pinhole-h248`.
+//! Integration tests of `pinhole-h248`: the parser and rewriter against
+//! the corpus, exact bytes and properties, and the fuzz corpus. One test
+//! binary with a module per suite: the crate and its dependencies link
+//! once.
+
+mod corpus;
