@@ -442,3 +442,34 @@ fn a_refused_add_frees_what_it_created() {
     assert_eq!(out[0].payload, refused.as_bytes(), "passes as it is");
     assert_eq!((b.aps.terminations(), b.aps.ports_in_use()), (0, 0));
 }
+
+#[test]
+fn a_held_reply_whose_termination_was_subtracted_stops_holding_on_sweep() {
+    let mut b = Bed::new(true);
+    b.mpr_sends(&tag(MG_MID, &add(2, None)));
+    let reply = add_reply(2, 7, "RTP/1", Some(sa("10.1.0.10:4000")));
+    assert!(b.mg_sends(&reply).is_empty());
+    // The MGC gives up on it while the pinhole opens: no event will come.
+    let sub = format!(
+        "MEGACO/1 {MGC_MID}\r\nTransaction = 3 {{ Context = 7 {{ Subtract = RTP/1 }} }}\r\n"
+    );
+    assert_eq!(b.mpr_sends(&tag(MG_MID, sub.as_bytes())).len(), 1);
+    assert_eq!(b.aps.terminations(), 0);
+    let notify = format!(
+        "MEGACO/1 {MG_MID}\r\nTransaction = 11 {{ Context = - {{ Notify = ROOT {{ ObservedEvents = 1 {{ it/ito }} }} }} }}\r\n"
+    );
+    assert!(
+        b.mg_sends(notify.as_bytes()).is_empty(),
+        "behind the held reply"
+    );
+    b.now += Duration::from_secs(1);
+    b.aps
+        .handle_timeout(b.now, &mut LiveClient::new(&mut b.cl, &mut NoSockets));
+    // The gateway repeats both; they pass, the reply as it is.
+    let out = b.mg_sends(&reply);
+    assert_eq!((out.len(), out[0].remote), (1, sa(MPR)));
+    assert_eq!(out[0].payload, reply);
+    let out = b.mg_sends(notify.as_bytes());
+    assert_eq!(out[0].payload, notify.as_bytes());
+    assert_eq!(b.aps.stats().pinholes, 1);
+}
