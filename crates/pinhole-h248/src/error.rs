@@ -171,7 +171,9 @@ mod tests {
         assert_eq!(set.len(), labels.len(), "repeated label in {labels:?}");
         for l in &labels {
             assert!(
-                !l.is_empty() && l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                 "{l}"
             );
         }

@@ -444,6 +444,10 @@ impl<'a> Cur<'a> {
                 if self.peek().is_none() {
                     break;
                 }
+                // After a transaction, what is not a token is not another.
+                if !msg.items.is_empty() && !self.peek().is_some_and(|b| b.is_ascii_alphabetic()) {
+                    return Err(self.err(self.pos, ErrorKind::Trailing));
+                }
                 if msg.items.len() == MAX_ITEMS {
                     return Err(self.err(self.pos, ErrorKind::TooMany("transactions")));
                 }
@@ -478,6 +482,9 @@ impl<'a> Cur<'a> {
             }
             MidKind::Ip6 if host_text.parse::<std::net::Ipv6Addr>().is_err() => {
                 return Err(self.err(at, ErrorKind::BadMid("IPv6 address")));
+            }
+            MidKind::Domain if !host.first().is_some_and(u8::is_ascii_alphanumeric) => {
+                return Err(self.err(at, ErrorKind::BadMid("domain name")));
             }
             _ => {}
         }

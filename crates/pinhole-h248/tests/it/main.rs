@@ -3,4 +3,6 @@
 //! binary with a module per suite: the crate and its dependencies link
 //! once.
 
+mod common;
 mod corpus;
+mod messages;
