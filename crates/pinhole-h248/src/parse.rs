@@ -684,25 +684,18 @@ impl<'a> Cur<'a> {
         };
         let term = self.term_id()?;
         let audit = matches!(kind, CommandKind::AuditValue | CommandKind::AuditCapability);
-        // `AuditValue = Context { t1, t2 }` (contextTerminationAudit):
-        // the terminations of the context, or an error.
-        if audit && is(term.text.as_bytes(), "Context", "C") && self.eat(b'{') {
-            self.deeper(self.pos - 1)?;
-            self.list(|c| {
-                let at = c.pos;
-                if is(c.name(), "Error", "ER") {
-                    cmd.error = Some(c.error_descriptor(at)?);
-                    return Ok(());
-                }
-                c.pos = at;
-                if cmd.terminations.len() == MAX_TERMINATIONS {
-                    return Err(c.err(at, ErrorKind::TooMany("terminations")));
-                }
-                cmd.terminations.push(c.term_id()?);
-                Ok(())
-            })?;
-            cmd.span = start..self.pos;
-            return Ok(cmd);
+        // `AuditValue = Context { t1, t2 }` (contextTerminationAudit): the
+        // terminations of the context, or an error. A termination may be
+        // called `C` too: when the list does not read, it is one.
+        if audit && is(term.text.as_bytes(), "Context", "C") {
+            let (pos, depth) = (self.pos, self.depth);
+            if let Ok(Some(list)) = self.context_terminations() {
+                cmd.terminations = list.0;
+                cmd.error = list.1;
+                cmd.span = start..self.pos;
+                return Ok(cmd);
+            }
+            (self.pos, self.depth) = (pos, depth);
         }
         cmd.terminations.push(term);
         let before = self.pos;
@@ -732,6 +725,33 @@ impl<'a> Cur<'a> {
         })?;
         cmd.span = start..self.pos;
         Ok(cmd)
+    }
+
+    /// The `{ t1, t2 }` or `{ Error … }` of a contextTerminationAudit;
+    /// `None` without a `{`.
+    #[allow(clippy::type_complexity)]
+    fn context_terminations(
+        &mut self,
+    ) -> R<Option<(Vec<TermId<'a>>, Option<ErrorDescriptor<'a>>)>> {
+        if !self.eat(b'{') {
+            return Ok(None);
+        }
+        self.deeper(self.pos - 1)?;
+        let (mut terms, mut error) = (Vec::new(), None);
+        self.list(|c| {
+            let at = c.pos;
+            if is(c.name(), "Error", "ER") {
+                error = Some(c.error_descriptor(at)?);
+                return Ok(());
+            }
+            c.pos = at;
+            if terms.len() == MAX_TERMINATIONS {
+                return Err(c.err(at, ErrorKind::TooMany("terminations")));
+            }
+            terms.push(c.term_id()?);
+            Ok(())
+        })?;
+        Ok(Some((terms, error)))
     }
 
     fn term_id(&mut self) -> R<TermId<'a>> {

@@ -5,4 +5,6 @@
 
 mod common;
 mod corpus;
+mod fuzz_corpus;
 mod messages;
+mod props;

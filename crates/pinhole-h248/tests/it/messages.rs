@@ -606,3 +606,16 @@ fn authentication_header_and_mgc_id_to_try() {
     assert_eq!(&d[span], text.as_bytes());
     assert!(sc.method.is_none() && sc.address.is_none());
 }
+
+#[test]
+fn context_termination_audit_and_a_termination_called_c() {
+    let d = b"!/1 <mg> P=1{C=5{AV=C{RTP/1 , RTP/2},AC=Context{ER=431{\"no such context\"}},AV=C{M{L{v=0\nm=audio 1 RTP/AVP 0\n}}}}}";
+    let m = parse(d).unwrap();
+    let cmds: Vec<_> = m.commands().collect();
+    let terms = |i: usize| -> Vec<&str> { cmds[i].terminations.iter().map(|t| t.text).collect() };
+    assert_eq!(terms(0), ["RTP/1", "RTP/2"]);
+    assert_eq!(terms(1), Vec::<&str>::new());
+    assert_eq!(cmds[1].error.as_ref().map(|e| e.code), Some(431));
+    assert_eq!(terms(2), ["C"]);
+    assert_eq!(cmds[2].streams[0].local.len(), 1);
+}
