@@ -87,6 +87,7 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod alg;
 mod build;
 mod error;
 #[cfg(feature = "fuzzing")]

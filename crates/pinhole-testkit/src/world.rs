@@ -294,7 +294,8 @@ impl World {
     /// Puts a signaling ALG on the MPR's socket `at`: every non-control
     /// datagram to it goes to the ALG, which plans media with the engine.
     /// Each protocol's ALG has its own socket; a second ALG on `at`
-    /// replaces the first.
+    /// replaces the first. Datagrams to the ALG's
+    /// [`MprSignaling::extra_addresses`] reach it too.
     pub fn set_mpr_alg(&mut self, at: SocketAddr, alg: Box<dyn MprSignaling>) {
         self.mpr_algs.retain(|(a, _)| *a != at);
         self.mpr_algs.push((at, alg));
@@ -583,7 +584,10 @@ impl World {
             self.record_text(&d);
         }
         if !wire::is_control(&d.payload)
-            && let Some((_, alg)) = self.mpr_algs.iter_mut().find(|(at, _)| *at == d.dst)
+            && let Some((_, alg)) = self
+                .mpr_algs
+                .iter_mut()
+                .find(|(at, alg)| *at == d.dst || alg.extra_addresses().contains(&d.dst))
         {
             alg.handle_datagram(
                 now,

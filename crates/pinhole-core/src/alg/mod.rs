@@ -169,6 +169,14 @@ pub trait MprSignaling: Send + Sync {
     /// The ALG's output queue, to drain.
     fn outbox_mut(&mut self) -> &mut Outbox;
 
+    /// Further MPR addresses the ALG receives on beside its main socket;
+    /// the driver binds them and hands what arrives there to this ALG.
+    /// H.248 gives each media gateway one of its own toward the MGC,
+    /// which tells gateways apart by their transport address.
+    fn extra_addresses(&self) -> Vec<SocketAddr> {
+        Vec::new()
+    }
+
     /// Time passed: runs [`MprSignaling::sweep`] when it is due.
     fn handle_timeout(&mut self, now: Instant, mpr: &mut dyn MprContext) {
         if self.outbox_mut().take_sweep(now) {

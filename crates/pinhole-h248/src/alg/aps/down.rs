@@ -11,7 +11,9 @@ use pinhole_core::types::{Receive, Transmit};
 
 use super::{Aps, Note, PartyId, Txn};
 use crate::alg::streams::{Described, Which};
-use crate::alg::{BAD_SDP, Dir, NO_RESOURCES, assemble, keep_sent, leg_of, mid_key, reply, untag};
+use crate::alg::{
+    BAD_SDP, Dir, NO_RESOURCES, assemble, keep_sent, leg_of, mid_key, names, reply, untag,
+};
 use crate::{Action, Command, CommandKind, ContextId, Item, Message, Request, parse};
 
 impl Aps {
@@ -270,25 +272,5 @@ impl Aps {
             self.free_party(now, ctx, p);
         }
         gone.len()
-    }
-}
-
-/// Whether termination id `pattern` names termination `name`, where `*`
-/// stands for any run of characters (H.248's ALL wildcard, RFC 3525
-/// §6.2; the MPR side has the same rule).
-pub(super) fn names(pattern: &str, name: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern.eq_ignore_ascii_case(name),
-        Some((head, rest)) => {
-            let Some(tail) = name
-                .get(..head.len())
-                .filter(|h| h.eq_ignore_ascii_case(head))
-                .and_then(|_| name.get(head.len()..))
-            else {
-                return false;
-            };
-            // `get` is `None` inside a character: only boundaries count.
-            (0..=tail.len()).any(|i| tail.get(i..).is_some_and(|t| names(rest, t)))
-        }
     }
 }

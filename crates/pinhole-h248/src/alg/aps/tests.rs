@@ -14,9 +14,9 @@ use pinhole_core::ports::PortRange;
 use pinhole_core::types::{Receive, Transmit};
 use pinhole_core::wire::Protocol;
 
-use super::down::names;
 use super::up::subtract;
 use super::*;
+use crate::alg::names;
 use crate::alg::tag;
 use crate::{CommandKind, ContextId, Item};
 
