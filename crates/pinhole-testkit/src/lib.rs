@@ -28,6 +28,7 @@ pub mod bed;
 mod clock;
 pub mod corpus;
 mod firewall;
+pub mod ladder;
 mod net;
 mod prng;
 pub mod shared;

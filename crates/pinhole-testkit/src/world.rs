@@ -685,12 +685,17 @@ impl World {
             && line.len() < 200
             && line.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
         let sip = line.ends_with(b"SIP/2.0") || line.starts_with(b"SIP/2.0 ");
-        if printable && (sip || is_mgcp_line(line)) {
+        let what = if printable && (sip || is_mgcp_line(line)) {
+            Some(String::from_utf8_lossy(line).into_owned())
+        } else {
+            h248_summary(&d.payload)
+        };
+        if let Some(what) = what {
             self.ladder.push(Rung {
                 at: self.net.now().duration_since(self.net.start()),
                 src: d.src,
                 dst: d.dst,
-                what: String::from_utf8_lossy(line).into_owned(),
+                what,
             });
         }
     }
@@ -734,6 +739,56 @@ impl World {
 
 /// An MGCP command line (`CRCX 1001 aaln/1@gw MGCP 1.0`) or response line
 /// (`200 1001 OK`), RFC 3435 §3.2.1 and §3.3.
+/// An H.248 text message as a ladder rung: `H.248 Transaction Add`,
+/// `H.248 Reply ServiceChange`, `H.248 Reply Error`. Its first
+/// transaction and that one's first command, read from the words alone
+/// (comment lines first, such as the MPR's line naming a gateway, are
+/// skipped); `None` for anything else.
+fn h248_summary(payload: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let start = text
+        .lines()
+        .map(str::trim_start)
+        .find(|l| !l.is_empty() && !l.starts_with(';'))?;
+    let upper = start.get(..7).unwrap_or(start).to_ascii_uppercase();
+    if !upper.starts_with("MEGACO/") && !upper.starts_with("!/") {
+        return None;
+    }
+    // Past the version and the mId: the transactions.
+    let from = text.find(start)?;
+    let mut parts = text.get(from..)?.splitn(3, char::is_whitespace);
+    let rest = parts.nth(2)?;
+    let long = |w: &str| -> Option<&'static str> {
+        Some(match w.to_ascii_lowercase().as_str() {
+            "transaction" | "t" => "Transaction",
+            "reply" | "p" => "Reply",
+            "transactionpending" | "pn" => "TransactionPending",
+            "transactionresponseack" | "k" => "TransactionResponseAck",
+            "add" | "a" => "Add",
+            "modify" | "mf" => "Modify",
+            "subtract" | "s" => "Subtract",
+            "move" | "mv" => "Move",
+            "servicechange" | "sc" => "ServiceChange",
+            "notify" | "n" => "Notify",
+            "auditvalue" | "av" => "AuditValue",
+            "auditcapability" | "ac" => "AuditCapability",
+            "error" | "er" => "Error",
+            _ => return None,
+        })
+    };
+    let mut words = rest
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter_map(long);
+    let kind = words.next()?;
+    if !matches!(kind, "Transaction" | "Reply") {
+        return Some(format!("H.248 {kind}"));
+    }
+    Some(match words.next() {
+        Some(c) => format!("H.248 {kind} {c}"),
+        None => format!("H.248 {kind}"),
+    })
+}
+
 fn is_mgcp_line(line: &[u8]) -> bool {
     let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
     let (Some(first), Some(second)) = (words.next(), words.next()) else {
@@ -747,4 +802,42 @@ fn is_mgcp_line(line: &[u8]) -> bool {
         && first.iter().all(u8::is_ascii_alphanumeric)
         && digits(second)
         && words.any(|w| w.eq_ignore_ascii_case(b"MGCP"))
+}
+
+#[cfg(test)]
+mod h248_tests {
+    use super::h248_summary;
+
+    #[test]
+    fn h248_messages_become_rungs_named_by_their_first_command() {
+        let cases: [(&[u8], Option<&str>); 7] = [
+            (
+                b"MEGACO/1 [192.0.2.5]:2944\r\nTransaction = 3 {\r\n Context = $ {\r\n  Add = RTP/$ {}}}\r\n",
+                Some("H.248 Transaction Add"),
+            ),
+            (
+                b";pinhole-mg=[10.1.0.10]:2944\r\nMEGACO/1 [192.0.2.5]:2944\nReply = 3 { Context = 7 { Modify = RTP/1 } }",
+                Some("H.248 Reply Modify"),
+            ),
+            (
+                b"!/1 <iMSS>\nT=4{C=-{SC=ROOT{SV{MT=RS}}}}",
+                Some("H.248 Transaction ServiceChange"),
+            ),
+            (
+                b"MEGACO/1 [10.1.0.10]:2944\r\nReply = 9 { Error = 510 {\"x\"} }",
+                Some("H.248 Reply Error"),
+            ),
+            (b"MEGACO/1 <mg>\nK { 1-3 }", Some("H.248 TransactionResponseAck")),
+            (b"INVITE sip:a@b SIP/2.0\r\n", None),
+            (b"\x80\x00\x01", None),
+        ];
+        for (payload, want) in cases {
+            assert_eq!(
+                h248_summary(payload).as_deref(),
+                want,
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+    }
 }

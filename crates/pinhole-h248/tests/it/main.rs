@@ -5,6 +5,7 @@
 
 mod common;
 mod corpus;
+mod fig13;
 mod fuzz_corpus;
 mod messages;
 mod props;
