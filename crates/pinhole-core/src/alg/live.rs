@@ -67,6 +67,44 @@ pub fn apply_commands(now: Instant, engine: &mut mpr::Engine, relay: &mut dyn Re
     failed
 }
 
+/// Runs a client engine's registration against an MPR engine with no
+/// network between them (the client's datagrams reach the MPR from the
+/// client's own address): for tests, fuzz targets and embedding demos
+/// that need a registered network without sockets. True once the client
+/// holds its signaling pinhole.
+pub fn register_direct(now: Instant, mpr: &mut mpr::Engine, cl: &mut client::Engine) -> bool {
+    cl.handle_timeout(now);
+    for _ in 0..8 {
+        let mut moved = false;
+        while let Some(t) = cl.poll_transmit() {
+            moved = true;
+            let _ = mpr.handle_datagram(
+                now,
+                crate::types::Receive {
+                    local: t.remote,
+                    remote: t.local,
+                    bytes: &t.payload,
+                },
+            );
+        }
+        while let Some(t) = mpr.poll_transmit() {
+            moved = true;
+            let _ = cl.handle_datagram(
+                now,
+                crate::types::Receive {
+                    local: t.remote,
+                    remote: t.local,
+                    bytes: &t.payload,
+                },
+            );
+        }
+        if !moved {
+            break;
+        }
+    }
+    cl.registered_pinhole().is_some()
+}
+
 /// The MPR engine as an ALG sees it, with the relay carrying out its
 /// commands before a plan is returned: plan → apply → plan again (at most
 /// three times) while legs fail to open.

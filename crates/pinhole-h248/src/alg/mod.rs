@@ -28,6 +28,9 @@
 //! table full, no relay or APS port free, the media pinhole failed).
 
 mod aps;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod mpr;
 mod streams;
 

@@ -58,3 +58,19 @@ fn seeds_reach_the_deep_paths() {
     assert_eq!(groups, 37);
     assert_eq!(failed, 1);
 }
+
+/// The `h248_proxy` seeds (`fuzz/corpus/h248_proxy`) through the ALGs'
+/// fuzz body: each must parse, so that it reaches the proxies' paths.
+#[test]
+fn proxy_seed_corpus_passes_the_fuzz_property() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/h248_proxy");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        assert!(parse(&data).is_ok(), "{}", path.display());
+        pinhole_h248::alg::fuzzing::h248_proxy(&data);
+        n += 1;
+    }
+    assert!(n >= 8, "only {n} seeds");
+}

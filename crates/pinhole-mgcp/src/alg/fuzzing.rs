@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use pinhole_core::alg::live::{LiveClient, LiveMpr, NoSockets};
+use pinhole_core::alg::live::{LiveClient, LiveMpr, NoSockets, register_direct};
 use pinhole_core::alg::{ClientSignaling, MprSignaling};
 use pinhole_core::client;
 use pinhole_core::mpr;
@@ -40,42 +40,6 @@ fn check(p: &[u8]) {
     );
 }
 
-/// Registers the client engine's MGCP pinhole with the MPR engine (no
-/// NAT between them): challenge, then success.
-fn register(now: Instant, mpr: &mut mpr::Engine, cl: &mut client::Engine) {
-    cl.handle_timeout(now);
-    for _ in 0..8 {
-        let mut moved = false;
-        while let Some(t) = cl.poll_transmit() {
-            moved = true;
-            let _ = mpr.handle_datagram(
-                now,
-                Receive {
-                    local: t.remote,
-                    remote: t.local,
-                    bytes: &t.payload,
-                },
-            );
-        }
-        while mpr.poll_command().is_some() {}
-        while let Some(t) = mpr.poll_transmit() {
-            moved = true;
-            let _ = cl.handle_datagram(
-                now,
-                Receive {
-                    local: t.remote,
-                    remote: t.local,
-                    bytes: &t.payload,
-                },
-            );
-        }
-        while cl.poll_event().is_some() {}
-        if !moved {
-            return;
-        }
-    }
-}
-
 /// Feeds `data` everywhere; see the module docs.
 pub fn mgcp_proxy(data: &[u8]) {
     #[allow(clippy::disallowed_methods)]
@@ -99,7 +63,9 @@ pub fn mgcp_proxy(data: &[u8]) {
     let Ok(mut ce) = client::Engine::new(cc, now) else {
         return;
     };
-    register(now, &mut engine, &mut ce);
+    if !register_direct(now, &mut engine, &mut ce) {
+        return;
+    }
     let Ok(ports) = PortRange::new(20_000, 20_099) else {
         return;
     };

@@ -145,3 +145,33 @@ fn the_media_socket_is_bound_before_the_cmph_leaves() {
         "RTP and RTCP bound, in that order"
     );
 }
+
+#[test]
+fn a_direct_registration_gives_the_network_a_route() {
+    let now = crate::test_instant();
+    let mut mpr = engine(now);
+    let cfg = client::Config::new(
+        "corp1",
+        b"secret".to_vec(),
+        Protocol::H248,
+        "10.0.0.2:2944".parse().unwrap(),
+        "203.0.113.10:2944".parse().unwrap(),
+        [4; 32],
+    );
+    let mut cl = client::Engine::new(cfg, now).unwrap();
+    assert!(mpr.route("corp1", Protocol::H248).is_none());
+    assert!(register_direct(now, &mut mpr, &mut cl));
+    let r = mpr.route("corp1", Protocol::H248).unwrap();
+    assert_eq!(r.pinhole, "10.0.0.2:2944".parse().unwrap());
+    // A wrong secret never registers.
+    let bad = client::Config::new(
+        "corp1",
+        b"wrong".to_vec(),
+        Protocol::Sip,
+        "10.0.0.3:5060".parse().unwrap(),
+        "203.0.113.10:5060".parse().unwrap(),
+        [5; 32],
+    );
+    let mut cl = client::Engine::new(bad, now).unwrap();
+    assert!(!register_direct(now, &mut mpr, &mut cl));
+}

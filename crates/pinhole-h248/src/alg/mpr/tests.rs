@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use pinhole_core::alg::live::{LiveMpr, NoSockets};
+use pinhole_core::alg::live::{LiveMpr, NoSockets, register_direct};
 use pinhole_core::alg::{AlgEvent, MprSignaling};
 use pinhole_core::client;
 use pinhole_core::mpr;
@@ -37,16 +37,7 @@ fn register(now: Instant, engine: &mut mpr::Engine, id: &str, aps: &str) -> clie
         [id.bytes().last().unwrap_or_default(); 32],
     );
     let mut cl = client::Engine::new(cc, now).unwrap();
-    cl.handle_timeout(now);
-    for _ in 0..4 {
-        while let Some(t) = cl.poll_transmit() {
-            let _ = engine.handle_datagram(now, rx(t.remote, t.local, &t.payload));
-        }
-        while let Some(t) = engine.poll_transmit() {
-            let _ = cl.handle_datagram(now, rx(t.remote, t.local, &t.payload));
-        }
-    }
-    assert!(engine.route(id, Protocol::H248).is_some());
+    assert!(register_direct(now, engine, &mut cl));
     cl
 }
 
