@@ -165,6 +165,14 @@ impl MprAlg {
 /// control socket, which plan media with the engine directly, in the
 /// driver's own task. An ALG on an address that is not a control socket,
 /// or two on one socket, is `InvalidInput`.
+///
+/// The driver also binds every address of each ALG's
+/// [`MprSignaling::extra_addresses`] (H.248's gateway ports), one UDP
+/// socket each: whatever arrives there goes to that ALG (control messages
+/// included: those sockets are no control sockets), and a `Transmit`
+/// whose `local` is one of them leaves from it. An extra address that is
+/// also a control socket or another ALG's is `InvalidInput`; one that
+/// cannot be bound is an error naming it.
 pub fn spawn_with(
     engine: Engine,
     controls: Vec<Arc<UdpSocket>>,
@@ -198,6 +206,14 @@ pub fn spawn_with(
             ));
         }
     }
+    let extra = bind_extras(&algs, &locals)?;
+    let mut controls = controls;
+    let mut extras = std::collections::HashMap::with_capacity(extra.len());
+    for (local, sock, alg) in extra {
+        extras.insert(local, alg);
+        locals.push(local);
+        controls.push(sock);
+    }
     let mut readers = Vec::with_capacity(controls.len());
     for (s, &local) in controls.iter().zip(&locals) {
         // One reader per control socket: control traffic is light, and a
@@ -225,6 +241,7 @@ pub fn spawn_with(
         events: ev_tx,
         signaling: sig_tx,
         algs,
+        extras,
     };
     let task = tokio::spawn(driver.run(cmd_rx, rx_rx, relay_events));
     Ok((
@@ -246,6 +263,46 @@ struct Driver {
     events: mpsc::Sender<Event>,
     signaling: mpsc::Sender<Signaling>,
     algs: Vec<MprAlg>,
+    /// The ALGs' extra addresses (bound among `controls`) → the ALG's index.
+    extras: std::collections::HashMap<SocketAddr, usize>,
+}
+
+/// Binds every ALG's extra addresses: (address, socket, ALG index).
+fn bind_extras(
+    algs: &[MprAlg],
+    controls: &[SocketAddr],
+) -> io::Result<Vec<(SocketAddr, Arc<UdpSocket>, usize)>> {
+    let mut out: Vec<(SocketAddr, Arc<UdpSocket>, usize)> = Vec::new();
+    for (i, a) in algs.iter().enumerate() {
+        let name = a.alg.protocol().name();
+        for addr in a.alg.extra_addresses() {
+            if controls.contains(&addr) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{name} ALG: extra address {addr} is a control socket"),
+                ));
+            }
+            if out.iter().any(|(b, _, _)| *b == addr) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{name} ALG: extra address {addr} is listed twice"),
+                ));
+            }
+            let sock = std::net::UdpSocket::bind(addr)
+                .and_then(|s| {
+                    s.set_nonblocking(true)?;
+                    UdpSocket::from_std(s)
+                })
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("{name} ALG: cannot bind extra address {addr}: {e}"),
+                    )
+                })?;
+            out.push((addr, Arc::new(sock), i));
+        }
+    }
+    Ok(out)
 }
 
 impl Driver {
@@ -269,7 +326,10 @@ impl Driver {
                     None => break None,
                 },
                 Some((local, remote, payload)) = control_rx.recv() => {
-                    if wire::is_control(&payload) {
+                    if let Some(a) = self.extras.get(&local).and_then(|&i| self.algs.get_mut(i)) {
+                        let mut ctx = LiveMpr::new(&mut self.engine, &mut self.relay);
+                        a.alg.handle_datagram(now(), &mut ctx, Receive { local, remote, bytes: &payload });
+                    } else if wire::is_control(&payload) {
                         let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload });
                     } else if let Some(a) = self.algs.iter_mut().find(|a| a.at == local) {
                         let mut ctx = LiveMpr::new(&mut self.engine, &mut self.relay);

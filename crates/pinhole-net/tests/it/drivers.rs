@@ -940,6 +940,7 @@ struct EchoAlg {
     received: u64,
     out: Outbox,
     tick: Option<(SocketAddr, SocketAddr)>,
+    extra: Vec<SocketAddr>,
 }
 
 impl EchoAlg {
@@ -949,6 +950,21 @@ impl EchoAlg {
             received: 0,
             out: Outbox::new(),
             tick: None,
+            extra: Vec::new(),
+        })
+    }
+
+    /// Also receiving on `extra` (like H.248's gateway ports).
+    fn with_extra(
+        protocol: Protocol,
+        extra: Vec<SocketAddr>,
+    ) -> Box<dyn pinhole_core::alg::MprSignaling> {
+        Box::new(Self {
+            protocol,
+            received: 0,
+            out: Outbox::new(),
+            tick: None,
+            extra,
         })
     }
 
@@ -997,6 +1013,10 @@ impl pinhole_core::alg::MprSignaling for EchoAlg {
 
     fn counters(&self) -> pinhole_core::alg::Counters {
         vec![("received", self.received)]
+    }
+
+    fn extra_addresses(&self) -> Vec<SocketAddr> {
+        self.extra.clone()
     }
 }
 
@@ -1104,4 +1124,119 @@ async fn an_alg_on_a_foreign_or_shared_socket_is_refused() {
     .expect("refused");
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     assert!(e.to_string().contains("two signaling ALGs"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alg_receives_and_sends_on_its_extra_addresses() {
+    let sip = UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap();
+    let mgcp = UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap();
+    let (sip_at, mgcp_at) = (sip.local_addr().unwrap(), mgcp.local_addr().unwrap());
+    let (x1, x2) = (free_addr(MPR_IP).await, free_addr(MPR_IP).await);
+    let (mpr, mut out) = two_alg_mpr(
+        sip,
+        mgcp,
+        (47_990, 47_999),
+        vec![
+            mpr_driver::MprAlg::new(sip_at, EchoAlg::boxed(Protocol::Sip)),
+            mpr_driver::MprAlg::new(mgcp_at, EchoAlg::with_extra(Protocol::H248, vec![x1, x2])),
+        ],
+    )
+    .unwrap();
+    let peer = UdpSocket::bind("127.0.0.4:0").await.unwrap();
+    peer.send_to(b"MEGACO/1 one", x1).await.unwrap();
+    let got = recv_n(&peer, 2).await;
+    // Answered from the address it arrived on (Receive.local = x1), and
+    // the ALG's own timer sends from there too.
+    assert_eq!(
+        got,
+        [
+            (b"h248:MEGACO/1 one".to_vec(), x1),
+            (b"h248:tick".to_vec(), x1)
+        ]
+    );
+    peer.send_to(b"MEGACO/1 two", x2).await.unwrap();
+    peer.send_to(b"MEGACO/1 main", mgcp_at).await.unwrap();
+    let got = recv_n(&peer, 3).await;
+    assert!(
+        got.contains(&(b"h248:MEGACO/1 two".to_vec(), x2)),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&(b"h248:MEGACO/1 main".to_vec(), mgcp_at)),
+        "{got:?}"
+    );
+    // The tick goes where the latest datagram came in (two readers: either).
+    assert!(
+        got.contains(&(b"h248:tick".to_vec(), x2))
+            || got.contains(&(b"h248:tick".to_vec(), mgcp_at)),
+        "{got:?}"
+    );
+    // A control message on an extra address is the ALG's too: those are
+    // no control sockets.
+    let stun = [
+        0u8, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+    ];
+    assert!(pinhole_core::wire::is_control(&stun));
+    peer.send_to(&stun, x2).await.unwrap();
+    let got = recv_n(&peer, 1).await;
+    assert_eq!(got[0].1, x2);
+    assert!(got[0].0.starts_with(b"h248:"));
+    let c = mpr.alg_counters().await.unwrap();
+    assert_eq!(
+        pinhole_core::alg::counter(&c, Protocol::H248, "received"),
+        4
+    );
+    assert_eq!(pinhole_core::alg::counter(&c, Protocol::Sip, "received"), 0);
+    assert!(
+        out.signaling.try_recv().is_err(),
+        "nothing left for the application"
+    );
+    mpr.stop().await.unwrap();
+    // Stopped: every socket, the extra ones too, is free again.
+    for a in [x1, x2] {
+        drop(UdpSocket::bind(a).await.unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_addresses_that_clash_or_cannot_be_bound_are_refused() {
+    let sip = UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap();
+    let mgcp = UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap();
+    let (sip_at, mgcp_at) = (sip.local_addr().unwrap(), mgcp.local_addr().unwrap());
+    let e = two_alg_mpr(
+        sip,
+        mgcp,
+        (47_950, 47_969),
+        vec![mpr_driver::MprAlg::new(
+            mgcp_at,
+            EchoAlg::with_extra(Protocol::H248, vec![sip_at]),
+        )],
+    )
+    .err()
+    .expect("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("is a control socket"), "{e}");
+
+    // Taken by another socket: the error names the address.
+    let holder = UdpSocket::bind((IpAddr::from(MPR_IP), 0)).await.unwrap();
+    let taken = holder.local_addr().unwrap();
+    let sip = UdpSocket::bind(sip_at).await.unwrap();
+    let mgcp = UdpSocket::bind(mgcp_at).await.unwrap();
+    let e = two_alg_mpr(
+        sip,
+        mgcp,
+        (47_970, 47_989),
+        vec![mpr_driver::MprAlg::new(
+            mgcp_at,
+            EchoAlg::with_extra(Protocol::H248, vec![taken]),
+        )],
+    )
+    .err()
+    .expect("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("cannot bind extra address {taken}")),
+        "{e}"
+    );
 }
