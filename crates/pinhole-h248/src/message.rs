@@ -383,6 +383,14 @@ impl<'a> Message<'a> {
         crate::parse::line_at(self.bytes, at)
     }
 
+    /// An SDP error of group `g` as an [`Error`] at the datagram line it
+    /// is on.
+    pub fn sdp_error(&self, g: &SdpGroup, e: SdpError) -> Error {
+        let line = self.line_of(g.span.start);
+        let at = e.line().map_or(line, |l| line + l - 1);
+        Error::new(at, ErrorKind::Sdp(e))
+    }
+
     /// The SDP of one group, parsed by [`Sdp::parse`] over the datagram's
     /// bytes at `g.span`: its spans are relative to the group.
     pub fn sdp(&self, g: &SdpGroup) -> Result<Sdp<'a>, SdpError> {
@@ -419,15 +427,13 @@ impl<'a> Message<'a> {
         scratch: &mut Patch,
         patch: &mut Patch,
     ) -> Result<(), Error> {
-        let line = self.line_of(g.span.start);
+        // Lines are counted only for an error: the hot path does not scan.
         if g.span.start > g.span.end || g.span.end > self.bytes.len() {
-            return Err(Error::new(line, ErrorKind::NotAGroup));
+            return Err(Error::new(self.line_of(g.span.start), ErrorKind::NotAGroup));
         }
         scratch.clear();
-        sdp.rewrite(plan, opts, scratch).map_err(|e| {
-            let at = e.line().map_or(line, |l| line + l - 1);
-            Error::new(at, ErrorKind::Sdp(e))
-        })?;
+        sdp.rewrite(plan, opts, scratch)
+            .map_err(|e| self.sdp_error(g, e))?;
         patch.extend_shifted(scratch, g.span.start);
         Ok(())
     }

@@ -129,11 +129,6 @@ fn header(i: &[u8]) -> IResult<&[u8], &[u8]> {
     .parse(i)
 }
 
-/// A decimal number of one to `max` digits.
-fn digits(max: usize) -> impl Fn(&[u8]) -> IResult<&[u8], &[u8]> {
-    move |i| take_while_m_n(1, max, |b: u8| b.is_ascii_digit()).parse(i)
-}
-
 fn number(b: &[u8]) -> Option<u64> {
     b.iter().try_fold(0u64, |n, &c| {
         n.checked_mul(10)?
@@ -179,13 +174,24 @@ fn mid_parts(i: &[u8]) -> IResult<&[u8], MidParts<'_>> {
 }
 
 fn valid_ip4(h: &[u8]) -> bool {
-    let mut parts = 0;
-    h.split(|&b| b == b'.').all(|p| {
-        parts += 1;
-        (1..=3).contains(&p.len())
-            && p.iter().all(u8::is_ascii_digit)
-            && number(p).is_some_and(|n| n <= 255)
-    }) && parts == 4
+    let (mut parts, mut digits, mut value) = (1, 0, 0u32);
+    for &b in h {
+        if b == b'.' {
+            if digits == 0 {
+                return false;
+            }
+            (parts, digits, value) = (parts + 1, 0, 0);
+        } else if b.is_ascii_digit() && digits < 3 {
+            digits += 1;
+            value = value * 10 + u32::from(b - b'0');
+            if value > 255 {
+                return false;
+            }
+        } else {
+            return false;
+        }
+    }
+    parts == 4 && digits > 0
 }
 
 /// The cursor over a datagram (`end` leaves out trailing NULs) and the
@@ -374,17 +380,15 @@ impl<'a> Cur<'a> {
     fn uint(&mut self, max: usize, limit: u64, kind: ErrorKind) -> R<u64> {
         self.ws();
         let at = self.pos;
-        let rest = self.rest();
-        let Ok((after, ds)) = digits(max)(rest) else {
-            return Err(self.err(at, kind));
-        };
-        // More digits than allowed: a number too big.
-        if after.first().is_some_and(u8::is_ascii_digit) {
+        // A plain loop: this runs for every id of every message.
+        let ds = self.rest();
+        let n = ds.iter().take_while(|b| b.is_ascii_digit()).count();
+        if n == 0 || n > max {
             return Err(self.err(at, kind));
         }
-        self.pos += ds.len();
-        match number(ds) {
-            Some(n) if n <= limit => Ok(n),
+        self.pos += n;
+        match number(ds.get(..n).unwrap_or_default()) {
+            Some(v) if v <= limit => Ok(v),
             _ => Err(self.err(at, kind)),
         }
     }
@@ -474,8 +478,10 @@ impl<'a> Cur<'a> {
         };
         let len = self.rest().len() - after.len();
         let offset = |s: &[u8]| s.as_ptr() as usize - self.d.as_ptr() as usize;
-        let host_at = offset(host);
-        let host_text = self.text(host_at..host_at + host.len());
+        let text = self.text(at..at + len);
+        // The host is inside the text: a slice of it, not a second check.
+        let host_at = offset(host) - at;
+        let host_text = text.get(host_at..host_at + host.len()).unwrap_or_default();
         match kind {
             MidKind::Ip4 if !valid_ip4(host) => {
                 return Err(self.err(at, ErrorKind::BadMid("IPv4 address")));
@@ -499,7 +505,7 @@ impl<'a> Cur<'a> {
         self.pos = at + len;
         Ok(Mid {
             kind,
-            text: self.text(at..at + len),
+            text,
             host: host_text,
             port,
             span: at..at + len,
@@ -794,11 +800,10 @@ impl<'a> Cur<'a> {
                         streams.len() - 1
                     }
                 };
-                let groups = c.octets()?;
-                if let Some(s) = streams.get_mut(idx) {
-                    if local { &mut s.local } else { &mut s.remote }.extend(groups);
+                match streams.get_mut(idx) {
+                    Some(s) => c.octets(if local { &mut s.local } else { &mut s.remote }),
+                    None => Ok(()),
                 }
-                Ok(())
             } else if is(tok, "Stream", "ST") {
                 c.equal()?;
                 let id = c.uint(5, u64::from(u16::MAX), ErrorKind::BadStreamId)?;
@@ -815,9 +820,9 @@ impl<'a> Cur<'a> {
                     let at = c.pos;
                     let tok = c.name();
                     if is(tok, "Local", "L") {
-                        s.local.extend(c.octets()?);
+                        c.octets(&mut s.local)?;
                     } else if is(tok, "Remote", "R") {
-                        s.remote.extend(c.octets()?);
+                        c.octets(&mut s.remote)?;
                     } else {
                         c.pos = at;
                         c.skip()?;
@@ -849,7 +854,7 @@ impl<'a> Cur<'a> {
     /// A Local or Remote descriptor's `{ octetString }`, its token read:
     /// the SDP groups in it. The body runs to the first `}` not escaped
     /// as `\}`.
-    fn octets(&mut self) -> R<Vec<SdpGroup>> {
+    fn octets(&mut self, out: &mut Vec<SdpGroup>) -> R<()> {
         self.expect(b'{', "`{`")?;
         let open = self.pos - 1;
         if self.depth + 1 > MAX_DEPTH {
@@ -861,16 +866,17 @@ impl<'a> Cur<'a> {
             .ok_or_else(|| self.err(open, ErrorKind::Unterminated("Local or Remote descriptor")))?;
         let start = self.pos;
         self.pos += close + 1;
-        let mut groups = Vec::new();
-        for g in sdp_groups(body.get(..close).unwrap_or_default()) {
-            if groups.len() == MAX_GROUPS {
+        let mut n = 0;
+        split_groups(body.get(..close).unwrap_or_default(), |g| {
+            if n == MAX_GROUPS {
                 return Err(self.err(start + g.start, ErrorKind::TooMany("SDP groups")));
             }
-            groups.push(SdpGroup {
+            n += 1;
+            out.push(SdpGroup {
                 span: start + g.start..start + g.end,
             });
-        }
-        Ok(groups)
+            Ok(())
+        })
     }
 
     /// The ServiceChange descriptor's parameters, its `{` read.
@@ -970,14 +976,13 @@ fn command_kind(t: &[u8]) -> Option<CommandKind> {
     })
 }
 
-/// The SDP groups of an octet string, relative to it: each starts at a
-/// line beginning with `v=` (the first at the first non-blank byte) and
-/// ends where the next starts; the last ends with its last line's end,
-/// so blanks before the `}` stay outside.
-fn sdp_groups(body: &[u8]) -> Vec<Range<usize>> {
-    let mut out = Vec::new();
+/// Calls `f` with each SDP group of an octet string, relative to it:
+/// each starts at a line beginning with `v=` (the first at the first
+/// non-blank byte) and ends where the next starts; the last ends with its
+/// last line's end, so blanks before the `}` stay outside.
+fn split_groups(body: &[u8], mut f: impl FnMut(Range<usize>) -> R<()>) -> R<()> {
     let Some(first) = body.iter().position(|b| !b.is_ascii_whitespace()) else {
-        return out;
+        return Ok(());
     };
     let last = body
         .iter()
@@ -990,20 +995,33 @@ fn sdp_groups(body: &[u8]) -> Vec<Range<usize>> {
         _ => {}
     }
     let mut start = first;
-    for i in memchr::memmem::find_iter(body.get(..end).unwrap_or_default(), b"v=") {
-        let line_start = i > first && matches!(body.get(i - 1), Some(b'\n' | b'\r'));
-        if line_start {
-            out.push(start..i);
+    let view = body.get(..end).unwrap_or_default();
+    // `v` is rarer than a line end: fewer stops.
+    for i in memchr::memchr_iter(b'v', view) {
+        if i > first
+            && view.get(i + 1) == Some(&b'=')
+            && matches!(view.get(i - 1), Some(b'\n' | b'\r'))
+        {
+            f(start..i)?;
             start = i;
         }
     }
-    out.push(start..end);
-    out
+    f(start..end)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sdp_groups(body: &[u8]) -> Vec<Range<usize>> {
+        let mut out = Vec::new();
+        split_groups(body, |g| {
+            out.push(g);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
 
     #[test]
     fn groups_split_at_v_lines_and_leave_blanks_out() {

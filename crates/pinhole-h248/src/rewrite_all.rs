@@ -32,14 +32,10 @@ pub fn rewrite_all(d: &[u8], to: SocketAddr) -> Result<Vec<u8>, Error> {
     let mut next = u32::from(to.port());
     let mut any = false;
     for g in msg.groups() {
-        let line = msg.line_of(g.span.start);
-        let sdp = msg.sdp(g).map_err(|e| {
-            let at = e.line().map_or(line, |l| line + l - 1);
-            Error::new(at, ErrorKind::Sdp(e))
-        })?;
+        let sdp = msg.sdp(g).map_err(|e| msg.sdp_error(g, e))?;
         any = true;
         let plan = pinhole_sdp::plan_consecutive(&sdp, to.ip(), &mut next)
-            .map_err(|_| Error::new(line, ErrorKind::PortsExhausted))?;
+            .map_err(|_| Error::new(msg.line_of(g.span.start), ErrorKind::PortsExhausted))?;
         msg.rewrite_sdp_with(
             g,
             &sdp,
