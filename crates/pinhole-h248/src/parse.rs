@@ -1,7 +1,7 @@
-//! The parser: `nom` for the grammar's leaves (header, mId, numbers,
-//! termination ids), a recursive descent over one cursor for the nesting
-//! (transactions, actions, commands, Media, Stream, Local/Remote), and a
-//! brace-matching skip for every descriptor the ALG does not read.
+//! The parser: `nom` for the header and the mId, a recursive descent over
+//! one cursor for the nesting (transactions, actions, commands, Media,
+//! Stream, Local/Remote), and a brace-matching skip for every descriptor
+//! the ALG does not read.
 
 use std::ops::Range;
 
