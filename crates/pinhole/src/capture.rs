@@ -1,13 +1,18 @@
-//! `pinhole inspect CAPTURE`: every SIP and MGCP message (and Pinhole
-//! control message) in a pcap or pcapng file, one JSON line each, as operators have
-//! their captures — any link type, tunnels, IP fragments, TCP streams,
-//! WebSocket and SCTP (`pinhole_capture` reads them).
+//! `pinhole inspect CAPTURE`: every SIP and MGCP message, every H.248
+//! transaction (and Pinhole control message) in a pcap or pcapng file, one
+//! JSON line each, as operators have their captures — any link type,
+//! tunnels, IP fragments, TCP streams, WebSocket and SCTP (`pinhole_capture`
+//! reads them). MGCP and H.248 text are read from UDP datagrams: MGCP on
+//! its ports or with a command line, H.248 on UDP 2944/2945 (or anywhere
+//! with the long `MEGACO/` header).
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 
 use pinhole_capture::{Transport, Unit};
+
+use crate::inspect::h248;
 use pinhole_sip::{Frame, frame};
 use serde_json::{Value, json};
 
@@ -37,7 +42,7 @@ pub(crate) struct Summary {
     pub(crate) messages: u64,
     /// Messages printed with an error.
     pub(crate) errors: u64,
-    /// Payloads that were neither SIP nor control messages.
+    /// Payloads that were neither SIP, MGCP, H.248 nor control messages.
     pub(crate) other: u64,
 }
 
@@ -126,6 +131,17 @@ fn one_message(
             || crate::mgcp::PORTS.contains(&unit.dst.port()));
     let mut v = if pinhole_core::wire::is_control(payload) {
         crate::inspect::inspect(payload)
+    } else if unit.transport == Transport::Udp && is_h248(unit, payload) {
+        // One line per transaction, reply, pending and ack.
+        for mut v in h248::inspect(payload) {
+            if !v["error"].is_null() {
+                s.errors += 1;
+            }
+            place(&mut v, unit);
+            writeln!(out, "{v}")?;
+            s.messages += 1;
+        }
+        return Ok(());
     } else if crate::sip::looks_like_sip(payload) {
         crate::sip::inspect(payload)
     } else if unit.transport == Transport::Udp && crate::mgcp::looks_like_mgcp(payload, mgcp_port) {
@@ -150,6 +166,25 @@ fn one_message(
     writeln!(out, "{v}")?;
     s.messages += 1;
     Ok(())
+}
+
+/// An H.248 text header (after white space and comments) on UDP 2944 or
+/// 2945; elsewhere only the long `MEGACO/` form, since `!/` is short
+/// enough to start other payloads.
+fn is_h248(unit: &Unit, payload: &[u8]) -> bool {
+    if !h248::looks_like_h248(payload) {
+        return false;
+    }
+    let on_port = h248::PORTS.contains(&unit.src.port()) || h248::PORTS.contains(&unit.dst.port());
+    on_port || {
+        let start = payload
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(0);
+        payload
+            .get(start..start + 7)
+            .is_some_and(|h| h.eq_ignore_ascii_case(b"MEGACO/"))
+    }
 }
 
 /// Where the message was in the capture.
@@ -251,6 +286,120 @@ mod tests {
         let answer = v.iter().find(|m| m["role"] == "answer").unwrap();
         assert_eq!(answer["kind"], "200");
         assert_eq!(answer["media"][0]["addr"], "200.57.7.202");
+    }
+
+    #[test]
+    fn h248_transactions_of_the_capture() {
+        let file = "h248/pcap/wiki-FAX-Call-t38-CA-TDM-SIP-FB-1.pcap";
+        let (s, v) = lines(file);
+        let h248: Vec<&Value> = v.iter().filter(|m| m["protocol"] == "h248").collect();
+        // 130 datagrams on UDP 2944 (tshark: megaco 130), one transaction
+        // or reply each: 65 requests, 65 replies.
+        assert_eq!(h248.len(), 130, "{file}");
+        assert_eq!(s.errors, 0);
+        assert!(
+            h248.iter()
+                .all(|m| m["error"].is_null() && m["transport"] == "udp")
+        );
+        let count = |k: &str| h248.iter().filter(|m| m["kind"] == k).count();
+        assert_eq!(
+            ["Reply", "AuditValue", "Modify", "Notify", "Add", "Subtract"].map(count),
+            [65, 53, 8, 2, 1, 1]
+        );
+        let add = h248.iter().find(|m| m["kind"] == "Add").unwrap();
+        assert_eq!(add["frame"], 21);
+        assert_eq!(add["context"], "$");
+        assert_eq!(add["mid"], "<iMSS>");
+        assert_eq!(add["media"][0]["choose"], true);
+        let answer = h248.iter().find(|m| m["frame"] == 22).unwrap();
+        assert_eq!(answer["kind"], "Reply");
+        assert_eq!(answer["role"], "answer");
+        assert_eq!(answer["context"], 191);
+        assert_eq!(answer["media"][0]["addr"], "10.23.1.52");
+        assert_eq!(answer["media"][0]["port"], 16756);
+        assert_eq!(answer["media"][0]["descriptor"], "local");
+        // The SIP legs of the same call are there too.
+        assert!(v.iter().any(|m| m["protocol"] == "sip"));
+    }
+
+    /// A pcap of raw IPv4 packets (link type 101), each a UDP datagram.
+    fn raw_ip_pcap(datagrams: &[(u16, u16, &[u8])]) -> Vec<u8> {
+        let mut file = Vec::new();
+        file.extend(0xa1b2_c3d4u32.to_le_bytes());
+        file.extend([2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        file.extend(65535u32.to_le_bytes());
+        file.extend(101u32.to_le_bytes());
+        for (i, (sport, dport, payload)) in datagrams.iter().enumerate() {
+            let udp_len = 8 + payload.len();
+            let ip_len = 20 + udp_len;
+            let mut p = vec![
+                0x45,
+                0,
+                (ip_len >> 8) as u8,
+                ip_len as u8,
+                0,
+                0,
+                0,
+                0,
+                64,
+                17,
+                0,
+                0,
+            ];
+            p.extend([192, 0, 2, 1, 192, 0, 2, 2]);
+            p.extend(sport.to_be_bytes());
+            p.extend(dport.to_be_bytes());
+            p.extend([(udp_len >> 8) as u8, udp_len as u8, 0, 0]);
+            p.extend(*payload);
+            file.extend((1_700_000_000 + i as u32).to_le_bytes());
+            file.extend(0u32.to_le_bytes());
+            file.extend((p.len() as u32).to_le_bytes());
+            file.extend((p.len() as u32).to_le_bytes());
+            file.extend(p);
+        }
+        file
+    }
+
+    #[test]
+    fn h248_on_its_ports_with_errors_and_comments() {
+        let file = raw_ip_pcap(&[
+            (
+                2944,
+                2944,
+                b";pinhole-mg=[192.0.2.7]:2944\r\n!/1 [192.0.2.1]:2944 T=5{C=$ {A=RTP/$}} PN=4{}",
+            ),
+            (40000, 2945, b"MEGACO/1 [192.0.2.1]:2944 T=6{C=1{MF=x{"),
+            // `!/` away from the H.248 ports is not taken for H.248.
+            (40000, 40002, b"!/1 <mg>\nT=1{C=-{AV=ROOT}}"),
+            // The long header is, on any port.
+            (40000, 40002, b"MEGACO/1 <mg>\nT=1{C=-{AV=ROOT}}"),
+        ]);
+        let mut out = Vec::new();
+        let s = inspect(&file, &mut out).unwrap();
+        let v: Vec<Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!((s.frames, s.messages, s.errors, s.other), (4, 4, 1, 1));
+        let kinds: Vec<&Value> = v.iter().map(|m| &m["kind"]).collect();
+        assert_eq!(
+            kinds,
+            [
+                &json!("Add"),
+                &json!("TransactionPending"),
+                &Value::Null,
+                &json!("AuditValue")
+            ]
+        );
+        assert_eq!(v[0]["frame"], 1);
+        assert_eq!(v[1]["frame"], 1);
+        assert_eq!(v[0]["context"], "$");
+        assert_eq!(v[2]["protocol"], "h248");
+        assert_eq!(v[2]["frame"], 2);
+        assert_eq!(v[2]["dst"], "192.0.2.2:2945");
+        assert_eq!(v[2]["error"], "line 1: unterminated {");
+        assert_eq!(v[3]["frame"], 4);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `pinhole inspect FILE`: decodes one message and prints it as one JSON
 //! line: Pinhole's control messages (one STUN-framed datagram, as raw bytes
-//! or as a hex dump), SIP (`crate::sip`) and MGCP (`crate::mgcp`).
+//! or as a hex dump), SIP (`crate::sip`), MGCP (`crate::mgcp`) and H.248
+//! text ([`h248`], one line per transaction, reply, pending or ack).
 
 use std::io::Read;
 use std::path::Path;
@@ -29,6 +30,13 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<bool> {
         );
         return Ok(true);
     }
+    if h248::looks_like_h248(&raw) {
+        let lines = h248::inspect(&raw);
+        for v in &lines {
+            println!("{v}");
+        }
+        return Ok(lines.iter().all(|v| v["error"].is_null()));
+    }
     // Before the hex-dump test: `200 262662134` is all hex digits.
     if crate::mgcp::looks_like_mgcp(&raw, true) && !crate::sip::looks_like_sip(&raw) {
         let lines = crate::mgcp::inspect(&raw);
@@ -49,13 +57,15 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<bool> {
 pub(crate) fn rewrite(path: &Path, to: std::net::SocketAddr) -> anyhow::Result<bool> {
     use std::io::Write as _;
     let raw = read(path)?;
-    let result = if crate::sip::looks_like_sip(&raw) {
+    let result = if h248::looks_like_h248(&raw) {
+        pinhole_h248::rewrite_all(&raw, to).map_err(|e| e.to_string())
+    } else if crate::sip::looks_like_sip(&raw) {
         crate::sip::rewrite(&raw, to)
     } else if crate::mgcp::looks_like_mgcp(&raw, true) {
         crate::mgcp::rewrite(&raw, to)
     } else {
         anyhow::bail!(
-            "{}: neither a SIP message nor an MGCP datagram",
+            "{}: neither a SIP message nor an MGCP datagram nor an H.248 message",
             path.display()
         );
     };
@@ -141,7 +151,7 @@ pub(crate) fn inspect(bytes: &[u8]) -> Value {
             "protocol": null,
             "kind": null,
             "length": bytes.len(),
-            "error": "neither a Pinhole control message (STUN-framed) nor SIP nor MGCP",
+            "error": "neither a Pinhole control message (STUN-framed) nor SIP nor MGCP nor H.248",
         });
     }
     let m = match Message::decode(bytes) {
@@ -182,6 +192,197 @@ pub(crate) fn inspect(bytes: &[u8]) -> Value {
         "fingerprint": m.has_fingerprint(),
         "error": null,
     })
+}
+
+/// `pinhole inspect` and `pinhole rewrite` for H.248 text (RFC 3525 Annex
+/// B): one JSON line per transaction, reply, pending and ack of a message.
+pub(crate) mod h248 {
+    use pinhole_h248::{Action, ContextId, ErrorDescriptor, Item, MediaRole, Message};
+    use serde_json::{Value, json};
+
+    /// The H.248 ports (IANA `megaco-h248`): 2944 for text, 2945 for binary
+    /// (some gateways send text there too).
+    pub(crate) const PORTS: [u16; 2] = [2944, 2945];
+
+    /// True when the message starts with `MEGACO/` or `!/` (any letter
+    /// case), after any white space and `;` comments (RFC 3525 Annex B
+    /// `LWSP`), as the MPR's `;pinhole-mg=` line puts one before it.
+    pub(crate) fn looks_like_h248(bytes: &[u8]) -> bool {
+        let mut rest = bytes;
+        loop {
+            match rest.split_first() {
+                Some((b' ' | b'\t' | b'\r' | b'\n', tail)) => rest = tail,
+                Some((b';', _)) => {
+                    let end = rest
+                        .iter()
+                        .position(|&b| b == b'\r' || b == b'\n')
+                        .unwrap_or(rest.len());
+                    rest = rest.get(end..).unwrap_or_default();
+                }
+                _ => break,
+            }
+        }
+        rest.get(..7)
+            .is_some_and(|h| h.eq_ignore_ascii_case(b"MEGACO/"))
+            || rest.starts_with(b"!/")
+    }
+
+    /// One JSON object per transaction, reply, pending and ack of the
+    /// message (one for a message whose body is an error descriptor); a
+    /// message that does not parse gives one object carrying the error.
+    pub(crate) fn inspect(bytes: &[u8]) -> Vec<Value> {
+        let m = match pinhole_h248::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                return vec![json!({
+                    "protocol": "h248", "kind": null, "transaction": null, "context": null,
+                    "mid": null, "media": [], "error": e.to_string(), "error_kind": e.kind(),
+                })];
+            }
+        };
+        if m.items().is_empty() {
+            return vec![json!({
+                "protocol": "h248",
+                "kind": "Error",
+                "mid": m.mid().text,
+                "version": m.version(),
+                "transaction": null,
+                "context": null,
+                "error_descriptor": m.error().map(error_descriptor),
+                "media": [],
+                "error": null,
+            })];
+        }
+        m.items().iter().map(|item| describe(&m, item)).collect()
+    }
+
+    fn context(c: ContextId) -> Value {
+        match c {
+            ContextId::Null => json!("-"),
+            ContextId::Choose => json!("$"),
+            ContextId::All => json!("*"),
+            ContextId::Id(n) => json!(n),
+        }
+    }
+
+    fn error_descriptor(e: &ErrorDescriptor<'_>) -> Value {
+        json!({"code": e.code, "reason": e.reason})
+    }
+
+    fn role_name(r: MediaRole) -> &'static str {
+        match r {
+            MediaRole::Offer => "offer",
+            MediaRole::Modify => "modify",
+            MediaRole::Answer => "answer",
+            MediaRole::Teardown => "teardown",
+            MediaRole::None => "none",
+        }
+    }
+
+    fn describe(m: &Message<'_>, item: &Item<'_>) -> Value {
+        let (actions, txn_error): (&[Action<'_>], _) = match item {
+            Item::Request(r) => (&r.actions, None),
+            Item::Reply(r) => (&r.actions, r.error.as_ref()),
+            Item::Pending { .. } | Item::ResponseAck { .. } => (&[], None),
+        };
+        let commands = || actions.iter().flat_map(|a| a.commands.iter());
+        let kind = match item {
+            Item::Request(_) => commands()
+                .next()
+                .map_or("Transaction", |c| c.kind.long_name()),
+            Item::Reply(_) => "Reply",
+            Item::Pending { .. } => "TransactionPending",
+            Item::ResponseAck { .. } => "TransactionResponseAck",
+        };
+        let role = commands()
+            .map(|c| MediaRole::of(item, c))
+            .find(|r| *r != MediaRole::None)
+            .unwrap_or(MediaRole::None);
+        // The first error descriptor: the transaction's, an action's, a
+        // command's.
+        let failed = txn_error
+            .or_else(|| actions.iter().find_map(|a| a.error.as_ref()))
+            .or_else(|| commands().find_map(|c| c.error.as_ref()));
+        let (media, error) = media(m, actions);
+        let mut v = json!({
+            "protocol": "h248",
+            "kind": kind,
+            "mid": m.mid().text,
+            "version": m.version(),
+            "transaction": item.id(),
+            "context": actions.first().map_or(Value::Null, |a| context(a.context)),
+            "actions": actions.len(),
+            "commands": commands().map(|c| c.kind.long_name()).collect::<Vec<_>>(),
+            "terminations": commands()
+                .flat_map(|c| c.terminations.iter().map(|t| t.text))
+                .collect::<Vec<_>>(),
+            "role": role_name(role),
+            "error_descriptor": failed.map(error_descriptor),
+            "media": media,
+            "error": error,
+        });
+        if let Item::ResponseAck { ranges, .. } = item {
+            v["acks"] = ranges.iter().map(|r| json!([r.first, r.last])).collect();
+        }
+        if let Item::Reply(r) = item {
+            v["immediate_ack"] = json!(r.immediate_ack);
+        }
+        v
+    }
+
+    /// The endpoints of every Local and Remote SDP group of the actions,
+    /// in datagram order, each as SIP and MGCP describe theirs plus where
+    /// it was (`descriptor`, `stream`, `group`, `termination`) and `choose`
+    /// (H.248's `$` port); with the last SDP error, at its datagram line.
+    fn media(m: &Message<'_>, actions: &[Action<'_>]) -> (Vec<Value>, Value) {
+        let mut groups = Vec::new();
+        for c in actions.iter().flat_map(|a| a.commands.iter()) {
+            let term = c.terminations.first().map(|t| t.text);
+            for s in &c.streams {
+                for (descriptor, list) in [("local", &s.local), ("remote", &s.remote)] {
+                    for (i, g) in list.iter().enumerate() {
+                        groups.push((g, descriptor, s.number(), i, term));
+                    }
+                }
+            }
+        }
+        groups.sort_by_key(|(g, ..)| g.span.start);
+        let mut media = Vec::new();
+        let mut error = Value::Null;
+        for (g, descriptor, stream, i, term) in groups {
+            let sdp = match m.sdp(g) {
+                Ok(sdp) => sdp,
+                Err(e) => {
+                    error = json!(m.sdp_error(g, e).to_string());
+                    continue;
+                }
+            };
+            let body = m.bytes().get(g.span.clone()).unwrap_or_default();
+            match crate::sip::describe_sdp(body) {
+                Ok(v) => {
+                    for (mut e, sm) in v.into_iter().zip(sdp.media()) {
+                        e["descriptor"] = json!(descriptor);
+                        e["stream"] = json!(stream);
+                        e["group"] = json!(i);
+                        e["termination"] = json!(term);
+                        e["choose"] = json!(sm.choose);
+                        media.push(e);
+                    }
+                }
+                Err(_) => {
+                    let e = sdp
+                        .endpoints(std::net::Ipv4Addr::UNSPECIFIED.into())
+                        .err()
+                        .map_or_else(
+                            || format!("line {}: bad SDP", m.line_of(g.span.start)),
+                            |e| m.sdp_error(g, e).to_string(),
+                        );
+                    error = json!(e);
+                }
+            }
+        }
+        (media, error)
+    }
 }
 
 #[cfg(test)]
@@ -242,6 +443,76 @@ mod tests {
         assert_eq!(v["kind"], "Registration request");
         assert_eq!(v["signaling_protocol"], "SIP");
         assert_eq!(v["lifetime"], 600);
+    }
+
+    #[test]
+    fn recognises_h248_after_white_space_and_comments() {
+        use h248::looks_like_h248;
+        assert!(looks_like_h248(b"MEGACO/1 [10.0.0.1]:2944\nT=1{}"));
+        assert!(looks_like_h248(b"megaco/1 <mg1>"));
+        assert!(looks_like_h248(b"!/1 <iMSS>"));
+        assert!(looks_like_h248(
+            b";pinhole-mg=[10.0.0.2]:2944\r\n \t; another\n!/1 <mgc>"
+        ));
+        assert!(!looks_like_h248(b"; only a comment"));
+        assert!(!looks_like_h248(b"MEGAC"));
+        assert!(!looks_like_h248(b"200 1 OK\n"));
+        assert!(!looks_like_h248(b"INVITE sip:a@b SIP/2.0\r\n"));
+        assert!(!looks_like_h248(b"x!/1 <mgc>"));
+    }
+
+    #[test]
+    fn one_h248_line_per_item() {
+        let v = h248::inspect(
+            b"!/1 [192.0.2.1]:2944 P=3{ER=402{\"x\"}} PN=4{} K{1-3,5} T=9{C=*{S=*}} T=10{C=-{}}",
+        );
+        let kinds: Vec<&str> = v.iter().map(|m| m["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "Reply",
+                "TransactionPending",
+                "TransactionResponseAck",
+                "Subtract",
+                "Transaction"
+            ]
+        );
+        assert!(v.iter().all(|m| m["protocol"] == "h248"
+            && m["mid"] == "[192.0.2.1]:2944"
+            && m["error"].is_null()));
+        assert_eq!(v[0]["error_descriptor"]["code"], 402);
+        assert_eq!(v[0]["error_descriptor"]["reason"], "x");
+        assert_eq!(v[1]["transaction"], 4);
+        assert!(v[2]["transaction"].is_null());
+        assert_eq!(v[2]["acks"], json!([[1, 3], [5, 5]]));
+        assert_eq!(v[3]["context"], "*");
+        assert_eq!(v[3]["role"], "teardown");
+        assert_eq!(v[4]["context"], "-");
+        // A message whose body is an error descriptor.
+        let v = h248::inspect(b"MEGACO/1 <mgc> Error=502{\"Not ready\"}");
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0]["kind"], "Error");
+        assert_eq!(v[0]["error_descriptor"]["code"], 502);
+    }
+
+    #[test]
+    fn h248_errors_are_lines_with_an_error() {
+        let v = h248::inspect(b"!/1 [192.0.2.1]:2944 T=1{C=2{A=RTP/1{");
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0]["protocol"], "h248");
+        assert!(v[0]["kind"].is_null());
+        assert_eq!(v[0]["error"], "line 1: unterminated {");
+        // An unreadable session description: the command still prints,
+        // with the error at its datagram line.
+        let v = h248::inspect(
+            b"!/1 [192.0.2.1]:2944\nT=1{C=2{A=RTP/1{M{R{v=0\nc=IN IP4 10.0.0.2\nm=audio x RTP/AVP 0\n}}}}}",
+        );
+        assert_eq!(v[0]["kind"], "Add");
+        assert!(
+            v[0]["error"].as_str().unwrap().starts_with("line 4:"),
+            "{}",
+            v[0]
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `pinhole` binary: run a Media Proxy Router (`pinhole mpr`), an
 //! Application Proxy Server (`pinhole aps`), the self-contained loopback
-//! demonstration (`pinhole demo`), or decode a control message
-//! (`pinhole inspect`) and print it as JSON.
+//! demonstration (`pinhole demo`), or decode a control, SIP, MGCP or
+//! H.248 message or a capture (`pinhole inspect`) and print it as JSON.
 //!
 //! Every subcommand has `--help`. Logs go to stderr through `tracing`,
 //! human-readable by default or one JSON object per line with
@@ -74,18 +74,20 @@ enum Cmd {
         seconds: u64,
     },
     /// Decode one message and print it as one JSON line: a Pinhole control
-    /// message (STUN-framed, raw bytes or a hex dump), a SIP message, or an
-    /// MGCP datagram (one line per piggybacked message). Given a pcap or
-    /// pcapng capture, print one line per message in it (SIP over UDP, TCP,
-    /// WebSocket or SCTP; MGCP over UDP). Exits 0 if it decoded.
+    /// message (STUN-framed, raw bytes or a hex dump), a SIP message, an
+    /// MGCP datagram (one line per piggybacked message) or an H.248 text
+    /// message (one line per transaction, reply, pending or ack). Given a
+    /// pcap or pcapng capture, print one line per message in it (SIP over
+    /// UDP, TCP, WebSocket or SCTP; MGCP over UDP; H.248 over UDP 2944 and
+    /// 2945). Exits 0 if it decoded.
     Inspect {
         /// The file (`-` for stdin).
         file: PathBuf,
     },
-    /// Rewrite every media address in one SIP message or MGCP datagram to
-    /// ADDR with consecutive ports from PORT (RTCP on the odd port after
-    /// each), fix SIP's Content-Length, and print the message. Exits 0 if it
-    /// rewrote.
+    /// Rewrite every media address in one SIP message, MGCP datagram or
+    /// H.248 message (every Local and Remote group) to ADDR with
+    /// consecutive ports from PORT (RTCP on the odd port after each), fix
+    /// SIP's Content-Length, and print the message. Exits 0 if it rewrote.
     Rewrite {
         /// Where the media should go.
         #[arg(long)]
