@@ -502,3 +502,32 @@ fn corpus_messages_are_the_units_of_their_frames() {
         }
     }
 }
+
+#[test]
+fn h248_datagrams_match_tshark() {
+    // MANIFEST: tshark io,phs megaco:130. Every one is a UDP datagram to or
+    // from port 2944 in compact text form, and the corpus's cut messages
+    // (frames 1, 21, 22, 56, …) are among them.
+    let c = load("h248/pcap/wiki-FAX-Call-t38-CA-TDM-SIP-FB-1.pcap");
+    let h248: Vec<&Unit> = c
+        .units
+        .iter()
+        .filter(|u| {
+            u.transport == Transport::Udp
+                && [u.src.port(), u.dst.port()]
+                    .iter()
+                    .any(|p| *p == 2944 || *p == 2945)
+        })
+        .collect();
+    assert_eq!(h248.len(), 130);
+    assert!(h248.iter().all(|u| u.payload.starts_with(b"!/1 ")));
+    let frames: Vec<u64> = h248.iter().map(|u| u.frame).collect();
+    for f in [1, 21, 22, 56, 7201, 7204] {
+        assert!(frames.contains(&f), "frame {f}");
+    }
+    // One gateway, one call agent.
+    let mut peers: Vec<SocketAddr> = h248.iter().flat_map(|u| [u.src, u.dst]).collect();
+    peers.sort();
+    peers.dedup();
+    assert_eq!(peers.len(), 2, "{peers:?}");
+}
