@@ -1,10 +1,11 @@
 //! What comes from the MPR: the MGC's requests to the inside gateways
-//! (their `Remote` descriptors get ports B, their Subtracts free them),
-//! and the MGC's replies to the gateways' requests.
+//! (their `Remote` descriptors get ports B — in the smart gateway mode
+//! they pass as they are — their Subtracts free them), and the MGC's
+//! replies to the gateways' requests.
 
 use std::time::Instant;
 
-use pinhole_core::alg::aps::Step;
+use pinhole_core::alg::aps::{Mode, Step};
 use pinhole_core::alg::{ClientContext, Rejection};
 use pinhole_core::patch::Patch;
 use pinhole_core::types::{Receive, Transmit};
@@ -219,6 +220,10 @@ impl Aps {
             return Ok((party, created));
         }
         let plan = match self.media.inward(now, ctx, &party, &remote.endpoints) {
+            // A smart gateway sends straight to the relay address: the
+            // stream only notes it (its pinhole opens toward it), and the
+            // MGC's bytes go on as they are.
+            Step::Ready(_) if self.cfg.mode == Mode::Terminal => return Ok((party, created)),
             Step::Ready(plan) => Ok(plan),
             Step::Wait => Err(NO_RESOURCES),
             Step::Failed(e) => {

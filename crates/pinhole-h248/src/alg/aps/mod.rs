@@ -29,6 +29,16 @@
 //! **Retransmissions.** A transaction seen again goes on as it was first
 //! rewritten; a gateway's reply repeated while its pinhole opens is
 //! absorbed, and after that gets the first rewritten copy again.
+//!
+//! **Smart gateway (Fig. 14).** With [`ApsConfig::terminal`] the ALG sits
+//! beside one media gateway on the gateway's host (or in its process),
+//! registered with the MPR by a client engine of its own: core's
+//! [`ApsMedia`] in [`Mode::Terminal`]. The pinhole opens from the
+//! gateway's own media port (its `Local` address: steps 1315–1320,
+//! 1335–1340), a `Remote` going in is not rewritten (the gateway sends
+//! straight to the MPR relay address the MGC names), and the `Local`
+//! coming out still waits for the CMPH and leaves with the pinhole's
+//! public address (1325, 1345). Everything else is the same code.
 
 mod down;
 mod up;
@@ -37,7 +47,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use pinhole_core::alg::aps::{ApsMedia, Held, Outcome, Park};
+use pinhole_core::alg::aps::{ApsMedia, Held, Mode, Outcome, Park};
 use pinhole_core::alg::txn::Transactions;
 use pinhole_core::alg::{ClientContext, ClientSignaling, Counters, Outbox, Rejection};
 use pinhole_core::client::Event;
@@ -61,8 +71,12 @@ pub struct ApsConfig {
     pub mid: String,
     /// The inside address media ports B are bound on.
     pub media_ip: IpAddr,
-    /// Media ports B.
+    /// Media ports B (unused in [`Mode::Terminal`]).
     pub media_ports: PortRange,
+    /// Whose media ports the pinholes open from: the APS's ports B
+    /// ([`Mode::Aps`], Fig. 13), or the gateway's own
+    /// ([`Mode::Terminal`], Fig. 14).
+    pub mode: Mode,
     /// Inside gateways by `mId` (as they write it) → their H.248 address;
     /// others are learned from the address their messages come from.
     pub gateways: Vec<(String, SocketAddr)>,
@@ -100,6 +114,7 @@ impl ApsConfig {
             mid: format!("[{}]:{}", local.ip(), local.port()),
             media_ip,
             media_ports,
+            mode: Mode::Aps,
             gateways: Vec::new(),
             max_gateways: 1000,
             max_terminations: 50_000,
@@ -109,6 +124,18 @@ impl ApsConfig {
             termination_idle: Duration::from_secs(4 * 3600),
             port_quarantine: Duration::from_secs(30),
             seed,
+        }
+    }
+
+    /// Defaults for the smart gateway mode (Fig. 14): the ALG at `local`
+    /// (its client engine's registered signaling socket) beside the media
+    /// gateway on host `media_ip`, which lists it as its MGC. Pinholes
+    /// open from the gateway's own media ports, so no ports B.
+    pub fn terminal(local: SocketAddr, media_ip: IpAddr, seed: [u8; 32]) -> Self {
+        Self {
+            mode: Mode::Terminal,
+            // Never allocated from: the gateway owns its media ports.
+            ..Self::new(local, media_ip, PortRange { first: 0, last: 1 }, seed)
         }
     }
 }
@@ -186,12 +213,16 @@ impl Aps {
     pub fn new(cfg: ApsConfig) -> Self {
         let mut rng = Rng::from_seed(cfg.seed);
         let secret = rng.next_u64();
-        let media = ApsMedia::new(
-            cfg.media_ip,
-            cfg.media_ports,
-            cfg.port_quarantine,
-            rng.fork(),
-        );
+        let ports_rng = rng.fork();
+        let media = match cfg.mode {
+            Mode::Aps => ApsMedia::new(
+                cfg.media_ip,
+                cfg.media_ports,
+                cfg.port_quarantine,
+                ports_rng,
+            ),
+            Mode::Terminal => ApsMedia::terminal(cfg.media_ip),
+        };
         let gateways = cfg
             .gateways
             .iter()

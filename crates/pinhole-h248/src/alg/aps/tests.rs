@@ -29,6 +29,8 @@ const APS: &str = "10.1.0.2:2944";
 const MG: &str = "10.1.0.10:2944";
 const MG_MID: &str = "[10.1.0.10]:2944";
 const MGC_MID: &str = "[192.0.2.5]:2944";
+/// The smart gateway mode's ALG, beside gateway `MG` on its host.
+const ALG: &str = "10.1.0.10:2950";
 
 fn rx(local: SocketAddr, remote: SocketAddr, bytes: &[u8]) -> Receive<'_> {
     Receive {
@@ -42,6 +44,8 @@ fn rx(local: SocketAddr, remote: SocketAddr, bytes: &[u8]) -> Receive<'_> {
 /// `registered`), the APS with gateway `MG` known from its ServiceChange.
 struct Bed {
     now: Instant,
+    /// The ALG's socket.
+    local: SocketAddr,
     mpr: mpr::Engine,
     cl: client::Engine,
     aps: Aps,
@@ -51,6 +55,21 @@ struct Bed {
 
 impl Bed {
     fn new(registered: bool) -> Self {
+        let pc = ApsConfig::new(
+            sa(APS),
+            sa(APS).ip(),
+            PortRange::new(20_000, 20_099).unwrap(),
+            [3; 32],
+        );
+        Self::with(pc, registered)
+    }
+
+    /// The smart gateway mode (Fig. 14): the ALG on the gateway's host.
+    fn terminal() -> Self {
+        Self::with(ApsConfig::terminal(sa(ALG), sa(ALG).ip(), [3; 32]), true)
+    }
+
+    fn with(pc: ApsConfig, registered: bool) -> Self {
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         let mut mc = mpr::Config::new(sa(MPR).ip(), [1; 32]);
@@ -62,19 +81,14 @@ impl Bed {
             "corp1",
             b"s".to_vec(),
             Protocol::H248,
-            sa(APS),
+            pc.local,
             sa(MPR),
             [2; 32],
         );
         let cl = client::Engine::new(cc, now).unwrap();
-        let pc = ApsConfig::new(
-            sa(APS),
-            sa(APS).ip(),
-            PortRange::new(20_000, 20_099).unwrap(),
-            [3; 32],
-        );
         let mut b = Self {
             now,
+            local: pc.local,
             mpr,
             cl,
             aps: Aps::new(pc),
@@ -97,7 +111,7 @@ impl Bed {
         self.aps.handle_datagram(
             self.now,
             &mut LiveClient::new(&mut self.cl, &mut NoSockets),
-            rx(sa(APS), sa(from), bytes),
+            rx(self.local, sa(from), bytes),
         );
         std::iter::from_fn(|| self.aps.poll_transmit()).collect()
     }
@@ -472,4 +486,55 @@ fn a_held_reply_whose_termination_was_subtracted_stops_holding_on_sweep() {
     let out = b.mg_sends(notify.as_bytes());
     assert_eq!(out[0].payload, notify.as_bytes());
     assert_eq!(b.aps.stats().pinholes, 1);
+}
+
+#[test]
+fn terminal_mode_passes_the_remote_to_the_gateway_unchanged() {
+    let mut b = Bed::terminal();
+    let add = add(2, Some(sa("203.0.113.10:40000")));
+    let out = b.mpr_sends(&tag(MG_MID, &add));
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].local, out[0].remote), (sa(ALG), sa(MG)));
+    // The gateway sends straight to the relay address: only the line
+    // naming it is gone.
+    assert_eq!(out[0].payload, add);
+    assert_eq!((b.aps.ports_in_use(), b.aps.stats().sdp_rewritten), (0, 0));
+    assert_eq!(b.aps.terminations(), 1);
+}
+
+#[test]
+fn terminal_mode_opens_from_the_gateways_media_port_and_local_gets_the_public_address() {
+    let mut b = Bed::terminal();
+    assert_eq!(b.mpr_sends(&tag(MG_MID, &add(2, None))).len(), 1);
+    let media = sa("10.1.0.10:4000");
+    let reply = add_reply(2, 7, "RTP/1", Some(media));
+    assert!(
+        b.mg_sends(&reply).is_empty(),
+        "held until the CMPH is answered"
+    );
+    assert_eq!((b.aps.stats().parked, b.aps.stats().pinholes), (1, 1));
+    b.sent.clear();
+    let events = b.pump(false);
+    // The CMPH left from the gateway's own media port, not a port B.
+    assert_eq!((b.sent[0].local, b.sent[0].remote), (media, sa(MPR)));
+    assert_eq!(b.aps.ports_in_use(), 0);
+    let public = events
+        .iter()
+        .find_map(|e| match e {
+            client::Event::PinholeOpened { pinhole, .. } => *pinhole,
+            _ => None,
+        })
+        .expect("the pinhole opened");
+    let out = b.report(&events);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].local, out[0].remote), (sa(ALG), sa(MPR)));
+    let want = String::from_utf8(reply)
+        .unwrap()
+        .replace("10.1.0.10\r\n", &format!("{}\r\n", public.ip()))
+        .replace("audio 4000", &format!("audio {}", public.port()));
+    assert_eq!(String::from_utf8(out[0].payload.clone()).unwrap(), want);
+    // Subtract closes the pinhole.
+    let sub = subtract(1, MGC_MID, 3, 7, "RTP/1");
+    assert_eq!(b.mpr_sends(&tag(MG_MID, &sub)).len(), 1);
+    assert_eq!(b.aps.terminations(), 0);
 }
