@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use pinhole_core::{client, mpr};
+use pinhole_h248::alg as h248_alg;
 use pinhole_mgcp::alg as mgcp_alg;
 use pinhole_net::driver::{Direct, client as client_driver, mpr as mpr_driver};
 use pinhole_net::relay::Relay;
@@ -101,7 +102,18 @@ pub(crate) async fn run_mpr(path: &Path) -> Result<()> {
             Box::new(mgcp_alg::Mpr::new(c)),
         ));
     }
-    let (handle, mut out) = mpr_driver::spawn_with(engine, controls, relay, relay_events, algs)?;
+    if let Some(c) = s.h248 {
+        tracing::info!(h248 = %c.local, mgc = %c.mgc,
+            mg_ports = %format!("{}-{}", c.mg_ports.start(), c.mg_ports.end()), "H.248 ALG on");
+        algs.push(mpr_driver::MprAlg::new(
+            c.local,
+            Box::new(h248_alg::Mpr::new(c)),
+        ));
+    }
+    // Binds the ALGs' extra addresses (H.248's gateway ports) too; a
+    // failure names the address.
+    let (handle, mut out) = mpr_driver::spawn_with(engine, controls, relay, relay_events, algs)
+        .context("signaling ALGs")?;
     let metrics = match s.metrics {
         Some(a) => Some(metrics::serve(a, Source::Mpr(handle.clone())).await?),
         None => None,
@@ -163,16 +175,21 @@ pub(crate) async fn run_aps(path: &Path) -> Result<()> {
         .with_context(|| format!("signaling: cannot bind {local}"))?;
     let engine = client::Engine::new(s.engine, Instant::now())?;
     let (relay, relay_events) = Relay::start(s.relay).context("relay")?;
-    let alg: Option<Box<dyn pinhole_core::alg::ClientSignaling>> = match (s.sip, s.mgcp) {
-        (Some(c), _) => {
+    // Validation builds at most one: the section of `protocol`.
+    let alg: Option<Box<dyn pinhole_core::alg::ClientSignaling>> = match (s.sip, s.mgcp, s.h248) {
+        (Some(c), _, _) => {
             tracing::info!(media_ip = %c.media_ip, inside_default = ?c.inside_default, "SIP proxy on");
             Some(Box::new(sip_alg::Aps::new(c)))
         }
-        (None, Some(c)) => {
+        (None, Some(c), _) => {
             tracing::info!(media_ip = %c.media_ip, gateways = ?c.gateways, "MGCP ALG on");
             Some(Box::new(mgcp_alg::Aps::new(c)))
         }
-        (None, None) => None,
+        (None, None, Some(c)) => {
+            tracing::info!(media_ip = %c.media_ip, gateways = ?c.gateways, "H.248 ALG on");
+            Some(Box::new(h248_alg::Aps::new(c)))
+        }
+        (None, None, None) => None,
     };
     let (handle, mut out) = client_driver::spawn_with(
         engine,

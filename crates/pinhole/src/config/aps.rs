@@ -1,15 +1,20 @@
 //! `pinhole aps`: the file, its role-wide keys and its validation. The
-//! protocol sections are in [`super::sip`] and [`super::mgcp`]; which one
-//! is used follows `protocol`.
+//! protocol sections are in [`super::sip`], [`super::mgcp`] and
+//! [`super::h248`]; which one is used follows `protocol` (an APS registers
+//! and serves one protocol). `[sip]` and `[mgcp]` are parsed but not
+//! checked under another protocol; `[h248]` under another protocol is an
+//! error. `protocol = "h323"` runs no ALG.
 
 use std::net::SocketAddr;
 
 use pinhole_core::client::{self, CmphMode};
+use pinhole_h248::alg as h248_alg;
 use pinhole_mgcp::alg as mgcp_alg;
 use pinhole_net::relay::RelayConfig;
 use pinhole_sip::alg as sip_alg;
 use serde::Deserialize;
 
+use super::h248::ApsH248Section;
 use super::mgcp::ApsMgcpSection;
 use super::sip::ApsSipSection;
 use super::{Invalid, ProtocolName, RelaySection, invalid, secs};
@@ -67,6 +72,9 @@ pub(crate) struct ApsFile {
     /// The MGCP ALG.
     #[serde(default)]
     pub(crate) mgcp: ApsMgcpSection,
+    /// The H.248 ALG (only with `protocol = "h248"`).
+    #[serde(default)]
+    pub(crate) h248: Option<ApsH248Section>,
 }
 
 fn default_protocol() -> ProtocolName {
@@ -93,6 +101,8 @@ pub(crate) struct ApsSettings {
     pub(crate) sip: Option<sip_alg::ApsConfig>,
     /// The MGCP ALG, for `protocol = "mgcp"`.
     pub(crate) mgcp: Option<mgcp_alg::ApsConfig>,
+    /// The H.248 ALG, for `protocol = "h248"`.
+    pub(crate) h248: Option<h248_alg::ApsConfig>,
 }
 
 impl ApsFile {
@@ -162,12 +172,27 @@ impl ApsFile {
             ProtocolName::Mgcp => Some(self.mgcp.settings(self.signaling, seed)?),
             _ => None,
         };
+        let h248 = match (self.protocol, &self.h248) {
+            (ProtocolName::H248, h) => Some(
+                h.clone()
+                    .unwrap_or_default()
+                    .settings(self.signaling, seed)?,
+            ),
+            (_, None) => None,
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "h248",
+                    "needs protocol = \"h248\" (an APS registers and serves one protocol)",
+                ));
+            }
+        };
         Ok(ApsSettings {
             engine,
             relay,
             metrics: self.metrics,
             sip,
             mgcp,
+            h248,
         })
     }
 }

@@ -6,11 +6,12 @@
 //! (`networks[0].credential: must not be empty`).
 //!
 //! One file per role ([`mpr`], [`aps`]) and one per protocol ([`sip`],
-//! [`mgcp`]: the `[sip]` / `[mgcp]` sections of both roles and their
-//! checks), so a new protocol is one new file plus a field in each role's
+//! [`mgcp`], [`h248`]: the `[sip]` / `[mgcp]` / `[h248]` sections of both
+//! roles and their checks), so a new protocol is one new file plus a field in each role's
 //! file. This file holds what both roles share.
 
 mod aps;
+mod h248;
 mod mgcp;
 mod mpr;
 mod sip;

@@ -1,17 +1,19 @@
 //! `pinhole mpr`: the file, its role-wide sections (`[timers]`,
 //! `[[networks]]`) and its validation. The protocol sections are in
-//! [`super::sip`] and [`super::mgcp`].
+//! [`super::sip`], [`super::mgcp`] and [`super::h248`].
 
 use std::net::{IpAddr, SocketAddr};
 
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
 use pinhole_core::wire::Protocol;
+use pinhole_h248::alg as h248_alg;
 use pinhole_mgcp::alg as mgcp_alg;
 use pinhole_net::relay::RelayConfig;
 use pinhole_sip::alg as sip_alg;
 use serde::Deserialize;
 
+use super::h248::{MprH248Section, MprPorts};
 use super::mgcp::MprMgcpSection;
 use super::sip::MprSipSection;
 use super::{Invalid, ProtocolName, RelaySection, invalid, secs};
@@ -137,6 +139,9 @@ pub(crate) struct MprFile {
     /// The MGCP ALG.
     #[serde(default)]
     pub(crate) mgcp: MprMgcpSection,
+    /// The H.248 ALG: on when the section is there.
+    #[serde(default)]
+    pub(crate) h248: Option<MprH248Section>,
     /// The corporate networks served. At least one.
     #[serde(default)]
     pub(crate) networks: Vec<NetworkSection>,
@@ -164,6 +169,8 @@ pub(crate) struct MprSettings {
     pub(crate) sip: Option<sip_alg::MprConfig>,
     /// The MGCP ALG, when enabled.
     pub(crate) mgcp: Option<mgcp_alg::MprConfig>,
+    /// The H.248 ALG, when enabled.
+    pub(crate) h248: Option<h248_alg::MprConfig>,
 }
 
 impl MprFile {
@@ -220,6 +227,16 @@ impl MprFile {
         let mgcp = self
             .mgcp
             .settings(self.relay_ip, &self.control_ports, sip.is_some(), &seed)?;
+        let h248 = match &self.h248 {
+            Some(h) => h.settings(&MprPorts {
+                relay_ip: self.relay_ip,
+                control_ports: &self.control_ports,
+                relay: self.relay.ports.first..=self.relay.ports.last,
+                sip: sip.as_ref().map(|c| c.local.port()),
+                mgcp: mgcp.as_ref().map(|c| c.local.port()),
+            })?,
+            None => None,
+        };
         Ok(MprSettings {
             engine,
             relay,
@@ -227,6 +244,7 @@ impl MprFile {
             metrics: self.metrics,
             sip,
             mgcp,
+            h248,
         })
     }
 

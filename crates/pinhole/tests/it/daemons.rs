@@ -131,6 +131,57 @@ fn bad_config_fails_at_start_naming_the_key() {
     assert!(err.contains("credential: must not be empty"), "{err}");
 }
 
+/// `pinhole mpr` with `[h248]`: it binds the gateway ports (what arrives
+/// there goes to the H.248 ALG, whose counters `/metrics` shows with
+/// `protocol="h248"`), and a gateway port another socket holds fails the
+/// start naming the address. 127.0.0.86 is used by no other test.
+#[test]
+fn mpr_with_h248_binds_its_gateway_ports_and_counts_on_metrics() {
+    const IP: &str = "127.0.0.86";
+    let metrics = free_tcp();
+    let text = |metrics: std::net::SocketAddr| {
+        format!(
+            "relay_ip = \"{IP}\"\ncontrol_ports = [29590]\nmetrics = \"{metrics}\"\n\
+             [relay]\nports = {{ first = 46900, last = 46949 }}\nworkers = 1\n\
+             [[networks]]\nid = \"corp1\"\ncredential = \"s\"\n\
+             [sip]\nenabled = false\n\
+             [h248]\nlocal = \"{IP}:29590\"\nmgc = \"127.0.0.87:2944\"\nmg_ports = \"29591-29593\"\n"
+        )
+    };
+    let mut mpr = start("mpr", &write_config("mpr-h248.toml", &text(metrics)));
+    let line = "pinhole_signaling_total{protocol=\"h248\",event=\"received\"} 0";
+    let m = pinhole_tests::daemon::wait_metric(metrics, line, Duration::from_secs(15));
+    assert!(
+        m.contains("pinhole_signaling_total{protocol=\"h248\",event=\"teardowns\"} 0"),
+        "{m}"
+    );
+    // A gateway port is bound and the ALG's: a stranger (not the MGC) is
+    // counted and dropped.
+    let stranger = std::net::UdpSocket::bind("127.0.0.87:0").unwrap();
+    stranger
+        .send_to(
+            b"MEGACO/1 [127.0.0.87]:2944\nTransaction = 1 { }\n",
+            (IP, 29592),
+        )
+        .unwrap();
+    pinhole_tests::daemon::wait_metric(
+        metrics,
+        "pinhole_signaling_total{protocol=\"h248\",event=\"unknown_source\"} 1",
+        Duration::from_secs(10),
+    );
+    let (status, err) = mpr.sigterm_and_wait(Duration::from_secs(10));
+    assert!(status.success(), "mpr: {status}\n{err}");
+    assert!(err.contains("H.248 ALG on"), "{err}");
+
+    let holder = std::net::UdpSocket::bind((IP, 29593)).unwrap();
+    let err = fails_at_start("mpr", "mpr-h248-taken.toml", &text(free_tcp()));
+    assert!(
+        err.contains("cannot bind extra address 127.0.0.86:29593"),
+        "{err}"
+    );
+    drop(holder);
+}
+
 #[test]
 fn help_on_every_subcommand() {
     for sub in [&[][..], &["mpr"], &["aps"], &["demo"], &["inspect"]] {
