@@ -6,6 +6,7 @@
 mod common;
 mod corpus;
 mod fig13;
+mod fig14;
 mod fuzz_corpus;
 mod messages;
 mod props;
