@@ -989,9 +989,12 @@ fn split_groups(body: &[u8], mut f: impl FnMut(Range<usize>) -> R<()>) -> R<()> 
         .rposition(|b| !b.is_ascii_whitespace())
         .unwrap_or(first);
     let mut end = last + 1;
+    // A bare CR ends an H.248 line but no SDP line: it stays outside the
+    // group, so a line the rewrite appends cannot run into what follows
+    // (the next group's `v=`; found by fuzzing).
     match (body.get(end), body.get(end + 1)) {
         (Some(b'\r'), Some(b'\n')) => end += 2,
-        (Some(b'\r' | b'\n'), _) => end += 1,
+        (Some(b'\n'), _) => end += 1,
         _ => {}
     }
     let mut start = first;
@@ -1002,7 +1005,8 @@ fn split_groups(body: &[u8], mut f: impl FnMut(Range<usize>) -> R<()>) -> R<()> 
             && view.get(i + 1) == Some(&b'=')
             && matches!(view.get(i - 1), Some(b'\n' | b'\r'))
         {
-            f(start..i)?;
+            let bare_cr = view.get(i - 1) == Some(&b'\r');
+            f(start..i - usize::from(bare_cr))?;
             start = i;
         }
     }
@@ -1031,6 +1035,8 @@ mod tests {
         assert_eq!(&b[g[1].clone()], b"v=0\nm=b\n");
         assert!(sdp_groups(b"  \r\n ").is_empty());
         assert_eq!(sdp_groups(b"v=0 x"), vec![0..5]);
+        // A bare CR before the next group or the end stays outside.
+        assert_eq!(sdp_groups(b"v=0\rm=a\rv=0\r\nm=b\r \r"), vec![0..7, 8..16]);
         // `v=` inside a line does not start a group.
         assert_eq!(sdp_groups(b"a=x v=0\r\n"), vec![0..9]);
     }
