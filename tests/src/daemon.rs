@@ -15,6 +15,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A UDP port on `ip` that was free a moment ago (bound, then released).
@@ -39,6 +40,65 @@ pub fn write_config(dir: &str, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// The environment variable naming a `pinhole` binary for tests outside
+/// the `pinhole` package (which cannot use `CARGO_BIN_EXE_pinhole`).
+pub const PINHOLE_BIN_ENV: &str = "PINHOLE_BIN";
+
+/// The `pinhole` binary, for tests of other packages: `$PINHOLE_BIN` when
+/// set; else cargo builds it now (`cargo build -p pinhole --bin pinhole`,
+/// in the test's own target folder and profile, a no-op when it is up to
+/// date) and it is found next to the test's executable
+/// (`<target>/<profile>/deps/<test>` → `<target>/<profile>/pinhole`).
+/// Built once per test process; an error says why it is missing.
+pub fn pinhole_binary() -> Result<PathBuf, String> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os(PINHOLE_BIN_ENV) {
+            return Ok(PathBuf::from(p));
+        }
+        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(|| format!("{} is not in <target>/<profile>/deps", exe.display()))?;
+        let target = profile_dir
+            .parent()
+            .ok_or_else(|| format!("{} has no target folder", profile_dir.display()))?;
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.args(["build", "--quiet", "-p", "pinhole", "--bin", "pinhole"])
+            .arg("--manifest-path")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
+            .arg("--target-dir")
+            .arg(target);
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => {}
+            Some("release") => {
+                cmd.arg("--release");
+            }
+            Some(other) => {
+                cmd.args(["--profile", other]);
+            }
+            None => {}
+        }
+        let status = cmd.status().map_err(|e| {
+            format!("cannot run cargo to build pinhole ({e}); set {PINHOLE_BIN_ENV}")
+        })?;
+        if !status.success() {
+            return Err(format!("cargo build -p pinhole: {status}"));
+        }
+        let bin = profile_dir.join("pinhole");
+        if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(format!(
+                "{} missing after the build; set {PINHOLE_BIN_ENV}",
+                bin.display()
+            ))
+        }
+    })
+    .clone()
 }
 
 /// A child process killed and reaped when dropped, so a failing test
