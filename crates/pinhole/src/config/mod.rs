@@ -293,6 +293,7 @@ mod tests {
     const MPR_EXAMPLE: &str = include_str!("../../examples/mpr.toml");
     const APS_EXAMPLE: &str = include_str!("../../examples/aps.toml");
     const APS_MGCP_EXAMPLE: &str = include_str!("../../examples/aps-mgcp.toml");
+    const APS_H248_EXAMPLE: &str = include_str!("../../examples/aps-h248.toml");
 
     #[test]
     fn examples_parse_and_validate() {
@@ -302,7 +303,7 @@ mod tests {
             .unwrap();
         assert_eq!(m.engine.networks.len(), 2);
         assert!(m.metrics.is_some());
-        assert!(m.sip.is_some() && m.mgcp.is_some());
+        assert!(m.sip.is_some() && m.mgcp.is_some() && m.h248.is_some());
         let a = ApsFile::parse(APS_EXAMPLE)
             .unwrap()
             .validate([1; 32])
@@ -313,6 +314,11 @@ mod tests {
             .validate([1; 32])
             .unwrap();
         assert_eq!(a.mgcp.unwrap().gateways.len(), 1);
+        let a = ApsFile::parse(APS_H248_EXAMPLE)
+            .unwrap()
+            .validate([1; 32])
+            .unwrap();
+        assert_eq!(a.h248.unwrap().gateways.len(), 1);
     }
 
     #[test]
