@@ -1,11 +1,13 @@
-//! Figs. 9 to 12 on the simulated network (deterministic, instant): the
-//! real engines and ALGs, two SIP user agents ([`Ua`]) or an MGCP call
-//! agent and two gateways making a call with media both ways and hanging
-//! up, and the message ladder as the patent draws it, with each line
-//! matched to the figure's step.
+//! Figs. 9 to 14 on the simulated network (deterministic, instant): the
+//! real engines and ALGs, two SIP user agents ([`Ua`]), or an MGCP call
+//! agent or H.248 MGC and two gateways, making a call with media both
+//! ways and hanging up, and the message ladder as the patent draws it,
+//! with each line matched to the figure's step.
 //!
 //! - **Fig. 9** (MGCP, an APS in each network) and **Fig. 10** (MGCP, smart
 //!   gateways, no APS): see [`fig9`] and [`fig10`].
+//! - **Fig. 13** (H.248, an APS in each network) and **Fig. 14** (H.248,
+//!   no APS: the ALG beside each gateway): see [`fig13`] and [`fig14`].
 //! - **Fig. 11** (an APS in each network): plain phones A and B send their
 //!   SIP to APS1 and APS2 ([`pinhole_sip::alg::Aps`]), which open
 //!   the media pinholes; the MPR runs [`Mpr`].
@@ -34,8 +36,10 @@ use pinhole_testkit::{ClientId, FirewallConfig, World, base_instant};
 use crate::rtp::{self, Tally};
 use crate::sip_ua::{EndReason, MediaMode, Output, Ua, UaConfig, UaEvent};
 
+mod h248;
 mod mgcp;
 
+pub use h248::{FIG13_STEPS, FIG14_STEPS, fig13, fig14};
 pub use mgcp::{FIG9_STEPS, FIG10_STEPS, fig9, fig10};
 
 /// RTP packets each way.
@@ -69,6 +73,10 @@ pub enum Figure {
     Fig11,
     /// SIP without an APS: smart terminals.
     Fig12,
+    /// H.248 with an APS in each network.
+    Fig13,
+    /// H.248 without an APS: the ALG beside each gateway.
+    Fig14,
 }
 
 /// One line of the ladder.
@@ -171,10 +179,10 @@ pub struct FigureRun {
     pub at_a: Tally,
     /// What reached B's media port (from A).
     pub at_b: Tally,
-    /// MPR relay legs still open after the teardown (BYE, DLCX).
+    /// MPR relay legs still open after the teardown (BYE, DLCX, Subtract).
     pub legs_open_after: u64,
     /// How the call ended for A and for B (SIP: the UA's end reason; MGCP:
-    /// the call agent's verdict for both).
+    /// the call agent's verdict for both; H.248: "Subtracted").
     pub ended: [Option<String>; 2],
 }
 
@@ -186,6 +194,8 @@ impl FigureRun {
             Figure::Fig10 => FIG10_STEPS,
             Figure::Fig11 => FIG11_STEPS,
             Figure::Fig12 => FIG12_STEPS,
+            Figure::Fig13 => FIG13_STEPS,
+            Figure::Fig14 => FIG14_STEPS,
         }
     }
 
@@ -233,6 +243,8 @@ impl FigureRun {
             Figure::Fig10 => 960,
             Figure::Fig11 => 1100,
             Figure::Fig12 => 1165,
+            Figure::Fig13 => 1290,
+            Figure::Fig14 => 1360,
         };
         let _ = writeln!(
             s,
@@ -630,7 +642,8 @@ fn call(
     })
 }
 
-/// What the `sip_fig11`, `sip_fig12`, `mgcp_fig9` and `mgcp_fig10` binaries do: run a figure, print
+/// What the `sip_fig11`, `sip_fig12`, `mgcp_fig9`, `mgcp_fig10`, `h248_fig13`
+/// and `h248_fig14` binaries do: run a figure, print
 /// its ladder and verdict, and exit non-zero unless every step appeared in
 /// order and media arrived intact both ways.
 pub fn print_and_judge(

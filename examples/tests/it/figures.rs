@@ -1,4 +1,4 @@
-//! The SIP figure examples: each run has its figure's steps in order,
+//! The SIP, MGCP and H.248 figure examples: each run has its figure's steps in order,
 //! media both ways, the legs freed; the step check catches a ladder out of
 //! order; the binaries print the ladder and exit 0.
 #![allow(missing_docs)]
@@ -140,6 +140,30 @@ fn the_figure_binaries_print_the_ladder_and_succeed() {
             env!("CARGO_BIN_EXE_mgcp_fig10"),
             &["[910]", "[915]", "[945]", "[955]", "[960]", "result: OK"][..],
         ),
+        (
+            env!("CARGO_BIN_EXE_h248_fig13"),
+            &[
+                "[1205]",
+                "[1225]",
+                "[1265]",
+                "[1285]",
+                "[1290]",
+                "A→B 50/50 intact, B→A 50/50 intact",
+                "result: OK",
+            ][..],
+        ),
+        (
+            env!("CARGO_BIN_EXE_h248_fig14"),
+            &[
+                "[1305]",
+                "[1315]",
+                "[1340]",
+                "[1355]",
+                "[1360]",
+                "A→B 50/50 intact, B→A 50/50 intact",
+                "result: OK",
+            ][..],
+        ),
     ] {
         let out = Command::new(bin).output().expect("runs");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -172,4 +196,41 @@ fn fig10_has_steps_910_to_955_in_order_and_media_both_ways() {
     assert!(line_of(&run, 920) < line_of(&run, 925));
     assert!(line_of(&run, 940) < line_of(&run, 945));
     assert!(run.ladder.iter().all(|l| !l.from.starts_with("APS")));
+}
+
+#[test]
+fn fig13_has_steps_1205_to_1285_in_order_and_media_both_ways() {
+    let run = checked(figures::fig13(), figures::FIG13_STEPS.len());
+    // Each APS opens the pinhole before the gateway's Add reply leaves.
+    assert!(line_of(&run, 1220) < line_of(&run, 1225));
+    assert!(line_of(&run, 1230) < line_of(&run, 1235));
+    assert!(line_of(&run, 1260) < line_of(&run, 1265));
+    only_talk_to_their_aps(&run);
+    assert_eq!(
+        run.ended,
+        [Some("Subtracted".to_owned()), Some("Subtracted".to_owned())]
+    );
+}
+
+#[test]
+fn fig14_has_steps_1305_to_1355_in_order_and_media_both_ways() {
+    let run = checked(figures::fig14(), figures::FIG14_STEPS.len());
+    // Each gateway's CMPH is answered before its Add reply leaves.
+    assert!(line_of(&run, 1320) < line_of(&run, 1325));
+    assert!(line_of(&run, 1340) < line_of(&run, 1345));
+    // No APS: what leaves a gateway's host goes to the MPR; the rest is
+    // the gateway and its ALG on that host.
+    assert!(
+        run.ladder
+            .iter()
+            .all(|l| l.from == "MPR" || l.to == "MPR" || l.from == l.to),
+        "{}",
+        run.render()
+    );
+    assert!(!run.render().contains("APS"));
+    // The pinholes opened from the gateways' own media ports.
+    for (n, port) in [(1320, "A:4000"), (1340, "B:6000")] {
+        let ok = &run.ladder[line_of(&run, n)];
+        assert!(ok.wire.ends_with(port), "{ok:?}");
+    }
 }
