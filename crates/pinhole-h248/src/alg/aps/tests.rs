@@ -154,6 +154,24 @@ impl Bed {
         events
     }
 
+    /// The MPR never answers: time passes until the client engine gives
+    /// up on the CMPH; its events.
+    fn until_failed(&mut self) -> Vec<client::Event> {
+        let mut events = Vec::new();
+        for _ in 0..240 {
+            self.now += Duration::from_millis(500);
+            self.cl.handle_timeout(self.now);
+            events.extend(self.pump(true));
+            if events
+                .iter()
+                .any(|e| matches!(e, client::Event::PinholeFailed { .. }))
+            {
+                break;
+            }
+        }
+        events
+    }
+
     /// The engine's events handed to the APS; what the APS sends then.
     fn report(&mut self, events: &[client::Event]) -> Vec<Transmit> {
         for e in events {
@@ -287,19 +305,7 @@ fn a_failed_pinhole_refuses_the_reply_once_and_subtracts_the_termination() {
     b.mpr_sends(&tag(MG_MID, &add(2, None)));
     let reply = add_reply(2, 7, "RTP/1", Some(sa("10.1.0.10:4000")));
     assert!(b.mg_sends(&reply).is_empty());
-    // The MPR never answers: the client engine gives up on the CMPH.
-    let mut events = Vec::new();
-    for _ in 0..240 {
-        b.now += Duration::from_millis(500);
-        b.cl.handle_timeout(b.now);
-        events.extend(b.pump(true));
-        if events
-            .iter()
-            .any(|e| matches!(e, client::Event::PinholeFailed { .. }))
-        {
-            break;
-        }
-    }
+    let events = b.until_failed();
     let cmph = b.cl.stats().cmph_sent;
     let out = b.report(&events);
     assert_eq!(out.len(), 2, "{out:?}");
@@ -536,5 +542,23 @@ fn terminal_mode_opens_from_the_gateways_media_port_and_local_gets_the_public_ad
     // Subtract closes the pinhole.
     let sub = subtract(1, MGC_MID, 3, 7, "RTP/1");
     assert_eq!(b.mpr_sends(&tag(MG_MID, &sub)).len(), 1);
+    assert_eq!(b.aps.terminations(), 0);
+}
+
+#[test]
+fn terminal_mode_refuses_a_reply_whose_pinhole_failed_as_the_aps_does() {
+    let mut b = Bed::terminal();
+    b.mpr_sends(&tag(MG_MID, &add(2, None)));
+    let reply = add_reply(2, 7, "RTP/1", Some(sa("10.1.0.10:4000")));
+    assert!(b.mg_sends(&reply).is_empty());
+    let events = b.until_failed();
+    let out = b.report(&events);
+    // 510 to the MGC in the gateway's name, our Subtract to the gateway.
+    let to_mpr: Vec<&Transmit> = out.iter().filter(|t| t.remote == sa(MPR)).collect();
+    let to_mg: Vec<&Transmit> = out.iter().filter(|t| t.remote == sa(MG)).collect();
+    assert_eq!((to_mpr.len(), to_mg.len()), (1, 1), "{out:?}");
+    assert_eq!(error_of(&to_mpr[0].payload), (2, 510));
+    let sub = crate::parse(&to_mg[0].payload).unwrap();
+    assert_eq!(sub.mid().text, "[10.1.0.10]:2950", "in the ALG's name");
     assert_eq!(b.aps.terminations(), 0);
 }
