@@ -378,3 +378,35 @@ fn fig14_call_between_smart_gateways_without_an_aps() {
     )];
     assert_eq!(counter(&mpr_counters, Protocol::H248, "teardowns"), 1);
 }
+
+#[test]
+fn a_reply_repeated_while_its_cmph_runs_is_absorbed_and_one_pinhole_opens() {
+    let Fig14 {
+        mut w,
+        mut ga,
+        algs,
+        ..
+    } = fig14();
+    let at_a = announce(&mut w, &ga, ALG_A, 1);
+    let req = add(20, None);
+    w.send(a(MGC), at_a, req.clone());
+    w.run_for(Duration::from_millis(300));
+    let (_, got) = one(&mut w, ga.at);
+    assert_eq!(got, req, "the Add reaches A unchanged");
+    // A repeats its reply at once: the copy arrives while CMPH runs.
+    let reply = ga.answer(&req);
+    w.send(ga.at, a(ALG_A), reply.clone());
+    w.send(ga.at, a(ALG_A), reply.clone());
+    w.run_for(Duration::from_secs(1));
+    let back = payloads(&mut w, MGC);
+    assert_eq!(back.len(), 1, "the copy held behind the CMPH is absorbed");
+    // A third copy after the pinhole opened: the same rewritten bytes.
+    w.send(ga.at, a(ALG_A), reply);
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(
+        payloads(&mut w, MGC),
+        back,
+        "the same pinhole, the same reply"
+    );
+    assert_eq!(w.client(algs[0]).stats().pinholes_opened, 1);
+}
