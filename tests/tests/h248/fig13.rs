@@ -9,36 +9,77 @@
 //! MG2 127.0.0.85 ── APS2 127.0.0.82 ─┘
 //! ```
 //!
-//! Ports: MPR control (H.248) 29500, gateway ports 29510–29519, relay
-//! 46000–46199; APS signaling 29501 and 29502, ports B 46200–46299 (APS1)
-//! and 46300–46399 (APS2); MGC 29503; MGs 29504 and 29505, their RTP
-//! 46400 and 46402. No firewall in between (the simulated network's Fig. 13
-//! has them): this checks the daemons' wiring against real H.248 text.
+//! Ports of the pretty-text run: MPR control (H.248) 29500, gateway ports
+//! 29510–29519, relay 46000–46199; APS signaling 29501 and 29502, ports B
+//! 46200–46299 (APS1) and 46300–46399 (APS2); MGC 29503; MGs 29504 and
+//! 29505, their RTP 46400 and 46402. The compact-text run adds 20 to the
+//! signaling ports and 500 to the media ports. The runs take turns (one
+//! lock): three Erlang VMs and three daemons each. No firewall in between
+//! (the simulated network's Fig. 13 has them): this checks the daemons'
+//! wiring against real H.248 text.
 
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use pinhole_tests::daemon::{self, Daemon, free_tcp};
-use pinhole_tests::megaco::{MgConfig, MgcConfig};
+use pinhole_tests::megaco::{Encoding, MgConfig, MgcConfig};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 const MPR_IP: &str = "127.0.0.80";
 const APS_IPS: [&str; 2] = ["127.0.0.81", "127.0.0.82"];
-const H248_PORT: u16 = 29500;
-const MG_PORTS: RangeInclusive<u16> = 29510..=29519;
-const RELAY_PORTS: RangeInclusive<u16> = 46000..=46199;
-const APS_SIGNALING: [u16; 2] = [29501, 29502];
-const PORTS_B: [RangeInclusive<u16>; 2] = [46200..=46299, 46300..=46399];
-const MGC: &str = "127.0.0.83:29503";
-const MG_SIGNALING: [&str; 2] = ["127.0.0.84:29504", "127.0.0.85:29505"];
-/// A bracketed-address mId and a domain-name one.
-const MG_MIDS: [&str; 2] = ["[127.0.0.84]:29504", "<mg2.corp2.example>"];
-const MG_RTP: [&str; 2] = ["127.0.0.84:46400", "127.0.0.85:46402"];
+const MGC_IP: &str = "127.0.0.83";
+const MG_IPS: [&str; 2] = ["127.0.0.84", "127.0.0.85"];
+
+/// One run's ports and peers' text settings.
+struct Plan {
+    name: &'static str,
+    /// Added to every signaling port.
+    sig: u16,
+    /// Added to every media port.
+    media: u16,
+    encoding: Encoding,
+    /// The MGC's own `mId`, told to the MGs (else they learn it).
+    mgc_mid: Option<&'static str>,
+    /// A bracketed-address mId and a domain-name one.
+    mids: [&'static str; 2],
+}
+
+impl Plan {
+    fn h248_port(&self) -> u16 {
+        29500 + self.sig
+    }
+    fn mg_ports(&self) -> RangeInclusive<u16> {
+        29510 + self.sig..=29519 + self.sig
+    }
+    fn relay_ports(&self) -> RangeInclusive<u16> {
+        46000 + self.media..=46199 + self.media
+    }
+    fn aps_signaling(&self, i: usize) -> SocketAddr {
+        SocketAddr::new(ip(APS_IPS[i]), 29501 + self.sig + i as u16)
+    }
+    fn ports_b(&self, i: usize) -> RangeInclusive<u16> {
+        let first = 46200 + self.media + 100 * i as u16;
+        first..=first + 99
+    }
+    fn mgc(&self) -> SocketAddr {
+        SocketAddr::new(ip(MGC_IP), 29503 + self.sig)
+    }
+    fn mg_signaling(&self, i: usize) -> SocketAddr {
+        SocketAddr::new(ip(MG_IPS[i]), 29504 + self.sig + i as u16)
+    }
+    fn mg_rtp(&self, i: usize) -> SocketAddr {
+        SocketAddr::new(ip(MG_IPS[i]), 46400 + self.media + 2 * i as u16)
+    }
+}
+
+/// The runs take turns: each is three Erlang VMs and three daemons.
+static TURN: Mutex<()> = Mutex::new(());
 
 /// RTP each MG sends, and how far apart.
 const PACKETS: u32 = 50;
@@ -49,19 +90,20 @@ const HOLD: Duration = Duration::from_millis(1500);
 const RUN: Duration = Duration::from_secs(30);
 const WAIT: Duration = Duration::from_secs(15);
 
-fn addr(s: &str) -> SocketAddr {
+fn ip(s: &str) -> IpAddr {
     s.parse().expect("a literal address")
 }
 
-fn log_dir() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("h248-fig13");
+fn log_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("h248-fig13-{name}"));
     std::fs::create_dir_all(&d).expect("log folder");
     d
 }
 
 /// Starts `pinhole {cmd}` with `config`, its log in `{dir}/{name}.log`.
 fn start(bin: &Path, cmd: &str, name: &str, config: &str, dir: &Path) -> Result<Daemon> {
-    let path = daemon::write_config("pinhole-h248-test", &format!("{name}.toml"), config);
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, config)?;
     let log = File::create(dir.join(format!("{name}.log")))?;
     Ok(Daemon::spawn(
         Command::new(bin)
@@ -106,52 +148,83 @@ fn wait_at_least(metrics: SocketAddr, key: &str, min: f64) -> Option<f64> {
     }
 }
 
-fn on(ip: &str, ports: &RangeInclusive<u16>, a: SocketAddr) -> bool {
-    a.ip() == ip.parse::<IpAddr>().expect("an IP") && ports.contains(&a.port())
+fn on(at: &str, ports: &RangeInclusive<u16>, a: SocketAddr) -> bool {
+    a.ip() == ip(at) && ports.contains(&a.port())
 }
 
 #[test]
 fn fig13_megaco_mgc_and_two_mgs_through_the_mpr_and_two_aps_daemons() -> Result {
+    fig13(&Plan {
+        name: "pretty",
+        sig: 0,
+        media: 0,
+        encoding: Encoding::Pretty,
+        mgc_mid: None,
+        mids: ["[127.0.0.84]:29504", "<mg2.corp2.example>"],
+    })
+}
+
+#[test]
+fn fig13_compact_text_through_the_daemons() -> Result {
+    fig13(&Plan {
+        name: "compact",
+        sig: 20,
+        media: 500,
+        encoding: Encoding::Compact,
+        mgc_mid: Some("<mgc.example>:29523"),
+        mids: ["<mg1.corp1.example>:29524", "mg2device"],
+    })
+}
+
+fn fig13(p: &Plan) -> Result {
+    let _turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !pinhole_tests::megaco::megaco_available() {
         // MgcConfig::start reports it (or fails under CI).
-        let _ = MgcConfig::new(addr(MGC)).start()?;
+        let _ = MgcConfig::new(p.mgc()).start()?;
         return Ok(());
     }
     // Built first if needed (not counted in the run's time).
     let bin = daemon::pinhole_binary()?;
     let t0 = Instant::now();
-    let dir = log_dir();
+    let dir = log_dir(p.name);
     let (m_mpr, m_aps) = (free_tcp(), [free_tcp(), free_tcp()]);
+    let (relay, mg_ports) = (p.relay_ports(), p.mg_ports());
     let mpr_cfg = format!(
-        "relay_ip = \"{MPR_IP}\"\ncontrol_ports = [{H248_PORT}]\nmetrics = \"{m_mpr}\"\n\
+        "relay_ip = \"{MPR_IP}\"\ncontrol_ports = [{h}]\nmetrics = \"{m_mpr}\"\n\
          [relay]\nports = {{ first = {}, last = {} }}\nworkers = 1\n\
          [[networks]]\nid = \"corp1\"\ncredential = \"one\"\nprotocols = [\"h248\"]\n\
          [[networks]]\nid = \"corp2\"\ncredential = \"two\"\nprotocols = [\"h248\"]\n\
          [sip]\nenabled = false\n\
-         [h248]\nlocal = \"{MPR_IP}:{H248_PORT}\"\nmgc = \"{MGC}\"\nmg_ports = \"{}-{}\"\n",
-        RELAY_PORTS.start(),
-        RELAY_PORTS.end(),
-        MG_PORTS.start(),
-        MG_PORTS.end(),
+         [h248]\nlocal = \"{MPR_IP}:{h}\"\nmgc = \"{}\"\nmg_ports = \"{}-{}\"\n",
+        relay.start(),
+        relay.end(),
+        p.mgc(),
+        mg_ports.start(),
+        mg_ports.end(),
+        h = p.h248_port(),
     );
     let aps_cfg = |i: usize| {
         let (net, cred) = [("corp1", "one"), ("corp2", "two")][i];
+        let b = p.ports_b(i);
         let mut t = format!(
             "network = \"{net}\"\ncredential = \"{cred}\"\nprotocol = \"h248\"\n\
-             signaling = \"{}:{}\"\nmpr = \"{MPR_IP}:{H248_PORT}\"\nmetrics = \"{}\"\n\
+             signaling = \"{}\"\nmpr = \"{MPR_IP}:{}\"\nmetrics = \"{}\"\n\
              [relay]\nworkers = 1\n\
              [h248]\nmedia_ports = {{ first = {}, last = {} }}\n",
-            APS_IPS[i],
-            APS_SIGNALING[i],
+            p.aps_signaling(i),
+            p.h248_port(),
             m_aps[i],
-            PORTS_B[i].start(),
-            PORTS_B[i].end(),
+            b.start(),
+            b.end(),
         );
         // MG1 is configured, MG2 learned from its first message.
         if i == 0 {
             t.push_str(&format!(
                 "gateways = [{{ mid = \"{}\", addr = \"{}\" }}]\n",
-                MG_MIDS[0], MG_SIGNALING[0]
+                p.mids[0],
+                p.mg_signaling(0)
             ));
         }
         t
@@ -165,23 +238,34 @@ fn fig13_megaco_mgc_and_two_mgs_through_the_mpr_and_two_aps_daemons() -> Result 
     }
     daemon::wait_metric(m_mpr, "pinhole_routes_live 2", WAIT);
 
-    let Some(mut mgc) = MgcConfig::new(addr(MGC))
-        .mg_mids(MG_MIDS[0], MG_MIDS[1])
+    let mut mgc = MgcConfig::new(p.mgc())
+        .mg_mids(p.mids[0], p.mids[1])
+        .encoding(p.encoding)
         .hold(HOLD)
         .max_run(RUN)
-        .dir(&dir)
-        .start()?
-    else {
+        .dir(&dir);
+    if let Some(m) = p.mgc_mid {
+        mgc = mgc.mid(m);
+    }
+    let Some(mut mgc) = mgc.start()? else {
         return Ok(());
     };
     let mg = |i: usize| {
-        let aps = SocketAddr::new(APS_IPS[i].parse().expect("an IP"), APS_SIGNALING[i]);
-        MgConfig::new(aps, addr(MG_SIGNALING[i]), MG_MIDS[i], addr(MG_RTP[i]))
-            .packets(PACKETS)
-            .interval(INTERVAL)
-            .max_run(RUN)
-            .dir(&dir)
-            .start()
+        let mut c = MgConfig::new(
+            p.aps_signaling(i),
+            p.mg_signaling(i),
+            p.mids[i],
+            p.mg_rtp(i),
+        )
+        .encoding(p.encoding)
+        .packets(PACKETS)
+        .interval(INTERVAL)
+        .max_run(RUN)
+        .dir(&dir);
+        if let Some(m) = p.mgc_mid {
+            c = c.mgc_mid(m);
+        }
+        c.start()
     };
     let mut mg1 = mg(0)?.ok_or("megaco vanished")?;
     let mut mg2 = mg(1)?.ok_or("megaco vanished")?;
@@ -202,9 +286,9 @@ fn fig13_megaco_mgc_and_two_mgs_through_the_mpr_and_two_aps_daemons() -> Result 
     let peers: Vec<SocketAddr> = (1..=2)
         .map(|n| {
             let sc = report.service_change(n).expect("a ServiceChange per MG");
-            assert_eq!(sc.mid, MG_MIDS[usize::from(n) - 1], "{sc:?}");
+            assert_eq!(sc.mid, p.mids[usize::from(n) - 1], "{sc:?}");
             assert_eq!(sc.method, "restart", "{sc:?}");
-            assert!(on(MPR_IP, &MG_PORTS, sc.peer), "not a gateway port: {sc:?}");
+            assert!(on(MPR_IP, &mg_ports, sc.peer), "not a gateway port: {sc:?}");
             sc.peer
         })
         .collect();
@@ -216,44 +300,36 @@ fn fig13_megaco_mgc_and_two_mgs_through_the_mpr_and_two_aps_daemons() -> Result 
         report.add(1, 2).expect("MG2's Add reply"),
     ];
     for a in &adds {
-        assert!(
-            on(MPR_IP, &RELAY_PORTS, a.local),
-            "not a relay address: {a:?}"
-        );
+        assert!(on(MPR_IP, &relay, a.local), "not a relay address: {a:?}");
     }
     assert_ne!(adds[0].local, adds[1].local);
     assert_eq!(report.subtracts.len(), 2, "{:?}", report.subtracts);
     // Each MG's Remote is its APS's port B, RTP arrives both ways, from
     // there.
     for (i, r) in reports.iter().enumerate() {
+        let (who, b) = (format!("{} MG{}", p.name, i + 1), p.ports_b(i));
         let res = r.results.first().ok_or("no RESULT")?;
         let remote = res.remote.ok_or("no Remote")?;
-        assert!(on(APS_IPS[i], &PORTS_B[i], remote), "MG{}: {res:?}", i + 1);
-        assert_eq!(res.rtp_sent, PACKETS, "MG{}: {res:?}", i + 1);
-        assert_eq!(res.rtp_bad, 0, "MG{}: {res:?}", i + 1);
+        assert!(on(APS_IPS[i], &b, remote), "{who}: {res:?}");
+        assert_eq!(res.rtp_sent, PACKETS, "{who}: {res:?}");
+        assert_eq!(res.rtp_bad, 0, "{who}: {res:?}");
         assert!(
             res.rtp_received * 10 >= PACKETS * 9,
-            "MG{} got {} of {PACKETS}: {res:?}\n{}",
-            i + 1,
+            "{who} got {} of {PACKETS}: {res:?}\n{}",
             res.rtp_received,
             logs(&dir)
         );
         assert!(
-            res.from.iter().all(|f| on(APS_IPS[i], &PORTS_B[i], *f)),
-            "MG{}: {res:?}",
-            i + 1
+            res.from.iter().all(|f| on(APS_IPS[i], &b, *f)),
+            "{who}: {res:?}"
         );
-        assert!(res.subtracted, "MG{}: {res:?}", i + 1);
+        assert!(res.subtracted, "{who}: {res:?}");
         println!(
-            "MG{} ({}): sent {} and received {} of {PACKETS} RTP packets, Remote {remote}, from {:?}",
-            i + 1,
-            MG_MIDS[i],
-            res.rtp_sent,
-            res.rtp_received,
-            res.from
+            "{who} ({}): sent {} and received {} of {PACKETS} RTP packets, Remote {remote}, from {:?}",
+            p.mids[i], res.rtp_sent, res.rtp_received, res.from
         );
     }
-    // The Subtracts tore the call down at the MPR.
+    // The Subtracts tore the call down at the MPR ...
     let key =
         |event: &str| format!("pinhole_signaling_total{{protocol=\"h248\",event=\"{event}\"}}");
     let teardowns = wait_at_least(m_mpr, &key("teardowns"), 1.0);
@@ -278,7 +354,11 @@ fn fig13_megaco_mgc_and_two_mgs_through_the_mpr_and_two_aps_daemons() -> Result 
     ] {
         assert_eq!(daemon::metric(&m, &key(event)), Some(0.0), "{event}\n{m}");
     }
-    println!("fig13 through the daemons in {:?}", t0.elapsed());
-    assert!(t0.elapsed() < Duration::from_secs(50), "{:?}", t0.elapsed());
+    println!(
+        "fig13 ({}) through the daemons in {:?}",
+        p.name,
+        t0.elapsed()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(40), "{:?}", t0.elapsed());
     Ok(())
 }
