@@ -31,7 +31,7 @@
 //! absorbed, and after that gets the first rewritten copy again.
 //!
 //! **Smart gateway (Fig. 14).** With [`ApsConfig::terminal`] the ALG sits
-//! beside one media gateway on the gateway's host (or in its process),
+//! beside the media gateway on the gateway's host (or in its process),
 //! registered with the MPR by a client engine of its own: core's
 //! [`ApsMedia`] in [`Mode::Terminal`]. The pinhole opens from the
 //! gateway's own media port (its `Local` address: steps 1315–1320,
@@ -69,7 +69,8 @@ pub struct ApsConfig {
     /// The APS's own `mId`, in its error replies to gateways and its own
     /// Subtracts.
     pub mid: String,
-    /// The inside address media ports B are bound on.
+    /// The inside address media ports B are bound on (in
+    /// [`Mode::Terminal`], the gateway's host: no port is bound there).
     pub media_ip: IpAddr,
     /// Media ports B (unused in [`Mode::Terminal`]).
     pub media_ports: PortRange,
