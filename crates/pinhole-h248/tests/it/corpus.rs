@@ -520,9 +520,17 @@ fn rfc_examples_read() {
             "{file}"
         );
         for g in m.groups() {
-            // Reflowed SDP: several SDP lines on one printed line. Either
-            // it reads or it is a typed error; the media is not checked.
-            let _ = m.sdp(g);
+            // Reflowed SDP: several SDP lines on one printed line. Where it
+            // reads, every `m=` line starting a line is a stream found.
+            let text = &d[g.span.clone()];
+            let m_lines = text
+                .split(|&b| b == b'\n')
+                .filter(|l| l.starts_with(b"m="))
+                .count();
+            match m.sdp(g) {
+                Ok(sdp) => assert_eq!(sdp.media().len(), m_lines, "{file}"),
+                Err(e) => assert!(e.line().is_some(), "{file}: {e}"),
+            }
         }
     }
     // The ServiceChange of T9998 and its reply.
