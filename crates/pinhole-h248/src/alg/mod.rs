@@ -218,9 +218,12 @@ fn assemble(msg: &Message<'_>, drop: &[bool], patch: &mut Patch) -> Option<Vec<u
     if !items.is_empty() && drop.iter().all(|d| *d) {
         return None;
     }
-    for (item, d) in items.iter().zip(drop) {
+    for (i, (item, d)) in items.iter().zip(drop).enumerate() {
         if *d {
-            patch.delete(item.span());
+            // Up to the next item: a comma between transactions (tolerated
+            // on the way in) must not be left leading the message.
+            let end = items.get(i + 1).map_or(item.span().end, |n| n.span().start);
+            patch.delete(item.span().start..end);
         }
     }
     patch.apply(msg.bytes()).ok()
@@ -294,6 +297,36 @@ mod tests {
         assert_eq!(untag(b";pinhole-mg=a b\r\nMEGACO/1 [1.2.3.4]\r\n"), None);
         assert_eq!(untag(b";pinhole-mg=<mg1>"), None);
         assert_eq!(untag(b";pinhole-mg=<mg1>\nX"), Some(("<mg1>", &b"X"[..])));
+    }
+
+    #[test]
+    fn a_dropped_transaction_takes_its_separating_comma_along() {
+        let msg = b"MEGACO/1 [10.0.1.10]:2944\nP=7{C=5{}},\nT=2{C=-{N=ROOT{}}},\nT=3{C=-{}}\n";
+        let m = crate::parse(msg).expect("commas between transactions are tolerated");
+        for (drop, want) in [
+            (
+                [true, false, false],
+                &b"MEGACO/1 [10.0.1.10]:2944\nT=2{C=-{N=ROOT{}}},\nT=3{C=-{}}\n"[..],
+            ),
+            (
+                [false, true, false],
+                &b"MEGACO/1 [10.0.1.10]:2944\nP=7{C=5{}},\nT=3{C=-{}}\n"[..],
+            ),
+            (
+                [false, false, true],
+                &b"MEGACO/1 [10.0.1.10]:2944\nP=7{C=5{}},\nT=2{C=-{N=ROOT{}}},\n\n"[..],
+            ),
+            (
+                [true, true, false],
+                &b"MEGACO/1 [10.0.1.10]:2944\nT=3{C=-{}}\n"[..],
+            ),
+        ] {
+            let out = assemble(&m, &drop, &mut Patch::new()).expect("an item stays");
+            assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(want));
+            let again = crate::parse(&out).expect("what is left parses");
+            assert_eq!(again.items().len(), drop.iter().filter(|d| !**d).count());
+        }
+        assert_eq!(assemble(&m, &[true; 3], &mut Patch::new()), None);
     }
 
     #[test]
