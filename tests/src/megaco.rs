@@ -77,6 +77,8 @@
 //! # }
 //! ```
 
+pub mod through;
+
 use std::fs::File;
 use std::io::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
