@@ -1,17 +1,17 @@
 //! What a scenario works with: the bed, its report lines, and helpers to
 //! deploy the daemons and phones on it and check media at the phones.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 pub(crate) use pinhole_tests::daemon::metric;
 use pinhole_tests::daemon::scrape_metrics;
 use pinhole_tests::rtp::{FlowStats, PairReport, rtp_pair};
 use pinhole_tests::sipp::{Keys, Sipp, scenario};
 
-use crate::bed::{APS_IP, Bed, INBOUND_DROP, MPR_IP, Ns, PHONE_IP};
+use crate::bed::{APS_IP, Bed, FW_WAN, INBOUND_DROP, MPR_IP, Ns, PHONE_IP};
 
 /// A corporate network as the MPR knows it.
 pub(crate) struct Corp {
@@ -105,6 +105,23 @@ pub(crate) fn aps_mgcp(i: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(APS_IP[i]), MGCP_CA_PORT)
 }
 
+/// The H.248 port of the MPR (its `[h248] local`, a control port), the
+/// APSs (the gateways' MGC), the gateways and the MGC.
+pub(crate) const H248_PORT: u16 = 2944;
+/// The MPR's gateway ports (`[h248] mg_ports`): one per gateway toward the
+/// MGC.
+pub(crate) const H248_GATEWAY_PORTS: (u16, u16) = (2950, 2959);
+
+/// The MPR's H.248 control address.
+pub(crate) fn mpr_h248() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(MPR_IP), H248_PORT)
+}
+
+/// APS `i`'s H.248 address (its signaling socket when it runs H.248).
+pub(crate) fn aps_h248(i: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(APS_IP[i]), H248_PORT)
+}
+
 /// How an APS runs.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ApsOptions {
@@ -126,6 +143,13 @@ pub(crate) enum ApsProtocol {
         /// `[mgcp.gateways]`.
         gateways: Vec<(String, SocketAddr)>,
     },
+    /// H.248 on `aps_h248(i)` toward the MPR's H.248 port, media ports B
+    /// `APS_MEDIA_PORTS`, these inside gateways known from the start (mId,
+    /// H.248 address; others are learned).
+    H248 {
+        /// `[h248] gateways`.
+        gateways: Vec<(String, SocketAddr)>,
+    },
 }
 
 /// How the MPR runs.
@@ -134,6 +158,9 @@ pub(crate) struct MprOptions {
     /// Run the MGCP ALG on `mpr_mgcp()` (a second control port, next to
     /// SIP's), the gateways' own commands going to this call agent.
     pub(crate) mgcp_call_agent: Option<SocketAddr>,
+    /// Run the H.248 ALG on `mpr_h248()` (another control port) toward
+    /// this MGC, with gateway ports `H248_GATEWAY_PORTS`.
+    pub(crate) h248_mgc: Option<SocketAddr>,
 }
 
 /// One scenario's world.
@@ -181,10 +208,13 @@ impl Ctx {
 
     /// [`Ctx::start_mpr`] with options (the MGCP ALG).
     pub(crate) fn start_mpr_with(&mut self, opts: MprOptions) -> Result<()> {
-        let ports = match opts.mgcp_call_agent {
-            Some(_) => format!("{SIP_PORT}, {MGCP_CA_PORT}"),
-            None => SIP_PORT.to_string(),
-        };
+        let mut ports = SIP_PORT.to_string();
+        if opts.mgcp_call_agent.is_some() {
+            ports.push_str(&format!(", {MGCP_CA_PORT}"));
+        }
+        if opts.h248_mgc.is_some() {
+            ports.push_str(&format!(", {H248_PORT}"));
+        }
         let mut cfg = format!(
             "relay_ip = \"{MPR_IP}\"\ncontrol_ports = [{ports}]\nmetrics = \"{MPR_IP}:{METRICS_PORT}\"\n\
              [relay]\nports = {{ first = {}, last = {} }}\nworkers = 1\n",
@@ -193,6 +223,14 @@ impl Ctx {
         if let Some(ca) = opts.mgcp_call_agent {
             cfg.push_str(&format!(
                 "[mgcp]\nenabled = true\nport = {MGCP_CA_PORT}\ncall_agent = \"{ca}\"\n"
+            ));
+        }
+        if let Some(mgc) = opts.h248_mgc {
+            cfg.push_str(&format!(
+                "[h248]\nlocal = \"{}\"\nmgc = \"{mgc}\"\nmg_ports = \"{}-{}\"\n",
+                mpr_h248(),
+                H248_GATEWAY_PORTS.0,
+                H248_GATEWAY_PORTS.1
             ));
         }
         for c in &CORP {
@@ -246,6 +284,19 @@ impl Ctx {
                     s.push_str(&format!("\"{domain}\" = \"{addr}\"\n"));
                 }
                 ("mgcp", aps_mgcp(i), mpr_mgcp(), s)
+            }
+            ApsProtocol::H248 { gateways } => {
+                let known: Vec<String> = gateways
+                    .iter()
+                    .map(|(mid, addr)| format!("{{ mid = \"{mid}\", addr = \"{addr}\" }}"))
+                    .collect();
+                let s = format!(
+                    "[h248]\nmedia_ports = {{ first = {}, last = {} }}\ngateways = [{}]\n",
+                    APS_MEDIA_PORTS.0,
+                    APS_MEDIA_PORTS.1,
+                    known.join(", "),
+                );
+                ("h248", aps_h248(i), mpr_h248(), s)
             }
         };
         let cfg = format!(
@@ -392,6 +443,83 @@ impl Ctx {
             d[0], d[1]
         ));
         Ok(d)
+    }
+
+    /// Both firewalls' inbound drop counters now.
+    pub(crate) fn drops(&self) -> Result<[u64; 2]> {
+        Ok([
+            self.bed.counter(0, INBOUND_DROP)?,
+            self.bed.counter(1, INBOUND_DROP)?,
+        ])
+    }
+
+    /// Notes the drop counters and checks that none changed since `before`:
+    /// every packet of the call came in through a pinhole opened from
+    /// inside.
+    pub(crate) fn check_drops(&mut self, before: [u64; 2]) -> Result<()> {
+        let after = self.note_drops()?;
+        ensure!(
+            after == before,
+            "inbound drops changed during the call: {before:?} → {after:?}"
+        );
+        Ok(())
+    }
+
+    /// Checks and notes, in each firewall's conntrack table, the
+    /// `protocol` signaling pinhole from `signaling[i]` to the MPR's `mpr`
+    /// (masqueraded to the firewall's WAN address) and the media pinholes
+    /// opened from inside: from `media_from[i]`'s address and port range
+    /// to relay ports.
+    pub(crate) fn check_pinholes(
+        &mut self,
+        protocol: &str,
+        signaling: [SocketAddr; 2],
+        mpr: SocketAddr,
+        media_from: [(Ipv4Addr, (u16, u16)); 2],
+    ) -> Result<()> {
+        for i in 0..2 {
+            let table = self.bed.conntrack(i)?;
+            let sig = table
+                .iter()
+                .find(|e| e.src == signaling[i] && e.dst == mpr)
+                .ok_or_else(|| {
+                    anyhow!("fw{}: no signaling pinhole {} → {mpr}", i + 1, signaling[i])
+                })?;
+            self.note(format!(
+                "fw{}: {protocol} signaling pinhole {} → {} as {}",
+                i + 1,
+                sig.src,
+                sig.dst,
+                sig.mapped
+            ));
+            ensure!(
+                sig.mapped.ip() == IpAddr::V4(FW_WAN[i]),
+                "fw{}: the signaling pinhole is not masqueraded: {}",
+                i + 1,
+                sig.line
+            );
+            let (ip, (first, last)) = media_from[i];
+            let media: Vec<String> = table
+                .iter()
+                .filter(|e| {
+                    e.src.ip() == IpAddr::V4(ip)
+                        && (first..=last).contains(&e.src.port())
+                        && e.dst.ip() == IpAddr::V4(MPR_IP)
+                        && (RELAY_PORTS.0..=RELAY_PORTS.1).contains(&e.dst.port())
+                })
+                .map(|e| format!("{} → {} as {}", e.src, e.dst, e.mapped))
+                .collect();
+            self.note(format!(
+                "fw{}: media pinholes opened from inside: {media:?}",
+                i + 1
+            ));
+            ensure!(
+                !media.is_empty(),
+                "fw{}: no media pinhole from {ip}:{first}-{last} to a relay port",
+                i + 1
+            );
+        }
+        Ok(())
     }
 
     /// Notes the MPR's relay counters.

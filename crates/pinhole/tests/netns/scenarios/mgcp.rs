@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, ensure};
 
 use super::Scenario;
-use crate::bed::{APS_IP, FW_WAN, MPR_IP, Ns, PHONE_IP, SSW_IP};
+use crate::bed::{APS_IP, MPR_IP, Ns, PHONE_IP, SSW_IP};
 use crate::ctx::{
     APS_MEDIA_PORTS, ApsOptions, ApsProtocol, CORP, Ctx, MGCP_CA_PORT, MGCP_GW_PORT, MprOptions,
     PHONE_MEDIA_PORT, RELAY_PORTS, aps_mgcp, example_bin, metric, mpr_mgcp, rtp_line,
@@ -73,6 +73,7 @@ fn fig9(ctx: &mut Ctx) -> Result<()> {
     let ca = example_bin("mgcp_ca")?;
     ctx.start_mpr_with(MprOptions {
         mgcp_call_agent: Some(call_agent()),
+        ..MprOptions::default()
     })?;
     for i in 0..2 {
         ctx.start_aps(
@@ -85,7 +86,7 @@ fn fig9(ctx: &mut Ctx) -> Result<()> {
             },
         )?;
     }
-    let drops = drops(ctx)?;
+    let drops = ctx.drops()?;
     spawn_ca(ctx, &ca)?;
     for i in 0..2 {
         let args: Vec<String> = [
@@ -149,7 +150,7 @@ fn fig9(ctx: &mut Ctx) -> Result<()> {
         ensure!(get("malformed") == 0.0, "APS{}: malformed MGCP", i + 1);
     }
     check_mpr(ctx)?;
-    check_drops(ctx, drops)
+    ctx.check_drops(drops)
 }
 
 /// Fig. 10: no APS; each smart gateway registers its MGCP socket and opens
@@ -159,8 +160,9 @@ fn fig10(ctx: &mut Ctx) -> Result<()> {
     let ca = example_bin("mgcp_ca")?;
     ctx.start_mpr_with(MprOptions {
         mgcp_call_agent: Some(call_agent()),
+        ..MprOptions::default()
     })?;
-    let drops = drops(ctx)?;
+    let drops = ctx.drops()?;
     for i in 0..2 {
         let args: Vec<String> = [
             "--mgcp",
@@ -201,7 +203,7 @@ fn fig10(ctx: &mut Ctx) -> Result<()> {
     let media_from = [0, 1].map(|i| (PHONE_IP[i], SMART_MEDIA_PORTS));
     call(ctx, media_from, [gw_mgcp(0), gw_mgcp(1)])?;
     check_mpr(ctx)?;
-    check_drops(ctx, drops)
+    ctx.check_drops(drops)
 }
 
 fn gw_name(i: usize) -> String {
@@ -268,53 +270,7 @@ fn call(
     }
     // Media is flowing now; the pinholes are in the firewalls.
     std::thread::sleep(Duration::from_secs(1));
-    for i in 0..2 {
-        let table = ctx.bed.conntrack(i)?;
-        let sig = table
-            .iter()
-            .find(|e| e.src == signaling[i] && e.dst == mpr_mgcp())
-            .ok_or_else(|| {
-                anyhow!(
-                    "fw{}: no signaling pinhole {} → {}",
-                    i + 1,
-                    signaling[i],
-                    mpr_mgcp()
-                )
-            })?;
-        ctx.note(format!(
-            "fw{}: MGCP signaling pinhole {} → {} as {}",
-            i + 1,
-            sig.src,
-            sig.dst,
-            sig.mapped
-        ));
-        let (ip, (first, last)) = media_from[i];
-        let media: Vec<String> = table
-            .iter()
-            .filter(|e| {
-                e.src.ip() == IpAddr::V4(ip)
-                    && (first..=last).contains(&e.src.port())
-                    && e.dst.ip() == IpAddr::V4(MPR_IP)
-                    && (RELAY_PORTS.0..=RELAY_PORTS.1).contains(&e.dst.port())
-            })
-            .map(|e| format!("{} → {} as {}", e.src, e.dst, e.mapped))
-            .collect();
-        ctx.note(format!(
-            "fw{}: media pinholes opened from inside: {media:?}",
-            i + 1
-        ));
-        ensure!(
-            !media.is_empty(),
-            "fw{}: no media pinhole from {ip}:{first}-{last} to a relay port",
-            i + 1
-        );
-        ensure!(
-            sig.mapped.ip() == IpAddr::V4(FW_WAN[i]),
-            "fw{}: the signaling pinhole is not masqueraded: {}",
-            i + 1,
-            sig.line
-        );
-    }
+    ctx.check_pinholes("MGCP", signaling, mpr_mgcp(), media_from)?;
     let ok = ctx.bed.wait_exit("ca", Duration::from_secs(40))?;
     let log = ctx.bed.log("ca");
     ensure!(ok, "the call agent failed:\n{log}");
@@ -422,25 +378,6 @@ fn check_mpr(ctx: &mut Ctx) -> Result<()> {
     );
     let relayed = metric(&m, "pinhole_relay_packets_total{direction=\"out\"}").unwrap_or(0.0);
     ensure!(relayed > 0.0, "the relay forwarded no media");
-    Ok(())
-}
-
-/// Both firewalls' inbound drop counters now.
-fn drops(ctx: &Ctx) -> Result<[u64; 2]> {
-    Ok([
-        ctx.bed.counter(0, crate::bed::INBOUND_DROP)?,
-        ctx.bed.counter(1, crate::bed::INBOUND_DROP)?,
-    ])
-}
-
-/// Notes the drop counters and checks nothing of the call was dropped
-/// inbound: every packet came in through a pinhole opened from inside.
-fn check_drops(ctx: &mut Ctx, before: [u64; 2]) -> Result<()> {
-    let after = ctx.note_drops()?;
-    ensure!(
-        after == before,
-        "inbound drops changed during the call: {before:?} → {after:?}"
-    );
     Ok(())
 }
 

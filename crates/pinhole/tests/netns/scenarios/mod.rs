@@ -13,6 +13,7 @@ use pinhole_tests::sipp::SippRun;
 use crate::ctx::{Ctx, SIP_WAIT, aps_sip, phone_media};
 
 mod control;
+mod h248;
 mod mgcp;
 mod negative;
 mod sip;
@@ -42,6 +43,7 @@ pub(crate) fn all() -> Vec<&'static Scenario> {
         control::SCENARIOS,
         sip::SCENARIOS,
         mgcp::SCENARIOS,
+        h248::SCENARIOS,
         negative::SCENARIOS,
     ]
     .into_iter()
