@@ -15,6 +15,7 @@
 //! ```
 
 pub mod figures;
+pub mod h248;
 pub mod mgcp;
 pub mod rtp;
 pub mod sip_ua;
