@@ -11,3 +11,5 @@
 
 #[path = "h248/fig13.rs"]
 mod fig13;
+#[path = "h248/fig14.rs"]
+mod fig14;
