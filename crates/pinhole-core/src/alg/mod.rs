@@ -15,6 +15,7 @@
 //! | [`aps`] | the APS's per-stream pinhole machine ([`aps::ApsMedia`]: CMPH before a description leaves, port B for one entering, release) and the held-message queue ([`aps::Held`]) |
 //! | [`call`] | the MPR's two-party call model ([`call::Place`], [`call::Sides`], [`call::MediaCall`]: offer or modify, re-offer after the engine forgot, teardown) |
 //! | [`txn`] | a transaction table that keeps what was sent, for retransmissions ([`txn::Transactions`]) |
+//! | [`unreadable`] | the rule for a message whose media description cannot be read or rewritten: a request is refused with the protocol's error, a response dropped, never forwarded as it came ([`unreadable::unreadable_media`]) |
 //! | [`Outbox`] | the output queue, events and sweep timer behind every ALG's `poll_*` methods |
 //!
 //! ```
@@ -51,6 +52,7 @@ pub mod call;
 pub mod live;
 mod outbox;
 pub mod txn;
+pub mod unreadable;
 
 pub use outbox::{AlgEvent, Outbox};
 
