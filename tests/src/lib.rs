@@ -2,9 +2,12 @@
 //! what those tests share with each other: [`sipp`] runs the sipp phones of
 //! the SIP tests (scenarios in `tests/sipp/`), [`osmo_mgw`] runs Osmocom's
 //! MGCP media gateway and speaks raw MGCP to it, [`rtp`] sends and
-//! checks the media between them, and [`daemon`] runs the `pinhole`
+//! checks the media between them, [`daemon`] runs the `pinhole`
 //! daemons as child processes on loopback (free ports, configuration
-//! files, `/metrics`).
+//! files, `/metrics`), [`megaco`] runs Erlang/OTP's H.248 peers, and
+//! [`sim`] holds what the in-process deployments behind firewall
+//! simulators share (the simulator per network, the APS's router, bounded
+//! waits on the drivers).
 //!
 //! ```
 //! use pinhole_tests::sipp::{Keys, scenario};
@@ -18,4 +21,5 @@ pub mod daemon;
 pub mod megaco;
 pub mod osmo_mgw;
 pub mod rtp;
+pub mod sim;
 pub mod sipp;

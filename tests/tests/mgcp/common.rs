@@ -24,11 +24,10 @@ use pinhole_examples::mgcp::gw::Gateway;
 use pinhole_examples::rtp::{self, Tally};
 use pinhole_mgcp::alg::{self as mgcp, ApsConfig, MprConfig};
 use pinhole_net::driver::mpr::MprAlg;
-use pinhole_net::driver::{
-    Router, SharedRouter, SimRouter, client as client_driver, mpr as mpr_driver,
-};
-use pinhole_net::firewall::{FirewallSim, SimConfig};
+use pinhole_net::driver::{client as client_driver, mpr as mpr_driver};
+use pinhole_net::firewall::FirewallSim;
 use pinhole_net::relay::{Relay, RelayConfig};
+use pinhole_tests::sim::{self, Lan};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
@@ -57,46 +56,9 @@ pub(crate) fn credential(net: &str) -> Vec<u8> {
     format!("{net}-secret").into_bytes()
 }
 
-/// Sends through the firewall simulator except to hosts of its own
-/// network, which an APS reaches directly on the LAN: an inside gateway
-/// like osmo-mgw must see media come from the port B its SDP names.
-pub(crate) struct Lan {
-    sim: SimRouter,
-    inside: IpAddr,
-}
-
-impl Lan {
-    pub(crate) fn shared(sim: Arc<FirewallSim>, inside: IpAddr) -> SharedRouter {
-        Arc::new(Self {
-            sim: SimRouter::new(sim),
-            inside,
-        })
-    }
-}
-
-impl Router for Lan {
-    fn outbound(&self, local: SocketAddr, dst: SocketAddr) -> std::io::Result<SocketAddr> {
-        if dst.ip() == self.inside {
-            return Ok(dst);
-        }
-        self.sim.outbound(local, dst)
-    }
-
-    fn inbound(&self, local: SocketAddr, from: SocketAddr) -> SocketAddr {
-        self.sim.inbound(local, from)
-    }
-}
-
 /// A firewall simulator for `corp`.
 pub(crate) async fn firewall(corp: &Corp) -> Res<Arc<FirewallSim>> {
-    Ok(Arc::new(
-        FirewallSim::start(SimConfig {
-            inside_ip: ip(corp.inside),
-            public_ip: ip(corp.public),
-            ..SimConfig::default()
-        })
-        .await?,
-    ))
+    Ok(sim::firewall(ip(corp.inside), ip(corp.public)).await?)
 }
 
 /// The MPR: its driver with the MGCP ALG on its control socket, relay
@@ -146,14 +108,7 @@ impl Mpr {
 
     /// Waits until no relay leg is left.
     pub(crate) async fn wait_legs_freed(&self) -> Res {
-        let until = Instant::now() + WAIT;
-        while self.legs_open().await? > 0 {
-            if Instant::now() > until {
-                return Err(format!("{} legs still open", self.legs_open().await?).into());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
+        Ok(sim::wait_legs(&self.handle, 0, WAIT).await?)
     }
 
     pub(crate) async fn counters(&self) -> Res<AlgCounters> {
@@ -203,16 +158,12 @@ impl Aps {
             Arc::new(sig),
             relay,
             relay_events,
-            Lan::shared(sim, ip(corp.inside)),
+            Lan::shared(sim, [ip(corp.inside)]),
             Some(Box::new(mgcp::Aps::new(ac))),
         )?;
-        let until = Instant::now() + WAIT;
-        while handle.registered_pinhole().await?.is_none() {
-            if Instant::now() > until {
-                return Err(format!("the APS of {} did not register", corp.id).into());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        sim::wait_registered(&handle, WAIT)
+            .await
+            .map_err(|e| format!("the APS of {}: {e}", corp.id))?;
         Ok(Self { handle, _out: out })
     }
 
