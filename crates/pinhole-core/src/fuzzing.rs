@@ -242,6 +242,11 @@ pub fn mpr_datagrams(data: &[u8]) -> crate::mpr::Stats {
                 if *a & 0x20 == 0 && !nonce.is_empty() {
                     let _ = m.nonce(&nonce);
                 }
+                // Padded as a client pads requests (spec §2.3), so the
+                // challenge comes back and the deep paths stay reachable.
+                if class == Class::Request {
+                    let _ = m.pad_to(crate::wire::ANSWERABLE_LEN, true);
+                }
                 let Ok(n) = m.finish(Some(KEY)) else {
                     continue;
                 };

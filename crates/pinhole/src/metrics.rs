@@ -204,6 +204,7 @@ pub(crate) async fn render(source: &Source) -> std::io::Result<String> {
                     ("reason=\"unexpected\"", s.unexpected),
                     ("reason=\"refused\"", s.refusals),
                     ("reason=\"stale_nonce\"", s.stale_nonces),
+                    ("reason=\"amplification\"", s.amplification_drops),
                 ],
             );
             family(

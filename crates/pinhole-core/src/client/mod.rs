@@ -745,6 +745,13 @@ impl Engine {
             if let Some(n) = &self.nonce {
                 b.nonce(n)?;
             }
+            // The MPR answers a request whose source it has not verified
+            // (the first registration, a stale nonce) only if the answer is
+            // no larger (spec §2.3): pad requests to the largest such answer.
+            // Indications get no answer.
+            if class == Class::Request {
+                b.pad_to(wire::ANSWERABLE_LEN, true)?;
+            }
             b.finish_with(Some(&self.key))
         });
         match r {

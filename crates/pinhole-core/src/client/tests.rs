@@ -641,6 +641,22 @@ fn after_an_mpr_restart_a_cmph_re_registers_and_then_succeeds() {
         p.events
     );
     assert_eq!(p.cl.stats().registrations_ok, registered_before + 1);
+    // Every request went out padded to the largest unverified answer, so
+    // the first MPR's challenge and the restarted one's 438 came back
+    // (spec §2.3); indications are never answered and stay small.
+    assert_eq!(p.mpr.stats().amplification_drops, 0);
+    let requests: Vec<usize> = p
+        .sent
+        .iter()
+        .filter_map(|t| wire::Message::decode(&t.payload).ok())
+        .filter(|m| m.class() == Class::Request)
+        .map(|m| m.as_bytes().len())
+        .collect();
+    assert!(requests.len() >= 5, "{requests:?}");
+    assert!(
+        requests.iter().all(|&n| n >= wire::ANSWERABLE_LEN),
+        "{requests:?}"
+    );
 }
 
 #[test]

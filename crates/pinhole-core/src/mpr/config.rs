@@ -172,6 +172,16 @@ pub enum InputError {
     /// A keepalive from a source that is not the leg's bound one.
     #[error("keepalive from an unbound source")]
     StrayKeepalive,
+    /// A Binding request whose answer would be larger than the request:
+    /// dropped unanswered, so the MPR cannot amplify a reflection attack
+    /// (docs/wire-format.md §2.3).
+    #[error("{answer}-byte answer to a {request}-byte request not sent (amplification)")]
+    TooSmallToAnswer {
+        /// Length of the answer that was not sent.
+        answer: usize,
+        /// Length of the request.
+        request: usize,
+    },
 }
 
 impl InputError {
@@ -184,6 +194,7 @@ impl InputError {
             Self::Refused { .. } => "refused",
             Self::Replayed => "replayed",
             Self::StrayKeepalive => "stray_keepalive",
+            Self::TooSmallToAnswer { .. } => "too_small_to_answer",
         }
     }
 }

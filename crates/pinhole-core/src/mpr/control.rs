@@ -41,7 +41,7 @@ impl Engine {
             }
         };
         match (msg.method(), msg.class()) {
-            (Method::Binding, Class::Request) => self.binding(rx, &msg),
+            (Method::Binding, Class::Request) => self.binding(now, rx, &msg),
             (Method::Binding, Class::Indication) => self.keepalive(now, rx),
             (Method::Register, Class::Request)
             | (Method::Cmph, Class::Request | Class::Indication) => {
@@ -55,11 +55,19 @@ impl Engine {
     }
 
     /// Plain STUN: tell the sender its observed address. Changes nothing.
-    fn binding(&mut self, rx: Receive<'_>, msg: &Message<'_>) -> Result<(), InputError> {
+    /// Unauthenticated, so answered only when the answer is no larger than
+    /// the request (spec §2.3).
+    fn binding(
+        &mut self,
+        now: Instant,
+        rx: Receive<'_>,
+        msg: &Message<'_>,
+    ) -> Result<(), InputError> {
         let id = msg.transaction_id();
         if !msg.unknown_required().is_empty() {
             let unknown: Vec<u16> = msg.unknown_required().to_vec();
             self.error(
+                now,
                 rx,
                 Method::Binding,
                 id,
@@ -77,7 +85,7 @@ impl Engine {
             b.xor_mapped_address(rx.remote)?;
             Ok(())
         });
-        self.send(rx, bytes);
+        self.send_unverified(now, rx, bytes)?;
         self.stats.bindings_answered += 1;
         Ok(())
     }
@@ -120,6 +128,7 @@ impl Engine {
             let unknown: Vec<u16> = msg.unknown_required().to_vec();
             if !silent {
                 self.error(
+                    now,
                     rx,
                     method,
                     id,
@@ -137,7 +146,16 @@ impl Engine {
         let Some(net) = msg.username().and_then(|u| self.by_name.get(u).copied()) else {
             self.stats.auth_failures += 1;
             if !silent {
-                self.error(rx, method, id, ErrorCode::UNAUTHORIZED, None, None, &[]);
+                self.error(
+                    now,
+                    rx,
+                    method,
+                    id,
+                    ErrorCode::UNAUTHORIZED,
+                    None,
+                    None,
+                    &[],
+                );
             }
             return Err(InputError::Refused {
                 code: ErrorCode::UNAUTHORIZED,
@@ -149,6 +167,7 @@ impl Engine {
             if !silent {
                 let nonce = self.mint(net, rx.remote.ip(), now);
                 self.error(
+                    now,
                     rx,
                     method,
                     id,
@@ -197,6 +216,7 @@ impl Engine {
                 if !silent {
                     let nonce = self.mint(net, rx.remote.ip(), now);
                     self.error(
+                        now,
                         rx,
                         method,
                         id,
@@ -216,6 +236,7 @@ impl Engine {
                 if !silent {
                     let nonce = self.mint(net, rx.remote.ip(), now);
                     self.error(
+                        now,
                         rx,
                         method,
                         id,
@@ -657,9 +678,13 @@ impl Engine {
         InputError::Refused { code, what }
     }
 
+    /// An error answer to a request whose source is not verified yet: every
+    /// caller is on the path before the nonce check passed, so the answer
+    /// goes out only if it is no larger than the request (spec §2.3).
     #[allow(clippy::too_many_arguments)]
     fn error(
         &mut self,
+        now: Instant,
         rx: Receive<'_>,
         method: Method,
         id: TransactionId,
@@ -678,7 +703,37 @@ impl Engine {
             }
             Ok(())
         });
-        self.send(rx, bytes);
+        // Dropped or sent, the caller reports the refusal itself.
+        let _ = self.send_unverified(now, rx, bytes);
+    }
+
+    /// Sends an answer to a request whose source address nothing has
+    /// verified (no nonce minted for it came back) only when the answer is
+    /// no larger than the request: a forged source gets no amplified
+    /// reflection (spec §2.3). A larger answer is counted and dropped, with
+    /// one log line per `Quiet` interval.
+    fn send_unverified(
+        &mut self,
+        now: Instant,
+        rx: Receive<'_>,
+        payload: Vec<u8>,
+    ) -> Result<(), InputError> {
+        let (answer, request) = (payload.len(), rx.bytes.len());
+        if answer <= request {
+            self.send(rx, payload);
+            return Ok(());
+        }
+        self.stats.amplification_drops += 1;
+        if let Some(suppressed) = self.amplification_log.allow(now) {
+            tracing::warn!(
+                remote = %rx.remote,
+                answer,
+                request,
+                suppressed,
+                "unauthenticated request smaller than its answer dropped (anti-amplification; pad requests to wire::ANSWERABLE_LEN)"
+            );
+        }
+        Err(InputError::TooSmallToAnswer { answer, request })
     }
 
     fn send(&mut self, rx: Receive<'_>, payload: Vec<u8>) {

@@ -159,7 +159,32 @@ pub struct Engine {
     /// While [`Engine::handle_intent_latching`] plans: the IP the sender's
     /// legs latch onto instead of their network's registered address.
     latch_hint: Option<IpAddr>,
+    /// Rate limit of the anti-amplification drop's log line.
+    amplification_log: Quiet,
     stats: Stats,
+}
+
+/// One log line per interval for a per-datagram condition anyone on the
+/// internet can trigger at will; the counter stays exact, and the next line
+/// says how many were not logged.
+#[derive(Default)]
+struct Quiet {
+    next: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Quiet {
+    const INTERVAL: Duration = Duration::from_secs(10);
+
+    /// `Some(n)`: log now, `n` lines were suppressed since the last one.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self.next.is_some_and(|t| now < t) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.next = Some(now + Self::INTERVAL);
+        Some(std::mem::take(&mut self.suppressed))
+    }
 }
 
 impl Engine {
@@ -242,6 +267,7 @@ impl Engine {
             events: VecDeque::new(),
             pending_reserves: Vec::new(),
             latch_hint: None,
+            amplification_log: Quiet::default(),
             stats: Stats::default(),
         })
     }

@@ -110,6 +110,10 @@ pub struct Stats {
     pub cmph_bound: u64,
     /// Binding requests answered.
     pub bindings_answered: u64,
+    /// Answers not sent because they would have been larger than a
+    /// request whose source was not verified yet (Binding, 401, 420, 438):
+    /// the anti-amplification rule of docs/wire-format.md §2.3.
+    pub amplification_drops: u64,
     /// Keepalives from bound sources.
     pub keepalives: u64,
     /// Keepalives from other sources, dropped.

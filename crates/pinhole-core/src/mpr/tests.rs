@@ -134,6 +134,8 @@ fn register_msg(
     if let Some(n) = nonce {
         b.nonce(n).unwrap();
     }
+    // As a client pads it (spec §2.3).
+    b.pad_to(wire::ANSWERABLE_LEN, true).unwrap();
     let n = b.finish(Some(key)).unwrap();
     buf[..n].to_vec()
 }
@@ -152,6 +154,9 @@ fn cmph_msg(
         b.leg_key(k).unwrap();
     }
     b.nonce(nonce).unwrap();
+    if class == Class::Request {
+        b.pad_to(wire::ANSWERABLE_LEN, true).unwrap();
+    }
     let n = b.finish(Some(key)).unwrap();
     buf[..n].to_vec()
 }
@@ -376,17 +381,19 @@ fn cmph_reserve_bind_and_forged_or_replayed_binds() {
     let (r, _) = t.send(relay, attacker, &buf[..n]);
     assert!(r.is_err());
     assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(media));
-    // A plain STUN Binding to the relay port is answered and changes nothing.
+    // A plain STUN Binding to the relay port, padded to its answer's size,
+    // is answered and changes nothing.
     let mut buf = [0u8; 64];
-    let n = Builder::new(
+    let mut b = Builder::new(
         &mut buf,
         Method::Binding,
         Class::Request,
         TransactionId([7; 12]),
     )
-    .unwrap()
-    .finish(None)
     .unwrap();
+    b.pad_to(40, false).unwrap();
+    let n = b.finish(None).unwrap();
+    assert_eq!(n, 40);
     let (r, out) = t.send(relay, attacker, &buf[..n]);
     r.unwrap();
     assert_eq!(
@@ -913,6 +920,7 @@ fn disabled_stream_and_hold_and_inactivity_expiry() {
 fn unknown_required_attribute_gets_420_and_garbage_is_counted() {
     let mut t = T::new();
     // A Binding request with an unknown comprehension-required attribute 0x7F01.
+    // 28 bytes: its 64-byte 420 would amplify, so it goes unanswered.
     let mut msg = vec![0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42];
     msg.extend_from_slice(&[5; 12]);
     msg.extend_from_slice(&[0x7F, 0x01, 0x00, 0x04, 1, 2, 3, 4]);
@@ -924,8 +932,25 @@ fn unknown_required_attribute_gets_420_and_garbage_is_counted() {
             ..
         })
     ));
+    assert!(out.is_empty());
+    assert_eq!(t.mpr.stats().amplification_drops, 1);
+    // The same with a 44-byte value, 68 bytes in all: answered.
+    let mut msg = vec![0x00, 0x01, 0x00, 0x30, 0x21, 0x12, 0xA4, 0x42];
+    msg.extend_from_slice(&[5; 12]);
+    msg.extend_from_slice(&[0x7F, 0x01, 0x00, 0x2C]);
+    msg.extend_from_slice(&[1; 44]);
+    let (r, out) = t.send(t.control, t.fw1, &msg);
+    assert!(matches!(
+        r,
+        Err(InputError::Refused {
+            code: ErrorCode::UNKNOWN_ATTRIBUTE,
+            ..
+        })
+    ));
     let resp = Message::decode(&out[0].payload).unwrap();
+    assert!(resp.as_bytes().len() <= msg.len());
     assert_eq!(resp.unknown_attributes().collect::<Vec<_>>(), vec![0x7F01]);
+    assert_eq!(t.mpr.stats().amplification_drops, 1);
     let (r, out) = t.send(
         t.control,
         t.fw1,

@@ -30,6 +30,10 @@ pub const RTCP_MODE: u16 = 0x4C04;
 pub const XOR_LOCAL_ADDRESS: u16 = 0x4C05;
 /// SOFTWARE (comprehension-optional).
 pub const SOFTWARE: u16 = 0x8022;
+/// PADDING: bytes that only make a request large enough to be answered
+/// (spec §2.3); its value means nothing. Comprehension-optional, so an MPR
+/// that predates it ignores it.
+pub const PADDING: u16 = 0xCC01;
 /// FINGERPRINT (RFC 8489 §14.7).
 pub const FINGERPRINT: u16 = 0x8028;
 
@@ -69,6 +73,7 @@ pub const fn name(attr: u16) -> &'static str {
         RTCP_MODE => "RTCP-MODE",
         XOR_LOCAL_ADDRESS => "XOR-LOCAL-ADDRESS",
         SOFTWARE => "SOFTWARE",
+        PADDING => "PADDING",
         FINGERPRINT => "FINGERPRINT",
         _ => "unknown",
     }

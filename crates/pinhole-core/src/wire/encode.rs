@@ -232,6 +232,20 @@ impl<'b> Builder<'b> {
         })
     }
 
+    /// PADDING (spec §2.3), sized so that the finished message —
+    /// MESSAGE-INTEGRITY-SHA256 included when `integrity`, and FINGERPRINT
+    /// — is at least `len` bytes long. Writes nothing when it already is.
+    pub fn pad_to(&mut self, len: usize, integrity: bool) -> Result<&mut Self, EncodeError> {
+        let trailer = if integrity { 4 + INTEGRITY_LEN } else { 0 } + 8;
+        let done = self.pos + trailer;
+        if done >= len {
+            return Ok(self);
+        }
+        // The attribute header counts too; values round up to 4 bytes.
+        let value = (len - done).saturating_sub(4).next_multiple_of(4);
+        self.push(attr::PADDING, value, |out| out.fill(0))
+    }
+
     fn set_length(&mut self, end: usize) {
         // Callers checked end - HEADER_LEN <= MAX_BODY.
         let len = (end - HEADER_LEN) as u16;

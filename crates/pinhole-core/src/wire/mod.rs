@@ -66,6 +66,14 @@ pub const HEADER_LEN: usize = 20;
 /// send fits in an IPv6 minimum-MTU datagram.
 pub const MAX_MESSAGE: usize = 1280;
 
+/// The largest answer an MPR sends to a REGISTER or CMPH request whose
+/// source it has not verified yet (spec §2.3): a 401 or 438 with
+/// ERROR-CODE, a 32-byte NONCE, MESSAGE-INTEGRITY-SHA256 and FINGERPRINT.
+/// The MPR answers such a request only when the answer is no larger than
+/// the request, so a client pads every request to at least this length
+/// ([`Builder::pad_to`]).
+pub const ANSWERABLE_LEN: usize = 120;
+
 /// XOR constant of the FINGERPRINT attribute (RFC 8489 §14.7), "STUN".
 pub const FINGERPRINT_XOR: u32 = 0x5354_554E;
 

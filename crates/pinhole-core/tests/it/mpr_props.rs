@@ -84,6 +84,7 @@ fn registered_engine(now: Instant) -> Engine {
         if let Some(n) = &nonce {
             b.nonce(n).unwrap();
         }
+        b.pad_to(pinhole_core::wire::ANSWERABLE_LEN, true).unwrap();
         let n = b.finish(Some(b"k1")).unwrap();
         let _ = mpr.handle_datagram(
             now,

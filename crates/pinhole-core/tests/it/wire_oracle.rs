@@ -128,6 +128,22 @@ fn example_register_matches_stun_rs() {
     }
 }
 
+/// A padded request (spec §2.3): stun-rs keeps PADDING as an unknown
+/// comprehension-optional attribute and validates integrity over it.
+#[test]
+fn padded_request_validates_in_stun_rs() {
+    let bytes = encode(Method::Register, Class::Request, |b| {
+        b.username("corp1")
+            .unwrap()
+            .protocol(Protocol::Sip)
+            .unwrap();
+        b.pad_to(pinhole_core::wire::ANSWERABLE_LEN, true).unwrap();
+    });
+    assert_eq!(bytes.len(), pinhole_core::wire::ANSWERABLE_LEN);
+    let msg = accepted_and_tamper_rejected(&bytes);
+    assert_eq!(types(&msg), [0x0006, 0x4C01, 0xCC01, 0x001C, 0x8028]);
+}
+
 #[test]
 fn cmph_messages_validate_in_stun_rs() {
     let req = encode(Method::Cmph, Class::Request, |b| {

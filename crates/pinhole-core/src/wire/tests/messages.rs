@@ -520,3 +520,44 @@ fn builder_enforces_limits() {
         Err(EncodeError::MessageTooLong { len: 65_536 })
     ));
 }
+
+/// Spec §2.3: PADDING brings a finished message to at least the asked
+/// length, with or without integrity; it decodes, verifies and is ignored.
+#[test]
+fn pad_to_reaches_the_asked_length_and_nothing_more() {
+    for (integrity, base) in [(false, HEADER_LEN + 8), (true, HEADER_LEN + 44)] {
+        for want in [
+            0,
+            base,
+            base + 1,
+            base + 3,
+            base + 4,
+            base + 5,
+            120,
+            121,
+            400,
+        ] {
+            let mut buf = [0u8; 512];
+            let mut b = Builder::new(&mut buf, Method::Register, Class::Request, ID).unwrap();
+            b.username("corp1").unwrap();
+            let before = b.len();
+            b.pad_to(want, integrity).unwrap();
+            let key: Option<&[u8]> = integrity.then_some(b"k");
+            let n = b.finish(key).unwrap();
+            let unpadded = before + (n - before).min(if integrity { 44 } else { 8 });
+            if want <= unpadded {
+                assert_eq!(n, unpadded, "no PADDING when not needed ({want})");
+            } else {
+                assert!(n >= want && n < want + 4, "{want} → {n}");
+            }
+            let m = Message::decode(&buf[..n]).unwrap();
+            assert!(m.unknown_required().is_empty());
+            assert_eq!(m.username(), Some("corp1"));
+            if integrity {
+                m.verify(b"k").unwrap();
+            }
+        }
+    }
+    assert_eq!(name(PADDING), "PADDING");
+    assert!(!is_comprehension_required(PADDING));
+}
