@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 
 use pinhole_core::Side;
 use pinhole_core::alg::aps::{ApsMedia, Held, Outcome, Park, Step, StreamError};
+use pinhole_core::alg::txn::Leg;
+use pinhole_core::alg::unreadable::{Verdict, unreadable_media};
 use pinhole_core::alg::{ClientContext, ClientSignaling, Counters, Outbox, Rejection};
 use pinhole_core::client::Event;
 use pinhole_core::hash::keyed;
@@ -43,7 +45,7 @@ use pinhole_core::wire::Protocol;
 
 use super::edit::{self, HostPort};
 use super::inside::Phones;
-use super::{Lifetime, Stats, forward, is_dialog_creating, keepalive, reply};
+use super::{BAD_SDP, Lifetime, Stats, forward, is_dialog_creating, keepalive, reply};
 use crate::Message;
 use crate::media::{self, MediaError, Negotiation};
 
@@ -333,11 +335,19 @@ impl Aps {
             return true;
         };
         if let Some(k) = &key {
-            match self.media(now, ctx, msg, k, outside, resuming, &mut patch) {
+            let step = self.media(now, ctx, msg, k, outside, resuming, &mut patch);
+            match step {
                 Ok(Step::Ready(_)) => {}
                 Ok(Step::Wait) => return self.hold(k, rx, resuming),
                 Ok(Step::Failed(_)) | Err(_) => {
-                    self.reply(rx, msg, PINHOLE_FAILED);
+                    let why = match step {
+                        Err(e) => match self.unreadable(Leg::Request, &e) {
+                            Verdict::Refuse(why) => why,
+                            Verdict::Drop => PINHOLE_FAILED,
+                        },
+                        _ => PINHOLE_FAILED,
+                    };
+                    self.reply(rx, msg, why);
                     if msg.to_tag().is_none() && method.eq_ignore_ascii_case("INVITE") {
                         // The call will not start: its ports B go, and the
                         // phone's next INVITE starts afresh.
@@ -441,10 +451,15 @@ impl Aps {
                     self.end_refused(now, ctx, k);
                     return true;
                 }
-                Ok(Step::Failed(_)) | Err(_) => {
+                Ok(Step::Failed(_)) => {
                     tracing::error!(
                         "SIP: the answer's media pinhole failed; forwarded without media"
                     );
+                }
+                Err(e) => {
+                    // Issue 18: a response cannot be refused, so it is dropped.
+                    self.unreadable(Leg::Response, &e);
+                    return true;
                 }
             }
         }
@@ -521,14 +536,8 @@ impl Aps {
         patch: &mut Patch,
     ) -> Result<Step, MediaError> {
         let nothing = Ok(Step::Ready(Vec::new()));
-        let body = match media::sdp_body(msg, self.cfg.media_ip) {
-            Ok(b) => b,
-            Err(e) => {
-                self.stats.sdp_errors += 1;
-                tracing::warn!(error = %e, "SIP: unreadable SDP, forwarded unchanged");
-                None
-            }
-        };
+        // Unreadable: refused or dropped by the caller, never forwarded.
+        let body = media::sdp_body(msg, self.cfg.media_ip)?;
         let Some(d) = self.dialogs.get_mut(key) else {
             return nothing;
         };
@@ -558,11 +567,7 @@ impl Aps {
         };
         match step {
             Step::Ready(plan) => {
-                if let Err(e) = body.rewrite(msg, &plan, patch) {
-                    self.stats.sdp_errors += 1;
-                    tracing::warn!(error = %e, "SIP: SDP rewrite failed");
-                    return Err(e);
-                }
+                body.rewrite(msg, &plan, patch)?;
                 self.stats.sdp_rewritten += 1;
                 Ok(Step::Ready(plan))
             }
@@ -575,6 +580,13 @@ impl Aps {
             }
             Step::Wait => Ok(Step::Wait),
         }
+    }
+
+    /// Issue 18's rule ([`unreadable_media`]) for a message whose SDP
+    /// could not be read or rewritten (`e`): a request is to be answered
+    /// 488, a response dropped; never forwarded. Counted and logged here.
+    fn unreadable(&mut self, leg: Leg, e: &MediaError) -> Verdict {
+        unreadable_media(Protocol::Sip, leg, BAD_SDP, e, &mut self.stats.sdp_errors)
     }
 
     /// Releases both sides' streams of a dialog: pinholes and ports B.

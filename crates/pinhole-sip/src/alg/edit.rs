@@ -11,7 +11,7 @@ use std::ops::Range;
 use pinhole_core::alg::Rejection;
 use pinhole_core::patch::Patch;
 
-use crate::{HeaderName, Message, Uri, Via, name_addrs};
+use crate::{HeaderName, Message, ParseError, Uri, Via, name_addrs};
 
 /// `host` as written in a Via sent-by or a URI: IPv6 in brackets.
 pub(crate) struct HostPort(pub(crate) SocketAddr);
@@ -286,6 +286,133 @@ fn answer(msg: &Message<'_>, why: Rejection, tag: &str, skip_vias: usize) -> Vec
     }
     out.extend_from_slice(b"Server: pinhole\r\nContent-Length: 0\r\n\r\n");
     out
+}
+
+/// The 400 a request that fails the parse with `e` is refused with: the
+/// reason phrase names what is broken.
+pub(crate) fn bad_request_for(e: &ParseError) -> Rejection {
+    let reason = match e {
+        ParseError::StartLine { .. } => "Bad Request-Line",
+        ParseError::CSeq { .. } => "Bad CSeq",
+        ParseError::CSeqMethodMismatch { .. } => "CSeq Method Mismatch",
+        ParseError::Via { .. } => "Bad Via",
+        ParseError::ContentLength { .. } | ParseError::BodyTruncated { .. } => "Bad Content-Length",
+        ParseError::NameAddr { .. } => "Bad Address",
+        ParseError::Header { .. } => "Bad Header",
+        _ => "Bad Request",
+    };
+    Rejection::new(400, reason)
+}
+
+/// Checks what a proxy passes on untouched but must not propagate broken
+/// (RFC 4475 §3.1.2.11, 3.1.2.13–3.1.2.15): the Request-URI carries no
+/// headers, and To, From and Contact (but `*`) are name-addr lists.
+pub(crate) fn check_request(msg: &Message<'_>) -> Result<(), Rejection> {
+    let buf = msg.buf();
+    if let Some(span) = msg.request_uri()
+        && Uri::parse(buf, span).is_ok_and(|u| u.headers.is_some())
+    {
+        return Err(Rejection::new(400, "Headers In Request-URI"));
+    }
+    for (name, why) in [
+        (HeaderName::To, "Bad To"),
+        (HeaderName::From, "Bad From"),
+        (HeaderName::Contact, "Bad Contact"),
+    ] {
+        for h in msg.headers_named(name) {
+            if name == HeaderName::Contact && msg.value(h).trim_ascii() == b"*" {
+                continue;
+            }
+            if name_addrs(buf, h.value.clone()).is_err() {
+                return Err(Rejection::new(400, why));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The answer to a request that failed the parse ([`Message::parse`]),
+/// built from its raw lines, when it can be answered at all: its start
+/// line is a request's (a method token and a space, not `SIP/`; not an
+/// ACK, which gets no response) and it has a Via header line, along which
+/// the answer goes back. The Via, From, To, Call-ID and CSeq lines (full
+/// and compact names, folded lines kept) are copied as they came (RFC 3261
+/// §8.2.6.2), `tag` is added to a To without one; nothing else of the
+/// request is, and the answer is sent only when it is no larger than the
+/// request (garbage from a forged source is not amplified). `None` when
+/// it cannot be answered.
+pub(crate) fn bad_request(bytes: &[u8], why: Rejection, tag: &str) -> Option<Vec<u8>> {
+    let text = bytes.get(..bytes.len().min(crate::MAX_HEADER_BYTES))?;
+    let mut lines = text
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let start = lines.next()?;
+    let method_len = start.iter().position(|&b| b == b' ')?;
+    let method = &start[..method_len];
+    let is_token = |b: u8| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b);
+    if method.is_empty()
+        || !method.iter().all(|&b| is_token(b))
+        || start.len() >= 4 && start[..4].eq_ignore_ascii_case(b"SIP/")
+        || method.eq_ignore_ascii_case(b"ACK")
+    {
+        return None;
+    }
+    const COPIED: [(&[u8], &[u8]); 5] = [
+        (b"via", b"v"),
+        (b"from", b"f"),
+        (b"to", b"t"),
+        (b"call-id", b"i"),
+        (b"cseq", b"cseq"),
+    ];
+    let mut copied: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut keeping: Option<usize> = None;
+    for line in lines {
+        if line.is_empty() {
+            break;
+        }
+        if line.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f) {
+            return None;
+        }
+        if matches!(line.first(), Some(b' ' | b'\t')) {
+            // A folded line continues the header above it.
+            if let (Some(k), Some(last)) = (keeping, copied.last_mut())
+                && last.0 == k
+            {
+                last.1.extend_from_slice(b"\r\n");
+                last.1.extend_from_slice(line);
+            }
+            continue;
+        }
+        let name = line
+            .iter()
+            .position(|&b| b == b':')
+            .map(|c| line[..c].trim_ascii());
+        keeping = name.and_then(|n| {
+            COPIED.iter().position(|(full, short)| {
+                n.eq_ignore_ascii_case(full) || n.eq_ignore_ascii_case(short)
+            })
+        });
+        if let Some(k) = keeping {
+            copied.push((k, line.to_vec()));
+        }
+    }
+    if !copied.iter().any(|(k, _)| *k == 0) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(256);
+    let _ = write!(Vecw(&mut out), "SIP/2.0 {} {}\r\n", why.code, why.reason);
+    for (k, line) in copied {
+        out.extend_from_slice(&line);
+        let lower = line.to_ascii_lowercase();
+        if k == 2 && !tag.is_empty() && !lower.windows(5).any(|w| w == b";tag=") {
+            let _ = write!(Vecw(&mut out), ";tag={tag}");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    // Compact (RFC 3261 §7.3.3): the answer stays within the request's size.
+    out.extend_from_slice(b"l: 0\r\n\r\n");
+    // Whoever sent garbage gets no more bytes back than it sent.
+    (out.len() <= bytes.len()).then_some(out)
 }
 
 /// A request of ours inside the dialog a 2xx to an INVITE created, as its

@@ -15,6 +15,18 @@
 //! Via, Record-Route, Route, Max-Forwards, the SDP media fields and
 //! Content-Length change; every other byte passes as it came. Errors a
 //! proxy answers itself are [`pinhole_core::alg::Rejection`]s.
+//!
+//! Nothing either proxy cannot read goes on (issue 18). A message whose
+//! SDP cannot be read or rewritten follows
+//! [`pinhole_core::alg::unreadable`]: a request gets 488, a response is
+//! dropped (`sdp_errors`). At the MPR a message that fails the parse, lacks
+//! To, From, Call-ID or CSeq, is not SIP/2.0, has a body without
+//! Content-Type, or (a request) has headers in its Request-URI or a
+//! malformed To, From or Contact is never forwarded: a request that can
+//! be answered gets 400 naming what is broken (505 for the version), the
+//! rest is dropped (`malformed`). A request that failed the parse is
+//! answered from its raw Via, From, To, Call-ID and CSeq lines, and only
+//! when the answer is no larger than it.
 
 mod aps;
 mod edit;
@@ -43,7 +55,9 @@ pub struct Stats {
     pub forwarded: u64,
     /// Responses the proxy made itself (400, 403, 404, 481, 483, 503...).
     pub replied: u64,
-    /// Unparsable or unusable messages (no Via, no Call-ID...).
+    /// Unparsable or unusable messages (no Via, no Call-ID, no CSeq, not
+    /// SIP/2.0...): a request that can be answered gets 400 (505), the
+    /// rest is dropped; none goes on.
     pub malformed: u64,
     /// RFC 5626 CRLF keepalives.
     pub keepalives: u64,
@@ -58,7 +72,8 @@ pub struct Stats {
     pub not_ours: u64,
     /// SDP bodies rewritten.
     pub sdp_rewritten: u64,
-    /// SDP that could not be read or rewritten.
+    /// SDP that could not be read or rewritten: the request was refused
+    /// (488), the response dropped; neither went on.
     pub sdp_errors: u64,
     /// Media plans the engine refused.
     pub plan_errors: u64,
@@ -107,6 +122,11 @@ impl Stats {
         ]
     }
 }
+
+/// What a proxy answers a request whose SDP it cannot read or rewrite
+/// (RFC 3261 §21.4.26: the session description is not acceptable here);
+/// the message never goes on ([`pinhole_core::alg::unreadable`]).
+const BAD_SDP: Rejection = Rejection::new(488, "Not Acceptable Here");
 
 /// How long a dialog's state lives, at the MPR and the APS alike.
 #[derive(Clone, Copy, Debug)]

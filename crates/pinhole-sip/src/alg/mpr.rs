@@ -30,18 +30,20 @@ use std::time::{Duration, Instant};
 
 use pinhole_core::Side;
 use pinhole_core::alg::call::{MediaCall, Place, Sides};
+use pinhole_core::alg::txn::Leg;
+use pinhole_core::alg::unreadable::{Verdict, unreadable_media};
 use pinhole_core::alg::{Counters, MprContext, MprSignaling, Outbox, Rejection};
 use pinhole_core::hash::keyed;
 use pinhole_core::intent::IntentKind;
 use pinhole_core::patch::Patch;
-use pinhole_core::types::{CallKey, Receive};
+use pinhole_core::types::{CallKey, Receive, Transmit};
 use pinhole_core::wire::Protocol;
 
 use super::edit::{self, HostPort};
 use super::registrar::Registrar;
-use super::{Lifetime, Stats, forward, is_dialog_creating, keepalive, reply};
-use crate::media::{self, Negotiation};
-use crate::{Message, Uri};
+use super::{BAD_SDP, Lifetime, Stats, forward, is_dialog_creating, keepalive, reply};
+use crate::media::{self, MediaError, Negotiation, SdpBody};
+use crate::{HeaderName, Message, ParseError, Uri};
 
 /// The MPR proxy's settings.
 #[derive(Clone, Debug)]
@@ -106,6 +108,48 @@ struct Traversal {
     ended: Option<Instant>,
     /// Key in `initial`.
     initial_key: InitialKey,
+}
+
+/// Why [`Mpr::media`] will not let a message go on.
+enum Refusal {
+    /// The engine refused the plan (a request gets this answer).
+    Plan(Rejection),
+    /// The SDP could not be rewritten.
+    Unreadable(MediaError),
+}
+
+/// What a message must have for the proxy to pass it on, beyond
+/// [`Message::parse`]: SIP/2.0 (505 otherwise: RFC 3261 §21.5.7, RFC 4475
+/// §3.1.2.16), the mandatory To, From, Call-ID and CSeq (RFC 3261
+/// §8.1.1), a Content-Type for a body, and for a request the checks of
+/// [`edit::check_request`].
+fn check(msg: &Message<'_>) -> Result<(), Rejection> {
+    if !msg.version().eq_ignore_ascii_case("SIP/2.0") {
+        return Err(Rejection::new(505, "Version Not Supported"));
+    }
+    for (name, why) in [
+        (HeaderName::To, "Missing To"),
+        (HeaderName::From, "Missing From"),
+        (HeaderName::CallId, "Missing Call-ID"),
+        (HeaderName::CSeq, "Missing CSeq"),
+    ] {
+        if msg.header(name).is_none() {
+            return Err(Rejection::new(400, why));
+        }
+    }
+    if msg.cseq().is_none() {
+        return Err(Rejection::new(400, "Bad CSeq"));
+    }
+    // RFC 3261 §20.15: a body says what it is. One that does not could be
+    // a description nobody rewrote.
+    let body = msg.buf().get(msg.body()).unwrap_or_default();
+    if msg.content_type().is_none() && !body.trim_ascii().is_empty() {
+        return Err(Rejection::new(400, "Missing Content-Type"));
+    }
+    if msg.is_request() {
+        edit::check_request(msg)?;
+    }
+    Ok(())
 }
 
 /// The traversal token in a branch or Record-Route parameter (hex).
@@ -211,6 +255,24 @@ impl Mpr {
             self.reply(rx, msg, Rejection::new(400, "Missing Call-ID or From tag"));
             return;
         };
+        if let Err(why) = check(msg) {
+            self.stats.malformed += 1;
+            tracing::warn!(remote = %rx.remote, code = why.code, reason = why.reason,
+                "SIP: malformed request refused");
+            self.reply(rx, msg, why);
+            return;
+        }
+        // Read before anything is routed or kept: a description that
+        // cannot be read never goes on (and holds no state).
+        let body = match media::sdp_body(msg, rx.remote.ip()) {
+            Ok(b) => b,
+            Err(e) => {
+                if let Verdict::Refuse(why) = self.unreadable(msg, &e) {
+                    self.reply(rx, msg, why);
+                }
+                return;
+            }
+        };
         let mut patch = Patch::new();
         if let Err(why) = edit::max_forwards(msg, &mut patch) {
             self.reply(rx, msg, why);
@@ -253,6 +315,7 @@ impl Mpr {
         let token = token
             .filter(|t| self.traversals.contains_key(t))
             .or_else(|| self.initial.get(&ikey).copied());
+        let mut created = false;
         let token = match token {
             Some(t) => t,
             None => {
@@ -270,7 +333,10 @@ impl Mpr {
                     return;
                 }
                 match self.new_traversal(now, ctx, msg, origin, ikey) {
-                    Ok(t) => t,
+                    Ok(t) => {
+                        created = true;
+                        t
+                    }
                     Err(why) => {
                         self.reply(rx, msg, why);
                         return;
@@ -318,11 +384,44 @@ impl Mpr {
             edit::add_record_route(msg, &mut patch, &rr);
         }
         edit::add_via(msg, &mut patch, local, &branch);
-        if let Err(why) = self.media(now, ctx, rx, msg, token, from, &mut patch) {
-            self.reply(rx, msg, why);
+        let refused = match self.media(now, ctx, msg, body, token, from, &mut patch) {
+            Ok(()) => None,
+            Err(Refusal::Plan(why)) => Some(Verdict::Refuse(why)),
+            Err(Refusal::Unreadable(e)) => Some(self.unreadable(msg, &e)),
+        };
+        if let Some(verdict) = refused {
+            if created {
+                // The dialog it would have started never began.
+                self.forget(now, ctx, token);
+            }
+            if let Verdict::Refuse(why) = verdict {
+                self.reply(rx, msg, why);
+            }
             return;
         }
         forward(&mut self.out, &mut self.stats, msg, &patch, local, remote);
+    }
+
+    /// Issue 18's rule ([`unreadable_media`]) for `msg`, whose media
+    /// description could not be read or rewritten (`e`): a request is to
+    /// be answered [`BAD_SDP`], a response dropped; nothing goes on either
+    /// way. Counted and logged here.
+    fn unreadable(&mut self, msg: &Message<'_>, e: &MediaError) -> Verdict {
+        let leg = if msg.is_request() {
+            Leg::Request
+        } else {
+            Leg::Response
+        };
+        unreadable_media(Protocol::Sip, leg, BAD_SDP, e, &mut self.stats.sdp_errors)
+    }
+
+    /// Forgets traversal `token` at once, with its media (a call refused
+    /// before it started).
+    fn forget(&mut self, now: Instant, ctx: &mut dyn MprContext, token: u64) {
+        if let Some(mut t) = self.traversals.remove(&token) {
+            self.initial.remove(&t.initial_key);
+            t.call.teardown(now, ctx, &mut self.out);
+        }
     }
 
     fn new_traversal(
@@ -416,26 +515,19 @@ impl Mpr {
         }
     }
 
-    /// Plans the message's media through the call and records the SDP edits.
+    /// Plans the message's media (`body`, read by the caller) through the
+    /// call and records the SDP edits.
     #[allow(clippy::too_many_arguments)]
     fn media(
         &mut self,
         now: Instant,
         ctx: &mut dyn MprContext,
-        rx: &Receive<'_>,
         msg: &Message<'_>,
+        body: Option<SdpBody<'_>>,
         token: u64,
         from: Side,
         patch: &mut Patch,
-    ) -> Result<(), Rejection> {
-        let body = match media::sdp_body(msg, rx.remote.ip()) {
-            Ok(b) => b,
-            Err(e) => {
-                self.stats.sdp_errors += 1;
-                tracing::warn!(error = %e, "SIP: unreadable SDP, forwarded unchanged");
-                None
-            }
-        };
+    ) -> Result<(), Refusal> {
         let Some(trav) = self.traversals.get_mut(&token) else {
             return Ok(());
         };
@@ -467,11 +559,8 @@ impl Mpr {
         );
         match planned {
             Ok(p) => {
-                body.rewrite(msg, &p.plan.endpoints, patch).map_err(|e| {
-                    self.stats.sdp_errors += 1;
-                    tracing::warn!(error = %e, "SIP: SDP rewrite failed");
-                    Rejection::new(488, "Not Acceptable Here")
-                })?;
+                body.rewrite(msg, &p.plan.endpoints, patch)
+                    .map_err(Refusal::Unreadable)?;
                 self.stats.sdp_rewritten += 1;
                 Ok(())
             }
@@ -479,7 +568,7 @@ impl Mpr {
                 self.stats.plan_errors += 1;
                 tracing::warn!(error = %e, "SIP: media plan refused");
                 if msg.is_request() {
-                    Err(Rejection::new(503, "Service Unavailable"))
+                    Err(Refusal::Plan(Rejection::new(503, "Service Unavailable")))
                 } else {
                     // A response cannot be refused; it passes as it is and
                     // the call will have no media through us.
@@ -502,6 +591,12 @@ impl Mpr {
             self.stats.malformed += 1;
             return;
         };
+        if let Err(why) = check(msg) {
+            // A response cannot be refused: it goes nowhere.
+            self.stats.malformed += 1;
+            tracing::warn!(remote = %rx.remote, reason = why.reason, "SIP: malformed response dropped");
+            return;
+        }
         if let Some(id) = Registrar::upstream_id(buf, top) {
             let mut patch = Patch::new();
             let back = match &mut self.registrar {
@@ -539,14 +634,25 @@ impl Mpr {
             tracing::warn!("SIP response: next Via has no IP address to send to");
             return;
         };
+        let body = match media::sdp_body(msg, rx.remote.ip()) {
+            Ok(b) => b,
+            Err(e) => {
+                self.unreadable(msg, &e);
+                return;
+            }
+        };
         let mut patch = Patch::new();
         edit::pop_via(msg, &mut patch, top);
         let from = self
             .traversals
             .get(&token)
             .map(|t| media::sender(msg, &t.caller_tag));
-        if let Some(from) = from {
-            let _ = self.media(now, ctx, rx, msg, token, from, &mut patch);
+        if let Some(from) = from
+            && let Err(Refusal::Unreadable(e)) =
+                self.media(now, ctx, msg, body, token, from, &mut patch)
+        {
+            self.unreadable(msg, &e);
+            return;
         }
         let local = match ctx.network_for_pinhole(Protocol::Sip, remote) {
             Some(n) => ctx
@@ -555,6 +661,32 @@ impl Mpr {
             None => self.cfg.local,
         };
         forward(&mut self.out, &mut self.stats, msg, &patch, local, remote);
+    }
+
+    /// A datagram that fails the parse never goes on: a request that can
+    /// be answered gets a 400 naming what is broken, anything else is
+    /// dropped; counted as malformed either way.
+    fn unparsable(&mut self, rx: &Receive<'_>, e: &ParseError) {
+        self.stats.malformed += 1;
+        let why = edit::bad_request_for(e);
+        // The To tag from the Call-ID line's bytes would need the parse
+        // that failed; the datagram's own bytes key it instead.
+        let tag = format!("ph{:x}", keyed(self.secret, &[rx.bytes]) as u32);
+        match edit::bad_request(rx.bytes, why, &tag) {
+            Some(payload) => {
+                self.stats.replied += 1;
+                tracing::warn!(remote = %rx.remote, error = %e, code = why.code, reason = why.reason,
+                    "SIP: unparsable request refused");
+                self.out.send(Transmit {
+                    local: rx.local,
+                    remote: rx.remote,
+                    payload,
+                });
+            }
+            None => {
+                tracing::warn!(remote = %rx.remote, error = %e, "SIP: unparsable message dropped");
+            }
+        }
     }
 
     fn expire(&mut self, now: Instant, ctx: &mut dyn MprContext) {
@@ -597,8 +729,7 @@ impl MprSignaling for Mpr {
         let msg = match Message::parse(rx.bytes) {
             Ok(m) => m,
             Err(e) => {
-                self.stats.malformed += 1;
-                tracing::warn!(remote = %rx.remote, error = %e, "SIP: unparsable message dropped");
+                self.unparsable(&rx, &e);
                 return;
             }
         };
