@@ -31,6 +31,7 @@ mod firewall;
 pub mod ladder;
 mod net;
 mod prng;
+pub mod scripted;
 pub mod shared;
 pub mod sip;
 /// Proptest strategies shared by the workspace's tests.

@@ -3,26 +3,24 @@
 //! message that fails the parse never crosses at all, and the RFC 4475
 //! §3.1.2 messages the RFC says to reject get 400 (505 for `badvers`).
 //!
-//! The MPR runs against a scripted engine: every domain of [`SERVED`] is
-//! network `corp`, reached through the pinhole [`PINHOLE`]; every plan
-//! gives relay addresses on [`RELAY_IP`]. "Into the network" is whatever
-//! the proxy sends to [`PINHOLE`].
+//! The MPR runs against a scripted engine
+//! ([`pinhole_testkit::scripted::ScriptedMpr`]): every domain of
+//! [`SERVED`] is network `corp`, reached through the pinhole [`PINHOLE`];
+//! every plan gives relay addresses on [`RELAY_IP`]. "Into the network" is
+//! whatever the proxy sends to [`PINHOLE`].
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use pinhole_core::alg::{
-    ClientContext, ClientSignaling, MprContext, MprSignaling, counter as alg_counter,
-};
+use pinhole_core::alg::{ClientContext, ClientSignaling, MprSignaling, counter as alg_counter};
 use pinhole_core::client::{ClientError, PinholeId, PinholeRequest};
-use pinhole_core::intent::{IntentKind, MediaIntent, MediaPlan, PlannedEndpoint};
-use pinhole_core::mpr::{IntentError, Route};
 use pinhole_core::ports::PortRange;
-use pinhole_core::types::{CallKey, Receive, Transmit};
+use pinhole_core::types::{Receive, Transmit};
 use pinhole_core::wire::Protocol;
 use pinhole_sip::Message;
 use pinhole_sip::alg::{Aps, ApsConfig, Mpr, MprConfig};
 use pinhole_sip::media::sdp_body;
+use pinhole_testkit::scripted::ScriptedMpr;
 use pinhole_testkit::sip::{Request, Response};
 use proptest::prelude::*;
 
@@ -41,78 +39,10 @@ fn start() -> Instant {
     Instant::now()
 }
 
-/// The engine as the MPR's SIP proxy sees it.
-struct Engine {
-    now: Instant,
-    next_port: u16,
-    plans: usize,
-}
-
-impl Engine {
-    fn new(now: Instant) -> Self {
-        Self {
-            now,
-            next_port: 30_000,
-            plans: 0,
-        }
-    }
-}
-
-impl MprContext for Engine {
-    fn plan(
-        &mut self,
-        _: Instant,
-        _: &CallKey,
-        intent: &MediaIntent<'_>,
-    ) -> Result<MediaPlan, IntentError> {
-        if intent.kind == IntentKind::Teardown {
-            return Ok(MediaPlan::default());
-        }
-        self.plans += 1;
-        let relay: IpAddr = RELAY_IP.parse().unwrap();
-        let endpoints = intent
-            .endpoints
-            .iter()
-            .map(|e| {
-                if e.is_disabled() || e.is_hold() {
-                    return PlannedEndpoint {
-                        index: e.index,
-                        addr: e.addr,
-                        rtcp_addr: e.rtcp_addr,
-                    };
-                }
-                let port = self.next_port;
-                self.next_port += 2;
-                PlannedEndpoint {
-                    index: e.index,
-                    addr: SocketAddr::new(relay, port),
-                    rtcp_addr: e.rtcp_addr.map(|_| SocketAddr::new(relay, port + 1)),
-                }
-            })
-            .collect();
-        Ok(MediaPlan { endpoints })
-    }
-    fn network_for_pinhole(&self, _: Protocol, pinhole: SocketAddr) -> Option<String> {
-        (pinhole == a(PINHOLE)).then(|| "corp".to_owned())
-    }
-    fn network_for_domain(&self, domain: &str) -> Option<String> {
-        SERVED
-            .contains(&domain.to_ascii_lowercase().as_str())
-            .then(|| "corp".to_owned())
-    }
-    fn route(&self, network: &str, _: Protocol) -> Option<Route> {
-        (network == "corp").then(|| Route {
-            pinhole: a(PINHOLE),
-            local: a(MPR),
-            expires: self.now + Duration::from_secs(3600),
-        })
-    }
-}
-
 /// An MPR proxy and its scripted engine.
 struct Bed {
     now: Instant,
-    engine: Engine,
+    engine: ScriptedMpr,
     mpr: Mpr,
 }
 
@@ -121,7 +51,7 @@ impl Bed {
         let now = start();
         Self {
             now,
-            engine: Engine::new(now),
+            engine: ScriptedMpr::new(now, a(MPR), a(PINHOLE), RELAY_IP.parse().unwrap(), &SERVED),
             mpr: Mpr::new(MprConfig::new(a(MPR), [5; 32])),
         }
     }
