@@ -48,6 +48,13 @@
 //! a gateway's command to; messages of one datagram for different
 //! destinations).
 //!
+//! A message whose SDP cannot be read or rewritten never goes on, by
+//! [`pinhole_core::alg::unreadable`]: a command is answered 505 (RFC 3435
+//! §2.4: the RemoteConnectionDescriptor cannot be used; 510 would say the
+//! MGCP itself was broken, and it is not), a response is cut out of its
+//! datagram (the rest goes on) and the call agent's retransmissions time
+//! out. Both count in `sdp_errors`.
+//!
 //! ```
 //! use std::time::Instant;
 //! use pinhole_core::alg::MprSignaling;

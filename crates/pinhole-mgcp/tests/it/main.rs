@@ -11,3 +11,4 @@ mod fuzz_corpus;
 mod messages;
 mod props;
 mod proxy_props;
+mod refusal;

@@ -9,11 +9,14 @@ use std::time::Instant;
 
 use pinhole_core::Side;
 use pinhole_core::alg::call::{MediaCall, Place, Planned, Sides};
+use pinhole_core::alg::txn::Leg;
+use pinhole_core::alg::unreadable::{Verdict, unreadable_media};
 use pinhole_core::alg::{MprContext, Rejection};
 use pinhole_core::intent::{IntentKind, MediaEndpoint, PlannedEndpoint};
 use pinhole_core::mpr::IntentError;
 use pinhole_core::patch::Patch;
 use pinhole_core::types::{CallKey, Receive};
+use pinhole_core::wire::Protocol;
 use pinhole_sdp::{RewriteOptions, Sdp};
 
 use super::Mpr;
@@ -145,20 +148,14 @@ impl Mpr {
         let sdp = match m.media_role() {
             MediaRole::Offer | MediaRole::Modify => match m.sdp() {
                 Ok(s) => s,
-                Err(_) => {
-                    self.stats.sdp_errors += 1;
-                    return Err(BAD_SDP);
-                }
+                Err(e) => return Err(self.refuse(&e)),
             },
             _ => None,
         };
         let endpoints = match sdp.as_ref().map(|s| s.endpoints(rx.remote.ip())) {
             None => Vec::new(),
             Some(Ok(e)) => e,
-            Some(Err(_)) => {
-                self.stats.sdp_errors += 1;
-                return Err(BAD_SDP);
-            }
+            Some(Err(e)) => return Err(self.refuse(&e)),
         };
         let place = Place::Network(n.to_owned());
         let id = self.record_for(&id, &place, endpoint, conn, kind, &endpoints);
@@ -336,15 +333,46 @@ impl Mpr {
             }
         }
         if !plan.is_empty() {
-            if m.rewrite_sdp(sdp, &plan, &RewriteOptions::default(), patch)
-                .is_err()
-            {
-                self.stats.sdp_errors += 1;
-                return Err(BAD_SDP);
+            if let Err(e) = m.rewrite_sdp(sdp, &plan, &RewriteOptions::default(), patch) {
+                return Err(self.refuse(&e));
             }
             self.stats.sdp_rewritten += 1;
         }
         Ok(())
+    }
+
+    /// Issue 18's rule ([`unreadable_media`]) for a command whose SDP
+    /// cannot be read or rewritten (`e`): it is refused with 505 and never
+    /// goes on. Counted and logged there.
+    fn refuse(&mut self, e: &dyn std::fmt::Display) -> Rejection {
+        match unreadable_media(
+            Protocol::Mgcp,
+            Leg::Request,
+            BAD_SDP,
+            e,
+            &mut self.stats.sdp_errors,
+        ) {
+            Verdict::Refuse(why) => why,
+            Verdict::Drop => BAD_SDP,
+        }
+    }
+
+    /// The same rule for a response: dropped, never forwarded. False, for
+    /// [`Mpr::down_response`] to return.
+    fn drop_response(&mut self, e: &dyn std::fmt::Display) -> bool {
+        self.drop_unreadable(e);
+        false
+    }
+
+    /// [`Mpr::drop_response`] for a response of any direction.
+    pub(super) fn drop_unreadable(&mut self, e: &dyn std::fmt::Display) {
+        unreadable_media(
+            Protocol::Mgcp,
+            Leg::Response,
+            BAD_SDP,
+            e,
+            &mut self.stats.sdp_errors,
+        );
     }
 
     /// Plans `endpoints` of side `from` (an offer, or a modification once
@@ -403,7 +431,10 @@ impl Mpr {
         }
     }
 
-    /// A gateway's response to a call agent's command.
+    /// A gateway's response to a call agent's command. False when it must
+    /// not go on: its LocalConnectionDescriptor cannot be read or rewritten
+    /// (issue 18; a response cannot be refused, so it is dropped and the
+    /// call agent's retransmissions time out).
     pub(super) fn down_response(
         &mut self,
         now: Instant,
@@ -412,21 +443,27 @@ impl Mpr {
         n: &str,
         m: &Message<'_>,
         patch: &mut Patch,
-    ) {
+    ) -> bool {
+        // Read first: a description that cannot be read never goes on,
+        // whatever the response answers.
+        let sdp = match m.sdp() {
+            Ok(s) => s,
+            Err(e) => return self.drop_response(&e),
+        };
         let Some(r) = m.response() else {
-            return;
+            return true;
         };
         let key = (Dir::Down, n.to_owned(), r.transaction_id);
         let Some(e) = self.txns.get_mut(&key) else {
-            return;
+            return true;
         };
         e.last = now;
         let t = &e.data;
         if !r.is_final() || !matches!(t.kind, Kind::Crcx | Kind::Mdcx) {
-            return;
+            return true;
         }
         let (Some(cid), kind, side) = (t.call.clone(), t.kind, t.side) else {
-            return;
+            return true;
         };
         let id = (t.ca.ip(), cid);
         let conn = match t.kind {
@@ -438,14 +475,14 @@ impl Mpr {
         let endpoint = t.endpoint.clone();
         let success = r.is_success();
         let Some(call) = self.calls.get_mut(&id) else {
-            return;
+            return true;
         };
         call.last = now;
         let side = side
             .or_else(|| call.side_of(&place, &endpoint, conn.as_deref()))
             .or_else(|| call.parties.free_side());
         let Some(side) = side else {
-            return;
+            return true;
         };
         if call.parties.get(side).is_none() {
             call.parties.set(side, Party::new(place.clone(), &endpoint));
@@ -469,19 +506,18 @@ impl Mpr {
             if kind == Kind::Crcx {
                 self.forget_party_if_gone(now, ctx, &id, side);
             }
-            return;
+            return true;
         }
         // The gateway's LocalConnectionDescriptor: its side's media.
         if m.media_role() != MediaRole::Answer {
-            return;
+            return true;
         }
-        let Ok(Some(sdp)) = m.sdp() else {
-            self.stats.sdp_errors += 1;
-            return;
+        let Some(sdp) = sdp else {
+            return true;
         };
-        let Ok(endpoints) = sdp.endpoints(rx.remote.ip()) else {
-            self.stats.sdp_errors += 1;
-            return;
+        let endpoints = match sdp.endpoints(rx.remote.ip()) {
+            Ok(e) => e,
+            Err(e) => return self.drop_response(&e),
         };
         let toward = call
             .parties
@@ -490,15 +526,13 @@ impl Mpr {
         // A response cannot be refused: on a plan error it passes as it is
         // and the call has no media through us.
         let Ok(plan) = self.plan(now, ctx, &id, side, &place, &toward, &endpoints) else {
-            return;
+            return true;
         };
-        if m.rewrite_sdp(&sdp, &plan, &RewriteOptions::default(), patch)
-            .is_err()
-        {
-            self.stats.sdp_errors += 1;
-            return;
+        if let Err(e) = m.rewrite_sdp(&sdp, &plan, &RewriteOptions::default(), patch) {
+            return self.drop_response(&e);
         }
         self.stats.sdp_rewritten += 1;
+        true
     }
 
     /// DLCX: the connections it names are gone; a call with no gateway

@@ -62,6 +62,15 @@ impl Mpr {
             };
             let done = match m.head() {
                 Head::Command(_) => self.down_command(now, ctx, rx, n, m, &mut patch),
+                Head::Response(_) if m.sdp().is_err() => {
+                    // Nothing plans a call agent's answer's SDP; one that
+                    // cannot even be read does not go in (issue 18).
+                    if let Err(e) = m.sdp() {
+                        self.drop_unreadable(&e);
+                    }
+                    mark(&mut drop, k);
+                    Ok(())
+                }
                 Head::Response(r) => {
                     // The gateway's own id back for the answer to its command.
                     if !r.is_ack()
@@ -171,7 +180,10 @@ impl Mpr {
                     Ok(())
                 }
                 Head::Response(_) => {
-                    self.down_response(now, ctx, rx, n, m, &mut patch);
+                    if !self.down_response(now, ctx, rx, n, m, &mut patch) {
+                        // Not forwarded, and not answered: a response.
+                        mark(&mut drop, k);
+                    }
                     Ok(())
                 }
             };
