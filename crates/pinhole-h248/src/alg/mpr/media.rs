@@ -464,7 +464,8 @@ impl Calls {
     /// their context and termination (or go, when it failed), and a
     /// `Local` descriptor (the gateway's media) is planned and rewritten
     /// to relay addresses. A reply is never refused: what cannot be
-    /// planned passes as it is.
+    /// planned passes as it is. A `Local` that cannot be read or rewritten
+    /// is an `Err` (issue 18): the caller drops the reply.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gateway_reply(
         &mut self,
@@ -478,10 +479,10 @@ impl Calls {
         r: &Reply<'_>,
         notes: &[Note],
         patch: &mut Patch,
-    ) {
+    ) -> Result<(), &'static str> {
         if r.error.is_some() {
             self.unanswered(now, ctx, out, stats, notes);
-            return;
+            return Ok(());
         }
         for (ai, action) in r.actions.iter().enumerate() {
             if action.error.is_some() {
@@ -503,10 +504,11 @@ impl Calls {
                 }
                 self.learn(now, mg, note.party, action.context, cmd);
                 if MediaRole::of(item, cmd) == MediaRole::Answer {
-                    self.local_sdp(now, ctx, out, stats, note.party, msg, cmd, sender, patch);
+                    self.local_sdp(now, ctx, out, stats, note.party, msg, cmd, sender, patch)?;
                 }
             }
         }
+        Ok(())
     }
 
     /// The context and termination the gateway answered with.
@@ -550,20 +552,19 @@ impl Calls {
         cmd: &Command<'_>,
         sender: IpAddr,
         patch: &mut Patch,
-    ) {
+    ) -> Result<(), &'static str> {
         let Ok(local) = Described::read(msg, cmd, Which::Local, sender) else {
-            stats.sdp_errors += 1;
-            return;
+            return Err("a Local descriptor cannot be read");
         };
         let enabled = local.enabled();
         if enabled.is_empty() {
-            return;
+            return Ok(());
         }
         let Ok(cid) = self.join(now, stats, party, None) else {
-            return;
+            return Ok(());
         };
         let Some(side) = self.parties.get(&party).map(|p| p.side) else {
-            return;
+            return Ok(());
         };
         let toward = self
             .calls
@@ -571,13 +572,13 @@ impl Calls {
             .and_then(|c| c.members.get(side.peer()))
             .map_or(Place::Public, |m| m.place.clone());
         let Ok(plan) = self.plan(now, ctx, out, stats, cid, side, &toward, &enabled) else {
-            return;
+            return Ok(());
         };
         if local.rewrite(msg, &plan, patch).is_err() {
-            stats.sdp_errors += 1;
-            return;
+            return Err("a Local descriptor cannot be rewritten");
         }
         stats.sdp_rewritten += 1;
+        Ok(())
     }
 
     /// A gateway's own request: a ServiceChange of the whole gateway that

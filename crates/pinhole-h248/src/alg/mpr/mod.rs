@@ -21,6 +21,13 @@
 //! ends the parties it names; a call with no termination left loses its
 //! legs.
 //!
+//! **Unreadable media** ([`pinhole_core::alg::unreadable`], issue 18). An
+//! MGC request whose `Remote` cannot be read or rewritten is answered
+//! error 400 and plans nothing; a gateway reply whose `Local` cannot be
+//! read or rewritten is cut out of its message (the rest goes on), and its
+//! transaction stays unanswered, so what it created goes when it expires.
+//! Neither goes on with an address that is not the relay's.
+//!
 //! **Retransmissions.** A transaction seen again (same gateway, direction
 //! and id) within [`MprConfig::transaction_timeout`] is sent on again as
 //! it was rewritten the first time: the same relay ports, the same reply.
@@ -32,15 +39,16 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
-use pinhole_core::alg::txn::Transactions;
+use pinhole_core::alg::txn::{Leg, Transactions};
+use pinhole_core::alg::unreadable::unreadable_media;
 use pinhole_core::alg::{Counters, MprContext, MprSignaling, Outbox, Rejection};
 use pinhole_core::patch::Patch;
 use pinhole_core::types::{Receive, Transmit};
 use pinhole_core::wire::Protocol;
 
 use super::{
-    Dir, NO_RESOURCES, NOT_READY, Stats, UNAUTHORIZED, assemble, keep_sent, leg_of, mid_key, reply,
-    tag,
+    BAD_SDP, Dir, NO_RESOURCES, NOT_READY, Stats, UNAUTHORIZED, assemble, keep_sent, leg_of,
+    mid_key, reply, tag,
 };
 use crate::{Item, Message, parse};
 use media::{Calls, Note};
@@ -300,7 +308,9 @@ impl Mpr {
                     };
                     t.last = now;
                     let notes = std::mem::take(&mut t.data.notes);
-                    self.calls.gateway_reply(
+                    // Its edits apart, to leave out with it.
+                    let mut part = Patch::new();
+                    let done = self.calls.gateway_reply(
                         now,
                         ctx,
                         &mut self.out,
@@ -310,8 +320,27 @@ impl Mpr {
                         item,
                         r,
                         &notes,
-                        &mut patch,
+                        &mut part,
                     );
+                    match done {
+                        Ok(()) => patch.extend_shifted(&part, 0),
+                        Err(e) => {
+                            // Issue 18: a reply cannot be refused; it is cut
+                            // out, and its transaction stays unanswered, so
+                            // what it created goes when it expires.
+                            unreadable_media(
+                                Protocol::H248,
+                                Leg::Response,
+                                BAD_SDP,
+                                &e,
+                                &mut self.stats.sdp_errors,
+                            );
+                            *cut = true;
+                            if let Some(t) = self.txns.get_mut(&key) {
+                                t.data.notes = notes;
+                            }
+                        }
+                    }
                 }
                 Item::Pending { .. } | Item::ResponseAck { .. } => {}
             }

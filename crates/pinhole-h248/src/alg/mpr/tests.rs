@@ -346,3 +346,100 @@ fn replies_to_nothing_and_unreadable_media_are_refused_or_dropped() {
     assert!(b.net_sends(APS1, b"\x00\x01garbage").is_empty());
     assert_eq!(b.alg.stats().malformed, 1);
 }
+
+/// SDPs the ALG cannot read (issue 18): a junk line, no `v=`, a bad port
+/// on a second `m=`, a port beyond 65535.
+fn unreadable_sdps(ip: &str, port: u16) -> Vec<(&'static str, String)> {
+    let ok = format!(
+        "v=0\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\nm=video {} RTP/AVP 96\r\n",
+        port + 2
+    );
+    vec![
+        ("junk line", ok.replace("t=0 0\r\n", "t=0 0\r\njunk\r\n")),
+        ("no v=", ok.replace("v=0\r\n", "")),
+        (
+            "bad second port",
+            ok.replace(&format!("m=video {}", port + 2), "m=video 4x002"),
+        ),
+        (
+            "port beyond 65535",
+            ok.replace(&format!("m=audio {port}"), "m=audio 70000"),
+        ),
+    ]
+}
+
+#[test]
+fn an_mgc_add_whose_remote_cannot_be_read_is_refused_400_and_plans_nothing() {
+    let mut b = announced();
+    for (n, (what, sdp)) in unreadable_sdps("198.51.100.20", 7000)
+        .into_iter()
+        .enumerate()
+    {
+        let id = 400 + n as u32;
+        let good = String::from_utf8(add(id, Some(sa("198.51.100.20:7000")))).unwrap();
+        let bad = good.replace(
+            "v=0\r\nc=IN IP4 198.51.100.20\r\nm=audio 7000 RTP/AVP 0\r\n",
+            &sdp,
+        );
+        assert_ne!(bad, good, "{what}");
+        let out = b.mgc_sends(MG1, bad.as_bytes());
+        assert_eq!(out.len(), 1, "{what}: only the error");
+        assert_eq!(out[0].remote, sa(MGC), "{what}");
+        let text = String::from_utf8_lossy(&out[0].payload);
+        assert!(text.contains(&format!("Reply = {id}")), "{what}: {text}");
+        assert!(text.contains("Error = 400"), "{what}: {text}");
+        assert_eq!(b.alg.stats().sdp_errors, n as u64 + 1, "{what}");
+        assert_eq!(b.engine.port_usage().1, 0, "{what}: no relay leg");
+        assert_eq!(b.alg.calls(), 0, "{what}");
+    }
+}
+
+#[test]
+fn a_gateway_reply_whose_local_cannot_be_read_is_dropped_not_forwarded() {
+    let mut b = announced();
+    let out = b.mgc_sends(MG1, &add(500, None));
+    assert_eq!(out.len(), 1, "the Add goes in");
+    let good = String::from_utf8(add_reply(MG1, 500, 11, sa("10.1.0.10:4000"))).unwrap();
+    for (n, (what, sdp)) in unreadable_sdps("10.1.0.10", 4000).into_iter().enumerate() {
+        let bad = good.replace(
+            "v=0\r\no=- 2890844526 2890842807 IN IP4 10.1.0.10\r\ns=-\r\nc=IN IP4 10.1.0.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+            &sdp,
+        );
+        assert_ne!(bad, good, "{what}");
+        let out = b.net_sends(APS1, bad.as_bytes());
+        assert!(out.is_empty(), "{what}: nothing to the MGC: {out:?}");
+        assert_eq!(b.alg.stats().sdp_errors, n as u64 + 1, "{what}");
+    }
+    // The readable reply goes on with a relay address in Local.
+    let out = b.net_sends(APS1, good.as_bytes());
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].remote, sa(MGC));
+    assert_eq!(media_of(&out[0].payload, Which::Local).ip(), sa(MPR).ip());
+}
+
+#[test]
+fn an_unreadable_reply_is_cut_out_and_the_rest_of_its_message_goes_on() {
+    let mut b = announced();
+    b.mgc_sends(MG1, &add(600, None));
+    let bad = String::from_utf8(add_reply(MG1, 600, 12, sa("10.1.0.10:4000")))
+        .unwrap()
+        .replace("m=audio 4000", "m=audio 4x00");
+    // The gateway's own Notify after it, in the same message.
+    let notify = format!(
+        "{bad}Transaction = 77 {{\r\n  Context = 12 {{\r\n    Notify = RTP/1 {{ObservedEvents = 1 {{al/of}}}}\r\n  }}\r\n}}\r\n"
+    );
+    let out = b.net_sends(APS1, notify.as_bytes());
+    assert_eq!(out.len(), 1, "the Notify goes on");
+    let text = String::from_utf8_lossy(&out[0].payload);
+    assert!(!text.contains("Reply = 600"), "{text}");
+    assert!(text.contains("Transaction = 77"), "{text}");
+    assert!(!text.contains("IN IP4 10.1.0.10"), "{text}");
+    assert_eq!(b.alg.stats().sdp_errors, 1);
+    // The Add stays unanswered: what it created goes when it expires.
+    let later = b.now + Duration::from_secs(31);
+    b.now = later;
+    b.alg
+        .handle_timeout(later, &mut LiveMpr::new(&mut b.engine, &mut NoSockets));
+    assert_eq!(b.alg.calls(), 0);
+    assert_eq!(b.engine.port_usage().1, 0);
+}
