@@ -27,6 +27,77 @@ pub enum Remote {
         /// End of the learning window.
         until: Instant,
     },
+    /// A plain terminal latched to `source`, whose port is not the one its
+    /// SDP announced: exchange with `source` as with `Fixed`, but until
+    /// `until` the first packet from `source`'s IP and port `expected`
+    /// takes its place, once, and is then `Fixed` (docs/flows.md,
+    /// "Latching"). An attacker who shares the terminal's public IP and
+    /// sends first thus loses the leg to the terminal's first packet.
+    Provisional {
+        /// The source latched to.
+        source: SocketAddr,
+        /// The port the terminal's SDP announced for this component.
+        expected: u16,
+        /// End of the window in which the expected source may take over.
+        until: Instant,
+    },
+}
+
+/// What a relay does with a media packet from `src` on a component, by
+/// [`Remote::admit`]: the whole per-packet source rule, shared by every
+/// relay so that they cannot disagree.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Admission {
+    /// From the bound source: forward.
+    Pass,
+    /// The component latches to `src` (it becomes `Fixed(src)`, the relay
+    /// reports [`RelayReport::Latched`]): forward.
+    Latch,
+    /// Nothing bound: drop.
+    Unbound,
+    /// From another source: drop.
+    Foreign,
+}
+
+impl Remote {
+    /// Where media for this component goes, if anywhere.
+    #[inline]
+    pub fn target(&self) -> Option<SocketAddr> {
+        match *self {
+            Self::Fixed(a) | Self::Provisional { source: a, .. } => Some(a),
+            Self::Unbound | Self::Latch { .. } => None,
+        }
+    }
+
+    /// Whether a packet from `src` would latch this component, the window
+    /// aside: from the latch IP, or from the expected port of a
+    /// provisional source's IP.
+    #[inline]
+    pub fn latches_to(&self, src: SocketAddr) -> bool {
+        match *self {
+            Self::Latch { ip, .. } => ip == src.ip(),
+            Self::Provisional {
+                source, expected, ..
+            } => source.ip() == src.ip() && src.port() == expected && source != src,
+            Self::Unbound | Self::Fixed(_) => false,
+        }
+    }
+
+    /// The per-packet source rule for a packet from `src` at `now`.
+    #[inline]
+    pub fn admit(&self, src: SocketAddr, now: Instant) -> Admission {
+        match *self {
+            Self::Fixed(a) if a == src => Admission::Pass,
+            Self::Provisional { source, .. } if source == src => Admission::Pass,
+            Self::Latch { until, .. } | Self::Provisional { until, .. }
+                if now <= until && self.latches_to(src) =>
+            {
+                Admission::Latch
+            }
+            Self::Unbound => Admission::Unbound,
+            _ => Admission::Foreign,
+        }
+    }
 }
 
 /// What the engine asks the relay to do.
@@ -129,4 +200,49 @@ pub enum RelayReport {
         /// When the last packet passed.
         at: Instant,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn admission_is_the_source_rule() {
+        let now = crate::test_instant();
+        let until = now + Duration::from_secs(10);
+        let ip = a("198.51.100.7:1").ip();
+        let latch = Remote::Latch { ip, until };
+        assert_eq!(latch.admit(a("198.51.100.7:4000"), now), Admission::Latch);
+        assert_eq!(latch.admit(a("198.51.100.8:4000"), now), Admission::Foreign);
+        let later = until + Duration::from_secs(1);
+        assert_eq!(
+            latch.admit(a("198.51.100.7:4000"), later),
+            Admission::Foreign
+        );
+        assert_eq!(latch.target(), None);
+        let p = Remote::Provisional {
+            source: a("198.51.100.7:41000"),
+            expected: 7000,
+            until,
+        };
+        assert_eq!(p.target(), Some(a("198.51.100.7:41000")));
+        assert_eq!(p.admit(a("198.51.100.7:41000"), later), Admission::Pass);
+        assert_eq!(p.admit(a("198.51.100.7:7000"), now), Admission::Latch);
+        assert_eq!(p.admit(a("198.51.100.7:7000"), later), Admission::Foreign);
+        assert_eq!(p.admit(a("198.51.100.8:7000"), now), Admission::Foreign);
+        assert_eq!(p.admit(a("198.51.100.7:7002"), now), Admission::Foreign);
+        let f = Remote::Fixed(a("198.51.100.7:7000"));
+        assert_eq!(f.admit(a("198.51.100.7:7000"), now), Admission::Pass);
+        assert_eq!(f.admit(a("198.51.100.7:7001"), now), Admission::Foreign);
+        assert!(!f.latches_to(a("198.51.100.7:7001")));
+        assert_eq!(
+            Remote::Unbound.admit(a("198.51.100.7:7000"), now),
+            Admission::Unbound
+        );
+    }
 }

@@ -12,7 +12,7 @@ use pinhole_core::alg::live::{LiveClient, LiveMpr, NoSockets, Relay};
 use pinhole_core::alg::{AlgEvent, ClientSignaling, MprSignaling};
 use pinhole_core::client;
 use pinhole_core::mpr;
-use pinhole_core::relay::{RelayCommand, RelayReport, Remote};
+use pinhole_core::relay::{Admission, RelayCommand, RelayReport, Remote};
 use pinhole_core::types::{Component, LegId, Receive};
 use pinhole_core::wire::{self, Message, Protocol};
 
@@ -142,9 +142,9 @@ impl SimRelay {
         let Some(leg) = self.legs.get_mut(&id) else {
             return (None, reports);
         };
-        match leg.remote[c] {
-            Remote::Fixed(a) if a == d.src => {}
-            Remote::Latch { ip, until } if ip == d.src.ip() && now <= until => {
+        match leg.remote[c].admit(d.src, now) {
+            Admission::Pass => {}
+            Admission::Latch => {
                 leg.remote[c] = Remote::Fixed(d.src);
                 reports.push(RelayReport::Latched {
                     leg: id,
@@ -156,19 +156,19 @@ impl SimRelay {
                     source: d.src,
                 });
             }
-            Remote::Unbound => {
+            Admission::Unbound => {
                 self.counters.dropped_unbound += 1;
                 return (None, reports);
             }
-            _ => {
+            Admission::Foreign => {
                 self.counters.dropped_source += 1;
                 return (None, reports);
             }
         }
         reports.push(RelayReport::Activity { leg: id, at: now });
         let out = leg.peer.and_then(|p| self.legs.get(&p)).and_then(|p| {
-            match (p.local[c], p.remote[c]) {
-                (Some(local), Remote::Fixed(to)) => Some(Datagram {
+            match (p.local[c], p.remote[c].target()) {
+                (Some(local), Some(to)) => Some(Datagram {
                     src: local,
                     dst: to,
                     payload: d.payload.clone(),

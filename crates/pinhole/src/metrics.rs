@@ -259,6 +259,13 @@ pub(crate) async fn render(source: &Source) -> std::io::Result<String> {
                 "Plain-terminal legs latched.",
                 &[("", s.latches)],
             );
+            family(
+                &mut o,
+                "pinhole_latch_takeovers_total",
+                "counter",
+                "Provisional latches the port the SDP announced took over (a same-IP source sent first).",
+                &[("", s.latch_takeovers)],
+            );
             let r = h.relay_counters().await?;
             family(
                 &mut o,

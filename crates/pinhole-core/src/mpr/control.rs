@@ -99,7 +99,7 @@ impl Engine {
             } else {
                 1
             };
-            (leg.remote[c] == Remote::Fixed(rx.remote)).then_some(id)
+            (leg.remote[c].target() == Some(rx.remote)).then_some(id)
         });
         match bound {
             Some(id) => {

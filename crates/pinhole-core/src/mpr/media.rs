@@ -1,11 +1,11 @@
 //! Media intents, the leg table (Fig. 5), latching and inactivity.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use super::{Call, Engine, Event, IntentError, NetIdx, Owner, Stream, TimerKey};
 use crate::intent::{IntentKind, MediaEndpoint, MediaIntent, MediaPlan, Origin, PlannedEndpoint};
-use crate::relay::{RelayCommand, RelayReport, Remote};
+use crate::relay::{Admission, RelayCommand, RelayReport, Remote};
 use crate::types::{CallKey, Component, LegId, Side};
 use crate::wire::RtcpMode;
 
@@ -141,7 +141,7 @@ impl Engine {
         let Some(leg) = self.legs.get(&id) else {
             return Ok(());
         };
-        let fixed = leg.remote.iter().any(|r| matches!(r, Remote::Fixed(_)));
+        let fixed = leg.remote.iter().any(|r| r.target().is_some());
         if leg.owner != Owner::Public || leg.pinhole != [None; 2] || leg.key.is_some() || fixed {
             return Ok(());
         }
@@ -215,12 +215,19 @@ impl Engine {
             }
             Owner::Network(n) => {
                 let pinned = self.legs.get(&id).map(|l| l.pinhole).unwrap_or_default();
-                for (c, comp) in [(0, Component::Rtp), (1, Component::Rtcp)] {
-                    if pinned[c].is_some() || (comp == Component::Rtcp && e.rtcp != RtcpMode::Pair)
-                    {
-                        continue;
+                let rtcp_port = e.rtcp_target().map(|a| a.port());
+                if let Some(l) = self.legs.get_mut(&id) {
+                    l.sdp = [Some(e.addr.port()), rtcp_port];
+                }
+                if pinned[0].is_none() {
+                    self.arm_latch(now, id, Component::Rtp, n);
+                }
+                if pinned[1].is_none() && e.rtcp == RtcpMode::Pair {
+                    if pinned[0].is_none() {
+                        self.rtcp_follows(now, id);
+                    } else {
+                        self.arm_latch(now, id, Component::Rtcp, n);
                     }
-                    self.arm_latch(now, id, comp, n);
                 }
             }
         }
@@ -238,7 +245,7 @@ impl Engine {
         let rearm = match leg.remote[super::component_index(comp)] {
             Remote::Unbound => true,
             Remote::Latch { until, .. } => until <= now,
-            Remote::Fixed(_) => false,
+            Remote::Fixed(_) | Remote::Provisional { .. } => false,
         };
         let Some(ip) = self.latch_hint.or_else(|| self.network_ip(net)) else {
             return;
@@ -259,12 +266,58 @@ impl Engine {
         };
         let until = now + self.timers_cfg.latch_window;
         for comp in [Component::Rtp, Component::Rtcp] {
-            if let Remote::Latch { ip, until: old } = remote[super::component_index(comp)]
-                && old < until
-            {
-                self.set_remote(id, comp, Remote::Latch { ip, until });
-            }
+            let renewed = match remote[super::component_index(comp)] {
+                Remote::Latch { ip, until: old } if old < until => Remote::Latch { ip, until },
+                // The terminal's own port may still take over.
+                Remote::Provisional {
+                    source,
+                    expected,
+                    until: old,
+                } if old < until => Remote::Provisional {
+                    source,
+                    expected,
+                    until,
+                },
+                _ => continue,
+            };
+            self.set_remote(id, comp, renewed);
         }
+    }
+
+    /// A plain terminal's RTCP follows its RTP: nothing is accepted on it
+    /// before RTP latched, and then only from the IP RTP latched to. When
+    /// RTP came from the very port the SDP announced, the path keeps ports
+    /// and RTCP is fixed to that IP and the SDP's RTCP port: nobody else,
+    /// same IP or not, can latch it (the unused-RTCP-port attack). Otherwise
+    /// (a NAT that changes ports) RTCP latches within the window like RTP,
+    /// preferring the SDP's RTCP port.
+    fn rtcp_follows(&mut self, now: Instant, id: LegId) {
+        let Some(leg) = self.legs.get(&id) else {
+            return;
+        };
+        let Some(rtcp_port) = leg.sdp[1] else {
+            return;
+        };
+        if leg.pinhole[1].is_some() || leg.rtcp_mode != RtcpMode::Pair {
+            return;
+        }
+        let next = match (leg.remote[0], leg.remote[1]) {
+            (Remote::Fixed(s), _) if Some(s.port()) == leg.sdp[0] => {
+                Remote::Fixed(SocketAddr::new(s.ip(), rtcp_port))
+            }
+            (Remote::Fixed(s) | Remote::Provisional { source: s, .. }, rtcp) => match rtcp {
+                Remote::Fixed(r) | Remote::Provisional { source: r, .. } if r.ip() == s.ip() => {
+                    return;
+                }
+                Remote::Latch { ip, until } if ip == s.ip() && now < until => return,
+                _ => Remote::Latch {
+                    ip: s.ip(),
+                    until: now + self.timers_cfg.latch_window,
+                },
+            },
+            _ => Remote::Unbound,
+        };
+        self.set_remote(id, Component::Rtcp, next);
     }
 
     fn network_ip(&self, net: NetIdx) -> Option<IpAddr> {
@@ -406,19 +459,41 @@ impl Engine {
                 source,
             } => {
                 let c = super::component_index(component);
-                let expected = self.legs.get(&leg).map(|l| l.remote[c]);
+                let expected = self.legs.get(&leg).map(|l| (l.remote[c], l.sdp[c]));
                 match expected {
-                    Some(Remote::Latch { ip, until }) if ip == source.ip() && now <= until => {
-                        self.set_remote(leg, component, Remote::Fixed(source));
-                        self.stats.latches += 1;
+                    Some((r, sdp)) if r.admit(source, now) == Admission::Latch => {
+                        // A source on another port than the SDP's holds the
+                        // leg only until the SDP's port shows up.
+                        let next = match (r, sdp) {
+                            (Remote::Latch { until, .. }, Some(expected))
+                                if expected != source.port() =>
+                            {
+                                Remote::Provisional {
+                                    source,
+                                    expected,
+                                    until,
+                                }
+                            }
+                            _ => Remote::Fixed(source),
+                        };
+                        if let Remote::Provisional { source: old, .. } = r {
+                            self.stats.latch_takeovers += 1;
+                            tracing::warn!(%leg, from = %old, to = %source, "the port the SDP announced took over a leg latched to another port of its IP");
+                        } else {
+                            self.stats.latches += 1;
+                        }
+                        self.set_remote(leg, component, next);
                         self.touch(now, leg);
                         self.events.push_back(Event::Latched {
                             leg,
                             component,
                             source,
                         });
+                        if component == Component::Rtp {
+                            self.rtcp_follows(now, leg);
+                        }
                     }
-                    Some(actual) => {
+                    Some((actual, _)) => {
                         // The relay acted on a stale view: put it right.
                         self.stats.relay_corrections += 1;
                         tracing::warn!(%leg, %source, "relay latched against the engine's table; correcting");

@@ -78,6 +78,9 @@ struct Leg {
     remote: [Remote; 2],
     /// Set by an authenticated CMPH; only another CMPH moves it.
     pinhole: [Option<SocketAddr>; 2],
+    /// A plain terminal's leg: the RTP and RTCP ports its SDP announced,
+    /// which latching prefers (docs/flows.md, "Latching").
+    sdp: [Option<u16>; 2],
     peer: Option<LegId>,
     last_activity: Instant,
 }
@@ -524,6 +527,7 @@ impl Engine {
             call: None,
             remote: [Remote::Unbound; 2],
             pinhole: [None; 2],
+            sdp: [None; 2],
             peer: None,
             last_activity: now,
         };

@@ -126,6 +126,10 @@ pub struct Stats {
     pub ports_exhausted: u64,
     /// Plain-terminal latches.
     pub latches: u64,
+    /// Latches to another port of the terminal's IP that the port its SDP
+    /// announced took over within the latch window (a same-IP attacker,
+    /// or another device behind the same NAT, that sent first).
+    pub latch_takeovers: u64,
     /// Legs the relay could not open (their ports taken by another process).
     pub relay_open_failures: u64,
     /// Latch reports the engine did not agree with (the relay was corrected).

@@ -673,7 +673,12 @@ fn latching_accepts_only_the_expected_ip_within_the_window_and_a_cmph_relatches(
             source: src,
         },
     );
-    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp, Remote::Fixed(src));
+    // Port 41000 is not the SDP's 7000 (the NAT changed it): latched, and
+    // the SDP's port could still take over within the window.
+    assert!(matches!(
+        t.mpr.leg(a).unwrap().remote_rtp,
+        Remote::Provisional { source, expected: 7000, .. } if source == src
+    ));
     // A re-offer does not move a latched leg.
     t.mpr
         .handle_intent(
@@ -682,7 +687,7 @@ fn latching_accepts_only_the_expected_ip_within_the_window_and_a_cmph_relatches(
             &offer(&eps, Origin::Network("corp1"), Origin::Public),
         )
         .unwrap();
-    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp, Remote::Fixed(src));
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp.target(), Some(src));
     // An authenticated CMPH to the leg's relay port re-binds it.
     let relay = t.mpr.leg(a).unwrap().rtp;
     let moved = addr("198.51.100.1:41500");
@@ -1330,7 +1335,7 @@ fn a_vouched_plain_terminal_latches_onto_its_own_ip_without_a_registration() {
             source: src,
         },
     );
-    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp, Remote::Fixed(src));
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp.target(), Some(src));
 }
 
 #[test]
@@ -1376,7 +1381,7 @@ fn an_answer_after_long_ringing_reopens_the_callers_latch_window() {
                 source: src,
             },
         );
-        assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(src));
+        assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp.target(), Some(src));
     }
 }
 
@@ -1429,4 +1434,153 @@ fn a_leg_planned_toward_the_public_side_moves_to_the_network_it_reaches() {
     bind(&mut t, 41).unwrap();
     let leg = t.mpr.leg_by_port(relay.port()).unwrap();
     assert_eq!(t.mpr.leg(leg).unwrap().remote_rtp, Remote::Fixed(media));
+}
+
+/// A plain phone's offer through `t`: (phone's leg, SDP RTP address),
+/// latching onto `ip`, RTCP on the next port.
+fn plain_call(t: &mut T, name: &str, ip: std::net::IpAddr) -> (LegId, SocketAddr) {
+    let sdp = addr("10.1.0.5:7000");
+    let eps = [MediaEndpoint {
+        index: 0,
+        addr: sdp,
+        rtcp: RtcpMode::Pair,
+        rtcp_addr: None,
+    }];
+    let call = CallKey::from(name);
+    t.mpr
+        .handle_intent_latching(
+            t.now,
+            &call,
+            &offer(&eps, Origin::Network("corp1"), Origin::Public),
+            ip,
+        )
+        .unwrap();
+    let [Some(a), _] = t.mpr.call_legs(&call, 0).unwrap() else {
+        panic!()
+    };
+    (a, sdp)
+}
+
+fn latched(t: &mut T, leg: LegId, component: Component, source: SocketAddr) {
+    t.mpr.handle_relay(
+        t.now,
+        RelayReport::Latched {
+            leg,
+            component,
+            source,
+        },
+    );
+}
+
+#[test]
+fn the_sdp_port_takes_a_leg_over_from_an_earlier_source_of_the_same_ip_once() {
+    let mut t = T::with(|c| {
+        c.ports = PortRange {
+            first: 30_000,
+            last: 30_099,
+        }
+    });
+    let ip: std::net::IpAddr = "198.51.100.77".parse().unwrap();
+    let (a, sdp) = plain_call(&mut t, "takeover", ip);
+    // RTCP waits for RTP: nothing is accepted on it yet.
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtcp, Remote::Unbound);
+    // An attacker on the phone's public IP, another port, is first.
+    let attacker = SocketAddr::new(ip, 41000);
+    latched(&mut t, a, Component::Rtp, attacker);
+    let Remote::Provisional {
+        source, expected, ..
+    } = t.mpr.leg(a).unwrap().remote_rtp
+    else {
+        panic!("{:?}", t.mpr.leg(a))
+    };
+    assert_eq!((source, expected), (attacker, sdp.port()));
+    // The relay is told, and RTCP may now latch from that IP only.
+    let cmds = t.drain_commands();
+    assert!(cmds.iter().any(|c| matches!(
+        c,
+        RelayCommand::SetRemote { leg, component: Component::Rtp, remote: Remote::Provisional { .. } } if *leg == a
+    )));
+    assert!(matches!(
+        t.mpr.leg(a).unwrap().remote_rtcp,
+        Remote::Latch { ip: i, .. } if i == ip
+    ));
+    // The attacker's RTCP latches provisionally (its port is not 7001)...
+    latched(&mut t, a, Component::Rtcp, SocketAddr::new(ip, 41001));
+    assert!(matches!(
+        t.mpr.leg(a).unwrap().remote_rtcp,
+        Remote::Provisional { expected: 7001, .. }
+    ));
+    // ...until the phone sends from its SDP port: it wins RTP, and RTCP is
+    // fixed to its SDP RTCP port on the same IP.
+    t.now += Duration::from_secs(2);
+    let phone = SocketAddr::new(ip, sdp.port());
+    latched(&mut t, a, Component::Rtp, phone);
+    let leg = t.mpr.leg(a).unwrap();
+    assert_eq!(leg.remote_rtp, Remote::Fixed(phone));
+    assert_eq!(leg.remote_rtcp, Remote::Fixed(SocketAddr::new(ip, 7001)));
+    assert_eq!(t.mpr.stats().latch_takeovers, 1);
+    // Once: the leg is fixed now, another port of the IP gets nowhere.
+    latched(&mut t, a, Component::Rtp, SocketAddr::new(ip, 41002));
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp, Remote::Fixed(phone));
+    assert_eq!(t.mpr.stats().latch_takeovers, 1);
+}
+
+#[test]
+fn an_attacker_on_the_exact_sdp_port_first_keeps_the_leg_residual_risk() {
+    let mut t = T::with(|c| {
+        c.ports = PortRange {
+            first: 30_000,
+            last: 30_099,
+        }
+    });
+    let ip: std::net::IpAddr = "198.51.100.77".parse().unwrap();
+    let (a, sdp) = plain_call(&mut t, "exact", ip);
+    // Someone who can send from the phone's public IP and SDP port (behind
+    // the same port-preserving NAT, or spoofing) is indistinguishable from
+    // the phone: docs/flows.md says so and advises an APS or a smart
+    // terminal, whose legs are bound by an authenticated CMPH.
+    let spoofed = SocketAddr::new(ip, sdp.port());
+    latched(&mut t, a, Component::Rtp, spoofed);
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp, Remote::Fixed(spoofed));
+    let real = SocketAddr::new(ip, 41000);
+    latched(&mut t, a, Component::Rtp, real);
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp, Remote::Fixed(spoofed));
+    assert_eq!(t.mpr.stats().latch_takeovers, 0);
+}
+
+#[test]
+fn rtcp_never_latches_to_another_ip_than_rtps() {
+    let mut t = T::with(|c| {
+        c.ports = PortRange {
+            first: 30_000,
+            last: 30_099,
+        }
+    });
+    let ip: std::net::IpAddr = "198.51.100.77".parse().unwrap();
+    let (a, _) = plain_call(&mut t, "rtcp", ip);
+    // Before RTP latched, RTCP from the latch IP itself is refused.
+    latched(&mut t, a, Component::Rtcp, SocketAddr::new(ip, 7001));
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtcp, Remote::Unbound);
+    assert_eq!(t.mpr.stats().relay_corrections, 1);
+    // A NAT that changes ports: RTP latches from 41000, provisionally.
+    let rtp = SocketAddr::new(ip, 41000);
+    latched(&mut t, a, Component::Rtp, rtp);
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp.target(), Some(rtp));
+    // RTCP from another IP is refused and the relay corrected...
+    latched(&mut t, a, Component::Rtcp, addr("192.0.2.66:41001"));
+    assert!(matches!(
+        t.mpr.leg(a).unwrap().remote_rtcp,
+        Remote::Latch { ip: i, .. } if i == ip
+    ));
+    assert_eq!(t.mpr.stats().relay_corrections, 2);
+    // ...from RTP's IP it latches.
+    let rtcp = SocketAddr::new(ip, 41001);
+    latched(&mut t, a, Component::Rtcp, rtcp);
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtcp.target(), Some(rtcp));
+    assert_eq!(t.mpr.stats().latches, 2);
+    // The window closes with the provisional sources in place: they are
+    // the phone's, and they stay.
+    t.now += Duration::from_secs(11);
+    latched(&mut t, a, Component::Rtp, SocketAddr::new(ip, 7000));
+    assert_eq!(t.mpr.leg(a).unwrap().remote_rtp.target(), Some(rtp));
 }

@@ -6,14 +6,17 @@
 //!
 //! - **Legs.** [`RelayCommand::OpenLeg`] binds one socket per component
 //!   (RTP, and RTCP unless rtcp-mux). A media packet arriving at leg X,
-//!   component c, from source s passes only if X's remote for c is
-//!   `Fixed(s)`, or a `Latch { ip, until }` with `s.ip() == ip` and the
-//!   window still open (then the component latches to s and a
-//!   [`RelayReport::Latched`] goes to the engine). Everything else is
+//!   component c, from source s passes only as the core's
+//!   [`Remote::admit`](pinhole_core::relay::Remote::admit) says: X's remote for c is `Fixed(s)` or
+//!   `Provisional { source: s, .. }`, or a `Latch { ip, until }` with
+//!   `s.ip() == ip`, or a `Provisional` whose IP and SDP port `expected`
+//!   are s's, the window still open (then the component latches to s and
+//!   a [`RelayReport::Latched`] goes to the engine). Everything else is
 //!   dropped and counted: no "RTP bleed". A passing packet leaves
 //!   unchanged (SRTP passes through) from the **peer** leg's socket of the
-//!   same component to the peer's `Fixed` remote: the firewall fact, media
-//!   enters a pinhole from the port it was opened toward.
+//!   same component to the peer's remote ([`Remote::target`](pinhole_core::relay::Remote::target)): the
+//!   firewall fact, media enters a pinhole from the port it was opened
+//!   toward.
 //! - **Control.** STUN-framed datagrams ([`pinhole_core::wire::is_control`],
 //!   RFC 7983 demultiplexing) are never forwarded: they become
 //!   [`RelayEvent::Control`] for the engine, whatever their source, and

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pinhole_core::relay::{RelayReport, Remote};
+use pinhole_core::relay::{Admission, RelayReport, Remote};
 use pinhole_core::types::{Component, LegId};
 
 /// Index of a relay socket in every worker's table (and its mio token).
@@ -165,7 +165,7 @@ impl Table {
     /// unless a newer command already replaced the latch window.
     pub(crate) fn follow_latch(&mut self, leg: LegId, comp: usize, source: SocketAddr) {
         if let Some(r) = self.legs.get_mut(&leg).and_then(|l| l.remote.get_mut(comp))
-            && matches!(*r, Remote::Latch { ip, .. } if ip == source.ip())
+            && r.latches_to(source)
         {
             *r = Remote::Fixed(source);
         }
@@ -259,9 +259,12 @@ impl Table {
         let Some(remote) = leg.remote.get_mut(c) else {
             return Verdict::Drop(DropReason::Unbound);
         };
-        match *remote {
-            Remote::Fixed(a) if a == src => {}
-            Remote::Latch { ip, until } if ip == src.ip() && now <= until => {
+        // The source rule is the core's (`Remote::admit`): a latch, or a
+        // provisional latch that the SDP's port takes over, binds here and
+        // is reported; the engine confirms or corrects it.
+        match remote.admit(src, now) {
+            Admission::Pass => {}
+            Admission::Latch => {
                 *remote = Remote::Fixed(src);
                 reports.push(RelayReport::Latched {
                     leg: id,
@@ -269,8 +272,8 @@ impl Table {
                     source: src,
                 });
             }
-            Remote::Unbound => return Verdict::Drop(DropReason::Unbound),
-            _ => return Verdict::Drop(DropReason::Source),
+            Admission::Unbound => return Verdict::Drop(DropReason::Unbound),
+            Admission::Foreign => return Verdict::Drop(DropReason::Source),
         }
         if leg
             .reported
@@ -282,7 +285,7 @@ impl Table {
         let peer = leg.peer;
         let out = peer.and_then(|p| self.legs.get(&p)).and_then(|p| {
             match (p.socks.get(c).copied().flatten(), p.remote.get(c)) {
-                (Some(via), Some(&Remote::Fixed(to))) => Some(Verdict::Forward { via, to }),
+                (Some(via), Some(r)) => r.target().map(|to| Verdict::Forward { via, to }),
                 _ => None,
             }
         });
@@ -409,6 +412,89 @@ mod tests {
             Verdict::Drop(DropReason::Source)
         );
         assert_eq!(reports.len(), 2);
+    }
+
+    #[test]
+    fn a_provisional_latch_forwards_and_the_sdp_port_takes_it_over_once() {
+        let now = Instant::now();
+        let mut t = Table::new(Duration::from_millis(500));
+        let (a, b) = (LegId(1), LegId(2));
+        sock(&mut t, 0, Role::Leg { leg: a, comp: 0 });
+        sock(&mut t, 1, Role::Leg { leg: b, comp: 0 });
+        t.open_leg(a, [Some(0), None]);
+        t.open_leg(b, [Some(1), None]);
+        t.connect(a, b);
+        t.set_remote(b, 0, Remote::Fixed(addr(7)));
+        let (early, sdp) = (addr(41_000), addr(7_000));
+        let until = now + Duration::from_secs(1);
+        t.set_remote(
+            a,
+            0,
+            Remote::Provisional {
+                source: early,
+                expected: sdp.port(),
+                until,
+            },
+        );
+        let mut reports = Vec::new();
+        // The provisional source passes both ways, unreported.
+        assert_eq!(
+            t.decide(0, early, now, &mut reports),
+            Verdict::Forward {
+                via: 1,
+                to: addr(7)
+            }
+        );
+        assert_eq!(
+            t.decide(1, addr(7), now, &mut reports),
+            Verdict::Forward { via: 0, to: early }
+        );
+        assert!(
+            !reports
+                .iter()
+                .any(|r| matches!(r, RelayReport::Latched { .. }))
+        );
+        // A third port of the IP: dropped.
+        assert_eq!(
+            t.decide(0, addr(41_002), now, &mut reports),
+            Verdict::Drop(DropReason::Source)
+        );
+        // The SDP's port takes over, is reported, and is fixed from then on.
+        assert_eq!(
+            t.decide(0, sdp, now, &mut reports),
+            Verdict::Forward {
+                via: 1,
+                to: addr(7)
+            }
+        );
+        assert!(reports.contains(&RelayReport::Latched {
+            leg: a,
+            component: Component::Rtp,
+            source: sdp,
+        }));
+        assert_eq!(t.legs[&a].remote[0], Remote::Fixed(sdp));
+        assert_eq!(
+            t.decide(0, early, now, &mut reports),
+            Verdict::Drop(DropReason::Source)
+        );
+        // After the window the provisional source stays, nobody takes over.
+        t.set_remote(
+            a,
+            0,
+            Remote::Provisional {
+                source: early,
+                expected: sdp.port(),
+                until,
+            },
+        );
+        let late = until + Duration::from_millis(1);
+        assert_eq!(
+            t.decide(0, sdp, late, &mut reports),
+            Verdict::Drop(DropReason::Source)
+        );
+        // Another worker's take-over is followed.
+        t.follow_latch(a, 0, sdp);
+        assert_eq!(t.legs[&a].remote[0], Remote::Fixed(sdp));
     }
 
     #[test]

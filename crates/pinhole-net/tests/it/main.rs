@@ -3,4 +3,5 @@
 
 mod drivers;
 mod firewall_sim;
+mod latch_attack;
 mod relay;
