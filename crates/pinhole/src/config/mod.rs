@@ -322,6 +322,25 @@ mod tests {
     }
 
     #[test]
+    fn every_example_aps_may_register_at_the_example_mpr() {
+        let mpr = MprFile::parse(MPR_EXAMPLE).unwrap();
+        for text in [APS_EXAMPLE, APS_MGCP_EXAMPLE, APS_H248_EXAMPLE] {
+            let aps = ApsFile::parse(text).unwrap();
+            let net = mpr
+                .networks
+                .iter()
+                .find(|n| n.id == aps.network)
+                .unwrap_or_else(|| panic!("no network {} in mpr.toml", aps.network));
+            assert!(
+                net.protocols.is_empty() || net.protocols.contains(&aps.protocol),
+                "mpr.toml does not let {} register {:?}",
+                aps.network,
+                aps.protocol
+            );
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_wrong_types_are_named() {
         let got = mpr_err(&format!("{MPR_MIN}relay_port = 5\n"));
         assert!(got.contains("unknown field `relay_port`"), "{got}");
