@@ -15,6 +15,52 @@
 //! signaling ports 29700–29799, media and relay ports 48000–48999.
 #![allow(missing_docs)]
 
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pinhole_tests::daemon;
+
+/// A literal address of the tests.
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("a literal address")
+}
+
+/// `{target tmp}/h248-{run}`, created.
+fn log_dir(run: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("h248-{run}"));
+    std::fs::create_dir_all(&d).expect("log folder");
+    d
+}
+
+/// After a call through the `pinhole mpr` daemon whose metrics are at
+/// `metrics`: every relay leg freed (waiting up to `wait`), both answers
+/// rewritten, the call counted and torn down, and none of the H.248 ALG's
+/// error counters moved. `logs` is shown on a failure.
+fn assert_mpr_done(metrics: SocketAddr, wait: Duration, logs: &str) {
+    let m = daemon::wait_metric(metrics, "pinhole_legs_open 0", wait);
+    let key =
+        |event: &str| format!("pinhole_signaling_total{{protocol=\"h248\",event=\"{event}\"}}");
+    for (event, at_least) in [("sdp_rewritten", 2.0), ("calls", 1.0), ("teardowns", 1.0)] {
+        let v = daemon::metric(&m, &key(event)).unwrap_or(0.0);
+        assert!(v >= at_least, "{event} = {v}\n{m}\n{logs}");
+    }
+    for event in [
+        "malformed",
+        "sdp_errors",
+        "plan_errors",
+        "no_route",
+        "unknown_mg",
+        "mid_conflicts",
+    ] {
+        assert_eq!(
+            daemon::metric(&m, &key(event)),
+            Some(0.0),
+            "{event}\n{m}\n{logs}"
+        );
+    }
+}
+
 #[path = "h248/fig13.rs"]
 mod fig13;
 #[path = "h248/fig14.rs"]

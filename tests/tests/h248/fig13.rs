@@ -19,9 +19,9 @@
 //! wiring against real H.248 text.
 
 use std::fs::File;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -62,20 +62,20 @@ impl Plan {
         46000 + self.media..=46199 + self.media
     }
     fn aps_signaling(&self, i: usize) -> SocketAddr {
-        SocketAddr::new(ip(APS_IPS[i]), 29501 + self.sig + i as u16)
+        SocketAddr::new(super::ip(APS_IPS[i]), 29501 + self.sig + i as u16)
     }
     fn ports_b(&self, i: usize) -> RangeInclusive<u16> {
         let first = 46200 + self.media + 100 * i as u16;
         first..=first + 99
     }
     fn mgc(&self) -> SocketAddr {
-        SocketAddr::new(ip(MGC_IP), 29503 + self.sig)
+        SocketAddr::new(super::ip(MGC_IP), 29503 + self.sig)
     }
     fn mg_signaling(&self, i: usize) -> SocketAddr {
-        SocketAddr::new(ip(MG_IPS[i]), 29504 + self.sig + i as u16)
+        SocketAddr::new(super::ip(MG_IPS[i]), 29504 + self.sig + i as u16)
     }
     fn mg_rtp(&self, i: usize) -> SocketAddr {
-        SocketAddr::new(ip(MG_IPS[i]), 46400 + self.media + 2 * i as u16)
+        SocketAddr::new(super::ip(MG_IPS[i]), 46400 + self.media + 2 * i as u16)
     }
 }
 
@@ -90,16 +90,6 @@ const HOLD: Duration = Duration::from_millis(1500);
 /// Bound on each escript; the whole test takes about 6 s.
 const RUN: Duration = Duration::from_secs(30);
 const WAIT: Duration = Duration::from_secs(15);
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("a literal address")
-}
-
-fn log_dir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("h248-fig13-{name}"));
-    std::fs::create_dir_all(&d).expect("log folder");
-    d
-}
 
 /// Starts `pinhole {cmd}` with `config`, its log in `{dir}/{name}.log`.
 fn start(bin: &Path, cmd: &str, name: &str, config: &str, dir: &Path) -> Result<Daemon> {
@@ -185,7 +175,7 @@ fn fig13(p: &Plan) -> Result {
     // Built first if needed (not counted in the run's time).
     let bin = daemon::pinhole_binary()?;
     let t0 = Instant::now();
-    let dir = log_dir(p.name);
+    let dir = super::log_dir(&format!("fig13-{}", p.name));
     let (m_mpr, m_aps) = (free_tcp(), [free_tcp(), free_tcp()]);
     let (relay, mg_ports) = (p.relay_ports(), p.mg_ports());
     let mpr_cfg = format!(
@@ -281,9 +271,9 @@ fn fig13(p: &Plan) -> Result {
 
     let expect = Expect {
         mids: p.mids.map(String::from),
-        gateway_ports: Span::new(ip(MPR_IP), mg_ports),
-        relay: Span::new(ip(MPR_IP), relay),
-        media_from: [0, 1].map(|i| Span::new(ip(APS_IPS[i]), p.ports_b(i))),
+        gateway_ports: Span::new(super::ip(MPR_IP), mg_ports),
+        relay: Span::new(super::ip(MPR_IP), relay),
+        media_from: [0, 1].map(|i| Span::new(super::ip(APS_IPS[i]), p.ports_b(i))),
         packets: PACKETS,
         min_percent: 90,
     };
@@ -303,21 +293,7 @@ fn fig13(p: &Plan) -> Result {
         logs(&dir)
     );
     // ... and freed every relay leg of it.
-    let m = daemon::wait_metric(m_mpr, "pinhole_legs_open 0", WAIT);
-    for (event, at_least) in [("sdp_rewritten", 2.0), ("calls", 1.0)] {
-        let v = daemon::metric(&m, &key(event)).unwrap_or(0.0);
-        assert!(v >= at_least, "{event} = {v}\n{m}");
-    }
-    for event in [
-        "malformed",
-        "sdp_errors",
-        "plan_errors",
-        "no_route",
-        "unknown_mg",
-        "mid_conflicts",
-    ] {
-        assert_eq!(daemon::metric(&m, &key(event)), Some(0.0), "{event}\n{m}");
-    }
+    super::assert_mpr_done(m_mpr, WAIT, &logs(&dir));
     println!(
         "fig13 ({}) through the daemons in {:?}",
         p.name,

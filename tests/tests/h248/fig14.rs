@@ -19,7 +19,7 @@
 //! ports. The runs take turns.
 
 use std::fs::File;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -59,10 +59,10 @@ impl Plan {
         47000 + self.media..=47199 + self.media
     }
     fn mgc(&self) -> SocketAddr {
-        SocketAddr::new(ip(MGC_IP), 29603 + self.sig)
+        SocketAddr::new(super::ip(MGC_IP), 29603 + self.sig)
     }
     fn mg_h248(&self, i: usize) -> SocketAddr {
-        SocketAddr::new(ip(MG_IPS[i]), 29604 + self.sig + i as u16)
+        SocketAddr::new(super::ip(MG_IPS[i]), 29604 + self.sig + i as u16)
     }
     fn mg_rtp(&self, i: usize) -> RangeInclusive<u16> {
         let first = 47400 + self.media + 100 * i as u16;
@@ -81,16 +81,6 @@ const HOLD: Duration = Duration::from_millis(1500);
 /// Bound on the MGC and on each gateway's run.
 const RUN: Duration = Duration::from_secs(25);
 const WAIT: Duration = Duration::from_secs(15);
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().expect("a literal address")
-}
-
-fn log_dir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("h248-fig14-{name}"));
-    std::fs::create_dir_all(&d).expect("log folder");
-    d
-}
 
 /// The `h248_smart_mg` example binary: cargo builds it now (in the test's
 /// own target folder and profile, a no-op when it is up to date), found
@@ -249,7 +239,7 @@ fn fig14(p: &Plan) -> Result {
     let bin = daemon::pinhole_binary()?;
     let mg_bin = smart_mg_binary()?;
     let t0 = Instant::now();
-    let dir = log_dir(p.name);
+    let dir = super::log_dir(&format!("fig14-{}", p.name));
     let m_mpr = free_tcp();
     let (relay, mg_ports) = (p.relay_ports(), p.mg_ports());
     let mpr_cfg = format!(
@@ -354,10 +344,10 @@ fn fig14(p: &Plan) -> Result {
 
     // The smart MGs send to the relay and hear from it: their Remote and
     // every RTP source are MPR relay addresses.
-    let relay_span = Span::new(ip(MPR_IP), relay);
+    let relay_span = Span::new(super::ip(MPR_IP), relay);
     let expect = Expect {
         mids: p.mids.map(String::from),
-        gateway_ports: Span::new(ip(MPR_IP), mg_ports),
+        gateway_ports: Span::new(super::ip(MPR_IP), mg_ports),
         relay: relay_span.clone(),
         media_from: [relay_span.clone(), relay_span],
         packets: PACKETS,
@@ -370,23 +360,7 @@ fn fig14(p: &Plan) -> Result {
         println!("{}: {line}", p.name);
     }
     // The Subtracts freed every relay leg at the MPR.
-    let m = daemon::wait_metric(m_mpr, "pinhole_legs_open 0", WAIT);
-    let key =
-        |event: &str| format!("pinhole_signaling_total{{protocol=\"h248\",event=\"{event}\"}}");
-    for (event, at_least) in [("sdp_rewritten", 2.0), ("calls", 1.0), ("teardowns", 1.0)] {
-        let v = daemon::metric(&m, &key(event)).unwrap_or(0.0);
-        assert!(v >= at_least, "{event} = {v}\n{m}");
-    }
-    for event in [
-        "malformed",
-        "sdp_errors",
-        "plan_errors",
-        "no_route",
-        "unknown_mg",
-        "mid_conflicts",
-    ] {
-        assert_eq!(daemon::metric(&m, &key(event)), Some(0.0), "{event}\n{m}");
-    }
+    super::assert_mpr_done(m_mpr, WAIT, &logs(&dir));
     println!(
         "fig14 ({}) through the MPR daemon in {:?}",
         p.name,
