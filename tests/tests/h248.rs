@@ -21,6 +21,10 @@ use std::time::Duration;
 
 use pinhole_tests::daemon;
 
+/// The daemon runs of Figs. 13 and 14 take turns: each is two or three
+/// Erlang VMs and up to three daemons, too much at once on two cores.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A literal address of the tests.
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("a literal address")

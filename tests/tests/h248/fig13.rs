@@ -23,7 +23,6 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use pinhole_tests::daemon::{self, Daemon, free_tcp};
@@ -78,9 +77,6 @@ impl Plan {
         SocketAddr::new(super::ip(MG_IPS[i]), 46400 + self.media + 2 * i as u16)
     }
 }
-
-/// The runs take turns: each is three Erlang VMs and three daemons.
-static TURN: Mutex<()> = Mutex::new(());
 
 /// RTP each MG sends, and how far apart.
 const PACKETS: u32 = 50;
@@ -164,7 +160,7 @@ fn fig13_compact_text_through_the_daemons() -> Result {
 }
 
 fn fig13(p: &Plan) -> Result {
-    let _turn = TURN
+    let _turn = super::TURN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !pinhole_tests::megaco::megaco_available() {
@@ -217,7 +213,9 @@ fn fig13(p: &Plan) -> Result {
         t
     };
     let _mpr = start(&bin, "mpr", "mpr", &mpr_cfg, &dir)?;
-    std::thread::sleep(Duration::from_millis(200));
+    // Its sockets are bound once it serves metrics: the APSs' first
+    // Registration finds it.
+    daemon::wait_metric(m_mpr, "pinhole_up", WAIT);
     let _aps1 = start(&bin, "aps", "aps1", &aps_cfg(0), &dir)?;
     let _aps2 = start(&bin, "aps", "aps2", &aps_cfg(1), &dir)?;
     for m in m_aps {

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use pinhole_tests::daemon::{self, Daemon, free_tcp};
@@ -69,9 +69,6 @@ impl Plan {
         first..=first + 99
     }
 }
-
-/// The runs take turns: each is an Erlang VM, a daemon and two gateways.
-static TURN: Mutex<()> = Mutex::new(());
 
 /// RTP each MG sends, and how far apart.
 const PACKETS: u32 = 50;
@@ -227,7 +224,7 @@ fn fig14_compact_text() -> Result {
 }
 
 fn fig14(p: &Plan) -> Result {
-    let _turn = TURN
+    let _turn = super::TURN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !pinhole_tests::megaco::megaco_available() {
