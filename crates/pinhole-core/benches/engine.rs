@@ -233,6 +233,7 @@ fn bench_intents(c: &mut Criterion) {
                 origin: Origin::Public,
                 toward: Origin::Network("net0"),
                 endpoints: &off,
+                stranger: None,
             };
             b.mpr
                 .handle_intent(b.now, &CallKey::new(format!("filler-{k}")), &intent)
@@ -258,6 +259,7 @@ fn bench_intents(c: &mut Criterion) {
                     origin: Origin::Public,
                     toward: Origin::Network("net0"),
                     endpoints: &offer_eps,
+                    stranger: None,
                 };
                 let p1 = b.mpr.handle_intent(b.now, &key, &offer).unwrap();
                 let answer = MediaIntent {
@@ -266,6 +268,7 @@ fn bench_intents(c: &mut Criterion) {
                     origin: Origin::Network("net0"),
                     toward: Origin::Public,
                     endpoints: &answer_eps,
+                    stranger: None,
                 };
                 let p2 = b.mpr.handle_intent(b.now, &key, &answer).unwrap();
                 let bye = MediaIntent {
@@ -274,6 +277,7 @@ fn bench_intents(c: &mut Criterion) {
                     origin: Origin::Public,
                     toward: Origin::Network("net0"),
                     endpoints: &[],
+                    stranger: None,
                 };
                 b.mpr.handle_intent(b.now, &key, &bye).unwrap();
                 while b.mpr.poll_command().is_some() {}

@@ -300,6 +300,7 @@ pub fn mpr_datagrams(data: &[u8]) -> crate::mpr::Stats {
                     origin,
                     toward,
                     endpoints: &eps,
+                    stranger: None,
                 };
                 if let Ok(plan) = mpr.handle_intent(now, &CallKey::new([*b >> 6]), &intent) {
                     known.extend(

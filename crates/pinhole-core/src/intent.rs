@@ -5,7 +5,7 @@
 //! engine answers with a [`MediaPlan`]: the relay addresses to write back into
 //! the message before it is forwarded.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::types::Side;
 use crate::wire::RtcpMode;
@@ -92,6 +92,12 @@ pub struct MediaIntent<'a> {
     pub toward: Origin<'a>,
     /// The streams it describes (empty for a teardown).
     pub endpoints: &'a [MediaEndpoint],
+    /// The public IP of a sender nobody authenticated (a public phone or
+    /// trunk the MPR does not know). A call it offers holds legs under the
+    /// engine's [`Limits`](crate::mpr::Limits) until it is answered. `None`
+    /// for networks and for trusted peers (the configured soft-switch, call
+    /// agent or MGC).
+    pub stranger: Option<IpAddr>,
 }
 
 /// The addresses to write into the message in place of the sender's own.

@@ -198,6 +198,7 @@ impl Bed {
             origin,
             toward,
             endpoints: eps,
+            stranger: None,
         };
         self.w
             .mpr()

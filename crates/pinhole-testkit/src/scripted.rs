@@ -26,6 +26,8 @@ pub struct ScriptedMpr {
     pub domains: Vec<String>,
     /// Plans made (teardowns not counted).
     pub plans: usize,
+    /// Provisional answers the ALG reported ([`MprContext::progress`]).
+    pub progressed: usize,
     next_port: u16,
     now: Instant,
 }
@@ -46,6 +48,7 @@ impl ScriptedMpr {
             relay_ip,
             domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
             plans: 0,
+            progressed: 0,
             next_port: 30_000,
             now,
         }
@@ -89,6 +92,10 @@ impl MprContext for ScriptedMpr {
             });
         }
         Ok(MediaPlan { endpoints })
+    }
+
+    fn progress(&mut self, _: Instant, _: &CallKey) {
+        self.progressed += 1;
     }
 
     fn network_for_pinhole(&self, _: Protocol, pinhole: SocketAddr) -> Option<String> {

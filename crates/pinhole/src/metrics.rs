@@ -254,6 +254,23 @@ pub(crate) async fn render(source: &Source) -> std::io::Result<String> {
             );
             family(
                 &mut o,
+                "pinhole_unanswered_legs",
+                "gauge",
+                "Relay legs that calls offered by strangers and not answered yet hold now.",
+                &[("", s.unanswered_legs)],
+            );
+            family(
+                &mut o,
+                "pinhole_unanswered_total",
+                "counter",
+                "Calls offered by strangers: refused past a [limits] cap, or expired unanswered.",
+                &[
+                    ("result=\"refused\"", s.unanswered_refused),
+                    ("result=\"expired\"", s.unanswered_expired),
+                ],
+            );
+            family(
+                &mut o,
                 "pinhole_latches_total",
                 "counter",
                 "Plain-terminal legs latched.",

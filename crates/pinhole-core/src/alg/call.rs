@@ -3,7 +3,7 @@
 //! engine (an offer, a modification, an answer, a re-offer after the
 //! engine forgot the call, a teardown).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use super::{AlgEvent, MprContext, Outbox};
@@ -133,6 +133,7 @@ pub struct Planned {
 pub struct MediaCall {
     key: CallKey,
     planned: bool,
+    stranger: Option<IpAddr>,
 }
 
 impl MediaCall {
@@ -141,6 +142,25 @@ impl MediaCall {
         Self {
             key,
             planned: false,
+            stranger: None,
+        }
+    }
+
+    /// A call that an unauthenticated public sender at `ip` starts: until
+    /// it is answered, its legs count against the engine's
+    /// [`Limits`](crate::mpr::Limits) and it ends on the short
+    /// [`Timers::unanswered`](crate::mpr::Timers::unanswered) timer.
+    pub fn from_stranger(mut self, ip: IpAddr) -> Self {
+        self.stranger = Some(ip);
+        self
+    }
+
+    /// Tells the engine the called party shows signs of life (a
+    /// provisional response): the call may ring as long as a call may
+    /// wait for its answer.
+    pub fn progress(&self, now: Instant, ctx: &mut dyn MprContext) {
+        if self.planned {
+            ctx.progress(now, &self.key);
         }
     }
 
@@ -183,6 +203,10 @@ impl MediaCall {
                 origin: origin.origin(),
                 toward: toward.origin(),
                 endpoints,
+                stranger: match origin {
+                    Place::Public => self.stranger,
+                    _ => None,
+                },
             };
             match origin {
                 Place::Phone { at, .. } => ctx.plan_latching(now, &self.key, &intent, at.ip()),
@@ -229,6 +253,7 @@ impl MediaCall {
             origin: Origin::Public,
             toward: Origin::Public,
             endpoints: &[],
+            stranger: None,
         };
         let _ = ctx.plan(now, &self.key, &intent);
         if std::mem::replace(&mut self.planned, false) {

@@ -165,6 +165,10 @@ impl MprContext for LiveMpr<'_> {
         self.plan_with(now, call, intent, Some(latch_ip))
     }
 
+    fn progress(&mut self, now: Instant, call: &CallKey) {
+        self.engine.handle_progress(now, call);
+    }
+
     fn network_for_pinhole(&self, protocol: Protocol, pinhole: SocketAddr) -> Option<String> {
         self.engine
             .network_for_pinhole(protocol, pinhole)

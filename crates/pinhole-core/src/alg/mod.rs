@@ -87,6 +87,11 @@ pub trait MprContext {
         let _ = latch_ip;
         self.plan(now, call, intent)
     }
+    /// The called party of `call` answered provisionally (SIP 1xx): an
+    /// unanswered call from a stranger may ring until
+    /// [`Timers::ringing`](crate::mpr::Timers::ringing) instead of the
+    /// short [`Timers::unanswered`](crate::mpr::Timers::unanswered).
+    fn progress(&mut self, now: Instant, call: &CallKey);
     /// The network whose signaling route for `protocol` is `pinhole`.
     fn network_for_pinhole(&self, protocol: Protocol, pinhole: SocketAddr) -> Option<String>;
     /// The network that serves a subscriber domain.

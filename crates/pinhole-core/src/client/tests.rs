@@ -339,6 +339,7 @@ fn indication_variant_opens_without_a_response_and_the_mpr_binds() {
         origin: crate::intent::Origin::Public,
         toward: crate::intent::Origin::Network("corp1"),
         endpoints: &eps,
+        stranger: None,
     };
     let plan = p
         .mpr

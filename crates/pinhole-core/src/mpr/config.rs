@@ -51,6 +51,14 @@ pub struct Timers {
     pub latch_window: Duration,
     /// How long a freed port pair rests before reuse.
     pub port_quarantine: Duration,
+    /// A call a stranger offered whose called party has neither answered
+    /// nor shown signs of life (a provisional response) for this long is
+    /// removed with its legs. 32 s is SIP's Timer B (64·T1), the time a
+    /// caller waits for any response.
+    pub unanswered: Duration,
+    /// How long such a call may ring once its called party showed signs of
+    /// life, counted from its latest provisional response (SIP's Timer C).
+    pub ringing: Duration,
 }
 
 impl Default for Timers {
@@ -63,6 +71,57 @@ impl Default for Timers {
             leg_inactivity: Duration::from_secs(60),
             latch_window: Duration::from_secs(10),
             port_quarantine: Duration::from_secs(30),
+            unanswered: Duration::from_secs(32),
+            ringing: Duration::from_secs(180),
+        }
+    }
+}
+
+/// What calls that strangers offered and nobody answered yet may hold: an
+/// unauthenticated sender must not be able to take the relay ports that
+/// the networks' own calls need (issue 18). Counted in legs; an offer that
+/// would go past a cap is refused with [`IntentError::Unanswered`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Legs that one stranger's IP may hold in unanswered calls.
+    pub per_source: usize,
+    /// Legs that unanswered calls from strangers toward one network may
+    /// hold.
+    pub per_network: usize,
+    /// Legs that all unanswered calls from strangers may hold together;
+    /// `None`: half the relay port pairs, so the other half always stays
+    /// for answered calls and for calls the networks start.
+    pub total: Option<usize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            per_source: 32,
+            per_network: 1_000,
+            total: None,
+        }
+    }
+}
+
+/// Which of the [`Limits`] an offer would have gone past.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cap {
+    /// [`Limits::per_source`].
+    Source,
+    /// [`Limits::per_network`].
+    Network,
+    /// [`Limits::total`].
+    Total,
+}
+
+impl Cap {
+    /// A stable label for metrics.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Source => "unanswered_per_source",
+            Self::Network => "unanswered_per_network",
+            Self::Total => "unanswered_total",
         }
     }
 }
@@ -84,6 +143,8 @@ pub struct Config {
     pub control_ports: Vec<u16>,
     /// Timers.
     pub timers: Timers,
+    /// What unanswered calls from strangers may hold.
+    pub limits: Limits,
     /// Most transaction ids remembered at once (508 beyond).
     pub replay_capacity: usize,
     /// Most streams in one call.
@@ -105,6 +166,7 @@ impl Config {
             },
             control_ports: vec![3478, 5060],
             timers: Timers::default(),
+            limits: Limits::default(),
             replay_capacity: 65_536,
             max_streams: 16,
             rng_seed,
@@ -222,6 +284,10 @@ pub enum IntentError {
     /// The stream's address family has no relay address.
     #[error("no relay address for this address family")]
     NoRelayAddress,
+    /// An unanswered call from a stranger would hold more legs than a
+    /// [`Limits`] cap allows.
+    #[error("unanswered calls from strangers hold too many legs ({})", .0.kind())]
+    Unanswered(Cap),
 }
 
 impl IntentError {
@@ -234,6 +300,7 @@ impl IntentError {
             Self::PortsExhausted => "ports_exhausted",
             Self::QuotaReached => "quota_reached",
             Self::NoRelayAddress => "no_relay_address",
+            Self::Unanswered(c) => c.kind(),
         }
     }
 }

@@ -26,6 +26,7 @@ impl Engine {
             (None, IntentKind::Offer) => {
                 let id = self.next_id;
                 self.next_id += 1;
+                let unanswered = self.unanswered_for(now, intent, toward);
                 self.call_ids.insert(key.clone(), id);
                 self.calls.insert(
                     id,
@@ -33,9 +34,13 @@ impl Engine {
                         key: key.clone(),
                         streams: Vec::new(),
                         last_activity: now,
+                        unanswered,
                     },
                 );
                 self.arm(now + self.timers_cfg.leg_inactivity, TimerKey::Call(id));
+                if let Some(u) = unanswered {
+                    self.arm(u.deadline, TimerKey::Call(id));
+                }
                 id
             }
             (None, _) => return Err(IntentError::UnknownCall),
@@ -48,6 +53,12 @@ impl Engine {
                 .calls
                 .get(&call_id)
                 .is_some_and(|c| c.streams.is_empty());
+        if let Err(err) = self.admit_unanswered(call_id, intent) {
+            if created {
+                self.teardown(now, key);
+            }
+            return Err(err);
+        }
         let mut plan = MediaPlan {
             endpoints: Vec::with_capacity(intent.endpoints.len()),
         };
@@ -58,11 +69,14 @@ impl Engine {
                     // A new call that cannot be planned leaves nothing behind.
                     if created {
                         self.teardown(now, key);
+                    } else {
+                        self.recount_unanswered(call_id);
                     }
                     return Err(err);
                 }
             }
         }
+        self.recount_unanswered(call_id);
         Ok(plan)
     }
 
@@ -350,7 +364,7 @@ impl Engine {
             .find(|s| s.index == index)
     }
 
-    fn stream_leg(&self, call: u64, index: u16, side: Side) -> Option<LegId> {
+    pub(super) fn stream_leg(&self, call: u64, index: u16, side: Side) -> Option<LegId> {
         self.calls
             .get(&call)?
             .streams
@@ -412,6 +426,7 @@ impl Engine {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        self.forget_unanswered(call.unanswered);
         for s in call.streams {
             for leg in s.legs.into_iter().flatten() {
                 self.close_leg(now, leg);
@@ -516,13 +531,22 @@ impl Engine {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let due = call.last_activity + self.timers_cfg.leg_inactivity;
+        let inactive = call.last_activity + self.timers_cfg.leg_inactivity;
+        // An unanswered call's media cannot keep it: its sender could.
+        let due = call
+            .unanswered
+            .map_or(inactive, |u| u.deadline.min(inactive));
         if due > now {
             self.arm(due, TimerKey::Call(id));
             return;
         }
         let key = call.key.clone();
-        tracing::info!("call expired after inactivity");
+        if call.unanswered.is_some() {
+            tracing::info!("call from a stranger expired unanswered");
+            self.stats.unanswered_expired += 1;
+        } else {
+            tracing::info!("call expired after inactivity");
+        }
         self.teardown(now, &key);
         self.stats.calls_expired += 1;
         self.events.push_back(Event::CallExpired { call: key });

@@ -24,6 +24,7 @@ mod control;
 mod media;
 mod nonce;
 mod report;
+mod unanswered;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -40,7 +41,9 @@ use crate::wire::{self, Protocol, RtcpMode};
 
 use nonce::{Nonces, ReplayCache};
 
-pub use config::{Config, ConfigError, InputError, IntentError, NetworkConfig, Timers};
+pub use config::{
+    Cap, Config, ConfigError, InputError, IntentError, Limits, NetworkConfig, Timers,
+};
 pub use report::{Event, LegView, Route, Stats};
 
 type NetIdx = usize;
@@ -104,6 +107,8 @@ struct Call {
     key: CallKey,
     streams: Vec<Stream>,
     last_activity: Instant,
+    /// Offered by a stranger and not answered yet.
+    unanswered: Option<unanswered::Unanswered>,
 }
 
 /// Port pairs a CMPH reserve tries when the relay cannot open them (held
@@ -133,6 +138,8 @@ enum TimerKey {
 /// The MPR engine. See the module docs for the run loop.
 pub struct Engine {
     timers_cfg: Timers,
+    limits: Limits,
+    holdings: unanswered::Holdings,
     relay_ip: IpAddr,
     relay_ip6: Option<IpAddr>,
     max_streams: usize,
@@ -203,6 +210,9 @@ impl Engine {
         if t.leg_inactivity.is_zero() {
             return Err(ConfigError::BadTimer("leg_inactivity"));
         }
+        if t.unanswered.is_zero() || t.ringing < t.unanswered {
+            return Err(ConfigError::BadTimer("unanswered/ringing"));
+        }
         let range = PortRange::new(cfg.ports.first, cfg.ports.last)?;
         let mut rng = Rng::from_seed(cfg.rng_seed);
         let hash_seed = rng.next_u64();
@@ -243,6 +253,8 @@ impl Engine {
         }
         Ok(Self {
             timers_cfg: t,
+            limits: cfg.limits,
+            holdings: unanswered::Holdings::default(),
             relay_ip: cfg.relay_ip,
             relay_ip6: cfg.relay_ip6,
             max_streams: cfg.max_streams,
@@ -453,6 +465,7 @@ impl Engine {
         self.stats.legs_open = self.legs.len() as u64;
         self.stats.calls_open = self.calls.len() as u64;
         self.stats.routes_live = self.routes.len() as u64;
+        self.stats.unanswered_legs = self.holdings.total() as u64;
     }
 
     /// Adds or replaces a route, keeping the indexes in step.

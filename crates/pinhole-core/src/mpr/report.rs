@@ -136,6 +136,14 @@ pub struct Stats {
     pub relay_corrections: u64,
     /// Calls removed by inactivity.
     pub calls_expired: u64,
+    /// Offers from strangers refused because unanswered calls held as
+    /// many legs as a [`Limits`](super::Limits) cap allows.
+    pub unanswered_refused: u64,
+    /// Calls from strangers removed because nobody answered in time
+    /// ([`Timers::unanswered`](super::Timers::unanswered)).
+    pub unanswered_expired: u64,
+    /// Legs that unanswered calls from strangers hold now.
+    pub unanswered_legs: u64,
     /// Legs currently open.
     pub legs_open: u64,
     /// Calls currently known.

@@ -13,9 +13,9 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-struct T {
-    now: Instant,
-    mpr: Engine,
+pub(super) struct T {
+    pub(super) now: Instant,
+    pub(super) mpr: Engine,
     control: SocketAddr,
     fw1: SocketAddr,
     next_tid: u8,
@@ -26,7 +26,7 @@ impl T {
         Self::with(|_| {})
     }
 
-    fn with(f: impl FnOnce(&mut Config)) -> Self {
+    pub(super) fn with(f: impl FnOnce(&mut Config)) -> Self {
         let now = crate::test_instant();
         let mut cfg = Config::new("203.0.113.10".parse().unwrap(), [1; 32]);
         cfg.ports = PortRange {
@@ -74,7 +74,7 @@ impl T {
     }
 
     /// Registers corp1/SIP from fw1 (challenge, then request with nonce) and returns the nonce to use next.
-    fn register(&mut self) -> Vec<u8> {
+    pub(super) fn register(&mut self) -> Vec<u8> {
         let tid = self.tid();
         let first = register_msg(tid, "corp1", CRED, None, Some(600));
         let (r, out) = self.send(self.control, self.fw1, &first);
@@ -107,7 +107,7 @@ impl T {
         v
     }
 
-    fn events(&mut self) -> Vec<Event> {
+    pub(super) fn events(&mut self) -> Vec<Event> {
         let mut v = Vec::new();
         while let Some(e) = self.mpr.poll_event() {
             v.push(e);
@@ -505,6 +505,7 @@ fn port_exhaustion_is_a_508_and_intents_fail_typed() {
         origin: Origin::Public,
         toward: Origin::Public,
         endpoints: &eps,
+        stranger: None,
     };
     assert_eq!(
         t.mpr.handle_intent(t.now, &CallKey::from("c"), &intent),
@@ -525,6 +526,7 @@ fn offer<'a>(eps: &'a [MediaEndpoint], origin: Origin<'a>, toward: Origin<'a>) -
         origin,
         toward,
         endpoints: eps,
+        stranger: None,
     }
 }
 
@@ -587,6 +589,7 @@ fn offer_answer_two_streams_retransmission_and_teardown() {
         origin: Origin::Network("corp1"),
         toward: Origin::Public,
         endpoints: &b_eps,
+        stranger: None,
     };
     let aplan = t.mpr.handle_intent(t.now, &call, &answer).unwrap();
     assert_eq!(
@@ -608,6 +611,7 @@ fn offer_answer_two_streams_retransmission_and_teardown() {
         origin: Origin::Network("corp1"),
         toward: Origin::Public,
         endpoints: &[],
+        stranger: None,
     };
     let free_before = t.mpr.free_port_pairs();
     t.mpr.handle_intent(t.now, &call, &bye).unwrap();
@@ -1367,6 +1371,7 @@ fn an_answer_after_long_ringing_reopens_the_callers_latch_window() {
         origin: Origin::Network("corp2"),
         toward: Origin::Network("corp1"),
         endpoints: &eb,
+        stranger: None,
     };
     t.mpr
         .handle_intent_latching(t.now, &call, &answer, ip_b)

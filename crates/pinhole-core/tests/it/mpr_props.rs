@@ -137,6 +137,7 @@ proptest! {
                         origin: if origin_net { Origin::Network("corp1") } else { Origin::Public },
                         toward: if toward_net { Origin::Network("corp1") } else { Origin::Public },
                         endpoints: &eps,
+                        stranger: None,
                     };
                     let key = CallKey::new([call]);
                     let first = mpr.handle_intent(now, &key, &intent);

@@ -378,6 +378,7 @@ impl Driver {
                     origin,
                     toward,
                     endpoints: &i.endpoints,
+                    stranger: None,
                 };
                 let plan =
                     LiveMpr::new(&mut self.engine, &mut self.relay).plan(now(), &call, &intent);

@@ -143,6 +143,7 @@ fn measure(relay: &Relay, events: &mut Receiver<RelayEvent>) -> Tally {
                 origin: Origin::Network("corp1"),
                 toward: Origin::Public,
                 endpoints: &offer,
+                stranger: None,
             },
             "127.0.0.1".parse().unwrap(),
         )
@@ -160,6 +161,7 @@ fn measure(relay: &Relay, events: &mut Receiver<RelayEvent>) -> Tally {
                 origin: Origin::Public,
                 toward: Origin::Network("corp1"),
                 endpoints: &answer,
+                stranger: None,
             },
         )
         .unwrap()

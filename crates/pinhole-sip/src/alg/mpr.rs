@@ -25,7 +25,7 @@
 //! onto its NAT binding (the MPR answers its CRLF keepalives).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use pinhole_core::Side;
@@ -35,6 +35,7 @@ use pinhole_core::alg::unreadable::{Verdict, unreadable_media};
 use pinhole_core::alg::{Counters, MprContext, MprSignaling, Outbox, Rejection};
 use pinhole_core::hash::keyed;
 use pinhole_core::intent::IntentKind;
+use pinhole_core::mpr::{Cap, IntentError};
 use pinhole_core::patch::Patch;
 use pinhole_core::types::{CallKey, Receive, Transmit};
 use pinhole_core::wire::Protocol;
@@ -72,6 +73,11 @@ pub struct MprConfig {
     pub registrar: Option<SocketAddr>,
     /// Most plain-terminal bindings kept; beyond, new ones are refused (503).
     pub max_bindings: usize,
+    /// Public peers trusted like the soft-switch (trunks, media servers):
+    /// calls they offer are not held to the engine's limits on unanswered
+    /// calls from strangers. The outbound proxy and the registrar are
+    /// always trusted.
+    pub trusted: Vec<IpAddr>,
 }
 
 impl MprConfig {
@@ -87,6 +93,7 @@ impl MprConfig {
             seed,
             registrar: None,
             max_bindings: 100_000,
+            trusted: Vec::new(),
         }
     }
 }
@@ -225,6 +232,16 @@ impl Mpr {
             .unwrap_or(Place::Public)
     }
 
+    /// The sender's IP when nobody vouches for it: a public party other
+    /// than the soft-switch, the registrar and the trusted peers.
+    fn stranger(&self, origin: &Place, remote: SocketAddr) -> Option<IpAddr> {
+        let ip = remote.ip();
+        let trusted = self.cfg.outbound_proxy.map(|a| a.ip()) == Some(ip)
+            || self.cfg.registrar.map(|a| a.ip()) == Some(ip)
+            || self.cfg.trusted.contains(&ip);
+        (*origin == Place::Public && !trusted).then_some(ip)
+    }
+
     fn reply(&mut self, rx: &Receive<'_>, msg: &Message<'_>, why: Rejection) {
         let tag = format!(
             "ph{:x}",
@@ -332,7 +349,8 @@ impl Mpr {
                     self.stats.unknown_dialog += 1;
                     return;
                 }
-                match self.new_traversal(now, ctx, msg, origin, ikey) {
+                let stranger = self.stranger(&origin, rx.remote);
+                match self.new_traversal(now, ctx, msg, origin, stranger, ikey) {
                     Ok(t) => {
                         created = true;
                         t
@@ -430,6 +448,7 @@ impl Mpr {
         ctx: &mut dyn MprContext,
         msg: &Message<'_>,
         origin: Place,
+        stranger: Option<IpAddr>,
         ikey: InitialKey,
     ) -> Result<u64, Rejection> {
         if self.traversals.len() >= self.cfg.max_dialogs {
@@ -470,7 +489,10 @@ impl Mpr {
             Traversal {
                 caller_tag: ikey.1.clone(),
                 places: Sides::both(origin, toward),
-                call: MediaCall::new(CallKey::new(key)),
+                call: match stranger {
+                    Some(ip) => MediaCall::new(CallKey::new(key)).from_stranger(ip),
+                    None => MediaCall::new(CallKey::new(key)),
+                },
                 initial_dest: dest,
                 neg: Negotiation::default(),
                 last: now,
@@ -568,7 +590,12 @@ impl Mpr {
                 self.stats.plan_errors += 1;
                 tracing::warn!(error = %e, "SIP: media plan refused");
                 if msg.is_request() {
-                    Err(Refusal::Plan(Rejection::new(503, "Service Unavailable")))
+                    Err(Refusal::Plan(match e {
+                        // The called network has as many calls ringing
+                        // from strangers as it may.
+                        IntentError::Unanswered(Cap::Network) => Rejection::new(486, "Busy Here"),
+                        _ => Rejection::new(503, "Service Unavailable"),
+                    }))
                 } else {
                     // A response cannot be refused; it passes as it is and
                     // the call will have no media through us.
@@ -647,6 +674,10 @@ impl Mpr {
             .traversals
             .get(&token)
             .map(|t| media::sender(msg, &t.caller_tag));
+        if let (Some(101..=199), Some(t)) = (msg.status(), self.traversals.get(&token)) {
+            // The called party lives: its call may ring (Timer C).
+            t.call.progress(now, ctx);
+        }
         if let Some(from) = from
             && let Err(Refusal::Unreadable(e)) =
                 self.media(now, ctx, msg, body, token, from, &mut patch)

@@ -42,6 +42,11 @@ fn fig11() -> Fig11 {
 }
 
 fn fig11_with(cmph_mode: client::CmphMode) -> Fig11 {
+    fig11_tuned(cmph_mode, |_| {})
+}
+
+/// The Fig. 11 bed with the MPR engine's configuration changed by `tune`.
+fn fig11_tuned(cmph_mode: client::CmphMode, tune: impl FnOnce(&mut mpr::Config)) -> Fig11 {
     let alg = Box::new(Mpr::new(MprConfig::new(a(MPR), [99; 32])));
     #[allow(clippy::disallowed_methods)]
     let start = Instant::now();
@@ -52,6 +57,7 @@ fn fig11_with(cmph_mode: client::CmphMode) -> Fig11 {
         n.domains.push(dom.into());
         mc.networks.push(n);
     }
+    tune(&mut mc);
     let mut w = World::new(start, 7, mc);
     let c1 = w.add_corp("corp1", ip("198.51.100.1"), FirewallConfig::default());
     let c2 = w.add_corp("corp2", ip("198.51.100.2"), FirewallConfig::default());
@@ -506,5 +512,6 @@ fn a_call_that_never_starts_expires_and_frees_its_legs() {
     );
 }
 
+mod flood;
 mod mpr_calls;
 mod refusal;

@@ -59,6 +59,12 @@ pub(crate) struct TimersSection {
     pub(crate) latch_window_secs: u64,
     /// How long a freed port pair rests before reuse. Default 30.
     pub(crate) port_quarantine_secs: u64,
+    /// A call a stranger offered goes when its called party neither
+    /// answered nor rang for this long. Default 32 (SIP Timer B).
+    pub(crate) unanswered_secs: u64,
+    /// How long such a call may ring after its latest provisional
+    /// response. Default 180 (SIP Timer C).
+    pub(crate) ringing_secs: u64,
 }
 
 impl Default for TimersSection {
@@ -72,6 +78,8 @@ impl Default for TimersSection {
             leg_inactivity_secs: t.leg_inactivity.as_secs(),
             latch_window_secs: t.latch_window.as_secs(),
             port_quarantine_secs: t.port_quarantine.as_secs(),
+            unanswered_secs: t.unanswered.as_secs(),
+            ringing_secs: t.ringing.as_secs(),
         }
     }
 }
@@ -89,7 +97,15 @@ impl TimersSection {
             leg_inactivity: secs("timers.leg_inactivity_secs", self.leg_inactivity_secs)?,
             latch_window: secs("timers.latch_window_secs", self.latch_window_secs)?,
             port_quarantine: secs("timers.port_quarantine_secs", self.port_quarantine_secs)?,
+            unanswered: secs("timers.unanswered_secs", self.unanswered_secs)?,
+            ringing: secs("timers.ringing_secs", self.ringing_secs)?,
         };
+        if timers.ringing < timers.unanswered {
+            return Err(invalid(
+                "timers.ringing_secs",
+                "must not be less than timers.unanswered_secs",
+            ));
+        }
         if timers.registration_min > timers.registration_max {
             return Err(invalid(
                 "timers.registration_min_secs",
@@ -105,6 +121,58 @@ impl TimersSection {
             ));
         }
         Ok(timers)
+    }
+}
+
+/// `[limits]` of the MPR: what calls that strangers (public parties nobody
+/// authenticated) offered and nobody answered yet may hold, in relay legs.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimitsSection {
+    /// Legs one source IP may hold so. Default 32.
+    pub(crate) unanswered_legs_per_source: usize,
+    /// Legs such calls toward one network may hold. Default 1000.
+    pub(crate) unanswered_legs_per_network: usize,
+    /// Legs all such calls may hold; absent: half the relay port pairs.
+    pub(crate) unanswered_legs_total: Option<usize>,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let l = mpr::Limits::default();
+        Self {
+            unanswered_legs_per_source: l.per_source,
+            unanswered_legs_per_network: l.per_network,
+            unanswered_legs_total: l.total,
+        }
+    }
+}
+
+impl LimitsSection {
+    fn validate(&self) -> Result<mpr::Limits, Invalid> {
+        if self.unanswered_legs_per_source < 2 {
+            return Err(invalid(
+                "limits.unanswered_legs_per_source",
+                "must be at least 2 (one stream)",
+            ));
+        }
+        if self.unanswered_legs_per_network < 2 {
+            return Err(invalid(
+                "limits.unanswered_legs_per_network",
+                "must be at least 2 (one stream)",
+            ));
+        }
+        if self.unanswered_legs_total.is_some_and(|t| t < 2) {
+            return Err(invalid(
+                "limits.unanswered_legs_total",
+                "must be at least 2 (one stream)",
+            ));
+        }
+        Ok(mpr::Limits {
+            per_source: self.unanswered_legs_per_source,
+            per_network: self.unanswered_legs_per_network,
+            total: self.unanswered_legs_total,
+        })
     }
 }
 
@@ -133,6 +201,9 @@ pub(crate) struct MprFile {
     /// Timers.
     #[serde(default)]
     pub(crate) timers: TimersSection,
+    /// Limits on unanswered calls from strangers.
+    #[serde(default)]
+    pub(crate) limits: LimitsSection,
     /// The SIP proxy.
     #[serde(default)]
     pub(crate) sip: MprSipSection,
@@ -210,6 +281,7 @@ impl MprFile {
             .map_err(|e| invalid("relay.ports", e.to_string()))?;
         engine.control_ports.clone_from(&self.control_ports);
         engine.timers = timers;
+        engine.limits = self.limits.validate()?;
         engine.max_streams = self.max_streams;
         for (i, n) in self.networks.iter().enumerate() {
             engine.networks.push(self.network(i, n)?);
@@ -318,6 +390,49 @@ mod tests {
         assert!(m.metrics.is_none());
         let s = m.validate([0; 32]).unwrap();
         assert_eq!(s.controls, vec!["127.0.0.3:5060".parse().unwrap()]);
+        assert_eq!(s.engine.limits, mpr::Limits::default());
+        assert_eq!(s.engine.timers.unanswered.as_secs(), 32);
+        assert_eq!(s.engine.timers.ringing.as_secs(), 180);
+    }
+
+    #[test]
+    fn limits_on_strangers_calls_reach_the_engine_and_the_sip_proxy() {
+        let text = format!(
+            "{MPR_MIN}[timers]\nunanswered_secs = 10\nringing_secs = 60\n\
+             [limits]\nunanswered_legs_per_source = 4\nunanswered_legs_per_network = 8\n\
+             unanswered_legs_total = 16\n[sip]\ntrusted = [\"192.0.2.9\"]\n"
+        );
+        let s = MprFile::parse(&text).unwrap().validate([0; 32]).unwrap();
+        assert_eq!(
+            s.engine.limits,
+            mpr::Limits {
+                per_source: 4,
+                per_network: 8,
+                total: Some(16)
+            }
+        );
+        assert_eq!(s.engine.timers.unanswered.as_secs(), 10);
+        assert_eq!(
+            s.sip.unwrap().trusted,
+            vec!["192.0.2.9".parse::<IpAddr>().unwrap()]
+        );
+        for (extra, want) in [
+            (
+                "[limits]\nunanswered_legs_per_source = 1\n",
+                "limits.unanswered_legs_per_source: must be at least 2",
+            ),
+            (
+                "[timers]\nunanswered_secs = 60\nringing_secs = 30\n",
+                "timers.ringing_secs: must not be less than timers.unanswered_secs",
+            ),
+            (
+                "[sip]\ntrusted = [\"0.0.0.0\"]\n",
+                "sip.trusted[0]: must be a unicast address",
+            ),
+        ] {
+            let got = mpr_err(&format!("{MPR_MIN}{extra}"));
+            assert!(got.contains(want), "{got}");
+        }
     }
 
     #[test]

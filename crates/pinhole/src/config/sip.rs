@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use pinhole_sip::alg as sip_alg;
 use serde::Deserialize;
 
-use super::{Invalid, Ports, aps_media, default_aps_media_ports, peer, table_size};
+use super::{Invalid, Ports, aps_media, default_aps_media_ports, invalid, peer, table_size};
 
 /// `[sip]` of the MPR: its SIP proxy (Figs. 11 and 12).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -24,6 +24,9 @@ pub(crate) struct MprSipSection {
     pub(crate) registrar: Option<SocketAddr>,
     /// Most dialogs tracked at once. Default 100000.
     pub(crate) max_dialogs: usize,
+    /// Public peers trusted like the outbound proxy (trunks, media
+    /// servers): their calls are not held to `[limits]`. Default none.
+    pub(crate) trusted: Vec<IpAddr>,
 }
 
 impl Default for MprSipSection {
@@ -33,6 +36,7 @@ impl Default for MprSipSection {
             outbound_proxy: None,
             registrar: None,
             max_dialogs: 100_000,
+            trusted: Vec::new(),
         }
     }
 }
@@ -58,6 +62,15 @@ impl MprSipSection {
         c.outbound_proxy = self.outbound_proxy;
         c.registrar = self.registrar;
         c.max_dialogs = self.max_dialogs;
+        for (i, ip) in self.trusted.iter().enumerate() {
+            if ip.is_unspecified() || ip.is_multicast() {
+                return Err(invalid(
+                    format!("sip.trusted[{i}]"),
+                    "must be a unicast address",
+                ));
+            }
+        }
+        c.trusted.clone_from(&self.trusted);
         Ok(Some(c))
     }
 }

@@ -65,6 +65,7 @@ fn a_plan_never_names_a_port_the_relay_could_not_open() {
         origin: Origin::Public,
         toward: Origin::Public,
         endpoints: &eps,
+        stranger: None,
     };
     let mut ctx = LiveMpr::new(&mut mpr, &mut relay);
     let r = ctx.plan(now, &call, &intent);
@@ -103,6 +104,7 @@ fn a_free_relay_gets_the_plan_in_one_pass() {
         origin: Origin::Public,
         toward: Origin::Public,
         endpoints: &eps,
+        stranger: None,
     };
     let plan = LiveMpr::new(&mut mpr, &mut relay)
         .plan(now, &CallKey::new("c2"), &intent)

@@ -106,6 +106,7 @@ fn a_reinvite_after_the_engine_forgot_the_call_is_offered_again() {
         origin: Origin::Public,
         toward: Origin::Public,
         endpoints: &[],
+        stranger: None,
     };
     w.mpr().handle_intent(now, &call, &forget).unwrap();
     w.run_for(Duration::from_millis(100));
