@@ -281,6 +281,19 @@ impl Allocator {
         Ok(())
     }
 
+    /// Returns an in-use pair straight to the free list, without
+    /// quarantine: for a pair whose address never left the process, so no
+    /// late packet can be on its way to it.
+    pub fn unallocate(&mut self, pair: PortPair) -> Result<(), PortError> {
+        let index = self.index_of(pair)?;
+        if self.slots[index] != Slot::InUse {
+            return Err(PortError::NotAllocated { rtp: pair.rtp });
+        }
+        self.in_use -= 1;
+        self.push_free(index as u32);
+        Ok(())
+    }
+
     /// Pairs ready to be allocated (quarantine expiry is only processed by
     /// [`allocate`](Self::allocate) and [`expire`](Self::expire)).
     pub fn free(&self) -> usize {
@@ -341,6 +354,21 @@ mod tests {
             Q,
             Rng::from_seed([seed; 32]),
         )
+    }
+
+    #[test]
+    fn an_unused_pair_goes_back_without_quarantine_and_only_once() {
+        let mut a = alloc(30_000, 30_003, 1);
+        let now = t0();
+        let p = a.allocate(now).unwrap();
+        let q = a.allocate(now).unwrap();
+        assert!(a.allocate(now).is_err());
+        a.unallocate(p).unwrap();
+        assert_eq!((a.free(), a.quarantined(), a.in_use()), (1, 0, 1));
+        assert_eq!(a.unallocate(p), Err(PortError::NotAllocated { rtp: p.rtp }));
+        assert_eq!(a.allocate(now).unwrap(), p, "at once, not after 30 s");
+        a.release(now, q).unwrap();
+        assert_eq!(a.unallocate(q), Err(PortError::NotAllocated { rtp: q.rtp }));
     }
 
     #[test]

@@ -376,6 +376,16 @@ pub(crate) async fn render(source: &Source) -> std::io::Result<String> {
             );
             family(
                 &mut o,
+                "pinhole_client_cmph_backoff_total",
+                "counter",
+                "Reserves the MPR refused for lack of ports or quota (each starts or lengthens the back-off), and pinholes refused locally during it without a CMPH.",
+                &[
+                    ("result=\"refused_by_mpr\"", s.cmph_backoffs),
+                    ("result=\"held_back\"", s.cmph_held_back),
+                ],
+            );
+            family(
+                &mut o,
                 "pinhole_client_retransmissions_total",
                 "counter",
                 "Control retransmissions sent.",

@@ -48,6 +48,12 @@ pub enum StreamError {
 }
 
 impl StreamError {
+    /// The engine refused at once because the MPR is out of ports a
+    /// moment ago ([`ClientError::BackingOff`]): logged there, once.
+    pub fn is_backing_off(&self) -> bool {
+        matches!(self, Self::Open(ClientError::BackingOff))
+    }
+
     /// A short label, for counters and logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -298,6 +304,7 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
             if e.is_hold() {
                 return Ok(Some(unchanged));
             }
+            let mut fresh_b = None;
             let local = match mode {
                 Mode::Terminal => e.addr,
                 Mode::Aps => match st.b {
@@ -308,6 +315,7 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
                             StreamError::NoPorts
                         })?;
                         st.b = Some(b);
+                        fresh_b = Some(b);
                         SocketAddr::new(self.media_ip, b.rtp)
                     }
                 },
@@ -321,11 +329,28 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
                 key: key_bytes.clone(),
                 inside: (mode == Mode::Aps).then_some(e.addr),
             };
-            let id = ctx.open_pinhole(now, req).map_err(|err| {
-                self.refused += 1;
-                tracing::error!(error = %err, "cannot open a media pinhole");
-                StreamError::Open(err)
-            })?;
+            let id = match ctx.open_pinhole(now, req) {
+                Ok(id) => id,
+                Err(err) => {
+                    self.refused += 1;
+                    if err == ClientError::BackingOff {
+                        // The engine logged the refusal that started it;
+                        // one line per call refused meanwhile would flood.
+                        tracing::debug!(error = %err, "cannot open a media pinhole");
+                    } else {
+                        tracing::error!(error = %err, "cannot open a media pinhole");
+                    }
+                    if let Some(b) = fresh_b {
+                        // Its address never left: no quarantine, or a burst
+                        // of refused calls would leave no port B for the
+                        // calls after it.
+                        st.b = None;
+                        st.local = None;
+                        let _ = self.ports.unallocate(b);
+                    }
+                    return Err(StreamError::Open(err));
+                }
+            };
             self.opened += 1;
             st.pinhole = Some(Pinhole {
                 id,

@@ -198,6 +198,11 @@ pub enum ClientError {
     /// The LEG-KEY is empty or longer than 64 bytes.
     #[error("leg key must be 1-64 bytes")]
     BadLegKey,
+    /// The MPR refused a reserve for lack of ports or quota a moment ago:
+    /// no new reserve goes out until the back-off ends, so a flood of
+    /// calls (or a phone re-dialling) cannot turn into a CMPH storm.
+    #[error("the MPR is out of relay ports: backing off")]
+    BackingOff,
 }
 
 impl ClientError {
@@ -207,6 +212,7 @@ impl ClientError {
             Self::NotRegistered => "not_registered",
             Self::UnknownPinhole => "unknown_pinhole",
             Self::BadLegKey => "bad_leg_key",
+            Self::BackingOff => "backing_off",
         }
     }
 }
@@ -337,6 +343,11 @@ pub struct Stats {
     pub retransmissions: u64,
     /// Keepalives sent.
     pub keepalives: u64,
+    /// Reserves the MPR refused for lack of ports or quota, each starting
+    /// or lengthening the back-off.
+    pub cmph_backoffs: u64,
+    /// Pinholes refused locally during a back-off, without a CMPH.
+    pub cmph_held_back: u64,
     /// 401/438 answered by retrying with a fresh nonce.
     pub nonce_retries: u64,
     /// Responses dropped: unsolicited, from the wrong source, or unauthenticated.
@@ -370,7 +381,24 @@ pub struct Engine {
     /// CMPHs refused with 480, waiting for the re-registration they
     /// triggered: (purpose, local, remote).
     parked: Vec<(Purpose, SocketAddr, SocketAddr)>,
+    /// Reserves refused for capacity: no new one before `until`.
+    backoff: Backoff,
     stats: Stats,
+}
+
+/// The reserve back-off: `retry_min` after the first refusal for lack of
+/// relay ports or quota, doubling up to [`Backoff::MAX`] while refusals go
+/// on, cleared by the next pinhole that opens.
+#[derive(Clone, Copy, Debug, Default)]
+struct Backoff {
+    until: Option<Instant>,
+    next: Duration,
+}
+
+impl Backoff {
+    /// Longest back-off: a call refused is a call lost, so not longer
+    /// than a caller waits for an answer (SIP Timer B, 32 s) by half.
+    const MAX: Duration = Duration::from_secs(16);
 }
 
 impl Engine {
@@ -410,6 +438,7 @@ impl Engine {
             commands: VecDeque::new(),
             events: VecDeque::new(),
             parked: Vec::new(),
+            backoff: Backoff::default(),
             stats: Stats::default(),
         };
         engine.arm(now, Timer::Registration);
@@ -596,9 +625,39 @@ impl Engine {
         match purpose {
             Purpose::Register => self.registration_failed(now, failure),
             Purpose::Reserve(p) | Purpose::Bind(p, _) => {
+                if matches!(
+                    failure,
+                    Failure::Refused(ErrorCode::INSUFFICIENT_CAPACITY | ErrorCode::QUOTA_REACHED)
+                ) {
+                    self.back_off(now);
+                }
                 self.pinhole_failed(p, failure);
             }
         }
+    }
+
+    /// The MPR is out of ports (or our quota): hold new reserves back.
+    fn back_off(&mut self, now: Instant) {
+        let b = &mut self.backoff;
+        b.next = if b.until.is_some() {
+            (b.next * 2).min(Backoff::MAX)
+        } else {
+            self.cfg.retry_min.min(Backoff::MAX)
+        };
+        b.until = Some(now + b.next);
+        self.stats.cmph_backoffs += 1;
+        tracing::warn!(network = %self.cfg.network, backoff = ?b.next,
+            "MPR out of relay ports: no media pinhole reserve for a while");
+    }
+
+    /// The back-off in effect at `now`, if any.
+    pub(super) fn backing_off(&self, now: Instant) -> bool {
+        self.backoff.until.is_some_and(|t| now < t)
+    }
+
+    /// A pinhole opened: the MPR has ports again.
+    pub(super) fn back_on(&mut self) {
+        self.backoff = Backoff::default();
     }
 
     /// A CMPH refused with 480: the MPR lost our route (it restarted).

@@ -68,6 +68,12 @@ impl Engine {
         if req.key.is_empty() || req.key.len() > 64 {
             return Err(ClientError::BadLegKey);
         }
+        if req.relay.is_none() && self.backing_off(now) {
+            // Only a reserve asks the MPR for ports; a bind uses a leg
+            // the MPR already planned.
+            self.stats.cmph_held_back += 1;
+            return Err(ClientError::BackingOff);
+        }
         let id = self.next_pinhole;
         self.next_pinhole += 1;
         let relay = req.relay;
@@ -233,6 +239,7 @@ impl Engine {
         let n = p.components();
         self.commands.extend(maps);
         self.stats.pinholes_opened += 1;
+        self.back_on();
         self.events.push_back(event);
         let interval = self.cfg.effective_refresh();
         for c in 0..n {

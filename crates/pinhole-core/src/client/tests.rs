@@ -36,10 +36,15 @@ struct P {
 
 impl P {
     fn new(f: impl FnOnce(&mut Config)) -> Self {
+        Self::with(|_| {}, f)
+    }
+
+    fn with(m: impl FnOnce(&mut mpr::Config), f: impl FnOnce(&mut Config)) -> Self {
         let now = crate::test_instant();
         let mut mc = mpr::Config::new("203.0.113.10".parse().unwrap(), [1; 32]);
         mc.networks
             .push(mpr::NetworkConfig::new("corp1", CRED.to_vec()));
+        m(&mut mc);
         let mut cc = Config::new(
             "corp1",
             CRED.to_vec(),
@@ -809,4 +814,67 @@ fn deregister_before_any_registration_sends_nothing() {
     assert!(p.cl.poll_transmit().is_none());
     p.advance(Duration::from_secs(60));
     assert!(p.sent.is_empty());
+}
+
+#[test]
+fn reserves_refused_for_lack_of_ports_back_off_instead_of_storming() {
+    // One relay port pair: the first pinhole takes it.
+    let mut p = P::with(
+        |m| m.ports = crate::ports::PortRange::new(30_000, 30_001).unwrap(),
+        |_| {},
+    );
+    p.advance(Duration::from_millis(10));
+    let req = |port: u16| PinholeRequest {
+        local: SocketAddr::new("10.0.0.2".parse().unwrap(), port),
+        relay: None,
+        rtcp: RtcpMode::Mux,
+        key: format!("k{port}").into_bytes(),
+        inside: None,
+    };
+    let first = p.cl.open_pinhole(p.now, req(47_000)).unwrap();
+    p.advance(Duration::from_millis(10));
+    assert!(matches!(p.events.last(), Some(Event::PinholeOpened { id, .. }) if *id == first));
+    // Calls keep coming, 10 a second for 20 s: the MPR sees a reserve
+    // only when the back-off (1, 2, 4, 8, 16 s) has run out.
+    let start = p.now;
+    let (mut refused_locally, mut sent) = (0, 0);
+    for i in 0..200u16 {
+        p.run_until(start + Duration::from_millis(100) * u32::from(i));
+        match p.cl.open_pinhole(p.now, req(47_002 + 2 * i)) {
+            Ok(_) => sent += 1,
+            Err(ClientError::BackingOff) => refused_locally += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    p.advance(Duration::from_millis(100));
+    // At 0, 1, 3, 7 and 15 s: five reserves, each refused with 508.
+    assert_eq!(sent, 5, "reserves that reached the MPR");
+    assert_eq!(refused_locally, 195);
+    let s = p.cl.stats();
+    assert_eq!((s.cmph_backoffs, s.cmph_held_back), (5, 195));
+    assert_eq!(p.mpr.stats().ports_exhausted, 5);
+    // A bind to a leg the MPR already planned is never held back.
+    let bind = PinholeRequest {
+        relay: Some(addr("203.0.113.10:30000")),
+        ..req(48_000)
+    };
+    assert!(p.cl.open_pinhole(p.now, bind).is_ok());
+    // Ports free again: the next reserve after the back-off opens and
+    // clears it.
+    p.cl.close_pinhole(first).unwrap();
+    p.mpr = restarted_mpr(&p, |_| {});
+    p.advance(Duration::from_secs(40));
+    let id = p.cl.open_pinhole(p.now, req(49_000)).unwrap();
+    p.advance(Duration::from_millis(50));
+    assert!(
+        p.events
+            .iter()
+            .any(|e| matches!(e, Event::PinholeOpened { id: x, .. } if *x == id)),
+        "{:?}",
+        p.events
+    );
+    assert!(
+        p.cl.open_pinhole(p.now, req(49_002)).is_ok(),
+        "back-off cleared"
+    );
 }

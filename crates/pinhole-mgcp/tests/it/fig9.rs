@@ -625,3 +625,49 @@ fn a_pinhole_that_fails_is_reported_with_its_leg_key() {
     // The 502 carried no description: nothing was planned at the MPR.
     assert_eq!(w.mpr_alg_events(Protocol::Mgcp), []);
 }
+
+#[test]
+fn with_the_relay_out_of_ports_each_crcx_gets_one_502_and_the_aps_backs_off() {
+    // 4 port pairs, all taken (by public calls the MPR relays).
+    let Fig9 {
+        mut w,
+        mut ca,
+        mut ga,
+        ..
+    } = fig9_with(|mc| mc.ports = PortRange::new(30_000, 30_007).unwrap());
+    let now = w.now();
+    assert_eq!(pinhole_testkit::exhaust::take_every_port(w.mpr(), now), 2);
+    let cmph = |w: &World| {
+        w.ladder()
+            .iter()
+            .filter(|r| r.what.starts_with("CMPH request") && r.dst == a(MPR))
+            .count()
+    };
+    let before = cmph(&w);
+    // The call agent sets up 100 calls on A, 5 a second for 20 s; the
+    // gateway answers each.
+    let (answers, logs) = pinhole_testkit::exhaust::counted(|| {
+        let mut answers = Vec::new();
+        for n in 0..100 {
+            let (_, crcx) = ca.command("CRCX", EP_A, &[("C", &format!("X{n}"))], None);
+            w.send(a(CA), a(MPR), crcx);
+            w.run_for(Duration::from_millis(100));
+            for got in take(&mut w, GW_A) {
+                let back = ga.answer(&got);
+                w.send(a(GW_A), a(APS1), back);
+            }
+            w.run_for(Duration::from_millis(100));
+            answers.extend(take(&mut w, CA).iter().map(|d| code(d)));
+        }
+        w.run_for(Duration::from_secs(1));
+        answers.extend(take(&mut w, CA).iter().map(|d| code(d)));
+        answers
+    });
+    assert_eq!(answers.len(), 100, "one answer per CRCX");
+    assert!(answers.iter().all(|c| *c == 502), "{answers:?}");
+    // Reserves reached the MPR at 0, 1, 3, 7 and 15 s (back-off 1-16 s).
+    let sent = cmph(&w) - before;
+    assert_eq!(sent, 5, "CMPH reserves sent");
+    assert!(logs.warn + logs.error <= 3 * sent as u64, "{logs:?}");
+    assert_eq!(w.mpr().stats().legs_open, 4, "only the fillers' legs");
+}

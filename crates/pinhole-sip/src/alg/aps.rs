@@ -575,7 +575,9 @@ impl Aps {
                 if matches!(e, StreamError::Open(_)) {
                     self.stats.pinhole_failures += 1;
                 }
-                tracing::error!(error = %e, "SIP: no media pinhole for the message");
+                if !e.is_backing_off() {
+                    tracing::error!(error = %e, "SIP: no media pinhole for the message");
+                }
                 Ok(Step::Failed(e))
             }
             Step::Wait => Ok(Step::Wait),

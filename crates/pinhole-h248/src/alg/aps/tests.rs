@@ -70,12 +70,18 @@ impl Bed {
     }
 
     fn with(pc: ApsConfig, registered: bool) -> Self {
+        Self::tuned(pc, registered, |_| {})
+    }
+
+    /// [`Bed::with`], the MPR engine's configuration changed by `tune`.
+    fn tuned(pc: ApsConfig, registered: bool, tune: impl FnOnce(&mut mpr::Config)) -> Self {
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         let mut mc = mpr::Config::new(sa(MPR).ip(), [1; 32]);
         mc.control_ports = vec![2944];
         mc.networks
             .push(mpr::NetworkConfig::new("corp1", b"s".to_vec()));
+        tune(&mut mc);
         let mpr = mpr::Engine::new(mc, now).unwrap();
         let cc = client::Config::new(
             "corp1",
@@ -561,4 +567,53 @@ fn terminal_mode_refuses_a_reply_whose_pinhole_failed_as_the_aps_does() {
     let sub = crate::parse(&to_mg[0].payload).unwrap();
     assert_eq!(sub.mid().text, "[10.1.0.10]:2950", "in the ALG's name");
     assert_eq!(b.aps.terminations(), 0);
+}
+
+#[test]
+fn with_the_relay_out_of_ports_each_add_gets_one_510_and_the_aps_backs_off() {
+    let pc = ApsConfig::new(
+        sa(APS),
+        sa(APS).ip(),
+        PortRange::new(20_000, 20_099).unwrap(),
+        [3; 32],
+    );
+    // 4 port pairs, all taken (by public calls the MPR relays).
+    let mut b = Bed::tuned(pc, true, |mc| {
+        mc.ports = PortRange::new(30_000, 30_007).unwrap();
+    });
+    let now = b.now;
+    assert_eq!(
+        pinhole_testkit::exhaust::take_every_port(&mut b.mpr, now),
+        2
+    );
+    let cmph = b.cl.stats().cmph_sent;
+    // The MGC adds 100 terminations, 5 a second for 20 s; the gateway
+    // answers each with its Local.
+    let (refusals, logs) = pinhole_testkit::exhaust::counted(|| {
+        let mut refusals = Vec::new();
+        for id in 10..110u32 {
+            b.now += Duration::from_millis(200);
+            b.cl.handle_timeout(b.now);
+            b.pump(false);
+            b.mpr_sends(&tag(MG_MID, &add(id, None)));
+            let term = format!("RTP/{id}");
+            let mut out = b.mg_sends(&add_reply(id, id, &term, Some(sa("10.1.0.10:4000"))));
+            let events = b.pump(false);
+            out.extend(b.report(&events));
+            for t in out {
+                if t.remote == sa(MPR) {
+                    refusals.push(error_of(&t.payload));
+                }
+            }
+        }
+        refusals
+    });
+    let want: Vec<(u32, u32)> = (10..110).map(|id| (id, 510)).collect();
+    assert_eq!(refusals, want, "one 510 per Add, in order");
+    // Reserves reached the MPR at 0, 1, 3, 7 and 15 s (back-off 1-16 s).
+    let sent = b.cl.stats().cmph_sent - cmph;
+    assert_eq!(sent, 5, "CMPH reserves sent");
+    assert_eq!(b.cl.stats().cmph_held_back, 95);
+    assert!(logs.warn + logs.error <= 3 * sent, "{logs:?}");
+    assert_eq!((b.aps.terminations(), b.aps.ports_in_use()), (0, 0));
 }

@@ -296,7 +296,12 @@ impl Aps {
                     self.stats.sdp_rewritten += 1;
                 }
                 Step::Failed(e) => {
-                    tracing::warn!(mid = %mg, error = %e, "H.248: a media pinhole failed");
+                    if e.is_backing_off() {
+                        // Logged once, where the back-off began.
+                        tracing::debug!(mid = %mg, error = %e, "H.248: a media pinhole failed");
+                    } else {
+                        tracing::warn!(mid = %mg, error = %e, "H.248: a media pinhole failed");
+                    }
                     return Flow::Refuse(PINHOLE_FAILED, p);
                 }
             }

@@ -115,7 +115,12 @@ impl Aps {
                             return false;
                         }
                         Ok(Step::Failed(e)) => {
-                            tracing::warn!(error = %e, "MGCP: a media pinhole failed");
+                            if e.is_backing_off() {
+                                // Logged once, where the back-off began.
+                                tracing::debug!(error = %e, "MGCP: a media pinhole failed");
+                            } else {
+                                tracing::warn!(error = %e, "MGCP: a media pinhole failed");
+                            }
                             self.refuse(now, ctx, txid, c, PINHOLE_FAILED);
                             mark(&mut drop, k);
                         }

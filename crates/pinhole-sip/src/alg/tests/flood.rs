@@ -154,3 +154,59 @@ fn strangers_past_the_networks_cap_get_486() {
     assert_eq!(codes(w, &t), [486], "the called network is busy");
     assert_eq!(take_sip(w, PHONE_B).len(), 1);
 }
+
+/// A's INVITE number `n` (a new call each: a phone re-dialling, or many
+/// phones calling at once).
+fn invite_from_a(n: u32) -> Vec<u8> {
+    Request::new("INVITE", "sip:bob@corp2.example")
+        .via(PHONE_A, &format!("z9hG4bK-re{n}"))
+        .max_forwards(70)
+        .from(&format!("<sip:alice@corp1.example>;tag=re{n}"))
+        .to("<sip:bob@corp2.example>")
+        .call_id(&format!("redial-{n}@10.1.0.10"))
+        .cseq(1)
+        .contact(&format!("sip:alice@{PHONE_A}"))
+        .sdp(&sdp(a(MEDIA_A)))
+        .build()
+}
+
+#[test]
+fn with_the_relay_out_of_ports_the_aps_answers_each_call_once_and_backs_off() {
+    // 4 port pairs, all taken (by public calls the MPR relays).
+    let mut f = fig11_tuned(client::CmphMode::Request, |c| {
+        c.ports = PortRange::new(30_000, 30_007).unwrap();
+    });
+    let w = &mut f.w;
+    let now = w.now();
+    assert_eq!(pinhole_testkit::exhaust::take_every_port(w.mpr(), now), 2);
+    let cmph = |w: &World| {
+        w.ladder()
+            .iter()
+            .filter(|r| r.what.starts_with("CMPH request") && r.dst == a(MPR))
+            .count()
+    };
+    let before = cmph(w);
+    // 10 calls a second for 20 s from inside corp1.
+    let ((), logs) = pinhole_testkit::exhaust::counted(|| {
+        for n in 0..200 {
+            w.send(a(PHONE_A), a(APS1), invite_from_a(n));
+            w.run_for(Duration::from_millis(100));
+        }
+        w.run_for(Duration::from_secs(1));
+    });
+    let answers: Vec<u16> = take_sip(w, PHONE_A)
+        .iter()
+        .filter_map(|r| Message::parse(r).ok()?.status())
+        .collect();
+    assert_eq!(answers.len(), 200, "one answer per call");
+    assert!(answers.iter().all(|c| *c == 503), "{answers:?}");
+    assert!(take_sip(w, PHONE_B).is_empty(), "no call left corp1");
+    // Reserves reached the MPR at 0, 1, 3, 7 and 15 s (back-off 1-16 s):
+    // not one per call, and never a loop.
+    let sent = cmph(w) - before;
+    assert_eq!(sent, 5, "CMPH reserves sent");
+    assert_eq!(w.mpr().stats().ports_exhausted, 5 + 1);
+    // Log: a WARN per reserve the MPR refused (the failure, the back-off)
+    // and nothing per call held back.
+    assert!(logs.warn + logs.error <= 3 * sent as u64, "{logs:?}");
+}
