@@ -671,3 +671,40 @@ fn with_the_relay_out_of_ports_each_crcx_gets_one_502_and_the_aps_backs_off() {
     assert!(logs.warn + logs.error <= 3 * sent as u64, "{logs:?}");
     assert_eq!(w.mpr().stats().legs_open, 4, "only the fillers' legs");
 }
+
+#[test]
+fn a_stranger_other_than_the_call_agent_is_held_to_the_limits_and_the_call_agent_is_not() {
+    let Fig9 { mut w, mut ca, .. } = fig9_with(|mc| {
+        mc.ports = PortRange::new(30_000, 30_063).unwrap();
+        mc.limits.per_source = 2;
+    });
+    let internet = w.internet;
+    w.add_host(internet, ip("192.0.2.99"), "X");
+    let x: SocketAddr = a("192.0.2.99:2427");
+    let offer = sdp(a("192.0.2.99:7000"));
+    // Two CRCX with the stranger's media: the first holds its 2 legs.
+    let mut codes_x = Vec::new();
+    for c in ["X1", "X2"] {
+        let (_, crcx) = ca.command("CRCX", EP_A, &[("C", c)], Some(&offer));
+        w.send(x, a(MPR), crcx);
+        w.run_for(Duration::from_millis(300));
+        codes_x.extend(take(&mut w, "192.0.2.99:2427").iter().map(|d| code(d)));
+    }
+    assert_eq!(
+        take(&mut w, GW_A).len(),
+        1,
+        "only the first reached the gateway"
+    );
+    assert_eq!(codes_x.len(), 1, "{codes_x:?}");
+    assert!(codes_x[0] >= 400, "{codes_x:?}");
+    assert_eq!(w.mpr().stats().unanswered_refused, 1);
+    // The configured call agent is trusted: three of its offers pass.
+    for c in ["C1", "C2", "C3"] {
+        let (_, crcx) = ca.command("CRCX", EP_A, &[("C", c)], Some(&offer));
+        w.send(a(CA), a(MPR), crcx);
+        w.run_for(Duration::from_millis(300));
+    }
+    assert_eq!(take(&mut w, GW_A).len(), 3);
+    assert!(take(&mut w, CA).is_empty());
+    assert_eq!(w.mpr().stats().unanswered_refused, 1);
+}

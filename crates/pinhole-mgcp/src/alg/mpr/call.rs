@@ -101,7 +101,19 @@ impl Call {
 
 impl Mpr {
     /// The call record `id`, created if new (403 at the call limit).
-    fn call_or_new(&mut self, now: Instant, id: &CallId) -> Result<&mut Call, Rejection> {
+    fn call_or_new(
+        &mut self,
+        now: Instant,
+        id: &CallId,
+        source: IpAddr,
+    ) -> Result<&mut Call, Rejection> {
+        // A command from another than the configured call agent comes from
+        // a stranger: its unanswered calls are held to the engine's limits.
+        let stranger = self
+            .cfg
+            .call_agent
+            .is_some_and(|ca| ca.ip() != source)
+            .then_some(source);
         if !self.calls.contains_key(id) {
             if self.calls.len() >= self.cfg.max_calls {
                 self.stats.calls_refused += 1;
@@ -116,7 +128,10 @@ impl Mpr {
             self.calls.insert(
                 id.clone(),
                 Call {
-                    media: MediaCall::new(key),
+                    media: match stranger {
+                        Some(ip) => MediaCall::new(key).from_stranger(ip),
+                        None => MediaCall::new(key),
+                    },
                     parties: Sides::new(),
                     written: HashMap::new(),
                     created: now,
@@ -159,7 +174,7 @@ impl Mpr {
         };
         let place = Place::Network(n.to_owned());
         let id = self.record_for(&id, &place, endpoint, conn, kind, &endpoints);
-        let call = self.call_or_new(now, &id)?;
+        let call = self.call_or_new(now, &id, rx.remote.ip())?;
         call.last = now;
         // Streams whose address is a relay address this call wrote.
         let relayed: Vec<(MediaEndpoint, Side, u16)> = endpoints
