@@ -7,6 +7,9 @@
 //! few worker threads). The drivers that run the sans-IO engines of
 //! `pinhole-core` over tokio sockets will join them as sibling modules.
 //!
+//! [`logs`] limits log lines per callsite (a flood of datagrams must not
+//! become a flood of lines); the daemons install it on their output.
+//!
 //! The firewall simulator binds to loopback addresses only; the relay binds
 //! exactly the addresses its commands name.
 //!
@@ -52,4 +55,5 @@
 
 pub mod driver;
 pub mod firewall;
+pub mod logs;
 pub mod relay;

@@ -12,6 +12,7 @@ use pinhole_core::{client, mpr};
 use pinhole_h248::alg as h248_alg;
 use pinhole_mgcp::alg as mgcp_alg;
 use pinhole_net::driver::{Direct, client as client_driver, mpr as mpr_driver};
+use pinhole_net::logs::LogLimit;
 use pinhole_net::relay::Relay;
 use pinhole_sip::alg as sip_alg;
 use tokio::net::UdpSocket;
@@ -52,12 +53,16 @@ impl Signals {
     }
 }
 
-/// Stops the metrics endpoint, lets the driver end once its handle is gone,
-/// and waits for it (bounded).
-async fn stop(metrics: Option<JoinHandle<()>>, task: JoinHandle<()>) {
-    if let Some(m) = metrics {
-        m.abort();
-        let _ = m.await;
+/// Stops the metrics endpoint and the log flusher, lets the driver end
+/// once its handle is gone, and waits for it (bounded).
+async fn stop(
+    metrics: Option<JoinHandle<()>>,
+    flusher: Option<JoinHandle<()>>,
+    task: JoinHandle<()>,
+) {
+    for t in [metrics, flusher].into_iter().flatten() {
+        t.abort();
+        let _ = t.await;
     }
     let abort = task.abort_handle();
     match tokio::time::timeout(STOP_GRACE, task).await {
@@ -69,8 +74,9 @@ async fn stop(metrics: Option<JoinHandle<()>>, task: JoinHandle<()>) {
     }
 }
 
-/// Runs an MPR until SIGTERM or SIGINT.
-pub(crate) async fn run_mpr(path: &Path) -> Result<()> {
+/// Runs an MPR until SIGTERM or SIGINT; reports suppressed log lines
+/// every interval through `logs`.
+pub(crate) async fn run_mpr(path: &Path, logs: Option<&LogLimit>) -> Result<()> {
     let file = MprFile::parse(&read(path)?).with_context(|| format!("{}", path.display()))?;
     let s = file
         .validate(os_seed())
@@ -118,6 +124,9 @@ pub(crate) async fn run_mpr(path: &Path) -> Result<()> {
         Some(a) => Some(metrics::serve(a, Source::Mpr(handle.clone())).await?),
         None => None,
     };
+    // A flood's per-datagram lines are limited; their summaries go out
+    // every interval even once the flood has stopped.
+    let flusher = logs.map(LogLimit::spawn_flusher);
     tracing::info!(control = ?s.controls, relay_ports = %format!("{first}-{last}"), ?networks, "MPR running");
     let why = {
         let mut events_open = true;
@@ -140,7 +149,7 @@ pub(crate) async fn run_mpr(path: &Path) -> Result<()> {
     drop(handle);
     drop(out.events);
     drop(out.signaling);
-    stop(metrics, out.task).await;
+    stop(metrics, flusher, out.task).await;
     Ok(())
 }
 
@@ -161,8 +170,9 @@ fn log_mpr_event(e: &mpr::Event) {
     }
 }
 
-/// Runs an APS until SIGTERM or SIGINT.
-pub(crate) async fn run_aps(path: &Path) -> Result<()> {
+/// Runs an APS until SIGTERM or SIGINT; reports suppressed log lines
+/// every interval through `logs`.
+pub(crate) async fn run_aps(path: &Path, logs: Option<&LogLimit>) -> Result<()> {
     let file = ApsFile::parse(&read(path)?).with_context(|| format!("{}", path.display()))?;
     let s = file
         .validate(os_seed())
@@ -203,6 +213,7 @@ pub(crate) async fn run_aps(path: &Path) -> Result<()> {
         Some(a) => Some(metrics::serve(a, Source::Client(handle.clone())).await?),
         None => None,
     };
+    let flusher = logs.map(LogLimit::spawn_flusher);
     tracing::info!(signaling = %local, mpr = %mpr_addr, "APS running");
     let why = {
         let mut events_open = true;
@@ -235,7 +246,7 @@ pub(crate) async fn run_aps(path: &Path) -> Result<()> {
     drop(out.events);
     drop(out.signaling);
     drop(out.media);
-    stop(metrics, out.task).await;
+    stop(metrics, flusher, out.task).await;
     Ok(())
 }
 

@@ -5,7 +5,9 @@
 //!
 //! Every subcommand has `--help`. Logs go to stderr through `tracing`,
 //! human-readable by default or one JSON object per line with
-//! `--log-format json`; `RUST_LOG` overrides `--log-level`. The daemons stop
+//! `--log-format json`; `RUST_LOG` overrides `--log-level`. Lines are
+//! limited per callsite (`--log-burst` per `--log-interval-secs`, the rest
+//! counted in one summary line; `pinhole_net::logs`). The daemons stop
 //! gracefully on SIGTERM or SIGINT. See `docs/operations.md` for deployment,
 //! the configuration reference and the metrics.
 
@@ -34,6 +36,15 @@ struct Cli {
     /// Log level (error, warn, info, debug, trace); `RUST_LOG` overrides it.
     #[arg(long, global = true)]
     log_level: Option<String>,
+    /// Log lines of one callsite (one place in the code) that pass per
+    /// interval; the rest are counted and reported in one summary line
+    /// (target `pinhole::logs`). 0: no limit.
+    #[arg(long, default_value_t = 5, global = true)]
+    log_burst: u32,
+    /// The interval of `--log-burst`, in seconds.
+    #[arg(long, default_value_t = 10, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    log_interval_secs: u64,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -105,10 +116,18 @@ fn main() -> ExitCode {
         (None, Cmd::Demo { .. } | Cmd::Inspect { .. } | Cmd::Rewrite { .. }) => "warn".to_owned(),
         (None, _) => "info".to_owned(),
     };
-    if let Err(e) = init_logs(cli.log_format, &default_level) {
-        eprintln!("pinhole: {e:#}");
-        return ExitCode::from(2);
-    }
+    let rule = pinhole_net::logs::Rule {
+        burst: cli.log_burst,
+        interval: std::time::Duration::from_secs(cli.log_interval_secs),
+        ..Default::default()
+    };
+    let log_limit = match init_logs(cli.log_format, &default_level, rule) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("pinhole: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -123,8 +142,12 @@ fn main() -> ExitCode {
     let log_format = cli.log_format;
     let result = runtime.block_on(async {
         match cli.cmd {
-            Cmd::Mpr { config } => daemon::run_mpr(&config).await.map(|()| true),
-            Cmd::Aps { config } => daemon::run_aps(&config).await.map(|()| true),
+            Cmd::Mpr { config } => daemon::run_mpr(&config, log_limit.as_ref())
+                .await
+                .map(|()| true),
+            Cmd::Aps { config } => daemon::run_aps(&config, log_limit.as_ref())
+                .await
+                .map(|()| true),
             Cmd::Demo { json, seconds } => demo::run(json, seconds).await,
             Cmd::Inspect { file } => inspect::run(&file),
             Cmd::Rewrite { to, file } => inspect::rewrite(&file, to),
@@ -132,6 +155,10 @@ fn main() -> ExitCode {
     });
     // Do not wait for sockets' reader tasks; the drivers are done.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    // What was suppressed since the last summary is reported before exit.
+    if let Some(l) = &log_limit {
+        l.flush_all();
+    }
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -145,19 +172,137 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logs(format: LogFormat, default_level: &str) -> anyhow::Result<()> {
+/// Installs the logger: `RUST_LOG` (else `default_level`) filters, then
+/// lines are limited per callsite by `rule` (returned to be flushed; none
+/// when `rule.burst` is 0), then written to stderr in `format`.
+fn init_logs(
+    format: LogFormat,
+    default_level: &str,
+    rule: pinhole_net::logs::Rule,
+) -> anyhow::Result<Option<pinhole_net::logs::LogLimit>> {
+    use tracing_subscriber::fmt;
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = log_filter(std::env::var("RUST_LOG").ok(), default_level, rule)?;
+    let out = fmt::layer().with_writer(std::io::stderr);
+    let out = match format {
+        LogFormat::Human => out.boxed(),
+        LogFormat::Json => out.json().boxed(),
+    };
+    let limit = rule
+        .limits()
+        .then(|| pinhole_net::logs::LogLimit::new(rule));
+    let out = match &limit {
+        Some(l) => l.layer(out).boxed(),
+        None => out,
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(out)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))?;
+    Ok(limit)
+}
+
+/// `rust_log` (when set and not empty) or `default_level`; with a limit,
+/// the summaries (WARN, `pinhole::logs`) pass even at `--log-level error`,
+/// unless the directives name their target: they only ever report lines
+/// that passed the filter.
+fn log_filter(
+    rust_log: Option<String>,
+    default_level: &str,
+    rule: pinhole_net::logs::Rule,
+) -> anyhow::Result<tracing_subscriber::EnvFilter> {
+    use pinhole_net::logs::TARGET;
     use tracing_subscriber::EnvFilter;
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(s) if !s.is_empty() => EnvFilter::try_new(s)?,
-        _ => EnvFilter::try_new(default_level)
-            .map_err(|e| anyhow::anyhow!("--log-level {default_level:?}: {e}"))?,
+    let (spec, filter) = match rust_log {
+        Some(s) if !s.is_empty() => {
+            let f = EnvFilter::try_new(&s)?;
+            (s, f)
+        }
+        _ => {
+            let f = EnvFilter::try_new(default_level)
+                .map_err(|e| anyhow::anyhow!("--log-level {default_level:?}: {e}"))?;
+            (default_level.to_owned(), f)
+        }
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let r = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    r.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+    if !rule.limits() || spec.contains(TARGET) {
+        return Ok(filter);
+    }
+    Ok(filter.add_directive(format!("{TARGET}=warn").parse()?))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use pinhole_net::logs::{Rule, TARGET};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::log_filter;
+
+    /// The messages that pass `filter`.
+    fn passed(filter: tracing_subscriber::EnvFilter) -> String {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let o = out.clone();
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || WriteTo(o.clone()));
+        let subscriber = tracing_subscriber::registry().with(filter).with(fmt);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target: TARGET, "a summary");
+            tracing::warn!(target: "pinhole_sip::alg::mpr", "a warning");
+            tracing::error!(target: "pinhole_sip::alg::mpr", "an error");
+        });
+        String::from_utf8(out.lock().unwrap().clone()).unwrap()
+    }
+
+    struct WriteTo(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for WriteTo {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn summaries_pass_a_stricter_level_unless_named() {
+        let limited = Rule::default();
+        let unlimited = Rule {
+            burst: 0,
+            ..Rule::default()
+        };
+        let out = passed(log_filter(None, "error", limited).unwrap());
+        assert!(
+            out.contains("a summary") && out.contains("an error"),
+            "{out}"
+        );
+        assert!(!out.contains("a warning"), "{out}");
+        let out = passed(log_filter(Some("error".into()), "info", limited).unwrap());
+        assert!(
+            out.contains("a summary") && !out.contains("a warning"),
+            "{out}"
+        );
+        // Named: the operator's word.
+        let spec = format!("error,{TARGET}=off");
+        let out = passed(log_filter(Some(spec), "info", limited).unwrap());
+        assert!(
+            !out.contains("a summary") && out.contains("an error"),
+            "{out}"
+        );
+        // No limit, no summaries: the filter is the operator's as given.
+        let out = passed(log_filter(None, "error", unlimited).unwrap());
+        assert!(!out.contains("a summary"), "{out}");
+        // RUST_LOG empty: the level.
+        let out = passed(log_filter(Some(String::new()), "warn", limited).unwrap());
+        assert!(out.contains("a warning"), "{out}");
+        assert!(log_filter(None, "pinhole=loud", limited).is_err());
+    }
 }

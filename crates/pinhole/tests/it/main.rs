@@ -7,7 +7,8 @@
 //! The suites run in parallel threads of this one process, so a fixed
 //! port (a relay's or an APS's range) is only ever bound on an address no
 //! other suite uses: `pinhole demo` relays on 127.0.0.3, `daemons` on
-//! .44, `sip_daemons` on .43 with its APSs on .47 and .48. On the shared
+//! .44, `sip_daemons` on .43 with its APSs on .47 and .48, `log_flood`
+//! on .110 and .111. On the shared
 //! addresses (127.0.0.1, .2, …) the suites bind ephemeral ports, and only
 //! `sip_daemons`' sipp phones fixed ones (6000, 6002, 8888), below the
 //! ephemeral range.
@@ -15,4 +16,5 @@
 mod daemons;
 mod demo;
 mod inspect;
+mod log_flood;
 mod sip_daemons;
