@@ -6,8 +6,9 @@
 //! 1 000 datagrams/s, 2.3 MB of WARN lines per 10 s. Counters stay exact;
 //! only log lines are limited.
 //!
-//! **The rule.** Per callsite (one `tracing` macro invocation, whatever its
-//! level, ERROR included: a flood can be of errors), at most
+//! **The rule.** Per callsite (one `tracing` macro invocation at WARN or
+//! ERROR, [`Rule::least_severe`]: a flood can be of errors; INFO lines of
+//! calls and registrations all pass), at most
 //! [`Rule::burst`] events pass per [`Rule::interval`]; the rest of that
 //! interval's events of the callsite are suppressed and counted. The
 //! interval of a callsite starts with its first event after the previous
@@ -79,15 +80,21 @@ pub struct Rule {
     /// callsites are forgotten), events of untracked callsites are
     /// suppressed and counted together.
     pub max_callsites: usize,
+    /// The least severe level limited. Less severe events pass: the INFO
+    /// lines of a call's or a registration's life must all be there under
+    /// real load, and what anyone on the internet can trigger per datagram
+    /// is logged at WARN or ERROR. Default WARN.
+    pub least_severe: Level,
 }
 
 impl Default for Rule {
-    /// 5 events per callsite per 10 s, 4096 callsites.
+    /// 5 WARN or ERROR events per callsite per 10 s, 4096 callsites.
     fn default() -> Self {
         Self {
             burst: 5,
             interval: Duration::from_secs(10),
             max_callsites: 4096,
+            least_severe: Level::WARN,
         }
     }
 }
@@ -625,7 +632,12 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if !self.limit.shared.rule.limits() || event.metadata().target() == TARGET {
+        let rule = &self.limit.shared.rule;
+        // tracing orders levels by verbosity: less severe is greater.
+        if !rule.limits()
+            || event.metadata().target() == TARGET
+            || *event.metadata().level() > rule.least_severe
+        {
             self.inner.on_event(event, ctx);
             return;
         }

@@ -17,6 +17,7 @@ fn rule(burst: u32, max_callsites: usize) -> Rule {
         burst,
         interval: TEN,
         max_callsites,
+        least_severe: Level::WARN,
     }
 }
 
@@ -281,20 +282,29 @@ fn the_next_event_after_the_interval_writes_the_summary_first() {
 }
 
 #[test]
-fn errors_are_limited_too_and_callsites_independently() {
+fn errors_are_limited_too_and_callsites_independently_and_info_is_not() {
     let (clock, out) = (Clock::new(), Capture::default());
     let (dispatch, limit) = human(rule(3, 16), &clock, &out);
     tracing::dispatcher::with_default(&dispatch, || {
         for _ in 0..100 {
             tracing::error!("relay socket failed");
             tracing::warn!("control message replayed");
-            tracing::info!(target: "pinhole_net::driver", "intent refused");
+            tracing::warn!(target: "pinhole_net::driver", "intent refused");
+            // INFO lines (a call's life) are not limited.
+            tracing::info!("call anchored");
         }
         clock.advance(TEN);
         assert_eq!(limit.flush(), 3);
     });
     let lines = out.lines();
-    assert_eq!(lines.len(), 3 * 3 + 3, "{lines:#?}");
+    assert_eq!(lines.len(), 3 * 3 + 3 + 100, "{lines:#?}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.ends_with("call anchored"))
+            .count(),
+        100
+    );
     for m in [
         "relay socket failed",
         "control message replayed",
