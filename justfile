@@ -126,6 +126,12 @@ fuzz-run:
         -max_total_time={{fuzz_secs}} -print_final_stats=1
     done
 
+# The hostile-load run in its full form (tests/tests/hostile.rs): floods the
+# real daemons on loopback as an attacker would, then sets up a call, and
+# prints what got through. The short form runs in `just test`.
+hostile:
+    cargo test --release --locked -p pinhole-tests --test hostile -- --ignored --nocapture
+
 # Run the demo: the Fig. 6-8 message ladder through simulated firewalls,
 # the SIP ladders of Figs. 11 (APS) and 12 (smart terminals, no APS), the
 # MGCP ladders of Figs. 9 and 10, the H.248 ladders of Figs. 13 (APS) and

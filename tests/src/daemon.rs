@@ -127,6 +127,11 @@ impl Daemon {
         )
     }
 
+    /// The child's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.0.as_ref().map(Child::id)
+    }
+
     /// Sends SIGTERM and waits at most `within` for the exit (then kills
     /// it and panics). Returns the exit status and, if the child's stderr
     /// was piped, all it wrote there.
