@@ -141,7 +141,9 @@ struct Bed {
 }
 
 impl Bed {
-    fn start() -> Self {
+    /// The bed; `limits` goes into the MPR's file as its `[limits]`
+    /// section (empty: the defaults).
+    fn start(limits: &str) -> Self {
         let mpr_sip = free_udp(MPR_IP);
         let aps_sig = [free_udp(APS_IPS[0]), free_udp(APS_IPS[1])];
         let callee = UdpSocket::bind((PHONE_IPS[1], 0)).unwrap();
@@ -152,7 +154,8 @@ impl Bed {
                 "relay_ip = \"{MPR_IP}\"\ncontrol_ports = [{}]\nmetrics = \"{}\"\n\
                  [relay]\nports = {{ first = 47400, last = 47463 }}\n\
                  [[networks]]\nid = \"corp1\"\ncredential = \"one\"\ndomains = [\"corp1.example\"]\n\
-                 [[networks]]\nid = \"corp2\"\ncredential = \"two\"\ndomains = [\"corp2.example\"]\n",
+                 [[networks]]\nid = \"corp2\"\ncredential = \"two\"\ndomains = [\"corp2.example\"]\n\
+                 [limits]\n{limits}",
                 mpr_sip.port(),
                 free_tcp()
             ),
@@ -255,6 +258,8 @@ struct Outcome {
     secs: f64,
     /// RTP packets that arrived (caller → callee, callee → caller).
     media: Option<(u32, u32)>,
+    /// CMPH reserves the calling network's APS sent.
+    cmph: Option<u64>,
 }
 
 impl Outcome {
@@ -276,7 +281,10 @@ impl Outcome {
             self.aps_log,
             self.aps_cpu,
             self.media
-                .map_or(String::new(), |(a, b)| format!(" | RTP {a}/50 →, {b}/50 ←")),
+                .map_or(String::new(), |(a, b)| format!(" | RTP {a}/50 →, {b}/50 ←"))
+                + &self
+                    .cmph
+                    .map_or(String::new(), |n| format!(" | APS1 sent {n} CMPH")),
         )
     }
 }
@@ -397,7 +405,7 @@ fn mutated(from: SocketAddr, n: u32, rng: &mut Xs) -> Vec<u8> {
 }
 
 fn run(scale: Scale) -> Vec<(&'static str, Outcome)> {
-    let b = Bed::start();
+    let b = Bed::start("");
     let mut report = Vec::new();
 
     // 40+ unauthenticated INVITEs to a served domain, one per stranger.
@@ -470,7 +478,44 @@ fn run(scale: Scale) -> Vec<(&'static str, Outcome)> {
         b.mpr
             .metric("pinhole_drops_total{reason=\"amplification\"}"),
     );
+    drop(b);
+    report.push(("out of ports", out_of_ports(scale)));
+    let o = &report.last().unwrap().1;
+    eprintln!("  {}", o.line("out of ports"));
     report
+}
+
+/// The retry storm's setting: with the caps lifted, strangers' INVITEs take
+/// every relay port pair; then corp1's phone dials 10 times a second. Its
+/// APS answers each call 503 and sends a reserve only when its back-off
+/// ends (before: a reserve per call, and a loop of ~3,660 per second).
+/// `o.sent` counts the calls, `o.answers` their answers, `o.cmph` the
+/// CMPHs APS1 sent.
+fn out_of_ports(scale: Scale) -> Outcome {
+    let b = Bed::start("unanswered_legs_total = 32\n");
+    let socks: Vec<UdpSocket> = (0..40).map(|i| stranger(200 + i)).collect();
+    for (i, s) in socks.iter().enumerate() {
+        let me = s.local_addr().unwrap();
+        s.send_to(&invite(me, &format!("take-{i}"), &sdp(me)), b.mpr_sip)
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(b.mpr.metric("pinhole_legs_open"), 32.0, "every pair taken");
+    b.callee_inbox();
+    let cmph_key = "pinhole_client_cmph_sent_total";
+    let cmph = b.aps[0].metric(cmph_key);
+    let caller = UdpSocket::bind((PHONE_IPS[0], 0)).unwrap();
+    caller
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let me = caller.local_addr().unwrap();
+    let calls = u32::from(scale.invites);
+    let mut o = measure(&b, |b, o| {
+        let msgs = (0..calls).map(|n| invite(me, &format!("dial-{n}"), &sdp(me)));
+        blast(o, std::slice::from_ref(&caller), b.aps_sig[0], msgs, 10)
+    });
+    o.cmph = Some((b.aps[0].metric(cmph_key) - cmph) as u64);
+    o
 }
 
 /// corp1's phone calls corp2's: INVITE, 200, ACK, then RTP both ways;
@@ -586,6 +631,20 @@ fn check(report: &[(&str, Outcome)], scale: Scale) {
         );
         assert!(o.aps_cpu < 5.0, "{name}: {}", o.line(name));
     }
+    let storm = get("out of ports");
+    assert_eq!(
+        storm.answers.get(&503).copied(),
+        Some(usize::from(scale.invites)),
+        "each call answered 503 once: {}",
+        storm.line("out of ports")
+    );
+    // 10 calls a second: reserves at 0, 1, 3, 7, 15 s and every 16 s.
+    let bound = 5 + storm.secs as u64 / 16;
+    assert!(
+        storm.cmph.unwrap() <= bound,
+        "{}",
+        storm.line("out of ports")
+    );
     let own = get("own call");
     assert_eq!(own.media, Some((50, 50)), "{}", own.line("own call"));
 }
