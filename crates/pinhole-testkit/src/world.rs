@@ -369,6 +369,15 @@ impl World {
         &self.ladder
     }
 
+    /// How many rungs of the ladder went to `dst` and start with `what`
+    /// (`"CMPH request"`, `"REGISTER request"` …).
+    pub fn rungs_to(&self, dst: SocketAddr, what: &str) -> usize {
+        self.ladder
+            .iter()
+            .filter(|r| r.dst == dst && r.what.starts_with(what))
+            .count()
+    }
+
     /// Every control datagram delivered so far, as an eavesdropper on the
     /// path would have recorded it (for replay tests).
     pub fn captured(&self) -> &[Datagram] {

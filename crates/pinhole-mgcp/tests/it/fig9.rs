@@ -637,12 +637,7 @@ fn with_the_relay_out_of_ports_each_crcx_gets_one_502_and_the_aps_backs_off() {
     } = fig9_with(|mc| mc.ports = PortRange::new(30_000, 30_007).unwrap());
     let now = w.now();
     assert_eq!(pinhole_testkit::exhaust::take_every_port(w.mpr(), now), 2);
-    let cmph = |w: &World| {
-        w.ladder()
-            .iter()
-            .filter(|r| r.what.starts_with("CMPH request") && r.dst == a(MPR))
-            .count()
-    };
+    let cmph = |w: &World| w.rungs_to(a(MPR), "CMPH request");
     let before = cmph(&w);
     // The call agent sets up 100 calls on A, 5 a second for 20 s; the
     // gateway answers each.

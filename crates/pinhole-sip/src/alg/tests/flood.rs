@@ -75,28 +75,13 @@ fn an_invite_flood_leaves_the_networks_own_calls_their_ports() {
     assert_eq!(unanswered(w), (32, 16, 0));
 
     // The network's own call goes through the flood, media both ways.
-    w.send(a(PHONE_A), a(APS1), invite(&sdp(a(MEDIA_A))));
-    w.run_for(Duration::from_secs(1));
-    let inv_b = take_sip(w, PHONE_B).remove(0);
-    let b2 = sip::media_of(&inv_b).unwrap();
-    w.send(
-        a(PHONE_B),
-        a(APS2),
-        respond(&inv_b, 200, "OK", Some(&sdp(a(MEDIA_B)))),
-    );
-    w.run_for(Duration::from_secs(1));
-    let ok = take_sip(w, PHONE_A).remove(0);
+    let (inv_b, ok) = established(w);
     assert_eq!(Message::parse(&ok).unwrap().status(), Some(200));
-    let b1 = sip::media_of(&ok).unwrap();
-    w.send(a(PHONE_A), a(APS1), in_dialog(&ok, "ACK", 1));
-    for i in 0..20u8 {
-        w.send(a(MEDIA_A), b1, vec![0x80, 0, 0, i, b'a']);
-        w.send(a(MEDIA_B), b2, vec![0x80, 0, 0, i, b'b']);
-        w.run_for(Duration::from_millis(20));
-    }
-    w.run_for(Duration::from_millis(200));
-    assert_eq!(w.take_inbox(a(MEDIA_B)).len(), 20, "A→B media");
-    assert_eq!(w.take_inbox(a(MEDIA_A)).len(), 20, "B→A media");
+    media_both_ways(
+        w,
+        sip::media_of(&ok).unwrap(),
+        sip::media_of(&inv_b).unwrap(),
+    );
 
     // Nobody answered the strangers: their legs go after 32 s, the
     // network's call stays.
@@ -179,12 +164,7 @@ fn with_the_relay_out_of_ports_the_aps_answers_each_call_once_and_backs_off() {
     let w = &mut f.w;
     let now = w.now();
     assert_eq!(pinhole_testkit::exhaust::take_every_port(w.mpr(), now), 2);
-    let cmph = |w: &World| {
-        w.ladder()
-            .iter()
-            .filter(|r| r.what.starts_with("CMPH request") && r.dst == a(MPR))
-            .count()
-    };
+    let cmph = |w: &World| w.rungs_to(a(MPR), "CMPH request");
     let before = cmph(w);
     // 10 calls a second for 20 s from inside corp1.
     let ((), logs) = pinhole_testkit::exhaust::counted(|| {

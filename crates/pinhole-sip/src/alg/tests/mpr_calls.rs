@@ -17,24 +17,6 @@ fn counter(w: &World, name: &str) -> u64 {
     )
 }
 
-/// INVITE, 200 and ACK of the Fig. 11 call: B's INVITE and A's 200.
-fn established(w: &mut World) -> (Vec<u8>, Vec<u8>) {
-    w.send(a(PHONE_A), a(APS1), invite(&sdp(a(MEDIA_A))));
-    w.run_for(Duration::from_secs(1));
-    let inv_b = take_sip(w, PHONE_B).remove(0);
-    w.send(
-        a(PHONE_B),
-        a(APS2),
-        respond(&inv_b, 200, "OK", Some(&sdp(a(MEDIA_B)))),
-    );
-    w.run_for(Duration::from_secs(1));
-    let ok = take_sip(w, PHONE_A).remove(0);
-    w.send(a(PHONE_A), a(APS1), in_dialog(&ok, "ACK", 1));
-    w.run_for(Duration::from_millis(500));
-    assert_eq!(take_sip(w, PHONE_B).len(), 1, "B got the ACK");
-    (inv_b, ok)
-}
-
 #[test]
 fn a_fig11_call_raises_anchored_planned_and_ended_at_the_mpr() {
     let mut f = fig11();
