@@ -144,7 +144,7 @@ impl Window {
 /// use pinhole_net::logs::{Admit, Limiter, Rule};
 ///
 /// let t0 = Instant::now();
-/// let mut l = Limiter::new(Rule { burst: 2, interval: Duration::from_secs(10), max_callsites: 8 });
+/// let mut l = Limiter::new(Rule { burst: 2, interval: Duration::from_secs(10), max_callsites: 8, ..Rule::default() });
 /// assert_eq!(l.admit("a", t0), Admit::Pass);
 /// assert_eq!(l.admit("a", t0), Admit::Pass);
 /// assert_eq!(l.admit("a", t0), Admit::Suppress);
