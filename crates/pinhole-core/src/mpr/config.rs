@@ -83,7 +83,8 @@ impl Default for Timers {
 /// would go past a cap is refused with [`IntentError::Unanswered`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Legs that one stranger's IP may hold in unanswered calls.
+    /// Legs that one stranger may hold in unanswered calls: an IPv4
+    /// address, or an IPv6 /64 (one subscriber's prefix).
     pub per_source: usize,
     /// Legs that unanswered calls from strangers toward one network may
     /// hold.

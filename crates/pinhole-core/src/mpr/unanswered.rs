@@ -16,6 +16,18 @@ use super::{Cap, Engine, IntentError, NetIdx, Owner, TimerKey};
 use crate::intent::{IntentKind, MediaIntent};
 use crate::types::CallKey;
 
+/// The source a cap counts: an IPv4 address, or an IPv6 address's /64
+/// (one subscriber's prefix, whose 2^64 addresses an attacker can rotate
+/// through at will).
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !((1u128 << 64) - 1),
+        )),
+    }
+}
+
 /// What an unanswered call holds, and until when.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Unanswered {
@@ -73,7 +85,7 @@ impl Engine {
         intent: &MediaIntent<'_>,
         toward: Owner,
     ) -> Option<Unanswered> {
-        let source = intent.stranger?;
+        let source = source_key(intent.stranger?);
         if intent.kind != IntentKind::Offer {
             return None;
         }

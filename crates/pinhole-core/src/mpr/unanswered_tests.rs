@@ -204,3 +204,16 @@ fn a_ringing_call_may_wait_for_its_answer_as_long_as_any_call() {
     assert_eq!(t.mpr.stats().calls_open, 0);
     assert_eq!(t.mpr.stats().unanswered_expired, 0);
 }
+
+#[test]
+fn an_ipv6_stranger_is_counted_by_its_64_prefix() {
+    let mut t = bed(limits(4, 1_000, Some(1_000)), 30_099);
+    offer_from(&mut t, "a", Some(ip("2001:db8:1:2::10"))).unwrap();
+    offer_from(&mut t, "b", Some(ip("2001:db8:1:2:ffff::99"))).unwrap();
+    assert_eq!(
+        offer_from(&mut t, "c", Some(ip("2001:db8:1:2:abcd::1"))),
+        Err(IntentError::Unanswered(Cap::Source)),
+        "a third address of the same /64"
+    );
+    offer_from(&mut t, "d", Some(ip("2001:db8:1:3::10"))).unwrap();
+}
