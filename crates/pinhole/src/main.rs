@@ -1,12 +1,13 @@
 //! The `pinhole` binary: run a Media Proxy Router (`pinhole mpr`), an
 //! Application Proxy Server (`pinhole aps`), the self-contained loopback
 //! demonstration (`pinhole demo`), or decode a control, SIP, MGCP or
-//! H.248 message or a capture (`pinhole inspect`) and print it as JSON.
+//! H.248 message or a capture (`pinhole inspect`) and print it as JSON,
+//! or rewrite a message's media addresses (`pinhole rewrite`).
 //!
 //! Every subcommand has `--help`. Logs go to stderr through `tracing`,
 //! human-readable by default or one JSON object per line with
-//! `--log-format json`; `RUST_LOG` overrides `--log-level`. Lines are
-//! limited per callsite (`--log-burst` per `--log-interval-secs`, the rest
+//! `--log-format json`; `RUST_LOG` overrides `--log-level`. WARN and
+//! ERROR lines are limited per callsite (`--log-burst` per `--log-interval-secs`, the rest
 //! counted in one summary line; `pinhole_net::logs`). The daemons stop
 //! gracefully on SIGTERM or SIGINT. See `docs/operations.md` for deployment,
 //! the configuration reference and the metrics.
@@ -36,9 +37,10 @@ struct Cli {
     /// Log level (error, warn, info, debug, trace); `RUST_LOG` overrides it.
     #[arg(long, global = true)]
     log_level: Option<String>,
-    /// Log lines of one callsite (one place in the code) that pass per
-    /// interval; the rest are counted and reported in one summary line
-    /// (target `pinhole::logs`). 0: no limit.
+    /// WARN and ERROR lines of one callsite (one place in the code) that
+    /// pass per interval; the rest are counted and reported in one summary
+    /// line (target `pinhole::logs`). INFO lines are never limited. 0: no
+    /// limit.
     #[arg(long, default_value_t = 5, global = true)]
     log_burst: u32,
     /// The interval of `--log-burst`, in seconds.
