@@ -196,7 +196,7 @@ impl Bed {
 
     /// Everything the callee got since the last call (waits 100 ms of quiet).
     fn callee_inbox(&self) -> Vec<Vec<u8>> {
-        drain(&self.callee)
+        settled(std::slice::from_ref(&self.callee))
     }
 }
 
@@ -205,6 +205,25 @@ fn drain(s: &UdpSocket) -> Vec<Vec<u8>> {
     let mut buf = [0u8; 65_536];
     while let Ok((n, _)) = s.recv_from(&mut buf) {
         out.push(buf[..n].to_vec());
+    }
+    out
+}
+
+/// What arrives at `socks` until they have been quiet for 500 ms (at most
+/// 10 s): on two loaded cores a flood's last answers can take a while.
+fn settled(socks: &[UdpSocket]) -> Vec<Vec<u8>> {
+    let (mut out, mut quiet, t0) = (Vec::new(), 0, Instant::now());
+    while quiet < 5 && t0.elapsed() < WAIT {
+        let before = out.len();
+        for s in socks {
+            out.extend(drain(s));
+        }
+        if out.len() == before {
+            quiet += 1;
+            std::thread::sleep(Duration::from_millis(100));
+        } else {
+            quiet = 0;
+        }
     }
     out
 }
@@ -361,10 +380,7 @@ fn blast(
             }
         }
     }
-    std::thread::sleep(Duration::from_millis(300));
-    for s in socks {
-        answers.extend(drain(s));
-    }
+    answers.extend(settled(socks));
     answers
 }
 
@@ -499,7 +515,10 @@ fn out_of_ports(scale: Scale) -> Outcome {
         s.send_to(&invite(me, &format!("take-{i}"), &sdp(me)), b.mpr_sip)
             .unwrap();
     }
-    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    while b.mpr.metric("pinhole_legs_open") < 32.0 && t0.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(b.mpr.metric("pinhole_legs_open"), 32.0, "every pair taken");
     b.callee_inbox();
     let cmph_key = "pinhole_client_cmph_sent_total";
