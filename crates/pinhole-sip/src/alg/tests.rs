@@ -282,28 +282,12 @@ fn fig11_call_with_media_both_ways_and_bye_frees_the_ports() {
 fn fig11_with_cmph_indications_on_both_sides_carries_media() {
     let mut f = fig11_with(client::CmphMode::Indication);
     let w = &mut f.w;
-    w.send(a(PHONE_A), a(APS1), invite(&sdp(a(MEDIA_A))));
-    w.run_for(Duration::from_secs(1));
-    let inv_b = take_sip(w, PHONE_B).remove(0);
-    let b2 = sip::media_of(&inv_b).unwrap();
-    w.send(
-        a(PHONE_B),
-        a(APS2),
-        respond(&inv_b, 200, "OK", Some(&sdp(a(MEDIA_B)))),
+    let (inv_b, ok) = established(w);
+    media_both_ways(
+        w,
+        sip::media_of(&ok).unwrap(),
+        sip::media_of(&inv_b).unwrap(),
     );
-    w.run_for(Duration::from_secs(1));
-    let ok = take_sip(w, PHONE_A).remove(0);
-    let b1 = sip::media_of(&ok).unwrap();
-    w.send(a(PHONE_A), a(APS1), in_dialog(&ok, "ACK", 1));
-    w.run_for(Duration::from_millis(500));
-    for i in 0..20u8 {
-        w.send(a(MEDIA_A), b1, vec![0x80, 0, 0, i, b'a']);
-        w.send(a(MEDIA_B), b2, vec![0x80, 0, 0, i, b'b']);
-        w.run_for(Duration::from_millis(20));
-    }
-    w.run_for(Duration::from_millis(200));
-    assert_eq!(w.take_inbox(a(MEDIA_B)).len(), 20, "A→B media");
-    assert_eq!(w.take_inbox(a(MEDIA_A)).len(), 20, "B→A media");
     assert_eq!(
         w.mpr().stats().legs_open,
         2,
