@@ -97,3 +97,49 @@ pub struct Transmit {
     /// The payload.
     pub payload: Vec<u8>,
 }
+
+/// How signaling travels: datagrams, or a byte stream with or without TLS.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, PartialOrd, Ord)]
+pub enum Transport {
+    /// UDP datagrams (the default: every message its own datagram).
+    #[default]
+    Udp,
+    /// A TCP connection: messages framed by the protocol's stream framing.
+    Tcp,
+    /// TLS over TCP (RFC 5246, RFC 8446), framed like TCP.
+    Tls,
+}
+
+impl Transport {
+    /// The transport's name as SIP writes it in a Via (`UDP`, `TCP`, `TLS`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Udp => "UDP",
+            Self::Tcp => "TCP",
+            Self::Tls => "TLS",
+        }
+    }
+
+    /// A byte stream (TCP or TLS), so messages need framing.
+    pub fn is_stream(self) -> bool {
+        !matches!(self, Self::Udp)
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A driver's name for one stream connection (TCP or TLS), unique for the
+/// driver's life: a message that arrived on it can be answered on it, and
+/// a route can point at it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}", self.0)
+    }
+}
