@@ -81,6 +81,7 @@ impl Bench {
                 local,
                 remote,
                 bytes,
+                flow: Default::default(),
             },
         );
         let mut last = None;

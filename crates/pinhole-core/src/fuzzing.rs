@@ -195,6 +195,7 @@ pub fn mpr_datagrams(data: &[u8]) -> crate::mpr::Stats {
                         local: control,
                         remote: src,
                         bytes: chunk,
+                        flow: Default::default(),
                     },
                 );
             }
@@ -205,6 +206,7 @@ pub fn mpr_datagrams(data: &[u8]) -> crate::mpr::Stats {
                         local: relay,
                         remote: src,
                         bytes: chunk,
+                        flow: Default::default(),
                     },
                 );
             }
@@ -257,6 +259,7 @@ pub fn mpr_datagrams(data: &[u8]) -> crate::mpr::Stats {
                         local,
                         remote: src,
                         bytes: &buf[..n],
+                        flow: Default::default(),
                     },
                 );
             }

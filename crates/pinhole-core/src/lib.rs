@@ -50,11 +50,11 @@
 //! for _ in 0..4 {
 //!     aps.handle_timeout(now);
 //!     while let Some(t) = aps.poll_transmit() {
-//!         let rx = Receive { local: t.remote, remote: public(t.local), bytes: &t.payload };
+//!         let rx = Receive { local: t.remote, remote: public(t.local), bytes: &t.payload, flow: Default::default() };
 //!         let _ = mpr.handle_datagram(now, rx);
 //!     }
 //!     while let Some(t) = mpr.poll_transmit() {
-//!         let rx = Receive { local: "10.0.0.2:5060".parse().unwrap(), remote: t.local, bytes: &t.payload };
+//!         let rx = Receive { local: "10.0.0.2:5060".parse().unwrap(), remote: t.local, bytes: &t.payload, flow: Default::default() };
 //!         let _ = aps.handle_datagram(now, rx);
 //!     }
 //!     now += Duration::from_millis(10);

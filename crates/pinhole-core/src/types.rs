@@ -74,7 +74,8 @@ pub enum Component {
     Rtcp,
 }
 
-/// A datagram handed to an engine: which local socket it arrived on, from whom.
+/// A message handed to an engine: which local socket it arrived on, from
+/// whom, and how (a UDP datagram, or one frame of a TCP or TLS stream).
 #[derive(Clone, Copy, Debug)]
 pub struct Receive<'a> {
     /// The engine's local address the datagram arrived on.
@@ -83,11 +84,13 @@ pub struct Receive<'a> {
     pub remote: SocketAddr,
     /// The payload.
     pub bytes: &'a [u8],
+    /// How it came: UDP, or the stream connection it was framed from.
+    pub flow: Flow,
 }
 
-/// A datagram an engine wants sent: from `local` (which matters — a firewall
+/// A message an engine wants sent: from `local` (which matters — a firewall
 /// only lets a reply in from the address the pinhole was opened toward) to
-/// `remote`.
+/// `remote`, by `flow`.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Transmit {
     /// Send from this local address.
@@ -96,6 +99,8 @@ pub struct Transmit {
     pub remote: SocketAddr,
     /// The payload.
     pub payload: Vec<u8>,
+    /// How it leaves: see [`Flow`].
+    pub flow: Flow,
 }
 
 /// How signaling travels: datagrams, or a byte stream with or without TLS.
@@ -141,5 +146,64 @@ pub struct ConnId(pub u64);
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "conn#{}", self.0)
+    }
+}
+
+/// How a message travels: the transport and, on a stream, the connection.
+///
+/// On a [`Receive`] it says what the message came by, so that an answer can
+/// go back the same way ([`Flow::reply`]). On a [`Transmit`]:
+///
+/// | `transport` | `conn` | the driver |
+/// | --- | --- | --- |
+/// | UDP | — | sends a datagram from `local` to `remote` |
+/// | TCP or TLS | `Some(c)` | writes the frame on connection `c`; if `c` is gone, it may open a new connection to `remote` only where opening is allowed (never into a network: the inside opens those) |
+/// | TCP or TLS | `None` | reuses an open connection to `remote` of that transport, or opens one (RFC 3261 §18.1.1) |
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct Flow {
+    /// UDP, TCP or TLS.
+    pub transport: Transport,
+    /// On a stream: the connection (as the driver names it).
+    pub conn: Option<ConnId>,
+}
+
+impl Flow {
+    /// A UDP datagram.
+    pub const UDP: Self = Self {
+        transport: Transport::Udp,
+        conn: None,
+    };
+
+    /// A stream transport, with no connection named yet (the driver reuses
+    /// or opens one).
+    pub const fn over(transport: Transport) -> Self {
+        Self {
+            transport,
+            conn: None,
+        }
+    }
+
+    /// One connection of a stream transport.
+    pub const fn conn(transport: Transport, conn: ConnId) -> Self {
+        Self {
+            transport,
+            conn: Some(conn),
+        }
+    }
+
+    /// The flow an answer to a message that came by `self` takes: the same
+    /// connection (RFC 3261 §18.2.2: a response goes back on the connection
+    /// the request came on), or UDP.
+    pub const fn reply(self) -> Self {
+        self
+    }
+}
+
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.conn {
+            Some(c) => write!(f, "{}/{c}", self.transport),
+            None => write!(f, "{}", self.transport),
+        }
     }
 }

@@ -61,6 +61,7 @@ fn engine(now: Instant) -> mpr::Engine {
                         local: t.remote,
                         remote: t.local,
                         bytes: &t.payload,
+                        flow: Default::default(),
                     },
                 );
             }
@@ -71,6 +72,7 @@ fn engine(now: Instant) -> mpr::Engine {
                         local: t.remote,
                         remote: t.local,
                         bytes: &t.payload,
+                        flow: Default::default(),
                     },
                 );
             }
@@ -106,6 +108,7 @@ fn call(alg: &mut Mpr, e: &mut mpr::Engine, start: Instant, n: u32) {
                 local: sa(MPR),
                 remote: sa(from),
                 bytes,
+                flow: Default::default(),
             },
         );
         while e.poll_command().is_some() {}

@@ -178,6 +178,7 @@ pub fn sip_proxy(data: &[u8]) {
             local: a("203.0.113.10:5060"),
             remote: a(remote),
             bytes: data,
+            flow: Default::default(),
         };
         mp.handle_datagram(now, &mut LiveMpr::new(&mut engine, &mut NoSockets), rx);
         while let Some(t) = mp.poll_transmit() {
@@ -189,6 +190,7 @@ pub fn sip_proxy(data: &[u8]) {
             local: a("10.2.0.2:5060"),
             remote: a(remote),
             bytes: data,
+            flow: Default::default(),
         };
         ap.handle_datagram(now, &mut LiveClient::new(&mut ce, &mut NoSockets), rx);
         while let Some(t) = ap.poll_transmit() {
@@ -260,6 +262,7 @@ fn refused(data: &[u8], sent_ok: &dyn Fn(&[u8])) {
             local: me,
             remote,
             bytes,
+            flow: Default::default(),
         };
         ap.handle_datagram(now, ctx, rx);
         while let Some(t) = ap.poll_transmit() {

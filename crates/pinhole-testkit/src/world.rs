@@ -605,6 +605,7 @@ impl World {
                     local: d.dst,
                     remote: d.src,
                     bytes: &d.payload,
+                    flow: Default::default(),
                 },
             );
             return;
@@ -617,6 +618,7 @@ impl World {
                         local: d.dst,
                         remote: d.src,
                         bytes: &d.payload,
+                        flow: Default::default(),
                     },
                 );
                 return;
@@ -645,6 +647,7 @@ impl World {
                         local: d.dst,
                         remote: d.src,
                         bytes: &d.payload,
+                        flow: Default::default(),
                     },
                 );
                 return;
@@ -660,6 +663,7 @@ impl World {
                         local: d.dst,
                         remote: d.src,
                         bytes: &d.payload,
+                        flow: Default::default(),
                     },
                 );
                 return;

@@ -557,6 +557,7 @@ impl Parked {
             local: self.local,
             remote: self.remote,
             bytes: &self.bytes,
+            flow: Default::default(),
         }
     }
 }

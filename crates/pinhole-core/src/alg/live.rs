@@ -84,6 +84,7 @@ pub fn register_direct(now: Instant, mpr: &mut mpr::Engine, cl: &mut client::Eng
                     local: t.remote,
                     remote: t.local,
                     bytes: &t.payload,
+                    flow: Default::default(),
                 },
             );
         }
@@ -95,6 +96,7 @@ pub fn register_direct(now: Instant, mpr: &mut mpr::Engine, cl: &mut client::Eng
                     local: t.remote,
                     remote: t.local,
                     bytes: &t.payload,
+                    flow: Default::default(),
                 },
             );
         }

@@ -161,6 +161,7 @@ mod tests {
             local: "127.0.0.1:1".parse().unwrap(),
             remote: "127.0.0.1:2".parse().unwrap(),
             payload: b"x".to_vec(),
+            flow: Default::default(),
         };
         o.send(t.clone());
         assert_eq!(o.pending(), 1);

@@ -156,6 +156,7 @@ mod tests {
             local: "127.0.0.1:1".parse().unwrap(),
             remote: "127.0.0.1:2".parse().unwrap(),
             payload: p.to_vec(),
+            flow: Default::default(),
         }
     }
 

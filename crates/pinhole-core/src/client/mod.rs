@@ -726,6 +726,7 @@ impl Engine {
             local,
             remote,
             payload,
+            flow: Default::default(),
         });
         Some(id)
     }
@@ -752,6 +753,7 @@ impl Engine {
                     local,
                     remote,
                     payload,
+                    flow: Default::default(),
                 });
                 self.arm(next, Timer::Tx(id.0));
             }

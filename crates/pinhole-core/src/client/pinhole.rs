@@ -175,6 +175,7 @@ impl Engine {
                             local,
                             remote: relay,
                             payload: payload.clone(),
+                            flow: Default::default(),
                         });
                         copies.push((local, relay, payload));
                     }
@@ -296,6 +297,7 @@ impl Engine {
                 local,
                 remote: relay,
                 payload: buf[..n].to_vec(),
+                flow: Default::default(),
             });
         }
         self.arm(now + interval, Timer::Keepalive(id, c));
@@ -317,6 +319,7 @@ impl Engine {
                 local,
                 remote,
                 payload,
+                flow: Default::default(),
             });
         }
         if again {

@@ -79,6 +79,7 @@ impl P {
                         local: t.remote,
                         remote: public(t.local),
                         bytes: &t.payload,
+                        flow: Default::default(),
                     },
                 );
             }
@@ -91,6 +92,7 @@ impl P {
                             local: inside(t.remote),
                             remote: t.local,
                             bytes: &t.payload,
+                            flow: Default::default(),
                         },
                     );
                 }
@@ -399,6 +401,7 @@ fn a_forged_error_does_not_end_a_transaction() {
             local: t.local,
             remote: t.remote,
             bytes: &buf[..n],
+            flow: Default::default(),
         },
     );
     assert_eq!(r, Err(InputError::Unauthenticated));
@@ -409,6 +412,7 @@ fn a_forged_error_does_not_end_a_transaction() {
             local: t.local,
             remote: addr("192.0.2.66:5060"),
             bytes: &buf[..n],
+            flow: Default::default(),
         },
     );
     assert_eq!(r, Err(InputError::Unsolicited));
@@ -750,6 +754,7 @@ fn deregister_removes_the_route_at_once_and_the_engine_goes_quiet() {
             local: t.remote,
             remote: public(t.local),
             bytes: &t.payload,
+            flow: Default::default(),
         },
     );
     p.advance(Duration::from_millis(10));

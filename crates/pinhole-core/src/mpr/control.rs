@@ -194,6 +194,7 @@ impl Engine {
                         local: rx.local,
                         remote: rx.remote,
                         payload,
+                        flow: rx.flow,
                     });
                 }
                 return Ok(());
@@ -519,6 +520,7 @@ impl Engine {
             local: p.local,
             remote: p.remote,
             bytes: &[],
+            flow: Default::default(),
         };
         let retry = if p.attempts < RESERVE_ATTEMPTS && !leg_key.is_empty() {
             self.reserve_leg(now, p.net, p.remote.ip(), mode, leg_key)
@@ -744,6 +746,7 @@ impl Engine {
             local: rx.local,
             remote: rx.remote,
             payload,
+            flow: rx.flow,
         });
     }
 }

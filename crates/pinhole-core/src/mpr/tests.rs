@@ -64,6 +64,7 @@ impl T {
                 local,
                 remote,
                 bytes,
+                flow: Default::default(),
             },
         );
         let mut out = Vec::new();
@@ -1157,6 +1158,7 @@ fn reserve_unpolled(t: &mut T, nonce: &[u8], media: SocketAddr, leg_key: &[u8]) 
                 local: t.control,
                 remote: media,
                 bytes: &reserve,
+                flow: Default::default(),
             },
         )
         .unwrap();

@@ -96,6 +96,7 @@ fn answer(remote: SocketAddr, req: &[u8]) -> (Option<Vec<u8>>, Result<(), InputE
             local,
             remote,
             bytes: req,
+            flow: Default::default(),
         },
     );
     let out = e.poll_transmit().map(|t| t.payload);
@@ -283,6 +284,7 @@ fn dropped_answers_are_counted() {
         local: "203.0.113.10:3478".parse().unwrap(),
         remote: "198.51.100.9:1".parse().unwrap(),
         bytes: &bare,
+        flow: Default::default(),
     };
     for _ in 0..1000 {
         assert!(matches!(

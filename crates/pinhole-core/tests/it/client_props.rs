@@ -79,6 +79,7 @@ impl Pump {
                             local: t.remote,
                             remote: public(t.local),
                             bytes: &t.payload,
+                            flow: Default::default(),
                         },
                     );
                 }
@@ -91,6 +92,7 @@ impl Pump {
                             local: inside(t.remote),
                             remote: t.local,
                             bytes: &t.payload,
+                            flow: Default::default(),
                         },
                     );
                 }

@@ -92,6 +92,7 @@ fn registered_engine(now: Instant) -> Engine {
                 local: control,
                 remote: fw,
                 bytes: &buf[..n],
+                flow: Default::default(),
             },
         );
         let resp = mpr.poll_transmit().unwrap();

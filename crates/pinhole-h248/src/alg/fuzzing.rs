@@ -86,6 +86,7 @@ pub fn h248_proxy(data: &[u8]) {
                 local: sa(local),
                 remote: sa(remote),
                 bytes,
+                flow: Default::default(),
             },
         );
         while let Some(t) = mpr_alg.poll_transmit() {
@@ -120,6 +121,7 @@ pub fn h248_proxy(data: &[u8]) {
                 local: sa(APS),
                 remote: sa(remote),
                 bytes,
+                flow: Default::default(),
             },
         );
         while let Some(t) = aps.poll_transmit() {

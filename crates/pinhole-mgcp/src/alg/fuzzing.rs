@@ -85,6 +85,7 @@ pub fn mgcp_proxy(data: &[u8]) {
                 local: sa(MPR),
                 remote: sa(remote),
                 bytes,
+                flow: Default::default(),
             },
         );
         while let Some(t) = alg.poll_transmit() {
@@ -104,6 +105,7 @@ pub fn mgcp_proxy(data: &[u8]) {
             local: sa(APS),
             remote: sa(remote),
             bytes,
+            flow: Default::default(),
         };
         aps.handle_datagram(now, &mut LiveClient::new(&mut ce, &mut NoSockets), rx);
         while let Some(t) = aps.poll_transmit() {

@@ -76,7 +76,7 @@
 //!     local: "203.0.113.10:2727".parse().unwrap(),
 //!     remote: "192.0.2.5:2727".parse().unwrap(),
 //!     bytes: crcx,
-//! });
+//!, flow: Default::default() });
 //! let answer = alg.poll_transmit().unwrap();
 //! assert!(answer.payload.starts_with(b"501 1001"));
 //! ```

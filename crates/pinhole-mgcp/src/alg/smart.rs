@@ -182,6 +182,7 @@ impl SmartGateway {
             local: from,
             remote: to,
             payload: bytes,
+            flow: Default::default(),
         });
         self.arm_sweep(now);
     }

@@ -99,6 +99,7 @@ fn register(now: Instant, engine: &mut mpr::Engine, id: &str, aps: &str) -> clie
                     local: t.remote,
                     remote: t.local,
                     bytes: &t.payload,
+                    flow: Default::default(),
                 },
             );
         }
@@ -109,6 +110,7 @@ fn register(now: Instant, engine: &mut mpr::Engine, id: &str, aps: &str) -> clie
                     local: t.remote,
                     remote: t.local,
                     bytes: &t.payload,
+                    flow: Default::default(),
                 },
             );
         }
@@ -131,6 +133,7 @@ fn feed(
             local: sa(MPR),
             remote: sa(from),
             bytes,
+            flow: Default::default(),
         },
     );
     std::iter::from_fn(|| alg.poll_transmit()).collect()
@@ -316,6 +319,7 @@ fn the_aps_answers_for_unknown_endpoints_and_refuses_unregistered_commands() {
                 local: sa(APS),
                 remote: sa(from),
                 bytes,
+                flow: Default::default(),
             },
         );
         std::iter::from_fn(|| aps.poll_transmit()).collect::<Vec<_>>()

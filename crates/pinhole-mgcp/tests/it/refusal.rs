@@ -71,6 +71,7 @@ impl Bed {
                 local: a(MPR),
                 remote: a(from),
                 bytes,
+                flow: Default::default(),
             },
         );
         std::iter::from_fn(|| self.mpr.poll_transmit()).collect()

@@ -296,10 +296,10 @@ impl Driver {
                     let remote = self.router.inbound(self.local, from);
                     self.engine.handle_traffic(now(), self.local);
                     if wire::is_control(&payload) {
-                        let _ = self.engine.handle_datagram(now(), Receive { local: self.local, remote, bytes: &payload });
+                        let _ = self.engine.handle_datagram(now(), Receive { local: self.local, remote, bytes: &payload, flow: Default::default() });
                     } else if let Some(alg) = &mut self.alg {
                         let mut ctx = LiveClient::new(&mut self.engine, &mut self.relay);
-                        alg.handle_datagram(now(), &mut ctx, Receive { local: self.local, remote, bytes: &payload });
+                        alg.handle_datagram(now(), &mut ctx, Receive { local: self.local, remote, bytes: &payload, flow: Default::default() });
                     } else if self.app.try_send(Signaling { local: self.local, remote, payload }).is_err() {
                         tracing::warn!(%remote, "signaling queue full: datagram dropped");
                     }
@@ -350,6 +350,7 @@ impl Driver {
                         local,
                         remote,
                         bytes: &payload,
+                        flow: Default::default(),
                     },
                 );
             }

@@ -328,19 +328,19 @@ impl Driver {
                 Some((local, remote, payload)) = control_rx.recv() => {
                     if let Some(a) = self.extras.get(&local).and_then(|&i| self.algs.get_mut(i)) {
                         let mut ctx = LiveMpr::new(&mut self.engine, &mut self.relay);
-                        a.alg.handle_datagram(now(), &mut ctx, Receive { local, remote, bytes: &payload });
+                        a.alg.handle_datagram(now(), &mut ctx, Receive { local, remote, bytes: &payload, flow: Default::default() });
                     } else if wire::is_control(&payload) {
-                        let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload });
+                        let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload, flow: Default::default() });
                     } else if let Some(a) = self.algs.iter_mut().find(|a| a.at == local) {
                         let mut ctx = LiveMpr::new(&mut self.engine, &mut self.relay);
-                        a.alg.handle_datagram(now(), &mut ctx, Receive { local, remote, bytes: &payload });
+                        a.alg.handle_datagram(now(), &mut ctx, Receive { local, remote, bytes: &payload, flow: Default::default() });
                     } else if self.signaling.try_send(Signaling { local, remote, payload }).is_err() {
                         tracing::warn!(%local, %remote, "signaling queue full: datagram dropped");
                     }
                 }
                 Some(ev) = relay_events.recv() => match ev {
                     RelayEvent::Control { local, remote, payload } => {
-                        let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload });
+                        let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload, flow: Default::default() });
                     }
                     RelayEvent::Report(r) => self.engine.handle_relay(now(), r),
                     // The MPR never asks for delivery.

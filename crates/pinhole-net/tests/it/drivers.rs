@@ -976,6 +976,7 @@ impl EchoAlg {
             local,
             remote,
             payload,
+            flow: Default::default(),
         });
     }
 }

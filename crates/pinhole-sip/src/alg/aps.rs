@@ -484,6 +484,7 @@ impl Aps {
             local: self.cfg.local,
             remote,
             payload: edit::instead_of(ok, PINHOLE_FAILED),
+            flow: Default::default(),
         });
         let Some((cseq, _)) = ok.cseq() else {
             return;
@@ -505,6 +506,7 @@ impl Aps {
                 local: self.cfg.local,
                 remote: rx.remote,
                 payload: req,
+                flow: rx.flow,
             });
         }
     }

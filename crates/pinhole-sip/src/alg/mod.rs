@@ -182,6 +182,7 @@ fn keepalive(out: &mut Outbox, stats: &mut Stats, rx: &Receive<'_>) -> bool {
                 local: rx.local,
                 remote: rx.remote,
                 payload: b"\r\n".to_vec(),
+                flow: rx.flow,
             });
         }
     }
@@ -204,6 +205,7 @@ fn forward(
                 local,
                 remote,
                 payload,
+                flow: Default::default(),
             });
         }
         Err(e) => {
@@ -232,6 +234,7 @@ fn reply(
         local: rx.local,
         remote: rx.remote,
         payload: edit::response(msg, why, tag),
+        flow: rx.flow,
     });
 }
 

@@ -712,6 +712,7 @@ impl Mpr {
                     local: rx.local,
                     remote: rx.remote,
                     payload,
+                    flow: rx.flow,
                 });
             }
             None => {

@@ -378,6 +378,7 @@ mod hostile {
                     local,
                     remote,
                     bytes,
+                    flow: Default::default(),
                 },
             );
             while mp.poll_transmit().is_some() {}
@@ -390,6 +391,7 @@ mod hostile {
                     local: a(APS2),
                     remote,
                     bytes,
+                    flow: Default::default(),
                 },
             );
             while ap.poll_transmit().is_some() {}
@@ -441,6 +443,7 @@ mod hostile {
                 local: a(MPR),
                 remote: a("192.0.2.9:5060"),
                 bytes: resp,
+                flow: Default::default(),
             },
         );
         assert!(mp.poll_transmit().is_none());
@@ -452,6 +455,7 @@ mod hostile {
                 local: a(MPR),
                 remote: a("192.0.2.9:5060"),
                 bytes: b"garbage\r\n\r\n",
+                flow: Default::default(),
             },
         );
         assert_eq!(mp.stats().malformed, 1);

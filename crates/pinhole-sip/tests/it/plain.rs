@@ -372,7 +372,7 @@ mod hostile {
             let mut proxy = Mpr::new(pc);
             let sources = [a(A), a(SOFTSWITCH), a("192.0.2.66:5060"), a("198.51.100.1:20000")];
             let reg = sip::register(A, "alice", "corp1.example", 1);
-            proxy.handle_datagram(now, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive { local: a(MPR), remote: a(A), bytes: &reg });
+            proxy.handle_datagram(now, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive { local: a(MPR), remote: a(A), bytes: &reg, flow: Default::default() });
             let forwarded = proxy.poll_transmit().unwrap().payload;
             let seeds = seeds(&forwarded);
             // Unmutated, the 200 binds alice: the mutations start from there.
@@ -381,8 +381,8 @@ mod hostile {
                 pc.registrar = Some(a(SOFTSWITCH));
                 pc
             });
-            probe.handle_datagram(now, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive { local: a(MPR), remote: a(A), bytes: &reg });
-            probe.handle_datagram(now, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive { local: a(MPR), remote: a(SOFTSWITCH), bytes: &seeds[1] });
+            probe.handle_datagram(now, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive { local: a(MPR), remote: a(A), bytes: &reg, flow: Default::default() });
+            probe.handle_datagram(now, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive { local: a(MPR), remote: a(SOFTSWITCH), bytes: &seeds[1], flow: Default::default() });
             prop_assert_eq!(probe.bindings(now), 1);
             for (i, (pick, src, edits)) in steps.into_iter().enumerate() {
                 let mut m = seeds[pick].clone();
@@ -391,7 +391,7 @@ mod hostile {
                     m[at] = b;
                 }
                 let t = now + Duration::from_secs(i as u64 * 20);
-                proxy.handle_datagram(t, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive { local: a(MPR), remote: sources[src], bytes: &m });
+                proxy.handle_datagram(t, &mut LiveMpr::new(&mut engine, &mut NoSockets), Receive { local: a(MPR), remote: sources[src], bytes: &m, flow: Default::default() });
                 proxy.handle_timeout(t, &mut LiveMpr::new(&mut engine, &mut NoSockets));
                 while let Some(out) = proxy.poll_transmit() {
                     // A request that failed the parse is answered 400 with

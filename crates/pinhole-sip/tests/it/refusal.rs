@@ -65,6 +65,7 @@ impl Bed {
                 local: a(MPR),
                 remote: a(from),
                 bytes,
+                flow: Default::default(),
             },
         );
         std::iter::from_fn(|| self.mpr.poll_transmit()).collect()
@@ -582,6 +583,7 @@ fn the_aps_refuses_or_drops_what_it_cannot_read() {
                 local: a(APS),
                 remote: a(from),
                 bytes,
+                flow: Default::default(),
             },
         );
         std::iter::from_fn(|| aps.poll_transmit()).collect()

@@ -205,6 +205,7 @@ fn held_messages_resume_in_order_and_a_waiting_one_stays_first() {
         local: addr("10.0.0.2:5060"),
         remote: addr("10.0.0.9:5060"),
         bytes: b,
+        flow: Default::default(),
     };
     let mut alg = Alg {
         held: Held::new(3),

@@ -93,6 +93,7 @@ impl Aps {
             local: self.cfg.local,
             remote: to,
             payload,
+            flow: Default::default(),
         };
         keep_sent(&mut self.txns, now, &msg, &drop, &out, |first, leg| {
             Some((mg.clone(), Dir::of(Dir::Down, leg), first.id()?))

@@ -294,6 +294,7 @@ impl Aps {
                 local: self.cfg.local,
                 remote: to,
                 payload,
+                flow: Default::default(),
             });
         }
     }

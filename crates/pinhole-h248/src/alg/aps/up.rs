@@ -177,6 +177,7 @@ impl Aps {
             local: self.cfg.local,
             remote: ctx.mpr(),
             payload,
+            flow: Default::default(),
         };
         keep_sent(&mut self.txns, now, msg, &drop, &out, |first, leg| {
             Some((mg.to_owned(), Dir::of(Dir::Up, leg), first.id()?))
@@ -378,6 +379,7 @@ impl Aps {
             local: self.cfg.local,
             remote: ctx.mpr(),
             payload: reply(msg.version(), msg.mid().text, txid, why),
+            flow: Default::default(),
         };
         // A retransmitted reply gets the same refusal.
         self.txns.remember(
@@ -422,6 +424,7 @@ impl Aps {
             local: self.cfg.local,
             remote: to,
             payload,
+            flow: Default::default(),
         });
         self.arm_sweep(now);
     }

@@ -355,6 +355,7 @@ impl Mpr {
             local: SocketAddr::new(self.cfg.local.ip(), port),
             remote: self.cfg.mgc,
             payload,
+            flow: Default::default(),
         };
         keep_sent(&mut self.txns, now, msg, &drop, &out, |first, leg| {
             Some((mg.clone(), Dir::of(Dir::Up, leg), first.id()?))
@@ -435,6 +436,7 @@ impl Mpr {
             local,
             remote: pinhole,
             payload: tag(&mid, &payload),
+            flow: Default::default(),
         };
         keep_sent(&mut self.txns, now, msg, &drop, &out, |first, leg| {
             Some((mg.clone(), Dir::of(Dir::Down, leg), first.id()?))
@@ -461,6 +463,7 @@ impl Mpr {
                 local: rx.local,
                 remote: rx.remote,
                 payload,
+                flow: rx.flow,
             });
         }
     }
@@ -474,6 +477,7 @@ impl Mpr {
                 local: rx.local,
                 remote: rx.remote,
                 payload: tag(mid, &payload),
+                flow: rx.flow,
             });
         }
     }

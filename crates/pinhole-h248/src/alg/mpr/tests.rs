@@ -46,6 +46,7 @@ fn rx(local: SocketAddr, remote: SocketAddr, bytes: &[u8]) -> Receive<'_> {
         local,
         remote,
         bytes,
+        flow: Default::default(),
     }
 }
 

@@ -89,6 +89,7 @@ impl Aps {
             local: self.cfg.local,
             remote: g,
             payload,
+            flow: Default::default(),
         };
         keep_sent(&mut self.txns, now, msgs, &drop, &out, |first, leg| {
             Some((Dir::of(Dir::Down, leg), first.transaction_id()))

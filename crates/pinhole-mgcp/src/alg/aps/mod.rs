@@ -240,6 +240,7 @@ impl Aps {
             local: self.cfg.local,
             remote: rx.remote,
             payload: replies(errors),
+            flow: rx.flow,
         });
     }
 

@@ -140,6 +140,7 @@ impl Aps {
             local: self.cfg.local,
             remote: ctx.mpr(),
             payload,
+            flow: Default::default(),
         };
         keep_sent(&mut self.txns, now, msgs, &drop, &out, |first, leg| {
             Some((Dir::of(Dir::Up, leg), first.transaction_id()))
@@ -213,11 +214,13 @@ impl Aps {
             local: self.cfg.local,
             remote: gateway,
             payload: dlcx.to_bytes(),
+            flow: Default::default(),
         });
         let answer = Transmit {
             local: self.cfg.local,
             remote: ctx.mpr(),
             payload: reply(why, txid),
+            flow: Default::default(),
         };
         // A retransmitted 2xx gets the same refusal.
         self.txns

@@ -180,6 +180,7 @@ impl Mpr {
             local: rx.local,
             remote: rx.remote,
             payload: replies(errors),
+            flow: rx.flow,
         });
     }
 

@@ -103,6 +103,7 @@ impl Mpr {
             local,
             remote,
             payload,
+            flow: Default::default(),
         };
         let by_ca = &self.by_ca;
         keep_sent(&mut self.txns, now, msgs, &drop, &out, |first, leg| {
@@ -203,6 +204,7 @@ impl Mpr {
             local: self.cfg.local,
             remote: ca,
             payload,
+            flow: Default::default(),
         };
         keep_sent(&mut self.txns, now, msgs, &drop, &out, |first, leg| {
             Some((Dir::of(Dir::Up, leg), n.to_owned(), first.transaction_id()))

@@ -75,6 +75,7 @@ fn feed(aps: &mut Aps, ctx: &mut Script, now: Instant, from: &str, bytes: &[u8])
             local,
             remote: a(from),
             bytes,
+            flow: Default::default(),
         },
     );
 }
