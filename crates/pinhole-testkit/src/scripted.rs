@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use pinhole_core::alg::MprContext;
 use pinhole_core::intent::{IntentKind, MediaIntent, MediaPlan, PlannedEndpoint};
 use pinhole_core::mpr::{IntentError, Route};
-use pinhole_core::types::CallKey;
+use pinhole_core::types::{CallKey, Flow};
 use pinhole_core::wire::Protocol;
 
 /// The engine as an MPR-side ALG sees it, scripted.
@@ -20,6 +20,9 @@ pub struct ScriptedMpr {
     pub pinhole: SocketAddr,
     /// The MPR socket the network's route leaves from.
     pub local: SocketAddr,
+    /// How the network's route was registered: UDP, or the connection
+    /// it opened (its route carries this flow).
+    pub flow: Flow,
     /// The relay's IP, in every plan.
     pub relay_ip: IpAddr,
     /// The domains network `corp` serves (lower case).
@@ -45,6 +48,7 @@ impl ScriptedMpr {
         Self {
             pinhole,
             local,
+            flow: Flow::UDP,
             relay_ip,
             domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
             plans: 0,
@@ -113,6 +117,7 @@ impl MprContext for ScriptedMpr {
             pinhole: self.pinhole,
             local: self.local,
             expires: self.now + Duration::from_secs(3600),
+            flow: self.flow,
         })
     }
 }

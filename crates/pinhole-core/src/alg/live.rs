@@ -233,6 +233,10 @@ impl ClientContext for LiveClient<'_> {
     fn signaling(&self) -> SocketAddr {
         self.engine.config().signaling
     }
+
+    fn upstream(&self) -> crate::types::Flow {
+        crate::types::Flow::over(self.engine.config().upstream)
+    }
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ pub use outbox::{AlgEvent, Outbox};
 use crate::client::{self, ClientError, PinholeId, PinholeRequest};
 use crate::intent::{MediaIntent, MediaPlan};
 use crate::mpr::{IntentError, Route};
-use crate::types::{CallKey, Receive, Transmit};
+use crate::types::{CallKey, Flow, Receive, Transmit};
 use crate::wire::Protocol;
 
 /// What an MPR-side ALG may ask of the MPR.
@@ -114,6 +114,12 @@ pub trait ClientContext {
     fn mpr(&self) -> SocketAddr;
     /// Our own signaling socket.
     fn signaling(&self) -> SocketAddr;
+    /// How signaling to [`ClientContext::mpr`] travels: UDP, or the
+    /// connection the driver keeps open to the MPR
+    /// ([`client::Config::upstream`]).
+    fn upstream(&self) -> Flow {
+        Flow::UDP
+    }
 }
 
 /// Labelled counters an ALG keeps, for metrics (`name`, value).

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use crate::relay::{RelayCommand, RelayReport};
 use crate::rng::Rng;
-use crate::types::{Component, Receive, Transmit};
+use crate::types::{Component, Flow, Receive, Transmit, Transport};
 use crate::wire::{self, Class, ErrorCode, Message, Method, Protocol, RtcpMode, TransactionId};
 
 use pinhole::Pinhole;
@@ -96,6 +96,11 @@ pub struct Config {
     pub signaling: SocketAddr,
     /// The MPR's signaling/control address for the protocol.
     pub mpr: SocketAddr,
+    /// How signaling to the MPR travels: UDP from `signaling`, or the one
+    /// TCP or TLS connection the driver keeps open from inside. The
+    /// Registration and the CMPH reserves go on it; binds and keepalives
+    /// to relay ports stay UDP (they open the media pinholes).
+    pub upstream: Transport,
     /// The firewall's idle timeout for UDP (what it takes to close a pinhole).
     pub firewall_idle_timeout: Duration,
     /// Refresh after this long without traffic; default 2/3 of the firewall
@@ -136,6 +141,7 @@ impl Config {
             domains: Vec::new(),
             signaling,
             mpr,
+            upstream: Transport::Udp,
             firewall_idle_timeout: Duration::from_secs(30),
             refresh_interval: None,
             lifetime: Duration::from_secs(600),
@@ -329,6 +335,8 @@ pub enum Event {
 pub struct Stats {
     /// Registration Requests sent (first copies).
     pub registrations_sent: u64,
+    /// Times the signaling connection to the MPR was reopened.
+    pub reconnects: u64,
     /// Successful registrations and refreshes.
     pub registrations_ok: u64,
     /// Failed registrations.
@@ -453,6 +461,31 @@ impl Engine {
             tracing::debug!(remote = %rx.remote, error = %e, "control datagram dropped");
         }
         r
+    }
+
+    /// The signaling connection to the MPR was opened again after it
+    /// dropped ([`Config::upstream`] TCP or TLS): the MPR's route still
+    /// points at the old connection, so register at once over the new one.
+    /// Media pinholes and calls are untouched: their legs never depended
+    /// on the connection.
+    pub fn handle_reconnect(&mut self, now: Instant) {
+        if self.reg.closing() {
+            return;
+        }
+        self.stats.reconnects += 1;
+        tracing::info!(network = %self.cfg.network, transport = %self.cfg.upstream, "signaling connection to the MPR reopened: registering over it");
+        self.reg.force_refresh(now);
+        self.arm(now, Timer::Registration);
+    }
+
+    /// How a message from `local` to `remote` travels: the upstream
+    /// connection for signaling to the MPR, UDP for anything else.
+    fn flow_to(&self, local: SocketAddr, remote: SocketAddr) -> Flow {
+        if local == self.cfg.signaling && remote == self.cfg.mpr {
+            Flow::over(self.cfg.upstream)
+        } else {
+            Flow::UDP
+        }
     }
 
     /// Traffic passed through the pinhole of `local` (signaling or media):
@@ -722,11 +755,12 @@ impl Engine {
         let next = tx.next_at;
         self.txs.insert(id, tx);
         self.arm(next, Timer::Tx(id.0));
+        let flow = self.flow_to(local, remote);
         self.transmits.push_back(Transmit {
             local,
             remote,
             payload,
-            flow: Default::default(),
+            flow,
         });
         Some(id)
     }
@@ -749,11 +783,12 @@ impl Engine {
             Some(payload) => {
                 let (local, remote, next) = (tx.local, tx.remote, tx.next_at);
                 self.stats.retransmissions += 1;
+                let flow = self.flow_to(local, remote);
                 self.transmits.push_back(Transmit {
                     local,
                     remote,
                     payload,
-                    flow: Default::default(),
+                    flow,
                 });
                 self.arm(next, Timer::Tx(id.0));
             }

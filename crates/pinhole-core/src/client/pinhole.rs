@@ -175,7 +175,7 @@ impl Engine {
                             local,
                             remote: relay,
                             payload: payload.clone(),
-                            flow: Default::default(),
+                            flow: crate::types::Flow::UDP,
                         });
                         copies.push((local, relay, payload));
                     }
@@ -297,7 +297,7 @@ impl Engine {
                 local,
                 remote: relay,
                 payload: buf[..n].to_vec(),
-                flow: Default::default(),
+                flow: crate::types::Flow::UDP,
             });
         }
         self.arm(now + interval, Timer::Keepalive(id, c));
@@ -319,7 +319,7 @@ impl Engine {
                 local,
                 remote,
                 payload,
-                flow: Default::default(),
+                flow: crate::types::Flow::UDP,
             });
         }
         if again {

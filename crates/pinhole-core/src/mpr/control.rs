@@ -359,6 +359,7 @@ impl Engine {
             pinhole: rx.remote,
             local: rx.local,
             expires,
+            flow: rx.flow,
         };
         match self.insert_route(net, protocol, route) {
             None => {
@@ -373,9 +374,15 @@ impl Engine {
             }
             Some(old) => {
                 self.stats.registrations_refreshed += 1;
-                if old.pinhole != rx.remote {
+                if old.pinhole != rx.remote || old.flow != rx.flow {
                     self.stats.routes_moved += 1;
-                    tracing::warn!(%network, from = %old.pinhole, to = %rx.remote, "signaling pinhole moved: refresh interval longer than the firewall's idle timeout?");
+                    if rx.flow.transport.is_stream() {
+                        // A new connection from inside (the old one dropped):
+                        // expected, and the route follows it.
+                        tracing::info!(%network, from = %old.pinhole, to = %rx.remote, flow = %rx.flow, "signaling route moved to a new connection");
+                    } else {
+                        tracing::warn!(%network, from = %old.pinhole, to = %rx.remote, "signaling pinhole moved: refresh interval longer than the firewall's idle timeout?");
+                    }
                     self.events.push_back(Event::RouteMoved {
                         network,
                         protocol,

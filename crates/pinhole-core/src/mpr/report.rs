@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::relay::Remote;
-use crate::types::{CallKey, Component, LegId};
+use crate::types::{CallKey, Component, Flow, LegId};
 use crate::wire::Protocol;
 
 /// What happened, for the application and the logs.
@@ -159,6 +159,10 @@ pub struct Route {
     pub pinhole: SocketAddr,
     /// The MPR socket the registration arrived on; send from it.
     pub local: SocketAddr,
+    /// How the registration came: UDP, or the connection the network
+    /// opened from inside. Everything for the network goes down it; a
+    /// connection into the network is never opened from outside.
+    pub flow: Flow,
     /// When it expires unless refreshed.
     pub expires: Instant,
 }

@@ -40,12 +40,12 @@ use pinhole_core::intent::IntentKind;
 use pinhole_core::patch::Patch;
 use pinhole_core::ports::PortRange;
 use pinhole_core::rng::Rng;
-use pinhole_core::types::{Receive, Transmit};
+use pinhole_core::types::{Flow, Receive, Transmit, Transport};
 use pinhole_core::wire::Protocol;
 
 use super::edit::{self, HostPort};
 use super::inside::Phones;
-use super::{BAD_SDP, Lifetime, Stats, forward, is_dialog_creating, keepalive, reply};
+use super::{BAD_SDP, Hop, Lifetime, Stats, forward, is_dialog_creating, keepalive, reply};
 use crate::Message;
 use crate::media::{self, MediaError, Negotiation};
 
@@ -61,6 +61,8 @@ pub struct ApsConfig {
     /// Where requests from the MPR go when no phone registered the
     /// Request-URI: an inside PBX or a phone.
     pub inside_default: Option<SocketAddr>,
+    /// How requests reach `inside_default` (a PBX on TCP, say).
+    pub inside_transport: Transport,
     /// Most dialogs tracked at once.
     pub max_dialogs: usize,
     /// A dialog with no message for this long is forgotten.
@@ -91,6 +93,7 @@ impl ApsConfig {
             media_ip,
             media_ports,
             inside_default: None,
+            inside_transport: Transport::Udp,
             max_dialogs: 50_000,
             dialog_idle: Duration::from_secs(4 * 3600),
             setup_timeout: Duration::from_secs(180),
@@ -154,7 +157,7 @@ impl Aps {
         );
         Self {
             held: Held::new(cfg.max_parked),
-            phones: Phones::new(cfg.inside_default),
+            phones: Phones::new(cfg.inside_default.map(|d| (d, cfg.inside_transport))),
             life: Lifetime {
                 setup_timeout: cfg.setup_timeout,
                 dialog_idle: cfg.dialog_idle,
@@ -322,14 +325,24 @@ impl Aps {
             None => None,
         };
         let dest = if outside {
-            self.phones.destination(now, msg, popped)
+            self.phones
+                .destination(now, msg, popped)
+                .map(|(remote, t)| Hop {
+                    local: self.cfg.local,
+                    remote,
+                    flow: Flow::over(t),
+                })
         } else {
             if method.eq_ignore_ascii_case("REGISTER") {
-                self.phones.learn(now, msg, rx.remote);
+                self.phones.learn(now, msg, rx.remote, rx.flow.transport);
             }
-            Some(ctx.mpr())
+            Some(Hop {
+                local: self.cfg.local,
+                remote: ctx.mpr(),
+                flow: ctx.upstream(),
+            })
         };
-        let Some(remote) = dest else {
+        let Some(hop) = dest else {
             self.stats.not_ours += 1;
             self.reply(rx, msg, Rejection::new(404, "Not Found"));
             return true;
@@ -368,15 +381,8 @@ impl Aps {
             let rr = format!("sip:{};lr", HostPort(self.cfg.local));
             edit::add_record_route(msg, &mut patch, &rr);
         }
-        edit::add_via(msg, &mut patch, self.cfg.local, &branch);
-        forward(
-            &mut self.out,
-            &mut self.stats,
-            msg,
-            &patch,
-            self.cfg.local,
-            remote,
-        );
+        edit::add_via(msg, &mut patch, self.cfg.local, hop.flow.transport, &branch);
+        forward(&mut self.out, &mut self.stats, msg, &patch, hop);
         true
     }
 
@@ -414,6 +420,17 @@ impl Aps {
             return true;
         };
         let outside = rx.remote == ctx.mpr();
+        // Inside: back the way the request came (over a stream, the
+        // phone's connection to that address); outside: up to the MPR.
+        let hop = Hop {
+            local: self.cfg.local,
+            remote,
+            flow: if outside {
+                Flow::over(edit::via_transport(buf, &vias[1]))
+            } else {
+                ctx.upstream()
+            },
+        };
         let ok_to_invite = (200..300).contains(&msg.status().unwrap_or(0))
             && msg
                 .cseq()
@@ -423,7 +440,7 @@ impl Aps {
             && self.dialogs.get(k).is_some_and(|d| d.refused)
         {
             // The phone did not get our ACK: the same answer again.
-            self.refuse_ok(rx, msg, remote);
+            self.refuse_ok(rx, msg, hop);
             return true;
         }
         let mut patch = Patch::new();
@@ -447,7 +464,7 @@ impl Aps {
                     return true;
                 }
                 Ok(Step::Failed(StreamError::PinholeFailed)) if ok_to_invite => {
-                    self.refuse_ok(rx, msg, remote);
+                    self.refuse_ok(rx, msg, hop);
                     self.end_refused(now, ctx, k);
                     return true;
                 }
@@ -463,14 +480,7 @@ impl Aps {
                 }
             }
         }
-        forward(
-            &mut self.out,
-            &mut self.stats,
-            msg,
-            &patch,
-            self.cfg.local,
-            remote,
-        );
+        forward(&mut self.out, &mut self.stats, msg, &patch, hop);
         true
     }
 
@@ -478,13 +488,13 @@ impl Aps {
     /// instead, and the phone, whose dialog the 2xx created, an ACK and a
     /// BYE from the APS (sent to where the 2xx came from). The same bytes
     /// every time, so a retransmitted 2xx gets retransmissions.
-    fn refuse_ok(&mut self, rx: &Receive<'_>, ok: &Message<'_>, remote: SocketAddr) {
+    fn refuse_ok(&mut self, rx: &Receive<'_>, ok: &Message<'_>, up: Hop) {
         self.stats.replied += 1;
         self.out.send(Transmit {
-            local: self.cfg.local,
-            remote,
+            local: up.local,
+            remote: up.remote,
             payload: edit::instead_of(ok, PINHOLE_FAILED),
-            flow: Default::default(),
+            flow: up.flow,
         });
         let Some((cseq, _)) = ok.cseq() else {
             return;

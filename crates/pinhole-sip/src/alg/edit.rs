@@ -10,8 +10,9 @@ use std::ops::Range;
 
 use pinhole_core::alg::Rejection;
 use pinhole_core::patch::Patch;
+use pinhole_core::types::Transport;
 
-use crate::{HeaderName, Message, ParseError, Uri, Via, name_addrs};
+use crate::{HeaderName, Message, ParseError, Scheme, Uri, Via, name_addrs};
 
 /// `host` as written in a Via sent-by or a URI: IPv6 in brackets.
 pub(crate) struct HostPort(pub(crate) SocketAddr);
@@ -34,12 +35,18 @@ fn first_header(msg: &Message<'_>) -> usize {
 
 /// Inserts our Via on top, right before the existing Via lines so they
 /// stay together (RFC 3261 §16.6 step 8).
-pub(crate) fn add_via(msg: &Message<'_>, patch: &mut Patch, me: SocketAddr, branch: &str) {
+pub(crate) fn add_via(
+    msg: &Message<'_>,
+    patch: &mut Patch,
+    me: SocketAddr,
+    transport: Transport,
+    branch: &str,
+) {
     let eol = String::from_utf8_lossy(msg.line_ending()).into_owned();
     let mut line = String::with_capacity(80);
     let _ = write!(
         line,
-        "Via: SIP/2.0/UDP {};branch={branch};rport{eol}",
+        "Via: SIP/2.0/{transport} {};branch={branch};rport{eol}",
         HostPort(me)
     );
     let at = msg
@@ -202,7 +209,43 @@ pub(crate) fn max_forwards(msg: &Message<'_>, patch: &mut Patch) -> Result<(), R
 pub(crate) fn uri_target(buf: &[u8], uri: &Uri) -> Option<SocketAddr> {
     let host = std::str::from_utf8(buf.get(uri.host.clone())?).ok()?;
     let ip: IpAddr = host.parse().ok()?;
-    Some(SocketAddr::new(ip, uri.port.unwrap_or(5060)))
+    let port = if uri_transport(buf, uri) == Transport::Tls {
+        5061
+    } else {
+        5060
+    };
+    Some(SocketAddr::new(ip, uri.port.unwrap_or(port)))
+}
+
+/// The transport a URI asks for (RFC 3263 §4.1 for a numeric target; no
+/// NAPTR or SRV is looked up): its `transport` parameter, else TLS for
+/// `sips:` and UDP for `sip:`. A `sips:` URI never goes in the clear.
+pub(crate) fn uri_transport(buf: &[u8], uri: &Uri) -> Transport {
+    let param = uri_param(buf, uri.span.clone(), b"transport").map(<[u8]>::trim_ascii);
+    let named = match param {
+        Some(t) if t.eq_ignore_ascii_case(b"tcp") => Some(Transport::Tcp),
+        Some(t) if t.eq_ignore_ascii_case(b"tls") => Some(Transport::Tls),
+        Some(t) if t.eq_ignore_ascii_case(b"udp") => Some(Transport::Udp),
+        _ => None,
+    };
+    match (uri.scheme, named) {
+        (Scheme::Sips, _) => Transport::Tls,
+        (_, Some(t)) => t,
+        _ => Transport::Udp,
+    }
+}
+
+/// The transport a Via's sent-protocol names (UDP for one Pinhole does
+/// not speak, such as SCTP or WS: the answer then goes as a datagram).
+pub(crate) fn via_transport(buf: &[u8], via: &Via) -> Transport {
+    let t = buf.get(via.transport.clone()).unwrap_or_default();
+    if t.eq_ignore_ascii_case(b"TCP") {
+        Transport::Tcp
+    } else if t.eq_ignore_ascii_case(b"TLS") {
+        Transport::Tls
+    } else {
+        Transport::Udp
+    }
 }
 
 /// Where a response goes: the Via's `received` (else its host) and its

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use pinhole_core::types::Transport;
+
 use super::edit;
 use crate::{HeaderName, Message, Uri, name_addrs};
 
@@ -14,18 +16,21 @@ use crate::{HeaderName, Message, Uri, name_addrs};
 #[derive(Clone, Copy, Debug)]
 struct Binding {
     at: SocketAddr,
+    /// What its REGISTER came by: requests for it go the same way (over a
+    /// stream, on the connection it opened, which the driver finds by `at`).
+    transport: Transport,
     expires: Instant,
 }
 
 /// The inside phones the APS has seen register, and its default.
 pub(super) struct Phones {
     bindings: HashMap<Vec<u8>, Binding>,
-    default: Option<SocketAddr>,
+    default: Option<(SocketAddr, Transport)>,
 }
 
 impl Phones {
     /// No phone known yet; requests for none go to `default`.
-    pub(super) fn new(default: Option<SocketAddr>) -> Self {
+    pub(super) fn new(default: Option<(SocketAddr, Transport)>) -> Self {
         Self {
             bindings: HashMap::new(),
             default,
@@ -39,14 +44,15 @@ impl Phones {
         now: Instant,
         msg: &Message<'_>,
         popped: bool,
-    ) -> Option<SocketAddr> {
+    ) -> Option<(SocketAddr, Transport)> {
         let buf = msg.buf();
         let next = if popped {
             edit::second_route(msg)
         } else {
             edit::top_route(msg).map(|(u, _, _)| u)
         };
-        if let Some(t) = next.and_then(|u| edit::uri_target(buf, &u)) {
+        let target = |u: &Uri| edit::uri_target(buf, u).map(|t| (t, edit::uri_transport(buf, u)));
+        if let Some(t) = next.as_ref().and_then(target) {
             return Some(t);
         }
         let ruri = msg.request_uri().and_then(|s| Uri::parse(buf, s).ok());
@@ -54,9 +60,9 @@ impl Phones {
             if let Some(b) = self.bindings.get(&aor(buf, u))
                 && b.expires > now
             {
-                return Some(b.at);
+                return Some((b.at, b.transport));
             }
-            if let Some(t) = edit::uri_target(buf, u) {
+            if let Some(t) = target(u) {
                 return Some(t);
             }
         }
@@ -65,7 +71,13 @@ impl Phones {
 
     /// A REGISTER from inside: remember where the phone is, so requests for
     /// its address of record find it.
-    pub(super) fn learn(&mut self, now: Instant, msg: &Message<'_>, source: SocketAddr) {
+    pub(super) fn learn(
+        &mut self,
+        now: Instant,
+        msg: &Message<'_>,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
         let buf = msg.buf();
         let Some(to) = msg.header(HeaderName::To) else {
             return;
@@ -93,6 +105,7 @@ impl Phones {
                 key,
                 Binding {
                     at: source,
+                    transport,
                     expires: now + Duration::from_secs(expires),
                 },
             );

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use pinhole_core::alg::{Counters, Outbox, Rejection};
 use pinhole_core::patch::Patch;
-use pinhole_core::types::{Receive, Transmit};
+use pinhole_core::types::{Flow, Receive, Transmit};
 
 use crate::Message;
 
@@ -189,23 +189,36 @@ fn keepalive(out: &mut Outbox, stats: &mut Stats, rx: &Receive<'_>) -> bool {
     is
 }
 
-/// Sends `msg` with `patch` applied, from our socket `local` to `remote`.
-fn forward(
-    out: &mut Outbox,
-    stats: &mut Stats,
-    msg: &Message<'_>,
-    patch: &Patch,
+/// Where a message goes next: from which of our addresses, to whom, and
+/// how (a datagram, a connection the peer opened, or one to open).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Hop {
     local: SocketAddr,
     remote: SocketAddr,
-) {
+    flow: Flow,
+}
+
+impl Hop {
+    /// A datagram from `local` to `remote`.
+    fn udp(local: SocketAddr, remote: SocketAddr) -> Self {
+        Self {
+            local,
+            remote,
+            flow: Flow::UDP,
+        }
+    }
+}
+
+/// Sends `msg` with `patch` applied along `hop`.
+fn forward(out: &mut Outbox, stats: &mut Stats, msg: &Message<'_>, patch: &Patch, hop: Hop) {
     match patch.apply(msg.buf()) {
         Ok(payload) => {
             stats.forwarded += 1;
             out.send(Transmit {
-                local,
-                remote,
+                local: hop.local,
+                remote: hop.remote,
                 payload,
-                flow: Default::default(),
+                flow: hop.flow,
             });
         }
         Err(e) => {

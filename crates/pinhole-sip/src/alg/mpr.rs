@@ -37,12 +37,12 @@ use pinhole_core::hash::keyed;
 use pinhole_core::intent::IntentKind;
 use pinhole_core::mpr::{Cap, IntentError};
 use pinhole_core::patch::Patch;
-use pinhole_core::types::{CallKey, Receive, Transmit};
+use pinhole_core::types::{CallKey, Flow, Receive, Transmit, Transport};
 use pinhole_core::wire::Protocol;
 
 use super::edit::{self, HostPort};
 use super::registrar::Registrar;
-use super::{BAD_SDP, Lifetime, Stats, forward, is_dialog_creating, keepalive, reply};
+use super::{BAD_SDP, Hop, Lifetime, Stats, forward, is_dialog_creating, keepalive, reply};
 use crate::media::{self, MediaError, Negotiation, SdpBody};
 use crate::{HeaderName, Message, ParseError, Uri};
 
@@ -52,6 +52,10 @@ pub struct MprConfig {
     /// The MPR's SIP address (the socket networks register and send SIP
     /// to); it goes into our Via and Record-Route.
     pub local: SocketAddr,
+    /// The MPR's SIP-over-TLS address (5061), when it listens for TLS: a
+    /// request that leaves over TLS names it in our Via. TCP shares
+    /// `local`'s address and port.
+    pub tls: Option<SocketAddr>,
     /// Where requests from a network go when their domain is no network's:
     /// the soft-switch. Without one, such requests get 404.
     pub outbound_proxy: Option<SocketAddr>,
@@ -84,6 +88,7 @@ impl MprConfig {
     /// Defaults around the MPR's SIP address.
     pub fn new(local: SocketAddr, seed: [u8; 32]) -> Self {
         Self {
+            tls: None,
             local,
             outbound_proxy: None,
             max_dialogs: 100_000,
@@ -109,7 +114,7 @@ struct Traversal {
     /// The call's media at the engine.
     call: MediaCall,
     /// Where the initial request went: CANCEL and a non-2xx ACK follow it.
-    initial_dest: (SocketAddr, SocketAddr),
+    initial_dest: Hop,
     neg: Negotiation,
     last: Instant,
     ended: Option<Instant>,
@@ -320,8 +325,7 @@ impl Mpr {
                         &mut self.stats,
                         msg,
                         &patch,
-                        self.cfg.local,
-                        to,
+                        Hop::udp(self.cfg.local, to),
                     );
                 }
                 Err(why) => self.reply(rx, msg, why),
@@ -382,7 +386,7 @@ impl Mpr {
             Place::Public if follows_invite => Some(initial_dest),
             Place::Public => self.destination(ctx, msg, &toward, popped),
         };
-        let Some((local, remote)) = dest else {
+        let Some(hop) = dest else {
             self.reply(rx, msg, Rejection::new(480, "Temporarily Unavailable"));
             return;
         };
@@ -401,7 +405,7 @@ impl Mpr {
             let rr = format!("sip:{};lr;ph={token:x}", HostPort(self.cfg.local));
             edit::add_record_route(msg, &mut patch, &rr);
         }
-        edit::add_via(msg, &mut patch, local, &branch);
+        edit::add_via(msg, &mut patch, hop.local, hop.flow.transport, &branch);
         let refused = match self.media(now, ctx, msg, body, token, from, &mut patch) {
             Ok(()) => None,
             Err(Refusal::Plan(why)) => Some(Verdict::Refuse(why)),
@@ -417,7 +421,7 @@ impl Mpr {
             }
             return;
         }
-        forward(&mut self.out, &mut self.stats, msg, &patch, local, remote);
+        forward(&mut self.out, &mut self.stats, msg, &patch, hop);
     }
 
     /// Issue 18's rule ([`unreadable_media`]) for `msg`, whose media
@@ -505,20 +509,35 @@ impl Mpr {
         Ok(token)
     }
 
-    /// Where a request toward `place` goes, and from which of our sockets.
+    /// Our address for a transport: TLS has its own listener.
+    fn local_for(&self, transport: Transport) -> SocketAddr {
+        match (transport, self.cfg.tls) {
+            (Transport::Tls, Some(tls)) => tls,
+            _ => self.cfg.local,
+        }
+    }
+
+    /// Where a request toward `place` goes, from which of our sockets and
+    /// how: into a network down its route (over the connection it opened,
+    /// when it registered over one); to the public side by the next URI's
+    /// transport (RFC 3263 §4.1).
     fn destination(
         &self,
         ctx: &dyn MprContext,
         msg: &Message<'_>,
         place: &Place,
         popped: bool,
-    ) -> Option<(SocketAddr, SocketAddr)> {
+    ) -> Option<Hop> {
         match place {
             Place::Network(n) => {
                 let r = ctx.route(n, Protocol::Sip)?;
-                Some((r.local, r.pinhole))
+                Some(Hop {
+                    local: r.local,
+                    remote: r.pinhole,
+                    flow: r.flow,
+                })
             }
-            Place::Phone { at, .. } => Some((self.cfg.local, *at)),
+            Place::Phone { at, .. } => Some(Hop::udp(self.cfg.local, *at)),
             Place::Public => {
                 let buf = msg.buf();
                 let next = if popped {
@@ -526,13 +545,23 @@ impl Mpr {
                 } else {
                     edit::top_route(msg).map(|(u, _, _)| u)
                 };
-                let by_route = next.and_then(|u| edit::uri_target(buf, &u));
+                let target = |u: Uri| {
+                    let t = edit::uri_transport(buf, &u);
+                    edit::uri_target(buf, &u).map(|at| (at, t))
+                };
+                let by_route = next.and_then(target);
                 let by_uri = msg
                     .request_uri()
                     .and_then(|s| Uri::parse(buf, s).ok())
-                    .and_then(|u| edit::uri_target(buf, &u));
-                let remote = by_route.or(by_uri).or(self.cfg.outbound_proxy)?;
-                Some((self.cfg.local, remote))
+                    .and_then(target);
+                let (remote, transport) = by_route
+                    .or(by_uri)
+                    .or(self.cfg.outbound_proxy.map(|p| (p, Transport::Udp)))?;
+                Some(Hop {
+                    local: self.local_for(transport),
+                    remote,
+                    flow: Flow::over(transport),
+                })
             }
         }
     }
@@ -635,7 +664,13 @@ impl Mpr {
             };
             if let Some((local, to)) = back {
                 self.life.arm(&mut self.out, now);
-                forward(&mut self.out, &mut self.stats, msg, &patch, local, to);
+                forward(
+                    &mut self.out,
+                    &mut self.stats,
+                    msg,
+                    &patch,
+                    Hop::udp(local, to),
+                );
             }
             return;
         }
@@ -685,13 +720,28 @@ impl Mpr {
             self.unreadable(msg, &e);
             return;
         }
-        let local = match ctx.network_for_pinhole(Protocol::Sip, remote) {
-            Some(n) => ctx
-                .route(&n, Protocol::Sip)
-                .map_or(self.cfg.local, |r| r.local),
-            None => self.cfg.local,
+        // Into a network: down its route. Else back the way the request
+        // came (RFC 3261 §18.2.2): over a stream, the connection to that
+        // address, which the driver finds.
+        let route = ctx
+            .network_for_pinhole(Protocol::Sip, remote)
+            .and_then(|n| ctx.route(&n, Protocol::Sip));
+        let hop = match route {
+            Some(r) => Hop {
+                local: r.local,
+                remote,
+                flow: r.flow,
+            },
+            None => {
+                let transport = edit::via_transport(buf, next);
+                Hop {
+                    local: self.local_for(transport),
+                    remote,
+                    flow: Flow::over(transport),
+                }
+            }
         };
-        forward(&mut self.out, &mut self.stats, msg, &patch, local, remote);
+        forward(&mut self.out, &mut self.stats, msg, &patch, hop);
     }
 
     /// A datagram that fails the parse never goes on: a request that can

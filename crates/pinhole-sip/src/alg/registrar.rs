@@ -19,7 +19,7 @@ use pinhole_core::alg::call::Place;
 use pinhole_core::alg::{MprContext, Rejection};
 use pinhole_core::hash::keyed;
 use pinhole_core::patch::Patch;
-use pinhole_core::types::Receive;
+use pinhole_core::types::{Receive, Transport};
 
 use super::Stats;
 use super::edit;
@@ -196,7 +196,7 @@ impl Registrar {
             "z9hG4bKphr{id:x}.{:x}",
             keyed(self.secret, &[b"upstream", &id.to_be_bytes()])
         );
-        edit::add_via(msg, patch, self.local, &branch);
+        edit::add_via(msg, patch, self.local, Transport::Udp, &branch);
         if register {
             stats.registrations += 1;
         }

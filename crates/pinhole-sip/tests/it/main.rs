@@ -13,3 +13,4 @@ mod plain;
 mod props;
 mod refusal;
 mod rsip_oracle;
+mod transport;
