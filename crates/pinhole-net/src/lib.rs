@@ -10,6 +10,11 @@
 //! [`logs`] limits log lines per callsite (a flood of datagrams must not
 //! become a flood of lines); the daemons install it on their output.
 //!
+//! [`tls`] holds the TLS configs for signaling over TCP (rustls with ring:
+//! the MPR's certificate, reloadable; the APS's CA and optional client
+//! certificate) and [`tls::testca`], which makes test certificates at run
+//! time so nothing checked in expires.
+//!
 //! The firewall simulator binds to loopback addresses only; the relay binds
 //! exactly the addresses its commands name.
 //!
@@ -57,3 +62,4 @@ pub mod driver;
 pub mod firewall;
 pub mod logs;
 pub mod relay;
+pub mod tls;
