@@ -353,3 +353,104 @@ pub fn mpr_datagrams(data: &[u8]) -> crate::mpr::Stats {
     }
     mpr.stats()
 }
+
+/// What a stream reader got from one feeding of a stream.
+#[derive(Debug, PartialEq)]
+struct Framed<'a> {
+    messages: Vec<&'a [u8]>,
+    consumed: usize,
+    error: Option<crate::framing::FrameError>,
+}
+
+/// Feeds `stream` to a reader in pieces ending at `ends` (then the rest),
+/// taking every whole frame after each piece, as a connection would.
+fn frame_in_pieces<'a>(
+    stream: &'a [u8],
+    ends: impl IntoIterator<Item = usize>,
+    framer: Option<crate::framing::ProtocolFramer>,
+) -> Framed<'a> {
+    use crate::framing::{Frame, MAX_CONTROL, next};
+    use crate::wire::{MAGIC_COOKIE, is_control};
+    let mut out = Framed {
+        messages: Vec::new(),
+        consumed: 0,
+        error: None,
+    };
+    for end in ends.into_iter().chain([stream.len()]) {
+        let end = end.clamp(out.consumed, stream.len());
+        loop {
+            // What the reader has buffered: arrived and not yet consumed.
+            let buf = &stream[out.consumed..end];
+            let frame = match next(buf, framer) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    out.error = Some(e);
+                    return out;
+                }
+            };
+            let n = frame.len();
+            assert!(
+                n > 0 && n <= buf.len(),
+                "{frame:?} from {} bytes",
+                buf.len()
+            );
+            let bytes = &buf[..n];
+            if let Frame::Message(_) = frame {
+                // A frame that starts like STUN was framed as STUN.
+                if bytes[0] <= 3 && bytes.get(4..8) == Some(&MAGIC_COOKIE.to_be_bytes()[..]) {
+                    assert!(is_control(bytes), "control frame fails is_control");
+                    assert!(n <= MAX_CONTROL);
+                }
+                out.messages.push(bytes);
+            }
+            out.consumed += n;
+        }
+    }
+    out
+}
+
+/// Shared body of the stream-framing fuzz targets: `data[0]` seeds the
+/// chunk sizes (1 to 64 bytes) and the rest is the stream. Fed whole and fed
+/// in chunks, the stream yields the same messages, consumes the same bytes
+/// and fails with the same error (keepalives may split differently); no
+/// frame is empty or longer than what is buffered, and a frame that starts
+/// like STUN passes `wire::is_control`. Returns the number of messages, so
+/// the seed-corpus tests can check that the seeds frame something.
+pub fn framing_stream(data: &[u8], framer: Option<crate::framing::ProtocolFramer>) -> usize {
+    let Some((&seed, stream)) = data.split_first() else {
+        return 0;
+    };
+    let whole = frame_in_pieces(stream, [], framer);
+    let mut state = u32::from(seed) | 1;
+    let mut at = 0;
+    let mut ends = Vec::new();
+    while at < stream.len() {
+        // A small LCG: reproducible sizes from one byte.
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        at += 1 + (state >> 16) as usize % 64;
+        ends.push(at);
+    }
+    let pieces = frame_in_pieces(stream, ends, framer);
+    assert_eq!(whole, pieces, "fed whole and in pieces");
+    // Byte by byte is the hardest split; the same again.
+    if stream.len() <= 2048 {
+        assert_eq!(whole, frame_in_pieces(stream, 1..stream.len(), framer));
+    }
+    whole.messages.len()
+}
+
+/// Fuzz target `framing_control`: a stream with no ALG (control messages
+/// only), see [`framing_stream`].
+pub fn framing_control(data: &[u8]) -> usize {
+    framing_stream(data, None)
+}
+
+/// Fuzz target `framing_tpkt`: control messages beside TPKT (H.323), see
+/// [`framing_stream`]; TPKT alone never frames more than it was given.
+pub fn framing_tpkt(data: &[u8]) -> usize {
+    if let Ok(Some(f)) = crate::framing::tpkt(data) {
+        assert!(f.len() >= 4 && f.len() <= data.len());
+    }
+    framing_stream(data, Some(crate::framing::tpkt))
+}

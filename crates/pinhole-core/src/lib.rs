@@ -8,6 +8,7 @@
 //! | [`wire`] | Registration and CMPH framed as STUN (RFC 8489): zero-copy [`wire::Message`], [`wire::Builder`] into a caller buffer, RFC 7983 [`wire::is_control`] |
 //! | [`mpr`] | registrations (the Fig. 4 table), CMPH, media intents and the leg table (Fig. 5), latching, expiry |
 //! | [`alg`] | the ALG layer every protocol shares: the interface a signaling ALG implements and the drivers call, the relay contract ([`alg::live`]), the APS stream machine ([`alg::aps`]), the MPR call model ([`alg::call`]), transactions ([`alg::txn`]) |
+//! | [`framing`] | TCP/TLS stream framing: control messages beside a protocol's frames ([`framing::next`]), RFC 1006 TPKT |
 //! | [`hash`] | keyed hashes for tables and derived ids |
 //! | [`client`] | registration refresh and alarm (Fig. 6), CMPH with retransmission (Figs. 7, 8), keepalives, the APS's B ↔ A mapping |
 //! | [`intent`] | what the protocol ALGs tell the MPR: offers, answers, modifications, teardowns → a [`intent::MediaPlan`] |
@@ -69,6 +70,7 @@
 
 pub mod alg;
 pub mod client;
+pub mod framing;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,8 +1,8 @@
-//! Body of the `sip_parse` fuzz target under `fuzz/`, kept here so that it
-//! compiles with the crate and the checked-in corpus runs as an ordinary
-//! test.
+//! Bodies of the `sip_parse`, `sip_proxy` and `framing_next_sip` fuzz
+//! targets under `fuzz/`, kept here so that they compile with the crate and
+//! the checked-in corpus runs as an ordinary test.
 //!
-//! It panics when a property fails: that is how a fuzzer reports a finding.
+//! They panic when a property fails: that is how a fuzzer reports a finding.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::ops::Range;
@@ -26,6 +26,16 @@ pub fn sip_parse(data: &[u8]) {
     };
     check(&msg);
     grow_body(&msg);
+}
+
+/// Body of the `framing_next_sip` fuzz target: `data` (after a first byte
+/// that seeds the chunk sizes) as a stream of SIP and control messages fed
+/// whole, in random chunks and byte by byte, through
+/// `pinhole_core::framing::next(.., Some(stream_frame))`; see
+/// `pinhole_core::fuzzing::framing_stream` for the invariants. Returns the
+/// number of messages framed.
+pub fn framing_next_sip(data: &[u8]) -> usize {
+    pinhole_core::fuzzing::framing_stream(data, Some(crate::stream_frame))
 }
 
 /// Frames `data` as a stream until it needs more bytes or fails.

@@ -15,7 +15,7 @@
 //! | [`Uri`] | `sip:`, `sips:`, `tel:` URIs: user, host, port, parameters |
 //! | [`name_addrs`] | From / To / Contact / Route values: display name, URI, parameters |
 //! | [`Message::sdp_bodies`] | the SDP body, or the SDP parts of a multipart body |
-//! | [`frame`] | TCP/TLS stream framing by Content-Length, CRLF keepalives |
+//! | [`frame`] | TCP/TLS stream framing by Content-Length, CRLF keepalives; [`stream_frame`], the same as a `pinhole_core::framing::ProtocolFramer` |
 //! | [`fix_content_length`] | the Content-Length edit after body edits |
 //! | [`media`] | the embedding layer: offer/answer role of a message, its SDP streams, the plan written back |
 //! | [`alg`] | the MPR's and the APS's SIP ALGs (stateful proxies that route by themselves) |
@@ -146,7 +146,7 @@ mod via;
 
 pub use error::ParseError;
 pub use fix::fix_content_length;
-pub use frame::{Frame, MAX_HEADER_BYTES, MAX_STREAM_BODY, frame};
+pub use frame::{Frame, MAX_HEADER_BYTES, MAX_STREAM_BODY, frame, stream_frame};
 pub use header::{Header, HeaderName};
 pub use message::{Message, StartLine};
 pub use name_addr::{NameAddr, name_addrs};

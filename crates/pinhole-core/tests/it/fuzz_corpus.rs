@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use pinhole_core::fuzzing::{control_decode, mpr_datagrams};
+use pinhole_core::fuzzing::{control_decode, framing_control, framing_tpkt, mpr_datagrams};
 use pinhole_core::wire::{
     Builder, Class, ErrorCode, Message, Method, Protocol, RtcpMode, TransactionId,
 };
@@ -205,4 +205,33 @@ fn write_seed_corpus() {
         let n = b.finish(signed.then_some(KEY)).unwrap();
         std::fs::write(dir.join(name), &buf[..n]).unwrap();
     }
+}
+
+/// Every seed of a framing target: runs the body, returns the messages.
+fn framing_seeds(target: &str, body: fn(&[u8]) -> usize) -> (usize, usize) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let (mut seen, mut messages) = (0, 0);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        messages += body(&data);
+        seen += 1;
+    }
+    (seen, messages)
+}
+
+#[test]
+fn framing_seed_corpora_pass_fuzz_property() {
+    // Worth their bytes only if they frame messages past the first.
+    let (seen, messages) = framing_seeds("framing_control", framing_control);
+    assert!(
+        seen >= 3 && messages >= 4,
+        "{seen} seeds, {messages} messages"
+    );
+    let (seen, messages) = framing_seeds("framing_tpkt", framing_tpkt);
+    assert!(
+        seen >= 3 && messages >= 8,
+        "{seen} seeds, {messages} messages"
+    );
 }

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use pinhole_sip::{Frame, Message, frame, fuzzing::sip_parse, fuzzing::sip_proxy};
+use pinhole_sip::fuzzing::{framing_next_sip, sip_parse, sip_proxy};
+use pinhole_sip::{Frame, Message, frame};
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/sip_parse")
@@ -80,4 +81,16 @@ fn proxy_seed_corpus_passes_the_fuzz_property() {
         n += 1;
     }
     assert!(n >= 6, "only {n} seeds");
+}
+
+#[test]
+fn framing_seed_corpus_passes_the_fuzz_property() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/framing_next_sip");
+    let (mut n, mut messages) = (0, 0);
+    for e in std::fs::read_dir(dir).unwrap() {
+        messages += framing_next_sip(&std::fs::read(e.unwrap().path()).unwrap());
+        n += 1;
+    }
+    // SIP and control messages, keepalives between them, one unframeable.
+    assert!(n >= 3 && messages >= 6, "{n} seeds, {messages} messages");
 }
