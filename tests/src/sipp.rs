@@ -263,6 +263,7 @@ pub struct Sipp {
     dir: Option<PathBuf>,
     args: Vec<OsString>,
     netns: Option<String>,
+    tcp: bool,
 }
 
 impl Sipp {
@@ -297,12 +298,21 @@ impl Sipp {
             dir: None,
             args: Vec::new(),
             netns: None,
+            tcp: false,
         }
     }
 
     /// Runs sipp inside the named network namespace (`ip netns exec NAME
     /// sipp ...`; needs root). Give `bind` an explicit port: port 0 probes
     /// for a free port in the caller's own namespace.
+    /// SIP over one TCP connection (`-t t1`) instead of UDP. Debian's
+    /// sipp is built without TLS, so TCP is the stream it speaks.
+    pub fn tcp(mut self) -> Self {
+        self.tcp = true;
+        self
+    }
+
+    /// Runs sipp inside network namespace `name`.
     pub fn netns(mut self, name: impl Into<String>) -> Self {
         self.netns = Some(name.into());
         self
@@ -437,7 +447,7 @@ impl Sipp {
             // sipp's control and RTP echo sockets: keep them on loopback too.
             ("-ci", ip.clone()),
             ("-mi", ip),
-            ("-t", "u1".into()),
+            ("-t", if self.tcp { "t1" } else { "u1" }.into()),
             ("-m", self.calls.to_string()),
             ("-timeout", ms(self.timeout)),
             ("-d", self.pause.as_millis().to_string()),
@@ -512,6 +522,7 @@ impl Sipp {
             kill_at: Instant::now() + self.timeout + KILL_GRACE,
             dir: dir.to_path_buf(),
             netns: self.netns.is_some(),
+            tcp: self.tcp,
         })
     }
 }
@@ -528,6 +539,7 @@ pub struct SippRun {
     kill_at: Instant,
     dir: PathBuf,
     netns: bool,
+    tcp: bool,
 }
 
 impl SippRun {
@@ -692,10 +704,14 @@ impl SippRun {
             }
             let bound = if self.netns {
                 // The namespace's table, seen through sipp's own /proc entry.
-                in_proc_net_udp(self.local, &format!("/proc/{}/net", self.child.id()))
-                    .unwrap_or(false)
+                in_proc_net(
+                    self.local,
+                    &format!("/proc/{}/net", self.child.id()),
+                    self.tcp,
+                )
+                .unwrap_or(false)
             } else {
-                bound_by_someone(self.local)
+                bound_by_someone(self.local, self.tcp)
             };
             if bound {
                 return Ok(());
@@ -912,21 +928,30 @@ fn labels(messages: &[SipMessage]) -> String {
 /// True when some socket is bound to `addr` (sipp, once it is up). Reads
 /// `/proc/net/udp*` where there is one: probing by binding the address
 /// ourselves could, for an instant, take it from a sipp about to bind it.
-fn bound_by_someone(addr: SocketAddr) -> bool {
-    in_proc_net_udp(addr, "/proc/net").unwrap_or_else(
-        || matches!(UdpSocket::bind(addr), Err(e) if e.kind() == io::ErrorKind::AddrInUse),
-    )
+fn bound_by_someone(addr: SocketAddr, tcp: bool) -> bool {
+    in_proc_net(addr, "/proc/net", tcp).unwrap_or_else(|| {
+        let r = if tcp {
+            std::net::TcpListener::bind(addr).map(drop)
+        } else {
+            UdpSocket::bind(addr).map(drop)
+        };
+        matches!(r, Err(e) if e.kind() == io::ErrorKind::AddrInUse)
+    })
 }
 
-/// Whether Linux lists `addr` as a bound UDP socket in the `udp`/`udp6`
+/// Whether Linux lists `addr` as a bound UDP (or, with `tcp`, TCP) socket in the `udp`/`udp6` (`tcp`/`tcp6`)
 /// tables under `dir` (`/proc/net`, or `/proc/PID/net` for another
 /// process's network namespace); `None` without procfs. The kernel prints
 /// each 32-bit word of the address in host byte order.
-fn in_proc_net_udp(addr: SocketAddr, dir: &str) -> Option<bool> {
+fn in_proc_net(addr: SocketAddr, dir: &str, tcp: bool) -> Option<bool> {
+    let proto = if tcp { "tcp" } else { "udp" };
     let (file, ip) = match addr.ip() {
-        IpAddr::V4(ip) => ("udp", format!("{:08X}", u32::from_ne_bytes(ip.octets()))),
+        IpAddr::V4(ip) => (
+            proto.to_owned(),
+            format!("{:08X}", u32::from_ne_bytes(ip.octets())),
+        ),
         IpAddr::V6(ip) => (
-            "udp6",
+            format!("{proto}6"),
             ip.octets()
                 .chunks_exact(4)
                 .map(|w| {
@@ -960,7 +985,8 @@ fn pick_port(ip: IpAddr) -> Result<u16, SippError> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let offset = u16::try_from(base.wrapping_add(n) % span).unwrap_or(0);
         let port = SIP_PORTS.start() + offset;
-        if UdpSocket::bind((ip, port)).is_ok() {
+        // Free for both, so a TCP run (`-t t1`) can take it too.
+        if UdpSocket::bind((ip, port)).is_ok() && std::net::TcpListener::bind((ip, port)).is_ok() {
             return Ok(port);
         }
     }
@@ -1082,15 +1108,23 @@ mod tests {
     fn bound_ports_are_seen() {
         let s = UdpSocket::bind("127.0.0.3:0").unwrap();
         let addr = s.local_addr().unwrap();
-        assert!(bound_by_someone(addr));
+        assert!(bound_by_someone(addr, false));
+        let l = std::net::TcpListener::bind("127.0.0.3:0").unwrap();
+        let taddr = l.local_addr().unwrap();
+        assert!(bound_by_someone(taddr, true));
+        if Path::new("/proc/net/tcp").exists() {
+            assert_eq!(in_proc_net(taddr, "/proc/net", true), Some(true));
+            drop(l);
+            assert_eq!(in_proc_net(taddr, "/proc/net", true), Some(false));
+        }
         if Path::new("/proc/net/udp").exists() {
-            assert_eq!(in_proc_net_udp(addr, "/proc/net"), Some(true));
+            assert_eq!(in_proc_net(addr, "/proc/net", false), Some(true));
             // The same table through a process's own entry (how a sipp run
             // in another network namespace is watched).
             let own = format!("/proc/{}/net", std::process::id());
-            assert_eq!(in_proc_net_udp(addr, &own), Some(true));
+            assert_eq!(in_proc_net(addr, &own, false), Some(true));
             drop(s);
-            assert_eq!(in_proc_net_udp(addr, "/proc/net"), Some(false));
+            assert_eq!(in_proc_net(addr, "/proc/net", false), Some(false));
         }
     }
 

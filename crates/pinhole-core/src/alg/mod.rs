@@ -57,6 +57,7 @@ pub mod unreadable;
 pub use outbox::{AlgEvent, Outbox};
 
 use crate::client::{self, ClientError, PinholeId, PinholeRequest};
+use crate::framing::ProtocolFramer;
 use crate::intent::{MediaIntent, MediaPlan};
 use crate::mpr::{IntentError, Route};
 use crate::types::{CallKey, Flow, Receive, Transmit};
@@ -182,6 +183,14 @@ pub trait MprSignaling: Send + Sync {
     /// The ALG's output queue, to drain.
     fn outbox_mut(&mut self) -> &mut Outbox;
 
+    /// How the protocol's messages are cut from a TCP or TLS stream, or
+    /// `None` for a protocol carried over UDP only (then the driver opens
+    /// no stream listener for it). Pinhole's control messages share the
+    /// stream and are framed first ([`crate::framing::next`]).
+    fn framer(&self) -> Option<ProtocolFramer> {
+        None
+    }
+
     /// Further MPR addresses the ALG receives on beside its main socket;
     /// the driver binds them and hands what arrives there to this ALG.
     /// H.248 gives each media gateway one of its own toward the MGC,
@@ -228,6 +237,12 @@ pub trait ClientSignaling: Send + Sync {
     fn outbox(&self) -> &Outbox;
     /// The ALG's output queue, to drain.
     fn outbox_mut(&mut self) -> &mut Outbox;
+
+    /// How the protocol's messages are cut from a stream (see
+    /// [`MprSignaling::framer`]); `None` keeps the ALG on UDP.
+    fn framer(&self) -> Option<ProtocolFramer> {
+        None
+    }
 
     /// Time passed: runs [`ClientSignaling::sweep`] when it is due.
     fn handle_timeout(&mut self, now: Instant, ctx: &mut dyn ClientContext) {

@@ -99,7 +99,14 @@ impl Engine {
         } else {
             self.stats.cmph_sent += 1;
             let mpr = self.cfg.mpr;
-            self.send_request(now, Purpose::Reserve(id), local, mpr, 0);
+            // Over a stream the reserve goes up the signaling connection
+            // (the MPR listens for nothing else at that address).
+            let from = if self.cfg.upstream.is_stream() {
+                self.cfg.signaling
+            } else {
+                local
+            };
+            self.send_request(now, Purpose::Reserve(id), from, mpr, 0);
         }
         Ok(PinholeId(id))
     }

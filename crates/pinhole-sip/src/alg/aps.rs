@@ -640,6 +640,10 @@ impl ClientSignaling for Aps {
         Protocol::Sip
     }
 
+    fn framer(&self) -> Option<pinhole_core::framing::ProtocolFramer> {
+        Some(crate::stream_frame)
+    }
+
     fn handle_datagram(&mut self, now: Instant, ctx: &mut dyn ClientContext, rx: Receive<'_>) {
         self.stats.received += 1;
         if keepalive(&mut self.out, &mut self.stats, &rx) {

@@ -803,6 +803,10 @@ impl MprSignaling for Mpr {
         Protocol::Sip
     }
 
+    fn framer(&self) -> Option<pinhole_core::framing::ProtocolFramer> {
+        Some(crate::stream_frame)
+    }
+
     fn handle_datagram(&mut self, now: Instant, mpr: &mut dyn MprContext, rx: Receive<'_>) {
         self.stats.received += 1;
         if keepalive(&mut self.out, &mut self.stats, &rx) {
