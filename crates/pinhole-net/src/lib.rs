@@ -7,6 +7,9 @@
 //! few worker threads). The drivers that run the sans-IO engines of
 //! `pinhole-core` over tokio sockets will join them as sibling modules.
 //!
+//! [`stream`] carries signaling over TCP and TLS: one task per connection,
+//! whole frames to the driver, bounded reads and writes.
+//!
 //! [`logs`] limits log lines per callsite (a flood of datagrams must not
 //! become a flood of lines); the daemons install it on their output.
 //!
@@ -62,4 +65,5 @@ pub mod driver;
 pub mod firewall;
 pub mod logs;
 pub mod relay;
+pub mod stream;
 pub mod tls;
