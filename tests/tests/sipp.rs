@@ -19,3 +19,5 @@ mod load;
 mod middlebox;
 #[path = "sipp/plain.rs"]
 mod plain;
+#[path = "sipp/tls.rs"]
+mod tls;

@@ -11,14 +11,15 @@ use anyhow::{Context, Result, anyhow};
 use pinhole_core::{client, mpr};
 use pinhole_h248::alg as h248_alg;
 use pinhole_mgcp::alg as mgcp_alg;
-use pinhole_net::driver::{Direct, client as client_driver, mpr as mpr_driver};
+use pinhole_net::driver::{Direct, Streaming, client as client_driver, mpr as mpr_driver};
 use pinhole_net::logs::LogLimit;
 use pinhole_net::relay::Relay;
+use pinhole_net::tls::{ClientTls, ServerTls};
 use pinhole_sip::alg as sip_alg;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-use crate::config::{ApsFile, MprFile, read};
+use crate::config::{ApsFile, MprFile, MprTlsSection, read};
 use crate::metrics::{self, Source};
 use crate::seed::os_seed;
 
@@ -33,6 +34,16 @@ const DEREGISTER_WAIT: Duration = Duration::from_secs(2);
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+/// What a signal asks.
+enum Signal {
+    /// Stop (SIGTERM or SIGINT, named).
+    Stop(&'static str),
+    /// Reload what can be reloaded without dropping calls (SIGHUP: the
+    /// TLS certificate).
+    Reload,
 }
 
 impl Signals {
@@ -41,15 +52,68 @@ impl Signals {
         Ok(Self {
             term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
             int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot watch SIGHUP")?,
         })
     }
 
-    /// Resolves on the next SIGTERM or SIGINT, naming it.
-    async fn next(&mut self) -> &'static str {
+    /// Resolves on the next SIGTERM, SIGINT or SIGHUP.
+    async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => Signal::Stop("SIGTERM"),
+            _ = self.int.recv() => Signal::Stop("SIGINT"),
+            _ = self.hup.recv() => Signal::Reload,
         }
+    }
+}
+
+/// The MPR's TLS from `[tls]`: its server certificate (reloadable) and
+/// the trust for connections it opens.
+fn mpr_streaming(
+    tls: Option<&MprTlsSection>,
+    limits: pinhole_net::stream::StreamLimits,
+) -> Result<(Streaming, Option<Arc<ServerTls>>)> {
+    let Some(t) = tls else {
+        return Ok((
+            Streaming {
+                limits,
+                ..Streaming::default()
+            },
+            None,
+        ));
+    };
+    let server = Arc::new(
+        ServerTls::load(
+            &t.cert,
+            &t.key,
+            t.client_ca.as_deref(),
+            t.require_client_cert,
+        )
+        .context("[tls]")?,
+    );
+    let client_tls = match &t.ca {
+        Some(ca) => Some(ClientTls::load(ca, None).context("tls.ca")?.config()),
+        None => None,
+    };
+    let source = Arc::clone(&server);
+    Ok((
+        Streaming {
+            limits,
+            server_tls: Some(Arc::new(move || source.config())),
+            client_tls,
+        },
+        Some(server),
+    ))
+}
+
+/// SIGHUP: a new certificate for new TLS connections; the open ones (and
+/// every call) go on. A bad file keeps the old certificate.
+fn reload(tls: Option<&ServerTls>) {
+    match tls.map(ServerTls::reload) {
+        Some(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded for new connections"),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "SIGHUP: TLS reload failed; the old certificate stays");
+        }
+        None => tracing::info!("SIGHUP: nothing to reload (no [tls])"),
     }
 }
 
@@ -93,13 +157,15 @@ pub(crate) async fn run_mpr(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
     let networks: Vec<String> = s.engine.networks.iter().map(|n| n.id.clone()).collect();
     let engine = mpr::Engine::new(s.engine, Instant::now())?;
     let (relay, relay_events) = Relay::start(s.relay).context("relay")?;
+    let (streaming, server_tls) = mpr_streaming(s.tls.as_ref(), s.streams)?;
     let mut algs = Vec::new();
     if let Some(c) = s.sip {
-        tracing::info!(sip = %c.local, outbound_proxy = ?c.outbound_proxy, "SIP proxy on");
-        algs.push(mpr_driver::MprAlg::new(
-            c.local,
-            Box::new(sip_alg::Mpr::new(c)),
-        ));
+        tracing::info!(sip = %c.local, outbound_proxy = ?c.outbound_proxy, streams = ?s.sip_listen, "SIP proxy on");
+        let mut a = mpr_driver::MprAlg::new(c.local, Box::new(sip_alg::Mpr::new(c)));
+        for &(at, transport) in &s.sip_listen {
+            a = a.listen(at, transport);
+        }
+        algs.push(a);
     }
     if let Some(c) = s.mgcp {
         tracing::info!(mgcp = %c.local, call_agent = ?c.call_agent, "MGCP ALG on");
@@ -118,8 +184,10 @@ pub(crate) async fn run_mpr(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
     }
     // Binds the ALGs' extra addresses (H.248's gateway ports) too; a
     // failure names the address.
-    let (handle, mut out) = mpr_driver::spawn_with(engine, controls, relay, relay_events, algs)
-        .context("signaling ALGs")?;
+    let (handle, mut out) =
+        mpr_driver::spawn_streaming(engine, controls, relay, relay_events, algs, &streaming)
+            .await
+            .context("signaling ALGs")?;
     let metrics = match s.metrics {
         Some(a) => Some(metrics::serve(a, Source::Mpr(handle.clone())).await?),
         None => None,
@@ -133,7 +201,10 @@ pub(crate) async fn run_mpr(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
         // Runs until a signal; each turn handles one event.
         loop {
             tokio::select! {
-                why = signals.next() => break why,
+                sig = signals.next() => match sig {
+                    Signal::Stop(why) => break why,
+                    Signal::Reload => reload(server_tls.as_deref()),
+                },
                 e = out.events.recv(), if events_open => match e {
                     Some(e) => log_mpr_event(&e),
                     None => events_open = false,
@@ -180,6 +251,7 @@ pub(crate) async fn run_aps(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
     let mut signals = Signals::watch()?;
     let local = s.engine.signaling;
     let mpr_addr = s.engine.mpr;
+    let upstream_transport = s.engine.upstream;
     let sock = UdpSocket::bind(local)
         .await
         .with_context(|| format!("signaling: cannot bind {local}"))?;
@@ -201,25 +273,55 @@ pub(crate) async fn run_aps(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
         }
         (None, None, None) => None,
     };
-    let (handle, mut out) = client_driver::spawn_with(
+    let client_tls = match &s.tls {
+        Some(t) => {
+            let cert = t.cert.as_deref().zip(t.key.as_deref());
+            Some(ClientTls::load(&t.ca, cert).context("[tls]")?.config())
+        }
+        None => None,
+    };
+    let streaming = Streaming {
+        limits: s.streams,
+        client_tls,
+        ..Streaming::default()
+    };
+    let upstream = client_driver::Upstream {
+        keepalive: Some(s.keepalive),
+        ..client_driver::Upstream::default()
+    };
+    let (handle, mut out) = client_driver::spawn_streaming(
         engine,
         Arc::new(sock),
         relay,
         relay_events,
         Arc::new(Direct),
         alg,
-    )?;
+        &client_driver::ClientStreams {
+            streaming,
+            upstream,
+            listen_tcp: s.phones_tcp,
+        },
+    )
+    .await?;
     let metrics = match s.metrics {
         Some(a) => Some(metrics::serve(a, Source::Client(handle.clone())).await?),
         None => None,
     };
     let flusher = logs.map(LogLimit::spawn_flusher);
-    tracing::info!(signaling = %local, mpr = %mpr_addr, "APS running");
+    tracing::info!(signaling = %local, mpr = %mpr_addr, upstream = %upstream_transport, "APS running");
+    if !upstream_transport.is_stream() {
+        tracing::warn!(
+            "signaling to the MPR goes over UDP in the clear; upstream = \"tls\" encrypts and authenticates it"
+        );
+    }
     let why = {
         let mut events_open = true;
         loop {
             tokio::select! {
-                why = signals.next() => break why,
+                sig = signals.next() => match sig {
+                    Signal::Stop(why) => break why,
+                    Signal::Reload => tracing::info!("SIGHUP: nothing to reload at an APS"),
+                },
                 e = out.events.recv(), if events_open => match e {
                     Some(e) => log_client_event(&e),
                     None => events_open = false,

@@ -97,6 +97,20 @@ enum Cmd {
         /// The file (`-` for stdin).
         file: PathBuf,
     },
+    /// Write a throwaway CA and certificates for tests and the demo into
+    /// DIR: ca.pem (+ ca.key), mpr.pem + mpr.key (a server certificate
+    /// naming each --name, IP addresses as IP names), aps.pem + aps.key (a
+    /// client certificate for mutual TLS). Valid for 30 days; generate
+    /// them where they are used, never check them in.
+    Certs {
+        /// Where to write them (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// A name the MPR's certificate carries: its IP address or DNS
+        /// name (repeat for several).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+    },
     /// Rewrite every media address in one SIP message, MGCP datagram or
     /// H.248 message (every Local and Remote group) to ADDR with
     /// consecutive ports from PORT (RTCP on the odd port after each), fix
@@ -115,7 +129,10 @@ fn main() -> ExitCode {
     let default_level = match (&cli.log_level, &cli.cmd) {
         (Some(l), _) => l.clone(),
         // The demo prints its own ladder; only problems go to the log.
-        (None, Cmd::Demo { .. } | Cmd::Inspect { .. } | Cmd::Rewrite { .. }) => "warn".to_owned(),
+        (
+            None,
+            Cmd::Demo { .. } | Cmd::Inspect { .. } | Cmd::Rewrite { .. } | Cmd::Certs { .. },
+        ) => "warn".to_owned(),
         (None, _) => "info".to_owned(),
     };
     let rule = pinhole_net::logs::Rule {
@@ -152,6 +169,7 @@ fn main() -> ExitCode {
                 .map(|()| true),
             Cmd::Demo { json, seconds } => demo::run(json, seconds).await,
             Cmd::Inspect { file } => inspect::run(&file),
+            Cmd::Certs { out, names } => certs(&out, &names),
             Cmd::Rewrite { to, file } => inspect::rewrite(&file, to),
         }
     });
@@ -172,6 +190,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `pinhole certs`: the test CA and certificates, and where they went.
+fn certs(out: &std::path::Path, names: &[String]) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let c = pinhole_net::tls::testca::generate(out, names)?;
+    for p in [&c.ca, &c.mpr_cert, &c.mpr_key, &c.aps_cert, &c.aps_key] {
+        println!("{}", p.display());
+    }
+    Ok(true)
 }
 
 /// Installs the logger: `RUST_LOG` (else `default_level`) filters, then

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use pinhole_core::alg::AlgCounters;
+use pinhole_net::driver::LinkCounters;
 use pinhole_net::driver::client::ClientHandle;
 use pinhole_net::driver::mpr::MprHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -328,6 +329,7 @@ pub(crate) async fn render(source: &Source) -> std::io::Result<String> {
                 &[("", r.control_in)],
             );
             alg(&mut o, &h.alg_counters().await?);
+            links(&mut o, &h.link_counters().await?);
         }
         Source::Client(h) => {
             let s = h.stats().await?;
@@ -413,6 +415,7 @@ pub(crate) async fn render(source: &Source) -> std::io::Result<String> {
                 &[("reason=\"unsolicited_or_unauthenticated\"", s.dropped)],
             );
             alg(&mut o, &h.alg_counters().await?);
+            links(&mut o, &h.link_counters().await?);
         }
     }
     Ok(o)
@@ -420,6 +423,89 @@ pub(crate) async fn render(source: &Source) -> std::io::Result<String> {
 
 /// The signaling ALGs' counters, one family labelled by protocol and
 /// event (parse errors are `event="malformed"`).
+/// TCP and TLS signaling connections: open now, opened, refused and
+/// closed by the `[streams]` limit that closed them, messages and bytes.
+fn links(o: &mut String, l: &LinkCounters) {
+    let c = &l.streams;
+    family(
+        o,
+        "pinhole_stream_connections",
+        "gauge",
+        "TCP and TLS signaling connections open or opening now.",
+        &[("", c.open)],
+    );
+    family(
+        o,
+        "pinhole_stream_opened_total",
+        "counter",
+        "Signaling connections opened, by direction.",
+        &[
+            ("direction=\"inbound\"", c.accepted),
+            ("direction=\"outbound\"", c.connected),
+        ],
+    );
+    family(
+        o,
+        "pinhole_stream_refused_total",
+        "counter",
+        "Inbound connections refused, by the [streams] limit.",
+        &[
+            ("limit=\"max_connections\"", c.refused_total),
+            ("limit=\"max_per_ip\"", c.refused_per_ip),
+        ],
+    );
+    family(
+        o,
+        "pinhole_stream_closed_total",
+        "counter",
+        "Connections closed by Pinhole, by reason ([streams] limit, handshake, framing).",
+        &[
+            ("reason=\"handshake_timeout\"", c.handshake_timeouts),
+            ("reason=\"handshake_failed\"", c.handshake_failures),
+            ("reason=\"connect_failed\"", c.connect_failures),
+            ("reason=\"idle\"", c.idle_closed),
+            ("reason=\"slow_sender\"", c.slow_closed),
+            ("reason=\"write_queue_full\"", c.write_queue_closed),
+            ("reason=\"framing\"", c.framing_errors),
+            ("reason=\"peer_closed\"", c.peer_closed),
+        ],
+    );
+    family(
+        o,
+        "pinhole_stream_messages_total",
+        "counter",
+        "Whole messages over signaling connections, by direction.",
+        &[
+            ("direction=\"in\"", c.messages_in),
+            ("direction=\"out\"", c.messages_out),
+        ],
+    );
+    family(
+        o,
+        "pinhole_stream_bytes_total",
+        "counter",
+        "Bytes over signaling connections, by direction.",
+        &[
+            ("direction=\"in\"", c.bytes_in),
+            ("direction=\"out\"", c.bytes_out),
+        ],
+    );
+    family(
+        o,
+        "pinhole_stream_unroutable_total",
+        "counter",
+        "Signaling messages dropped: their connection was gone and none could be opened (never into a network).",
+        &[("", l.unroutable)],
+    );
+    family(
+        o,
+        "pinhole_stream_reconnects_total",
+        "counter",
+        "Times the APS reopened its signaling connection to the MPR.",
+        &[("", l.reconnects)],
+    );
+}
+
 fn alg(o: &mut String, algs: &AlgCounters) {
     let labels: Vec<(String, u64)> = algs
         .iter()

@@ -13,15 +13,19 @@ use pinhole_core::alg::live::LiveClient;
 use pinhole_core::alg::{AlgCounters, ClientContext, ClientSignaling};
 use pinhole_core::client::{ClientError, Engine, Event, PinholeId, PinholeRequest, Stats};
 use pinhole_core::relay::RelayCommand;
-use pinhole_core::types::Receive;
+use std::collections::VecDeque;
+
+use pinhole_core::types::{ConnId, Flow, Receive, Transmit, Transport};
 use pinhole_core::wire;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::link::{LinkCounters, Links, Streaming, next_event};
 use super::mpr::{Signaling, close, sleep_until};
 use super::{SharedRouter, ask, now};
 use crate::relay::{Relay, RelayCounters, RelayEvent};
+use crate::stream::{Listen, PING, StreamEvent};
 
 enum Cmd {
     Open(
@@ -33,6 +37,8 @@ enum Cmd {
     Registered(oneshot::Sender<Option<SocketAddr>>),
     RelayCounters(oneshot::Sender<RelayCounters>),
     AlgCounters(oneshot::Sender<AlgCounters>),
+    LinkCounters(oneshot::Sender<LinkCounters>),
+    DropUpstream(oneshot::Sender<bool>),
     Send(SocketAddr, Vec<u8>),
     SendMedia(Media, oneshot::Sender<io::Result<()>>),
     Shutdown(Duration, oneshot::Sender<Deregistration>),
@@ -118,6 +124,19 @@ impl ClientHandle {
         ask(&self.cmds, "client", Cmd::AlgCounters).await
     }
 
+    /// The stream transports' counters (all zero without streams).
+    pub async fn link_counters(&self) -> io::Result<LinkCounters> {
+        ask(&self.cmds, "client", Cmd::LinkCounters).await
+    }
+
+    /// Closes the signaling connection to the MPR as a firewall that
+    /// forgot it would (tests and operations: the driver reconnects after
+    /// its back-off, and registers over the new connection). False when
+    /// there is none open.
+    pub async fn drop_upstream(&self) -> io::Result<bool> {
+        ask(&self.cmds, "client", Cmd::DropUpstream).await
+    }
+
     /// Sends signaling from the signaling socket (it counts as pinhole traffic).
     pub async fn send_signaling(&self, remote: SocketAddr, payload: Vec<u8>) -> io::Result<()> {
         self.cmds
@@ -168,6 +187,146 @@ pub fn spawn_with(
     router: SharedRouter,
     alg: Option<Box<dyn ClientSignaling>>,
 ) -> io::Result<(ClientHandle, ClientOutputs)> {
+    if engine.config().upstream.is_stream() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a stream upstream needs spawn_streaming",
+        ));
+    }
+    start(engine, signaling, relay, relay_events, router, alg, None)
+}
+
+/// How the client keeps its signaling connection to the MPR (when the
+/// engine's [`Config::upstream`](pinhole_core::client::Config::upstream)
+/// is TCP or TLS).
+#[derive(Clone, Copy, Debug)]
+pub struct Upstream {
+    /// A CRLF ping (RFC 5626 §3.5.1) goes up the connection this often,
+    /// below the firewall's idle timeout for TCP; `None` leaves it to the
+    /// registration refreshes (a protocol without CRLF keepalives).
+    pub keepalive: Option<Duration>,
+    /// First wait before reopening a closed connection; doubles.
+    pub backoff_min: Duration,
+    /// Longest wait.
+    pub backoff_max: Duration,
+    /// Messages held for the MPR while the connection is down; beyond,
+    /// new ones are dropped and counted (signaling retransmits).
+    pub max_pending: usize,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Self {
+            keepalive: Some(Duration::from_secs(25)),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            max_pending: 256,
+        }
+    }
+}
+
+/// A client's stream transports: limits and TLS, its connection to the
+/// MPR, and whether phones may use TCP.
+#[derive(Clone, Debug, Default)]
+pub struct ClientStreams {
+    /// Limits and TLS trust (the MPR is verified by its IP address).
+    pub streaming: Streaming,
+    /// The signaling connection to the MPR.
+    pub upstream: Upstream,
+    /// Phones inside may reach the ALG over TCP at the signaling address.
+    pub listen_tcp: bool,
+}
+
+/// Like [`spawn_with`], with stream transports (issue 13). When the
+/// engine's upstream is TCP or TLS, the driver opens the one signaling
+/// connection to the MPR from inside (TLS verified with
+/// [`Streaming::client_tls`] against the MPR's IP address), sends the
+/// Registration, the reserves and the ALG's messages for the MPR up it,
+/// keeps it alive, and reopens it with back-off when it closes, then
+/// registers again over it (the MPR's route follows; calls go on). With
+/// [`ClientStreams::listen_tcp`], phones inside may also reach the ALG
+/// over TCP at the signaling address.
+pub async fn spawn_streaming(
+    engine: Engine,
+    signaling: Arc<UdpSocket>,
+    relay: Relay,
+    relay_events: mpsc::Receiver<RelayEvent>,
+    router: SharedRouter,
+    alg: Option<Box<dyn ClientSignaling>>,
+    streams: &ClientStreams,
+) -> io::Result<(ClientHandle, ClientOutputs)> {
+    let (upstream, listen_tcp) = (streams.upstream, streams.listen_tcp);
+    let local = signaling.local_addr()?;
+    let framer = alg.as_ref().and_then(|a| a.framer());
+    let (mut links, rx) = Links::new(&streams.streaming);
+    links.frame(local, framer);
+    if listen_tcp {
+        if framer.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a TCP listener for phones needs an ALG with stream framing",
+            ));
+        }
+        let at = links
+            .streams
+            .listen(Listen {
+                addr: local,
+                transport: Transport::Tcp,
+                tls: None,
+                framer,
+            })
+            .await
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot listen for TCP on {local}: {e}"))
+            })?;
+        tracing::info!(listen = %at, "TCP listener for phones open");
+    }
+    let up = engine.config().upstream.is_stream().then(|| UpstreamState {
+        cfg: upstream,
+        conn: None,
+        opened_once: false,
+        retry_at: Some(tokio::time::Instant::now()),
+        backoff: upstream.backoff_min,
+        pending: VecDeque::new(),
+        next_ping: None,
+    });
+    start(
+        engine,
+        signaling,
+        relay,
+        relay_events,
+        router,
+        alg,
+        Some((links, rx, up)),
+    )
+}
+
+/// The signaling connection to the MPR.
+struct UpstreamState {
+    cfg: Upstream,
+    /// The connection, open or opening.
+    conn: Option<ConnId>,
+    /// It was open before (so the next open is a reconnect).
+    opened_once: bool,
+    /// When to open it (again).
+    retry_at: Option<tokio::time::Instant>,
+    backoff: Duration,
+    /// Messages for the MPR while there is no connection.
+    pending: VecDeque<Vec<u8>>,
+    next_ping: Option<tokio::time::Instant>,
+}
+
+type StreamParts = (Links, mpsc::Receiver<StreamEvent>, Option<UpstreamState>);
+
+fn start(
+    engine: Engine,
+    signaling: Arc<UdpSocket>,
+    relay: Relay,
+    relay_events: mpsc::Receiver<RelayEvent>,
+    router: SharedRouter,
+    alg: Option<Box<dyn ClientSignaling>>,
+    streams: Option<StreamParts>,
+) -> io::Result<(ClientHandle, ClientOutputs)> {
     let local = signaling.local_addr()?;
     if local != engine.config().signaling {
         return Err(io::Error::new(
@@ -206,6 +365,10 @@ pub fn spawn_with(
             }
         }
     });
+    let (links, stream_rx, upstream) = match streams {
+        Some((l, rx, up)) => (Some(l), Some(rx), up),
+        None => (None, None, None),
+    };
     let driver = Driver {
         engine,
         local,
@@ -218,8 +381,10 @@ pub fn spawn_with(
         media: media_tx,
         deregistered: false,
         alg,
+        links,
+        upstream,
     };
-    let task = tokio::spawn(driver.run(cmd_rx, rx_rx, relay_events));
+    let task = tokio::spawn(driver.run(cmd_rx, rx_rx, relay_events, stream_rx));
     Ok((
         ClientHandle { cmds: cmd_tx },
         ClientOutputs {
@@ -245,6 +410,10 @@ struct Driver {
     /// The engine reported [`Event::Deregistered`].
     deregistered: bool,
     alg: Option<Box<dyn ClientSignaling>>,
+    /// Stream transports, when started with [`spawn_streaming`].
+    links: Option<Links>,
+    /// The signaling connection to the MPR, when the upstream is a stream.
+    upstream: Option<UpstreamState>,
 }
 
 /// A shutdown in progress: its deadline and who waits for it.
@@ -259,9 +428,14 @@ impl Driver {
         mut cmds: mpsc::Receiver<Cmd>,
         mut sig_rx: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
         mut relay_events: mpsc::Receiver<RelayEvent>,
+        mut stream_rx: Option<mpsc::Receiver<StreamEvent>>,
     ) {
         let mut stopping: Option<Stopping> = None;
         let outcome = loop {
+            let up_due = self
+                .upstream
+                .as_ref()
+                .and_then(|u| [u.retry_at, u.next_ping].into_iter().flatten().min());
             let deadline = [
                 self.engine
                     .poll_timeout()
@@ -271,6 +445,7 @@ impl Driver {
                     .and_then(|a| a.poll_timeout())
                     .map(tokio::time::Instant::from_std),
                 stopping.as_ref().map(|s| s.deadline),
+                up_due,
             ]
             .into_iter()
             .flatten()
@@ -296,16 +471,18 @@ impl Driver {
                     let remote = self.router.inbound(self.local, from);
                     self.engine.handle_traffic(now(), self.local);
                     if wire::is_control(&payload) {
-                        let _ = self.engine.handle_datagram(now(), Receive { local: self.local, remote, bytes: &payload, flow: Default::default() });
+                        let _ = self.engine.handle_datagram(now(), Receive { local: self.local, remote, bytes: &payload, flow: Flow::UDP });
                     } else if let Some(alg) = &mut self.alg {
                         let mut ctx = LiveClient::new(&mut self.engine, &mut self.relay);
-                        alg.handle_datagram(now(), &mut ctx, Receive { local: self.local, remote, bytes: &payload, flow: Default::default() });
+                        alg.handle_datagram(now(), &mut ctx, Receive { local: self.local, remote, bytes: &payload, flow: Flow::UDP });
                     } else if self.app.try_send(Signaling { local: self.local, remote, payload }).is_err() {
                         tracing::warn!(%remote, "signaling queue full: datagram dropped");
                     }
                 }
                 Some(ev) = relay_events.recv() => self.relay_event(ev),
+                Some(ev) = next_event(&mut stream_rx) => self.stream_event(ev),
                 () = sleep_until(deadline) => {
+                    self.upstream_timers();
                     let now = now();
                     self.engine.handle_timeout(now);
                     if let Some(alg) = &mut self.alg
@@ -328,6 +505,9 @@ impl Driver {
                 break stopping.take().map(|s| (s.reply, outcome));
             }
         };
+        if let Some(l) = &self.links {
+            l.streams.shutdown().await;
+        }
         close(vec![self.reader], self.relay).await;
         drop(self.signaling);
         if let Some((reply, outcome)) = outcome {
@@ -350,7 +530,7 @@ impl Driver {
                         local,
                         remote,
                         bytes: &payload,
-                        flow: Default::default(),
+                        flow: Flow::UDP,
                     },
                 );
             }
@@ -398,6 +578,16 @@ impl Driver {
                         .map(|a| (a.protocol(), a.counters()))
                         .collect(),
                 );
+            }
+            Cmd::LinkCounters(reply) => {
+                let _ = reply.send(self.links.as_ref().map(Links::counters).unwrap_or_default());
+            }
+            Cmd::DropUpstream(reply) => {
+                let conn = self.upstream.as_ref().and_then(|u| u.conn);
+                if let (Some(c), Some(l)) = (conn, &self.links) {
+                    l.streams.close(c);
+                }
+                let _ = reply.send(conn.is_some());
             }
             Cmd::Send(remote, payload) => {
                 self.engine.handle_traffic(now(), self.local);
@@ -470,7 +660,7 @@ impl Driver {
         }
         while let Some(t) = self.engine.poll_transmit() {
             moved += 1;
-            self.send(t.local, t.remote, &t.payload).await;
+            self.transmit(t).await;
         }
         while let Some(e) = self.engine.poll_event() {
             moved += 1;
@@ -486,9 +676,166 @@ impl Driver {
         while let Some(t) = self.alg.as_mut().and_then(|a| a.poll_transmit()) {
             moved += 1;
             self.engine.handle_traffic(now(), t.local);
-            self.send(t.local, t.remote, &t.payload).await;
+            self.transmit(t).await;
         }
         moved
+    }
+
+    /// Sends what the engine or the ALG queued, by its flow: up the
+    /// signaling connection to the MPR, over a phone's connection inside,
+    /// or as a datagram.
+    async fn transmit(&mut self, t: Transmit) {
+        if !t.flow.transport.is_stream() {
+            return self.send(t.local, t.remote, &t.payload).await;
+        }
+        let mpr = self.engine.config().mpr;
+        if t.remote == mpr
+            && let Some(up) = &mut self.upstream
+        {
+            let sent = match (up.conn, &self.links) {
+                (Some(c), Some(l)) => l.streams.send(c, t.payload).map_err(|e| (e, Vec::new())),
+                _ => Err((crate::stream::SendError::NoSuchConnection, t.payload)),
+            };
+            if let Err((e, payload)) = sent {
+                if payload.is_empty() || up.pending.len() >= up.cfg.max_pending {
+                    if let Some(l) = &mut self.links {
+                        l.counters.unroutable += 1;
+                    }
+                    tracing::warn!(error = %e, "signaling for the MPR dropped: no connection");
+                } else {
+                    up.pending.push_back(payload);
+                }
+            }
+            return;
+        }
+        let via = match self.router.outbound_tcp(t.local, t.remote) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(remote = %t.remote, error = %e, "no TCP route");
+                return;
+            }
+        };
+        match &mut self.links {
+            Some(l) => l.send(t, via),
+            None => tracing::warn!(remote = %t.remote, "no stream transports: message dropped"),
+        }
+    }
+
+    /// Opens the upstream connection when its back-off ended, and pings it.
+    fn upstream_timers(&mut self) {
+        let now = tokio::time::Instant::now();
+        let (Some(up), Some(links)) = (&mut self.upstream, &mut self.links) else {
+            return;
+        };
+        if up.retry_at.is_some_and(|t| t <= now) {
+            up.retry_at = None;
+            let cfg = self.engine.config();
+            let (transport, mpr, local) = (cfg.upstream, cfg.mpr, cfg.signaling);
+            let opened = self
+                .router
+                .outbound_tcp(local, mpr)
+                .map_err(|e| e.to_string())
+                .and_then(|via| {
+                    links
+                        .connect(transport, mpr, via, local)
+                        .map_err(str::to_owned)
+                });
+            match opened {
+                Ok(c) => {
+                    tracing::info!(%transport, %mpr, conn = %c, "opening the signaling connection to the MPR");
+                    up.conn = Some(c);
+                    for p in std::mem::take(&mut up.pending) {
+                        if let Err(e) = links.streams.send(c, p) {
+                            tracing::warn!(error = %e, "held signaling for the MPR dropped");
+                        }
+                    }
+                }
+                Err(why) => {
+                    tracing::warn!(%transport, %mpr, why, retry_in = ?up.backoff, "cannot open the signaling connection to the MPR");
+                    up.retry_at = Some(now + up.backoff);
+                    up.backoff = (up.backoff * 2).min(up.cfg.backoff_max);
+                }
+            }
+        }
+        if up.next_ping.is_some_and(|t| t <= now) {
+            up.next_ping = up.cfg.keepalive.map(|k| now + k);
+            if let Some(c) = up.conn
+                && let Err(e) = links.streams.send(c, PING.to_vec())
+            {
+                tracing::debug!(error = %e, "keepalive not sent");
+            }
+        }
+    }
+
+    fn stream_event(&mut self, ev: StreamEvent) {
+        let upstream = self.upstream.as_ref().and_then(|u| u.conn);
+        match ev {
+            StreamEvent::Message {
+                conn,
+                transport,
+                local,
+                remote,
+                bytes,
+            } => {
+                tracing::trace!(%conn, %transport, %remote, len = bytes.len(), "stream message");
+                let flow = Flow::conn(transport, conn);
+                let (local, remote) = if Some(conn) == upstream {
+                    self.engine.handle_traffic(now(), self.local);
+                    (self.local, self.engine.config().mpr)
+                } else {
+                    (local, remote)
+                };
+                let rx = Receive {
+                    local,
+                    remote,
+                    bytes: &bytes,
+                    flow,
+                };
+                if wire::is_control(&bytes) {
+                    let _ = self.engine.handle_datagram(now(), rx);
+                } else if let Some(alg) = &mut self.alg {
+                    let mut ctx = LiveClient::new(&mut self.engine, &mut self.relay);
+                    alg.handle_datagram(now(), &mut ctx, rx);
+                }
+            }
+            StreamEvent::Opened { conn, .. } if Some(conn) == upstream => {
+                let Some(up) = &mut self.upstream else {
+                    return;
+                };
+                up.backoff = up.cfg.backoff_min;
+                up.next_ping = up.cfg.keepalive.map(|k| tokio::time::Instant::now() + k);
+                tracing::info!(%conn, "signaling connection to the MPR open");
+                if std::mem::replace(&mut up.opened_once, true) {
+                    if let Some(l) = &mut self.links {
+                        l.counters.reconnects += 1;
+                    }
+                    self.engine.handle_reconnect(now());
+                }
+            }
+            StreamEvent::Closed { conn, reason, .. } if Some(conn) == upstream => {
+                let Some(up) = &mut self.upstream else {
+                    return;
+                };
+                up.conn = None;
+                up.next_ping = None;
+                let wait = up.backoff;
+                up.retry_at = Some(tokio::time::Instant::now() + wait);
+                up.backoff = (up.backoff * 2).min(up.cfg.backoff_max);
+                tracing::warn!(%conn, reason = reason.kind(), retry_in = ?wait, "signaling connection to the MPR closed; reopening");
+            }
+            StreamEvent::Opened {
+                conn,
+                transport,
+                remote,
+                ..
+            } => tracing::debug!(%conn, %transport, %remote, "connection open"),
+            StreamEvent::Closed {
+                conn,
+                remote,
+                reason,
+                ..
+            } => tracing::debug!(%conn, %remote, reason = reason.kind(), "connection closed"),
+        }
     }
 
     async fn send(&self, local: SocketAddr, remote: SocketAddr, payload: &[u8]) {

@@ -6,7 +6,10 @@
 //! lives here.
 
 pub mod client;
+mod link;
 pub mod mpr;
+
+pub use link::{LinkCounters, ServerConfigSource, Streaming};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +25,11 @@ pub trait Router: Send + Sync {
     fn outbound(&self, local: SocketAddr, dst: SocketAddr) -> std::io::Result<SocketAddr>;
     /// The true source of a datagram that arrived at `local` from `from`.
     fn inbound(&self, local: SocketAddr, from: SocketAddr) -> SocketAddr;
+    /// Where to connect from `local`'s address to reach `dst` over TCP.
+    fn outbound_tcp(&self, local: SocketAddr, dst: SocketAddr) -> std::io::Result<SocketAddr> {
+        let _ = local;
+        Ok(dst)
+    }
 }
 
 /// The identity router of a real network.
@@ -92,6 +100,10 @@ impl Router for SimRouter {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.insert((local, route), dst);
         Ok(route)
+    }
+
+    fn outbound_tcp(&self, local: SocketAddr, dst: SocketAddr) -> std::io::Result<SocketAddr> {
+        self.sim.route_tcp(local.ip(), dst)
     }
 
     fn inbound(&self, local: SocketAddr, from: SocketAddr) -> SocketAddr {

@@ -11,14 +11,18 @@ use pinhole_core::alg::{AlgCounters, MprContext, MprSignaling};
 use pinhole_core::intent::IntentKind;
 use pinhole_core::intent::{MediaEndpoint, MediaIntent, MediaPlan, Origin};
 use pinhole_core::mpr::{Engine, Event, IntentError, Route, Stats};
-use pinhole_core::types::{CallKey, Receive, Side};
+use std::collections::HashMap;
+
+use pinhole_core::types::{CallKey, Flow, Receive, Side, Transmit, Transport};
 use pinhole_core::wire::{self, Protocol};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::link::{LinkCounters, Links, Streaming, next_event};
 use super::{ask, now};
 use crate::relay::{Relay, RelayCounters, RelayEvent};
+use crate::stream::{Listen, StreamEvent};
 
 /// A media intent with owned fields, to cross a channel.
 #[derive(Clone, Debug)]
@@ -57,6 +61,7 @@ enum Cmd {
     Stats(oneshot::Sender<Stats>),
     RelayCounters(oneshot::Sender<RelayCounters>),
     AlgCounters(oneshot::Sender<AlgCounters>),
+    LinkCounters(oneshot::Sender<LinkCounters>),
     Send(SocketAddr, SocketAddr, Vec<u8>),
     Stop(oneshot::Sender<()>),
 }
@@ -111,6 +116,11 @@ impl MprHandle {
         ask(&self.cmds, "MPR", Cmd::AlgCounters).await
     }
 
+    /// The stream transports' counters (all zero without streams).
+    pub async fn link_counters(&self) -> io::Result<LinkCounters> {
+        ask(&self.cmds, "MPR", Cmd::LinkCounters).await
+    }
+
     /// Stops the MPR and returns once it has closed every socket (control
     /// and relay), so that a new MPR can bind the same addresses. Routes,
     /// legs and nonces are lost: clients notice at their next request (438)
@@ -152,12 +162,27 @@ pub struct MprAlg {
     pub at: SocketAddr,
     /// The ALG.
     pub alg: Box<dyn MprSignaling>,
+    /// Stream listeners whose messages go to this ALG (and whose control
+    /// messages, a network's Registration and CMPH reserves, to the
+    /// engine): TCP usually on `at`'s address and port, TLS on its own.
+    pub listen: Vec<(SocketAddr, Transport)>,
 }
 
 impl MprAlg {
     /// An ALG on the control socket `at`.
     pub fn new(at: SocketAddr, alg: Box<dyn MprSignaling>) -> Self {
-        Self { at, alg }
+        Self {
+            at,
+            alg,
+            listen: Vec::new(),
+        }
+    }
+
+    /// Also listens for `transport` (TCP or TLS) at `addr`
+    /// ([`spawn_streaming`] opens it).
+    pub fn listen(mut self, addr: SocketAddr, transport: Transport) -> Self {
+        self.listen.push((addr, transport));
+        self
     }
 }
 
@@ -179,6 +204,109 @@ pub fn spawn_with(
     relay: Relay,
     relay_events: mpsc::Receiver<RelayEvent>,
     algs: Vec<MprAlg>,
+) -> io::Result<(MprHandle, MprOutputs)> {
+    if let Some(a) = algs.iter().find(|a| !a.listen.is_empty()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} ALG: stream listeners need spawn_streaming",
+                a.alg.protocol().name()
+            ),
+        ));
+    }
+    start(engine, controls, relay, relay_events, algs, None)
+}
+
+/// Like [`spawn_with`], with stream transports (issue 13): each ALG's
+/// [`MprAlg::listen`] addresses are bound (TLS with
+/// [`Streaming::server_tls`]) and what arrives there is framed by the
+/// ALG's [`MprSignaling::framer`] beside Pinhole's control messages. A
+/// network that registers over a connection has its route point at that
+/// connection: everything for it goes down it, and none is ever opened
+/// toward it. Toward public peers the MPR reuses or opens connections
+/// as the ALG's [`Flow`](pinhole_core::types::Flow) asks.
+///
+/// An ALG without stream framing, or TLS without a server config, is
+/// `InvalidInput`; a listener that cannot be bound is an error naming it.
+pub async fn spawn_streaming(
+    engine: Engine,
+    controls: Vec<Arc<UdpSocket>>,
+    relay: Relay,
+    relay_events: mpsc::Receiver<RelayEvent>,
+    algs: Vec<MprAlg>,
+    streaming: &Streaming,
+) -> io::Result<(MprHandle, MprOutputs)> {
+    let (mut links, rx) = Links::new(streaming);
+    let mut by_listener = HashMap::new();
+    for (i, a) in algs.iter().enumerate() {
+        let name = a.alg.protocol().name();
+        let framer = a.alg.framer();
+        links.frame(a.at, framer);
+        for &(addr, transport) in &a.listen {
+            let invalid = |why: &str| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{name} ALG: {transport} listener {addr}: {why}"),
+                )
+            };
+            if framer.is_none() {
+                return Err(invalid("the protocol has no stream framing"));
+            }
+            let tls = match transport {
+                Transport::Tls => Some(
+                    streaming
+                        .server_tls
+                        .clone()
+                        .ok_or_else(|| invalid("no TLS certificate configured"))?,
+                ),
+                Transport::Tcp => None,
+                Transport::Udp => return Err(invalid("not a stream transport")),
+            };
+            let bound = links
+                .streams
+                .listen(Listen {
+                    addr,
+                    transport,
+                    tls,
+                    framer,
+                })
+                .await
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("{name} ALG: cannot listen for {transport} on {addr}: {e}"),
+                    )
+                })?;
+            tracing::info!(protocol = name, %transport, listen = %bound, "stream listener open");
+            links.frame(bound, framer);
+            by_listener.insert(bound, i);
+        }
+    }
+    start(
+        engine,
+        controls,
+        relay,
+        relay_events,
+        algs,
+        Some((links, rx, by_listener)),
+    )
+}
+
+/// Stream state for [`start`]: the links, their events, and which ALG
+/// each listener feeds.
+type StreamParts = (
+    Links,
+    mpsc::Receiver<StreamEvent>,
+    HashMap<SocketAddr, usize>,
+);
+
+fn start(
+    engine: Engine,
+    controls: Vec<Arc<UdpSocket>>,
+    relay: Relay,
+    relay_events: mpsc::Receiver<RelayEvent>,
+    algs: Vec<MprAlg>,
+    streams: Option<StreamParts>,
 ) -> io::Result<(MprHandle, MprOutputs)> {
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let (ev_tx, ev_rx) = mpsc::channel(4096);
@@ -233,6 +361,10 @@ pub fn spawn_with(
             }
         }));
     }
+    let (links, stream_rx, by_listener) = match streams {
+        Some((l, rx, m)) => (Some(l), Some(rx), m),
+        None => (None, None, HashMap::new()),
+    };
     let driver = Driver {
         engine,
         controls: locals.into_iter().zip(controls).collect(),
@@ -242,8 +374,10 @@ pub fn spawn_with(
         signaling: sig_tx,
         algs,
         extras,
+        links,
+        by_listener,
     };
-    let task = tokio::spawn(driver.run(cmd_rx, rx_rx, relay_events));
+    let task = tokio::spawn(driver.run(cmd_rx, rx_rx, relay_events, stream_rx));
     Ok((
         MprHandle { cmds: cmd_tx },
         MprOutputs {
@@ -265,6 +399,10 @@ struct Driver {
     algs: Vec<MprAlg>,
     /// The ALGs' extra addresses (bound among `controls`) → the ALG's index.
     extras: std::collections::HashMap<SocketAddr, usize>,
+    /// Stream transports, when started with [`spawn_streaming`].
+    links: Option<Links>,
+    /// Each stream listener's address → the ALG it feeds.
+    by_listener: HashMap<SocketAddr, usize>,
 }
 
 /// Binds every ALG's extra addresses: (address, socket, ALG index).
@@ -311,6 +449,7 @@ impl Driver {
         mut cmds: mpsc::Receiver<Cmd>,
         mut control_rx: mpsc::Receiver<(SocketAddr, SocketAddr, Vec<u8>)>,
         mut relay_events: mpsc::Receiver<RelayEvent>,
+        mut stream_rx: Option<mpsc::Receiver<StreamEvent>>,
     ) {
         let stopped = loop {
             let alg_due = self.algs.iter().filter_map(|a| a.alg.poll_timeout()).min();
@@ -328,19 +467,20 @@ impl Driver {
                 Some((local, remote, payload)) = control_rx.recv() => {
                     if let Some(a) = self.extras.get(&local).and_then(|&i| self.algs.get_mut(i)) {
                         let mut ctx = LiveMpr::new(&mut self.engine, &mut self.relay);
-                        a.alg.handle_datagram(now(), &mut ctx, Receive { local, remote, bytes: &payload, flow: Default::default() });
+                        a.alg.handle_datagram(now(), &mut ctx, Receive { local, remote, bytes: &payload, flow: Flow::UDP });
                     } else if wire::is_control(&payload) {
-                        let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload, flow: Default::default() });
+                        let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload, flow: Flow::UDP });
                     } else if let Some(a) = self.algs.iter_mut().find(|a| a.at == local) {
                         let mut ctx = LiveMpr::new(&mut self.engine, &mut self.relay);
-                        a.alg.handle_datagram(now(), &mut ctx, Receive { local, remote, bytes: &payload, flow: Default::default() });
+                        a.alg.handle_datagram(now(), &mut ctx, Receive { local, remote, bytes: &payload, flow: Flow::UDP });
                     } else if self.signaling.try_send(Signaling { local, remote, payload }).is_err() {
                         tracing::warn!(%local, %remote, "signaling queue full: datagram dropped");
                     }
                 }
+                Some(ev) = next_event(&mut stream_rx) => self.stream_event(ev),
                 Some(ev) = relay_events.recv() => match ev {
                     RelayEvent::Control { local, remote, payload } => {
-                        let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload, flow: Default::default() });
+                        let _ = self.engine.handle_datagram(now(), Receive { local, remote, bytes: &payload, flow: Flow::UDP });
                     }
                     RelayEvent::Report(r) => self.engine.handle_relay(now(), r),
                     // The MPR never asks for delivery.
@@ -359,6 +499,9 @@ impl Driver {
             }
             self.drain().await;
         };
+        if let Some(l) = &self.links {
+            l.streams.shutdown().await;
+        }
         close(self.readers, self.relay).await;
         drop(self.controls);
         if let Some(reply) = stopped {
@@ -402,6 +545,9 @@ impl Driver {
                         .collect(),
                 );
             }
+            Cmd::LinkCounters(reply) => {
+                let _ = reply.send(self.links.as_ref().map(Links::counters).unwrap_or_default());
+            }
             Cmd::Send(local, remote, payload) => self.send(local, remote, &payload).await,
             // Handled by the loop.
             Cmd::Stop(_) => {}
@@ -412,16 +558,84 @@ impl Driver {
         // The CloseLeg an open failure produces is applied in the next round.
         while apply_commands(now(), &mut self.engine, &mut self.relay) > 0 {}
         while let Some(t) = self.engine.poll_transmit() {
-            self.send(t.local, t.remote, &t.payload).await;
+            self.transmit(t).await;
         }
         for i in 0..self.algs.len() {
             while let Some(t) = self.algs[i].alg.poll_transmit() {
-                self.send(t.local, t.remote, &t.payload).await;
+                self.transmit(t).await;
             }
         }
         while let Some(e) = self.engine.poll_event() {
             if self.events.try_send(e).is_err() {
                 tracing::debug!("event queue full or closed: event dropped");
+            }
+        }
+    }
+
+    /// A message from a stream connection: control messages to the
+    /// engine (with the connection as their flow, so a network's route
+    /// points at it), the rest to the listener's ALG.
+    fn stream_event(&mut self, ev: StreamEvent) {
+        match ev {
+            StreamEvent::Message {
+                conn,
+                transport,
+                local,
+                remote,
+                bytes,
+            } => {
+                tracing::trace!(%conn, %transport, %remote, len = bytes.len(), "stream message");
+                let rx = Receive {
+                    local,
+                    remote,
+                    bytes: &bytes,
+                    flow: Flow::conn(transport, conn),
+                };
+                if wire::is_control(&bytes) {
+                    let _ = self.engine.handle_datagram(now(), rx);
+                } else if let Some(a) = self
+                    .by_listener
+                    .get(&local)
+                    .and_then(|&i| self.algs.get_mut(i))
+                {
+                    let mut ctx = LiveMpr::new(&mut self.engine, &mut self.relay);
+                    a.alg.handle_datagram(now(), &mut ctx, rx);
+                }
+            }
+            StreamEvent::Opened {
+                conn,
+                transport,
+                remote,
+                inbound,
+                ..
+            } => tracing::debug!(%conn, %transport, %remote, inbound, "connection open"),
+            StreamEvent::Closed {
+                conn,
+                transport,
+                remote,
+                reason,
+                ..
+            } => {
+                tracing::debug!(%conn, %transport, %remote, reason = reason.kind(), "connection closed")
+            }
+        }
+    }
+
+    /// Sends what an engine or ALG queued, by its flow.
+    async fn transmit(&mut self, t: Transmit) {
+        if !t.flow.transport.is_stream() {
+            return self.send(t.local, t.remote, &t.payload).await;
+        }
+        match &mut self.links {
+            // The MPR opens connections toward public peers only: a flow
+            // naming a connection (a network's, a phone's) is never
+            // replaced by one the MPR opens.
+            Some(l) => {
+                let via = t.remote;
+                l.send(t, via);
+            }
+            None => {
+                tracing::warn!(remote = %t.remote, transport = %t.flow.transport, "no stream transports: message dropped");
             }
         }
     }

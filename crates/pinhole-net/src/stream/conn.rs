@@ -40,6 +40,10 @@ pub(super) enum Start {
     /// Opened by `Streams::connect`.
     Connect {
         via: SocketAddr,
+        /// The source address to bind (the logical local's IP), so the
+        /// connection leaves from the host's own address (the firewall
+        /// lets out only its inside hosts).
+        bind: Option<std::net::IpAddr>,
         tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     },
 }
@@ -194,8 +198,8 @@ async fn establish(inner: &Inner, start: Start) -> Result<Box<dyn Io>, CloseReas
                     Err(CloseReason::HandshakeFailed)
                 }
             },
-            Start::Connect { via, tls } => {
-                let tcp = match tcp_connect(via).await {
+            Start::Connect { via, bind, tls } => {
+                let tcp = match tcp_connect(via, bind).await {
                     Ok(tcp) => tcp,
                     Err(e) => {
                         debug!(%via, error = %e, "stream connect failed");
@@ -220,12 +224,18 @@ async fn establish(inner: &Inner, start: Start) -> Result<Box<dyn Io>, CloseReas
         .unwrap_or(Err(CloseReason::HandshakeTimeout))
 }
 
-async fn tcp_connect(via: SocketAddr) -> std::io::Result<TcpStream> {
+async fn tcp_connect(
+    via: SocketAddr,
+    bind: Option<std::net::IpAddr>,
+) -> std::io::Result<TcpStream> {
     let sock = if via.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
+    if let Some(ip) = bind.filter(|ip| !ip.is_unspecified() && ip.is_ipv4() == via.is_ipv4()) {
+        sock.bind(SocketAddr::new(ip, 0))?;
+    }
     let tcp = sock.connect(via).await?;
     tcp.set_nodelay(true)?;
     Ok(tcp)
@@ -291,10 +301,6 @@ async fn read_loop(inner: &Inner, conn: &Conn, mut rd: impl AsyncRead + Unpin) -
         }
         if buf.len() > MAX_BUFFERED {
             return CloseReason::Framing("too_large");
-        }
-        if buf.is_empty() && buf.capacity() > READ_CHUNK {
-            // One large frame must not pin its buffer for the connection's life.
-            buf = Vec::new();
         }
         partial_at = match partial_at {
             _ if buf.is_empty() => None,

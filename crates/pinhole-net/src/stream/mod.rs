@@ -306,7 +306,9 @@ pub struct Connect {
     /// route in tests.
     pub via: SocketAddr,
     /// The logical local address reported in events (a listener's
-    /// address).
+    /// address). The connection is bound to its IP (any port) before it
+    /// connects, so it leaves from the host's own address: a firewall
+    /// lets out only its inside hosts.
     pub local: SocketAddr,
     /// The TLS client config and the name to verify: `Some` exactly when
     /// `transport` is TLS.
@@ -596,6 +598,7 @@ impl Streams {
         let conn = Conn::new(id, c.transport, c.local, c.remote, false, c.framer, queue);
         let start = Start::Connect {
             via: c.via,
+            bind: Some(c.local.ip()),
             tls: c.tls,
         };
         self.inner

@@ -713,3 +713,18 @@ fn labels_are_distinct() {
     let labels: std::collections::HashSet<_> = errors.iter().map(SendError::kind).collect();
     assert_eq!(labels.len(), errors.len());
 }
+
+/// An outbound connection leaves from its local address's IP: behind a
+/// firewall only the inside host's own address is let out.
+#[tokio::test]
+async fn a_connection_leaves_from_its_local_ip() {
+    let (streams, mut rx) = new(StreamLimits::default());
+    let server = TcpListener::bind(any_port()).await.unwrap();
+    let to = server.local_addr().unwrap();
+    let mut c = tcp_connect(to);
+    c.local = "127.0.0.7:5060".parse().unwrap();
+    streams.connect(c).unwrap();
+    let (_peer, from) = timeout(WAIT, server.accept()).await.unwrap().unwrap();
+    assert_eq!(from.ip(), "127.0.0.7".parse::<std::net::IpAddr>().unwrap());
+    opened(&mut rx).await;
+}

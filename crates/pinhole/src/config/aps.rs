@@ -10,13 +10,17 @@ use std::net::SocketAddr;
 use pinhole_core::client::{self, CmphMode};
 use pinhole_h248::alg as h248_alg;
 use pinhole_mgcp::alg as mgcp_alg;
+use std::time::Duration;
+
 use pinhole_net::relay::RelayConfig;
+use pinhole_net::stream::StreamLimits;
 use pinhole_sip::alg as sip_alg;
 use serde::Deserialize;
 
 use super::h248::ApsH248Section;
 use super::mgcp::ApsMgcpSection;
 use super::sip::ApsSipSection;
+use super::streams::{ApsTlsSection, StreamsSection, TransportName, keepalive};
 use super::{Invalid, ProtocolName, RelaySection, invalid, secs};
 
 /// How the APS sends CMPH binds, as written in the file.
@@ -75,6 +79,26 @@ pub(crate) struct ApsFile {
     /// The H.248 ALG (only with `protocol = "h248"`).
     #[serde(default)]
     pub(crate) h248: Option<ApsH248Section>,
+    /// How signaling goes to the MPR: "udp", "tcp" or "tls" (one
+    /// connection opened from inside, kept alive, reopened when it drops;
+    /// `mpr` is then the MPR's TCP or TLS address). Default "tls" with a
+    /// `[tls]` section, else "udp".
+    #[serde(default)]
+    pub(crate) upstream: Option<TransportName>,
+    /// CRLF ping on the connection to the MPR (SIP), below the firewall's
+    /// TCP idle timeout. Default 25.
+    #[serde(default = "default_keepalive")]
+    pub(crate) upstream_keepalive_secs: u64,
+    /// How the APS trusts the MPR over TLS.
+    #[serde(default)]
+    pub(crate) tls: Option<ApsTlsSection>,
+    /// Limits of TCP and TLS signaling connections.
+    #[serde(default)]
+    pub(crate) streams: StreamsSection,
+}
+
+fn default_keepalive() -> u64 {
+    25
 }
 
 fn default_protocol() -> ProtocolName {
@@ -103,6 +127,14 @@ pub(crate) struct ApsSettings {
     pub(crate) mgcp: Option<mgcp_alg::ApsConfig>,
     /// The H.248 ALG, for `protocol = "h248"`.
     pub(crate) h248: Option<h248_alg::ApsConfig>,
+    /// `[tls]`, checked (its files are read at start).
+    pub(crate) tls: Option<ApsTlsSection>,
+    /// `[streams]`.
+    pub(crate) streams: StreamLimits,
+    /// The keepalive on the connection to the MPR.
+    pub(crate) keepalive: Duration,
+    /// Phones may use TCP to the signaling address.
+    pub(crate) phones_tcp: bool,
 }
 
 impl ApsFile {
@@ -160,6 +192,30 @@ impl ApsFile {
             CmphModeName::Request => CmphMode::Request,
             CmphModeName::Indication => CmphMode::Indication,
         };
+        if let Some(t) = &self.tls {
+            t.validate()?;
+        }
+        let default_upstream = if self.tls.is_some() {
+            TransportName::Tls
+        } else {
+            TransportName::Udp
+        };
+        let upstream = self.upstream.unwrap_or(default_upstream);
+        if upstream == TransportName::Tls && self.tls.is_none() {
+            return Err(invalid(
+                "upstream",
+                "\"tls\" needs a [tls] section (the CA the MPR's certificate chains to)",
+            ));
+        }
+        if upstream != TransportName::Udp && self.protocol != ProtocolName::Sip {
+            return Err(invalid(
+                "upstream",
+                "a TCP or TLS connection to the MPR carries SIP only for now (MGCP is UDP by RFC 3435; H.248 over TCP needs its TPKT ALG)",
+            ));
+        }
+        engine.upstream = upstream.into();
+        let keepalive = keepalive("upstream_keepalive_secs", self.upstream_keepalive_secs)?;
+        let streams = self.streams.validate()?;
         client::Engine::new(engine.clone(), std::time::Instant::now())
             .map_err(|e| invalid("(engine)", e.to_string()))?;
         // An APS serves one protocol: the other protocols' sections are
@@ -193,6 +249,10 @@ impl ApsFile {
             sip,
             mgcp,
             h248,
+            tls: self.tls.clone(),
+            streams,
+            keepalive,
+            phones_tcp: self.protocol == ProtocolName::Sip && self.sip.tcp,
         })
     }
 }

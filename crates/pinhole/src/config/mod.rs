@@ -15,6 +15,7 @@ mod h248;
 mod mgcp;
 mod mpr;
 mod sip;
+mod streams;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +30,7 @@ use serde::Deserialize;
 
 pub(crate) use aps::ApsFile;
 pub(crate) use mpr::MprFile;
+pub(crate) use streams::MprTlsSection;
 
 /// A configuration value that is wrong: the key and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,16 +6,19 @@ use std::net::{IpAddr, SocketAddr};
 
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
+use pinhole_core::types::Transport;
 use pinhole_core::wire::Protocol;
 use pinhole_h248::alg as h248_alg;
 use pinhole_mgcp::alg as mgcp_alg;
 use pinhole_net::relay::RelayConfig;
+use pinhole_net::stream::StreamLimits;
 use pinhole_sip::alg as sip_alg;
 use serde::Deserialize;
 
 use super::h248::{MprH248Section, MprPorts};
 use super::mgcp::MprMgcpSection;
 use super::sip::MprSipSection;
+use super::streams::{MprTlsSection, StreamsSection};
 use super::{Invalid, ProtocolName, RelaySection, invalid, secs};
 
 /// `[[networks]]` of the MPR.
@@ -213,6 +216,12 @@ pub(crate) struct MprFile {
     /// The H.248 ALG: on when the section is there.
     #[serde(default)]
     pub(crate) h248: Option<MprH248Section>,
+    /// TLS for signaling (the APSs' connections); absent: no TLS listener.
+    #[serde(default)]
+    pub(crate) tls: Option<MprTlsSection>,
+    /// Limits of TCP and TLS signaling connections.
+    #[serde(default)]
+    pub(crate) streams: StreamsSection,
     /// The corporate networks served. At least one.
     #[serde(default)]
     pub(crate) networks: Vec<NetworkSection>,
@@ -242,6 +251,13 @@ pub(crate) struct MprSettings {
     pub(crate) mgcp: Option<mgcp_alg::MprConfig>,
     /// The H.248 ALG, when enabled.
     pub(crate) h248: Option<h248_alg::MprConfig>,
+    /// The SIP proxy's stream listeners (TCP on its control address, TLS
+    /// on `[sip] tls_port` with `[tls]`).
+    pub(crate) sip_listen: Vec<(SocketAddr, Transport)>,
+    /// `[tls]`, checked (its files are read at start).
+    pub(crate) tls: Option<MprTlsSection>,
+    /// `[streams]`.
+    pub(crate) streams: StreamLimits,
 }
 
 impl MprFile {
@@ -295,7 +311,31 @@ impl MprFile {
             .map(|p| SocketAddr::new(self.relay_ip, *p))
             .collect();
         // validate_control_ports refused an empty list, so there is a first.
-        let sip = self.sip.settings(controls[0], &seed)?;
+        let mut sip = self.sip.settings(controls[0], &seed)?;
+        if let Some(t) = &self.tls {
+            t.validate()?;
+        }
+        let streams = self.streams.validate()?;
+        let mut sip_listen = Vec::new();
+        if let Some(c) = &mut sip {
+            if self.sip.tcp {
+                sip_listen.push((c.local, Transport::Tcp));
+            }
+            if self.tls.is_some() {
+                let at = SocketAddr::new(self.relay_ip, self.sip.tls_port);
+                if self.sip.tls_port == 0 {
+                    return Err(invalid("sip.tls_port", "must not be 0"));
+                }
+                if self.sip.tcp && at == c.local {
+                    return Err(invalid(
+                        "sip.tls_port",
+                        "is the SIP control port, where TCP listens",
+                    ));
+                }
+                c.tls = Some(at);
+                sip_listen.push((at, Transport::Tls));
+            }
+        }
         let mgcp = self
             .mgcp
             .settings(self.relay_ip, &self.control_ports, sip.is_some(), &seed)?;
@@ -317,6 +357,9 @@ impl MprFile {
             sip,
             mgcp,
             h248,
+            sip_listen,
+            tls: self.tls.clone(),
+            streams,
         })
     }
 

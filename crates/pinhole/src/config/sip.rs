@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use pinhole_sip::alg as sip_alg;
 use serde::Deserialize;
 
+use super::streams::TransportName;
 use super::{Invalid, Ports, aps_media, default_aps_media_ports, invalid, peer, table_size};
 
 /// `[sip]` of the MPR: its SIP proxy (Figs. 11 and 12).
@@ -27,6 +28,11 @@ pub(crate) struct MprSipSection {
     /// Public peers trusted like the outbound proxy (trunks, media
     /// servers): their calls are not held to `[limits]`. Default none.
     pub(crate) trusted: Vec<IpAddr>,
+    /// Also listen for SIP over TCP on the SIP control address. Default true.
+    pub(crate) tcp: bool,
+    /// With `[tls]`: the port on `relay_ip` where SIP over TLS (and the
+    /// APSs' signaling connections) are accepted. Default 5061.
+    pub(crate) tls_port: u16,
 }
 
 impl Default for MprSipSection {
@@ -37,6 +43,8 @@ impl Default for MprSipSection {
             registrar: None,
             max_dialogs: 100_000,
             trusted: Vec::new(),
+            tcp: true,
+            tls_port: 5061,
         }
     }
 }
@@ -89,6 +97,10 @@ pub(crate) struct ApsSipSection {
     pub(crate) inside_default: Option<SocketAddr>,
     /// Most dialogs tracked at once. Default 50000.
     pub(crate) max_dialogs: usize,
+    /// How requests reach `inside_default`. Default "udp".
+    pub(crate) inside_transport: TransportName,
+    /// Phones may also use TCP to the APS's signaling address. Default true.
+    pub(crate) tcp: bool,
 }
 
 impl Default for ApsSipSection {
@@ -98,6 +110,8 @@ impl Default for ApsSipSection {
             media_ports: default_aps_media_ports(),
             inside_default: None,
             max_dialogs: 50_000,
+            inside_transport: TransportName::Udp,
+            tcp: true,
         }
     }
 }
@@ -117,6 +131,7 @@ impl ApsSipSection {
         seed[0] ^= 0x5a;
         let mut c = sip_alg::ApsConfig::new(signaling, media_ip, range, seed);
         c.inside_default = self.inside_default;
+        c.inside_transport = self.inside_transport.into();
         c.max_dialogs = self.max_dialogs;
         Ok(c)
     }
