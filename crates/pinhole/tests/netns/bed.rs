@@ -79,7 +79,13 @@ impl Ns {
     }
 }
 
-/// How the bed is built.
+/// The firewalls' conntrack timeout for established TCP connections.
+///
+/// Shorter than the APSs' registration refresh (2/3 of the 10 s UDP
+/// timeout), so only their CRLF keepalives can hold a TLS connection.
+pub(crate) const TCP_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// How a bed is built.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BedOptions {
     /// The firewalls' UDP conntrack timeout (both `udp_timeout` and
@@ -280,6 +286,17 @@ impl Bed {
         ] {
             self.sysctl(Ns::Fw(i), &format!("net/netfilter/{key}"), &secs)?;
         }
+        // An idle TCP connection is forgotten after TCP_TIMEOUT (5 days by
+        // default): what a corporate firewall does within minutes. The
+        // APS's keepalives must keep its signaling connection alive.
+        self.sysctl(
+            Ns::Fw(i),
+            "net/netfilter/nf_conntrack_tcp_timeout_established",
+            &TCP_TIMEOUT.as_secs().to_string(),
+        )?;
+        // Strict, as such firewalls are: a segment of a connection whose
+        // entry expired is not picked up again as established.
+        self.sysctl(Ns::Fw(i), "net/netfilter/nf_conntrack_tcp_loose", "0")?;
         Ok(())
     }
 

@@ -127,6 +127,10 @@ pub(crate) fn aps_h248(i: usize) -> SocketAddr {
 pub(crate) struct ApsOptions {
     /// Bind with CMPH indications (the "no CMPH response" variant).
     pub(crate) indication: bool,
+    /// Signaling to the MPR over one TLS connection opened from inside
+    /// (client certificate, CRLF keepalive every [`TLS_KEEPALIVE`]), and
+    /// to the inside default phone over TCP (SIP only).
+    pub(crate) tls: bool,
     /// The signaling protocol it registers and proxies.
     pub(crate) protocol: ApsProtocol,
 }
@@ -161,6 +165,19 @@ pub(crate) struct MprOptions {
     /// Run the H.248 ALG on `mpr_h248()` (another control port) toward
     /// this MGC, with gateway ports `H248_GATEWAY_PORTS`.
     pub(crate) h248_mgc: Option<SocketAddr>,
+    /// Accept SIP and the APSs' connections over TLS on `mpr_tls()`, with
+    /// certificates `pinhole certs` makes; client certificates required.
+    pub(crate) tls: bool,
+}
+
+/// The MPR's SIP-over-TLS port.
+pub(crate) const TLS_PORT: u16 = 5061;
+/// The APSs' keepalive on their TLS connection, well below the firewalls'
+/// TCP timeout.
+pub(crate) const TLS_KEEPALIVE: Duration = Duration::from_secs(2);
+
+pub(crate) fn mpr_tls() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(MPR_IP), TLS_PORT)
 }
 
 /// One scenario's world.
@@ -192,6 +209,26 @@ impl Ctx {
     /// The firewalls' UDP conntrack timeout.
     pub(crate) fn udp_timeout(&self) -> Duration {
         self.bed.opts.udp_timeout
+    }
+
+    /// A test CA and certificates for the MPR and the APSs, made by
+    /// `pinhole certs` in this scenario's directory (once).
+    pub(crate) fn certs(&self) -> Result<PathBuf> {
+        let dir = self.bed.dir.join("certs");
+        if !dir.join("ca.pem").is_file() {
+            let out = std::process::Command::new(pinhole_bin())
+                .args(["certs", "--out"])
+                .arg(&dir)
+                .args(["--name", &MPR_IP.to_string()])
+                .output()
+                .context("running pinhole certs")?;
+            ensure!(
+                out.status.success(),
+                "pinhole certs: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(dir)
     }
 
     fn write(&self, name: &str, text: &str) -> Result<PathBuf> {
@@ -231,6 +268,14 @@ impl Ctx {
                 mpr_h248(),
                 H248_GATEWAY_PORTS.0,
                 H248_GATEWAY_PORTS.1
+            ));
+        }
+        if opts.tls {
+            let d = self.certs()?;
+            cfg.push_str(&format!(
+                "[sip]\ntls_port = {TLS_PORT}\n[tls]\ncert = \"{0}/mpr.pem\"\nkey = \"{0}/mpr.key\"\n\
+                 client_ca = \"{0}/ca.pem\"\nrequire_client_cert = true\n",
+                d.display()
             ));
         }
         for c in &CORP {
@@ -299,10 +344,26 @@ impl Ctx {
                 ("h248", aps_h248(i), mpr_h248(), s)
             }
         };
+        let (mpr, upstream, tls) = if opts.tls {
+            let d = self.certs()?;
+            (
+                mpr_tls(),
+                format!(
+                    "upstream = \"tls\"\nupstream_keepalive_secs = {}\n",
+                    TLS_KEEPALIVE.as_secs()
+                ),
+                format!(
+                    "inside_transport = \"tcp\"\n[tls]\nca = \"{0}/ca.pem\"\ncert = \"{0}/aps.pem\"\nkey = \"{0}/aps.key\"\n",
+                    d.display()
+                ),
+            )
+        } else {
+            (mpr, String::new(), String::new())
+        };
         let cfg = format!(
             "network = \"{}\"\ncredential = \"{}\"\nprotocol = \"{protocol}\"\nsignaling = \"{signaling}\"\n\
              mpr = \"{mpr}\"\nmetrics = \"{}:{METRICS_PORT}\"\nfirewall_idle_timeout_secs = {}\n\
-             cmph_mode = \"{}\"\n[relay]\nworkers = 1\n{section}",
+             cmph_mode = \"{}\"\n{upstream}[relay]\nworkers = 1\n{section}{tls}",
             c.id,
             c.credential,
             APS_IP[i],

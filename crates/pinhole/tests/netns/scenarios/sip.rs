@@ -8,9 +8,12 @@ use anyhow::{Context, Result, anyhow, ensure};
 use pinhole_tests::sipp::sdp::MediaDirection;
 
 use super::control::{intact_of, smart_ua_args};
-use super::{Scenario, aps_call, basic_call, hang_up, wrap_up};
-use crate::bed::{APS_IP, Ns, PHONE2_IP};
-use crate::ctx::{Ctx, SIP_PORT, SIP_WAIT, aps_sip, example_bin, mpr_addr, phone_media, rtp_line};
+use super::{Scenario, aps_call, basic_call, call_up, hang_up, wrap_up};
+use crate::bed::{APS_IP, MPR_IP, Ns, PHONE2_IP, TCP_TIMEOUT};
+use crate::ctx::{
+    ApsOptions, Ctx, MprOptions, SIP_PORT, SIP_WAIT, TLS_PORT, aps_metrics, aps_sip, example_bin,
+    metric, mpr_addr, mpr_metrics, phone_media, rtp_line,
+};
 
 pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -32,6 +35,12 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         run: baresip,
     },
     Scenario {
+        name: "sip::tls_to_the_mpr_tcp_to_the_phones",
+        negative_control: false,
+        known_bug: None,
+        run: tls_upstream,
+    },
+    Scenario {
         name: "sip::fig12_smart_terminals_no_aps",
         negative_control: false,
         known_bug: None,
@@ -51,6 +60,111 @@ fn fig11(ctx: &mut Ctx) -> Result<()> {
     );
     ctx.note_drops()?;
     hang_up(ctx, call)
+}
+
+/// Issue 13: each APS keeps one TLS connection to the MPR, opened from
+/// inside through its nftables firewall (mutual TLS, certificates from
+/// `pinhole certs`); the sipp phones speak SIP over TCP to their APS. A
+/// call with media both ways; then the call sits idle longer than the
+/// firewalls' TCP conntrack timeout, with only the APSs' CRLF keepalives
+/// on the connections, which survive; then APS1's connection is killed
+/// (`ss -K`): APS1 reconnects and registers again, the media goes on, and
+/// the BYE crosses the new connection.
+fn tls_upstream(ctx: &mut Ctx) -> Result<()> {
+    ctx.start_mpr_with(MprOptions {
+        tls: true,
+        ..MprOptions::default()
+    })?;
+    for i in 0..2 {
+        ctx.start_aps(
+            i,
+            ApsOptions {
+                tls: true,
+                ..ApsOptions::default()
+            },
+        )?;
+    }
+    let idle = TCP_TIMEOUT + Duration::from_secs(5);
+    let pause = idle + Duration::from_secs(15);
+    let media = [ctx.media_socket(0)?, ctx.media_socket(1)?];
+    let uas = ctx
+        .uas(1, "uas_basic.xml", phone_media(1), pause)
+        .tcp()
+        .spawn()
+        .context("callee sipp")?;
+    let uac = ctx
+        .uac(0, "uac_basic.xml", aps_sip(0), 1, phone_media(0), pause)
+        .tcp()
+        .spawn()
+        .context("caller sipp")?;
+    let call = call_up(ctx, 0, uac, uas, media)?;
+    call.two_way(ctx, "over TLS and TCP", 100)?;
+    let m = ctx.metrics(Ns::Inet, mpr_metrics())?;
+    let inbound = metric(&m, "pinhole_stream_opened_total{direction=\"inbound\"}").unwrap_or(0.0);
+    let tls_in = metric(&m, "pinhole_stream_messages_total{direction=\"in\"}").unwrap_or(0.0);
+    ctx.note(format!(
+        "MPR: {inbound} connections accepted, {tls_in} messages over them"
+    ));
+    ensure!(inbound >= 2.0, "the APSs did not connect over TLS");
+    ensure!(
+        metric(&m, "pinhole_sessions_open").unwrap_or(0.0) >= 1.0,
+        "no call at the MPR"
+    );
+
+    // Idle past the firewalls' TCP timeout: the keepalives hold the
+    // conntrack entries, so nothing reconnects.
+    std::thread::sleep(idle);
+    for i in 0..2 {
+        let m = ctx.metrics(Ns::Corp(i), aps_metrics(i))?;
+        let re = metric(&m, "pinhole_stream_reconnects_total").unwrap_or(-1.0);
+        ctx.note(format!(
+            "APS{}: {re} reconnects after {} s idle (TCP timeout {} s)",
+            i + 1,
+            idle.as_secs(),
+            TCP_TIMEOUT.as_secs()
+        ));
+        ensure!(
+            re == 0.0,
+            "APS{}'s connection did not survive the idle time",
+            i + 1
+        );
+    }
+    for i in 0..2 {
+        let tracked = ctx.bed.exec(
+            Ns::Fw(i),
+            "conntrack",
+            &["-L", "-p", "tcp", "--dport", &TLS_PORT.to_string()],
+        )?;
+        ensure!(
+            tracked.contains("ESTABLISHED"),
+            "fw{} no longer tracks the TLS connection:\n{tracked}",
+            i + 1
+        );
+    }
+
+    // Kill APS1's connection from inside, as a crashed firewall would.
+    let dport = format!("{TLS_PORT}");
+    ctx.bed.exec(
+        Ns::Corp(0),
+        "ss",
+        &["-K", "dst", &MPR_IP.to_string(), "dport", "=", &dport],
+    )?;
+    ctx.wait_metric(
+        Ns::Corp(0),
+        aps_metrics(0),
+        "pinhole_stream_reconnects_total 1",
+        Duration::from_secs(15),
+    )
+    .context("APS1 did not reconnect")?;
+    ctx.wait_metric(
+        Ns::Corp(0),
+        aps_metrics(0),
+        "pinhole_client_registered 1",
+        Duration::from_secs(15),
+    )?;
+    call.two_way(ctx, "after the reconnect", 100)?;
+    // The BYE (after sipp's pause) crosses the new connection.
+    wrap_up(ctx, call)
 }
 
 /// Fig. 12: no APS anywhere; two smart terminals register themselves, the
