@@ -106,6 +106,9 @@ pub const MAX_CONTROL: usize = 4096;
 /// Largest TPKT frame: the 16-bit length field, header included.
 pub const MAX_TPKT: usize = 65535;
 
+/// An empty TPKT: version 3, length 4 (the header alone).
+const EMPTY_TPKT: [u8; 4] = [3, 0, 0, 4];
+
 /// Bytes before the magic cookie's end: what demultiplexing needs.
 const COOKIE_END: usize = 8;
 
@@ -123,9 +126,17 @@ const COOKIE_END: usize = 8;
 /// assert_eq!(control(b"INVITE"), None);
 /// assert_eq!(control(&[3, 0, 0]), Some(Ok(None))); // STUN or TPKT: wait
 /// assert_eq!(control(&[3, 0, 0, 8, 1, 2, 3, 4]), None); // no cookie: TPKT
+/// assert_eq!(control(&[3, 0, 0, 4]), None); // an empty TPKT keepalive
 /// ```
 pub fn control(buf: &[u8]) -> Option<Result<Option<usize>, FrameError>> {
     if *buf.first()? > 3 {
+        return None;
+    }
+    // An empty TPKT (H.225.0's keepalive) may arrive alone on an idle
+    // connection: waiting for a cookie that never comes would hold it until
+    // the slow-sender timer closed the connection. As STUN it would be
+    // type 0x0300, a method Pinhole never uses.
+    if buf.starts_with(&EMPTY_TPKT) {
         return None;
     }
     let Some(head) = buf.first_chunk::<COOKIE_END>() else {
@@ -206,8 +217,13 @@ pub fn tpkt(buf: &[u8]) -> Result<Option<Frame>, FrameError> {
 /// Returns `Ok(None)` for an empty buffer and while more bytes are needed.
 ///
 /// ```
-/// use pinhole_core::framing::{FrameError, next};
+/// use pinhole_core::framing::{FrameError, next, tpkt};
 /// assert_eq!(next(b"", None), Ok(None));
+/// // An idle H.323 connection's empty TPKT is framed at once.
+/// assert_eq!(
+///     next(&[3, 0, 0, 4], Some(tpkt)),
+///     Ok(Some(pinhole_core::framing::Frame::Keepalive(4)))
+/// );
 /// assert!(matches!(next(b"GET / HTTP/1.1", None), Err(FrameError::Malformed { at: 0, .. })));
 /// ```
 pub fn next(buf: &[u8], protocol: Option<ProtocolFramer>) -> Result<Option<Frame>, FrameError> {

@@ -143,8 +143,13 @@ fn next_waits_for_the_cookie_before_choosing_tpkt() {
     // A STUN success starts with 3 too; the cookie picks it.
     let s = stun(3, 8, 9);
     assert_eq!(next(&s, Some(tpkt)), Ok(Some(Frame::Message(28))));
-    // The empty TPKT keepalive alone waits for the next bytes.
-    assert_eq!(next(&[3, 0, 0, 4], Some(tpkt)), Ok(None));
+    // The empty TPKT keepalive alone is framed at once (an idle H.323
+    // connection sends nothing after it).
+    assert_eq!(
+        next(&[3, 0, 0, 4], Some(tpkt)),
+        Ok(Some(Frame::Keepalive(4)))
+    );
+    assert_eq!(control(&[3, 0, 0, 4]), None);
     assert_eq!(
         next(&[3, 0, 0, 4, 3, 0, 0, 4], Some(tpkt)),
         Ok(Some(Frame::Keepalive(4)))
@@ -188,10 +193,13 @@ fn any_frame() -> impl Strategy<Value = Vec<u8>> {
 
 /// Frames whose bytes reach at least 8 (or that are not the last) always
 /// come out; a trailing TPKT shorter than 8 bytes waits for more bytes,
-/// since its first 8 bytes could still be STUN.
+/// since its first 8 bytes could still be STUN, except the empty TPKT
+/// keepalive, which is framed at once.
 fn expected(frames: &[Vec<u8>]) -> (usize, usize) {
     match frames.last() {
-        Some(last) if last.len() < COOKIE_END => (frames.len() - 1, last.len()),
+        Some(last) if last.len() < COOKIE_END && last.as_slice() != [3, 0, 0, 4] => {
+            (frames.len() - 1, last.len())
+        }
         _ => (frames.len(), 0),
     }
 }
