@@ -19,11 +19,13 @@ use pinhole_core::alg;
 use pinhole_core::client;
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
+use pinhole_core::types::Transport;
 use pinhole_core::wire::Protocol;
 use pinhole_net::driver::mpr::MprAlg;
-use pinhole_net::driver::{SimRouter, client as client_driver, mpr as mpr_driver};
+use pinhole_net::driver::{SimRouter, Streaming, client as client_driver, mpr as mpr_driver};
 use pinhole_net::firewall::FirewallSim;
 use pinhole_net::relay::{Relay, RelayConfig};
+use pinhole_net::tls::{ClientTls, ServerTls, testca};
 use pinhole_sip::alg::{Aps, ApsConfig, Mpr, MprConfig};
 use pinhole_tests::sipp::sip::SipMessage;
 use pinhole_tests::sipp::{Keys, Sipp, scenario, sipp_or_skip};
@@ -32,7 +34,7 @@ use crate::common::*;
 
 const MPR_IP: [u8; 4] = [127, 0, 0, 23];
 /// Where APS1's and APS2's media ports B are bound in the Fig. 11 tests.
-const APS_MEDIA_IPS: [[u8; 4]; 2] = [[127, 0, 0, 24], [127, 0, 0, 25]];
+pub(crate) const APS_MEDIA_IPS: [[u8; 4]; 2] = [[127, 0, 0, 24], [127, 0, 0, 25]];
 
 /// The deployment: its runtime, the MPR and both APSs, both firewalls.
 pub(crate) struct Bed {
@@ -64,6 +66,12 @@ pub(crate) struct BedConfig {
     /// refresh within it) and how long a closed mapping's port stays bound.
     pub(crate) firewall_idle: Duration,
     pub(crate) firewall_linger: Duration,
+    /// How the APSs reach the MPR: UDP, or one mutual-TLS connection each
+    /// (issue 13; the MPR then also listens for TCP on its SIP address and
+    /// TLS on a port of its own, with certificates made for the run).
+    pub(crate) upstream: Transport,
+    /// APS2 sends calls to the callee over TCP (`inside_transport`).
+    pub(crate) callee_tcp: bool,
 }
 
 impl BedConfig {
@@ -80,8 +88,37 @@ impl BedConfig {
             media_ips: Some(APS_MEDIA_IPS.map(IpAddr::from)),
             firewall_idle: Duration::from_secs(30),
             firewall_linger: Duration::from_secs(30),
+            upstream: Transport::Udp,
+            callee_tcp: false,
         }
     }
+}
+
+/// TLS for a bed: the MPR's server config (mutual TLS) and the APSs'
+/// client config, from certificates made for this run in `dir`.
+fn tls_for(
+    dir: &std::path::Path,
+    mpr_ip: IpAddr,
+) -> Result<(Streaming, Streaming), Box<dyn Error>> {
+    std::fs::create_dir_all(dir)?;
+    let certs = testca::generate(dir, &[mpr_ip.to_string()])?;
+    let server = Arc::new(ServerTls::load(
+        &certs.mpr_cert,
+        &certs.mpr_key,
+        Some(&certs.ca),
+        true,
+    )?);
+    let client = ClientTls::load(&certs.ca, Some((&certs.aps_cert, &certs.aps_key)))?;
+    Ok((
+        Streaming {
+            server_tls: Some(Arc::new(move || server.config())),
+            ..Streaming::default()
+        },
+        Streaming {
+            client_tls: Some(client.config()),
+            ..Streaming::default()
+        },
+    ))
 }
 
 /// Port ranges of one test: MPR relay legs, then APS1's and APS2's media
@@ -117,16 +154,46 @@ pub(crate) fn bed_with(c: BedConfig, callee: SocketAddr) -> Result<Bed, Box<dyn 
             control_addr.port(),
         )?;
         cfg.timers.port_quarantine = c.quarantine;
+        let mut proxy = MprConfig::new(control_addr, [base.to_le_bytes()[0]; 32]);
+        // Where the APSs connect: the control socket, or the TLS listener.
+        let mut upstream_addr = control_addr;
+        let mut tls = None;
+        if c.upstream == Transport::Tls {
+            upstream_addr = std::net::TcpListener::bind((IpAddr::from(MPR_IP), 0))?.local_addr()?;
+            cfg.control_ports.push(upstream_addr.port());
+            proxy.tls = Some(upstream_addr);
+            tls = Some(tls_for(
+                &std::env::temp_dir()
+                    .join(format!("pinhole-bed-certs-{}-{base}", std::process::id())),
+                IpAddr::from(MPR_IP),
+            )?);
+        }
         let engine = mpr::Engine::new(cfg, Instant::now())?;
         let (relay, relay_events) = Relay::start(RelayConfig::default())?;
-        let proxy = Mpr::new(MprConfig::new(control_addr, [base.to_le_bytes()[0]; 32]));
-        let (mpr, mpr_out) = mpr_driver::spawn_with(
-            engine,
-            vec![Arc::new(control)],
-            relay,
-            relay_events,
-            vec![MprAlg::new(control_addr, Box::new(proxy))],
-        )?;
+        let alg = MprAlg::new(control_addr, Box::new(Mpr::new(proxy)));
+        let (mpr, mpr_out) = match &tls {
+            Some((server, _)) => {
+                mpr_driver::spawn_streaming(
+                    engine,
+                    vec![Arc::new(control)],
+                    relay,
+                    relay_events,
+                    vec![
+                        alg.listen(control_addr, Transport::Tcp)
+                            .listen(upstream_addr, Transport::Tls),
+                    ],
+                    server,
+                )
+                .await?
+            }
+            None => mpr_driver::spawn_with(
+                engine,
+                vec![Arc::new(control)],
+                relay,
+                relay_events,
+                vec![alg],
+            )?,
+        };
         let mut aps = Vec::new();
         let mut aps1_sig = None;
         for (i, (net, ip)) in [("corp1", CALLER_IP), ("corp2", CALLEE_IP)]
@@ -144,10 +211,11 @@ pub(crate) fn bed_with(c: BedConfig, callee: SocketAddr) -> Result<Bed, Box<dyn 
                 format!("{net}-secret").into_bytes(),
                 Protocol::Sip,
                 sig_addr,
-                control_addr,
+                upstream_addr,
                 [base as u8 + i as u8 + 1; 32],
             );
             ccfg.firewall_idle_timeout = c.firewall_idle;
+            ccfg.upstream = c.upstream;
             let engine = client::Engine::new(ccfg, Instant::now())?;
             let (relay, relay_events) = Relay::start(RelayConfig::default())?;
             let first = base + c.mpr_ports + c.aps_ports * i as u16;
@@ -161,16 +229,42 @@ pub(crate) fn bed_with(c: BedConfig, callee: SocketAddr) -> Result<Bed, Box<dyn 
             pc.port_quarantine = c.quarantine;
             if i == 1 {
                 pc.inside_default = Some(callee);
+                if c.callee_tcp {
+                    pc.inside_transport = Transport::Tcp;
+                }
             }
             let router = Arc::new(SimRouter::new(Arc::clone(&sims[i])));
-            let (h, out) = client_driver::spawn_with(
-                engine,
-                Arc::new(sig),
-                relay,
-                relay_events,
-                router,
-                Some(Box::new(Aps::new(pc))),
-            )?;
+            let alg = Some(Box::new(Aps::new(pc)) as Box<dyn alg::ClientSignaling>);
+            let (h, out) = match &tls {
+                Some((_, client)) => {
+                    let streams = client_driver::ClientStreams {
+                        streaming: client.clone(),
+                        upstream: client_driver::Upstream {
+                            backoff_min: Duration::from_millis(200),
+                            ..client_driver::Upstream::default()
+                        },
+                        listen_tcp: true,
+                    };
+                    client_driver::spawn_streaming(
+                        engine,
+                        Arc::new(sig),
+                        relay,
+                        relay_events,
+                        router,
+                        alg,
+                        &streams,
+                    )
+                    .await?
+                }
+                None => client_driver::spawn_with(
+                    engine,
+                    Arc::new(sig),
+                    relay,
+                    relay_events,
+                    router,
+                    alg,
+                )?,
+            };
             aps.push((h, out));
         }
         let fw = [Arc::clone(&sims[0]), Arc::clone(&sims[1])];

@@ -29,7 +29,8 @@
 //! `LOAD_PACKETS` (default 5), `LOAD_INTERVAL_MS` (default 10),
 //! `LOAD_MEDIA_EVERY` (default 1), `LOAD_QUARANTINE_MS` (port
 //! quarantine of the MPR and both APSs, default 100), `LOAD_PATHS`
-//! (`direct,pinhole`).
+//! (`direct,pinhole,pinhole-tls`: the last is Fig. 11 with each APS on one
+//! mutual-TLS connection to the MPR, issue 13).
 //!
 //! Ports: relay and media ports B live in 54000–54999: the MPR's relay
 //! legs 54000–54335, APS1's ports B 54336–54667 (on 127.0.0.31), APS2's
@@ -65,6 +66,7 @@ use pinhole_tests::sipp::{Keys, Sipp, scenario, sipp_or_skip};
 
 use crate::common::*;
 use crate::fig11::{Bed, BedConfig, bed_with};
+use pinhole_core::types::Transport;
 
 /// Where APS1's and APS2's media ports B are bound: addresses nothing else
 /// binds, because 54000–54999 lies inside Linux's ephemeral port range
@@ -111,7 +113,13 @@ impl Knobs {
         let paths = std::env::var("LOAD_PATHS")
             .ok()
             .map(|v| v.split(',').map(|p| p.trim().to_owned()).collect())
-            .unwrap_or_else(|| vec!["direct".to_owned(), "pinhole".to_owned()]);
+            .unwrap_or_else(|| {
+                vec![
+                    "direct".to_owned(),
+                    "pinhole".to_owned(),
+                    "pinhole-tls".to_owned(),
+                ]
+            });
         Self {
             rates,
             secs: env_or("LOAD_SECS", 5.0f64).clamp(1.0, 60.0),
@@ -645,8 +653,10 @@ fn step(
 
 /// The load test's deployment (see the module documentation for the port
 /// layout).
-fn load_bed(k: &Knobs) -> BedConfig {
+fn load_bed(k: &Knobs, upstream: Transport) -> BedConfig {
     BedConfig {
+        upstream,
+        callee_tcp: false,
         base: 54_000,
         mpr_ports: 336,
         aps_ports: 332,
@@ -706,7 +716,7 @@ fn load_calls_per_second_direct_and_through_fig11() -> TestResult {
     let mut steps: Vec<Step> = Vec::new();
     let mut index = 0;
     for path in &k.paths {
-        if !matches!(path.as_str(), "direct" | "pinhole") {
+        if !matches!(path.as_str(), "direct" | "pinhole" | "pinhole-tls") {
             return Err(format!("LOAD_PATHS: unknown path {path}").into());
         }
         for &rate in &k.rates {
@@ -717,7 +727,8 @@ fn load_calls_per_second_direct_and_through_fig11() -> TestResult {
             // steps would run into the 20 000 descriptors allowed here,
             // and the steps would not start alike.
             let bed = match path.as_str() {
-                "pinhole" => Some(bed_with(load_bed(&k), uas_bind)?),
+                "pinhole" => Some(bed_with(load_bed(&k, Transport::Udp), uas_bind)?),
+                "pinhole-tls" => Some(bed_with(load_bed(&k, Transport::Tls), uas_bind)?),
                 _ => None,
             };
             let s = step(path, bed.as_ref(), uas_bind, rate, &k, index)?;
@@ -746,8 +757,9 @@ fn load_calls_per_second_direct_and_through_fig11() -> TestResult {
     }
     let direct = best(&steps, "direct");
     let pinhole = best(&steps, "pinhole");
+    let tls = best(&steps, "pinhole-tls");
     let summary = format!(
-        "highest step with every call and its media through: direct {direct:?} cps, pinhole {pinhole:?} cps"
+        "highest step with every call and its media through: direct {direct:?} cps, pinhole {pinhole:?} cps, pinhole with the APSs on TLS {tls:?} cps"
     );
     report.push_str(&format!("\n{summary}\n"));
     println!("\n{HEADER}");

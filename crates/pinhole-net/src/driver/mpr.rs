@@ -224,7 +224,7 @@ pub fn spawn_with(
 /// network that registers over a connection has its route point at that
 /// connection: everything for it goes down it, and none is ever opened
 /// toward it. Toward public peers the MPR reuses or opens connections
-/// as the ALG's [`Flow`](pinhole_core::types::Flow) asks.
+/// as the ALG's [`Flow`] asks.
 ///
 /// An ALG without stream framing, or TLS without a server config, is
 /// `InvalidInput`; a listener that cannot be bound is an error naming it.
