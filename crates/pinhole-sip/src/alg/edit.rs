@@ -59,11 +59,21 @@ pub(crate) fn add_via(
 /// Call it before [`add_via`]: when both land on the first header, the
 /// Record-Route goes first and the Via lines stay together.
 pub(crate) fn add_record_route(msg: &Message<'_>, patch: &mut Patch, uri: &str) {
+    add_record_routes(msg, patch, &[uri]);
+}
+
+/// Inserts one `Record-Route:` line with `uris` in order, before the
+/// existing ones (RFC 5658's double record-routing writes two).
+pub(crate) fn add_record_routes(msg: &Message<'_>, patch: &mut Patch, uris: &[&str]) {
     let eol = String::from_utf8_lossy(msg.line_ending()).into_owned();
     let at = msg
         .header(HeaderName::RecordRoute)
         .map_or_else(|| first_header(msg), |h| h.line.start);
-    patch.insert(at, format!("Record-Route: <{uri}>{eol}").as_bytes());
+    let list: Vec<String> = uris.iter().map(|u| format!("<{u}>")).collect();
+    patch.insert(
+        at,
+        format!("Record-Route: {}{eol}", list.join(", ")).as_bytes(),
+    );
 }
 
 /// RFC 3581: record where a request really came from in its top Via, so
@@ -167,6 +177,56 @@ pub(crate) fn uri_param<'a>(buf: &'a [u8], span: Range<usize>, name: &[u8]) -> O
                 .eq_ignore_ascii_case(name)
                 .then(|| kv.next().unwrap_or_default())
         })
+}
+
+/// The leading Route entries that `ours` accepts, in order across every
+/// Route header line: their URIs with their spans, and the spans to delete
+/// to remove them (a whole line when every entry on it is ours). A proxy
+/// that record-routed twice (RFC 5658) finds two of its own here.
+pub(crate) fn leading_routes(
+    msg: &Message<'_>,
+    ours: impl Fn(&Uri) -> bool,
+) -> (Vec<(Uri, Range<usize>)>, Vec<Range<usize>>) {
+    let buf = msg.buf();
+    let (mut found, mut delete) = (Vec::new(), Vec::new());
+    for h in msg.headers_named(HeaderName::Route) {
+        let Ok(entries) = name_addrs(buf, h.value.clone()) else {
+            break;
+        };
+        let mut taken = 0;
+        for e in &entries {
+            match Uri::parse(buf, e.uri.clone()) {
+                Ok(u) if ours(&u) => {
+                    found.push((u, e.uri.clone()));
+                    taken += 1;
+                }
+                _ => break,
+            }
+        }
+        match entries.get(taken) {
+            None if taken > 0 => delete.push(h.line.clone()),
+            None => {}
+            Some(next) => {
+                if let Some(first) = entries.first().filter(|_| taken > 0) {
+                    delete.push(first.span.start..next.span.start);
+                }
+                break;
+            }
+        }
+    }
+    (found, delete)
+}
+
+/// The Route entry at position `i` across every Route header line (the
+/// next hop once `i` entries of ours are removed).
+pub(crate) fn route_at(msg: &Message<'_>, i: usize) -> Option<Uri> {
+    let buf = msg.buf();
+    let next = msg
+        .headers_named(HeaderName::Route)
+        .filter_map(|h| name_addrs(buf, h.value.clone()).ok())
+        .flatten()
+        .nth(i)?;
+    Uri::parse(buf, next.uri).ok()
 }
 
 /// The Route entry after the top one (the next hop once ours is removed).

@@ -302,16 +302,16 @@ impl Mpr {
         }
         let origin = self.place_of(now, ctx, rx.remote);
 
-        // Our own Route entry names the traversal.
-        let mut popped = false;
-        let mut token = None;
-        if let Some((uri, uri_span, span)) = edit::top_route(msg)
-            && edit::uri_target(buf, &uri) == Some(self.cfg.local)
-        {
-            patch.delete(span);
-            popped = true;
-            token = edit::uri_param(buf, uri_span, b"ph").and_then(token_of);
+        // Our own Route entries (two where we record-routed twice, one per
+        // transport) name the traversal.
+        let (ours, deletions) = edit::leading_routes(msg, |u| self.is_ours(buf, u));
+        for d in deletions {
+            patch.delete(d);
         }
+        let popped = ours.len();
+        let token = ours
+            .iter()
+            .find_map(|(_, span)| edit::uri_param(buf, span.clone(), b"ph").and_then(token_of));
         // A plain terminal's REGISTER (or server OPTIONS) goes to the registrar.
         if let Some(r) = &mut self.registrar
             && !matches!(origin, Place::Network(_))
@@ -376,7 +376,7 @@ impl Mpr {
         let initial_dest = trav.initial_dest;
         let follows_invite = msg.to_tag().is_none()
             || method.eq_ignore_ascii_case("CANCEL")
-            || (method.eq_ignore_ascii_case("ACK") && !popped);
+            || (method.eq_ignore_ascii_case("ACK") && popped == 0);
         let dest = match toward {
             // A network is reached through its current route, which a
             // re-registration may have moved.
@@ -402,8 +402,18 @@ impl Mpr {
             keyed(self.secret, &[incoming_branch, call_id])
         );
         if msg.to_tag().is_none() && is_dialog_creating(method) {
-            let rr = format!("sip:{};lr;ph={token:x}", HostPort(self.cfg.local));
-            edit::add_record_route(msg, &mut patch, &rr);
+            // RFC 5658: where the two sides use different transports, the
+            // callee's side (the first entry) and the caller's side (the
+            // second, which the caller's reversed route set puts first)
+            // each name our address for their transport.
+            let (out_t, in_t) = (hop.flow.transport, rx.flow.transport);
+            let out_rr = self.record_route(out_t, token);
+            if in_t == out_t {
+                edit::add_record_route(msg, &mut patch, &out_rr);
+            } else {
+                let in_rr = self.record_route(in_t, token);
+                edit::add_record_routes(msg, &mut patch, &[&out_rr, &in_rr]);
+            }
         }
         edit::add_via(msg, &mut patch, hop.local, hop.flow.transport, &branch);
         let refused = match self.media(now, ctx, msg, body, token, from, &mut patch) {
@@ -481,7 +491,7 @@ impl Mpr {
             }
         };
         let dest = self
-            .destination(ctx, msg, &toward, false)
+            .destination(ctx, msg, &toward, 0)
             .ok_or(Rejection::new(480, "Temporarily Unavailable"))?;
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1).max(1);
@@ -509,6 +519,26 @@ impl Mpr {
         Ok(token)
     }
 
+    /// A Route entry that names us (any of our addresses).
+    fn is_ours(&self, buf: &[u8], u: &Uri) -> bool {
+        let at = edit::uri_target(buf, u);
+        at == Some(self.cfg.local) || (at.is_some() && at == self.cfg.tls)
+    }
+
+    /// Our Record-Route entry for a transport: our address for it, the
+    /// traversal's token, and `;transport=` on a stream.
+    fn record_route(&self, transport: Transport, token: u64) -> String {
+        let param = match transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        };
+        format!(
+            "sip:{};lr;ph={token:x}{param}",
+            HostPort(self.local_for(transport))
+        )
+    }
+
     /// Our address for a transport: TLS has its own listener.
     fn local_for(&self, transport: Transport) -> SocketAddr {
         match (transport, self.cfg.tls) {
@@ -526,7 +556,7 @@ impl Mpr {
         ctx: &dyn MprContext,
         msg: &Message<'_>,
         place: &Place,
-        popped: bool,
+        popped: usize,
     ) -> Option<Hop> {
         match place {
             Place::Network(n) => {
@@ -540,11 +570,7 @@ impl Mpr {
             Place::Phone { at, .. } => Some(Hop::udp(self.cfg.local, *at)),
             Place::Public => {
                 let buf = msg.buf();
-                let next = if popped {
-                    edit::second_route(msg)
-                } else {
-                    edit::top_route(msg).map(|(u, _, _)| u)
-                };
+                let next = edit::route_at(msg, popped);
                 let target = |u: Uri| {
                     let t = edit::uri_transport(buf, &u);
                     edit::uri_target(buf, &u).map(|at| (at, t))

@@ -304,3 +304,64 @@ fn the_aps_sends_up_its_connection_and_down_the_way_the_phone_came() {
     assert_eq!(to_phone.len(), 1, "{to_phone:?}");
     assert_eq!(to_phone[0].flow, Flow::over(Transport::Tcp));
 }
+
+/// RFC 5658: a caller on TLS, a network on UDP. The MPR record-routes
+/// twice, each side's entry naming its transport; in-dialog requests from
+/// either side carry both, and both come off before the request goes on.
+#[test]
+fn different_transports_on_each_side_record_route_twice() {
+    let mut bed = Bed::new();
+    // corp registered over UDP, on the UDP control socket.
+    bed.engine.flow = Flow::UDP;
+    bed.engine.local = a(MPR);
+    let tls5 = Flow::conn(Transport::Tls, ConnId(5));
+    let inv = invite("sip:bob@corp.example", PUBLIC, "TLS", "alice@example.net");
+    let out = bed.feed(MPR_TLS, PUBLIC, tls5, &inv);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].flow, Flow::UDP);
+    let rr = header(&out[0].payload, "Record-Route").unwrap();
+    let token = rr
+        .split("ph=")
+        .nth(1)
+        .and_then(|t| t.split([';', '>']).next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        rr,
+        format!(
+            "<sip:203.0.113.10:5060;lr;ph={token}>, <sip:203.0.113.10:5061;lr;ph={token};transport=tls>"
+        )
+    );
+    let ok = Response::to(&out[0].payload, 200, "OK")
+        .tag("b1")
+        .contact("sip:bob@10.1.0.5")
+        .record_route()
+        .sdp(SDP)
+        .build();
+    let back = bed.feed(MPR, PINHOLE, Flow::UDP, &ok);
+    assert_eq!(back[0].flow, Flow::over(Transport::Tls));
+
+    // The caller's BYE: its route set is the Record-Route reversed.
+    let bye = Request::new("BYE", "sip:bob@10.1.0.5")
+        .header("Via", format!("SIP/2.0/TLS {PUBLIC};branch=z9hG4bKbye1"))
+        .max_forwards(70)
+        .route(&[
+            format!("sip:203.0.113.10:5061;lr;ph={token};transport=tls"),
+            format!("sip:203.0.113.10:5060;lr;ph={token}"),
+        ])
+        .from("<sip:alice@example.net>;tag=a1")
+        .to("<sip:bob@corp.example>;tag=b1")
+        .call_id("transport-1@example")
+        .cseq(2)
+        .build();
+    let sent = bed.feed(MPR_TLS, PUBLIC, tls5, &bye);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].remote, a(PINHOLE), "into the network");
+    assert_eq!(
+        header(&sent[0].payload, "Route"),
+        None,
+        "both of ours came off"
+    );
+    let via = header(&sent[0].payload, "Via").unwrap();
+    assert!(via.starts_with("SIP/2.0/UDP 203.0.113.10:5060;"), "{via}");
+}
