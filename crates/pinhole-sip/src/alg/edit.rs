@@ -179,14 +179,14 @@ pub(crate) fn uri_param<'a>(buf: &'a [u8], span: Range<usize>, name: &[u8]) -> O
         })
 }
 
+/// Byte ranges of a message.
+pub(crate) type Spans = Vec<Range<usize>>;
+
 /// The leading Route entries that `ours` accepts, in order across every
-/// Route header line: their URIs with their spans, and the spans to delete
-/// to remove them (a whole line when every entry on it is ours). A proxy
-/// that record-routed twice (RFC 5658) finds two of its own here.
-pub(crate) fn leading_routes(
-    msg: &Message<'_>,
-    ours: impl Fn(&Uri) -> bool,
-) -> (Vec<(Uri, Range<usize>)>, Vec<Range<usize>>) {
+/// Route header line: their URIs' spans, and the spans to delete to remove
+/// them (a whole line when every entry on it is ours). A proxy that
+/// record-routed twice (RFC 5658) finds two of its own here.
+pub(crate) fn leading_routes(msg: &Message<'_>, ours: impl Fn(&Uri) -> bool) -> (Spans, Spans) {
     let buf = msg.buf();
     let (mut found, mut delete) = (Vec::new(), Vec::new());
     for h in msg.headers_named(HeaderName::Route) {
@@ -197,7 +197,7 @@ pub(crate) fn leading_routes(
         for e in &entries {
             match Uri::parse(buf, e.uri.clone()) {
                 Ok(u) if ours(&u) => {
-                    found.push((u, e.uri.clone()));
+                    found.push(e.uri.clone());
                     taken += 1;
                 }
                 _ => break,

@@ -311,7 +311,7 @@ impl Mpr {
         let popped = ours.len();
         let token = ours
             .iter()
-            .find_map(|(_, span)| edit::uri_param(buf, span.clone(), b"ph").and_then(token_of));
+            .find_map(|span| edit::uri_param(buf, span.clone(), b"ph").and_then(token_of));
         // A plain terminal's REGISTER (or server OPTIONS) goes to the registrar.
         if let Some(r) = &mut self.registrar
             && !matches!(origin, Place::Network(_))
