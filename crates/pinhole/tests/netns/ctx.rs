@@ -166,8 +166,11 @@ pub(crate) struct MprOptions {
     /// this MGC, with gateway ports `H248_GATEWAY_PORTS`.
     pub(crate) h248_mgc: Option<SocketAddr>,
     /// Accept SIP and the APSs' connections over TLS on `mpr_tls()`, with
-    /// certificates `pinhole certs` makes; client certificates required.
+    /// certificates `pinhole certs` makes.
     pub(crate) tls: bool,
+    /// With `tls`: refuse TLS clients without a certificate from the test CA
+    /// (the APSs have one; a public phone has none).
+    pub(crate) require_client_cert: bool,
 }
 
 /// The MPR's SIP-over-TLS port.
@@ -274,8 +277,9 @@ impl Ctx {
             let d = self.certs()?;
             cfg.push_str(&format!(
                 "[sip]\ntls_port = {TLS_PORT}\n[tls]\ncert = \"{0}/mpr.pem\"\nkey = \"{0}/mpr.key\"\n\
-                 client_ca = \"{0}/ca.pem\"\nrequire_client_cert = true\n",
-                d.display()
+                 client_ca = \"{0}/ca.pem\"\nrequire_client_cert = {1}\n",
+                d.display(),
+                opts.require_client_cert
             ));
         }
         for c in &CORP {

@@ -9,7 +9,7 @@ use pinhole_tests::sipp::sdp::MediaDirection;
 
 use super::control::{intact_of, smart_ua_args};
 use super::{Scenario, aps_call, basic_call, call_up, hang_up, wrap_up};
-use crate::bed::{APS_IP, MPR_IP, Ns, PHONE2_IP, TCP_TIMEOUT};
+use crate::bed::{APS_IP, EXT_IP, MPR_IP, Ns, PHONE2_IP, TCP_TIMEOUT};
 use crate::ctx::{
     ApsOptions, Ctx, MprOptions, SIP_PORT, SIP_WAIT, TLS_PORT, aps_metrics, aps_sip, example_bin,
     metric, mpr_addr, mpr_metrics, phone_media, rtp_line,
@@ -39,6 +39,12 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         negative_control: false,
         known_bug: None,
         run: tls_upstream,
+    },
+    Scenario {
+        name: "sip::baresip_over_tls_from_the_public_side",
+        negative_control: false,
+        known_bug: None,
+        run: baresip_tls,
     },
     Scenario {
         name: "sip::fig12_smart_terminals_no_aps",
@@ -73,6 +79,7 @@ fn fig11(ctx: &mut Ctx) -> Result<()> {
 fn tls_upstream(ctx: &mut Ctx) -> Result<()> {
     ctx.start_mpr_with(MprOptions {
         tls: true,
+        require_client_cert: true,
         ..MprOptions::default()
     })?;
     for i in 0..2 {
@@ -290,9 +297,75 @@ fn media_pinholes(ctx: &Ctx) -> Result<[Vec<String>; 2]> {
 /// test socket checks baresip's RTP (one SSRC, PCMU, in sequence) and sends
 /// RTP back; baresip's decoded-audio dump shows it arrived.
 fn baresip(ctx: &mut Ctx) -> Result<()> {
+    ctx.start_sip_daemons()?;
+    let phone = Baresip {
+        ns: Ns::Corp(0),
+        ip: PHONE2_IP[0],
+        account: format!(
+            "<sip:alice@corp1.example>;regint=0;outbound=\"sip:{}\";audio_codecs=PCMU",
+            aps_sip(0)
+        ),
+        extra: String::new(),
+        label: "baresip (corp1)",
+    };
+    baresip_calls_corp2(ctx, &phone)?;
+    ctx.note_relay()?;
+    ctx.note_drops()?;
+    Ok(())
+}
+
+/// Issue 13: baresip as a public phone on the internet, speaking SIP over
+/// TLS to the MPR (verifying its certificate against the test CA), calls
+/// corp2's sipp phone behind APS2. Its INVITE, ACK and BYE cross TLS (the
+/// MPR record-routes twice: TLS toward baresip, UDP toward corp2); media
+/// both ways.
+fn baresip_tls(ctx: &mut Ctx) -> Result<()> {
+    ctx.start_mpr_with(MprOptions {
+        tls: true,
+        ..MprOptions::default()
+    })?;
+    ctx.start_aps(1, ApsOptions::default())?;
+    let certs = ctx.certs()?;
+    let phone = Baresip {
+        ns: Ns::Ext,
+        ip: EXT_IP,
+        account: format!(
+            "<sip:carol@example.net;transport=tls>;regint=0;outbound=\"sip:{MPR_IP}:{TLS_PORT};transport=tls\";audio_codecs=PCMU"
+        ),
+        extra: format!("sip_cafile {}/ca.pem\n", certs.display()),
+        label: "baresip (public, TLS)",
+    };
+    baresip_calls_corp2(ctx, &phone)?;
+    let m = ctx.metrics(Ns::Inet, mpr_metrics())?;
+    let accepted = metric(&m, "pinhole_stream_opened_total{direction=\"inbound\"}").unwrap_or(0.0);
+    let msgs = metric(&m, "pinhole_stream_messages_total{direction=\"in\"}").unwrap_or(0.0);
+    ctx.note(format!(
+        "MPR: {accepted} TLS connections accepted, {msgs} messages in over them"
+    ));
+    ensure!(accepted >= 1.0, "baresip did not connect over TLS");
+    // INVITE, ACK and BYE at least.
+    ensure!(msgs >= 3.0, "only {msgs} messages came over TLS");
+    ctx.note_relay()?;
+    ctx.note_drops()?;
+    Ok(())
+}
+
+/// A baresip phone: where it runs and its account line.
+struct Baresip {
+    ns: Ns,
+    ip: std::net::Ipv4Addr,
+    account: String,
+    extra: String,
+    label: &'static str,
+}
+
+/// `phone` (headless: a sine source, no sound card, `sndfile` dumping the
+/// decoded audio) calls corp2's sipp phone through APS2. corp2's test
+/// socket checks baresip's RTP (one SSRC, PCMU, in sequence) and sends RTP
+/// back; baresip's decoded-audio dump shows it arrived.
+fn baresip_calls_corp2(ctx: &mut Ctx, phone: &Baresip) -> Result<()> {
     let bin = which("baresip")
         .ok_or_else(|| anyhow!("baresip not found (apt-get install baresip-core)"))?;
-    ctx.start_sip_daemons()?;
     let dir = ctx.bed.dir.join("baresip");
     std::fs::create_dir_all(&dir)?;
     let config = format!(
@@ -300,18 +373,13 @@ fn baresip(ctx: &mut Ctx) -> Result<()> {
          ausrc_srate 48000\nauplay_srate 48000\nausrc_channels 2\nauplay_channels 2\n\
          rtp_ports 47000-47010\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
          module ausine.so\nmodule aufile.so\nmodule sndfile.so\nmodule_app account.so\n\
-         module_app menu.so\nsnd_path {}\n",
-        PHONE2_IP[0],
-        dir.display()
+         module_app menu.so\nsnd_path {}\n{}",
+        phone.ip,
+        dir.display(),
+        phone.extra
     );
     std::fs::write(dir.join("config"), config)?;
-    std::fs::write(
-        dir.join("accounts"),
-        format!(
-            "<sip:alice@corp1.example>;regint=0;outbound=\"sip:{}\";audio_codecs=PCMU\n",
-            aps_sip(0)
-        ),
-    )?;
+    std::fs::write(dir.join("accounts"), format!("{}\n", phone.account))?;
     let media = ctx.media_socket(1)?;
     let mut uas = ctx
         .uas(1, "uas_basic.xml", phone_media(1), Duration::from_secs(1))
@@ -319,7 +387,7 @@ fn baresip(ctx: &mut Ctx) -> Result<()> {
         .context("callee sipp")?;
     ctx.bed.spawn(
         "baresip",
-        Ns::Corp(0),
+        phone.ns,
         &bin,
         &[
             "-f".into(),
@@ -335,8 +403,8 @@ fn baresip(ctx: &mut Ctx) -> Result<()> {
         .audio_addr()
         .context("the offer has no audio address")?;
     ctx.note(format!(
-        "SIP: baresip (corp1, {}) called corp2's sipp phone; the offer it got names {to}",
-        PHONE2_IP[0]
+        "SIP: {} at {} called corp2's sipp phone; the offer it got names {to}",
+        phone.label, phone.ip
     ));
     // Two seconds of our RTP toward baresip while taking its RTP.
     media.set_read_timeout(Some(Duration::from_millis(20)))?;
@@ -397,8 +465,6 @@ fn baresip(ctx: &mut Ctx) -> Result<()> {
         decoded_packets >= 80,
         "baresip decoded only {decoded_packets} of {sent} packets"
     );
-    ctx.note_relay()?;
-    ctx.note_drops()?;
     Ok(())
 }
 
