@@ -60,7 +60,7 @@
 //! use pinhole_core::alg::MprSignaling;
 //! use pinhole_core::alg::live::{LiveMpr, NoSockets};
 //! use pinhole_core::mpr::{Config, Engine, NetworkConfig};
-//! use pinhole_core::types::Receive;
+//! use pinhole_core::types::{Flow, Receive};
 //! use pinhole_mgcp::alg::{Mpr, MprConfig};
 //!
 //! let now = Instant::now();
@@ -76,7 +76,8 @@
 //!     local: "203.0.113.10:2727".parse().unwrap(),
 //!     remote: "192.0.2.5:2727".parse().unwrap(),
 //!     bytes: crcx,
-//!, flow: Default::default() });
+//!     flow: Flow::UDP,
+//! });
 //! let answer = alg.poll_transmit().unwrap();
 //! assert!(answer.payload.starts_with(b"501 1001"));
 //! ```
