@@ -736,8 +736,13 @@ impl Driver {
                 .outbound_tcp(local, mpr)
                 .map_err(|e| e.to_string())
                 .and_then(|via| {
+                    // Pings every k and their pongs: 2.5 k without a frame
+                    // means the path is gone (a firewall forgot the
+                    // connection without a reset), long before the
+                    // server's idle limit.
+                    let idle = up.cfg.keepalive.map(|k| k * 5 / 2);
                     links
-                        .connect(transport, mpr, via, local)
+                        .connect(transport, mpr, via, local, idle)
                         .map_err(str::to_owned)
                 });
             match opened {

@@ -103,7 +103,7 @@ impl Links {
             // A connection the peer opened is never replaced by one we
             // open: into a network only the inside opens connections.
             None if t.flow.conn.is_none() => {
-                match self.connect(transport, t.remote, via, t.local) {
+                match self.connect(transport, t.remote, via, t.local, None) {
                     Ok(c) => c,
                     Err(why) => return self.unroutable(&t.remote, transport, why),
                 }
@@ -116,13 +116,14 @@ impl Links {
     }
 
     /// Opens a connection to `remote` (through `via`), reported as from
-    /// `local`.
+    /// `local`, with its own idle timeout if `idle` says one.
     pub(crate) fn connect(
         &mut self,
         transport: Transport,
         remote: SocketAddr,
         via: SocketAddr,
         local: SocketAddr,
+        idle: Option<std::time::Duration>,
     ) -> Result<ConnId, &'static str> {
         let tls = match transport {
             Transport::Tls => {
@@ -143,6 +144,7 @@ impl Links {
                 local,
                 tls,
                 framer: self.framer(local),
+                idle_timeout: idle,
             })
             .map_err(|e| e.kind())
     }

@@ -59,6 +59,8 @@ pub(super) struct Conn {
     queue: Arc<Queue>,
     /// `Opened` was delivered (so `Closed` is owed to the driver).
     opened: AtomicBool,
+    /// This connection's idle timeout, when not the limits' one.
+    pub(super) idle: Option<std::time::Duration>,
 }
 
 impl Conn {
@@ -80,6 +82,7 @@ impl Conn {
             framer,
             queue,
             opened: AtomicBool::new(false),
+            idle: None,
         }
     }
 }
@@ -247,7 +250,8 @@ async fn read_loop(inner: &Inner, conn: &Conn, mut rd: impl AsyncRead + Unpin) -
     let c = &inner.counters;
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; READ_CHUNK];
-    let mut idle_at = Instant::now() + limits.idle_timeout;
+    let idle = conn.idle.unwrap_or(limits.idle_timeout);
+    let mut idle_at = Instant::now() + idle;
     // When the frame being received must be complete.
     let mut partial_at: Option<Instant> = None;
     // The last keepalive bytes, so a ping split over reads is still seen.
@@ -271,7 +275,7 @@ async fn read_loop(inner: &Inner, conn: &Conn, mut rd: impl AsyncRead + Unpin) -
                 return CloseReason::Framing("malformed");
             }
             took = true;
-            idle_at = Instant::now() + limits.idle_timeout;
+            idle_at = Instant::now() + idle;
             match frame {
                 Frame::Keepalive(_) => {
                     bump(&c.keepalives_in, 1);

@@ -318,6 +318,11 @@ pub struct Connect {
     )>,
     /// As in [`Listen::framer`].
     pub framer: Option<ProtocolFramer>,
+    /// This connection's idle timeout instead of
+    /// [`StreamLimits::idle_timeout`]: a client that pings every `k`
+    /// seconds and gets pongs can call its connection dead after about
+    /// `2.5 k` without a frame, long before the server's limit.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// Plain counters, for metrics.
@@ -595,7 +600,8 @@ impl Streams {
             .inner
             .admit(c.transport, c.local, c.remote, None)
             .map_err(|_| SendError::TooManyConnections)?;
-        let conn = Conn::new(id, c.transport, c.local, c.remote, false, c.framer, queue);
+        let mut conn = Conn::new(id, c.transport, c.local, c.remote, false, c.framer, queue);
+        conn.idle = c.idle_timeout;
         let start = Start::Connect {
             via: c.via,
             bind: Some(c.local.ip()),

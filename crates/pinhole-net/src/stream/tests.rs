@@ -89,6 +89,7 @@ fn tcp_connect(to: SocketAddr) -> Connect {
         local: "127.0.0.1:5060".parse().unwrap(),
         tls: None,
         framer: Some(framer),
+        idle_timeout: None,
     }
 }
 
@@ -586,6 +587,7 @@ async fn tls_carries_messages_both_ways_with_a_config_per_handshake() {
                 local: "127.0.0.1:5061".parse().unwrap(),
                 tls: Some((Arc::clone(&client_cfg), "localhost".try_into().unwrap())),
                 framer: Some(framer),
+                idle_timeout: None,
             })
             .unwrap();
         // Queued before the handshake, delivered after it.
@@ -610,6 +612,7 @@ async fn tls_carries_messages_both_ways_with_a_config_per_handshake() {
             local: "127.0.0.1:5061".parse().unwrap(),
             tls: Some((stranger, "localhost".try_into().unwrap())),
             framer: Some(framer),
+            idle_timeout: None,
         })
         .unwrap();
     assert_eq!(
@@ -727,4 +730,31 @@ async fn a_connection_leaves_from_its_local_ip() {
     let (_peer, from) = timeout(WAIT, server.accept()).await.unwrap().unwrap();
     assert_eq!(from.ip(), "127.0.0.7".parse::<std::net::IpAddr>().unwrap());
     opened(&mut rx).await;
+}
+
+/// A connection's own idle timeout overrides the limits' one (the
+/// client's upstream: pings every k, dead after 2.5 k of silence).
+#[tokio::test]
+async fn a_connection_may_have_its_own_idle_timeout() {
+    let limits = StreamLimits {
+        idle_timeout: Duration::from_secs(30),
+        ..StreamLimits::default()
+    };
+    let (streams, mut rx) = new(limits);
+    let server = TcpListener::bind(any_port()).await.unwrap();
+    let to = server.local_addr().unwrap();
+    let mut c = tcp_connect(to);
+    c.idle_timeout = Some(Duration::from_millis(300));
+    let conn = streams.connect(c).unwrap();
+    let (_peer, _) = timeout(WAIT, server.accept()).await.unwrap().unwrap();
+    assert_eq!(opened(&mut rx).await, conn);
+    let t0 = std::time::Instant::now();
+    match event(&mut rx).await {
+        StreamEvent::Closed { reason, .. } => assert_eq!(reason, CloseReason::Idle),
+        e => panic!("expected Closed, got {e:?}"),
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "closed by its own 300 ms, not the 30 s limit"
+    );
 }

@@ -74,8 +74,10 @@ fn fig11(ctx: &mut Ctx) -> Result<()> {
 /// call with media both ways; then the call sits idle longer than the
 /// firewalls' TCP conntrack timeout, with only the APSs' CRLF keepalives
 /// on the connections, which survive; then APS1's connection is killed
-/// (`ss -K`): APS1 reconnects and registers again, the media goes on, and
-/// the BYE crosses the new connection.
+/// (`ss -K`): APS1 reconnects and registers again, the media goes on; then
+/// fw2 forgets APS2's connection silently (its conntrack entry deleted):
+/// APS2 calls it dead when its pings go unanswered, reconnects, and the
+/// BYE crosses both new connections.
 fn tls_upstream(ctx: &mut Ctx) -> Result<()> {
     ctx.start_mpr_with(MprOptions {
         tls: true,
@@ -92,7 +94,7 @@ fn tls_upstream(ctx: &mut Ctx) -> Result<()> {
         )?;
     }
     let idle = TCP_TIMEOUT + Duration::from_secs(5);
-    let pause = idle + Duration::from_secs(15);
+    let pause = idle + Duration::from_secs(25);
     let media = [ctx.media_socket(0)?, ctx.media_socket(1)?];
     let uas = ctx
         .uas(1, "uas_basic.xml", phone_media(1), pause)
@@ -170,7 +172,39 @@ fn tls_upstream(ctx: &mut Ctx) -> Result<()> {
         Duration::from_secs(15),
     )?;
     call.two_way(ctx, "after the reconnect", 100)?;
-    // The BYE (after sipp's pause) crosses the new connection.
+
+    // fw2 forgets APS2's connection without a reset (its state flushed;
+    // with tcp_loose 0 the connection's next segments are invalid there
+    // and go nowhere): APS2 hears no pong for 2.5 keepalives, closes it,
+    // opens a new one and registers over it.
+    let flushed = ctx.bed.exec(
+        Ns::Fw(1),
+        "conntrack",
+        &["-D", "-p", "tcp", "--dport", &TLS_PORT.to_string()],
+    );
+    ctx.note(format!(
+        "fw2: conntrack -D of the TLS connection: {flushed:?}"
+    ));
+    ctx.wait_metric(
+        Ns::Corp(1),
+        aps_metrics(1),
+        "pinhole_stream_reconnects_total 1",
+        Duration::from_secs(20),
+    )
+    .context("APS2 did not notice its dead connection and reconnect")?;
+    ctx.wait_metric(
+        Ns::Corp(1),
+        aps_metrics(1),
+        "pinhole_client_registered 1",
+        Duration::from_secs(15),
+    )?;
+    let m = ctx.metrics(Ns::Corp(1), aps_metrics(1))?;
+    ctx.note(format!(
+        "APS2: connection closed as idle {} time(s), reconnected",
+        metric(&m, "pinhole_stream_closed_total{reason=\"idle\"}").unwrap_or(0.0)
+    ));
+    call.two_way(ctx, "after fw2 forgot the connection", 100)?;
+    // The BYE (after sipp's pause) crosses both new connections.
     wrap_up(ctx, call)
 }
 
