@@ -566,6 +566,18 @@ impl Driver {
             }
         }
         while let Some(e) = self.engine.poll_event() {
+            if let (Event::RouteMoved { from, to, .. }, Some(l)) = (&e, &self.links) {
+                // A network registered over a new connection: its old one
+                // (if it still looks open here) carries nothing any more.
+                for t in [Transport::Tcp, Transport::Tls] {
+                    if let Some(c) = l.streams.find(t, *from)
+                        && from != to
+                    {
+                        tracing::info!(conn = %c, %from, %to, "closing a network's replaced signaling connection");
+                        l.streams.close(c);
+                    }
+                }
+            }
             if self.events.try_send(e).is_err() {
                 tracing::debug!("event queue full or closed: event dropped");
             }

@@ -203,6 +203,15 @@ fn tls_upstream(ctx: &mut Ctx) -> Result<()> {
         "APS2: connection closed as idle {} time(s), reconnected",
         metric(&m, "pinhole_stream_closed_total{reason=\"idle\"}").unwrap_or(0.0)
     ));
+    // The MPR closed corp2's replaced connection when the route moved: one
+    // connection per network is open there.
+    ctx.wait_metric(
+        Ns::Inet,
+        mpr_metrics(),
+        "pinhole_stream_connections 2\n",
+        Duration::from_secs(5),
+    )
+    .context("the MPR kept corp2's replaced connection")?;
     call.two_way(ctx, "after fw2 forgot the connection", 100)?;
     // The BYE (after sipp's pause) crosses both new connections.
     wrap_up(ctx, call)
