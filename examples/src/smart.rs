@@ -16,10 +16,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use pinhole_core::client::{self, Event, PinholeId};
+use pinhole_core::types::Transport;
 use pinhole_core::wire::Protocol;
-use pinhole_net::driver::SharedRouter;
 use pinhole_net::driver::client::{self as driver, ClientHandle, ClientOutputs, Media};
+use pinhole_net::driver::{SharedRouter, Streaming};
 use pinhole_net::relay::{Relay, RelayConfig};
+use pinhole_net::tls::ClientTls;
 use tokio::time::Instant;
 
 use crate::rtp::{self, Tally};
@@ -42,6 +44,10 @@ pub struct SmartUaConfig {
     pub media: SocketAddr,
     /// Seeds the UA's ids and the engine's generator.
     pub seed: u64,
+    /// Signaling to the MPR over one TLS connection opened from here,
+    /// verified against this CA file (PEM); `mpr` is then the MPR's TLS
+    /// address. `None`: UDP.
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 /// A running smart terminal.
@@ -77,7 +83,7 @@ impl SmartUa {
         let sip = sock.local_addr()?;
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&cfg.seed.to_le_bytes());
-        let ccfg = client::Config::new(
+        let mut ccfg = client::Config::new(
             cfg.network.clone(),
             cfg.credential.clone(),
             Protocol::Sip,
@@ -85,12 +91,38 @@ impl SmartUa {
             cfg.mpr,
             seed,
         );
+        if cfg.tls_ca.is_some() {
+            ccfg.upstream = Transport::Tls;
+        }
         let engine = client::Engine::new(ccfg, now())?;
         let (relay, relay_events) = Relay::start(RelayConfig {
             workers: 1,
             ..RelayConfig::default()
         })?;
-        let (handle, out) = driver::spawn(engine, Arc::new(sock), relay, relay_events, router)?;
+        let (handle, out) = match &cfg.tls_ca {
+            Some(ca) => {
+                let trust = ClientTls::load(ca, None).context("the MPR's CA")?;
+                let streams = driver::ClientStreams {
+                    streaming: Streaming {
+                        client_tls: Some(trust.config()),
+                        ..Streaming::default()
+                    },
+                    framer: Some(pinhole_sip::stream_frame),
+                    ..driver::ClientStreams::default()
+                };
+                driver::spawn_streaming(
+                    engine,
+                    Arc::new(sock),
+                    relay,
+                    relay_events,
+                    router,
+                    None,
+                    &streams,
+                )
+                .await?
+            }
+            None => driver::spawn(engine, Arc::new(sock), relay, relay_events, router)?,
+        };
         let ua = Ua::new(UaConfig {
             aor: cfg.aor,
             sip,
@@ -98,6 +130,11 @@ impl SmartUa {
             media: cfg.media,
             mode: MediaMode::Pinhole,
             seed: cfg.seed,
+            transport: if cfg.tls_ca.is_some() {
+                Transport::Tls
+            } else {
+                Transport::Udp
+            },
         });
         Ok(Self {
             ua,

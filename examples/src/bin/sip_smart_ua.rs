@@ -12,6 +12,10 @@
 //!     --credential corp1-secret --media 10.1.0.10:4000 --aor alice@corp1.example \
 //!     --call sip:bob@corp2.example
 //! ```
+//!
+//! With `--tls-ca ca.pem` (and `--mpr` the MPR's TLS address) the terminal
+//! keeps one TLS connection to the MPR, opened from inside, for its
+//! Registration, CMPH reserves and SIP (issue 13).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -60,6 +64,10 @@ struct Args {
     /// How long to wait for registration, the call, and its end, in seconds.
     #[arg(long, default_value_t = 30)]
     timeout_secs: u64,
+    /// Signal over one TLS connection to the MPR (then --mpr is its TLS
+    /// address, port 5061), verifying it against this CA file (PEM).
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -85,6 +93,7 @@ async fn run(args: Args) -> Result<()> {
             credential: args.credential.into_bytes(),
             media: args.media,
             seed: pinhole_examples::process_seed(args.media.port()),
+            tls_ca: args.tls_ca.clone(),
         },
         Arc::new(Direct),
     )

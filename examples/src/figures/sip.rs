@@ -14,6 +14,7 @@ use anyhow::{Result, bail};
 use pinhole_core::client::{self, Event, PinholeId};
 use pinhole_core::mpr;
 use pinhole_core::ports::PortRange;
+use pinhole_core::types::Transport;
 use pinhole_core::wire::Protocol;
 use pinhole_sip::alg::{Aps, ApsConfig, Mpr, MprConfig};
 use pinhole_testkit::{ClientId, FirewallConfig, World, base_instant};
@@ -211,6 +212,7 @@ fn ua(aor: &str, sip: &str, proxy: &str, media: &str, mode: MediaMode, seed: u64
         media: sa(media),
         mode,
         seed,
+        transport: Transport::Udp,
     })
 }
 

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use pinhole_core::types::Transport;
 use pinhole_sip::{HeaderName, Message};
 
 use super::media::media_of;
@@ -50,7 +51,7 @@ impl Call {
     /// `to` is the To of the response an ACK answers.
     fn invite_tx_request(
         &self,
-        via: SocketAddr,
+        via: (SocketAddr, Transport),
         method: &str,
         branch: &str,
         to: &str,
@@ -86,7 +87,7 @@ impl Ua {
         c.state = CallState::Calling;
         c.invite_branch.clone_from(&branch);
         let bytes = c.invite_tx_request(
-            self.cfg.sip,
+            (self.cfg.sip, self.cfg.transport),
             "INVITE",
             &branch,
             &c.remote_party,
@@ -116,7 +117,7 @@ impl Ua {
         let bytes = Request {
             method,
             uri: &uri,
-            via: self.cfg.sip,
+            via: (self.cfg.sip, self.cfg.transport),
             branch: &branch,
             from: &c.local_party,
             to: &c.remote_party,
@@ -148,8 +149,14 @@ impl Ua {
         };
         c.state = CallState::Cancelling;
         let branch = c.invite_branch.clone();
-        let bytes =
-            c.invite_tx_request(self.cfg.sip, "CANCEL", &branch, &c.remote_party, None, None);
+        let bytes = c.invite_tx_request(
+            (self.cfg.sip, self.cfg.transport),
+            "CANCEL",
+            &branch,
+            &c.remote_party,
+            None,
+            None,
+        );
         // Only a CANCEL's own response ends its transaction: the method
         // keys it apart from the INVITE's, which shares the branch.
         self.send_request(now, "CANCEL", branch, bytes);
@@ -423,7 +430,14 @@ impl Ua {
             return;
         };
         let to = msg::text(resp, HeaderName::To).unwrap_or(&c.remote_party);
-        let bytes = c.invite_tx_request(self.cfg.sip, "ACK", &c.invite_branch, to, None, None);
+        let bytes = c.invite_tx_request(
+            (self.cfg.sip, self.cfg.transport),
+            "ACK",
+            &c.invite_branch,
+            to,
+            None,
+            None,
+        );
         self.send(self.cfg.proxy, bytes);
     }
 }

@@ -29,6 +29,7 @@
 //!     media: "10.1.0.10:4000".parse().unwrap(),
 //!     mode: MediaMode::Pinhole,
 //!     seed: 1,
+//!     transport: pinhole_core::types::Transport::Udp,
 //! });
 //! ua.call(now, "sip:bob@corp2.example").unwrap();
 //! // A smart terminal opens its media pinhole before any SDP leaves.
@@ -55,6 +56,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use pinhole_core::client::PinholeRequest;
+use pinhole_core::types::Transport;
 use pinhole_sip::Message;
 
 use dialog::Call;
@@ -87,6 +89,8 @@ pub struct UaConfig {
     pub mode: MediaMode,
     /// Seeds Call-IDs, tags and branches (use a different one per UA).
     pub seed: u64,
+    /// The transport our Via names (the driver carries the messages).
+    pub transport: Transport,
 }
 
 /// Something the driver must do.

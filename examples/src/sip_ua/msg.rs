@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
+use pinhole_core::types::Transport;
 use pinhole_sip::{HeaderName, Message, Via, name_addrs};
 
 /// What the UA allows (the `Allow` header of its requests and answers).
@@ -23,7 +24,8 @@ pub(super) struct Request<'a> {
     pub(super) method: &'a str,
     pub(super) uri: &'a str,
     /// Our Via sent-by.
-    pub(super) via: SocketAddr,
+    /// Our sent-by and the transport the Via names.
+    pub(super) via: (SocketAddr, Transport),
     pub(super) branch: &'a str,
     /// From and To header values, tags included.
     pub(super) from: &'a str,
@@ -44,11 +46,12 @@ impl Request<'_> {
         let _ = write!(
             s,
             "{m} {uri} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {via};branch={branch};rport\r\n\
+             Via: SIP/2.0/{transport} {via};branch={branch};rport\r\n\
              Max-Forwards: 70\r\n",
             m = self.method,
             uri = self.uri,
-            via = host_port(self.via),
+            transport = self.via.1,
+            via = host_port(self.via.0),
             branch = self.branch,
         );
         if !self.route.is_empty() {

@@ -29,6 +29,7 @@ fn ua(mode: MediaMode) -> Ua {
         media: a(MEDIA),
         mode,
         seed: 7,
+        transport: pinhole_core::types::Transport::Udp,
     })
 }
 

@@ -94,6 +94,7 @@ fn ua_config(aor: &str, net: &str, ip: [u8; 4], media: u16, mpr: SocketAddr) -> 
         credential: format!("{net}-secret").into_bytes(),
         media: SocketAddr::new(IpAddr::from(ip), media),
         seed: u64::from(media),
+        tls_ca: None,
     }
 }
 

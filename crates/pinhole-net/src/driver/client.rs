@@ -137,7 +137,9 @@ impl ClientHandle {
         ask(&self.cmds, "client", Cmd::DropUpstream).await
     }
 
-    /// Sends signaling from the signaling socket (it counts as pinhole traffic).
+    /// Sends signaling from the signaling socket, or up the connection to
+    /// the MPR when `remote` is the MPR and the upstream is a stream (it
+    /// counts as pinhole traffic).
     pub async fn send_signaling(&self, remote: SocketAddr, payload: Vec<u8>) -> io::Result<()> {
         self.cmds
             .send(Cmd::Send(remote, payload))
@@ -235,6 +237,10 @@ pub struct ClientStreams {
     pub upstream: Upstream,
     /// Phones inside may reach the ALG over TCP at the signaling address.
     pub listen_tcp: bool,
+    /// How the protocol's messages are framed when there is no ALG (a
+    /// smart terminal whose application speaks the protocol through
+    /// [`ClientOutputs::signaling`]); with an ALG, the ALG's framing.
+    pub framer: Option<pinhole_core::framing::ProtocolFramer>,
 }
 
 /// Like [`spawn_with`], with stream transports (issue 13). When the
@@ -257,7 +263,10 @@ pub async fn spawn_streaming(
 ) -> io::Result<(ClientHandle, ClientOutputs)> {
     let (upstream, listen_tcp) = (streams.upstream, streams.listen_tcp);
     let local = signaling.local_addr()?;
-    let framer = alg.as_ref().and_then(|a| a.framer());
+    let framer = match &alg {
+        Some(a) => a.framer(),
+        None => streams.framer,
+    };
     let (mut links, rx) = Links::new(&streams.streaming);
     links.frame(local, framer);
     if listen_tcp {
@@ -591,7 +600,21 @@ impl Driver {
             }
             Cmd::Send(remote, payload) => {
                 self.engine.handle_traffic(now(), self.local);
-                self.send(self.local, remote, &payload).await;
+                // The application's signaling for the MPR goes the way
+                // the engine's does: up the connection when there is one.
+                let cfg = self.engine.config();
+                let flow = if remote == cfg.mpr {
+                    Flow::over(cfg.upstream)
+                } else {
+                    Flow::UDP
+                };
+                let t = Transmit {
+                    local: self.local,
+                    remote,
+                    payload,
+                    flow,
+                };
+                self.transmit(t).await;
             }
             Cmd::SendMedia(m, reply) => {
                 let r = self.send_media(&m);
@@ -801,6 +824,16 @@ impl Driver {
                 } else if let Some(alg) = &mut self.alg {
                     let mut ctx = LiveClient::new(&mut self.engine, &mut self.relay);
                     alg.handle_datagram(now(), &mut ctx, rx);
+                } else if self
+                    .app
+                    .try_send(Signaling {
+                        local,
+                        remote,
+                        payload: bytes,
+                    })
+                    .is_err()
+                {
+                    tracing::warn!(%remote, "signaling queue full: message dropped");
                 }
             }
             StreamEvent::Opened { conn, .. } if Some(conn) == upstream => {

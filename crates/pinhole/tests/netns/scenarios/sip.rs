@@ -47,6 +47,12 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         run: baresip_tls,
     },
     Scenario {
+        name: "sip::fig12_smart_terminals_over_tls",
+        negative_control: false,
+        known_bug: None,
+        run: fig12_tls,
+    },
+    Scenario {
         name: "sip::fig12_smart_terminals_no_aps",
         negative_control: false,
         known_bug: None,
@@ -220,21 +226,66 @@ fn tls_upstream(ctx: &mut Ctx) -> Result<()> {
 /// Fig. 12: no APS anywhere; two smart terminals register themselves, the
 /// caller reserves and binds, the callee binds, media both ways.
 fn fig12(ctx: &mut Ctx) -> Result<()> {
-    let ua = example_bin("sip_smart_ua")?;
     ctx.start_mpr()?;
-    ctx.bed.spawn(
-        "ua2",
-        Ns::Corp(1),
-        &ua,
-        &smart_ua_args(1, &["--answer".into()]),
+    fig12_calls(ctx, &[])
+}
+
+/// Fig. 12 with each smart terminal on one TLS connection to the MPR,
+/// opened from inside through its nftables firewall (issue 13): its
+/// Registration, CMPH reserve and SIP go up it, the MPR's SIP for it comes
+/// down it; media both ways.
+fn fig12_tls(ctx: &mut Ctx) -> Result<()> {
+    ctx.start_mpr_with(MprOptions {
+        tls: true,
+        ..MprOptions::default()
+    })?;
+    let ca = ctx.certs()?.join("ca.pem");
+    fig12_calls(
+        ctx,
+        &[
+            "--mpr".into(),
+            crate::ctx::mpr_tls().to_string(),
+            "--tls-ca".into(),
+            ca.display().to_string(),
+        ],
     )?;
+    let m = ctx.metrics(Ns::Inet, mpr_metrics())?;
+    let accepted = metric(&m, "pinhole_stream_opened_total{direction=\"inbound\"}").unwrap_or(0.0);
+    let msgs = metric(&m, "pinhole_stream_messages_total{direction=\"in\"}").unwrap_or(0.0);
+    ctx.note(format!(
+        "MPR: {accepted} TLS connections accepted, {msgs} messages in over them"
+    ));
+    ensure!(accepted >= 2.0, "the terminals did not connect over TLS");
+    // Registrations, reserve and binds' replies, INVITE, 200, ACK, BYE...
+    ensure!(msgs >= 6.0, "only {msgs} messages came over TLS");
+    Ok(())
+}
+
+/// Two `sip_smart_ua` terminals (with `extra` arguments, which override
+/// the defaults) call from corp1 to corp2 through a running MPR.
+fn fig12_calls(ctx: &mut Ctx, extra: &[String]) -> Result<()> {
+    let ua = example_bin("sip_smart_ua")?;
+    let args = |i: usize, role: &[String]| {
+        let mut a = smart_ua_args(i, role);
+        // `extra` is option, value pairs: a given option's value replaces
+        // the default's, others are added.
+        for kv in extra.chunks(2) {
+            match a.iter().position(|x| *x == kv[0]) {
+                Some(at) if kv.len() == 2 && at + 1 < a.len() => a[at + 1].clone_from(&kv[1]),
+                _ => a.extend(kv.iter().cloned()),
+            }
+        }
+        a
+    };
+    ctx.bed
+        .spawn("ua2", Ns::Corp(1), &ua, &args(1, &["--answer".into()]))?;
     ctx.bed
         .wait_log("ua2", "waiting for a call", Duration::from_secs(15))?;
     ctx.bed.spawn(
         "ua1",
         Ns::Corp(0),
         &ua,
-        &smart_ua_args(0, &["--call".into(), "sip:bob@corp2.example".into()]),
+        &args(0, &["--call".into(), "sip:bob@corp2.example".into()]),
     )?;
     let ok1 = ctx.bed.wait_exit("ua1", Duration::from_secs(40))?;
     let ok2 = ctx.bed.wait_exit("ua2", Duration::from_secs(10))?;
