@@ -106,6 +106,13 @@ async fn proxy(inner: Arc<Inner>, mut inside: TcpStream, remote: SocketAddr) {
         }
     };
     inner.table().counters.tcp_opened += 1;
+    // A middlebox adds no delay of its own: Nagle on the proxy's sockets
+    // would hold small messages for the peers' delayed ACKs.
+    for s in [&inside, &outside] {
+        if let Err(e) = s.set_nodelay(true) {
+            debug!(error = %e, "firewall sim: cannot set TCP_NODELAY");
+        }
+    }
     let public = outside.local_addr().ok();
     debug!(?public, %remote, "firewall sim: TCP connection opened");
     tokio::select! {
