@@ -71,6 +71,22 @@ pub struct Retransmit {
     pub rm: u32,
 }
 
+impl Retransmit {
+    /// The same transaction timeout with no retransmission, for a
+    /// reliable transport (RFC 8489 §6.2.2: a request over TCP or TLS is
+    /// sent once and times out after Ti, 39.5 s with the defaults: the
+    /// whole UDP schedule).
+    pub fn reliable(self) -> Self {
+        let rc = self.rc.max(1);
+        let total = self.rto * (2u32.saturating_pow(rc - 1) - 1) + self.rto * self.rm;
+        Self {
+            rto: total,
+            rc: 1,
+            rm: 1,
+        }
+    }
+}
+
 impl Default for Retransmit {
     fn default() -> Self {
         Self {
@@ -474,6 +490,25 @@ impl Engine {
         }
         self.stats.reconnects += 1;
         tracing::info!(network = %self.cfg.network, transport = %self.cfg.upstream, "signaling connection to the MPR reopened: registering over it");
+        // Requests sent on the old connection may be lost with it, and a
+        // reliable transport retransmits nothing: send each once more on
+        // the new one (the MPR answers a duplicate from its cache).
+        let (signaling, mpr) = (self.cfg.signaling, self.cfg.mpr);
+        let again: Vec<Vec<u8>> = self
+            .txs
+            .values()
+            .filter(|tx| tx.local == signaling && tx.remote == mpr)
+            .map(Tx::payload)
+            .collect();
+        for payload in again {
+            self.stats.retransmissions += 1;
+            self.transmits.push_back(Transmit {
+                local: signaling,
+                remote: mpr,
+                payload,
+                flow: Flow::over(self.cfg.upstream),
+            });
+        }
         self.reg.force_refresh(now);
         self.arm(now, Timer::Registration);
     }
@@ -743,19 +778,24 @@ impl Engine {
             self.on_failure(now, purpose, Failure::Refused(ErrorCode::SERVER_ERROR));
             return None;
         };
+        let flow = self.flow_to(local, remote);
+        let params = if flow.transport.is_stream() {
+            self.cfg.retransmit.reliable()
+        } else {
+            self.cfg.retransmit
+        };
         let tx = Tx::new(
             purpose,
             local,
             remote,
             payload.clone(),
             now,
-            self.cfg.retransmit,
+            params,
             auth_retries,
         );
         let next = tx.next_at;
         self.txs.insert(id, tx);
         self.arm(next, Timer::Tx(id.0));
-        let flow = self.flow_to(local, remote);
         self.transmits.push_back(Transmit {
             local,
             remote,

@@ -883,3 +883,47 @@ fn reserves_refused_for_lack_of_ports_back_off_instead_of_storming() {
         "back-off cleared"
     );
 }
+
+/// RFC 8489 §6.2.2: over a stream the Registration is sent once and times
+/// out after the whole UDP schedule (here 100 + 200 + 400 ms); it goes up
+/// the connection (its flow), and a reconnect sends what is in flight once
+/// more.
+#[test]
+fn over_a_stream_requests_are_not_retransmitted_but_resent_after_a_reconnect() {
+    let mut p = P::new(|c| {
+        c.upstream = Transport::Tls;
+        c.retransmit = Retransmit {
+            rto: Duration::from_millis(100),
+            rc: 3,
+            rm: 4,
+        };
+        c.retry_min = Duration::from_secs(5);
+    });
+    p.blackhole = true;
+    p.advance(Duration::from_millis(500));
+    assert_eq!(p.registrations_sent(), 1, "no retransmission on a stream");
+    assert_eq!(p.sent[0].flow, Flow::over(Transport::Tls));
+    // The connection is replaced: the request in flight goes once more.
+    p.cl.handle_reconnect(p.now);
+    p.advance(Duration::from_millis(1));
+    assert_eq!(p.registrations_sent(), 2);
+    assert_eq!(p.cl.stats().reconnects, 1);
+    assert!(p.events.is_empty());
+    // Ti = 100 × (2² − 1) + 100 × 4 = 700 ms after it was sent.
+    p.advance(Duration::from_millis(200));
+    assert!(
+        matches!(
+            p.events[..],
+            [Event::Alarm {
+                failure: Failure::Timeout,
+                ..
+            }]
+        ),
+        "{:?}",
+        p.events
+    );
+    assert_eq!(
+        Retransmit::default().reliable().rto,
+        Duration::from_millis(39_500)
+    );
+}

@@ -64,6 +64,11 @@ impl Tx {
         }
     }
 
+    /// The request's bytes (to send again on a new connection).
+    pub(super) fn payload(&self) -> Vec<u8> {
+        self.payload.clone()
+    }
+
     /// At `next_at`: the payload to send again, or `None` when the
     /// transaction has timed out.
     pub(super) fn step(&mut self, now: Instant) -> Option<Vec<u8>> {
