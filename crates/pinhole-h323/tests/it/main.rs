@@ -1,0 +1,7 @@
+//! Integration tests of `pinhole-h323`: Q.931 over TPKT against the real
+//! H.323 messages of the shared corpus, properties, and the fuzz seed
+//! corpus. One test binary.
+
+mod corpus;
+mod fuzz_corpus;
+mod props;
