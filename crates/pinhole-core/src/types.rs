@@ -152,7 +152,8 @@ impl fmt::Display for ConnId {
 /// How a message travels: the transport and, on a stream, the connection.
 ///
 /// On a [`Receive`] it says what the message came by, so that an answer can
-/// go back the same way ([`Flow::reply`]). On a [`Transmit`]:
+/// go back the same way (an answer takes the `Receive`'s flow: RFC 3261
+/// §18.2.2, a response on the connection its request came on). On a [`Transmit`]:
 ///
 /// | `transport` | `conn` | the driver |
 /// | --- | --- | --- |
@@ -189,13 +190,6 @@ impl Flow {
             transport,
             conn: Some(conn),
         }
-    }
-
-    /// The flow an answer to a message that came by `self` takes: the same
-    /// connection (RFC 3261 §18.2.2: a response goes back on the connection
-    /// the request came on), or UDP.
-    pub const fn reply(self) -> Self {
-        self
     }
 }
 

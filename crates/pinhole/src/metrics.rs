@@ -416,6 +416,13 @@ pub(crate) async fn render(source: &Source) -> std::io::Result<String> {
             );
             alg(&mut o, &h.alg_counters().await?);
             links(&mut o, &h.link_counters().await?);
+            family(
+                &mut o,
+                "pinhole_stream_reconnects_total",
+                "counter",
+                "Times the APS reopened its signaling connection to the MPR.",
+                &[("", s.reconnects)],
+            );
         }
     }
     Ok(o)
@@ -496,13 +503,6 @@ fn links(o: &mut String, l: &LinkCounters) {
         "counter",
         "Signaling messages dropped: their connection was gone and none could be opened (never into a network).",
         &[("", l.unroutable)],
-    );
-    family(
-        o,
-        "pinhole_stream_reconnects_total",
-        "counter",
-        "Times the APS reopened its signaling connection to the MPR.",
-        &[("", l.reconnects)],
     );
 }
 

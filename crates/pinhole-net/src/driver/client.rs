@@ -21,7 +21,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::link::{LinkCounters, Links, Streaming, next_event};
+use super::link::{LinkCounters, Links, Streaming, log_connection, next_event};
 use super::mpr::{Signaling, close, sleep_until};
 use super::{SharedRouter, ask, now};
 use crate::relay::{Relay, RelayCounters, RelayEvent};
@@ -323,6 +323,17 @@ struct UpstreamState {
     /// Messages for the MPR while there is no connection.
     pending: VecDeque<Vec<u8>>,
     next_ping: Option<tokio::time::Instant>,
+}
+
+impl UpstreamState {
+    /// Schedules the next attempt after the current back-off, doubles the
+    /// back-off (up to its maximum), and returns the wait.
+    fn retry_later(&mut self, now: tokio::time::Instant) -> Duration {
+        let wait = self.backoff;
+        self.retry_at = Some(now + wait);
+        self.backoff = (self.backoff * 2).min(self.cfg.backoff_max);
+        wait
+    }
 }
 
 type StreamParts = (Links, mpsc::Receiver<StreamEvent>, Option<UpstreamState>);
@@ -715,19 +726,20 @@ impl Driver {
         if t.remote == mpr
             && let Some(up) = &mut self.upstream
         {
-            let sent = match (up.conn, &self.links) {
-                (Some(c), Some(l)) => l.streams.send(c, t.payload).map_err(|e| (e, Vec::new())),
-                _ => Err((crate::stream::SendError::NoSuchConnection, t.payload)),
-            };
-            if let Err((e, payload)) = sent {
-                if payload.is_empty() || up.pending.len() >= up.cfg.max_pending {
-                    if let Some(l) = &mut self.links {
-                        l.counters.unroutable += 1;
-                    }
-                    tracing::warn!(error = %e, "signaling for the MPR dropped: no connection");
-                } else {
-                    up.pending.push_back(payload);
+            let dropped = match (up.conn, &mut self.links) {
+                (Some(c), Some(l)) => l.streams.send(c, t.payload).err().map(|e| e.kind()),
+                // Between connections: held for the next one, bounded.
+                _ if up.pending.len() < up.cfg.max_pending => {
+                    up.pending.push_back(t.payload);
+                    None
                 }
+                _ => Some("too many held while reconnecting"),
+            };
+            if let Some(why) = dropped {
+                if let Some(l) = &mut self.links {
+                    l.unroutable += 1;
+                }
+                tracing::warn!(why, "signaling for the MPR dropped");
             }
             return;
         }
@@ -779,9 +791,8 @@ impl Driver {
                     }
                 }
                 Err(why) => {
-                    tracing::warn!(%transport, %mpr, why, retry_in = ?up.backoff, "cannot open the signaling connection to the MPR");
-                    up.retry_at = Some(now + up.backoff);
-                    up.backoff = (up.backoff * 2).min(up.cfg.backoff_max);
+                    let wait = up.retry_later(now);
+                    tracing::warn!(%transport, %mpr, why, retry_in = ?wait, "cannot open the signaling connection to the MPR");
                 }
             }
         }
@@ -844,9 +855,6 @@ impl Driver {
                 up.next_ping = up.cfg.keepalive.map(|k| tokio::time::Instant::now() + k);
                 tracing::info!(%conn, "signaling connection to the MPR open");
                 if std::mem::replace(&mut up.opened_once, true) {
-                    if let Some(l) = &mut self.links {
-                        l.counters.reconnects += 1;
-                    }
                     self.engine.handle_reconnect(now());
                 }
             }
@@ -856,23 +864,10 @@ impl Driver {
                 };
                 up.conn = None;
                 up.next_ping = None;
-                let wait = up.backoff;
-                up.retry_at = Some(tokio::time::Instant::now() + wait);
-                up.backoff = (up.backoff * 2).min(up.cfg.backoff_max);
+                let wait = up.retry_later(tokio::time::Instant::now());
                 tracing::warn!(%conn, reason = reason.kind(), retry_in = ?wait, "signaling connection to the MPR closed; reopening");
             }
-            StreamEvent::Opened {
-                conn,
-                transport,
-                remote,
-                ..
-            } => tracing::debug!(%conn, %transport, %remote, "connection open"),
-            StreamEvent::Closed {
-                conn,
-                remote,
-                reason,
-                ..
-            } => tracing::debug!(%conn, %remote, reason = reason.kind(), "connection closed"),
+            other => log_connection(&other),
         }
     }
 

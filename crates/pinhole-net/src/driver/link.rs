@@ -50,9 +50,6 @@ pub struct LinkCounters {
     /// Messages dropped: their connection was gone and no other could be
     /// used or opened (never into a network: the inside opens those).
     pub unroutable: u64,
-    /// Times the client's signaling connection to the MPR was opened
-    /// again after it closed.
-    pub reconnects: u64,
 }
 
 /// A driver's streams: the connection layer, the framing of each of its
@@ -62,7 +59,8 @@ pub(crate) struct Links {
     client_tls: Option<Arc<rustls::ClientConfig>>,
     /// The framing of the protocol served at each logical local address.
     framers: HashMap<SocketAddr, Option<ProtocolFramer>>,
-    pub(crate) counters: LinkCounters,
+    /// Messages dropped for want of a connection.
+    pub(crate) unroutable: u64,
 }
 
 impl Links {
@@ -73,7 +71,7 @@ impl Links {
                 streams: Streams::new(s.limits.clone(), tx),
                 client_tls: s.client_tls.clone(),
                 framers: HashMap::new(),
-                counters: LinkCounters::default(),
+                unroutable: 0,
             },
             rx,
         )
@@ -150,15 +148,39 @@ impl Links {
     }
 
     fn unroutable(&mut self, remote: &SocketAddr, transport: Transport, why: &str) {
-        self.counters.unroutable += 1;
+        self.unroutable += 1;
         tracing::warn!(%remote, %transport, why, "signaling message not sent: no connection");
     }
 
     pub(crate) fn counters(&self) -> LinkCounters {
         LinkCounters {
             streams: self.streams.counters(),
-            ..self.counters
+            unroutable: self.unroutable,
         }
+    }
+}
+
+/// The log line of a connection opening or closing (a message is the
+/// driver's to handle).
+pub(crate) fn log_connection(ev: &StreamEvent) {
+    match ev {
+        StreamEvent::Opened {
+            conn,
+            transport,
+            remote,
+            inbound,
+            ..
+        } => tracing::debug!(%conn, %transport, %remote, inbound, "connection open"),
+        StreamEvent::Closed {
+            conn,
+            transport,
+            remote,
+            reason,
+            ..
+        } => {
+            tracing::debug!(%conn, %transport, %remote, reason = reason.kind(), "connection closed");
+        }
+        StreamEvent::Message { .. } => {}
     }
 }
 

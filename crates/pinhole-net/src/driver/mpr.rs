@@ -19,7 +19,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::link::{LinkCounters, Links, Streaming, next_event};
+use super::link::{LinkCounters, Links, Streaming, log_connection, next_event};
 use super::{ask, now};
 use crate::relay::{Relay, RelayCounters, RelayEvent};
 use crate::stream::{Listen, StreamEvent};
@@ -566,13 +566,13 @@ impl Driver {
             }
         }
         while let Some(e) = self.engine.poll_event() {
-            if let (Event::RouteMoved { from, to, .. }, Some(l)) = (&e, &self.links) {
+            if let (Event::RouteMoved { from, to, .. }, Some(l)) = (&e, &self.links)
+                && from != to
+            {
                 // A network registered over a new connection: its old one
                 // (if it still looks open here) carries nothing any more.
                 for t in [Transport::Tcp, Transport::Tls] {
-                    if let Some(c) = l.streams.find(t, *from)
-                        && from != to
-                    {
+                    if let Some(c) = l.streams.find(t, *from) {
                         tracing::info!(conn = %c, %from, %to, "closing a network's replaced signaling connection");
                         l.streams.close(c);
                     }
@@ -614,22 +614,7 @@ impl Driver {
                     a.alg.handle_datagram(now(), &mut ctx, rx);
                 }
             }
-            StreamEvent::Opened {
-                conn,
-                transport,
-                remote,
-                inbound,
-                ..
-            } => tracing::debug!(%conn, %transport, %remote, inbound, "connection open"),
-            StreamEvent::Closed {
-                conn,
-                transport,
-                remote,
-                reason,
-                ..
-            } => {
-                tracing::debug!(%conn, %transport, %remote, reason = reason.kind(), "connection closed")
-            }
+            other => log_connection(&other),
         }
     }
 

@@ -1241,3 +1241,89 @@ async fn extra_addresses_that_clash_or_cannot_be_bound_are_refused() {
         "{e}"
     );
 }
+
+/// A client whose upstream to the MPR is a stream holds what it sends
+/// there while it has no connection (at most `max_pending`; the rest are
+/// dropped and counted as unroutable), and sends the held messages first,
+/// in order, once a connection comes up after its back-off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signaling_for_the_mpr_is_held_while_the_connection_is_down() {
+    use pinhole_core::types::Transport;
+    use tokio::io::AsyncReadExt;
+
+    // The MPR's address: nothing listens there yet.
+    let mpr_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let sig = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let mut ccfg = client::Config::new(
+        "corp1",
+        CRED.to_vec(),
+        Protocol::Sip,
+        sig.local_addr().unwrap(),
+        mpr_addr,
+        [5; 32],
+    );
+    ccfg.upstream = Transport::Tcp;
+    let engine = client::Engine::new(ccfg, tokio::time::Instant::now().into_std()).unwrap();
+    let (relay, relay_events) = Relay::start(RelayConfig::default()).unwrap();
+    let streams = client_driver::ClientStreams {
+        upstream: client_driver::Upstream {
+            keepalive: None,
+            backoff_min: Duration::from_millis(400),
+            backoff_max: Duration::from_millis(400),
+            max_pending: 3,
+        },
+        ..client_driver::ClientStreams::default()
+    };
+    let (h, _out) = client_driver::spawn_streaming(
+        engine,
+        sig,
+        relay,
+        relay_events,
+        Arc::new(pinhole_net::driver::Direct),
+        None,
+        &streams,
+    )
+    .await
+    .unwrap();
+    // The first connect is refused (its Registration goes with it).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while h.link_counters().await.unwrap().streams.connect_failures == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no connect attempt");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for i in 0..5 {
+        h.send_signaling(mpr_addr, format!("msg-{i};").into_bytes())
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while h.link_counters().await.unwrap().unroutable < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing dropped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        h.link_counters().await.unwrap().unroutable,
+        2,
+        "3 held, 2 dropped"
+    );
+    // The MPR comes up: the next attempt connects and the held ones go.
+    let listener = tokio::net::TcpListener::bind(mpr_addr).await.unwrap();
+    let (mut conn, _) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+    let want = b"msg-0;msg-1;msg-2;";
+    let mut got = vec![0u8; want.len()];
+    timeout(WAIT, conn.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, want);
+    let mut more = [0u8; 16];
+    assert!(
+        timeout(Duration::from_millis(300), conn.read(&mut more))
+            .await
+            .is_err(),
+        "nothing else was held"
+    );
+}
