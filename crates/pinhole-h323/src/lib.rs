@@ -31,6 +31,7 @@
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod per;
 pub mod q931;
 
 pub use error::Q931Error;

@@ -5,3 +5,4 @@
 mod corpus;
 mod fuzz_corpus;
 mod props;
+mod walk;

@@ -1,0 +1,286 @@
+//! The aligned-PER walker (X.691, ALIGNED variant) for H.225.0 and H.245:
+//! it finds every IPv4 and IPv6 transport address in a PDU, records its
+//! byte offsets, and patches it in place, so every other bit stays as the
+//! peer sent it — the design of Linux's netfilter H.323 helper.
+//!
+//! It walks only the paths that can lead to an address, skipping the rest
+//! by the skip tables in `schema.rs` (generated from the ITU modules by
+//! `tools/per-tables/gen.py`), stops once nothing of interest can follow,
+//! and steps over extension additions by their open-type length, so a
+//! newer or older H.225.0/H.245 version still walks. The H.245 PDUs that
+//! H.225.0 carries in octet strings (`fastStart`, `h245Control`,
+//! `parallelH245Control`) are walked in place.
+
+mod bits;
+#[rustfmt::skip]
+mod schema;
+mod ty;
+mod walk;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::Range;
+
+/// The PDU types a walk starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pdu {
+    /// H.225.0 `H323-UserInformation`: the Q.931 User-user data.
+    UserInformation,
+    /// H.225.0 `RasMessage`: a RAS datagram.
+    Ras,
+    /// H.245 `MultimediaSystemControlMessage`: a TPKT frame on an H.245
+    /// connection, or an `h245Control` element.
+    H245,
+    /// H.245 `OpenLogicalChannel`: a `fastStart` element.
+    OpenLogicalChannel,
+}
+
+impl Pdu {
+    /// The ASN.1 type name.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Self::UserInformation => "H323-UserInformation",
+            Self::Ras => "RasMessage",
+            Self::H245 => "MultimediaSystemControlMessage",
+            Self::OpenLogicalChannel => "OpenLogicalChannel",
+        }
+    }
+}
+
+/// An address family: the size of the address, which a patch keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Four octets.
+    V4,
+    /// Sixteen octets.
+    V6,
+}
+
+/// A transport address found in a PDU: where its octets are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    /// The ASN.1 name of the component holding it (`h245Address`,
+    /// `mediaChannel`, `rasAddress`, …).
+    pub field: &'static str,
+    /// Its family.
+    pub family: Family,
+    /// The offset of the address octets in the walked buffer.
+    pub ip_at: usize,
+    /// The offset of the two port octets.
+    pub port_at: usize,
+    /// The nested PDU it is in (an index into [`Walk::nested`]), if any.
+    pub nested: Option<usize>,
+}
+
+impl Address {
+    /// Its value in `buf` (the buffer that was walked).
+    pub fn get(&self, buf: &[u8]) -> SocketAddr {
+        let port = u16::from_be_bytes([buf[self.port_at], buf[self.port_at + 1]]);
+        let ip = match self.family {
+            Family::V4 => {
+                let o: [u8; 4] = buf[self.ip_at..self.ip_at + 4]
+                    .try_into()
+                    .unwrap_or_default();
+                IpAddr::V4(Ipv4Addr::from(o))
+            }
+            Family::V6 => {
+                let o: [u8; 16] = buf[self.ip_at..self.ip_at + 16]
+                    .try_into()
+                    .unwrap_or_default();
+                IpAddr::V6(Ipv6Addr::from(o))
+            }
+        };
+        SocketAddr::new(ip, port)
+    }
+
+    /// Writes `to` over it in `buf`. The family must stay: another would
+    /// change the PDU's length, which a patch in place cannot.
+    pub fn set(&self, buf: &mut [u8], to: SocketAddr) -> Result<(), FamilyChange> {
+        match (self.family, to.ip()) {
+            (Family::V4, IpAddr::V4(ip)) => {
+                buf[self.ip_at..self.ip_at + 4].copy_from_slice(&ip.octets())
+            }
+            (Family::V6, IpAddr::V6(ip)) => {
+                buf[self.ip_at..self.ip_at + 16].copy_from_slice(&ip.octets())
+            }
+            _ => {
+                return Err(FamilyChange {
+                    field: self.field,
+                    from: self.family,
+                });
+            }
+        }
+        buf[self.port_at..self.port_at + 2].copy_from_slice(&to.port().to_be_bytes());
+        Ok(())
+    }
+}
+
+/// A patch that would change an address's family.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field} is {from:?}: a patch in place cannot change the address family")]
+pub struct FamilyChange {
+    /// The component.
+    pub field: &'static str,
+    /// Its family.
+    pub from: Family,
+}
+
+/// An H.245 PDU carried in an H.225.0 octet string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NestedPdu {
+    /// The component (`fastStart`, `h245Control`, `parallelH245Control`).
+    pub field: &'static str,
+    /// Its index in that SEQUENCE OF.
+    pub index: usize,
+    /// What it is.
+    pub pdu: Pdu,
+    /// Its octets in the walked buffer.
+    pub at: Range<usize>,
+    /// Its message (`openLogicalChannel`, `openLogicalChannelAck`, …).
+    pub message: &'static str,
+}
+
+/// What a walk found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Walk {
+    /// The message: the alternative of the H.225.0 message body, of the
+    /// RAS message, or of the H.245 request/response/command/indication
+    /// (`setup`, `registrationRequest`, `openLogicalChannelAck`); empty
+    /// for a bare `OpenLogicalChannel`.
+    pub message: &'static str,
+    /// The transport addresses, in encoding order.
+    pub addresses: Vec<Address>,
+    /// The nested PDUs, in encoding order.
+    pub nested: Vec<NestedPdu>,
+}
+
+/// Walks `per`, a PDU of type `pdu`.
+///
+/// ```
+/// use pinhole_h323::per::{walk, Pdu};
+///
+/// // An H.245 OpenLogicalChannelAck: channel 1, RTP to 192.168.0.7:5000
+/// // (mediaChannel) and RTCP to 192.168.0.7:5001 (mediaControlChannel).
+/// let ack = [
+///     0x22, 0xc0, 0x00, 0x00, 0x01, 0x80, 0x13, 0x00, 0x00, 0x0f, 0x00, 0x00,
+///     0xc0, 0xa8, 0x00, 0x07, 0x13, 0x88, 0x00, 0xc0, 0xa8, 0x00, 0x07, 0x13,
+///     0x89,
+/// ];
+/// let w = walk(Pdu::H245, &ack).unwrap();
+/// assert_eq!(w.message, "openLogicalChannelAck");
+/// let found: Vec<_> = w.addresses.iter().map(|a| (a.field, a.get(&ack).to_string())).collect();
+/// assert_eq!(found, [("mediaChannel", "192.168.0.7:5000".to_string()),
+///                    ("mediaControlChannel", "192.168.0.7:5001".to_string())]);
+///
+/// // Patched in place: the same length, only those octets change.
+/// let mut out = ack;
+/// w.addresses[0].set(&mut out, "203.0.113.9:40000".parse().unwrap()).unwrap();
+/// assert_eq!(out.len(), ack.len());
+/// assert_eq!(w.addresses[0].get(&out).to_string(), "203.0.113.9:40000");
+/// ```
+pub fn walk(pdu: Pdu, per: &[u8]) -> Result<Walk, Box<PerError>> {
+    let mut out = Walk::default();
+    walk::Walker::run(pdu, per, &mut out)?;
+    Ok(out)
+}
+
+/// A step of a path to where a walk failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seg {
+    /// A component or alternative.
+    Name(&'static str),
+    /// An element of a SEQUENCE OF.
+    Index(usize),
+}
+
+/// Why a PDU did not walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PerReason {
+    /// The bits ended before the value did.
+    #[error("truncated")]
+    Truncated,
+    /// A choice index or enumeration value out of its range.
+    #[error("index out of range")]
+    BadIndex,
+    /// A length outside its constraint, or a malformed determinant.
+    #[error("bad length")]
+    BadLength,
+    /// A number longer than this walker reads.
+    #[error("number too long")]
+    TooLong,
+    /// A fragmented (16K and more) octet string where the walker must look
+    /// inside: no H.323 PDU has one.
+    #[error("fragmented value where an address may be")]
+    Fragmented,
+    /// Values nested deeper than any real PDU.
+    #[error("nested too deep")]
+    TooDeep,
+    /// The schema tables lack a type the walk needed (a defect of ours).
+    #[error("schema gap")]
+    Unwalked,
+}
+
+/// A PDU that did not walk: why, where (bit offset), and the path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PerError {
+    /// The bit offset in the walked buffer.
+    pub bit: usize,
+    /// Why.
+    pub reason: PerReason,
+    /// Innermost last, once complete (built while the error unwinds).
+    path: Vec<Seg>,
+}
+
+impl PerError {
+    pub(crate) fn within(mut self: Box<Self>, seg: Seg) -> Box<Self> {
+        self.path.push(seg);
+        self
+    }
+
+    /// The path from the PDU type to the value (`H323-UserInformation.
+    /// h323-uu-pdu.h323-message-body.setup.fastStart[2].…`).
+    pub fn path(&self) -> String {
+        let mut s = String::new();
+        for seg in self.path.iter().rev() {
+            match seg {
+                Seg::Name(n) => {
+                    if !s.is_empty() {
+                        s.push('.');
+                    }
+                    s.push_str(n);
+                }
+                Seg::Index(i) => s.push_str(&format!("[{i}]")),
+            }
+        }
+        s
+    }
+
+    /// A short name for counters and logs.
+    pub fn kind(&self) -> &'static str {
+        match self.reason {
+            PerReason::Truncated => "truncated",
+            PerReason::BadIndex => "bad_index",
+            PerReason::BadLength => "bad_length",
+            PerReason::TooLong => "too_long",
+            PerReason::Fragmented => "fragmented",
+            PerReason::TooDeep => "too_deep",
+            PerReason::Unwalked => "schema_gap",
+        }
+    }
+}
+
+impl fmt::Display for PerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at bit {} (octet {}) in {}",
+            self.reason,
+            self.bit,
+            self.bit / 8,
+            self.path()
+        )
+    }
+}
+
+impl std::error::Error for PerError {}
