@@ -159,24 +159,24 @@ pub struct Walk {
 /// ```
 /// use pinhole_h323::per::{walk, Pdu};
 ///
-/// // An H.245 OpenLogicalChannelAck: channel 1, RTP to 192.168.0.7:5000
-/// // (mediaChannel) and RTCP to 192.168.0.7:5001 (mediaControlChannel).
+/// // An H.245 OpenLogicalChannelAck from a real call (the corpus's
+/// // rtp_example, frame 31): RTP at 10.1.3.143:5000, RTCP at :5001.
 /// let ack = [
-///     0x22, 0xc0, 0x00, 0x00, 0x01, 0x80, 0x13, 0x00, 0x00, 0x0f, 0x00, 0x00,
-///     0xc0, 0xa8, 0x00, 0x07, 0x13, 0x88, 0x00, 0xc0, 0xa8, 0x00, 0x07, 0x13,
-///     0x89,
+///     0x22, 0xc0, 0x00, 0x3c, 0x02, 0x80, 0x13, 0x5c, 0x00, 0x00, 0x0a, 0x01, 0x03,
+///     0x8f, 0x13, 0x88, 0x00, 0x0a, 0x01, 0x03, 0x8f, 0x13, 0x89, 0x01, 0x01, 0x00,
 /// ];
 /// let w = walk(Pdu::H245, &ack).unwrap();
 /// assert_eq!(w.message, "openLogicalChannelAck");
 /// let found: Vec<_> = w.addresses.iter().map(|a| (a.field, a.get(&ack).to_string())).collect();
-/// assert_eq!(found, [("mediaChannel", "192.168.0.7:5000".to_string()),
-///                    ("mediaControlChannel", "192.168.0.7:5001".to_string())]);
+/// assert_eq!(found, [("mediaChannel", "10.1.3.143:5000".to_string()),
+///                    ("mediaControlChannel", "10.1.3.143:5001".to_string())]);
 ///
 /// // Patched in place: the same length, only those octets change.
 /// let mut out = ack;
 /// w.addresses[0].set(&mut out, "203.0.113.9:40000".parse().unwrap()).unwrap();
-/// assert_eq!(out.len(), ack.len());
 /// assert_eq!(w.addresses[0].get(&out).to_string(), "203.0.113.9:40000");
+/// assert_eq!(out[..10], ack[..10]);
+/// assert_eq!(out[16..], ack[16..]);
 /// ```
 pub fn walk(pdu: Pdu, per: &[u8]) -> Result<Walk, Box<PerError>> {
     let mut out = Walk::default();

@@ -287,13 +287,16 @@ impl<'a, 'o> Walker<'a, 'o> {
         self.r.align().map_err(|r| self.fail(r))?;
         let start = self.r.pos;
         let end = start + len.n * 8;
-        if end > self.r.end {
-            return Err(self.fail(PerReason::Truncated).within(Seg::Name(f.name)));
-        }
-        let outer = std::mem::replace(&mut self.r.end, end);
+        // A cut value is still walked as far as it goes, so that the error
+        // names the place inside where the bits ran out.
+        let outer = self.r.end;
+        self.r.end = end.min(outer);
         let r = self.field(f, false);
         self.r.end = outer;
         r?;
+        if end > self.r.end {
+            return Err(self.fail(PerReason::Truncated).within(Seg::Name(f.name)));
+        }
         self.r.pos = end;
         Ok(())
     }
@@ -376,9 +379,6 @@ impl<'a, 'o> Walker<'a, 'o> {
         self.r.align().map_err(|r| self.fail(r))?;
         let start = self.r.pos;
         let end = start + len.n * 8;
-        if end > self.r.end {
-            return Err(self.fail(PerReason::Truncated));
-        }
         let pdu = if std::ptr::eq(inner, &schema::OPEN_LOGICAL_CHANNEL) {
             Pdu::OpenLogicalChannel
         } else {
@@ -388,16 +388,19 @@ impl<'a, 'o> Walker<'a, 'o> {
             field: self.at_field,
             index: self.at_index,
             pdu,
-            at: start / 8..end / 8,
+            at: start / 8..(end / 8).min(self.r.buf.len()),
             message: "",
         });
         let (outer_nested, outer_end) = (self.nested, self.r.end);
         self.nested = Some(self.out.nested.len() - 1);
-        self.r.end = end;
+        self.r.end = end.min(outer_end);
         let r = self.nested_message(inner);
         self.nested = outer_nested;
         self.r.end = outer_end;
         r?;
+        if end > outer_end {
+            return Err(self.fail(PerReason::Truncated));
+        }
         self.r.pos = end;
         Ok(Flow::End)
     }

@@ -86,3 +86,48 @@ fn an_empty_user_user_element_has_no_data() {
     assert_eq!(p.user_user(), None);
     assert!(p.with_user_data(b"x").is_err());
 }
+
+/// The corpus's PER PDUs with their fuzz-target type byte (the `per_walk`
+/// seeds).
+fn per_seeds() -> Vec<Vec<u8>> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/per_walk");
+    let mut v: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+proptest! {
+    /// Real PDUs with bits flipped, octets cut or inserted walk to a
+    /// typed error or to a consistent result (the fuzz property).
+    #[test]
+    fn damaged_pdus_walk_consistently(
+        pick in any::<prop::sample::Index>(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 0..6),
+        cut in proptest::option::of(any::<prop::sample::Index>()),
+        insert in proptest::option::of((any::<prop::sample::Index>(), any::<u8>())),
+    ) {
+        let seeds = per_seeds();
+        let mut data = seeds[pick.index(seeds.len())].clone();
+        for (at, bit) in flips {
+            let i = 1 + at.index(data.len() - 1);
+            data[i] ^= 1 << bit;
+        }
+        if let Some((at, b)) = insert {
+            let i = 1 + at.index(data.len() - 1);
+            data.insert(i, b);
+        }
+        if let Some(c) = cut {
+            data.truncate(1 + c.index(data.len() - 1));
+        }
+        pinhole_h323::fuzzing::per_walk(&data);
+    }
+
+    /// Random bytes as any PDU type: the same property.
+    #[test]
+    fn random_bytes_walk_consistently(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+        pinhole_h323::fuzzing::per_walk(&data);
+    }
+}
