@@ -33,5 +33,6 @@ mod error;
 pub mod fuzzing;
 pub mod per;
 pub mod q931;
+pub mod signal;
 
 pub use error::Q931Error;

@@ -44,6 +44,8 @@ pub enum MessageType {
     Information,
     /// NOTIFY.
     Notify,
+    /// USER INFORMATION (Cisco gateways send H.225.0 `information` in it).
+    UserInformation,
     /// STATUS.
     Status,
     /// STATUS ENQUIRY.
@@ -67,6 +69,7 @@ impl MessageType {
             0x62 => Self::Facility,
             0x7B => Self::Information,
             0x6E => Self::Notify,
+            0x20 => Self::UserInformation,
             0x7D => Self::Status,
             0x75 => Self::StatusEnquiry,
             other => Self::Other(other),
@@ -87,6 +90,7 @@ impl MessageType {
             Self::Facility => 0x62,
             Self::Information => 0x7B,
             Self::Notify => 0x6E,
+            Self::UserInformation => 0x20,
             Self::Status => 0x7D,
             Self::StatusEnquiry => 0x75,
             Self::Other(c) => c,
@@ -107,6 +111,7 @@ impl MessageType {
             Self::Facility => "Facility",
             Self::Information => "Information",
             Self::Notify => "Notify",
+            Self::UserInformation => "UserInformation",
             Self::Status => "Status",
             Self::StatusEnquiry => "StatusEnquiry",
             Self::Other(_) => "other",

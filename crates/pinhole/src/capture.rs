@@ -81,6 +81,30 @@ fn drain_stream(
     s: &mut Summary,
 ) -> anyhow::Result<()> {
     loop {
+        // TPKT (RFC 1006): H.323 call signaling or H.245.
+        if buf.starts_with(&[3, 0]) {
+            match pinhole_core::framing::tpkt(buf) {
+                Ok(Some(f)) => {
+                    if let pinhole_core::framing::Frame::Message(n) = f {
+                        let mut v = crate::h323::inspect_payload(&buf[4..n]);
+                        if !v["error"].is_null() {
+                            s.errors += 1;
+                        }
+                        place(&mut v, unit);
+                        writeln!(out, "{v}")?;
+                        s.messages += 1;
+                    }
+                    buf.drain(..f.len());
+                    continue;
+                }
+                Ok(None) => return Ok(()),
+                Err(_) => {
+                    s.other += 1;
+                    buf.clear();
+                    return Ok(());
+                }
+            }
+        }
         // A stream that does not start with SIP (TLS, HTTP, ...) is not
         // ours to buffer.
         let start = buf.iter().position(|b| !matches!(b, b'\r' | b'\n'));
@@ -129,8 +153,13 @@ fn one_message(
     let mgcp_port = unit.transport == Transport::Udp
         && (crate::mgcp::PORTS.contains(&unit.src.port())
             || crate::mgcp::PORTS.contains(&unit.dst.port()));
+    let ras_port = unit.transport == Transport::Udp
+        && (crate::h323::RAS_PORTS.contains(&unit.src.port())
+            || crate::h323::RAS_PORTS.contains(&unit.dst.port()));
     let mut v = if pinhole_core::wire::is_control(payload) {
         crate::inspect::inspect(payload)
+    } else if ras_port {
+        crate::h323::inspect_ras(payload)
     } else if unit.transport == Transport::Udp && is_h248(unit, payload) {
         // One line per transaction, reply, pending and ack.
         for mut v in h248::inspect(payload) {
@@ -400,6 +429,38 @@ mod tests {
         assert_eq!(v[2]["dst"], "192.0.2.2:2945");
         assert_eq!(v[2]["error"], "line 1: unterminated {");
         assert_eq!(v[3]["frame"], 4);
+    }
+
+    #[test]
+    fn h323_call_signaling_and_h245_frames_of_the_capture() {
+        let raw = std::fs::read(
+            pinhole_testkit::corpus::shared_dir().join("h323/pcap/wiki-rtp_example.pcap"),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let s = inspect(&raw, &mut out).unwrap();
+        let lines: Vec<Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let h323: Vec<&Value> = lines.iter().filter(|v| v["protocol"] == "h323").collect();
+        // tshark: 4 Q.931 and 11 H.245 messages (one segment holds two).
+        assert_eq!(h323.iter().filter(|v| v["layer"] == "h225").count(), 4);
+        assert_eq!(h323.iter().filter(|v| v["layer"] == "h245").count(), 12);
+        assert_eq!(s.errors, 0);
+        let acks: Vec<_> = h323
+            .iter()
+            .filter(|v| v["kind"] == "openLogicalChannelAck")
+            .collect();
+        assert_eq!(acks.len(), 2);
+        assert_eq!(acks[0]["media"][0]["addr"], "10.1.3.143");
+        assert_eq!(acks[0]["transport"], "tcp");
+        let connect = h323.iter().find(|v| v["kind"] == "connect").unwrap();
+        assert_eq!(
+            connect["addresses"][0],
+            json!({"field": "h245Address", "addr": "10.1.6.18", "port": 1232})
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `pinhole inspect FILE`: decodes one message and prints it as one JSON
 //! line: Pinhole's control messages (one STUN-framed datagram, as raw bytes
 //! or as a hex dump), SIP (`crate::sip`), MGCP (`crate::mgcp`) and H.248
-//! text ([`h248`], one line per transaction, reply, pending or ack).
+//! text ([`h248`], one line per transaction, reply, pending or ack) and
+//! H.323 (`crate::h323`: TPKT frames, or a RAS datagram in a `.ras` file).
 
 use std::io::Read;
 use std::path::Path;
@@ -30,6 +31,18 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<bool> {
         );
         return Ok(true);
     }
+    if path.extension().is_some_and(|e| e == "ras") {
+        let v = crate::h323::inspect_ras(&raw);
+        println!("{v}");
+        return Ok(v["error"].is_null());
+    }
+    if crate::h323::looks_like_tpkt(&raw) {
+        let lines = crate::h323::inspect(&raw);
+        for v in &lines {
+            println!("{v}");
+        }
+        return Ok(lines.iter().all(|v| v["error"].is_null()));
+    }
     if h248::looks_like_h248(&raw) {
         let lines = h248::inspect(&raw);
         for v in &lines {
@@ -57,7 +70,11 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<bool> {
 pub(crate) fn rewrite(path: &Path, to: std::net::SocketAddr) -> anyhow::Result<bool> {
     use std::io::Write as _;
     let raw = read(path)?;
-    let result = if h248::looks_like_h248(&raw) {
+    let result = if path.extension().is_some_and(|e| e == "ras") {
+        crate::h323::rewrite(&raw, to, true)
+    } else if crate::h323::looks_like_tpkt(&raw) {
+        crate::h323::rewrite(&raw, to, false)
+    } else if h248::looks_like_h248(&raw) {
         pinhole_h248::rewrite_all(&raw, to).map_err(|e| e.to_string())
     } else if crate::sip::looks_like_sip(&raw) {
         crate::sip::rewrite(&raw, to)
@@ -65,7 +82,7 @@ pub(crate) fn rewrite(path: &Path, to: std::net::SocketAddr) -> anyhow::Result<b
         crate::mgcp::rewrite(&raw, to)
     } else {
         anyhow::bail!(
-            "{}: neither a SIP message nor an MGCP datagram nor an H.248 message",
+            "{}: neither a SIP message nor an MGCP datagram nor an H.248 message nor H.323 (TPKT frames, or RAS in a .ras file)",
             path.display()
         );
     };

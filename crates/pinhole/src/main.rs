@@ -16,6 +16,7 @@ mod capture;
 mod config;
 mod daemon;
 mod demo;
+mod h323;
 mod inspect;
 mod metrics;
 mod mgcp;

@@ -46,10 +46,10 @@ pub(crate) enum Ty {
     Open,
     Seq(&'static Seq),
     /// Size, item type, whether the item holds something of interest.
-    SeqOf(Size, &'static Ty, bool),
+    SeqOf(Size, &'static Self, bool),
     Choice(&'static Choice),
     /// An OCTET STRING that holds the encoding of another PDU.
-    Nested(&'static Ty),
+    Nested(&'static Self),
     /// A type the walker never needs to enter (the generator proved it).
     Unwalked,
 }

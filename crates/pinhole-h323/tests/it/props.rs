@@ -90,7 +90,8 @@ fn an_empty_user_user_element_has_no_data() {
 /// The corpus's PER PDUs with their fuzz-target type byte (the `per_walk`
 /// seeds).
 fn per_seeds() -> Vec<Vec<u8>> {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/per_walk");
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/per_walk");
     let mut v: Vec<Vec<u8>> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| std::fs::read(e.unwrap().path()).unwrap())
