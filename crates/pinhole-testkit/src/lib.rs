@@ -27,6 +27,7 @@
 pub mod bed;
 mod clock;
 pub mod corpus;
+pub mod erlang_asn1;
 pub mod exhaust;
 mod firewall;
 pub mod ladder;
