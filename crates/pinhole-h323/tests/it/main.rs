@@ -3,6 +3,7 @@
 //! corpus. One test binary.
 
 mod corpus;
+mod erlang;
 mod fuzz_corpus;
 mod props;
 mod walk;

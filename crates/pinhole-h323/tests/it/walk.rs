@@ -153,7 +153,7 @@ fn corpus_addresses_are_what_the_captures_hold() {
 }
 
 /// Every PDU of the corpus, with the addresses its walk finds.
-fn all_pdus() -> Vec<(String, Pdu, Vec<u8>)> {
+pub(crate) fn all_pdus() -> Vec<(String, Pdu, Vec<u8>)> {
     let dir = corpus::shared_dir().join("h323/msg");
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
