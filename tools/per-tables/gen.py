@@ -39,7 +39,28 @@ ADDR = {
     ('MULTIMEDIA-SYSTEM-CONTROL', 'UnicastAddress', 'iP6Address'): 'V6',
 }
 # Types whose components are named in reports ("field").
-LABELLED = {('H323-MESSAGES', 'TransportAddress'), ('MULTIMEDIA-SYSTEM-CONTROL', 'TransportAddress')}
+LABELLED = {('H323-MESSAGES', 'TransportAddress'), ('MULTIMEDIA-SYSTEM-CONTROL', 'TransportAddress'),
+            ('H323-MESSAGES', 'AliasAddress')}
+# Integer and boolean components whose values the ALG reads: (type, field).
+VALUES = {('OpenLogicalChannel', 'forwardLogicalChannelNumber'),
+          ('OpenLogicalChannelAck', 'forwardLogicalChannelNumber'),
+          ('OpenLogicalChannelReject', 'forwardLogicalChannelNumber'),
+          ('CloseLogicalChannel', 'forwardLogicalChannelNumber'),
+          ('RequestChannelClose', 'forwardLogicalChannelNumber'),
+          ('H2250LogicalChannelParameters', 'sessionID'),
+          ('H2250LogicalChannelAckParameters', 'sessionID'),
+          ('H323-UU-PDU', 'h245Tunneling')}
+# Alias strings the ALG routes by: AliasAddress alternatives.
+TEXTS = {('AliasAddress', 'dialedDigits'), ('AliasAddress', 'h323-ID'), ('AliasAddress', 'url-ID'),
+         ('AliasAddress', 'email-ID')}
+# The call's GUID.
+GUIDS = {('CallIdentifier', 'guid')}
+# Components that name where a value sits (forward or reverse parameters).
+CONTEXTS = {('OpenLogicalChannel', 'forwardLogicalChannelParameters'),
+            ('OpenLogicalChannel', 'reverseLogicalChannelParameters'),
+            ('OpenLogicalChannelAck', 'reverseLogicalChannelParameters'),
+            ('OpenLogicalChannelAck', 'forwardMultiplexAckParameters')}
+ROLE = {'VALUE': VALUES, 'TEXT': TEXTS, 'GUID': GUIDS, 'CONTEXT': CONTEXTS}
 # OCTET STRINGs that carry H.245 PDUs (H.225.0 §8.1.7, §8.2.1).
 NESTED = {'fastStart': 'OpenLogicalChannel', 'h245Control': 'MultimediaSystemControlMessage',
           'parallelH245Control': 'MultimediaSystemControlMessage'}
@@ -141,6 +162,9 @@ def build(o, key, name):
             if (c.TYPE in ('SEQUENCE OF', 'SET OF') and named(c._cont) is not None
                     and (named(c._cont)._mod, named(c._cont)._name) in LABELLED):
                 flags.append('LABEL')
+            for role, where in ROLE.items():
+                if parent is not None and (parent[1], cname) in where:
+                    flags.append(role)
             n.kids.append((cname, kid, flags))
             if parent is not None and (parent[0], parent[1], cname) in ADDR:
                 kid = NODES[kid.key]
@@ -191,7 +215,8 @@ while changed:
     for n in NODES.values():
         if n.hit:
             continue
-        h = (n.addr is not None or n.nested is not None or any(k.hit for _, k, _ in n.kids)
+        h = (n.addr is not None or n.nested is not None
+             or any(k.hit or set(f) & {'VALUE', 'TEXT', 'GUID'} for _, k, f in n.kids)
              or (n.item is not None and n.item.hit))
         if h:
             n.hit = True
@@ -199,6 +224,10 @@ while changed:
 
 # Which nodes the walker can reach, and whether it needs their end there.
 WALKED = {}
+
+
+def wanted(kid, flags):
+    return kid.hit or bool(set(flags) & {'VALUE', 'TEXT', 'GUID'})
 
 
 def walk(n, need_end):
@@ -212,21 +241,21 @@ def walk(n, need_end):
     if t == 'SEQUENCE':
         root = n.kids[:n.nroot]
         ext = n.kids[n.nroot:]
-        ext_hit = any(k.hit for _, k, _ in ext)
-        last = max([i for i, (_, k, _) in enumerate(root) if k.hit], default=-1)
+        ext_hit = any(wanted(k, f) for _, k, f in ext)
+        last = max([i for i, (_, k, f) in enumerate(root) if wanted(k, f)], default=-1)
         upto = len(root) if (need_end or ext_hit) else last + 1
         for i in range(upto):
             later = need_end or ext_hit or i < last
             walk(root[i][1], 1 if later else 0)
-        for _, k, _ in ext:
-            if k.hit:
+        for _, k, f in ext:
+            if wanted(k, f):
                 walk(k, 0)
     elif t == 'CHOICE':
-        for i, (_, k, _) in enumerate(n.kids):
+        for i, (_, k, f) in enumerate(n.kids):
             if i < n.nroot:
-                if need_end or k.hit:
+                if need_end or wanted(k, f):
                     walk(k, need_end)
-            elif k.hit:
+            elif wanted(k, f):
                 walk(k, 0)
     elif t in ('SEQUENCE OF', 'SET OF'):
         if need_end or n.item.hit:
@@ -253,7 +282,8 @@ def expr(n):
         return '&Ty::Bool'
     if t == 'INTEGER':
         r, e = int_range(o._const_val)
-        return '&Ty::Int { range: %d, ext: %s }' % (r, str(e).lower())
+        lb = o._const_val.lb if o._const_val is not None and r else 0
+        return '&Ty::Int { lb: %d, range: %d, ext: %s }' % (lb, r, str(e).lower())
     if t == 'ENUMERATED':
         return '&Ty::Enum { n: %d, ext: %s }' % (len(o._root), str(o._ext is not None).lower())
     if t == 'OCTET STRING':
@@ -311,7 +341,7 @@ def emit(n):
         fields = []
         for cname, k, flags in n.kids:
             f = list(flags)
-            if k.hit:
+            if k.hit or set(f) & {'VALUE', 'TEXT', 'GUID'}:
                 f.append('HIT')
             if n.o.TYPE == 'SEQUENCE' and n.addr and cname == n.o._root[0]:
                 assert k.o.TYPE == 'OCTET STRING', n.key
@@ -322,8 +352,8 @@ def emit(n):
         root = fields[:n.nroot]
         ext = fields[n.nroot:]
         if t == 'SEQUENCE':
-            root_hit = [i for i, (_, k, _) in enumerate(n.kids[:n.nroot]) if k.hit]
-            ext_hit = any(k.hit for _, k, _ in n.kids[n.nroot:])
+            root_hit = [i for i, (_, k, f) in enumerate(n.kids[:n.nroot]) if wanted(k, f)]
+            ext_hit = any(wanted(k, f) for _, k, f in n.kids[n.nroot:])
             stop = n.nroot if (ext_hit or n.addr) else (max(root_hit) + 1 if root_hit else 0)
             lines.append('pub(crate) static %s: Ty = Ty::Seq(&Seq { // %s' % (static_name(n), n.name))
             lines.append('    ext: %s,' % str(n.o._ext is not None).lower())

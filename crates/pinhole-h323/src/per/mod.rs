@@ -62,6 +62,10 @@ pub struct Address {
     /// The ASN.1 name of the component holding it (`h245Address`,
     /// `mediaChannel`, `rasAddress`, …).
     pub field: &'static str,
+    /// The H.245 parameters it is in (`forwardLogicalChannelParameters`,
+    /// `reverseLogicalChannelParameters`, `forwardMultiplexAckParameters`),
+    /// or empty.
+    pub context: &'static str,
     /// Its family.
     pub family: Family,
     /// The offset of the address octets in the walked buffer.
@@ -152,6 +156,84 @@ pub struct Walk {
     pub addresses: Vec<Address>,
     /// The nested PDUs, in encoding order.
     pub nested: Vec<NestedPdu>,
+    /// The values read on the way (channel numbers, session IDs,
+    /// `h245Tunneling`), in encoding order.
+    pub values: Vec<Value>,
+    /// The alias strings met on the way, in encoding order.
+    pub texts: Vec<Text>,
+    /// The offset of the call's 16-octet GUID (`callIdentifier`), when
+    /// the message has one outside nested PDUs.
+    pub call_id_at: Option<usize>,
+}
+
+impl Walk {
+    /// The first value named `name` in the PDU itself (`nested` None) or
+    /// in nested PDU `nested`, in `context` (empty: any).
+    pub fn value(&self, name: &str, nested: Option<usize>, context: &str) -> Option<u64> {
+        self.values
+            .iter()
+            .find(|v| {
+                v.name == name && v.nested == nested && (context.is_empty() || v.context == context)
+            })
+            .map(|v| v.value)
+    }
+}
+
+/// An INTEGER or BOOLEAN a walk read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Value {
+    /// The component (`forwardLogicalChannelNumber`, `sessionID`,
+    /// `h245Tunneling`).
+    pub name: &'static str,
+    /// Its value (a BOOLEAN is 0 or 1).
+    pub value: u64,
+    /// The H.245 parameters it is in, or empty (see [`Address::context`]).
+    pub context: &'static str,
+    /// The nested PDU it is in, if any.
+    pub nested: Option<usize>,
+}
+
+/// An alias string a walk met (H.225.0 `AliasAddress`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Text {
+    /// The component holding the alias (`destinationAddress`,
+    /// `sourceAddress`, `terminalAlias`, …).
+    pub field: &'static str,
+    /// The alternative: `dialedDigits`, `h323-ID`, `url-ID`, `email-ID`.
+    pub alternative: &'static str,
+    /// The bit offset of its first character.
+    pub bit: usize,
+    /// Its characters.
+    pub len: usize,
+    /// Bits per character.
+    pub bits: u8,
+    /// The nested PDU it is in, if any.
+    pub nested: Option<usize>,
+}
+
+impl Text {
+    /// The string, from the walked buffer. `dialedDigits` is coded as
+    /// indexes into its permitted alphabet (X.691 §30.5.4), the others as
+    /// character codes.
+    pub fn decode(&self, buf: &[u8]) -> String {
+        const DIGITS: &[u8] = b"#*,0123456789";
+        let mut out = String::with_capacity(self.len);
+        for i in 0..self.len {
+            let mut v: u32 = 0;
+            for b in 0..usize::from(self.bits) {
+                let at = self.bit + i * usize::from(self.bits) + b;
+                let bit = buf.get(at / 8).map_or(0, |o| (o >> (7 - at % 8)) & 1);
+                v = (v << 1) | u32::from(bit);
+            }
+            let c = if self.alternative == "dialedDigits" {
+                DIGITS.get(v as usize).map_or('?', |&d| char::from(d))
+            } else {
+                char::from_u32(v).unwrap_or('?')
+            };
+            out.push(c);
+        }
+        out
+    }
 }
 
 /// Walks `per`, a PDU of type `pdu`.

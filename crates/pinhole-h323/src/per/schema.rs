@@ -26,7 +26,7 @@ pub(crate) static H323_UU_PDU: Ty = Ty::Seq(&Seq { // H323-UU-PDU
     ],
     exts: &[
         Field { name: "h4501SupplementaryService", ty: &Ty::Unwalked, flags: 0 },
-        Field { name: "h245Tunneling", ty: &Ty::Unwalked, flags: 0 },
+        Field { name: "h245Tunneling", ty: &Ty::Bool, flags: VALUE | HIT },
         Field { name: "h245Control", ty: &H323_UU_PDU_H245CONTROL, flags: HIT },
         Field { name: "nonStandardControl", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "callLinkage", ty: &Ty::Unwalked, flags: 0 },
@@ -65,11 +65,11 @@ pub(crate) static SETUP_UUIE: Ty = Ty::Seq(&Seq { // Setup-UUIE
     root: &[
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
         Field { name: "h245Address", ty: &TRANSPORTADDRESS, flags: OPT | LABEL | HIT },
-        Field { name: "sourceAddress", ty: &SETUP_UUIE_SOURCEADDRESS, flags: OPT | HIT },
+        Field { name: "sourceAddress", ty: &SETUP_UUIE_SOURCEADDRESS, flags: OPT | LABEL | HIT },
         Field { name: "sourceInfo", ty: &ENDPOINTTYPE, flags: HIT },
-        Field { name: "destinationAddress", ty: &SETUP_UUIE_DESTINATIONADDRESS, flags: OPT | HIT },
+        Field { name: "destinationAddress", ty: &SETUP_UUIE_DESTINATIONADDRESS, flags: OPT | LABEL | HIT },
         Field { name: "destCallSignalAddress", ty: &TRANSPORTADDRESS, flags: OPT | LABEL | HIT },
-        Field { name: "destExtraCallInfo", ty: &SETUP_UUIE_DESTEXTRACALLINFO, flags: OPT | HIT },
+        Field { name: "destExtraCallInfo", ty: &SETUP_UUIE_DESTEXTRACALLINFO, flags: OPT | LABEL | HIT },
         Field { name: "destExtraCRV", ty: &SETUP_UUIE_DESTEXTRACRV, flags: OPT },
         Field { name: "activeMC", ty: &Ty::Bool, flags: 0 },
         Field { name: "conferenceID", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: 0 },
@@ -79,8 +79,8 @@ pub(crate) static SETUP_UUIE: Ty = Ty::Seq(&Seq { // Setup-UUIE
     ],
     exts: &[
         Field { name: "sourceCallSignalAddress", ty: &TRANSPORTADDRESS, flags: LABEL | HIT },
-        Field { name: "remoteExtensionAddress", ty: &ALIASADDRESS, flags: HIT },
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "remoteExtensionAddress", ty: &ALIASADDRESS, flags: LABEL | HIT },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "h245SecurityCapability", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "cryptoTokens", ty: &SETUP_UUIE_CRYPTOTOKENS, flags: HIT },
@@ -129,7 +129,7 @@ pub(crate) static TRANSPORTADDRESS_IPADDRESS: Ty = Ty::Seq(&Seq { // ipAddress
     stop: 2,
     root: &[
         Field { name: "ip", ty: &Ty::Octets(Size { lb: 4, ub: 4, ext: false }), flags: 0 },
-        Field { name: "port", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "port", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -141,7 +141,7 @@ pub(crate) static TRANSPORTADDRESS_IPSOURCEROUTE: Ty = Ty::Seq(&Seq { // ipSourc
     stop: 0,
     root: &[
         Field { name: "ip", ty: &Ty::Octets(Size { lb: 4, ub: 4, ext: false }), flags: 0 },
-        Field { name: "port", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "port", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
         Field { name: "route", ty: &TRANSPORTADDRESS_IPSOURCEROUTE_ROUTE, flags: 0 },
         Field { name: "routing", ty: &TRANSPORTADDRESS_IPSOURCEROUTE_ROUTING, flags: 0 },
     ],
@@ -179,7 +179,7 @@ pub(crate) static TRANSPORTADDRESS_IP6ADDRESS: Ty = Ty::Seq(&Seq { // ip6Address
     stop: 2,
     root: &[
         Field { name: "ip", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: 0 },
-        Field { name: "port", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "port", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -212,9 +212,9 @@ pub(crate) static H221NONSTANDARD: Ty = Ty::Seq(&Seq { // H221NonStandard
     addr: None,
     stop: 0,
     root: &[
-        Field { name: "t35CountryCode", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "t35Extension", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "manufacturerCode", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "t35CountryCode", ty: &Ty::Int { lb: 0, range: 256, ext: false }, flags: 0 },
+        Field { name: "t35Extension", ty: &Ty::Int { lb: 0, range: 256, ext: false }, flags: 0 },
+        Field { name: "manufacturerCode", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -224,13 +224,13 @@ pub(crate) static ALIASADDRESS: Ty = Ty::Choice(&Choice { // AliasAddress
     ext: true,
     message: false,
     root: &[
-        Field { name: "dialedDigits", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 4), flags: 0 },
-        Field { name: "h323-ID", ty: &Ty::Chars(Size { lb: 1, ub: 256, ext: false }, 16), flags: 0 },
+        Field { name: "dialedDigits", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 4), flags: TEXT | HIT },
+        Field { name: "h323-ID", ty: &Ty::Chars(Size { lb: 1, ub: 256, ext: false }, 16), flags: TEXT | HIT },
     ],
     exts: &[
-        Field { name: "url-ID", ty: &Ty::Unwalked, flags: 0 },
+        Field { name: "url-ID", ty: &Ty::Chars(Size { lb: 1, ub: 512, ext: false }, 8), flags: TEXT | HIT },
         Field { name: "transportID", ty: &TRANSPORTADDRESS, flags: LABEL | HIT },
-        Field { name: "email-ID", ty: &Ty::Unwalked, flags: 0 },
+        Field { name: "email-ID", ty: &Ty::Chars(Size { lb: 1, ub: 512, ext: false }, 8), flags: TEXT | HIT },
         Field { name: "partyNumber", ty: &PARTYNUMBER, flags: 0 },
         Field { name: "mobileUIM", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "isupNumber", ty: &Ty::Unwalked, flags: 0 },
@@ -400,7 +400,7 @@ pub(crate) static SUPPORTEDPREFIX: Ty = Ty::Seq(&Seq { // SupportedPrefix
     stop: 2,
     root: &[
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
-        Field { name: "prefix", ty: &ALIASADDRESS, flags: HIT },
+        Field { name: "prefix", ty: &ALIASADDRESS, flags: LABEL | HIT },
     ],
     exts: &[
     ],
@@ -524,8 +524,8 @@ pub(crate) static DATARATE: Ty = Ty::Seq(&Seq { // DataRate
     stop: 0,
     root: &[
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
-        Field { name: "channelRate", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
-        Field { name: "channelMultiplier", ty: &Ty::Int { range: 256, ext: false }, flags: OPT },
+        Field { name: "channelRate", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "channelMultiplier", ty: &Ty::Int { lb: 1, range: 256, ext: false }, flags: OPT },
     ],
     exts: &[
     ],
@@ -598,9 +598,9 @@ pub(crate) static NONSTANDARDIDENTIFIER_H221NONSTANDARD: Ty = Ty::Seq(&Seq { // 
     addr: None,
     stop: 0,
     root: &[
-        Field { name: "t35CountryCode", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "t35Extension", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "manufacturerCode", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "t35CountryCode", ty: &Ty::Int { lb: 0, range: 256, ext: false }, flags: 0 },
+        Field { name: "t35Extension", ty: &Ty::Int { lb: 0, range: 256, ext: false }, flags: 0 },
+        Field { name: "manufacturerCode", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -646,7 +646,7 @@ pub(crate) static TERMINALINFO: Ty = Ty::Seq(&Seq { // TerminalInfo
 });
 pub(crate) static SETUP_UUIE_DESTINATIONADDRESS: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &ALIASADDRESS, true);
 pub(crate) static SETUP_UUIE_DESTEXTRACALLINFO: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &ALIASADDRESS, true);
-pub(crate) static SETUP_UUIE_DESTEXTRACRV: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &Ty::Int { range: 65536, ext: false }, false);
+pub(crate) static SETUP_UUIE_DESTEXTRACRV: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &Ty::Int { lb: 0, range: 65536, ext: false }, false);
 pub(crate) static SETUP_UUIE_CONFERENCEGOAL: Ty = Ty::Choice(&Choice { // conferenceGoal
     ext: true,
     message: false,
@@ -706,9 +706,9 @@ pub(crate) static CALLIDENTIFIER: Ty = Ty::Seq(&Seq { // CallIdentifier
     ext: true,
     ext_hit: false,
     addr: None,
-    stop: 0,
+    stop: 1,
     root: &[
-        Field { name: "guid", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: 0 },
+        Field { name: "guid", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: GUID | HIT },
     ],
     exts: &[
     ],
@@ -736,8 +736,8 @@ pub(crate) static CRYPTOH323TOKEN_CRYPTOEPPWDHASH: Ty = Ty::Seq(&Seq { // crypto
     addr: None,
     stop: 1,
     root: &[
-        Field { name: "alias", ty: &ALIASADDRESS, flags: HIT },
-        Field { name: "timeStamp", ty: &Ty::Int { range: 4294967295, ext: false }, flags: 0 },
+        Field { name: "alias", ty: &ALIASADDRESS, flags: LABEL | HIT },
+        Field { name: "timeStamp", ty: &Ty::Int { lb: 1, range: 4294967295, ext: false }, flags: 0 },
         Field { name: "token", ty: &HASHED, flags: 0 },
     ],
     exts: &[
@@ -762,7 +762,7 @@ pub(crate) static PARAMS: Ty = Ty::Seq(&Seq { // Params
     addr: None,
     stop: 0,
     root: &[
-        Field { name: "ranInt", ty: &Ty::Int { range: 0, ext: false }, flags: OPT },
+        Field { name: "ranInt", ty: &Ty::Int { lb: 0, range: 0, ext: false }, flags: OPT },
         Field { name: "iv8", ty: &Ty::Octets(Size { lb: 8, ub: 8, ext: false }), flags: OPT },
     ],
     exts: &[
@@ -776,7 +776,7 @@ pub(crate) static CRYPTOH323TOKEN_CRYPTOGKPWDHASH: Ty = Ty::Seq(&Seq { // crypto
     stop: 0,
     root: &[
         Field { name: "gatekeeperId", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: 0 },
-        Field { name: "timeStamp", ty: &Ty::Int { range: 4294967295, ext: false }, flags: 0 },
+        Field { name: "timeStamp", ty: &Ty::Int { lb: 1, range: 4294967295, ext: false }, flags: 0 },
         Field { name: "token", ty: &HASHED, flags: 0 },
     ],
     exts: &[
@@ -907,11 +907,11 @@ pub(crate) static CLEARTOKEN: Ty = Ty::Seq(&Seq { // ClearToken
     stop: 0,
     root: &[
         Field { name: "tokenOID", ty: &Ty::Oid, flags: 0 },
-        Field { name: "timeStamp", ty: &Ty::Int { range: 4294967295, ext: false }, flags: OPT },
+        Field { name: "timeStamp", ty: &Ty::Int { lb: 1, range: 4294967295, ext: false }, flags: OPT },
         Field { name: "password", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: OPT },
         Field { name: "dhkey", ty: &DHSET, flags: OPT },
         Field { name: "challenge", ty: &Ty::Octets(Size { lb: 8, ub: 128, ext: false }), flags: OPT },
-        Field { name: "random", ty: &Ty::Int { range: 0, ext: false }, flags: OPT },
+        Field { name: "random", ty: &Ty::Int { lb: 0, range: 0, ext: false }, flags: OPT },
         Field { name: "certificate", ty: &TYPEDCERTIFICATE, flags: OPT },
         Field { name: "generalID", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: OPT },
         Field { name: "nonStandard", ty: &NONSTANDARDPARAMETER_3, flags: OPT },
@@ -965,9 +965,9 @@ pub(crate) static OPEN_LOGICAL_CHANNEL: Ty = Ty::Seq(&Seq { // OpenLogicalChanne
     addr: None,
     stop: 3,
     root: &[
-        Field { name: "forwardLogicalChannelNumber", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
-        Field { name: "forwardLogicalChannelParameters", ty: &OPENLOGICALCHANNEL_FORWARDLOGICALCHANNELPARAMETERS, flags: HIT },
-        Field { name: "reverseLogicalChannelParameters", ty: &OPENLOGICALCHANNEL_REVERSELOGICALCHANNELPARAMETERS, flags: OPT | HIT },
+        Field { name: "forwardLogicalChannelNumber", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: VALUE | HIT },
+        Field { name: "forwardLogicalChannelParameters", ty: &OPENLOGICALCHANNEL_FORWARDLOGICALCHANNELPARAMETERS, flags: CONTEXT | HIT },
+        Field { name: "reverseLogicalChannelParameters", ty: &OPENLOGICALCHANNEL_REVERSELOGICALCHANNELPARAMETERS, flags: OPT | CONTEXT | HIT },
     ],
     exts: &[
         Field { name: "separateStack", ty: &NETWORKACCESSPARAMETERS, flags: HIT },
@@ -981,13 +981,13 @@ pub(crate) static OPENLOGICALCHANNEL_FORWARDLOGICALCHANNELPARAMETERS: Ty = Ty::S
     addr: None,
     stop: 3,
     root: &[
-        Field { name: "portNumber", ty: &Ty::Int { range: 65536, ext: false }, flags: OPT },
+        Field { name: "portNumber", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: OPT },
         Field { name: "dataType", ty: &DATATYPE, flags: 0 },
         Field { name: "multiplexParameters", ty: &OPENLOGICALCHANNEL_FORWARDLOGICALCHANNELPARAMETERS_MULTIPLEXPARAMETERS, flags: HIT },
     ],
     exts: &[
-        Field { name: "forwardLogicalChannelDependency", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
-        Field { name: "replacementFor", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "forwardLogicalChannelDependency", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
+        Field { name: "replacementFor", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
     ],
 });
 pub(crate) static DATATYPE: Ty = Ty::Choice(&Choice { // DataType
@@ -1032,10 +1032,10 @@ pub(crate) static H261VIDEOCAPABILITY: Ty = Ty::Seq(&Seq { // H261VideoCapabilit
     addr: None,
     stop: 0,
     root: &[
-        Field { name: "qcifMPI", ty: &Ty::Int { range: 4, ext: false }, flags: OPT },
-        Field { name: "cifMPI", ty: &Ty::Int { range: 4, ext: false }, flags: OPT },
+        Field { name: "qcifMPI", ty: &Ty::Int { lb: 1, range: 4, ext: false }, flags: OPT },
+        Field { name: "cifMPI", ty: &Ty::Int { lb: 1, range: 4, ext: false }, flags: OPT },
         Field { name: "temporalSpatialTradeOffCapability", ty: &Ty::Bool, flags: 0 },
-        Field { name: "maxBitRate", ty: &Ty::Int { range: 19200, ext: false }, flags: 0 },
+        Field { name: "maxBitRate", ty: &Ty::Int { lb: 1, range: 19200, ext: false }, flags: 0 },
         Field { name: "stillImageTransmission", ty: &Ty::Bool, flags: 0 },
     ],
     exts: &[
@@ -1059,12 +1059,12 @@ pub(crate) static H262VIDEOCAPABILITY: Ty = Ty::Seq(&Seq { // H262VideoCapabilit
         Field { name: "profileAndLevel-HPatML", ty: &Ty::Bool, flags: 0 },
         Field { name: "profileAndLevel-HPatH-14", ty: &Ty::Bool, flags: 0 },
         Field { name: "profileAndLevel-HPatHL", ty: &Ty::Bool, flags: 0 },
-        Field { name: "videoBitRate", ty: &Ty::Int { range: 1073741824, ext: false }, flags: OPT },
-        Field { name: "vbvBufferSize", ty: &Ty::Int { range: 262144, ext: false }, flags: OPT },
-        Field { name: "samplesPerLine", ty: &Ty::Int { range: 16384, ext: false }, flags: OPT },
-        Field { name: "linesPerFrame", ty: &Ty::Int { range: 16384, ext: false }, flags: OPT },
-        Field { name: "framesPerSecond", ty: &Ty::Int { range: 16, ext: false }, flags: OPT },
-        Field { name: "luminanceSampleRate", ty: &Ty::Int { range: 4294967296, ext: false }, flags: OPT },
+        Field { name: "videoBitRate", ty: &Ty::Int { lb: 0, range: 1073741824, ext: false }, flags: OPT },
+        Field { name: "vbvBufferSize", ty: &Ty::Int { lb: 0, range: 262144, ext: false }, flags: OPT },
+        Field { name: "samplesPerLine", ty: &Ty::Int { lb: 0, range: 16384, ext: false }, flags: OPT },
+        Field { name: "linesPerFrame", ty: &Ty::Int { lb: 0, range: 16384, ext: false }, flags: OPT },
+        Field { name: "framesPerSecond", ty: &Ty::Int { lb: 0, range: 16, ext: false }, flags: OPT },
+        Field { name: "luminanceSampleRate", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: OPT },
         Field { name: "videoBadMBsCap", ty: &Ty::Bool, flags: 0 },
     ],
     exts: &[
@@ -1076,19 +1076,19 @@ pub(crate) static H263VIDEOCAPABILITY: Ty = Ty::Seq(&Seq { // H263VideoCapabilit
     addr: None,
     stop: 0,
     root: &[
-        Field { name: "sqcifMPI", ty: &Ty::Int { range: 32, ext: false }, flags: OPT },
-        Field { name: "qcifMPI", ty: &Ty::Int { range: 32, ext: false }, flags: OPT },
-        Field { name: "cifMPI", ty: &Ty::Int { range: 32, ext: false }, flags: OPT },
-        Field { name: "cif4MPI", ty: &Ty::Int { range: 32, ext: false }, flags: OPT },
-        Field { name: "cif16MPI", ty: &Ty::Int { range: 32, ext: false }, flags: OPT },
-        Field { name: "maxBitRate", ty: &Ty::Int { range: 192400, ext: false }, flags: 0 },
+        Field { name: "sqcifMPI", ty: &Ty::Int { lb: 1, range: 32, ext: false }, flags: OPT },
+        Field { name: "qcifMPI", ty: &Ty::Int { lb: 1, range: 32, ext: false }, flags: OPT },
+        Field { name: "cifMPI", ty: &Ty::Int { lb: 1, range: 32, ext: false }, flags: OPT },
+        Field { name: "cif4MPI", ty: &Ty::Int { lb: 1, range: 32, ext: false }, flags: OPT },
+        Field { name: "cif16MPI", ty: &Ty::Int { lb: 1, range: 32, ext: false }, flags: OPT },
+        Field { name: "maxBitRate", ty: &Ty::Int { lb: 1, range: 192400, ext: false }, flags: 0 },
         Field { name: "unrestrictedVector", ty: &Ty::Bool, flags: 0 },
         Field { name: "arithmeticCoding", ty: &Ty::Bool, flags: 0 },
         Field { name: "advancedPrediction", ty: &Ty::Bool, flags: 0 },
         Field { name: "pbFrames", ty: &Ty::Bool, flags: 0 },
         Field { name: "temporalSpatialTradeOffCapability", ty: &Ty::Bool, flags: 0 },
-        Field { name: "hrd-B", ty: &Ty::Int { range: 524288, ext: false }, flags: OPT },
-        Field { name: "bppMaxKb", ty: &Ty::Int { range: 65536, ext: false }, flags: OPT },
+        Field { name: "hrd-B", ty: &Ty::Int { lb: 0, range: 524288, ext: false }, flags: OPT },
+        Field { name: "bppMaxKb", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: OPT },
     ],
     exts: &[
         Field { name: "slowSqcifMPI", ty: &Ty::Unwalked, flags: 0 },
@@ -1108,12 +1108,12 @@ pub(crate) static IS11172VIDEOCAPABILITY: Ty = Ty::Seq(&Seq { // IS11172VideoCap
     stop: 0,
     root: &[
         Field { name: "constrainedBitstream", ty: &Ty::Bool, flags: 0 },
-        Field { name: "videoBitRate", ty: &Ty::Int { range: 1073741824, ext: false }, flags: OPT },
-        Field { name: "vbvBufferSize", ty: &Ty::Int { range: 262144, ext: false }, flags: OPT },
-        Field { name: "samplesPerLine", ty: &Ty::Int { range: 16384, ext: false }, flags: OPT },
-        Field { name: "linesPerFrame", ty: &Ty::Int { range: 16384, ext: false }, flags: OPT },
-        Field { name: "pictureRate", ty: &Ty::Int { range: 16, ext: false }, flags: OPT },
-        Field { name: "luminanceSampleRate", ty: &Ty::Int { range: 4294967296, ext: false }, flags: OPT },
+        Field { name: "videoBitRate", ty: &Ty::Int { lb: 0, range: 1073741824, ext: false }, flags: OPT },
+        Field { name: "vbvBufferSize", ty: &Ty::Int { lb: 0, range: 262144, ext: false }, flags: OPT },
+        Field { name: "samplesPerLine", ty: &Ty::Int { lb: 0, range: 16384, ext: false }, flags: OPT },
+        Field { name: "linesPerFrame", ty: &Ty::Int { lb: 0, range: 16384, ext: false }, flags: OPT },
+        Field { name: "pictureRate", ty: &Ty::Int { lb: 0, range: 16, ext: false }, flags: OPT },
+        Field { name: "luminanceSampleRate", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: OPT },
     ],
     exts: &[
         Field { name: "videoBadMBsCap", ty: &Ty::Unwalked, flags: 0 },
@@ -1124,17 +1124,17 @@ pub(crate) static AUDIOCAPABILITY: Ty = Ty::Choice(&Choice { // AudioCapability
     message: false,
     root: &[
         Field { name: "nonStandard", ty: &NONSTANDARDPARAMETER_2, flags: 0 },
-        Field { name: "g711Alaw64k", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "g711Alaw56k", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "g711Ulaw64k", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "g711Ulaw56k", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "g722-64k", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "g722-56k", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "g722-48k", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
+        Field { name: "g711Alaw64k", ty: &Ty::Int { lb: 1, range: 256, ext: false }, flags: 0 },
+        Field { name: "g711Alaw56k", ty: &Ty::Int { lb: 1, range: 256, ext: false }, flags: 0 },
+        Field { name: "g711Ulaw64k", ty: &Ty::Int { lb: 1, range: 256, ext: false }, flags: 0 },
+        Field { name: "g711Ulaw56k", ty: &Ty::Int { lb: 1, range: 256, ext: false }, flags: 0 },
+        Field { name: "g722-64k", ty: &Ty::Int { lb: 1, range: 256, ext: false }, flags: 0 },
+        Field { name: "g722-56k", ty: &Ty::Int { lb: 1, range: 256, ext: false }, flags: 0 },
+        Field { name: "g722-48k", ty: &Ty::Int { lb: 1, range: 256, ext: false }, flags: 0 },
         Field { name: "g7231", ty: &AUDIOCAPABILITY_G7231, flags: 0 },
-        Field { name: "g728", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "g729", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "g729AnnexA", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
+        Field { name: "g728", ty: &Ty::Int { lb: 1, range: 256, ext: false }, flags: 0 },
+        Field { name: "g729", ty: &Ty::Int { lb: 1, range: 256, ext: false }, flags: 0 },
+        Field { name: "g729AnnexA", ty: &Ty::Int { lb: 1, range: 256, ext: false }, flags: 0 },
         Field { name: "is11172AudioCapability", ty: &IS11172AUDIOCAPABILITY, flags: 0 },
         Field { name: "is13818AudioCapability", ty: &IS13818AUDIOCAPABILITY, flags: 0 },
     ],
@@ -1158,7 +1158,7 @@ pub(crate) static AUDIOCAPABILITY_G7231: Ty = Ty::Seq(&Seq { // g7231
     addr: None,
     stop: 0,
     root: &[
-        Field { name: "maxAl-sduAudioFrames", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
+        Field { name: "maxAl-sduAudioFrames", ty: &Ty::Int { lb: 1, range: 256, ext: false }, flags: 0 },
         Field { name: "silenceSuppression", ty: &Ty::Bool, flags: 0 },
     ],
     exts: &[
@@ -1178,7 +1178,7 @@ pub(crate) static IS11172AUDIOCAPABILITY: Ty = Ty::Seq(&Seq { // IS11172AudioCap
         Field { name: "audioSampling48k", ty: &Ty::Bool, flags: 0 },
         Field { name: "singleChannel", ty: &Ty::Bool, flags: 0 },
         Field { name: "twoChannels", ty: &Ty::Bool, flags: 0 },
-        Field { name: "bitRate", ty: &Ty::Int { range: 448, ext: false }, flags: 0 },
+        Field { name: "bitRate", ty: &Ty::Int { lb: 1, range: 448, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -1209,7 +1209,7 @@ pub(crate) static IS13818AUDIOCAPABILITY: Ty = Ty::Seq(&Seq { // IS13818AudioCap
         Field { name: "fiveChannels3-2", ty: &Ty::Bool, flags: 0 },
         Field { name: "lowFrequencyEnhancement", ty: &Ty::Bool, flags: 0 },
         Field { name: "multilingual", ty: &Ty::Bool, flags: 0 },
-        Field { name: "bitRate", ty: &Ty::Int { range: 1130, ext: false }, flags: 0 },
+        Field { name: "bitRate", ty: &Ty::Int { lb: 1, range: 1130, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -1221,7 +1221,7 @@ pub(crate) static DATAAPPLICATIONCAPABILITY: Ty = Ty::Seq(&Seq { // DataApplicat
     stop: 0,
     root: &[
         Field { name: "application", ty: &DATAAPPLICATIONCAPABILITY_APPLICATION, flags: 0 },
-        Field { name: "maxBitRate", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "maxBitRate", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -1340,9 +1340,9 @@ pub(crate) static H222LOGICALCHANNELPARAMETERS: Ty = Ty::Seq(&Seq { // H222Logic
     addr: None,
     stop: 0,
     root: &[
-        Field { name: "resourceID", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
-        Field { name: "subChannelID", ty: &Ty::Int { range: 8192, ext: false }, flags: 0 },
-        Field { name: "pcr-pid", ty: &Ty::Int { range: 8192, ext: false }, flags: OPT },
+        Field { name: "resourceID", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
+        Field { name: "subChannelID", ty: &Ty::Int { lb: 0, range: 8192, ext: false }, flags: 0 },
+        Field { name: "pcr-pid", ty: &Ty::Int { lb: 0, range: 8192, ext: false }, flags: OPT },
         Field { name: "programDescriptors", ty: &Ty::Octets(Size { lb: 0, ub: NO_UB, ext: false }), flags: OPT },
         Field { name: "streamDescriptors", ty: &Ty::Octets(Size { lb: 0, ub: NO_UB, ext: false }), flags: OPT },
     ],
@@ -1384,8 +1384,8 @@ pub(crate) static H223LOGICALCHANNELPARAMETERS_ADAPTATIONLAYERTYPE_AL3: Ty = Ty:
     addr: None,
     stop: 0,
     root: &[
-        Field { name: "controlFieldOctets", ty: &Ty::Int { range: 3, ext: false }, flags: 0 },
-        Field { name: "sendBufferSize", ty: &Ty::Int { range: 16777216, ext: false }, flags: 0 },
+        Field { name: "controlFieldOctets", ty: &Ty::Int { lb: 0, range: 3, ext: false }, flags: 0 },
+        Field { name: "sendBufferSize", ty: &Ty::Int { lb: 0, range: 16777216, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -1412,7 +1412,7 @@ pub(crate) static V76HDLCPARAMETERS: Ty = Ty::Seq(&Seq { // V76HDLCParameters
     stop: 0,
     root: &[
         Field { name: "crcLength", ty: &CRCLENGTH, flags: 0 },
-        Field { name: "n401", ty: &Ty::Int { range: 4095, ext: false }, flags: 0 },
+        Field { name: "n401", ty: &Ty::Int { lb: 1, range: 4095, ext: false }, flags: 0 },
         Field { name: "loopbackTestProcedure", ty: &Ty::Bool, flags: 0 },
     ],
     exts: &[
@@ -1456,7 +1456,7 @@ pub(crate) static V76LOGICALCHANNELPARAMETERS_MODE_ERM: Ty = Ty::Seq(&Seq { // e
     addr: None,
     stop: 0,
     root: &[
-        Field { name: "windowSize", ty: &Ty::Int { range: 127, ext: false }, flags: 0 },
+        Field { name: "windowSize", ty: &Ty::Int { lb: 1, range: 127, ext: false }, flags: 0 },
         Field { name: "recovery", ty: &V76LOGICALCHANNELPARAMETERS_MODE_ERM_RECOVERY, flags: 0 },
     ],
     exts: &[
@@ -1491,8 +1491,8 @@ pub(crate) static H2250LOGICALCHANNELPARAMETERS: Ty = Ty::Seq(&Seq { // H2250Log
     stop: 6,
     root: &[
         Field { name: "nonStandard", ty: &H2250LOGICALCHANNELPARAMETERS_NONSTANDARD, flags: OPT },
-        Field { name: "sessionID", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "associatedSessionID", ty: &Ty::Int { range: 255, ext: false }, flags: OPT },
+        Field { name: "sessionID", ty: &Ty::Int { lb: 0, range: 256, ext: false }, flags: VALUE | HIT },
+        Field { name: "associatedSessionID", ty: &Ty::Int { lb: 1, range: 255, ext: false }, flags: OPT },
         Field { name: "mediaChannel", ty: &TRANSPORTADDRESS_2, flags: OPT | LABEL | HIT },
         Field { name: "mediaGuaranteedDelivery", ty: &Ty::Bool, flags: OPT },
         Field { name: "mediaControlChannel", ty: &TRANSPORTADDRESS_2, flags: OPT | LABEL | HIT },
@@ -1541,7 +1541,7 @@ pub(crate) static UNICASTADDRESS_IPADDRESS: Ty = Ty::Seq(&Seq { // iPAddress
     stop: 2,
     root: &[
         Field { name: "network", ty: &Ty::Octets(Size { lb: 4, ub: 4, ext: false }), flags: 0 },
-        Field { name: "tsapIdentifier", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "tsapIdentifier", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -1566,7 +1566,7 @@ pub(crate) static UNICASTADDRESS_IP6ADDRESS: Ty = Ty::Seq(&Seq { // iP6Address
     stop: 2,
     root: &[
         Field { name: "network", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: 0 },
-        Field { name: "tsapIdentifier", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "tsapIdentifier", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -1579,7 +1579,7 @@ pub(crate) static UNICASTADDRESS_IPSOURCEROUTEADDRESS: Ty = Ty::Seq(&Seq { // iP
     root: &[
         Field { name: "routing", ty: &UNICASTADDRESS_IPSOURCEROUTEADDRESS_ROUTING, flags: 0 },
         Field { name: "network", ty: &Ty::Octets(Size { lb: 4, ub: 4, ext: false }), flags: 0 },
-        Field { name: "tsapIdentifier", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "tsapIdentifier", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
         Field { name: "route", ty: &UNICASTADDRESS_IPSOURCEROUTEADDRESS_ROUTE, flags: 0 },
     ],
     exts: &[
@@ -1615,7 +1615,7 @@ pub(crate) static MULTICASTADDRESS_IPADDRESS: Ty = Ty::Seq(&Seq { // iPAddress
     stop: 0,
     root: &[
         Field { name: "network", ty: &Ty::Octets(Size { lb: 4, ub: 4, ext: false }), flags: 0 },
-        Field { name: "tsapIdentifier", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "tsapIdentifier", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -1627,7 +1627,7 @@ pub(crate) static MULTICASTADDRESS_IP6ADDRESS: Ty = Ty::Seq(&Seq { // iP6Address
     stop: 0,
     root: &[
         Field { name: "network", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: 0 },
-        Field { name: "tsapIdentifier", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "tsapIdentifier", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -1638,8 +1638,8 @@ pub(crate) static TERMINALLABEL: Ty = Ty::Seq(&Seq { // TerminalLabel
     addr: None,
     stop: 0,
     root: &[
-        Field { name: "mcuNumber", ty: &Ty::Int { range: 193, ext: false }, flags: 0 },
-        Field { name: "terminalNumber", ty: &Ty::Int { range: 193, ext: false }, flags: 0 },
+        Field { name: "mcuNumber", ty: &Ty::Int { lb: 0, range: 193, ext: false }, flags: 0 },
+        Field { name: "terminalNumber", ty: &Ty::Int { lb: 0, range: 193, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -1654,8 +1654,8 @@ pub(crate) static OPENLOGICALCHANNEL_REVERSELOGICALCHANNELPARAMETERS: Ty = Ty::S
         Field { name: "multiplexParameters", ty: &OPENLOGICALCHANNEL_REVERSELOGICALCHANNELPARAMETERS_MULTIPLEXPARAMETERS, flags: OPT | HIT },
     ],
     exts: &[
-        Field { name: "reverseLogicalChannelDependency", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
-        Field { name: "replacementFor", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "reverseLogicalChannelDependency", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
+        Field { name: "replacementFor", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
     ],
 });
 pub(crate) static OPENLOGICALCHANNEL_REVERSELOGICALCHANNELPARAMETERS_MULTIPLEXPARAMETERS: Ty = Ty::Choice(&Choice { // multiplexParameters
@@ -1767,7 +1767,7 @@ pub(crate) static GROUPID: Ty = Ty::Seq(&Seq { // GroupID
     exts: &[
     ],
 });
-pub(crate) static GROUPID_MEMBER: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &Ty::Int { range: 65536, ext: false }, false);
+pub(crate) static GROUPID_MEMBER: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &Ty::Int { lb: 0, range: 65536, ext: false }, false);
 pub(crate) static CIRCUITINFO_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &GENERICDATA, true);
 pub(crate) static GENERICDATA: Ty = Ty::Seq(&Seq { // GenericData
     ext: true,
@@ -1785,7 +1785,7 @@ pub(crate) static GENERICIDENTIFIER: Ty = Ty::Choice(&Choice { // GenericIdentif
     ext: true,
     message: false,
     root: &[
-        Field { name: "standard", ty: &Ty::Int { range: 16384, ext: true }, flags: 0 },
+        Field { name: "standard", ty: &Ty::Int { lb: 0, range: 16384, ext: true }, flags: 0 },
         Field { name: "oid", ty: &Ty::Oid, flags: 0 },
         Field { name: "nonStandard", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: 0 },
     ],
@@ -1813,11 +1813,11 @@ pub(crate) static CONTENT: Ty = Ty::Choice(&Choice { // Content
         Field { name: "text", ty: &Ty::Chars(Size { lb: 0, ub: NO_UB, ext: false }, 8), flags: 0 },
         Field { name: "unicode", ty: &Ty::Chars(Size { lb: 0, ub: NO_UB, ext: false }, 16), flags: 0 },
         Field { name: "bool", ty: &Ty::Bool, flags: 0 },
-        Field { name: "number8", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
-        Field { name: "number16", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
-        Field { name: "number32", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "number8", ty: &Ty::Int { lb: 0, range: 256, ext: false }, flags: 0 },
+        Field { name: "number16", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
+        Field { name: "number32", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
         Field { name: "id", ty: &GENERICIDENTIFIER, flags: 0 },
-        Field { name: "alias", ty: &ALIASADDRESS, flags: HIT },
+        Field { name: "alias", ty: &ALIASADDRESS, flags: LABEL | HIT },
         Field { name: "transport", ty: &TRANSPORTADDRESS, flags: LABEL | HIT },
         Field { name: "compound", ty: &CONTENT_COMPOUND, flags: HIT },
         Field { name: "nested", ty: &CONTENT_NESTED, flags: HIT },
@@ -1865,8 +1865,8 @@ pub(crate) static REQUESTMESSAGE: Ty = Ty::Choice(&Choice { // RequestMessage
         Field { name: "masterSlaveDetermination", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "terminalCapabilitySet", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "openLogicalChannel", ty: &OPEN_LOGICAL_CHANNEL, flags: HIT },
-        Field { name: "closeLogicalChannel", ty: &Ty::Unwalked, flags: 0 },
-        Field { name: "requestChannelClose", ty: &Ty::Unwalked, flags: 0 },
+        Field { name: "closeLogicalChannel", ty: &CLOSELOGICALCHANNEL, flags: HIT },
+        Field { name: "requestChannelClose", ty: &REQUESTCHANNELCLOSE, flags: HIT },
         Field { name: "multiplexEntrySend", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "requestMultiplexEntry", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "requestMode", ty: &Ty::Unwalked, flags: 0 },
@@ -1881,6 +1881,32 @@ pub(crate) static REQUESTMESSAGE: Ty = Ty::Choice(&Choice { // RequestMessage
         Field { name: "genericRequest", ty: &Ty::Unwalked, flags: 0 },
     ],
 });
+pub(crate) static CLOSELOGICALCHANNEL: Ty = Ty::Seq(&Seq { // CloseLogicalChannel
+    ext: true,
+    ext_hit: false,
+    addr: None,
+    stop: 1,
+    root: &[
+        Field { name: "forwardLogicalChannelNumber", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: VALUE | HIT },
+        Field { name: "source", ty: &Ty::Unwalked, flags: 0 },
+    ],
+    exts: &[
+        Field { name: "reason", ty: &Ty::Unwalked, flags: 0 },
+    ],
+});
+pub(crate) static REQUESTCHANNELCLOSE: Ty = Ty::Seq(&Seq { // RequestChannelClose
+    ext: true,
+    ext_hit: false,
+    addr: None,
+    stop: 1,
+    root: &[
+        Field { name: "forwardLogicalChannelNumber", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: VALUE | HIT },
+    ],
+    exts: &[
+        Field { name: "qosCapability", ty: &Ty::Unwalked, flags: 0 },
+        Field { name: "reason", ty: &Ty::Unwalked, flags: 0 },
+    ],
+});
 pub(crate) static RESPONSEMESSAGE: Ty = Ty::Choice(&Choice { // ResponseMessage
     ext: true,
     message: true,
@@ -1891,7 +1917,7 @@ pub(crate) static RESPONSEMESSAGE: Ty = Ty::Choice(&Choice { // ResponseMessage
         Field { name: "terminalCapabilitySetAck", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "terminalCapabilitySetReject", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "openLogicalChannelAck", ty: &OPENLOGICALCHANNELACK, flags: HIT },
-        Field { name: "openLogicalChannelReject", ty: &Ty::Unwalked, flags: 0 },
+        Field { name: "openLogicalChannelReject", ty: &OPENLOGICALCHANNELREJECT, flags: HIT },
         Field { name: "closeLogicalChannelAck", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "requestChannelCloseAck", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "requestChannelCloseReject", ty: &Ty::Unwalked, flags: 0 },
@@ -1920,12 +1946,12 @@ pub(crate) static OPENLOGICALCHANNELACK: Ty = Ty::Seq(&Seq { // OpenLogicalChann
     addr: None,
     stop: 2,
     root: &[
-        Field { name: "forwardLogicalChannelNumber", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
-        Field { name: "reverseLogicalChannelParameters", ty: &OPENLOGICALCHANNELACK_REVERSELOGICALCHANNELPARAMETERS, flags: OPT | HIT },
+        Field { name: "forwardLogicalChannelNumber", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: VALUE | HIT },
+        Field { name: "reverseLogicalChannelParameters", ty: &OPENLOGICALCHANNELACK_REVERSELOGICALCHANNELPARAMETERS, flags: OPT | CONTEXT | HIT },
     ],
     exts: &[
         Field { name: "separateStack", ty: &NETWORKACCESSPARAMETERS, flags: HIT },
-        Field { name: "forwardMultiplexAckParameters", ty: &OPENLOGICALCHANNELACK_FORWARDMULTIPLEXACKPARAMETERS, flags: HIT },
+        Field { name: "forwardMultiplexAckParameters", ty: &OPENLOGICALCHANNELACK_FORWARDMULTIPLEXACKPARAMETERS, flags: CONTEXT | HIT },
         Field { name: "encryptionSync", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "genericInformation", ty: &Ty::Unwalked, flags: 0 },
     ],
@@ -1936,12 +1962,12 @@ pub(crate) static OPENLOGICALCHANNELACK_REVERSELOGICALCHANNELPARAMETERS: Ty = Ty
     addr: None,
     stop: 3,
     root: &[
-        Field { name: "reverseLogicalChannelNumber", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
-        Field { name: "portNumber", ty: &Ty::Int { range: 65536, ext: false }, flags: OPT },
+        Field { name: "reverseLogicalChannelNumber", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
+        Field { name: "portNumber", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: OPT },
         Field { name: "multiplexParameters", ty: &OPENLOGICALCHANNELACK_REVERSELOGICALCHANNELPARAMETERS_MULTIPLEXPARAMETERS, flags: OPT | HIT },
     ],
     exts: &[
-        Field { name: "replacementFor", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "replacementFor", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
     ],
 });
 pub(crate) static OPENLOGICALCHANNELACK_REVERSELOGICALCHANNELPARAMETERS_MULTIPLEXPARAMETERS: Ty = Ty::Choice(&Choice { // multiplexParameters
@@ -1970,7 +1996,7 @@ pub(crate) static H2250LOGICALCHANNELACKPARAMETERS: Ty = Ty::Seq(&Seq { // H2250
     stop: 4,
     root: &[
         Field { name: "nonStandard", ty: &H2250LOGICALCHANNELACKPARAMETERS_NONSTANDARD, flags: OPT },
-        Field { name: "sessionID", ty: &Ty::Int { range: 255, ext: false }, flags: OPT },
+        Field { name: "sessionID", ty: &Ty::Int { lb: 1, range: 255, ext: false }, flags: OPT | VALUE | HIT },
         Field { name: "mediaChannel", ty: &TRANSPORTADDRESS_2, flags: OPT | LABEL | HIT },
         Field { name: "mediaControlChannel", ty: &TRANSPORTADDRESS_2, flags: OPT | LABEL | HIT },
         Field { name: "dynamicRTPPayloadType", ty: &Ty::Unwalked, flags: OPT },
@@ -1981,6 +2007,19 @@ pub(crate) static H2250LOGICALCHANNELACKPARAMETERS: Ty = Ty::Seq(&Seq { // H2250
     ],
 });
 pub(crate) static H2250LOGICALCHANNELACKPARAMETERS_NONSTANDARD: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &NONSTANDARDPARAMETER_2, false);
+pub(crate) static OPENLOGICALCHANNELREJECT: Ty = Ty::Seq(&Seq { // OpenLogicalChannelReject
+    ext: true,
+    ext_hit: false,
+    addr: None,
+    stop: 1,
+    root: &[
+        Field { name: "forwardLogicalChannelNumber", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: VALUE | HIT },
+        Field { name: "cause", ty: &Ty::Unwalked, flags: 0 },
+    ],
+    exts: &[
+        Field { name: "genericInformation", ty: &Ty::Unwalked, flags: 0 },
+    ],
+});
 pub(crate) static COMMUNICATIONMODERESPONSE: Ty = Ty::Choice(&Choice { // CommunicationModeResponse
     ext: true,
     message: false,
@@ -1998,8 +2037,8 @@ pub(crate) static COMMUNICATIONMODETABLEENTRY: Ty = Ty::Seq(&Seq { // Communicat
     stop: 9,
     root: &[
         Field { name: "nonStandard", ty: &COMMUNICATIONMODETABLEENTRY_NONSTANDARD, flags: OPT },
-        Field { name: "sessionID", ty: &Ty::Int { range: 255, ext: false }, flags: 0 },
-        Field { name: "associatedSessionID", ty: &Ty::Int { range: 255, ext: false }, flags: OPT },
+        Field { name: "sessionID", ty: &Ty::Int { lb: 1, range: 255, ext: false }, flags: 0 },
+        Field { name: "associatedSessionID", ty: &Ty::Int { lb: 1, range: 255, ext: false }, flags: OPT },
         Field { name: "terminalLabel", ty: &TERMINALLABEL, flags: OPT },
         Field { name: "sessionDescription", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: 0 },
         Field { name: "dataType", ty: &COMMUNICATIONMODETABLEENTRY_DATATYPE, flags: 0 },
@@ -2120,7 +2159,7 @@ pub(crate) static EXTENDEDALIASADDRESS: Ty = Ty::Seq(&Seq { // ExtendedAliasAddr
     addr: None,
     stop: 1,
     root: &[
-        Field { name: "address", ty: &ALIASADDRESS, flags: HIT },
+        Field { name: "address", ty: &ALIASADDRESS, flags: LABEL | HIT },
         Field { name: "presentationIndicator", ty: &PRESENTATIONINDICATOR, flags: OPT },
         Field { name: "screeningIndicator", ty: &Ty::Enum { n: 4, ext: true }, flags: OPT },
     ],
@@ -2138,7 +2177,7 @@ pub(crate) static CALLPROCEEDING_UUIE: Ty = Ty::Seq(&Seq { // CallProceeding-UUI
         Field { name: "h245Address", ty: &TRANSPORTADDRESS, flags: OPT | LABEL | HIT },
     ],
     exts: &[
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "h245SecurityMode", ty: &H245SECURITY, flags: 0 },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "cryptoTokens", ty: &CALLPROCEEDING_UUIE_CRYPTOTOKENS, flags: HIT },
@@ -2217,7 +2256,7 @@ pub(crate) static CONNECT_UUIE: Ty = Ty::Seq(&Seq { // Connect-UUIE
         Field { name: "conferenceID", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: 0 },
     ],
     exts: &[
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "h245SecurityMode", ty: &H245SECURITY, flags: 0 },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "cryptoTokens", ty: &CONNECT_UUIE_CRYPTOTOKENS, flags: HIT },
@@ -2225,7 +2264,7 @@ pub(crate) static CONNECT_UUIE: Ty = Ty::Seq(&Seq { // Connect-UUIE
         Field { name: "multipleCalls", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "maintainConnection", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "language", ty: &Ty::Unwalked, flags: 0 },
-        Field { name: "connectedAddress", ty: &CONNECT_UUIE_CONNECTEDADDRESS, flags: HIT },
+        Field { name: "connectedAddress", ty: &CONNECT_UUIE_CONNECTEDADDRESS, flags: LABEL | HIT },
         Field { name: "presentationIndicator", ty: &PRESENTATIONINDICATOR, flags: 0 },
         Field { name: "screeningIndicator", ty: &Ty::Enum { n: 4, ext: true }, flags: 0 },
         Field { name: "fastConnectRefused", ty: &Ty::Unwalked, flags: 0 },
@@ -2248,14 +2287,14 @@ pub(crate) static ALERTING_UUIE: Ty = Ty::Seq(&Seq { // Alerting-UUIE
         Field { name: "h245Address", ty: &TRANSPORTADDRESS, flags: OPT | LABEL | HIT },
     ],
     exts: &[
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "h245SecurityMode", ty: &H245SECURITY, flags: 0 },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "cryptoTokens", ty: &ALERTING_UUIE_CRYPTOTOKENS, flags: HIT },
         Field { name: "fastStart", ty: &ALERTING_UUIE_FASTSTART, flags: HIT },
         Field { name: "multipleCalls", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "maintainConnection", ty: &Ty::Unwalked, flags: 0 },
-        Field { name: "alertingAddress", ty: &ALERTING_UUIE_ALERTINGADDRESS, flags: HIT },
+        Field { name: "alertingAddress", ty: &ALERTING_UUIE_ALERTINGADDRESS, flags: LABEL | HIT },
         Field { name: "presentationIndicator", ty: &PRESENTATIONINDICATOR, flags: 0 },
         Field { name: "screeningIndicator", ty: &Ty::Enum { n: 4, ext: true }, flags: 0 },
         Field { name: "fastConnectRefused", ty: &Ty::Unwalked, flags: 0 },
@@ -2276,7 +2315,7 @@ pub(crate) static INFORMATION_UUIE: Ty = Ty::Seq(&Seq { // Information-UUIE
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
     ],
     exts: &[
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "cryptoTokens", ty: &INFORMATION_UUIE_CRYPTOTOKENS, flags: HIT },
         Field { name: "fastStart", ty: &INFORMATION_UUIE_FASTSTART, flags: HIT },
@@ -2296,10 +2335,10 @@ pub(crate) static RELEASECOMPLETE_UUIE: Ty = Ty::Seq(&Seq { // ReleaseComplete-U
         Field { name: "reason", ty: &RELEASECOMPLETEREASON, flags: OPT },
     ],
     exts: &[
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "cryptoTokens", ty: &RELEASECOMPLETE_UUIE_CRYPTOTOKENS, flags: HIT },
-        Field { name: "busyAddress", ty: &RELEASECOMPLETE_UUIE_BUSYADDRESS, flags: HIT },
+        Field { name: "busyAddress", ty: &RELEASECOMPLETE_UUIE_BUSYADDRESS, flags: LABEL | HIT },
         Field { name: "presentationIndicator", ty: &PRESENTATIONINDICATOR, flags: 0 },
         Field { name: "screeningIndicator", ty: &Ty::Enum { n: 4, ext: true }, flags: 0 },
         Field { name: "capacity", ty: &Ty::Unwalked, flags: 0 },
@@ -2350,14 +2389,14 @@ pub(crate) static FACILITY_UUIE: Ty = Ty::Seq(&Seq { // Facility-UUIE
     root: &[
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
         Field { name: "alternativeAddress", ty: &TRANSPORTADDRESS, flags: OPT | LABEL | HIT },
-        Field { name: "alternativeAliasAddress", ty: &FACILITY_UUIE_ALTERNATIVEALIASADDRESS, flags: OPT | HIT },
+        Field { name: "alternativeAliasAddress", ty: &FACILITY_UUIE_ALTERNATIVEALIASADDRESS, flags: OPT | LABEL | HIT },
         Field { name: "conferenceID", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: OPT },
         Field { name: "reason", ty: &FACILITYREASON, flags: 0 },
     ],
     exts: &[
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
-        Field { name: "destExtraCallInfo", ty: &FACILITY_UUIE_DESTEXTRACALLINFO, flags: HIT },
-        Field { name: "remoteExtensionAddress", ty: &ALIASADDRESS, flags: HIT },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
+        Field { name: "destExtraCallInfo", ty: &FACILITY_UUIE_DESTEXTRACALLINFO, flags: LABEL | HIT },
+        Field { name: "remoteExtensionAddress", ty: &ALIASADDRESS, flags: LABEL | HIT },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "cryptoTokens", ty: &FACILITY_UUIE_CRYPTOTOKENS, flags: HIT },
         Field { name: "conferences", ty: &FACILITY_UUIE_CONFERENCES, flags: HIT },
@@ -2403,7 +2442,7 @@ pub(crate) static CONFERENCELIST: Ty = Ty::Seq(&Seq { // ConferenceList
     stop: 2,
     root: &[
         Field { name: "conferenceID", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: OPT },
-        Field { name: "conferenceAlias", ty: &ALIASADDRESS, flags: OPT | HIT },
+        Field { name: "conferenceAlias", ty: &ALIASADDRESS, flags: OPT | LABEL | HIT },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
     ],
     exts: &[
@@ -2419,7 +2458,7 @@ pub(crate) static PROGRESS_UUIE: Ty = Ty::Seq(&Seq { // Progress-UUIE
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
         Field { name: "destinationInfo", ty: &ENDPOINTTYPE, flags: HIT },
         Field { name: "h245Address", ty: &TRANSPORTADDRESS, flags: OPT | LABEL | HIT },
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "h245SecurityMode", ty: &H245SECURITY, flags: OPT },
         Field { name: "tokens", ty: &PROGRESS_UUIE_TOKENS, flags: OPT },
         Field { name: "cryptoTokens", ty: &PROGRESS_UUIE_CRYPTOTOKENS, flags: OPT | HIT },
@@ -2441,7 +2480,7 @@ pub(crate) static STATUS_UUIE: Ty = Ty::Seq(&Seq { // Status-UUIE
     stop: 4,
     root: &[
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "tokens", ty: &STATUS_UUIE_TOKENS, flags: OPT },
         Field { name: "cryptoTokens", ty: &STATUS_UUIE_CRYPTOTOKENS, flags: OPT | HIT },
     ],
@@ -2457,7 +2496,7 @@ pub(crate) static STATUSINQUIRY_UUIE: Ty = Ty::Seq(&Seq { // StatusInquiry-UUIE
     stop: 4,
     root: &[
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "tokens", ty: &STATUSINQUIRY_UUIE_TOKENS, flags: OPT },
         Field { name: "cryptoTokens", ty: &STATUSINQUIRY_UUIE_CRYPTOTOKENS, flags: OPT | HIT },
     ],
@@ -2473,7 +2512,7 @@ pub(crate) static SETUPACKNOWLEDGE_UUIE: Ty = Ty::Seq(&Seq { // SetupAcknowledge
     stop: 4,
     root: &[
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "tokens", ty: &SETUPACKNOWLEDGE_UUIE_TOKENS, flags: OPT },
         Field { name: "cryptoTokens", ty: &SETUPACKNOWLEDGE_UUIE_CRYPTOTOKENS, flags: OPT | HIT },
     ],
@@ -2489,12 +2528,12 @@ pub(crate) static NOTIFY_UUIE: Ty = Ty::Seq(&Seq { // Notify-UUIE
     stop: 4,
     root: &[
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "tokens", ty: &NOTIFY_UUIE_TOKENS, flags: OPT },
         Field { name: "cryptoTokens", ty: &NOTIFY_UUIE_CRYPTOTOKENS, flags: OPT | HIT },
     ],
     exts: &[
-        Field { name: "connectedAddress", ty: &NOTIFY_UUIE_CONNECTEDADDRESS, flags: HIT },
+        Field { name: "connectedAddress", ty: &NOTIFY_UUIE_CONNECTEDADDRESS, flags: LABEL | HIT },
         Field { name: "presentationIndicator", ty: &PRESENTATIONINDICATOR, flags: 0 },
         Field { name: "screeningIndicator", ty: &Ty::Enum { n: 4, ext: true }, flags: 0 },
     ],
@@ -2551,14 +2590,14 @@ pub(crate) static GATEKEEPERREQUEST: Ty = Ty::Seq(&Seq { // GatekeeperRequest
     addr: None,
     stop: 8,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "rasAddress", ty: &TRANSPORTADDRESS, flags: LABEL | HIT },
         Field { name: "endpointType", ty: &ENDPOINTTYPE, flags: HIT },
         Field { name: "gatekeeperIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: OPT },
         Field { name: "callServices", ty: &QSERIESOPTIONS, flags: OPT },
-        Field { name: "endpointAlias", ty: &GATEKEEPERREQUEST_ENDPOINTALIAS, flags: OPT | HIT },
+        Field { name: "endpointAlias", ty: &GATEKEEPERREQUEST_ENDPOINTALIAS, flags: OPT | LABEL | HIT },
     ],
     exts: &[
         Field { name: "alternateEndpoints", ty: &GATEKEEPERREQUEST_ALTERNATEENDPOINTS, flags: HIT },
@@ -2584,15 +2623,15 @@ pub(crate) static ENDPOINT: Ty = Ty::Seq(&Seq { // Endpoint
     stop: 10,
     root: &[
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
-        Field { name: "aliasAddress", ty: &ENDPOINT_ALIASADDRESS, flags: OPT | HIT },
+        Field { name: "aliasAddress", ty: &ENDPOINT_ALIASADDRESS, flags: OPT | LABEL | HIT },
         Field { name: "callSignalAddress", ty: &ENDPOINT_CALLSIGNALADDRESS, flags: OPT | LABEL | HIT },
         Field { name: "rasAddress", ty: &ENDPOINT_RASADDRESS, flags: OPT | LABEL | HIT },
         Field { name: "endpointType", ty: &ENDPOINTTYPE, flags: OPT | HIT },
         Field { name: "tokens", ty: &ENDPOINT_TOKENS, flags: OPT },
         Field { name: "cryptoTokens", ty: &ENDPOINT_CRYPTOTOKENS, flags: OPT | HIT },
-        Field { name: "priority", ty: &Ty::Int { range: 128, ext: false }, flags: OPT },
-        Field { name: "remoteExtensionAddress", ty: &ENDPOINT_REMOTEEXTENSIONADDRESS, flags: OPT | HIT },
-        Field { name: "destExtraCallInfo", ty: &ENDPOINT_DESTEXTRACALLINFO, flags: OPT | HIT },
+        Field { name: "priority", ty: &Ty::Int { lb: 0, range: 128, ext: false }, flags: OPT },
+        Field { name: "remoteExtensionAddress", ty: &ENDPOINT_REMOTEEXTENSIONADDRESS, flags: OPT | LABEL | HIT },
+        Field { name: "destExtraCallInfo", ty: &ENDPOINT_DESTEXTRACALLINFO, flags: OPT | LABEL | HIT },
     ],
     exts: &[
         Field { name: "alternateTransportAddresses", ty: &ALTERNATETRANSPORTADDRESSES, flags: HIT },
@@ -2644,7 +2683,7 @@ pub(crate) static ALTERNATEGK: Ty = Ty::Seq(&Seq { // AlternateGK
         Field { name: "rasAddress", ty: &TRANSPORTADDRESS, flags: LABEL | HIT },
         Field { name: "gatekeeperIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: OPT },
         Field { name: "needToRegister", ty: &Ty::Bool, flags: 0 },
-        Field { name: "priority", ty: &Ty::Int { range: 128, ext: false }, flags: 0 },
+        Field { name: "priority", ty: &Ty::Int { lb: 0, range: 128, ext: false }, flags: 0 },
     ],
     exts: &[
     ],
@@ -2655,7 +2694,7 @@ pub(crate) static GATEKEEPERCONFIRM: Ty = Ty::Seq(&Seq { // GatekeeperConfirm
     addr: None,
     stop: 5,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "gatekeeperIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: OPT },
@@ -2684,7 +2723,7 @@ pub(crate) static GATEKEEPERREJECT: Ty = Ty::Seq(&Seq { // GatekeeperReject
     addr: None,
     stop: 5,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "gatekeeperIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: OPT },
@@ -2736,14 +2775,14 @@ pub(crate) static REGISTRATIONREQUEST: Ty = Ty::Seq(&Seq { // RegistrationReques
     addr: None,
     stop: 10,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "discoveryComplete", ty: &Ty::Bool, flags: 0 },
         Field { name: "callSignalAddress", ty: &REGISTRATIONREQUEST_CALLSIGNALADDRESS, flags: LABEL | HIT },
         Field { name: "rasAddress", ty: &REGISTRATIONREQUEST_RASADDRESS, flags: LABEL | HIT },
         Field { name: "terminalType", ty: &ENDPOINTTYPE, flags: HIT },
-        Field { name: "terminalAlias", ty: &REGISTRATIONREQUEST_TERMINALALIAS, flags: OPT | HIT },
+        Field { name: "terminalAlias", ty: &REGISTRATIONREQUEST_TERMINALALIAS, flags: OPT | LABEL | HIT },
         Field { name: "gatekeeperIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: OPT },
         Field { name: "endpointVendor", ty: &VENDORIDENTIFIER, flags: 0 },
     ],
@@ -2787,7 +2826,7 @@ pub(crate) static ADDRESSPATTERN: Ty = Ty::Choice(&Choice { // AddressPattern
     ext: true,
     message: false,
     root: &[
-        Field { name: "wildcard", ty: &ALIASADDRESS, flags: HIT },
+        Field { name: "wildcard", ty: &ALIASADDRESS, flags: LABEL | HIT },
         Field { name: "range", ty: &ADDRESSPATTERN_RANGE, flags: 0 },
     ],
     exts: &[
@@ -2812,11 +2851,11 @@ pub(crate) static REGISTRATIONCONFIRM: Ty = Ty::Seq(&Seq { // RegistrationConfir
     addr: None,
     stop: 7,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "callSignalAddress", ty: &REGISTRATIONCONFIRM_CALLSIGNALADDRESS, flags: LABEL | HIT },
-        Field { name: "terminalAlias", ty: &REGISTRATIONCONFIRM_TERMINALALIAS, flags: OPT | HIT },
+        Field { name: "terminalAlias", ty: &REGISTRATIONCONFIRM_TERMINALALIAS, flags: OPT | LABEL | HIT },
         Field { name: "gatekeeperIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: OPT },
         Field { name: "endpointIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: 0 },
     ],
@@ -2834,7 +2873,7 @@ pub(crate) static REGISTRATIONCONFIRM: Ty = Ty::Seq(&Seq { // RegistrationConfir
         Field { name: "terminalAliasPattern", ty: &REGISTRATIONCONFIRM_TERMINALALIASPATTERN, flags: HIT },
         Field { name: "supportedPrefixes", ty: &REGISTRATIONCONFIRM_SUPPORTEDPREFIXES, flags: HIT },
         Field { name: "usageSpec", ty: &Ty::Unwalked, flags: 0 },
-        Field { name: "featureServerAlias", ty: &ALIASADDRESS, flags: HIT },
+        Field { name: "featureServerAlias", ty: &ALIASADDRESS, flags: LABEL | HIT },
         Field { name: "capacityReportingSpec", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "featureSet", ty: &FEATURESET, flags: HIT },
         Field { name: "genericData", ty: &REGISTRATIONCONFIRM_GENERICDATA, flags: HIT },
@@ -2860,7 +2899,7 @@ pub(crate) static REGISTRATIONCONFIRM_PREGRANTEDARQ: Ty = Ty::Seq(&Seq { // preG
     ],
     exts: &[
         Field { name: "irrFrequencyInCall", ty: &Ty::Unwalked, flags: 0 },
-        Field { name: "totalBandwidthRestriction", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "totalBandwidthRestriction", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
         Field { name: "alternateTransportAddresses", ty: &ALTERNATETRANSPORTADDRESSES, flags: HIT },
         Field { name: "useSpecifiedTransport", ty: &Ty::Unwalked, flags: 0 },
     ],
@@ -2874,7 +2913,7 @@ pub(crate) static REGISTRATIONREJECT: Ty = Ty::Seq(&Seq { // RegistrationReject
     addr: None,
     stop: 5,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "rejectReason", ty: &REGISTRATIONREJECTREASON, flags: HIT },
@@ -2898,7 +2937,7 @@ pub(crate) static REGISTRATIONREJECTREASON: Ty = Ty::Choice(&Choice { // Registr
         Field { name: "invalidRevision", ty: &Ty::Null, flags: 0 },
         Field { name: "invalidCallSignalAddress", ty: &Ty::Null, flags: 0 },
         Field { name: "invalidRASAddress", ty: &Ty::Null, flags: 0 },
-        Field { name: "duplicateAlias", ty: &REGISTRATIONREJECTREASON_DUPLICATEALIAS, flags: HIT },
+        Field { name: "duplicateAlias", ty: &REGISTRATIONREJECTREASON_DUPLICATEALIAS, flags: LABEL | HIT },
         Field { name: "invalidTerminalType", ty: &Ty::Null, flags: 0 },
         Field { name: "undefinedReason", ty: &Ty::Null, flags: 0 },
         Field { name: "transportNotSupported", ty: &Ty::Null, flags: 0 },
@@ -2924,7 +2963,7 @@ pub(crate) static REGISTRATIONREJECTREASON_INVALIDTERMINALALIASES: Ty = Ty::Seq(
     addr: None,
     stop: 3,
     root: &[
-        Field { name: "terminalAlias", ty: &REGISTRATIONREJECTREASON_INVALIDTERMINALALIASES_TERMINALALIAS, flags: OPT | HIT },
+        Field { name: "terminalAlias", ty: &REGISTRATIONREJECTREASON_INVALIDTERMINALALIASES_TERMINALALIAS, flags: OPT | LABEL | HIT },
         Field { name: "terminalAliasPattern", ty: &REGISTRATIONREJECTREASON_INVALIDTERMINALALIASES_TERMINALALIASPATTERN, flags: OPT | HIT },
         Field { name: "supportedPrefixes", ty: &REGISTRATIONREJECTREASON_INVALIDTERMINALALIASES_SUPPORTEDPREFIXES, flags: OPT | HIT },
     ],
@@ -2942,9 +2981,9 @@ pub(crate) static UNREGISTRATIONREQUEST: Ty = Ty::Seq(&Seq { // UnregistrationRe
     addr: None,
     stop: 5,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "callSignalAddress", ty: &UNREGISTRATIONREQUEST_CALLSIGNALADDRESS, flags: LABEL | HIT },
-        Field { name: "endpointAlias", ty: &UNREGISTRATIONREQUEST_ENDPOINTALIAS, flags: OPT | HIT },
+        Field { name: "endpointAlias", ty: &UNREGISTRATIONREQUEST_ENDPOINTALIAS, flags: OPT | LABEL | HIT },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "endpointIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: OPT },
     ],
@@ -2976,7 +3015,7 @@ pub(crate) static UNREGISTRATIONCONFIRM: Ty = Ty::Seq(&Seq { // UnregistrationCo
     addr: None,
     stop: 2,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
     ],
     exts: &[
@@ -2995,7 +3034,7 @@ pub(crate) static UNREGISTRATIONREJECT: Ty = Ty::Seq(&Seq { // UnregistrationRej
     addr: None,
     stop: 3,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "rejectReason", ty: &UNREGREJECTREASON, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
     ],
@@ -3029,17 +3068,17 @@ pub(crate) static ADMISSIONREQUEST: Ty = Ty::Seq(&Seq { // AdmissionRequest
     addr: None,
     stop: 16,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "callType", ty: &CALLTYPE, flags: 0 },
         Field { name: "callModel", ty: &CALLMODEL, flags: OPT },
         Field { name: "endpointIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: 0 },
-        Field { name: "destinationInfo", ty: &ADMISSIONREQUEST_DESTINATIONINFO, flags: OPT | HIT },
+        Field { name: "destinationInfo", ty: &ADMISSIONREQUEST_DESTINATIONINFO, flags: OPT | LABEL | HIT },
         Field { name: "destCallSignalAddress", ty: &TRANSPORTADDRESS, flags: OPT | LABEL | HIT },
-        Field { name: "destExtraCallInfo", ty: &ADMISSIONREQUEST_DESTEXTRACALLINFO, flags: OPT | HIT },
-        Field { name: "srcInfo", ty: &ADMISSIONREQUEST_SRCINFO, flags: HIT },
+        Field { name: "destExtraCallInfo", ty: &ADMISSIONREQUEST_DESTEXTRACALLINFO, flags: OPT | LABEL | HIT },
+        Field { name: "srcInfo", ty: &ADMISSIONREQUEST_SRCINFO, flags: LABEL | HIT },
         Field { name: "srcCallSignalAddress", ty: &TRANSPORTADDRESS, flags: OPT | LABEL | HIT },
-        Field { name: "bandWidth", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
-        Field { name: "callReferenceValue", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "bandWidth", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "callReferenceValue", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "callServices", ty: &QSERIESOPTIONS, flags: OPT },
         Field { name: "conferenceID", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: 0 },
@@ -3048,7 +3087,7 @@ pub(crate) static ADMISSIONREQUEST: Ty = Ty::Seq(&Seq { // AdmissionRequest
     ],
     exts: &[
         Field { name: "canMapAlias", ty: &Ty::Unwalked, flags: 0 },
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "srcAlternatives", ty: &ADMISSIONREQUEST_SRCALTERNATIVES, flags: HIT },
         Field { name: "destAlternatives", ty: &ADMISSIONREQUEST_DESTALTERNATIVES, flags: HIT },
         Field { name: "gatekeeperIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: 0 },
@@ -3092,18 +3131,18 @@ pub(crate) static ADMISSIONCONFIRM: Ty = Ty::Seq(&Seq { // AdmissionConfirm
     addr: None,
     stop: 6,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
-        Field { name: "bandWidth", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
+        Field { name: "bandWidth", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
         Field { name: "callModel", ty: &CALLMODEL, flags: 0 },
         Field { name: "destCallSignalAddress", ty: &TRANSPORTADDRESS, flags: LABEL | HIT },
-        Field { name: "irrFrequency", ty: &Ty::Int { range: 65535, ext: false }, flags: OPT },
+        Field { name: "irrFrequency", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: OPT },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
     ],
     exts: &[
-        Field { name: "destinationInfo", ty: &ADMISSIONCONFIRM_DESTINATIONINFO, flags: HIT },
-        Field { name: "destExtraCallInfo", ty: &ADMISSIONCONFIRM_DESTEXTRACALLINFO, flags: HIT },
+        Field { name: "destinationInfo", ty: &ADMISSIONCONFIRM_DESTINATIONINFO, flags: LABEL | HIT },
+        Field { name: "destExtraCallInfo", ty: &ADMISSIONCONFIRM_DESTEXTRACALLINFO, flags: LABEL | HIT },
         Field { name: "destinationType", ty: &ENDPOINTTYPE, flags: HIT },
-        Field { name: "remoteExtensionAddress", ty: &ADMISSIONCONFIRM_REMOTEEXTENSIONADDRESS, flags: HIT },
+        Field { name: "remoteExtensionAddress", ty: &ADMISSIONCONFIRM_REMOTEEXTENSIONADDRESS, flags: LABEL | HIT },
         Field { name: "alternateEndpoints", ty: &ADMISSIONCONFIRM_ALTERNATEENDPOINTS, flags: HIT },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "cryptoTokens", ty: &ADMISSIONCONFIRM_CRYPTOTOKENS, flags: HIT },
@@ -3121,7 +3160,7 @@ pub(crate) static ADMISSIONCONFIRM: Ty = Ty::Seq(&Seq { // AdmissionConfirm
         Field { name: "multipleCalls", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "featureSet", ty: &FEATURESET, flags: HIT },
         Field { name: "genericData", ty: &ADMISSIONCONFIRM_GENERICDATA, flags: HIT },
-        Field { name: "modifiedSrcInfo", ty: &ADMISSIONCONFIRM_MODIFIEDSRCINFO, flags: HIT },
+        Field { name: "modifiedSrcInfo", ty: &ADMISSIONCONFIRM_MODIFIEDSRCINFO, flags: LABEL | HIT },
         Field { name: "assignedGatekeeper", ty: &ALTERNATEGK, flags: HIT },
     ],
 });
@@ -3139,7 +3178,7 @@ pub(crate) static ADMISSIONREJECT: Ty = Ty::Seq(&Seq { // AdmissionReject
     addr: None,
     stop: 3,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "rejectReason", ty: &ADMISSIONREJECTREASON, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
     ],
@@ -3195,16 +3234,16 @@ pub(crate) static BANDWIDTHREQUEST: Ty = Ty::Seq(&Seq { // BandwidthRequest
     addr: None,
     stop: 7,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "endpointIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: 0 },
         Field { name: "conferenceID", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: 0 },
-        Field { name: "callReferenceValue", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "callReferenceValue", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
         Field { name: "callType", ty: &CALLTYPE, flags: OPT },
-        Field { name: "bandWidth", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "bandWidth", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
     ],
     exts: &[
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "gatekeeperIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: 0 },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "cryptoTokens", ty: &BANDWIDTHREQUEST_CRYPTOTOKENS, flags: HIT },
@@ -3228,7 +3267,7 @@ pub(crate) static BANDWIDTHDETAILS: Ty = Ty::Seq(&Seq { // BandwidthDetails
     root: &[
         Field { name: "sender", ty: &Ty::Bool, flags: 0 },
         Field { name: "multicast", ty: &Ty::Bool, flags: 0 },
-        Field { name: "bandwidth", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "bandwidth", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
         Field { name: "rtcpAddresses", ty: &TRANSPORTCHANNELINFO, flags: HIT },
     ],
     exts: &[
@@ -3253,8 +3292,8 @@ pub(crate) static BANDWIDTHCONFIRM: Ty = Ty::Seq(&Seq { // BandwidthConfirm
     addr: None,
     stop: 3,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
-        Field { name: "bandWidth", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
+        Field { name: "bandWidth", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
     ],
     exts: &[
@@ -3274,9 +3313,9 @@ pub(crate) static BANDWIDTHREJECT: Ty = Ty::Seq(&Seq { // BandwidthReject
     addr: None,
     stop: 4,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "rejectReason", ty: &BANDREJECTREASON, flags: 0 },
-        Field { name: "allowedBandWidth", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "allowedBandWidth", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
     ],
     exts: &[
@@ -3311,15 +3350,15 @@ pub(crate) static DISENGAGEREQUEST: Ty = Ty::Seq(&Seq { // DisengageRequest
     addr: None,
     stop: 6,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "endpointIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: 0 },
         Field { name: "conferenceID", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: 0 },
-        Field { name: "callReferenceValue", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "callReferenceValue", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
         Field { name: "disengageReason", ty: &DISENGAGEREASON, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
     ],
     exts: &[
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "gatekeeperIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: 0 },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "cryptoTokens", ty: &DISENGAGEREQUEST_CRYPTOTOKENS, flags: HIT },
@@ -3353,7 +3392,7 @@ pub(crate) static DISENGAGECONFIRM: Ty = Ty::Seq(&Seq { // DisengageConfirm
     addr: None,
     stop: 2,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
     ],
     exts: &[
@@ -3375,7 +3414,7 @@ pub(crate) static DISENGAGEREJECT: Ty = Ty::Seq(&Seq { // DisengageReject
     addr: None,
     stop: 3,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "rejectReason", ty: &DISENGAGEREJECTREASON, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
     ],
@@ -3407,14 +3446,14 @@ pub(crate) static LOCATIONREQUEST: Ty = Ty::Seq(&Seq { // LocationRequest
     addr: None,
     stop: 5,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "endpointIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: OPT },
-        Field { name: "destinationInfo", ty: &LOCATIONREQUEST_DESTINATIONINFO, flags: HIT },
+        Field { name: "destinationInfo", ty: &LOCATIONREQUEST_DESTINATIONINFO, flags: LABEL | HIT },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "replyAddress", ty: &TRANSPORTADDRESS, flags: LABEL | HIT },
     ],
     exts: &[
-        Field { name: "sourceInfo", ty: &LOCATIONREQUEST_SOURCEINFO, flags: HIT },
+        Field { name: "sourceInfo", ty: &LOCATIONREQUEST_SOURCEINFO, flags: LABEL | HIT },
         Field { name: "canMapAlias", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "gatekeeperIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: 0 },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
@@ -3426,9 +3465,9 @@ pub(crate) static LOCATIONREQUEST: Ty = Ty::Seq(&Seq { // LocationRequest
         Field { name: "genericData", ty: &LOCATIONREQUEST_GENERICDATA, flags: HIT },
         Field { name: "hopCount", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "circuitInfo", ty: &CIRCUITINFO, flags: HIT },
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
-        Field { name: "bandWidth", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
-        Field { name: "sourceEndpointInfo", ty: &LOCATIONREQUEST_SOURCEENDPOINTINFO, flags: HIT },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
+        Field { name: "bandWidth", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "sourceEndpointInfo", ty: &LOCATIONREQUEST_SOURCEENDPOINTINFO, flags: LABEL | HIT },
         Field { name: "canMapSrcAlias", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "language", ty: &Ty::Unwalked, flags: 0 },
     ],
@@ -3445,16 +3484,16 @@ pub(crate) static LOCATIONCONFIRM: Ty = Ty::Seq(&Seq { // LocationConfirm
     addr: None,
     stop: 4,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "callSignalAddress", ty: &TRANSPORTADDRESS, flags: LABEL | HIT },
         Field { name: "rasAddress", ty: &TRANSPORTADDRESS, flags: LABEL | HIT },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
     ],
     exts: &[
-        Field { name: "destinationInfo", ty: &LOCATIONCONFIRM_DESTINATIONINFO, flags: HIT },
-        Field { name: "destExtraCallInfo", ty: &LOCATIONCONFIRM_DESTEXTRACALLINFO, flags: HIT },
+        Field { name: "destinationInfo", ty: &LOCATIONCONFIRM_DESTINATIONINFO, flags: LABEL | HIT },
+        Field { name: "destExtraCallInfo", ty: &LOCATIONCONFIRM_DESTEXTRACALLINFO, flags: LABEL | HIT },
         Field { name: "destinationType", ty: &ENDPOINTTYPE, flags: HIT },
-        Field { name: "remoteExtensionAddress", ty: &LOCATIONCONFIRM_REMOTEEXTENSIONADDRESS, flags: HIT },
+        Field { name: "remoteExtensionAddress", ty: &LOCATIONCONFIRM_REMOTEEXTENSIONADDRESS, flags: LABEL | HIT },
         Field { name: "alternateEndpoints", ty: &LOCATIONCONFIRM_ALTERNATEENDPOINTS, flags: HIT },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "cryptoTokens", ty: &LOCATIONCONFIRM_CRYPTOTOKENS, flags: HIT },
@@ -3466,8 +3505,8 @@ pub(crate) static LOCATIONCONFIRM: Ty = Ty::Seq(&Seq { // LocationConfirm
         Field { name: "genericData", ty: &LOCATIONCONFIRM_GENERICDATA, flags: HIT },
         Field { name: "circuitInfo", ty: &CIRCUITINFO, flags: HIT },
         Field { name: "serviceControl", ty: &Ty::Unwalked, flags: 0 },
-        Field { name: "modifiedSrcInfo", ty: &LOCATIONCONFIRM_MODIFIEDSRCINFO, flags: HIT },
-        Field { name: "bandWidth", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "modifiedSrcInfo", ty: &LOCATIONCONFIRM_MODIFIEDSRCINFO, flags: LABEL | HIT },
+        Field { name: "bandWidth", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
     ],
 });
 pub(crate) static LOCATIONCONFIRM_DESTINATIONINFO: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &ALIASADDRESS, true);
@@ -3484,7 +3523,7 @@ pub(crate) static LOCATIONREJECT: Ty = Ty::Seq(&Seq { // LocationReject
     addr: None,
     stop: 3,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "rejectReason", ty: &LOCATIONREJECTREASON, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
     ],
@@ -3530,13 +3569,13 @@ pub(crate) static INFOREQUEST: Ty = Ty::Seq(&Seq { // InfoRequest
     addr: None,
     stop: 4,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
-        Field { name: "callReferenceValue", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
+        Field { name: "callReferenceValue", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "replyAddress", ty: &TRANSPORTADDRESS, flags: OPT | LABEL | HIT },
     ],
     exts: &[
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "cryptoTokens", ty: &INFOREQUEST_CRYPTOTOKENS, flags: HIT },
         Field { name: "integrityCheckValue", ty: &ICV, flags: 0 },
@@ -3559,12 +3598,12 @@ pub(crate) static INFOREQUESTRESPONSE: Ty = Ty::Seq(&Seq { // InfoRequestRespons
     stop: 8,
     root: &[
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "endpointType", ty: &ENDPOINTTYPE, flags: HIT },
         Field { name: "endpointIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: 0 },
         Field { name: "rasAddress", ty: &TRANSPORTADDRESS, flags: LABEL | HIT },
         Field { name: "callSignalAddress", ty: &INFOREQUESTRESPONSE_CALLSIGNALADDRESS, flags: LABEL | HIT },
-        Field { name: "endpointAlias", ty: &INFOREQUESTRESPONSE_ENDPOINTALIAS, flags: OPT | HIT },
+        Field { name: "endpointAlias", ty: &INFOREQUESTRESPONSE_ENDPOINTALIAS, flags: OPT | LABEL | HIT },
         Field { name: "perCallInfo", ty: &INFOREQUESTRESPONSE_PERCALLINFO, flags: OPT | HIT },
     ],
     exts: &[
@@ -3588,7 +3627,7 @@ pub(crate) static INFOREQUESTRESPONSE_PERCALLINFO_ITEM: Ty = Ty::Seq(&Seq { // p
     stop: 12,
     root: &[
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
-        Field { name: "callReferenceValue", ty: &Ty::Int { range: 65536, ext: false }, flags: 0 },
+        Field { name: "callReferenceValue", ty: &Ty::Int { lb: 0, range: 65536, ext: false }, flags: 0 },
         Field { name: "conferenceID", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: 0 },
         Field { name: "originator", ty: &Ty::Bool, flags: OPT },
         Field { name: "audio", ty: &INFOREQUESTRESPONSE_PERCALLINFO_ITEM_AUDIO, flags: OPT | HIT },
@@ -3597,11 +3636,11 @@ pub(crate) static INFOREQUESTRESPONSE_PERCALLINFO_ITEM: Ty = Ty::Seq(&Seq { // p
         Field { name: "h245", ty: &TRANSPORTCHANNELINFO, flags: HIT },
         Field { name: "callSignaling", ty: &TRANSPORTCHANNELINFO, flags: HIT },
         Field { name: "callType", ty: &CALLTYPE, flags: 0 },
-        Field { name: "bandWidth", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "bandWidth", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
         Field { name: "callModel", ty: &CALLMODEL, flags: 0 },
     ],
     exts: &[
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
         Field { name: "cryptoTokens", ty: &INFOREQUESTRESPONSE_PERCALLINFO_ITEM_CRYPTOTOKENS, flags: HIT },
         Field { name: "substituteConfIDs", ty: &Ty::Unwalked, flags: 0 },
@@ -3621,16 +3660,16 @@ pub(crate) static RTPSESSION: Ty = Ty::Seq(&Seq { // RTPSession
         Field { name: "rtpAddress", ty: &TRANSPORTCHANNELINFO, flags: HIT },
         Field { name: "rtcpAddress", ty: &TRANSPORTCHANNELINFO, flags: HIT },
         Field { name: "cname", ty: &Ty::Chars(Size { lb: 0, ub: NO_UB, ext: false }, 8), flags: 0 },
-        Field { name: "ssrc", ty: &Ty::Int { range: 4294967295, ext: false }, flags: 0 },
-        Field { name: "sessionId", ty: &Ty::Int { range: 255, ext: false }, flags: 0 },
+        Field { name: "ssrc", ty: &Ty::Int { lb: 1, range: 4294967295, ext: false }, flags: 0 },
+        Field { name: "sessionId", ty: &Ty::Int { lb: 1, range: 255, ext: false }, flags: 0 },
         Field { name: "associatedSessionIds", ty: &RTPSESSION_ASSOCIATEDSESSIONIDS, flags: 0 },
     ],
     exts: &[
         Field { name: "multicast", ty: &Ty::Unwalked, flags: 0 },
-        Field { name: "bandwidth", ty: &Ty::Int { range: 4294967296, ext: false }, flags: 0 },
+        Field { name: "bandwidth", ty: &Ty::Int { lb: 0, range: 4294967296, ext: false }, flags: 0 },
     ],
 });
-pub(crate) static RTPSESSION_ASSOCIATEDSESSIONIDS: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &Ty::Int { range: 255, ext: false }, false);
+pub(crate) static RTPSESSION_ASSOCIATEDSESSIONIDS: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &Ty::Int { lb: 1, range: 255, ext: false }, false);
 pub(crate) static INFOREQUESTRESPONSE_PERCALLINFO_ITEM_VIDEO: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &RTPSESSION, true);
 pub(crate) static INFOREQUESTRESPONSE_PERCALLINFO_ITEM_DATA: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &TRANSPORTCHANNELINFO, true);
 pub(crate) static INFOREQUESTRESPONSE_PERCALLINFO_ITEM_CRYPTOTOKENS: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: false }, &CRYPTOH323TOKEN, true);
@@ -3655,7 +3694,7 @@ pub(crate) static NONSTANDARDMESSAGE: Ty = Ty::Seq(&Seq { // NonStandardMessage
     addr: None,
     stop: 2,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: 0 },
     ],
     exts: &[
@@ -3674,7 +3713,7 @@ pub(crate) static UNKNOWNMESSAGERESPONSE: Ty = Ty::Seq(&Seq { // UnknownMessageR
     addr: None,
     stop: 1,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
     ],
     exts: &[
         Field { name: "tokens", ty: &Ty::Unwalked, flags: 0 },
@@ -3690,7 +3729,7 @@ pub(crate) static REQUESTINPROGRESS: Ty = Ty::Seq(&Seq { // RequestInProgress
     addr: None,
     stop: 4,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "tokens", ty: &REQUESTINPROGRESS_TOKENS, flags: OPT },
         Field { name: "cryptoTokens", ty: &REQUESTINPROGRESS_CRYPTOTOKENS, flags: OPT | HIT },
@@ -3708,7 +3747,7 @@ pub(crate) static RESOURCESAVAILABLEINDICATE: Ty = Ty::Seq(&Seq { // ResourcesAv
     addr: None,
     stop: 9,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "endpointIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: 0 },
@@ -3733,7 +3772,7 @@ pub(crate) static RESOURCESAVAILABLECONFIRM: Ty = Ty::Seq(&Seq { // ResourcesAva
     addr: None,
     stop: 6,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "protocolIdentifier", ty: &Ty::Oid, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "tokens", ty: &RESOURCESAVAILABLECONFIRM_TOKENS, flags: OPT },
@@ -3753,7 +3792,7 @@ pub(crate) static INFOREQUESTACK: Ty = Ty::Seq(&Seq { // InfoRequestAck
     addr: None,
     stop: 4,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "tokens", ty: &INFOREQUESTACK_TOKENS, flags: OPT },
         Field { name: "cryptoTokens", ty: &INFOREQUESTACK_CRYPTOTOKENS, flags: OPT | HIT },
@@ -3770,7 +3809,7 @@ pub(crate) static INFOREQUESTNAK: Ty = Ty::Seq(&Seq { // InfoRequestNak
     addr: None,
     stop: 6,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "nakReason", ty: &INFOREQUESTNAKREASON, flags: 0 },
         Field { name: "altGKInfo", ty: &ALTGKINFO, flags: OPT | HIT },
@@ -3801,11 +3840,11 @@ pub(crate) static SERVICECONTROLINDICATION: Ty = Ty::Seq(&Seq { // ServiceContro
     addr: None,
     stop: 10,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "serviceControl", ty: &SERVICECONTROLINDICATION_SERVICECONTROL, flags: 0 },
         Field { name: "endpointIdentifier", ty: &Ty::Chars(Size { lb: 1, ub: 128, ext: false }, 16), flags: OPT },
-        Field { name: "callSpecific", ty: &SERVICECONTROLINDICATION_CALLSPECIFIC, flags: OPT },
+        Field { name: "callSpecific", ty: &SERVICECONTROLINDICATION_CALLSPECIFIC, flags: OPT | HIT },
         Field { name: "tokens", ty: &SERVICECONTROLINDICATION_TOKENS, flags: OPT },
         Field { name: "cryptoTokens", ty: &SERVICECONTROLINDICATION_CRYPTOTOKENS, flags: OPT | HIT },
         Field { name: "integrityCheckValue", ty: &ICV, flags: OPT },
@@ -3822,7 +3861,7 @@ pub(crate) static SERVICECONTROLSESSION: Ty = Ty::Seq(&Seq { // ServiceControlSe
     addr: None,
     stop: 0,
     root: &[
-        Field { name: "sessionId", ty: &Ty::Int { range: 256, ext: false }, flags: 0 },
+        Field { name: "sessionId", ty: &Ty::Int { lb: 0, range: 256, ext: false }, flags: 0 },
         Field { name: "contents", ty: &SERVICECONTROLDESCRIPTOR, flags: OPT },
         Field { name: "reason", ty: &SERVICECONTROLSESSION_REASON, flags: 0 },
     ],
@@ -3849,7 +3888,7 @@ pub(crate) static CALLCREDITSERVICECONTROL: Ty = Ty::Seq(&Seq { // CallCreditSer
     root: &[
         Field { name: "amountString", ty: &Ty::Chars(Size { lb: 1, ub: 512, ext: false }, 16), flags: OPT },
         Field { name: "billingMode", ty: &CALLCREDITSERVICECONTROL_BILLINGMODE, flags: OPT },
-        Field { name: "callDurationLimit", ty: &Ty::Int { range: 4294967295, ext: false }, flags: OPT },
+        Field { name: "callDurationLimit", ty: &Ty::Int { lb: 1, range: 4294967295, ext: false }, flags: OPT },
         Field { name: "enforceCallDurationLimit", ty: &Ty::Bool, flags: OPT },
         Field { name: "callStartingPoint", ty: &CALLCREDITSERVICECONTROL_CALLSTARTINGPOINT, flags: OPT },
     ],
@@ -3891,9 +3930,9 @@ pub(crate) static SERVICECONTROLINDICATION_CALLSPECIFIC: Ty = Ty::Seq(&Seq { // 
     ext: true,
     ext_hit: false,
     addr: None,
-    stop: 0,
+    stop: 1,
     root: &[
-        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: 0 },
+        Field { name: "callIdentifier", ty: &CALLIDENTIFIER, flags: HIT },
         Field { name: "conferenceID", ty: &Ty::Octets(Size { lb: 16, ub: 16, ext: false }), flags: 0 },
         Field { name: "answeredCall", ty: &Ty::Bool, flags: 0 },
     ],
@@ -3909,7 +3948,7 @@ pub(crate) static SERVICECONTROLRESPONSE: Ty = Ty::Seq(&Seq { // ServiceControlR
     addr: None,
     stop: 8,
     root: &[
-        Field { name: "requestSeqNum", ty: &Ty::Int { range: 65535, ext: false }, flags: 0 },
+        Field { name: "requestSeqNum", ty: &Ty::Int { lb: 1, range: 65535, ext: false }, flags: 0 },
         Field { name: "result", ty: &SERVICECONTROLRESPONSE_RESULT, flags: OPT },
         Field { name: "nonStandardData", ty: &NONSTANDARDPARAMETER, flags: OPT },
         Field { name: "tokens", ty: &SERVICECONTROLRESPONSE_TOKENS, flags: OPT },

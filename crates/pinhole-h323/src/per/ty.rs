@@ -12,8 +12,20 @@ pub(crate) const OPT: u8 = 1;
 /// A component of TransportAddress type (or a SEQUENCE OF them): its name
 /// is the `field` of the addresses found inside.
 pub(crate) const LABEL: u8 = 2;
-/// The component's type contains an address or a nested PDU.
+/// The component's type contains an address, a nested PDU or a value the
+/// walk records.
 pub(crate) const HIT: u8 = 4;
+/// An INTEGER or BOOLEAN whose value the walk records (channel numbers,
+/// session IDs, `h245Tunneling`).
+pub(crate) const VALUE: u8 = 8;
+/// An alias string whose place the walk records (`dialedDigits`,
+/// `h323-ID`, `url-ID`, `email-ID`).
+pub(crate) const TEXT: u8 = 16;
+/// The call's GUID (`CallIdentifier.guid`).
+pub(crate) const GUID: u8 = 32;
+/// A component that names the context of what is inside it (an OLC's
+/// forward or reverse parameters, an OLC Ack's).
+pub(crate) const CONTEXT: u8 = 64;
 
 /// A size constraint (X.691 §11.9.3.3): bounds and the extension marker.
 #[derive(Clone, Copy, Debug)]
@@ -28,8 +40,10 @@ pub(crate) struct Size {
 pub(crate) enum Ty {
     Null,
     Bool,
-    /// `range` is ub − lb + 1, or 0 where either bound is missing.
+    /// `range` is ub − lb + 1, or 0 where either bound is missing (then
+    /// `lb` is 0 too).
     Int {
+        lb: i64,
         range: u64,
         ext: bool,
     },

@@ -4,8 +4,8 @@
 
 use super::bits::{Bits, Len};
 use super::schema;
-use super::ty::{Choice, Field, HIT, LABEL, NO_UB, OPT, Seq, Size, Ty};
-use super::{Address, Family, NestedPdu, Pdu, PerError, PerReason, Seg, Walk};
+use super::ty::{CONTEXT, Choice, Field, GUID, HIT, LABEL, NO_UB, OPT, Seq, Size, TEXT, Ty, VALUE};
+use super::{Address, Family, NestedPdu, Pdu, PerError, PerReason, Seg, Text, Value, Walk};
 
 /// Recursion bound: the schema's own depth to an address is under 30, so
 /// a deeper value is hostile.
@@ -24,8 +24,10 @@ type W = Result<Flow, Box<PerError>>;
 pub(crate) struct Walker<'a, 'o> {
     r: Bits<'a>,
     out: &'o mut Walk,
-    /// The name of the TransportAddress component being walked.
+    /// The name of the TransportAddress (or alias) component being walked.
     label: &'static str,
+    /// The innermost [`CONTEXT`] component being walked.
+    context: &'static str,
     /// The component being walked, and the SEQUENCE OF index in it.
     at_field: &'static str,
     at_index: usize,
@@ -40,6 +42,7 @@ impl<'a, 'o> Walker<'a, 'o> {
             r: Bits::new(buf),
             out,
             label: "",
+            context: "",
             at_field: "",
             at_index: 0,
             nested: None,
@@ -73,7 +76,7 @@ impl<'a, 'o> Walker<'a, 'o> {
         let r = match *t {
             Ty::Null => Ok(()),
             Ty::Bool => self.r.skip(1),
-            Ty::Int { range, ext } => self.int(range, ext),
+            Ty::Int { range, ext, .. } => self.int(range, ext),
             Ty::Enum { n, ext } => self.enumerated(n, ext),
             Ty::Octets(sz) => self.strings(sz, 8, true),
             Ty::Bits(sz) => self.strings(sz, 1, false),
@@ -183,15 +186,89 @@ impl<'a, 'o> Walker<'a, 'o> {
     }
 
     fn field(&mut self, f: &'static Field, need_end: bool) -> W {
-        let (label, at_field) = (self.label, self.at_field);
+        if f.flags & (VALUE | TEXT | GUID) != 0 {
+            return self
+                .record(f)
+                .map(|()| Flow::End)
+                .map_err(|r| self.fail(r).within(Seg::Name(f.name)));
+        }
+        let (label, context, at_field) = (self.label, self.context, self.at_field);
         if f.has(LABEL) {
             self.label = f.name;
+        }
+        if f.has(CONTEXT) {
+            self.context = f.name;
         }
         self.at_field = f.name;
         let r = self.ty(f.ty, need_end);
         self.label = label;
+        self.context = context;
         self.at_field = at_field;
         r.map_err(|e| e.within(Seg::Name(f.name)))
+    }
+
+    /// Reads a component whose value or place the walk records.
+    fn record(&mut self, f: &'static Field) -> Result<(), PerReason> {
+        match *f.ty {
+            Ty::Int {
+                lb,
+                range,
+                ext: false,
+            } if range > 0 && lb >= 0 && f.has(VALUE) => {
+                let v = self.r.constrained(range)?;
+                if v >= range {
+                    return Err(PerReason::BadIndex);
+                }
+                self.push_value(f.name, v + lb as u64);
+            }
+            Ty::Bool if f.has(VALUE) => {
+                let v = self.r.bit()?;
+                self.push_value(f.name, u64::from(v));
+            }
+            Ty::Octets(sz) if f.has(GUID) && sz.lb == 16 && sz.ub == 16 => {
+                let at = self.r.octets(16)?;
+                if self.nested.is_none() && self.out.call_id_at.is_none() {
+                    self.out.call_id_at = Some(at);
+                }
+            }
+            Ty::Chars(sz, bits) if f.has(TEXT) => {
+                let (len, fixed) = self.size(sz)?;
+                if len.more {
+                    return Err(PerReason::Fragmented);
+                }
+                let unit = usize::from(bits);
+                let total = len.n * unit;
+                let short = if fixed {
+                    total <= 16
+                } else {
+                    sz.ub != NO_UB && (sz.ub as usize) * unit <= 16
+                };
+                if !short && total > 0 {
+                    self.r.align()?;
+                }
+                let bit = self.r.pos;
+                self.r.skip(total)?;
+                self.out.texts.push(Text {
+                    field: self.label,
+                    alternative: f.name,
+                    bit,
+                    len: len.n,
+                    bits,
+                    nested: self.nested,
+                });
+            }
+            _ => return Err(PerReason::Unwalked),
+        }
+        Ok(())
+    }
+
+    fn push_value(&mut self, name: &'static str, value: u64) {
+        self.out.values.push(Value {
+            name,
+            value,
+            context: self.context,
+            nested: self.nested,
+        });
     }
 
     fn seq(&mut self, s: &'static Seq, need_end: bool) -> W {
@@ -245,6 +322,7 @@ impl<'a, 'o> Walker<'a, 'o> {
             .map_err(|r| self.fail(r).within(Seg::Name(s.root[1].name)))?;
         self.out.addresses.push(Address {
             field: self.label,
+            context: self.context,
             family,
             ip_at,
             port_at,
@@ -391,11 +469,13 @@ impl<'a, 'o> Walker<'a, 'o> {
             at: start / 8..(end / 8).min(self.r.buf.len()),
             message: "",
         });
-        let (outer_nested, outer_end) = (self.nested, self.r.end);
+        let (outer_nested, outer_end, outer_context) = (self.nested, self.r.end, self.context);
         self.nested = Some(self.out.nested.len() - 1);
+        self.context = "";
         self.r.end = end.min(outer_end);
         let r = self.nested_message(inner);
         self.nested = outer_nested;
+        self.context = outer_context;
         self.r.end = outer_end;
         r?;
         if end > outer_end {

@@ -272,3 +272,75 @@ fn an_error_inside_fast_start_names_the_element() {
         "{path}"
     );
 }
+
+/// The values the ALG reads on the way (checked against pycrate's and
+/// Wireshark's decoding): channel numbers (INTEGER (1..65535), coded as
+/// the offset from 1), session IDs, h245Tunneling, the aliases, the GUID.
+#[test]
+fn values_aliases_and_contexts_on_the_way() {
+    let get = |file: &str| {
+        let (_, pdu, per) = all_pdus().into_iter().find(|(n, ..)| n == file).unwrap();
+        let w = walk(pdu, &per).unwrap();
+        (w, per)
+    };
+    let (w, _) = get("wiki-rtp_example-f28-h245-OLC.tpkt");
+    assert_eq!(w.value("forwardLogicalChannelNumber", None, ""), Some(101));
+    assert_eq!(
+        w.value("sessionID", None, "forwardLogicalChannelParameters"),
+        Some(1)
+    );
+    assert_eq!(w.addresses[0].context, "forwardLogicalChannelParameters");
+    let (w, _) = get("wiki-rtp_example-f31-h245-OLCAck.tpkt");
+    assert_eq!(w.value("forwardLogicalChannelNumber", None, ""), Some(61));
+    assert_eq!(
+        w.value("sessionID", None, "forwardMultiplexAckParameters"),
+        Some(1)
+    );
+    assert!(
+        w.addresses
+            .iter()
+            .all(|a| a.context == "forwardMultiplexAckParameters")
+    );
+
+    let (w, per) = get("wiki-jul23-f7047-setup-fastStart-tunnelling.tpkt");
+    assert_eq!(w.value("h245Tunneling", None, ""), Some(1));
+    assert_eq!(w.value("forwardLogicalChannelNumber", Some(1), ""), Some(1));
+    assert_eq!(
+        w.value("sessionID", Some(1), "reverseLogicalChannelParameters"),
+        Some(1)
+    );
+    let aliases: Vec<_> = w
+        .texts
+        .iter()
+        .map(|t| format!("{}.{}={}", t.field, t.alternative, t.decode(&per)))
+        .collect();
+    assert_eq!(
+        aliases,
+        [
+            "sourceAddress.h323-ID=v00ipt14",
+            "destinationAddress.dialedDigits=0008025"
+        ]
+    );
+    let contexts: Vec<_> = w.addresses.iter().map(|a| a.context).collect();
+    assert_eq!(
+        contexts,
+        [
+            "",
+            "",
+            "forwardLogicalChannelParameters",
+            "reverseLogicalChannelParameters",
+            "reverseLogicalChannelParameters"
+        ]
+    );
+    let guid = w.call_id_at.unwrap();
+    assert!(guid + 16 <= per.len());
+
+    let (w, per) = get("wiki-rtp_example-f4-setup.tpkt");
+    assert_eq!(w.value("h245Tunneling", None, ""), Some(0));
+    assert_eq!(w.texts.len(), 1);
+    assert_eq!(w.texts[0].decode(&per), "m.jemec");
+    // The Setup's callIdentifier and the Connect's are the same call.
+    let (c, cper) = get("wiki-rtp_example-f10-connect-h245Address.tpkt");
+    let (a, b) = (w.call_id_at.unwrap(), c.call_id_at.unwrap());
+    assert_eq!(per[a..a + 16], cper[b..b + 16]);
+}
