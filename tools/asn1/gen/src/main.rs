@@ -69,8 +69,8 @@ fn main() {
 
     let mut table = String::from(header);
     table.push_str(
-        "/// (rust type, rust field name, ASN.1 identifier) for every field of the bindings,\n\
-         /// sorted.\n\
+        "/// (rust type, rust field or variant name, ASN.1 identifier) wherever the names differ\n\
+         /// (elsewhere the rust name is the identifier), sorted.\n\
          pub(crate) static IDENTIFIERS: &[(&str, &str, &str)] = &[\n",
     );
     for ((ty, rust), asn) in &idents {
@@ -200,12 +200,14 @@ fn mark_body(body: &str, count: &mut usize) -> String {
     out.join(",")
 }
 
-/// Step 5: `#[rasn(identifier = "x")]` followed by `pub y:` gives (y, x).
+/// Step 5: `#[rasn(identifier = "x")]` followed by `pub y:` or `y(` gives ((owner, y), x).
 fn collect_identifiers(code: &str, map: &mut BTreeMap<(String, String), String>) {
-    let strukt = Regex::new(r"pub struct ([A-Za-z0-9_]+)").unwrap();
-    let re =
-        Regex::new(r#"identifier\s*=\s*"([^"]+)"[^\]]*\)\]\s*(?:#\[[^\]]*\]\s*)*pub\s+(r#)?([a-z0-9_]+)\s*:"#)
-            .unwrap();
+    let strukt = Regex::new(r"pub (?:struct|enum) ([A-Za-z0-9_]+)").unwrap();
+    // A struct field (`pub name:`) or an enum variant (`name(`) after its identifier attribute.
+    let re = Regex::new(
+        r#"identifier\s*=\s*"([^"]+)"[^\]]*\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub\s+)?(r#)?([A-Za-z0-9_]+)\s*[:(]"#,
+    )
+    .unwrap();
     for c in re.captures_iter(code) {
         let at = c.get(0).unwrap().start();
         let owner = strukt

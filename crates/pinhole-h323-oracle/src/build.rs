@@ -1,0 +1,1 @@
+//! Builders of realistic PDUs (aligned PER).
