@@ -6,6 +6,7 @@
 //!   unicast IPv4/IPv6 transport address in encoding order, plus a canonical text of the value
 //!   with those addresses masked ([`Report::norm`]).
 //! * [`build`]: realistic H.225.0 call-signalling, RAS and H.245 PDUs as aligned-PER bytes.
+//! * [`access`]: small accessors (message names, `h245Address`, `fastStart`, OLC media).
 //! * [`tpkt_frames`], [`q931_user_user`]: unwrap captured signalling down to the PER bytes.
 //!
 //! How [`inspect`] traverses: every generated type derives `Debug`; the `{:?}` text is parsed
@@ -21,6 +22,7 @@
 mod generated;
 mod tree;
 
+pub mod access;
 pub mod build;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
