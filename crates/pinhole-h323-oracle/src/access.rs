@@ -83,7 +83,8 @@ pub fn fast_start(ui: &h225::H323UserInformation) -> Vec<Vec<u8>> {
         B::progress(m) => m.fast_start.as_ref(),
         _ => None,
     };
-    f.map(|v| v.iter().map(|b| b.to_vec()).collect()).unwrap_or_default()
+    f.map(|v| v.iter().map(|b| b.to_vec()).collect())
+        .unwrap_or_default()
 }
 
 /// The tunnelled H.245 messages (`h245Control`, PER of `MultimediaSystemControlMessage`s).

@@ -79,7 +79,9 @@ fn guid(b: [u8; 16]) -> h225::GloballyUniqueID {
 }
 
 fn call_identifier(call_id: [u8; 16]) -> h225::CallIdentifier {
-    h225::CallIdentifier { guid: guid(call_id) }
+    h225::CallIdentifier {
+        guid: guid(call_id),
+    }
 }
 
 fn conference_id(conf_id: [u8; 16]) -> h225::ConferenceIdentifier {
@@ -97,7 +99,9 @@ fn terminal() -> h225::EndpointType {
         gatekeeper: None,
         gateway: None,
         mcu: None,
-        terminal: Some(h225::TerminalInfo { non_standard_data: None }),
+        terminal: Some(h225::TerminalInfo {
+            non_standard_data: None,
+        }),
         mc: false,
         undefined_node: false,
         set: None,
@@ -867,82 +871,78 @@ pub fn arq(
     src_csa: Option<SocketAddr>,
     answer_call: bool,
 ) -> Vec<u8> {
-    ras(h225::RasMessage::admissionRequest(
-        h225::AdmissionRequest {
-            request_seq_num: seq(seq_num),
-            call_type: h225::CallType::pointToPoint(()),
-            call_model: None,
-            endpoint_identifier: endpoint_id(endpoint),
-            destination_info: None,
-            dest_call_signal_address: dest_csa.map(h225_address),
-            dest_extra_call_info: None,
-            src_info: vec![h323_id(src_alias)],
-            src_call_signal_address: src_csa.map(h225_address),
-            band_width: h225::BandWidth(1280),
-            call_reference_value: h225::CallReferenceValue(call_reference),
-            non_standard_data: None,
-            call_services: None,
-            conference_id: conference_id(conf_id),
-            active_mc: false,
-            answer_call,
-            can_map_alias: Some(false),
-            call_identifier: Some(call_identifier(call_id)),
-            src_alternatives: None,
-            dest_alternatives: None,
-            gatekeeper_identifier: None,
-            tokens: None,
-            crypto_tokens: None,
-            integrity_check_value: None,
-            transport_qos: None,
-            will_supply_uuies: Some(false),
-            call_linkage: None,
-            gateway_data_rate: None,
-            capacity: None,
-            circuit_info: None,
-            desired_protocols: None,
-            desired_tunnelled_protocol: None,
-            feature_set: None,
-            generic_data: None,
-            can_map_src_alias: None,
-        },
-    ))
+    ras(h225::RasMessage::admissionRequest(h225::AdmissionRequest {
+        request_seq_num: seq(seq_num),
+        call_type: h225::CallType::pointToPoint(()),
+        call_model: None,
+        endpoint_identifier: endpoint_id(endpoint),
+        destination_info: None,
+        dest_call_signal_address: dest_csa.map(h225_address),
+        dest_extra_call_info: None,
+        src_info: vec![h323_id(src_alias)],
+        src_call_signal_address: src_csa.map(h225_address),
+        band_width: h225::BandWidth(1280),
+        call_reference_value: h225::CallReferenceValue(call_reference),
+        non_standard_data: None,
+        call_services: None,
+        conference_id: conference_id(conf_id),
+        active_mc: false,
+        answer_call,
+        can_map_alias: Some(false),
+        call_identifier: Some(call_identifier(call_id)),
+        src_alternatives: None,
+        dest_alternatives: None,
+        gatekeeper_identifier: None,
+        tokens: None,
+        crypto_tokens: None,
+        integrity_check_value: None,
+        transport_qos: None,
+        will_supply_uuies: Some(false),
+        call_linkage: None,
+        gateway_data_rate: None,
+        capacity: None,
+        circuit_info: None,
+        desired_protocols: None,
+        desired_tunnelled_protocol: None,
+        feature_set: None,
+        generic_data: None,
+        can_map_src_alias: None,
+    }))
 }
 
 /// AdmissionConfirm (direct call model) with `destCallSignalAddress`.
 pub fn acf(seq_num: u16, dest_csa: SocketAddr) -> Vec<u8> {
-    ras(h225::RasMessage::admissionConfirm(
-        h225::AdmissionConfirm {
-            request_seq_num: seq(seq_num),
-            band_width: h225::BandWidth(1280),
-            call_model: h225::CallModel::direct(()),
-            dest_call_signal_address: h225_address(dest_csa),
-            irr_frequency: None,
-            non_standard_data: None,
-            destination_info: None,
-            dest_extra_call_info: None,
-            destination_type: None,
-            remote_extension_address: None,
-            alternate_endpoints: None,
-            tokens: None,
-            crypto_tokens: None,
-            integrity_check_value: None,
-            transport_qos: None,
-            will_respond_to_irr: Some(false),
-            uuies_requested: None,
-            language: None,
-            alternate_transport_addresses: None,
-            use_specified_transport: None,
-            circuit_info: None,
-            usage_spec: None,
-            supported_protocols: None,
-            service_control: None,
-            multiple_calls: None,
-            feature_set: None,
-            generic_data: None,
-            modified_src_info: None,
-            assigned_gatekeeper: None,
-        },
-    ))
+    ras(h225::RasMessage::admissionConfirm(h225::AdmissionConfirm {
+        request_seq_num: seq(seq_num),
+        band_width: h225::BandWidth(1280),
+        call_model: h225::CallModel::direct(()),
+        dest_call_signal_address: h225_address(dest_csa),
+        irr_frequency: None,
+        non_standard_data: None,
+        destination_info: None,
+        dest_extra_call_info: None,
+        destination_type: None,
+        remote_extension_address: None,
+        alternate_endpoints: None,
+        tokens: None,
+        crypto_tokens: None,
+        integrity_check_value: None,
+        transport_qos: None,
+        will_respond_to_irr: Some(false),
+        uuies_requested: None,
+        language: None,
+        alternate_transport_addresses: None,
+        use_specified_transport: None,
+        circuit_info: None,
+        usage_spec: None,
+        supported_protocols: None,
+        service_control: None,
+        multiple_calls: None,
+        feature_set: None,
+        generic_data: None,
+        modified_src_info: None,
+        assigned_gatekeeper: None,
+    }))
 }
 
 /// LocationRequest for `dst_alias` with `replyAddress`.
@@ -1008,47 +1008,43 @@ pub fn drq(
     conf_id: [u8; 16],
     call_reference: u16,
 ) -> Vec<u8> {
-    ras(h225::RasMessage::disengageRequest(
-        h225::DisengageRequest {
-            request_seq_num: seq(seq_num),
-            endpoint_identifier: endpoint_id(endpoint),
-            conference_id: conference_id(conf_id),
-            call_reference_value: h225::CallReferenceValue(call_reference),
-            disengage_reason: h225::DisengageReason::normalDrop(()),
-            non_standard_data: None,
-            call_identifier: Some(call_identifier(call_id)),
-            gatekeeper_identifier: None,
-            tokens: None,
-            crypto_tokens: None,
-            integrity_check_value: None,
-            answered_call: Some(false),
-            call_linkage: None,
-            capacity: None,
-            circuit_info: None,
-            usage_information: None,
-            termination_cause: None,
-            service_control: None,
-            generic_data: None,
-        },
-    ))
+    ras(h225::RasMessage::disengageRequest(h225::DisengageRequest {
+        request_seq_num: seq(seq_num),
+        endpoint_identifier: endpoint_id(endpoint),
+        conference_id: conference_id(conf_id),
+        call_reference_value: h225::CallReferenceValue(call_reference),
+        disengage_reason: h225::DisengageReason::normalDrop(()),
+        non_standard_data: None,
+        call_identifier: Some(call_identifier(call_id)),
+        gatekeeper_identifier: None,
+        tokens: None,
+        crypto_tokens: None,
+        integrity_check_value: None,
+        answered_call: Some(false),
+        call_linkage: None,
+        capacity: None,
+        circuit_info: None,
+        usage_information: None,
+        termination_cause: None,
+        service_control: None,
+        generic_data: None,
+    }))
 }
 
 /// DisengageConfirm.
 pub fn dcf(seq_num: u16) -> Vec<u8> {
-    ras(h225::RasMessage::disengageConfirm(
-        h225::DisengageConfirm {
-            request_seq_num: seq(seq_num),
-            non_standard_data: None,
-            tokens: None,
-            crypto_tokens: None,
-            integrity_check_value: None,
-            capacity: None,
-            circuit_info: None,
-            usage_information: None,
-            generic_data: None,
-            assigned_gatekeeper: None,
-        },
-    ))
+    ras(h225::RasMessage::disengageConfirm(h225::DisengageConfirm {
+        request_seq_num: seq(seq_num),
+        non_standard_data: None,
+        tokens: None,
+        crypto_tokens: None,
+        integrity_check_value: None,
+        capacity: None,
+        circuit_info: None,
+        usage_information: None,
+        generic_data: None,
+        assigned_gatekeeper: None,
+    }))
 }
 
 /// InfoRequest with an optional `replyAddress`.

@@ -86,7 +86,9 @@ pub fn inspect(kind: Kind, per: &[u8]) -> Result<Report, String> {
     let mut norm = String::new();
     tree::render(&root, &mut norm, &mut |n| {
         address_of(n).ok().flatten().map(|_| {
-            let Node::Struct(name, _) = n else { unreachable!() };
+            let Node::Struct(name, _) = n else {
+                unreachable!()
+            };
             format!("{name}{{*}}")
         })
     });
@@ -132,6 +134,9 @@ fn asn_name(owner: Option<&str>, rust: &str) -> String {
     found.unwrap_or(rust).to_owned()
 }
 
+/// Decodes a nested PDU to its `{:?}` text.
+type NestedDecoder = fn(&[u8]) -> Result<String, String>;
+
 /// Replaces the OCTET STRINGs holding H.245 PDUs by their decoded trees.
 fn expand_nested(n: &mut Node, path: &mut Vec<String>) -> Result<(), String> {
     match n {
@@ -139,18 +144,17 @@ fn expand_nested(n: &mut Node, path: &mut Vec<String>) -> Result<(), String> {
             for (f, v) in fields.iter_mut() {
                 let name = asn_name(Some(owner), f);
                 path.push(name.clone());
-                let nested: Option<(&'static str, fn(&[u8]) -> Result<String, String>)> =
-                    match name.as_str() {
-                        "fastStart" => Some(("OpenLogicalChannel", |b| {
-                            decode_olc(b).map(|v| format!("{v:?}"))
-                        })),
-                        "h245Control" | "parallelH245Control" => {
-                            Some(("MultimediaSystemControlMessage", |b| {
-                                decode_h245(b).map(|v| format!("{v:?}"))
-                            }))
-                        }
-                        _ => None,
-                    };
+                let nested: Option<(&'static str, NestedDecoder)> = match name.as_str() {
+                    "fastStart" => Some(("OpenLogicalChannel", |b| {
+                        decode_olc(b).map(|v| format!("{v:?}"))
+                    })),
+                    "h245Control" | "parallelH245Control" => {
+                        Some(("MultimediaSystemControlMessage", |b| {
+                            decode_h245(b).map(|v| format!("{v:?}"))
+                        }))
+                    }
+                    _ => None,
+                };
                 match (nested, v) {
                     (Some((label, dec)), Node::Tuple(some, items)) if some == "Some" => {
                         let [Node::List(elems)] = items.as_mut_slice() else {
@@ -158,10 +162,13 @@ fn expand_nested(n: &mut Node, path: &mut Vec<String>) -> Result<(), String> {
                         };
                         for (i, e) in elems.iter_mut().enumerate() {
                             let Node::Bytes(b) = e else {
-                                return Err(format!("{}[{i}]: not an OCTET STRING", path.join(".")));
+                                return Err(format!(
+                                    "{}[{i}]: not an OCTET STRING",
+                                    path.join(".")
+                                ));
                             };
-                            let text = dec(b)
-                                .map_err(|err| format!("{}[{i}]: {err}", path.join(".")))?;
+                            let text =
+                                dec(b).map_err(|err| format!("{}[{i}]: {err}", path.join(".")))?;
                             *e = Node::Nested(label, Box::new(tree::parse(&text)?));
                         }
                     }
@@ -196,7 +203,9 @@ fn expand_nested(n: &mut Node, path: &mut Vec<String>) -> Result<(), String> {
 
 /// `Some((ip, port))` if `n` is one of the four unicast IP address types.
 fn address_of(n: &Node) -> Result<Option<(IpAddr, u16)>, String> {
-    let Node::Struct(name, fields) = n else { return Ok(None) };
+    let Node::Struct(name, fields) = n else {
+        return Ok(None);
+    };
     let (len, ip_field, port_field) = match name.as_str() {
         "TransportAddressIpAddress" => (4, "ip", "port"),
         "TransportAddressIp6Address" => (16, "ip", "port"),
@@ -234,7 +243,11 @@ fn is_transport_alternative(name: &str, items: &[Node]) -> bool {
 fn collect(n: &Node, field: Option<&str>, out: &mut Vec<Found>) -> Result<(), String> {
     if let Some((ip, port)) = address_of(n)? {
         let field = field.ok_or("transport address outside any named component")?;
-        out.push(Found { field: field.to_owned(), ip, port });
+        out.push(Found {
+            field: field.to_owned(),
+            ip,
+            port,
+        });
         return Ok(());
     }
     match n {
@@ -303,7 +316,9 @@ pub fn q931_user_user(q931: &[u8]) -> Result<&[u8], String> {
                 *q931.get(i + 1).ok_or("short")?,
                 *q931.get(i + 2).ok_or("short")?,
             ]));
-            let data = q931.get(i + 3..i + 3 + len).ok_or("User-user past the end")?;
+            let data = q931
+                .get(i + 3..i + 3 + len)
+                .ok_or("User-user past the end")?;
             return match data.split_first() {
                 Some((0x05, per)) => Ok(per),
                 _ => Err("User-user without protocol discriminator 0x05".into()),

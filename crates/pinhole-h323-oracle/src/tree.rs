@@ -13,26 +13,29 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Node {
     /// `Type { field: value, .. }`
-    Struct(String, Vec<(String, Node)>),
+    Struct(String, Vec<(String, Self)>),
     /// `Name(values..)`: a CHOICE alternative (lower-case name), `Some`, or a newtype.
-    Tuple(String, Vec<Node>),
+    Tuple(String, Vec<Self>),
     /// `[values..]`
-    List(Vec<Node>),
+    List(Vec<Self>),
     /// `b"..."`
     Bytes(Vec<u8>),
     /// `BitVec<..> { addr: .. } [bits]`: only the bits are kept (the rest has a pointer).
-    Bits(Vec<Node>),
+    Bits(Vec<Self>),
     /// A string literal, kept as printed (with its quotes).
     Str(String),
     /// Anything else: numbers, `None`, `true`, `()`, unit variants.
     Atom(String),
     /// A nested PDU decoded from an OCTET STRING (label = its type).
-    Nested(&'static str, Box<Node>),
+    Nested(&'static str, Box<Self>),
 }
 
 /// Parses the `{:?}` text of a value.
 pub(crate) fn parse(text: &str) -> Result<Node, String> {
-    let mut p = Parser { s: text.as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: text.as_bytes(),
+        i: 0,
+    };
     let n = p.value()?;
     if p.i != p.s.len() {
         return Err(p.err("trailing text"));
@@ -102,7 +105,9 @@ impl Parser<'_> {
                 if start == self.i {
                     return Err(self.err("unexpected character"));
                 }
-                Ok(Node::Atom(String::from_utf8_lossy(&self.s[start..self.i]).into_owned()))
+                Ok(Node::Atom(
+                    String::from_utf8_lossy(&self.s[start..self.i]).into_owned(),
+                ))
             }
         }
     }

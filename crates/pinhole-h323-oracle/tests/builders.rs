@@ -56,12 +56,25 @@ fn families() -> [[SocketAddr; 8]; 2] {
 #[test]
 fn call_signalling_builders() {
     for [h245, src, dst, m1, c1, m2, c2, other] in families() {
-        let fast = vec![build::olc(1, Some(c1), None, false), build::olc(1, Some(c2), Some(m2), true)];
+        let fast = vec![
+            build::olc(1, Some(c1), None, false),
+            build::olc(1, Some(c2), Some(m2), true),
+        ];
         let ctl = vec![build::olc_ack(2, m1, c1), build::tcs(1)];
         let par = vec![build::olc_msg(3, Some(c2), Some(m2), false)];
 
         let setup = build::setup_with_parallel(
-            CALL, CONF, "alice", "bob", Some(h245), Some(src), Some(dst), &fast, true, &ctl, &par,
+            CALL,
+            CONF,
+            "alice",
+            "bob",
+            Some(h245),
+            Some(src),
+            Some(dst),
+            &fast,
+            true,
+            &ctl,
+            &par,
         );
         let ui = decode_user_information(&setup).unwrap();
         assert_eq!(access::message_name(&ui), "setup");
@@ -94,8 +107,14 @@ fn call_signalling_builders() {
             want(&[("h245Address", h245), ("mediaControlChannel", c1)])
         );
         let al = build::alerting(CALL, Some(other), &[], true);
-        assert_eq!(access::message_name(&decode_user_information(&al).unwrap()), "alerting");
-        assert_eq!(addrs(Kind::UserInformation, &al), want(&[("h245Address", other)]));
+        assert_eq!(
+            access::message_name(&decode_user_information(&al).unwrap()),
+            "alerting"
+        );
+        assert_eq!(
+            addrs(Kind::UserInformation, &al),
+            want(&[("h245Address", other)])
+        );
         let co = build::connect(CALL, CONF, Some(h245), &fast[1..], true, &ctl[..1]);
         assert_eq!(
             addrs(Kind::UserInformation, &co),
@@ -118,13 +137,19 @@ fn call_signalling_builders() {
             want(&[("h245Address", h245), ("mediaControlChannel", c1)])
         );
         let rc = build::release_complete(CALL, false);
-        assert_eq!(access::message_name(&decode_user_information(&rc).unwrap()), "releaseComplete");
+        assert_eq!(
+            access::message_name(&decode_user_information(&rc).unwrap()),
+            "releaseComplete"
+        );
         assert_eq!(addrs(Kind::UserInformation, &rc), want(&[]));
 
         // The Q.931 wrapping is what q931_user_user unwraps.
         let q = build::tpkt(&build::q931(7, false, 0x05, &setup));
         let frames = pinhole_h323_oracle::tpkt_frames(&q).unwrap();
-        assert_eq!(pinhole_h323_oracle::q931_user_user(frames[0]).unwrap(), &setup[..]);
+        assert_eq!(
+            pinhole_h323_oracle::q931_user_user(frames[0]).unwrap(),
+            &setup[..]
+        );
     }
 }
 
@@ -139,8 +164,14 @@ fn h245_builders() {
         assert_eq!((ch, f, r), (6, None, Some((Some(m2), Some(c2)))));
 
         let msg = build::olc_msg(5, Some(c1), None, false);
-        assert_eq!(access::h245_name(&decode_h245(&msg).unwrap()), "request.openLogicalChannel");
-        assert_eq!(addrs(Kind::H245, &msg), want(&[("mediaControlChannel", c1)]));
+        assert_eq!(
+            access::h245_name(&decode_h245(&msg).unwrap()),
+            "request.openLogicalChannel"
+        );
+        assert_eq!(
+            addrs(Kind::H245, &msg),
+            want(&[("mediaControlChannel", c1)])
+        );
 
         let ack = build::olc_ack(5, m2, c2);
         let m = decode_h245(&ack).unwrap();
@@ -158,9 +189,18 @@ fn h245_builders() {
         );
     }
     for (bytes, name) in [
-        (build::close_logical_channel(5), "request.closeLogicalChannel"),
-        (build::close_logical_channel_ack(5), "response.closeLogicalChannelAck"),
-        (build::request_channel_close(5), "request.requestChannelClose"),
+        (
+            build::close_logical_channel(5),
+            "request.closeLogicalChannel",
+        ),
+        (
+            build::close_logical_channel_ack(5),
+            "response.closeLogicalChannelAck",
+        ),
+        (
+            build::request_channel_close(5),
+            "request.requestChannelClose",
+        ),
         (build::end_session_command(), "command.endSessionCommand"),
         (build::tcs(1), "request.terminalCapabilitySet"),
         (build::tcs_ack(1), "response.terminalCapabilitySetAck"),
@@ -172,39 +212,78 @@ fn h245_builders() {
     }
 }
 
+/// Expected (field, address) list.
+type Expected<'a> = Vec<(&'a str, SocketAddr)>;
+
 #[test]
 fn ras_builders() {
     for [a, b, c, d, ..] in families() {
-        let cases: Vec<(Vec<u8>, &str, Vec<(&str, SocketAddr)>)> = vec![
-            (build::grq(1, a, "ep"), "gatekeeperRequest", vec![("rasAddress", a)]),
-            (build::gcf(1, b, "gk"), "gatekeeperConfirm", vec![("rasAddress", b)]),
+        let cases: Vec<(Vec<u8>, &str, Expected<'_>)> = vec![
+            (
+                build::grq(1, a, "ep"),
+                "gatekeeperRequest",
+                vec![("rasAddress", a)],
+            ),
+            (
+                build::gcf(1, b, "gk"),
+                "gatekeeperConfirm",
+                vec![("rasAddress", b)],
+            ),
             (
                 build::rrq(2, &[a, c], &[b], "ep"),
                 "registrationRequest",
-                vec![("callSignalAddress", a), ("callSignalAddress", c), ("rasAddress", b)],
+                vec![
+                    ("callSignalAddress", a),
+                    ("callSignalAddress", c),
+                    ("rasAddress", b),
+                ],
             ),
-            (build::rcf(2, &[c], "ep-1"), "registrationConfirm", vec![("callSignalAddress", c)]),
+            (
+                build::rcf(2, &[c], "ep-1"),
+                "registrationConfirm",
+                vec![("callSignalAddress", c)],
+            ),
             (
                 build::arq(3, "ep-1", CALL, CONF, 7, "alice", Some(d), Some(a), false),
                 "admissionRequest",
                 vec![("destCallSignalAddress", d), ("srcCallSignalAddress", a)],
             ),
-            (build::acf(3, d), "admissionConfirm", vec![("destCallSignalAddress", d)]),
-            (build::lrq(4, "bob", a), "locationRequest", vec![("replyAddress", a)]),
+            (
+                build::acf(3, d),
+                "admissionConfirm",
+                vec![("destCallSignalAddress", d)],
+            ),
+            (
+                build::lrq(4, "bob", a),
+                "locationRequest",
+                vec![("replyAddress", a)],
+            ),
             (
                 build::lcf(4, c, b),
                 "locationConfirm",
                 vec![("callSignalAddress", c), ("rasAddress", b)],
             ),
-            (build::drq(5, "ep-1", CALL, CONF, 7), "disengageRequest", vec![]),
+            (
+                build::drq(5, "ep-1", CALL, CONF, 7),
+                "disengageRequest",
+                vec![],
+            ),
             (build::dcf(5), "disengageConfirm", vec![]),
-            (build::irq(6, 7, Some(b)), "infoRequest", vec![("replyAddress", b)]),
+            (
+                build::irq(6, 7, Some(b)),
+                "infoRequest",
+                vec![("replyAddress", b)],
+            ),
             (
                 build::irr(6, "ep-1", b, &[a]),
                 "infoRequestResponse",
                 vec![("rasAddress", b), ("callSignalAddress", a)],
             ),
-            (build::urq(7, &[a], Some("ep-1")), "unregistrationRequest", vec![("callSignalAddress", a)]),
+            (
+                build::urq(7, &[a], Some("ep-1")),
+                "unregistrationRequest",
+                vec![("callSignalAddress", a)],
+            ),
             (build::ucf(7), "unregistrationConfirm", vec![]),
         ];
         for (bytes, name, expected) in cases {
@@ -227,12 +306,31 @@ fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
 fn norm_masks_addresses_only() {
     for v6 in [false, true] {
         let (h245, media, ctl) = if v6 {
-            (sa("[2001:db8::a1]:1234"), sa("[2001:db8::b2]:4000"), sa("[2001:db8::c3]:4001"))
+            (
+                sa("[2001:db8::a1]:1234"),
+                sa("[2001:db8::b2]:4000"),
+                sa("[2001:db8::c3]:4001"),
+            )
         } else {
-            (sa("192.0.2.161:1234"), sa("192.0.2.178:4000"), sa("192.0.2.195:4001"))
+            (
+                sa("192.0.2.161:1234"),
+                sa("192.0.2.178:4000"),
+                sa("192.0.2.195:4001"),
+            )
         };
         let fast = vec![build::olc(1, Some(ctl), Some(media), true)];
-        let per = build::setup(CALL, CONF, "alice", "bob", Some(h245), None, None, &fast, false, &[]);
+        let per = build::setup(
+            CALL,
+            CONF,
+            "alice",
+            "bob",
+            Some(h245),
+            None,
+            None,
+            &fast,
+            false,
+            &[],
+        );
         let orig = inspect(Kind::UserInformation, &per).unwrap();
 
         // An address byte, top level (h245Address) and nested (fastStart mediaChannel): the
@@ -277,7 +375,12 @@ fn norm_masks_addresses_only() {
 /// decode), apart from PER padding bits, which decoders ignore.
 #[test]
 fn bit_flips_outside_addresses_are_seen() {
-    let fast = vec![build::olc(1, Some(sa("192.0.2.5:4001")), Some(sa("192.0.2.5:4000")), true)];
+    let fast = vec![build::olc(
+        1,
+        Some(sa("192.0.2.5:4001")),
+        Some(sa("192.0.2.5:4000")),
+        true,
+    )];
     let per = build::setup(
         CALL,
         CONF,
@@ -292,7 +395,12 @@ fn bit_flips_outside_addresses_are_seen() {
     );
     let orig = inspect(Kind::UserInformation, &per).unwrap();
     let mut masked = vec![false; per.len()];
-    for ip in [[192, 0, 2, 1], [192, 0, 2, 2], [192, 0, 2, 3], [192, 0, 2, 5]] {
+    for ip in [
+        [192, 0, 2, 1],
+        [192, 0, 2, 2],
+        [192, 0, 2, 3],
+        [192, 0, 2, 5],
+    ] {
         for at in find_all(&per, &ip) {
             masked[at..at + 6].iter_mut().for_each(|m| *m = true);
         }
@@ -328,12 +436,27 @@ fn bit_flips_outside_addresses_are_seen() {
         p[bit / 8] ^= 0x80 >> (bit % 8);
         assert_eq!(canonical(&p), per, "bit {bit}");
     }
-    eprintln!("{} of {} non-address bits are padding", unseen.len(), per.len() * 8);
+    eprintln!(
+        "{} of {} non-address bits are padding",
+        unseen.len(),
+        per.len() * 8
+    );
 }
 
 #[test]
 fn a_bad_nested_pdu_is_an_error_naming_its_path() {
-    let per = build::setup(CALL, CONF, "a", "b", None, None, None, &[vec![0xff; 3]], false, &[]);
+    let per = build::setup(
+        CALL,
+        CONF,
+        "a",
+        "b",
+        None,
+        None,
+        None,
+        &[vec![0xff; 3]],
+        false,
+        &[],
+    );
     let e = inspect(Kind::UserInformation, &per).unwrap_err();
     assert!(e.contains("setup.fastStart[0]"), "{e}");
     let per = build::connect(CALL, CONF, None, &[], true, &[build::tcs(1), vec![0xff; 2]]);

@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use pinhole_h323_oracle::{Kind, Report, access, decode_user_information, inspect, q931_user_user, tpkt_frames};
+use pinhole_h323_oracle::{
+    Kind, Report, access, decode_user_information, inspect, q931_user_user, tpkt_frames,
+};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/corpus/h323/msg");
 
@@ -38,9 +40,12 @@ fn expect(pairs: &[(&str, &str)]) -> Vec<(String, SocketAddr)> {
         .collect()
 }
 
+/// The expected (field, address) list of one TPKT frame.
+type Frame<'a> = &'a [(&'a str, &'a str)];
+
 #[test]
 fn every_corpus_file_decodes_with_its_addresses() {
-    let cases: &[(&str, &[&[(&str, &str)]])] = &[
+    let cases: &[(&str, &[Frame<'_>])] = &[
         (
             "wiki-rtp_example-f4-setup.tpkt",
             &[&[
@@ -56,7 +61,10 @@ fn every_corpus_file_decodes_with_its_addresses() {
         ),
         ("wiki-rtp_example-f15-h245-TCS.tpkt", &[&[]]),
         ("wiki-rtp_example-f17-h245-MSD.tpkt", &[&[]]),
-        ("wiki-rtp_example-f22-h245-TCSAck+MSDAck-two-tpkt.tpkt", &[&[], &[]]),
+        (
+            "wiki-rtp_example-f22-h245-TCSAck+MSDAck-two-tpkt.tpkt",
+            &[&[], &[]],
+        ),
         (
             "wiki-rtp_example-f28-h245-OLC.tpkt",
             &[&[("mediaControlChannel", "10.1.3.143:5001")]],
@@ -126,11 +134,17 @@ fn every_corpus_file_decodes_with_its_addresses() {
 
 #[test]
 fn accessors_on_real_messages() {
-    let data = std::fs::read(format!("{DIR}/wiki-jul23-f7069-connect-fastStart-h245Address.tpkt")).unwrap();
+    let data = std::fs::read(format!(
+        "{DIR}/wiki-jul23-f7069-connect-fastStart-h245Address.tpkt"
+    ))
+    .unwrap();
     let frames = tpkt_frames(&data).unwrap();
     let ui = decode_user_information(q931_user_user(frames[0]).unwrap()).unwrap();
     assert_eq!(access::message_name(&ui), "connect");
-    assert_eq!(access::h245_address(&ui), Some("177.168.209.10:58818".parse().unwrap()));
+    assert_eq!(
+        access::h245_address(&ui),
+        Some("177.168.209.10:58818".parse().unwrap())
+    );
     let fs = access::fast_start(&ui);
     assert_eq!(fs.len(), 2);
     let olc = pinhole_h323_oracle::decode_olc(&fs[0]).unwrap();
