@@ -6,4 +6,5 @@ mod corpus;
 mod erlang;
 mod fuzz_corpus;
 mod props;
+mod rasn;
 mod walk;
