@@ -358,6 +358,7 @@ def emit(n):
             lines.append('pub(crate) static %s: Ty = Ty::Seq(&Seq { // %s' % (static_name(n), n.name))
             lines.append('    ext: %s,' % str(n.o._ext is not None).lower())
             lines.append('    ext_hit: %s,' % str(ext_hit).lower())
+            lines.append('    nopt: %d,' % len(n.o._root_opt or []))
             lines.append('    addr: %s,' % ('Some(Family::%s)' % n.addr if n.addr else 'None'))
             lines.append('    stop: %d,' % stop)
             lines.append('    root: &[')

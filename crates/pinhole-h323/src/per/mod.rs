@@ -262,8 +262,21 @@ impl Text {
 /// ```
 pub fn walk(pdu: Pdu, per: &[u8]) -> Result<Walk, Box<PerError>> {
     let mut out = Walk::default();
-    walk::Walker::run(pdu, per, &mut out)?;
+    walk_into(pdu, per, &mut out)?;
     Ok(out)
+}
+
+/// [`walk`] into `out`, whose vectors are cleared and reused: a data
+/// path that keeps one `Walk` allocates nothing per message. On an
+/// error `out` holds what was found before it.
+pub fn walk_into(pdu: Pdu, per: &[u8], out: &mut Walk) -> Result<(), Box<PerError>> {
+    out.message = "";
+    out.addresses.clear();
+    out.nested.clear();
+    out.values.clear();
+    out.texts.clear();
+    out.call_id_at = None;
+    walk::Walker::run(pdu, per, out)
 }
 
 /// A step of a path to where a walk failed.

@@ -6,6 +6,7 @@ use super::ty::*;
 pub(crate) static USER_INFORMATION: Ty = Ty::Seq(&Seq { // H323-UserInformation
     ext: true,
     ext_hit: false,
+    nopt: 1,
     addr: None,
     stop: 1,
     root: &[
@@ -18,6 +19,7 @@ pub(crate) static USER_INFORMATION: Ty = Ty::Seq(&Seq { // H323-UserInformation
 pub(crate) static H323_UU_PDU: Ty = Ty::Seq(&Seq { // H323-UU-PDU
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 2,
     root: &[
@@ -60,6 +62,7 @@ pub(crate) static H323_UU_PDU_H323_MESSAGE_BODY: Ty = Ty::Choice(&Choice { // h3
 pub(crate) static SETUP_UUIE: Ty = Ty::Seq(&Seq { // Setup-UUIE
     ext: true,
     ext_hit: true,
+    nopt: 7,
     addr: None,
     stop: 13,
     root: &[
@@ -125,6 +128,7 @@ pub(crate) static TRANSPORTADDRESS: Ty = Ty::Choice(&Choice { // TransportAddres
 pub(crate) static TRANSPORTADDRESS_IPADDRESS: Ty = Ty::Seq(&Seq { // ipAddress
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: Some(Family::V4),
     stop: 2,
     root: &[
@@ -137,6 +141,7 @@ pub(crate) static TRANSPORTADDRESS_IPADDRESS: Ty = Ty::Seq(&Seq { // ipAddress
 pub(crate) static TRANSPORTADDRESS_IPSOURCEROUTE: Ty = Ty::Seq(&Seq { // ipSourceRoute
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -162,6 +167,7 @@ pub(crate) static TRANSPORTADDRESS_IPSOURCEROUTE_ROUTING: Ty = Ty::Choice(&Choic
 pub(crate) static TRANSPORTADDRESS_IPXADDRESS: Ty = Ty::Seq(&Seq { // ipxAddress
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -175,6 +181,7 @@ pub(crate) static TRANSPORTADDRESS_IPXADDRESS: Ty = Ty::Seq(&Seq { // ipxAddress
 pub(crate) static TRANSPORTADDRESS_IP6ADDRESS: Ty = Ty::Seq(&Seq { // ip6Address
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: Some(Family::V6),
     stop: 2,
     root: &[
@@ -187,6 +194,7 @@ pub(crate) static TRANSPORTADDRESS_IP6ADDRESS: Ty = Ty::Seq(&Seq { // ip6Address
 pub(crate) static NONSTANDARDPARAMETER: Ty = Ty::Seq(&Seq { // NonStandardParameter
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -209,6 +217,7 @@ pub(crate) static NONSTANDARDIDENTIFIER: Ty = Ty::Choice(&Choice { // NonStandar
 pub(crate) static H221NONSTANDARD: Ty = Ty::Seq(&Seq { // H221NonStandard
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -252,6 +261,7 @@ pub(crate) static PARTYNUMBER: Ty = Ty::Choice(&Choice { // PartyNumber
 pub(crate) static PUBLICPARTYNUMBER: Ty = Ty::Seq(&Seq { // PublicPartyNumber
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -278,6 +288,7 @@ pub(crate) static PUBLICTYPEOFNUMBER: Ty = Ty::Choice(&Choice { // PublicTypeOfN
 pub(crate) static PRIVATEPARTYNUMBER: Ty = Ty::Seq(&Seq { // PrivatePartyNumber
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -304,6 +315,7 @@ pub(crate) static PRIVATETYPEOFNUMBER: Ty = Ty::Choice(&Choice { // PrivateTypeO
 pub(crate) static ENDPOINTTYPE: Ty = Ty::Seq(&Seq { // EndpointType
     ext: true,
     ext_hit: false,
+    nopt: 6,
     addr: None,
     stop: 5,
     root: &[
@@ -324,6 +336,7 @@ pub(crate) static ENDPOINTTYPE: Ty = Ty::Seq(&Seq { // EndpointType
 pub(crate) static VENDORIDENTIFIER: Ty = Ty::Seq(&Seq { // VendorIdentifier
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 0,
     root: &[
@@ -338,6 +351,7 @@ pub(crate) static VENDORIDENTIFIER: Ty = Ty::Seq(&Seq { // VendorIdentifier
 pub(crate) static GATEKEEPERINFO: Ty = Ty::Seq(&Seq { // GatekeeperInfo
     ext: true,
     ext_hit: false,
+    nopt: 1,
     addr: None,
     stop: 0,
     root: &[
@@ -349,6 +363,7 @@ pub(crate) static GATEKEEPERINFO: Ty = Ty::Seq(&Seq { // GatekeeperInfo
 pub(crate) static GATEWAYINFO: Ty = Ty::Seq(&Seq { // GatewayInfo
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 1,
     root: &[
@@ -382,6 +397,7 @@ pub(crate) static SUPPORTEDPROTOCOLS: Ty = Ty::Choice(&Choice { // SupportedProt
 pub(crate) static H310CAPS: Ty = Ty::Seq(&Seq { // H310Caps
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 1,
     root: &[
@@ -396,6 +412,7 @@ pub(crate) static H310CAPS_SUPPORTEDPREFIXES: Ty = Ty::SeqOf(Size { lb: 0, ub: N
 pub(crate) static SUPPORTEDPREFIX: Ty = Ty::Seq(&Seq { // SupportedPrefix
     ext: true,
     ext_hit: false,
+    nopt: 1,
     addr: None,
     stop: 2,
     root: &[
@@ -408,6 +425,7 @@ pub(crate) static SUPPORTEDPREFIX: Ty = Ty::Seq(&Seq { // SupportedPrefix
 pub(crate) static H320CAPS: Ty = Ty::Seq(&Seq { // H320Caps
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 1,
     root: &[
@@ -422,6 +440,7 @@ pub(crate) static H320CAPS_SUPPORTEDPREFIXES: Ty = Ty::SeqOf(Size { lb: 0, ub: N
 pub(crate) static H321CAPS: Ty = Ty::Seq(&Seq { // H321Caps
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 1,
     root: &[
@@ -436,6 +455,7 @@ pub(crate) static H321CAPS_SUPPORTEDPREFIXES: Ty = Ty::SeqOf(Size { lb: 0, ub: N
 pub(crate) static H322CAPS: Ty = Ty::Seq(&Seq { // H322Caps
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 1,
     root: &[
@@ -450,6 +470,7 @@ pub(crate) static H322CAPS_SUPPORTEDPREFIXES: Ty = Ty::SeqOf(Size { lb: 0, ub: N
 pub(crate) static H323CAPS: Ty = Ty::Seq(&Seq { // H323Caps
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 1,
     root: &[
@@ -464,6 +485,7 @@ pub(crate) static H323CAPS_SUPPORTEDPREFIXES: Ty = Ty::SeqOf(Size { lb: 0, ub: N
 pub(crate) static H324CAPS: Ty = Ty::Seq(&Seq { // H324Caps
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 1,
     root: &[
@@ -478,6 +500,7 @@ pub(crate) static H324CAPS_SUPPORTEDPREFIXES: Ty = Ty::SeqOf(Size { lb: 0, ub: N
 pub(crate) static VOICECAPS: Ty = Ty::Seq(&Seq { // VoiceCaps
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 1,
     root: &[
@@ -492,6 +515,7 @@ pub(crate) static VOICECAPS_SUPPORTEDPREFIXES: Ty = Ty::SeqOf(Size { lb: 0, ub: 
 pub(crate) static T120ONLYCAPS: Ty = Ty::Seq(&Seq { // T120OnlyCaps
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 1,
     root: &[
@@ -506,6 +530,7 @@ pub(crate) static T120ONLYCAPS_SUPPORTEDPREFIXES: Ty = Ty::SeqOf(Size { lb: 0, u
 pub(crate) static NONSTANDARDPROTOCOL: Ty = Ty::Seq(&Seq { // NonStandardProtocol
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 3,
     root: &[
@@ -520,6 +545,7 @@ pub(crate) static NONSTANDARDPROTOCOL_DATARATESSUPPORTED: Ty = Ty::SeqOf(Size { 
 pub(crate) static DATARATE: Ty = Ty::Seq(&Seq { // DataRate
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 0,
     root: &[
@@ -534,6 +560,7 @@ pub(crate) static NONSTANDARDPROTOCOL_SUPPORTEDPREFIXES: Ty = Ty::SeqOf(Size { l
 pub(crate) static T38FAXANNEXBONLYCAPS: Ty = Ty::Seq(&Seq { // T38FaxAnnexbOnlyCaps
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 3,
     root: &[
@@ -573,6 +600,7 @@ pub(crate) static DATAPROTOCOLCAPABILITY: Ty = Ty::Choice(&Choice { // DataProto
 pub(crate) static NONSTANDARDPARAMETER_2: Ty = Ty::Seq(&Seq { // NonStandardParameter
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -595,6 +623,7 @@ pub(crate) static NONSTANDARDIDENTIFIER_2: Ty = Ty::Choice(&Choice { // NonStand
 pub(crate) static NONSTANDARDIDENTIFIER_H221NONSTANDARD: Ty = Ty::Seq(&Seq { // h221NonStandard
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -608,6 +637,7 @@ pub(crate) static NONSTANDARDIDENTIFIER_H221NONSTANDARD: Ty = Ty::Seq(&Seq { // 
 pub(crate) static SIPCAPS: Ty = Ty::Seq(&Seq { // SIPCaps
     ext: true,
     ext_hit: false,
+    nopt: 3,
     addr: None,
     stop: 3,
     root: &[
@@ -623,6 +653,7 @@ pub(crate) static SIPCAPS_SUPPORTEDPREFIXES: Ty = Ty::SeqOf(Size { lb: 0, ub: NO
 pub(crate) static MCUINFO: Ty = Ty::Seq(&Seq { // McuInfo
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 1,
     root: &[
@@ -636,6 +667,7 @@ pub(crate) static MCUINFO_PROTOCOL: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext:
 pub(crate) static TERMINALINFO: Ty = Ty::Seq(&Seq { // TerminalInfo
     ext: true,
     ext_hit: false,
+    nopt: 1,
     addr: None,
     stop: 0,
     root: &[
@@ -663,6 +695,7 @@ pub(crate) static SETUP_UUIE_CONFERENCEGOAL: Ty = Ty::Choice(&Choice { // confer
 pub(crate) static QSERIESOPTIONS: Ty = Ty::Seq(&Seq { // QseriesOptions
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -681,6 +714,7 @@ pub(crate) static QSERIESOPTIONS: Ty = Ty::Seq(&Seq { // QseriesOptions
 pub(crate) static Q954DETAILS: Ty = Ty::Seq(&Seq { // Q954Details
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -705,6 +739,7 @@ pub(crate) static CALLTYPE: Ty = Ty::Choice(&Choice { // CallType
 pub(crate) static CALLIDENTIFIER: Ty = Ty::Seq(&Seq { // CallIdentifier
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 1,
     root: &[
@@ -733,6 +768,7 @@ pub(crate) static CRYPTOH323TOKEN: Ty = Ty::Choice(&Choice { // CryptoH323Token
 pub(crate) static CRYPTOH323TOKEN_CRYPTOEPPWDHASH: Ty = Ty::Seq(&Seq { // cryptoEPPwdHash
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 1,
     root: &[
@@ -746,6 +782,7 @@ pub(crate) static CRYPTOH323TOKEN_CRYPTOEPPWDHASH: Ty = Ty::Seq(&Seq { // crypto
 pub(crate) static HASHED: Ty = Ty::Seq(&Seq { // HASHED
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -759,6 +796,7 @@ pub(crate) static HASHED: Ty = Ty::Seq(&Seq { // HASHED
 pub(crate) static PARAMS: Ty = Ty::Seq(&Seq { // Params
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 0,
     root: &[
@@ -772,6 +810,7 @@ pub(crate) static PARAMS: Ty = Ty::Seq(&Seq { // Params
 pub(crate) static CRYPTOH323TOKEN_CRYPTOGKPWDHASH: Ty = Ty::Seq(&Seq { // cryptoGKPwdHash
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -785,6 +824,7 @@ pub(crate) static CRYPTOH323TOKEN_CRYPTOGKPWDHASH: Ty = Ty::Seq(&Seq { // crypto
 pub(crate) static ENCRYPTED: Ty = Ty::Seq(&Seq { // ENCRYPTED
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -798,6 +838,7 @@ pub(crate) static ENCRYPTED: Ty = Ty::Seq(&Seq { // ENCRYPTED
 pub(crate) static CRYPTOH323TOKEN_CRYPTOEPCERT: Ty = Ty::Seq(&Seq { // cryptoEPCert
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -812,6 +853,7 @@ pub(crate) static CRYPTOH323TOKEN_CRYPTOEPCERT: Ty = Ty::Seq(&Seq { // cryptoEPC
 pub(crate) static CRYPTOH323TOKEN_CRYPTOGKCERT: Ty = Ty::Seq(&Seq { // cryptoGKCert
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -826,6 +868,7 @@ pub(crate) static CRYPTOH323TOKEN_CRYPTOGKCERT: Ty = Ty::Seq(&Seq { // cryptoGKC
 pub(crate) static CRYPTOH323TOKEN_CRYPTOFASTSTART: Ty = Ty::Seq(&Seq { // cryptoFastStart
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -852,6 +895,7 @@ pub(crate) static CRYPTOTOKEN: Ty = Ty::Choice(&Choice { // CryptoToken
 pub(crate) static CRYPTOTOKEN_CRYPTOENCRYPTEDTOKEN: Ty = Ty::Seq(&Seq { // cryptoEncryptedToken
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -864,6 +908,7 @@ pub(crate) static CRYPTOTOKEN_CRYPTOENCRYPTEDTOKEN: Ty = Ty::Seq(&Seq { // crypt
 pub(crate) static CRYPTOTOKEN_CRYPTOSIGNEDTOKEN: Ty = Ty::Seq(&Seq { // cryptoSignedToken
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -876,6 +921,7 @@ pub(crate) static CRYPTOTOKEN_CRYPTOSIGNEDTOKEN: Ty = Ty::Seq(&Seq { // cryptoSi
 pub(crate) static CRYPTOTOKEN_CRYPTOSIGNEDTOKEN_TOKEN: Ty = Ty::Seq(&Seq { // token
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -890,6 +936,7 @@ pub(crate) static CRYPTOTOKEN_CRYPTOSIGNEDTOKEN_TOKEN: Ty = Ty::Seq(&Seq { // to
 pub(crate) static CRYPTOTOKEN_CRYPTOHASHEDTOKEN: Ty = Ty::Seq(&Seq { // cryptoHashedToken
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -903,6 +950,7 @@ pub(crate) static CRYPTOTOKEN_CRYPTOHASHEDTOKEN: Ty = Ty::Seq(&Seq { // cryptoHa
 pub(crate) static CLEARTOKEN: Ty = Ty::Seq(&Seq { // ClearToken
     ext: true,
     ext_hit: false,
+    nopt: 8,
     addr: None,
     stop: 0,
     root: &[
@@ -924,6 +972,7 @@ pub(crate) static CLEARTOKEN: Ty = Ty::Seq(&Seq { // ClearToken
 pub(crate) static DHSET: Ty = Ty::Seq(&Seq { // DHset
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -937,6 +986,7 @@ pub(crate) static DHSET: Ty = Ty::Seq(&Seq { // DHset
 pub(crate) static TYPEDCERTIFICATE: Ty = Ty::Seq(&Seq { // TypedCertificate
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -949,6 +999,7 @@ pub(crate) static TYPEDCERTIFICATE: Ty = Ty::Seq(&Seq { // TypedCertificate
 pub(crate) static NONSTANDARDPARAMETER_3: Ty = Ty::Seq(&Seq { // NonStandardParameter
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -962,6 +1013,7 @@ pub(crate) static SETUP_UUIE_FASTSTART: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, 
 pub(crate) static OPEN_LOGICAL_CHANNEL: Ty = Ty::Seq(&Seq { // OpenLogicalChannel
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 3,
     root: &[
@@ -978,6 +1030,7 @@ pub(crate) static OPEN_LOGICAL_CHANNEL: Ty = Ty::Seq(&Seq { // OpenLogicalChanne
 pub(crate) static OPENLOGICALCHANNEL_FORWARDLOGICALCHANNELPARAMETERS: Ty = Ty::Seq(&Seq { // forwardLogicalChannelParameters
     ext: true,
     ext_hit: false,
+    nopt: 1,
     addr: None,
     stop: 3,
     root: &[
@@ -1029,6 +1082,7 @@ pub(crate) static VIDEOCAPABILITY: Ty = Ty::Choice(&Choice { // VideoCapability
 pub(crate) static H261VIDEOCAPABILITY: Ty = Ty::Seq(&Seq { // H261VideoCapability
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 0,
     root: &[
@@ -1045,6 +1099,7 @@ pub(crate) static H261VIDEOCAPABILITY: Ty = Ty::Seq(&Seq { // H261VideoCapabilit
 pub(crate) static H262VIDEOCAPABILITY: Ty = Ty::Seq(&Seq { // H262VideoCapability
     ext: false,
     ext_hit: false,
+    nopt: 6,
     addr: None,
     stop: 0,
     root: &[
@@ -1073,6 +1128,7 @@ pub(crate) static H262VIDEOCAPABILITY: Ty = Ty::Seq(&Seq { // H262VideoCapabilit
 pub(crate) static H263VIDEOCAPABILITY: Ty = Ty::Seq(&Seq { // H263VideoCapability
     ext: true,
     ext_hit: false,
+    nopt: 7,
     addr: None,
     stop: 0,
     root: &[
@@ -1104,6 +1160,7 @@ pub(crate) static H263VIDEOCAPABILITY: Ty = Ty::Seq(&Seq { // H263VideoCapabilit
 pub(crate) static IS11172VIDEOCAPABILITY: Ty = Ty::Seq(&Seq { // IS11172VideoCapability
     ext: true,
     ext_hit: false,
+    nopt: 6,
     addr: None,
     stop: 0,
     root: &[
@@ -1155,6 +1212,7 @@ pub(crate) static AUDIOCAPABILITY: Ty = Ty::Choice(&Choice { // AudioCapability
 pub(crate) static AUDIOCAPABILITY_G7231: Ty = Ty::Seq(&Seq { // g7231
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1167,6 +1225,7 @@ pub(crate) static AUDIOCAPABILITY_G7231: Ty = Ty::Seq(&Seq { // g7231
 pub(crate) static IS11172AUDIOCAPABILITY: Ty = Ty::Seq(&Seq { // IS11172AudioCapability
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1186,6 +1245,7 @@ pub(crate) static IS11172AUDIOCAPABILITY: Ty = Ty::Seq(&Seq { // IS11172AudioCap
 pub(crate) static IS13818AUDIOCAPABILITY: Ty = Ty::Seq(&Seq { // IS13818AudioCapability
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1217,6 +1277,7 @@ pub(crate) static IS13818AUDIOCAPABILITY: Ty = Ty::Seq(&Seq { // IS13818AudioCap
 pub(crate) static DATAAPPLICATIONCAPABILITY: Ty = Ty::Seq(&Seq { // DataApplicationCapability
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1251,6 +1312,7 @@ pub(crate) static DATAAPPLICATIONCAPABILITY_APPLICATION: Ty = Ty::Choice(&Choice
 pub(crate) static DATAAPPLICATIONCAPABILITY_APPLICATION_T84: Ty = Ty::Seq(&Seq { // t84
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1273,6 +1335,7 @@ pub(crate) static T84PROFILE: Ty = Ty::Choice(&Choice { // T84Profile
 pub(crate) static T84PROFILE_T84RESTRICTED: Ty = Ty::Seq(&Seq { // t84Restricted
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1302,6 +1365,7 @@ pub(crate) static T84PROFILE_T84RESTRICTED: Ty = Ty::Seq(&Seq { // t84Restricted
 pub(crate) static DATAAPPLICATIONCAPABILITY_APPLICATION_NLPID: Ty = Ty::Seq(&Seq { // nlpid
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1337,6 +1401,7 @@ pub(crate) static OPENLOGICALCHANNEL_FORWARDLOGICALCHANNELPARAMETERS_MULTIPLEXPA
 pub(crate) static H222LOGICALCHANNELPARAMETERS: Ty = Ty::Seq(&Seq { // H222LogicalChannelParameters
     ext: true,
     ext_hit: false,
+    nopt: 3,
     addr: None,
     stop: 0,
     root: &[
@@ -1352,6 +1417,7 @@ pub(crate) static H222LOGICALCHANNELPARAMETERS: Ty = Ty::Seq(&Seq { // H222Logic
 pub(crate) static H223LOGICALCHANNELPARAMETERS: Ty = Ty::Seq(&Seq { // H223LogicalChannelParameters
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1381,6 +1447,7 @@ pub(crate) static H223LOGICALCHANNELPARAMETERS_ADAPTATIONLAYERTYPE: Ty = Ty::Cho
 pub(crate) static H223LOGICALCHANNELPARAMETERS_ADAPTATIONLAYERTYPE_AL3: Ty = Ty::Seq(&Seq { // al3
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1393,6 +1460,7 @@ pub(crate) static H223LOGICALCHANNELPARAMETERS_ADAPTATIONLAYERTYPE_AL3: Ty = Ty:
 pub(crate) static V76LOGICALCHANNELPARAMETERS: Ty = Ty::Seq(&Seq { // V76LogicalChannelParameters
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1408,6 +1476,7 @@ pub(crate) static V76LOGICALCHANNELPARAMETERS: Ty = Ty::Seq(&Seq { // V76Logical
 pub(crate) static V76HDLCPARAMETERS: Ty = Ty::Seq(&Seq { // V76HDLCParameters
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1453,6 +1522,7 @@ pub(crate) static V76LOGICALCHANNELPARAMETERS_MODE: Ty = Ty::Choice(&Choice { //
 pub(crate) static V76LOGICALCHANNELPARAMETERS_MODE_ERM: Ty = Ty::Seq(&Seq { // eRM
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1476,6 +1546,7 @@ pub(crate) static V76LOGICALCHANNELPARAMETERS_MODE_ERM_RECOVERY: Ty = Ty::Choice
 pub(crate) static V75PARAMETERS: Ty = Ty::Seq(&Seq { // V75Parameters
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1487,6 +1558,7 @@ pub(crate) static V75PARAMETERS: Ty = Ty::Seq(&Seq { // V75Parameters
 pub(crate) static H2250LOGICALCHANNELPARAMETERS: Ty = Ty::Seq(&Seq { // H2250LogicalChannelParameters
     ext: true,
     ext_hit: false,
+    nopt: 10,
     addr: None,
     stop: 6,
     root: &[
@@ -1537,6 +1609,7 @@ pub(crate) static UNICASTADDRESS: Ty = Ty::Choice(&Choice { // UnicastAddress
 pub(crate) static UNICASTADDRESS_IPADDRESS: Ty = Ty::Seq(&Seq { // iPAddress
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: Some(Family::V4),
     stop: 2,
     root: &[
@@ -1549,6 +1622,7 @@ pub(crate) static UNICASTADDRESS_IPADDRESS: Ty = Ty::Seq(&Seq { // iPAddress
 pub(crate) static UNICASTADDRESS_IPXADDRESS: Ty = Ty::Seq(&Seq { // iPXAddress
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1562,6 +1636,7 @@ pub(crate) static UNICASTADDRESS_IPXADDRESS: Ty = Ty::Seq(&Seq { // iPXAddress
 pub(crate) static UNICASTADDRESS_IP6ADDRESS: Ty = Ty::Seq(&Seq { // iP6Address
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: Some(Family::V6),
     stop: 2,
     root: &[
@@ -1574,6 +1649,7 @@ pub(crate) static UNICASTADDRESS_IP6ADDRESS: Ty = Ty::Seq(&Seq { // iP6Address
 pub(crate) static UNICASTADDRESS_IPSOURCEROUTEADDRESS: Ty = Ty::Seq(&Seq { // iPSourceRouteAddress
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1611,6 +1687,7 @@ pub(crate) static MULTICASTADDRESS: Ty = Ty::Choice(&Choice { // MulticastAddres
 pub(crate) static MULTICASTADDRESS_IPADDRESS: Ty = Ty::Seq(&Seq { // iPAddress
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1623,6 +1700,7 @@ pub(crate) static MULTICASTADDRESS_IPADDRESS: Ty = Ty::Seq(&Seq { // iPAddress
 pub(crate) static MULTICASTADDRESS_IP6ADDRESS: Ty = Ty::Seq(&Seq { // iP6Address
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1635,6 +1713,7 @@ pub(crate) static MULTICASTADDRESS_IP6ADDRESS: Ty = Ty::Seq(&Seq { // iP6Address
 pub(crate) static TERMINALLABEL: Ty = Ty::Seq(&Seq { // TerminalLabel
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1647,6 +1726,7 @@ pub(crate) static TERMINALLABEL: Ty = Ty::Seq(&Seq { // TerminalLabel
 pub(crate) static OPENLOGICALCHANNEL_REVERSELOGICALCHANNELPARAMETERS: Ty = Ty::Seq(&Seq { // reverseLogicalChannelParameters
     ext: true,
     ext_hit: false,
+    nopt: 1,
     addr: None,
     stop: 2,
     root: &[
@@ -1672,6 +1752,7 @@ pub(crate) static OPENLOGICALCHANNEL_REVERSELOGICALCHANNELPARAMETERS_MULTIPLEXPA
 pub(crate) static NETWORKACCESSPARAMETERS: Ty = Ty::Seq(&Seq { // NetworkAccessParameters
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 2,
     root: &[
@@ -1719,6 +1800,7 @@ pub(crate) static PRESENTATIONINDICATOR: Ty = Ty::Choice(&Choice { // Presentati
 pub(crate) static CIRCUITINFO: Ty = Ty::Seq(&Seq { // CircuitInfo
     ext: true,
     ext_hit: false,
+    nopt: 3,
     addr: None,
     stop: 3,
     root: &[
@@ -1732,6 +1814,7 @@ pub(crate) static CIRCUITINFO: Ty = Ty::Seq(&Seq { // CircuitInfo
 pub(crate) static CIRCUITIDENTIFIER: Ty = Ty::Seq(&Seq { // CircuitIdentifier
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 0,
     root: &[
@@ -1745,6 +1828,7 @@ pub(crate) static CIRCUITIDENTIFIER: Ty = Ty::Seq(&Seq { // CircuitIdentifier
 pub(crate) static CICINFO: Ty = Ty::Seq(&Seq { // CicInfo
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -1758,6 +1842,7 @@ pub(crate) static CICINFO_CIC: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_UB, ext: fals
 pub(crate) static GROUPID: Ty = Ty::Seq(&Seq { // GroupID
     ext: true,
     ext_hit: false,
+    nopt: 1,
     addr: None,
     stop: 0,
     root: &[
@@ -1772,6 +1857,7 @@ pub(crate) static CIRCUITINFO_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_U
 pub(crate) static GENERICDATA: Ty = Ty::Seq(&Seq { // GenericData
     ext: true,
     ext_hit: false,
+    nopt: 1,
     addr: None,
     stop: 2,
     root: &[
@@ -1796,6 +1882,7 @@ pub(crate) static GENERICDATA_PARAMETERS: Ty = Ty::SeqOf(Size { lb: 1, ub: 512, 
 pub(crate) static ENUMERATEDPARAMETER: Ty = Ty::Seq(&Seq { // EnumeratedParameter
     ext: true,
     ext_hit: false,
+    nopt: 1,
     addr: None,
     stop: 2,
     root: &[
@@ -1832,6 +1919,7 @@ pub(crate) static SETUP_UUIE_NEEDEDFEATURES: Ty = Ty::SeqOf(Size { lb: 0, ub: NO
 pub(crate) static FEATUREDESCRIPTOR: Ty = Ty::Seq(&Seq { // FeatureDescriptor
     ext: true,
     ext_hit: false,
+    nopt: 1,
     addr: None,
     stop: 2,
     root: &[
@@ -1884,6 +1972,7 @@ pub(crate) static REQUESTMESSAGE: Ty = Ty::Choice(&Choice { // RequestMessage
 pub(crate) static CLOSELOGICALCHANNEL: Ty = Ty::Seq(&Seq { // CloseLogicalChannel
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 1,
     root: &[
@@ -1897,6 +1986,7 @@ pub(crate) static CLOSELOGICALCHANNEL: Ty = Ty::Seq(&Seq { // CloseLogicalChanne
 pub(crate) static REQUESTCHANNELCLOSE: Ty = Ty::Seq(&Seq { // RequestChannelClose
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 1,
     root: &[
@@ -1943,6 +2033,7 @@ pub(crate) static RESPONSEMESSAGE: Ty = Ty::Choice(&Choice { // ResponseMessage
 pub(crate) static OPENLOGICALCHANNELACK: Ty = Ty::Seq(&Seq { // OpenLogicalChannelAck
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 2,
     root: &[
@@ -1959,6 +2050,7 @@ pub(crate) static OPENLOGICALCHANNELACK: Ty = Ty::Seq(&Seq { // OpenLogicalChann
 pub(crate) static OPENLOGICALCHANNELACK_REVERSELOGICALCHANNELPARAMETERS: Ty = Ty::Seq(&Seq { // reverseLogicalChannelParameters
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 3,
     root: &[
@@ -1992,6 +2084,7 @@ pub(crate) static OPENLOGICALCHANNELACK_FORWARDMULTIPLEXACKPARAMETERS: Ty = Ty::
 pub(crate) static H2250LOGICALCHANNELACKPARAMETERS: Ty = Ty::Seq(&Seq { // H2250LogicalChannelAckParameters
     ext: true,
     ext_hit: false,
+    nopt: 5,
     addr: None,
     stop: 4,
     root: &[
@@ -2010,6 +2103,7 @@ pub(crate) static H2250LOGICALCHANNELACKPARAMETERS_NONSTANDARD: Ty = Ty::SeqOf(S
 pub(crate) static OPENLOGICALCHANNELREJECT: Ty = Ty::Seq(&Seq { // OpenLogicalChannelReject
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 1,
     root: &[
@@ -2033,6 +2127,7 @@ pub(crate) static COMMUNICATIONMODERESPONSE_COMMUNICATIONMODETABLE: Ty = Ty::Seq
 pub(crate) static COMMUNICATIONMODETABLEENTRY: Ty = Ty::Seq(&Seq { // CommunicationModeTableEntry
     ext: true,
     ext_hit: false,
+    nopt: 7,
     addr: None,
     stop: 9,
     root: &[
@@ -2089,6 +2184,7 @@ pub(crate) static COMMANDMESSAGE: Ty = Ty::Choice(&Choice { // CommandMessage
 pub(crate) static COMMUNICATIONMODECOMMAND: Ty = Ty::Seq(&Seq { // CommunicationModeCommand
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 1,
     root: &[
@@ -2144,6 +2240,7 @@ pub(crate) static FUNCTIONNOTUNDERSTOOD: Ty = Ty::Choice(&Choice { // FunctionNo
 pub(crate) static MCLOCATIONINDICATION: Ty = Ty::Seq(&Seq { // MCLocationIndication
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 1,
     root: &[
@@ -2156,6 +2253,7 @@ pub(crate) static SETUP_UUIE_ADDITIONALSOURCEADDRESSES: Ty = Ty::SeqOf(Size { lb
 pub(crate) static EXTENDEDALIASADDRESS: Ty = Ty::Seq(&Seq { // ExtendedAliasAddress
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 1,
     root: &[
@@ -2169,6 +2267,7 @@ pub(crate) static EXTENDEDALIASADDRESS: Ty = Ty::Seq(&Seq { // ExtendedAliasAddr
 pub(crate) static CALLPROCEEDING_UUIE: Ty = Ty::Seq(&Seq { // CallProceeding-UUIE
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 3,
     root: &[
@@ -2203,6 +2302,7 @@ pub(crate) static H245SECURITY: Ty = Ty::Choice(&Choice { // H245Security
 pub(crate) static SECURITYCAPABILITIES: Ty = Ty::Seq(&Seq { // SecurityCapabilities
     ext: true,
     ext_hit: false,
+    nopt: 1,
     addr: None,
     stop: 0,
     root: &[
@@ -2230,6 +2330,7 @@ pub(crate) static CALLPROCEEDING_UUIE_FASTSTART: Ty = Ty::SeqOf(Size { lb: 0, ub
 pub(crate) static FEATURESET: Ty = Ty::Seq(&Seq { // FeatureSet
     ext: true,
     ext_hit: false,
+    nopt: 3,
     addr: None,
     stop: 4,
     root: &[
@@ -2247,6 +2348,7 @@ pub(crate) static FEATURESET_SUPPORTEDFEATURES: Ty = Ty::SeqOf(Size { lb: 0, ub:
 pub(crate) static CONNECT_UUIE: Ty = Ty::Seq(&Seq { // Connect-UUIE
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 4,
     root: &[
@@ -2279,6 +2381,7 @@ pub(crate) static CONNECT_UUIE_CONNECTEDADDRESS: Ty = Ty::SeqOf(Size { lb: 0, ub
 pub(crate) static ALERTING_UUIE: Ty = Ty::Seq(&Seq { // Alerting-UUIE
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 3,
     root: &[
@@ -2309,6 +2412,7 @@ pub(crate) static ALERTING_UUIE_ALERTINGADDRESS: Ty = Ty::SeqOf(Size { lb: 0, ub
 pub(crate) static INFORMATION_UUIE: Ty = Ty::Seq(&Seq { // Information-UUIE
     ext: true,
     ext_hit: true,
+    nopt: 0,
     addr: None,
     stop: 1,
     root: &[
@@ -2328,6 +2432,7 @@ pub(crate) static INFORMATION_UUIE_FASTSTART: Ty = Ty::SeqOf(Size { lb: 0, ub: N
 pub(crate) static RELEASECOMPLETE_UUIE: Ty = Ty::Seq(&Seq { // ReleaseComplete-UUIE
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 2,
     root: &[
@@ -2384,6 +2489,7 @@ pub(crate) static RELEASECOMPLETE_UUIE_BUSYADDRESS: Ty = Ty::SeqOf(Size { lb: 0,
 pub(crate) static FACILITY_UUIE: Ty = Ty::Seq(&Seq { // Facility-UUIE
     ext: true,
     ext_hit: true,
+    nopt: 3,
     addr: None,
     stop: 5,
     root: &[
@@ -2438,6 +2544,7 @@ pub(crate) static FACILITY_UUIE_CONFERENCES: Ty = Ty::SeqOf(Size { lb: 0, ub: NO
 pub(crate) static CONFERENCELIST: Ty = Ty::Seq(&Seq { // ConferenceList
     ext: true,
     ext_hit: false,
+    nopt: 3,
     addr: None,
     stop: 2,
     root: &[
@@ -2452,6 +2559,7 @@ pub(crate) static FACILITY_UUIE_FASTSTART: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_U
 pub(crate) static PROGRESS_UUIE: Ty = Ty::Seq(&Seq { // Progress-UUIE
     ext: true,
     ext_hit: false,
+    nopt: 5,
     addr: None,
     stop: 8,
     root: &[
@@ -2476,6 +2584,7 @@ pub(crate) static PROGRESS_UUIE_FASTSTART: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_U
 pub(crate) static STATUS_UUIE: Ty = Ty::Seq(&Seq { // Status-UUIE
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 4,
     root: &[
@@ -2492,6 +2601,7 @@ pub(crate) static STATUS_UUIE_CRYPTOTOKENS: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_
 pub(crate) static STATUSINQUIRY_UUIE: Ty = Ty::Seq(&Seq { // StatusInquiry-UUIE
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 4,
     root: &[
@@ -2508,6 +2618,7 @@ pub(crate) static STATUSINQUIRY_UUIE_CRYPTOTOKENS: Ty = Ty::SeqOf(Size { lb: 0, 
 pub(crate) static SETUPACKNOWLEDGE_UUIE: Ty = Ty::Seq(&Seq { // SetupAcknowledge-UUIE
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 4,
     root: &[
@@ -2524,6 +2635,7 @@ pub(crate) static SETUPACKNOWLEDGE_UUIE_CRYPTOTOKENS: Ty = Ty::SeqOf(Size { lb: 
 pub(crate) static NOTIFY_UUIE: Ty = Ty::Seq(&Seq { // Notify-UUIE
     ext: true,
     ext_hit: true,
+    nopt: 2,
     addr: None,
     stop: 4,
     root: &[
@@ -2587,6 +2699,7 @@ pub(crate) static RAS_MESSAGE: Ty = Ty::Choice(&Choice { // RasMessage
 pub(crate) static GATEKEEPERREQUEST: Ty = Ty::Seq(&Seq { // GatekeeperRequest
     ext: true,
     ext_hit: true,
+    nopt: 4,
     addr: None,
     stop: 8,
     root: &[
@@ -2619,6 +2732,7 @@ pub(crate) static GATEKEEPERREQUEST_ALTERNATEENDPOINTS: Ty = Ty::SeqOf(Size { lb
 pub(crate) static ENDPOINT: Ty = Ty::Seq(&Seq { // Endpoint
     ext: true,
     ext_hit: true,
+    nopt: 10,
     addr: None,
     stop: 10,
     root: &[
@@ -2649,6 +2763,7 @@ pub(crate) static ENDPOINT_DESTEXTRACALLINFO: Ty = Ty::SeqOf(Size { lb: 0, ub: N
 pub(crate) static ALTERNATETRANSPORTADDRESSES: Ty = Ty::Seq(&Seq { // AlternateTransportAddresses
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 1,
     root: &[
@@ -2664,6 +2779,7 @@ pub(crate) static GATEKEEPERREQUEST_CRYPTOTOKENS: Ty = Ty::SeqOf(Size { lb: 0, u
 pub(crate) static ICV: Ty = Ty::Seq(&Seq { // ICV
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -2677,6 +2793,7 @@ pub(crate) static GATEKEEPERREQUEST_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub
 pub(crate) static ALTERNATEGK: Ty = Ty::Seq(&Seq { // AlternateGK
     ext: true,
     ext_hit: false,
+    nopt: 1,
     addr: None,
     stop: 1,
     root: &[
@@ -2691,6 +2808,7 @@ pub(crate) static ALTERNATEGK: Ty = Ty::Seq(&Seq { // AlternateGK
 pub(crate) static GATEKEEPERCONFIRM: Ty = Ty::Seq(&Seq { // GatekeeperConfirm
     ext: true,
     ext_hit: true,
+    nopt: 2,
     addr: None,
     stop: 5,
     root: &[
@@ -2720,6 +2838,7 @@ pub(crate) static GATEKEEPERCONFIRM_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub
 pub(crate) static GATEKEEPERREJECT: Ty = Ty::Seq(&Seq { // GatekeeperReject
     ext: true,
     ext_hit: true,
+    nopt: 2,
     addr: None,
     stop: 5,
     root: &[
@@ -2757,6 +2876,7 @@ pub(crate) static GATEKEEPERREJECTREASON: Ty = Ty::Choice(&Choice { // Gatekeepe
 pub(crate) static ALTGKINFO: Ty = Ty::Seq(&Seq { // AltGKInfo
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 1,
     root: &[
@@ -2772,6 +2892,7 @@ pub(crate) static GATEKEEPERREJECT_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub:
 pub(crate) static REGISTRATIONREQUEST: Ty = Ty::Seq(&Seq { // RegistrationRequest
     ext: true,
     ext_hit: true,
+    nopt: 3,
     addr: None,
     stop: 10,
     root: &[
@@ -2835,6 +2956,7 @@ pub(crate) static ADDRESSPATTERN: Ty = Ty::Choice(&Choice { // AddressPattern
 pub(crate) static ADDRESSPATTERN_RANGE: Ty = Ty::Seq(&Seq { // range
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 0,
     root: &[
@@ -2848,6 +2970,7 @@ pub(crate) static REGISTRATIONREQUEST_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, 
 pub(crate) static REGISTRATIONCONFIRM: Ty = Ty::Seq(&Seq { // RegistrationConfirm
     ext: true,
     ext_hit: true,
+    nopt: 3,
     addr: None,
     stop: 7,
     root: &[
@@ -2889,6 +3012,7 @@ pub(crate) static REGISTRATIONCONFIRM_CRYPTOTOKENS: Ty = Ty::SeqOf(Size { lb: 0,
 pub(crate) static REGISTRATIONCONFIRM_PREGRANTEDARQ: Ty = Ty::Seq(&Seq { // preGrantedARQ
     ext: true,
     ext_hit: true,
+    nopt: 0,
     addr: None,
     stop: 4,
     root: &[
@@ -2910,6 +3034,7 @@ pub(crate) static REGISTRATIONCONFIRM_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, 
 pub(crate) static REGISTRATIONREJECT: Ty = Ty::Seq(&Seq { // RegistrationReject
     ext: true,
     ext_hit: true,
+    nopt: 2,
     addr: None,
     stop: 5,
     root: &[
@@ -2960,6 +3085,7 @@ pub(crate) static REGISTRATIONREJECTREASON_DUPLICATEALIAS: Ty = Ty::SeqOf(Size {
 pub(crate) static REGISTRATIONREJECTREASON_INVALIDTERMINALALIASES: Ty = Ty::Seq(&Seq { // invalidTerminalAliases
     ext: true,
     ext_hit: false,
+    nopt: 3,
     addr: None,
     stop: 3,
     root: &[
@@ -2978,6 +3104,7 @@ pub(crate) static REGISTRATIONREJECT_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, u
 pub(crate) static UNREGISTRATIONREQUEST: Ty = Ty::Seq(&Seq { // UnregistrationRequest
     ext: true,
     ext_hit: true,
+    nopt: 3,
     addr: None,
     stop: 5,
     root: &[
@@ -3012,6 +3139,7 @@ pub(crate) static UNREGISTRATIONREQUEST_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0
 pub(crate) static UNREGISTRATIONCONFIRM: Ty = Ty::Seq(&Seq { // UnregistrationConfirm
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 2,
     root: &[
@@ -3031,6 +3159,7 @@ pub(crate) static UNREGISTRATIONCONFIRM_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0
 pub(crate) static UNREGISTRATIONREJECT: Ty = Ty::Seq(&Seq { // UnregistrationReject
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 3,
     root: &[
@@ -3065,6 +3194,7 @@ pub(crate) static UNREGISTRATIONREJECT_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0,
 pub(crate) static ADMISSIONREQUEST: Ty = Ty::Seq(&Seq { // AdmissionRequest
     ext: true,
     ext_hit: true,
+    nopt: 7,
     addr: None,
     stop: 16,
     root: &[
@@ -3128,6 +3258,7 @@ pub(crate) static ADMISSIONREQUEST_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub:
 pub(crate) static ADMISSIONCONFIRM: Ty = Ty::Seq(&Seq { // AdmissionConfirm
     ext: true,
     ext_hit: true,
+    nopt: 2,
     addr: None,
     stop: 6,
     root: &[
@@ -3175,6 +3306,7 @@ pub(crate) static ADMISSIONCONFIRM_MODIFIEDSRCINFO: Ty = Ty::SeqOf(Size { lb: 0,
 pub(crate) static ADMISSIONREJECT: Ty = Ty::Seq(&Seq { // AdmissionReject
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 3,
     root: &[
@@ -3231,6 +3363,7 @@ pub(crate) static ADMISSIONREJECT_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub: 
 pub(crate) static BANDWIDTHREQUEST: Ty = Ty::Seq(&Seq { // BandwidthRequest
     ext: true,
     ext_hit: true,
+    nopt: 2,
     addr: None,
     stop: 7,
     root: &[
@@ -3262,6 +3395,7 @@ pub(crate) static BANDWIDTHREQUEST_BANDWIDTHDETAILS: Ty = Ty::SeqOf(Size { lb: 0
 pub(crate) static BANDWIDTHDETAILS: Ty = Ty::Seq(&Seq { // BandwidthDetails
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 4,
     root: &[
@@ -3276,6 +3410,7 @@ pub(crate) static BANDWIDTHDETAILS: Ty = Ty::Seq(&Seq { // BandwidthDetails
 pub(crate) static TRANSPORTCHANNELINFO: Ty = Ty::Seq(&Seq { // TransportChannelInfo
     ext: true,
     ext_hit: false,
+    nopt: 2,
     addr: None,
     stop: 2,
     root: &[
@@ -3289,6 +3424,7 @@ pub(crate) static BANDWIDTHREQUEST_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub:
 pub(crate) static BANDWIDTHCONFIRM: Ty = Ty::Seq(&Seq { // BandwidthConfirm
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 3,
     root: &[
@@ -3310,6 +3446,7 @@ pub(crate) static BANDWIDTHCONFIRM_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub:
 pub(crate) static BANDWIDTHREJECT: Ty = Ty::Seq(&Seq { // BandwidthReject
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 4,
     root: &[
@@ -3347,6 +3484,7 @@ pub(crate) static BANDWIDTHREJECT_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub: 
 pub(crate) static DISENGAGEREQUEST: Ty = Ty::Seq(&Seq { // DisengageRequest
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 6,
     root: &[
@@ -3389,6 +3527,7 @@ pub(crate) static DISENGAGEREQUEST_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub:
 pub(crate) static DISENGAGECONFIRM: Ty = Ty::Seq(&Seq { // DisengageConfirm
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 2,
     root: &[
@@ -3411,6 +3550,7 @@ pub(crate) static DISENGAGECONFIRM_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub:
 pub(crate) static DISENGAGEREJECT: Ty = Ty::Seq(&Seq { // DisengageReject
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 3,
     root: &[
@@ -3443,6 +3583,7 @@ pub(crate) static DISENGAGEREJECT_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub: 
 pub(crate) static LOCATIONREQUEST: Ty = Ty::Seq(&Seq { // LocationRequest
     ext: true,
     ext_hit: true,
+    nopt: 2,
     addr: None,
     stop: 5,
     root: &[
@@ -3481,6 +3622,7 @@ pub(crate) static LOCATIONREQUEST_SOURCEENDPOINTINFO: Ty = Ty::SeqOf(Size { lb: 
 pub(crate) static LOCATIONCONFIRM: Ty = Ty::Seq(&Seq { // LocationConfirm
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 4,
     root: &[
@@ -3520,6 +3662,7 @@ pub(crate) static LOCATIONCONFIRM_MODIFIEDSRCINFO: Ty = Ty::SeqOf(Size { lb: 0, 
 pub(crate) static LOCATIONREJECT: Ty = Ty::Seq(&Seq { // LocationReject
     ext: true,
     ext_hit: true,
+    nopt: 1,
     addr: None,
     stop: 3,
     root: &[
@@ -3566,6 +3709,7 @@ pub(crate) static LOCATIONREJECT_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub: N
 pub(crate) static INFOREQUEST: Ty = Ty::Seq(&Seq { // InfoRequest
     ext: true,
     ext_hit: true,
+    nopt: 2,
     addr: None,
     stop: 4,
     root: &[
@@ -3594,6 +3738,7 @@ pub(crate) static INFOREQUEST_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, ub: NO_U
 pub(crate) static INFOREQUESTRESPONSE: Ty = Ty::Seq(&Seq { // InfoRequestResponse
     ext: true,
     ext_hit: true,
+    nopt: 3,
     addr: None,
     stop: 8,
     root: &[
@@ -3623,6 +3768,7 @@ pub(crate) static INFOREQUESTRESPONSE_PERCALLINFO: Ty = Ty::SeqOf(Size { lb: 0, 
 pub(crate) static INFOREQUESTRESPONSE_PERCALLINFO_ITEM: Ty = Ty::Seq(&Seq { // perCallInfo
     ext: true,
     ext_hit: true,
+    nopt: 5,
     addr: None,
     stop: 12,
     root: &[
@@ -3654,6 +3800,7 @@ pub(crate) static INFOREQUESTRESPONSE_PERCALLINFO_ITEM_AUDIO: Ty = Ty::SeqOf(Siz
 pub(crate) static RTPSESSION: Ty = Ty::Seq(&Seq { // RTPSession
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 2,
     root: &[
@@ -3677,6 +3824,7 @@ pub(crate) static INFOREQUESTRESPONSE_PERCALLINFO_ITEM_PDU: Ty = Ty::SeqOf(Size 
 pub(crate) static INFOREQUESTRESPONSE_PERCALLINFO_ITEM_PDU_ITEM: Ty = Ty::Seq(&Seq { // pdu
     ext: false,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 1,
     root: &[
@@ -3691,6 +3839,7 @@ pub(crate) static INFOREQUESTRESPONSE_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, 
 pub(crate) static NONSTANDARDMESSAGE: Ty = Ty::Seq(&Seq { // NonStandardMessage
     ext: true,
     ext_hit: true,
+    nopt: 0,
     addr: None,
     stop: 2,
     root: &[
@@ -3710,6 +3859,7 @@ pub(crate) static NONSTANDARDMESSAGE_GENERICDATA: Ty = Ty::SeqOf(Size { lb: 0, u
 pub(crate) static UNKNOWNMESSAGERESPONSE: Ty = Ty::Seq(&Seq { // UnknownMessageResponse
     ext: true,
     ext_hit: true,
+    nopt: 0,
     addr: None,
     stop: 1,
     root: &[
@@ -3726,6 +3876,7 @@ pub(crate) static UNKNOWNMESSAGERESPONSE_CRYPTOTOKENS: Ty = Ty::SeqOf(Size { lb:
 pub(crate) static REQUESTINPROGRESS: Ty = Ty::Seq(&Seq { // RequestInProgress
     ext: true,
     ext_hit: false,
+    nopt: 4,
     addr: None,
     stop: 4,
     root: &[
@@ -3744,6 +3895,7 @@ pub(crate) static REQUESTINPROGRESS_CRYPTOTOKENS: Ty = Ty::SeqOf(Size { lb: 0, u
 pub(crate) static RESOURCESAVAILABLEINDICATE: Ty = Ty::Seq(&Seq { // ResourcesAvailableIndicate
     ext: true,
     ext_hit: true,
+    nopt: 4,
     addr: None,
     stop: 9,
     root: &[
@@ -3769,6 +3921,7 @@ pub(crate) static RESOURCESAVAILABLEINDICATE_GENERICDATA: Ty = Ty::SeqOf(Size { 
 pub(crate) static RESOURCESAVAILABLECONFIRM: Ty = Ty::Seq(&Seq { // ResourcesAvailableConfirm
     ext: true,
     ext_hit: true,
+    nopt: 4,
     addr: None,
     stop: 6,
     root: &[
@@ -3789,6 +3942,7 @@ pub(crate) static RESOURCESAVAILABLECONFIRM_GENERICDATA: Ty = Ty::SeqOf(Size { l
 pub(crate) static INFOREQUESTACK: Ty = Ty::Seq(&Seq { // InfoRequestAck
     ext: true,
     ext_hit: false,
+    nopt: 4,
     addr: None,
     stop: 4,
     root: &[
@@ -3806,6 +3960,7 @@ pub(crate) static INFOREQUESTACK_CRYPTOTOKENS: Ty = Ty::SeqOf(Size { lb: 0, ub: 
 pub(crate) static INFOREQUESTNAK: Ty = Ty::Seq(&Seq { // InfoRequestNak
     ext: true,
     ext_hit: false,
+    nopt: 5,
     addr: None,
     stop: 6,
     root: &[
@@ -3837,6 +3992,7 @@ pub(crate) static INFOREQUESTNAK_CRYPTOTOKENS: Ty = Ty::SeqOf(Size { lb: 0, ub: 
 pub(crate) static SERVICECONTROLINDICATION: Ty = Ty::Seq(&Seq { // ServiceControlIndication
     ext: true,
     ext_hit: false,
+    nopt: 8,
     addr: None,
     stop: 10,
     root: &[
@@ -3858,6 +4014,7 @@ pub(crate) static SERVICECONTROLINDICATION_SERVICECONTROL: Ty = Ty::SeqOf(Size {
 pub(crate) static SERVICECONTROLSESSION: Ty = Ty::Seq(&Seq { // ServiceControlSession
     ext: true,
     ext_hit: false,
+    nopt: 1,
     addr: None,
     stop: 0,
     root: &[
@@ -3883,6 +4040,7 @@ pub(crate) static SERVICECONTROLDESCRIPTOR: Ty = Ty::Choice(&Choice { // Service
 pub(crate) static CALLCREDITSERVICECONTROL: Ty = Ty::Seq(&Seq { // CallCreditServiceControl
     ext: true,
     ext_hit: false,
+    nopt: 5,
     addr: None,
     stop: 0,
     root: &[
@@ -3929,6 +4087,7 @@ pub(crate) static SERVICECONTROLSESSION_REASON: Ty = Ty::Choice(&Choice { // rea
 pub(crate) static SERVICECONTROLINDICATION_CALLSPECIFIC: Ty = Ty::Seq(&Seq { // callSpecific
     ext: true,
     ext_hit: false,
+    nopt: 0,
     addr: None,
     stop: 1,
     root: &[
@@ -3945,6 +4104,7 @@ pub(crate) static SERVICECONTROLINDICATION_GENERICDATA: Ty = Ty::SeqOf(Size { lb
 pub(crate) static SERVICECONTROLRESPONSE: Ty = Ty::Seq(&Seq { // ServiceControlResponse
     ext: true,
     ext_hit: false,
+    nopt: 7,
     addr: None,
     stop: 8,
     root: &[

@@ -86,6 +86,8 @@ pub(crate) struct Seq {
     pub(crate) ext: bool,
     /// Some extension addition holds something of interest.
     pub(crate) ext_hit: bool,
+    /// Its OPTIONAL root components: the preamble's bits.
+    pub(crate) nopt: usize,
     /// The SEQUENCE is an IP address and port (root components 0 and 1).
     pub(crate) addr: Option<Family>,
     /// How many root components to walk when nothing after needs this

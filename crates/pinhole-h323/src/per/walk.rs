@@ -273,7 +273,7 @@ impl<'a, 'o> Walker<'a, 'o> {
 
     fn seq(&mut self, s: &'static Seq, need_end: bool) -> W {
         let ext_present = s.ext && self.bit()?;
-        let nopt = s.root.iter().filter(|f| f.has(OPT)).count();
+        let nopt = s.nopt;
         let bitmap = self.bits(nopt)?;
         if let Some(family) = s.addr {
             return self.address(s, family, ext_present);
