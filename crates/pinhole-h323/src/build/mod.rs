@@ -34,7 +34,7 @@ mod per;
 
 use std::net::{IpAddr, SocketAddr};
 
-pub use per::PerWriter;
+pub use per::{Addition, PerWriter};
 
 use crate::q931::{MessageType, PROTOCOL_DISCRIMINATOR, USER_USER, X208};
 
@@ -240,8 +240,8 @@ pub fn release_complete(cr: CallRef, call_id: [u8; 16], reason: ReleaseReason) -
         w.extension_additions(9, &[(0, &|w: &mut PerWriter| call_identifier(w, &call_id))]);
     });
     // Cause (Q.931 §4.5.12): ext 1, coding standard ITU-T (00), spare,
-    // location 0001 (public network serving the local user); ext 1, cause.
-    let cause = [0x81, 0x80 | reason.cause()];
+    // location 0010 (Q.850: public network serving the local user); ext 1, cause.
+    let cause = [0x82, 0x80 | reason.cause()];
     q931(cr, MessageType::ReleaseComplete, &[(CAUSE, &cause)], &per)
 }
 

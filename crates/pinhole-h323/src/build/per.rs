@@ -38,6 +38,10 @@ pub struct PerWriter {
     bits: usize,
 }
 
+/// A present extension addition: its index among the type's additions
+/// and what writes its value.
+pub type Addition<'a> = (usize, &'a dyn Fn(&mut PerWriter));
+
 /// The largest count an unfragmented length determinant carries (§11.9.3.7).
 const FRAGMENT: usize = 16 * 1024;
 
@@ -54,7 +58,7 @@ impl PerWriter {
 
     /// One bit (a BOOLEAN, an extension bit, a presence bit).
     pub fn bit(&mut self, b: bool) {
-        if self.bits % 8 == 0 {
+        if self.bits.is_multiple_of(8) {
             self.out.push(0);
         }
         if b {
@@ -245,7 +249,7 @@ impl PerWriter {
     /// The bitmap is as long as the type has additions, as X.691 §19.8
     /// says and a v6 encoder writes; encoders built on older module
     /// versions write shorter ones, which decoders also accept.
-    pub fn extension_additions(&mut self, count: usize, present: &[(usize, &dyn Fn(&mut Self))]) {
+    pub fn extension_additions(&mut self, count: usize, present: &[Addition<'_>]) {
         assert!(
             count > 0 && !present.is_empty(),
             "extension additions written with none present"

@@ -130,8 +130,9 @@ fn q931_framing_byte_for_byte() {
     let m = release_complete(cr, GUID, ReleaseReason::UnreachableDestination);
     let per = unhex("25C0060008914A000410880011000102030405060708090A0B0C0D0E0F1010800100");
     let mut want = vec![0x08, 0x02, 0x00, 0x01, 0x5A];
-    // Cause: ITU-T coding, public network serving the local user, cause 3.
-    want.extend_from_slice(&[0x08, 0x02, 0x81, 0x83]);
+    // Cause: ITU-T coding, location 0010 "public network serving the local
+    // user" (Q.850 Table 1; 0001 would be the private one), cause 3.
+    want.extend_from_slice(&[0x08, 0x02, 0x82, 0x83]);
     want.extend_from_slice(&[0x7E, 0x00, per.len() as u8 + 1, 0x05]);
     want.extend_from_slice(&per);
     assert_eq!(m, want);
@@ -189,7 +190,7 @@ fn cause_values() {
             [CAUSE, 0x7E]
         );
         let cause = m.ie(CAUSE).unwrap();
-        assert_eq!(q[cause.value.clone()], [0x81, 0x80 | r.cause()], "{r:?}");
+        assert_eq!(q[cause.value.clone()], [0x82, 0x80 | r.cause()], "{r:?}");
     }
 }
 
@@ -378,6 +379,6 @@ proptest! {
         let rc = release_complete(cr, guid, reason);
         check_walk(&per_of(&rc, MessageType::ReleaseComplete, cr), "releaseComplete", guid, None);
         let m = Message::parse(&rc).unwrap();
-        prop_assert_eq!(&rc[m.ie(CAUSE).unwrap().value.clone()], &[0x81, 0x80 | reason.cause()][..]);
+        prop_assert_eq!(&rc[m.ie(CAUSE).unwrap().value.clone()], &[0x82, 0x80 | reason.cause()][..]);
     }
 }
