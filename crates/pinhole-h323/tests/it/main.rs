@@ -2,6 +2,7 @@
 //! H.323 messages of the shared corpus, properties, and the fuzz seed
 //! corpus. One test binary.
 
+mod build;
 mod corpus;
 mod erlang;
 mod fuzz_corpus;
