@@ -28,6 +28,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod alg;
 pub mod build;
 mod error;
 #[cfg(feature = "fuzzing")]

@@ -6,6 +6,7 @@ mod build;
 mod corpus;
 mod erlang;
 mod fuzz_corpus;
+mod mpr;
 mod props;
 mod rasn;
 mod walk;
