@@ -13,6 +13,7 @@
 //! call reference octets, and each address's octets; nothing else of a
 //! message changes.
 
+mod link;
 mod media;
 mod mpr;
 

@@ -28,9 +28,10 @@ use pinhole_core::alg::{Counters, MprContext, MprSignaling, Outbox};
 use pinhole_core::framing::ProtocolFramer;
 use pinhole_core::intent::{IntentKind, PlannedEndpoint};
 use pinhole_core::rng::Rng;
-use pinhole_core::types::{CallKey, Flow, Receive, Side, Transmit, Transport};
+use pinhole_core::types::{CallKey, Flow, Receive, Side, Transport};
 use pinhole_core::wire::Protocol;
 
+use super::link::{Hop, Leases, Refused, conn_key};
 use super::media::{self, Channels, Ends, Written};
 use super::{Unreadable, idx};
 use crate::build::{self, CallRef, ReleaseReason};
@@ -123,33 +124,6 @@ pub struct Stats {
     pub ras: u64,
 }
 
-/// One hop of a leg: where its frames go and how.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Hop {
-    local: SocketAddr,
-    remote: SocketAddr,
-    flow: Flow,
-}
-
-impl Hop {
-    fn of(rx: &Receive<'_>) -> Self {
-        Self {
-            local: rx.local,
-            remote: rx.remote,
-            flow: rx.flow,
-        }
-    }
-
-    fn send(&self, out: &mut Outbox, payload: Vec<u8>) {
-        out.send(Transmit {
-            local: self.local,
-            remote: self.remote,
-            payload,
-            flow: self.flow,
-        });
-    }
-}
-
 /// A call's H.245 on one side.
 #[derive(Debug, Default)]
 struct H245 {
@@ -195,8 +169,8 @@ pub struct Mpr {
     by_guid: HashMap<[u8; 16], u64>,
     /// H.245 connections: (remote, connection) → call and side.
     by_h245: HashMap<(SocketAddr, u64), (u64, Side)>,
-    /// Pool addresses leased: → call and side, expected IP, until.
-    leases: HashMap<SocketAddr, (u64, Side, IpAddr, Instant)>,
+    /// The H.245 listeners and who may connect to each.
+    leases: Leases,
     next_id: u64,
     /// Sides to send FACILITY startH245 once the message in hand is sent.
     starts: Vec<(u64, Side)>,
@@ -210,12 +184,12 @@ impl Mpr {
     pub fn new(cfg: MprConfig) -> Self {
         let rng = Rng::from_seed(cfg.seed);
         Self {
+            leases: Leases::new(cfg.h245_pool.clone()),
             cfg,
             calls: HashMap::new(),
             by_leg: HashMap::new(),
             by_guid: HashMap::new(),
             by_h245: HashMap::new(),
-            leases: HashMap::new(),
             next_id: 1,
             starts: Vec::new(),
             rng,
@@ -239,10 +213,6 @@ impl Mpr {
         self.leases.len()
     }
 
-    fn is_h245_listener(&self, local: SocketAddr) -> bool {
-        self.cfg.h245_pool.contains(&local)
-    }
-
     fn place_of(&self, ctx: &dyn MprContext, remote: SocketAddr) -> Place {
         ctx.network_for_pinhole(Protocol::H323, remote)
             .map_or(Place::Public, Place::Network)
@@ -262,12 +232,11 @@ impl Mpr {
             tracing::warn!(remote = %rx.remote, "H.323: not a whole TPKT frame");
             return;
         };
-        let conn = rx.flow.conn.map_or(0, |c| c.0);
-        if let Some(&(id, side)) = self.by_h245.get(&(rx.remote, conn)) {
+        if let Some(&(id, side)) = self.by_h245.get(&conn_key(rx)) {
             self.h245_frame(now, ctx, id, side, rx.bytes);
             return;
         }
-        if self.is_h245_listener(rx.local) {
+        if self.leases.is_listener(rx.local) {
             self.h245_accept(now, ctx, rx);
             return;
         }
@@ -711,20 +680,15 @@ impl Mpr {
             return Some(l);
         }
         if h.conn.is_some() {
-            // Connected already: any pool address; it will not connect again.
-            return self.cfg.h245_pool.first().copied();
+            // Connected already: it will not connect again.
+            return self.leases.any();
         }
-        let free = self
-            .cfg
-            .h245_pool
-            .iter()
-            .find(|a| !self.leases.contains_key(a))
-            .copied()?;
         let ip = call.legs[idx(side)].remote.ip();
-        self.leases
-            .insert(free, (id, side, ip, now + self.cfg.lease_timeout));
-        call.h245[idx(side)].lease = Some(free);
-        Some(free)
+        let l = self
+            .leases
+            .lease((id, side), Some(ip), now + self.cfg.lease_timeout)?;
+        call.h245[idx(side)].lease = Some(l);
+        Some(l)
     }
 
     /// `side` offered its own H.245 address: it listens, and the MPR never
@@ -758,17 +722,21 @@ impl Mpr {
     /// A first frame on an H.245 listener: the connection of the side the
     /// address was leased to, from that side's IP only.
     fn h245_accept(&mut self, now: Instant, ctx: &mut dyn MprContext, rx: &Receive<'_>) {
-        let Some(&(id, side, ip, _)) = self.leases.get(&rx.local) else {
-            self.stats.h245_refused += 1;
-            tracing::info!(remote = %rx.remote, local = %rx.local, "H.323: H.245 on a listener nobody leased");
-            return;
+        let (id, side) = match self.leases.accept(rx.local, rx.remote) {
+            Ok(owner) => owner,
+            Err(why) => {
+                self.stats.h245_refused += 1;
+                match why {
+                    Refused::NotLeased => {
+                        tracing::info!(remote = %rx.remote, local = %rx.local, "H.323: H.245 on a listener nobody leased")
+                    }
+                    Refused::WrongIp(ip) => {
+                        tracing::warn!(remote = %rx.remote, expected = %ip, "H.323: H.245 connection from the wrong address")
+                    }
+                }
+                return;
+            }
         };
-        if rx.remote.ip() != ip {
-            self.stats.h245_refused += 1;
-            tracing::warn!(remote = %rx.remote, expected = %ip, "H.323: H.245 connection from the wrong address");
-            return;
-        }
-        self.leases.remove(&rx.local);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -777,8 +745,7 @@ impl Mpr {
         h.lease = None;
         h.conn = Some(hop);
         let held = std::mem::take(&mut h.held);
-        let conn = rx.flow.conn.map_or(0, |c| c.0);
-        self.by_h245.insert((rx.remote, conn), (id, side));
+        self.by_h245.insert(conn_key(rx), (id, side));
         self.stats.h245_connected += 1;
         for f in held {
             self.stats.forwarded += 1;
@@ -908,11 +875,10 @@ impl Mpr {
             self.by_leg
                 .remove(&(call.legs[i].remote, call.crv[i], side == Side::B));
             if let Some(l) = call.h245[i].lease {
-                self.leases.remove(&l);
+                self.leases.release(l);
             }
             if let Some(h) = call.h245[i].conn {
-                self.by_h245
-                    .remove(&(h.remote, h.flow.conn.map_or(0, |c| c.0)));
+                self.by_h245.remove(&h.conn_key());
             }
             if let Some(reason) = release {
                 let cr = CallRef {
@@ -927,10 +893,10 @@ impl Mpr {
     }
 
     fn expire(&mut self, now: Instant, ctx: &mut dyn MprContext) {
-        self.leases.retain(|_, (_, _, _, until)| *until > now);
+        self.leases.expire(now);
         for call in self.calls.values_mut() {
             for h in &mut call.h245 {
-                if h.lease.is_some_and(|l| !self.leases.contains_key(&l)) {
+                if h.lease.is_some_and(|l| !self.leases.is_leased(l)) {
                     h.lease = None;
                 }
             }
@@ -967,7 +933,7 @@ impl Mpr {
                     c.created + self.cfg.setup_timeout
                 }
             })
-            .chain(self.leases.values().map(|l| l.3))
+            .chain(self.leases.next_expiry())
             .min();
         self.out.set_sweep(next);
     }
