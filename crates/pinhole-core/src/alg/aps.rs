@@ -30,7 +30,7 @@ use crate::client::{ClientError, Event, PinholeId, PinholeRequest};
 use crate::intent::{MediaEndpoint, PlannedEndpoint};
 use crate::ports::{Allocator, PortPair, PortRange};
 use crate::rng::Rng;
-use crate::types::Receive;
+use crate::types::{Flow, Receive};
 
 /// Why a stream has no address to write.
 #[non_exhaustive]
@@ -548,6 +548,9 @@ pub struct Parked {
     pub remote: SocketAddr,
     /// The datagram.
     pub bytes: Vec<u8>,
+    /// How it came (a stream connection keeps its name: the resumed
+    /// message's answers go back down it).
+    pub flow: Flow,
 }
 
 impl Parked {
@@ -557,7 +560,7 @@ impl Parked {
             local: self.local,
             remote: self.remote,
             bytes: &self.bytes,
-            flow: Default::default(),
+            flow: self.flow,
         }
     }
 }
@@ -608,6 +611,7 @@ impl<C: Clone + Eq + Hash> Held<C> {
             local: rx.local,
             remote: rx.remote,
             bytes: rx.bytes.to_vec(),
+            flow: rx.flow,
         });
         Park::Held
     }

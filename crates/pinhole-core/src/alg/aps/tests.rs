@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use super::*;
 use crate::client::Failure;
+use crate::types::{ConnId, Transport};
 
 /// A client engine that records what it is asked.
 #[derive(Default)]
@@ -196,6 +197,7 @@ fn no_ports_and_refused_opens_are_typed() {
 struct Alg {
     held: Held<u8>,
     seen: Vec<Vec<u8>>,
+    flows: Vec<Flow>,
     wait_on: Option<Vec<u8>>,
 }
 
@@ -205,11 +207,12 @@ fn held_messages_resume_in_order_and_a_waiting_one_stays_first() {
         local: addr("10.0.0.2:5060"),
         remote: addr("10.0.0.9:5060"),
         bytes: b,
-        flow: Default::default(),
+        flow: Flow::conn(Transport::Tcp, ConnId(7)),
     };
     let mut alg = Alg {
         held: Held::new(3),
         seen: Vec::new(),
+        flows: Vec::new(),
         wait_on: Some(b"two".to_vec()),
     };
     assert_eq!(alg.held.park(&1, &rx(b"one")), Park::Held);
@@ -224,10 +227,12 @@ fn held_messages_resume_in_order_and_a_waiting_one_stays_first() {
             return false;
         }
         a.seen.push(r.bytes.to_vec());
+        a.flows.push(r.flow);
         true
     };
     Held::resume(&mut alg, |a| &mut a.held, &1, step);
     assert_eq!(alg.seen, [b"one".to_vec()]);
+    assert_eq!(alg.flows, [Flow::conn(Transport::Tcp, ConnId(7))], "a held frame keeps its connection");
     assert_eq!(
         alg.held.len(),
         2,
