@@ -203,6 +203,9 @@ struct ClientNode {
     maps: HashMap<SocketAddr, (SocketAddr, SocketAddr)>,
     /// The signaling ALG on its signaling socket, if any.
     alg: Option<Box<dyn ClientSignaling>>,
+    /// Further addresses of the client's host whose datagrams go to its
+    /// ALG (H.323's inside listeners).
+    alg_listens: Vec<SocketAddr>,
     /// What the ALG reported (drained as it came).
     alg_events: Vec<AlgEvent>,
 }
@@ -220,6 +223,10 @@ pub struct World {
     relay: SimRelay,
     /// The MPR's signaling ALGs, each with the socket it listens on.
     mpr_algs: Vec<(SocketAddr, Box<dyn MprSignaling>)>,
+    /// Further MPR addresses and the ALG (by its address) they reach.
+    mpr_alg_listens: Vec<(SocketAddr, SocketAddr)>,
+    /// Names binary signaling on the ladder (H.323), where a test gives one.
+    namer: Option<fn(&[u8]) -> Option<String>>,
     /// What the MPR's ALGs reported, by protocol (drained as it came).
     mpr_alg_events: Vec<(Protocol, AlgEvent)>,
     clients: Vec<ClientNode>,
@@ -251,6 +258,8 @@ impl World {
             mpr_events: Vec::new(),
             relay: SimRelay::default(),
             mpr_algs: Vec::new(),
+            mpr_alg_listens: Vec::new(),
+            namer: None,
             mpr_alg_events: Vec::new(),
             clients: Vec::new(),
             inbox: HashMap::new(),
@@ -287,6 +296,7 @@ impl World {
             alg_events: Vec::new(),
             maps: HashMap::new(),
             alg: None,
+            alg_listens: Vec::new(),
         });
         ClientId(self.clients.len() - 1)
     }
@@ -304,6 +314,25 @@ impl World {
     /// Puts a signaling ALG on a client's signaling socket.
     pub fn set_client_alg(&mut self, id: ClientId, alg: Box<dyn ClientSignaling>) {
         self.clients[id.0].alg = Some(alg);
+    }
+
+    /// Names the rungs of binary signaling the world cannot read itself
+    /// (H.323's TPKT frames): `None` leaves a datagram off the ladder.
+    pub fn set_namer(&mut self, namer: fn(&[u8]) -> Option<String>) {
+        self.namer = Some(namer);
+    }
+
+    /// Datagrams to `also` go to the MPR ALG on `at` too: the listeners a
+    /// real driver opens beside the ALG's socket (H.323's H.245 pool).
+    /// Streams are simulated as datagrams, one frame each.
+    pub fn listen_mpr_alg(&mut self, at: SocketAddr, also: SocketAddr) {
+        self.mpr_alg_listens.push((also, at));
+    }
+
+    /// Datagrams to `also` (an address of the client's host) go to its
+    /// ALG too: H.323's inside listeners.
+    pub fn listen_client_alg(&mut self, id: ClientId, also: SocketAddr) {
+        self.clients[id.0].alg_listens.push(also);
     }
 
     /// The MPR's ALG for `protocol`, to read its counters.
@@ -586,6 +615,11 @@ impl World {
 
     fn deliver(&mut self, d: Datagram) {
         let now = self.net.now();
+        let alg_at = self
+            .mpr_alg_listens
+            .iter()
+            .find(|(also, _)| *also == d.dst)
+            .map(|(_, at)| *at);
         if wire::is_control(&d.payload) {
             self.record(&d);
             self.captured.push(d.clone());
@@ -593,10 +627,9 @@ impl World {
             self.record_text(&d);
         }
         if !wire::is_control(&d.payload)
-            && let Some((_, alg)) = self
-                .mpr_algs
-                .iter_mut()
-                .find(|(at, alg)| *at == d.dst || alg.extra_addresses().contains(&d.dst))
+            && let Some((_, alg)) = self.mpr_algs.iter_mut().find(|(at, alg)| {
+                *at == d.dst || Some(*at) == alg_at || alg.extra_addresses().contains(&d.dst)
+            })
         {
             alg.handle_datagram(
                 now,
@@ -652,7 +685,7 @@ impl World {
                 );
                 return;
             }
-            if d.dst == c.engine.config().signaling
+            if (d.dst == c.engine.config().signaling || c.alg_listens.contains(&d.dst))
                 && let Some(alg) = &mut c.alg
             {
                 c.engine.handle_traffic(now, d.dst);
@@ -701,7 +734,7 @@ impl World {
         let what = if printable && (sip || is_mgcp_line(line)) {
             Some(String::from_utf8_lossy(line).into_owned())
         } else {
-            h248_summary(&d.payload)
+            h248_summary(&d.payload).or_else(|| self.namer.and_then(|n| n(&d.payload)))
         };
         if let Some(what) = what {
             self.ladder.push(Rung {

@@ -81,15 +81,28 @@ impl Leases {
 
     /// Leases a free listener to `owner`, who must connect from `ip` (any
     /// IP when `None`) before `until`.
-    pub(crate) fn lease(&mut self, owner: Owner, ip: Option<IpAddr>, until: Instant) -> Option<SocketAddr> {
-        let free = self.pool.iter().find(|a| !self.leased.contains_key(a)).copied()?;
+    pub(crate) fn lease(
+        &mut self,
+        owner: Owner,
+        ip: Option<IpAddr>,
+        until: Instant,
+    ) -> Option<SocketAddr> {
+        let free = self
+            .pool
+            .iter()
+            .find(|a| !self.leased.contains_key(a))
+            .copied()?;
         self.leased.insert(free, (owner, ip, until));
         Some(free)
     }
 
     /// A connection arrived on `local` from `remote`: its owner, and the
     /// lease is spent.
-    pub(crate) fn accept(&mut self, local: SocketAddr, remote: SocketAddr) -> Result<Owner, Refused> {
+    pub(crate) fn accept(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<Owner, Refused> {
         let &(owner, ip, _) = self.leased.get(&local).ok_or(Refused::NotLeased)?;
         if let Some(ip) = ip
             && ip != remote.ip()

@@ -220,16 +220,18 @@ impl Mpr {
 
     fn frame(&mut self, now: Instant, ctx: &mut dyn MprContext, rx: &Receive<'_>) {
         self.stats.received += 1;
-        if rx.flow.transport == Transport::Udp {
-            // RAS: the walker reads it (`pinhole inspect`), but this ALG
-            // routes no gatekeeper traffic yet.
-            self.stats.ras += 1;
-            tracing::debug!(remote = %rx.remote, "H.323: RAS datagram not routed");
-            return;
-        }
+        // A whole TPKT frame: call signaling or H.245 (a simulated network
+        // carries stream frames as datagrams). Else, by UDP, RAS.
         let Ok(payload) = q931::tpkt_payload(rx.bytes) else {
-            self.stats.unreadable += 1;
-            tracing::warn!(remote = %rx.remote, "H.323: not a whole TPKT frame");
+            if rx.flow.transport == Transport::Udp {
+                // The walker reads RAS (`pinhole inspect`), but this ALG
+                // routes no gatekeeper traffic.
+                self.stats.ras += 1;
+                tracing::debug!(remote = %rx.remote, "H.323: RAS datagram not routed");
+            } else {
+                self.stats.unreadable += 1;
+                tracing::warn!(remote = %rx.remote, "H.323: not a whole TPKT frame");
+            }
             return;
         };
         if let Some(&(id, side)) = self.by_h245.get(&conn_key(rx)) {
@@ -324,6 +326,7 @@ impl Mpr {
                     c.connected = true;
                 }
                 self.forward(now, ctx, id, side, rx.bytes, sig.as_ref());
+                self.flush_starts(now);
                 if kind == MessageType::ReleaseComplete {
                     self.end(now, ctx, id, None);
                 }
@@ -480,10 +483,13 @@ impl Mpr {
         self.stats.calls += 1;
         self.out
             .arm_sweep(now + self.cfg.setup_timeout.min(self.cfg.lease_timeout));
-        // Fig. 15 step 1412, Fig. 16 step 1508.
-        let cp = build::call_proceeding(reply, guid);
-        self.send_built(&back, cp);
+        // Steps 1406–1408 (1504–1506), then 1412 (1508).
         self.forward(now, ctx, id, Side::A, rx.bytes, Some(sig));
+        if self.calls.contains_key(&id) {
+            let cp = build::call_proceeding(reply, guid);
+            self.send_built(&back, cp);
+        }
+        self.flush_starts(now);
     }
 
     /// A call reference for a leg toward `remote` that no leg uses.
@@ -536,6 +542,10 @@ impl Mpr {
         }
         self.stats.forwarded += 1;
         hop.send(&mut self.out, out);
+    }
+
+    /// Sends the FACILITY startH245 the message just forwarded called for.
+    fn flush_starts(&mut self, now: Instant) {
         for (id, side) in std::mem::take(&mut self.starts) {
             self.start_h245(now, id, side);
         }

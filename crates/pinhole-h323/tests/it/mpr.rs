@@ -245,12 +245,12 @@ fn fig16_separate_h245_every_connection_toward_the_mpr() {
     assert_eq!(
         names,
         [
-            (sa(NET1), "callProceeding".to_string()), // 1508
             (sa(NET2), "setup".to_string()),          // 1506
+            (sa(NET1), "callProceeding".to_string()), // 1508
             (sa(NET1), "facility".to_string()), // startH245: A listens, so it is asked to connect
         ]
     );
-    let (cp, fwd, fac) = (&outs[0], &outs[1], &outs[2]);
+    let (fwd, cp, fac) = (&outs[0], &outs[1], &outs[2]);
     // Back down A's connection; into corp2 by its registration's flow.
     assert_eq!(cp.flow, Flow::conn(Transport::Tcp, ConnId(1)));
     assert_eq!(fac.flow, cp.flow);
@@ -385,7 +385,7 @@ fn fast_start_offer_and_answer_with_the_echo_restored() {
     ];
     let outs = bed.a_sends(&setup(None, &proposals, false));
     assert_eq!(outs.len(), 2, "no h245Address: no FACILITY");
-    let fwd = &outs[1];
+    let fwd = &outs[0];
     assert_hidden(&outs);
     let media = fwd.addresses();
     let relay_rtcp = media[1].1;
@@ -430,7 +430,7 @@ fn fast_start_offer_and_answer_with_the_echo_restored() {
 fn tunneled_h245_is_rewritten_in_place() {
     let mut bed = Bed::new();
     let outs = bed.a_sends(&setup(None, &[], true));
-    let crv_b = outs[1].q931().call_reference_value() as u16;
+    let crv_b = outs[0].q931().call_reference_value() as u16;
     let tunneled = vec![b::olc_msg(1, Some(sa(A_RTCP)), None, false)];
     let fac = b::facility(GUID, CONF, None, None, &[], true, &tunneled);
     let outs = bed.a_sends(&b::q931(CRV_A, false, 0x62, &fac));
@@ -470,7 +470,7 @@ fn refusals() {
     assert_eq!(bed.alg.stats().refused, 1);
 
     let outs = bed.a_sends(&setup(Some(sa(A_H245)), &[], false));
-    let lease = outs[1].address("h245Address");
+    let lease = outs[0].address("h245Address");
     let stranger = sa("198.51.100.66:40000");
     assert!(bed.rx(lease, stranger, 99, &b::tcs(1)).is_empty());
     assert_eq!(bed.alg.stats().h245_refused, 1);
