@@ -32,7 +32,7 @@ use pinhole_core::rng::Rng;
 use pinhole_core::types::{Flow, Receive, Side, Transport};
 use pinhole_core::wire::Protocol;
 
-use super::link::{Hop, Leases, conn_key};
+use super::link::{ConnKey, Hop, Leases, conn_key};
 use super::media::{self, Channels, Ends, Written};
 use super::{Unreadable, idx};
 use crate::build::{self, CallRef, ReleaseReason};
@@ -209,7 +209,7 @@ pub struct Client {
     calls: HashMap<u64, Call>,
     /// (remote, call reference, flag) → call and end.
     by_leg: HashMap<(SocketAddr, u16, bool), (u64, Side)>,
-    by_h245: HashMap<(SocketAddr, u64), (u64, Side)>,
+    by_h245: HashMap<ConnKey, (u64, Side)>,
     /// The MPR's H.245 leases we were given: → call (first frame back
     /// names the connection).
     by_target: HashMap<SocketAddr, u64>,

@@ -36,14 +36,18 @@ impl Hop {
     }
 
     /// The key a connection's frames are found by.
-    pub(crate) fn conn_key(&self) -> (SocketAddr, u64) {
-        (self.remote, self.flow.conn.map_or(0, |c| c.0))
+    pub(crate) fn conn_key(&self) -> ConnKey {
+        (self.local, self.remote, self.flow.conn.map_or(0, |c| c.0))
     }
 }
 
+/// A connection: both ends and the driver's name for it (the ends tell
+/// apart what a simulated network carries as datagrams).
+pub(crate) type ConnKey = (SocketAddr, SocketAddr, u64);
+
 /// The key of the connection `rx` came on.
-pub(crate) fn conn_key(rx: &Receive<'_>) -> (SocketAddr, u64) {
-    (rx.remote, rx.flow.conn.map_or(0, |c| c.0))
+pub(crate) fn conn_key(rx: &Receive<'_>) -> ConnKey {
+    (rx.local, rx.remote, rx.flow.conn.map_or(0, |c| c.0))
 }
 
 /// Who a lease is for: a call and a side.

@@ -31,7 +31,7 @@ use pinhole_core::rng::Rng;
 use pinhole_core::types::{CallKey, Flow, Receive, Side, Transport};
 use pinhole_core::wire::Protocol;
 
-use super::link::{Hop, Leases, Refused, conn_key};
+use super::link::{ConnKey, Hop, Leases, Refused, conn_key};
 use super::media::{self, Channels, Ends, Written};
 use super::{Unreadable, idx};
 use crate::build::{self, CallRef, ReleaseReason};
@@ -168,7 +168,7 @@ pub struct Mpr {
     by_leg: HashMap<LegKey, (u64, Side)>,
     by_guid: HashMap<[u8; 16], u64>,
     /// H.245 connections: (remote, connection) → call and side.
-    by_h245: HashMap<(SocketAddr, u64), (u64, Side)>,
+    by_h245: HashMap<ConnKey, (u64, Side)>,
     /// The H.245 listeners and who may connect to each.
     leases: Leases,
     next_id: u64,

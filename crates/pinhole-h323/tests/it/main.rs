@@ -5,6 +5,7 @@
 mod build;
 mod corpus;
 mod erlang;
+mod fig15;
 mod fuzz_corpus;
 mod mpr;
 mod props;
