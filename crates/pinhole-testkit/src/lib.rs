@@ -45,4 +45,4 @@ mod world;
 pub use clock::{Clock, base_instant};
 pub use firewall::{Firewall, FirewallConfig, FirewallCounters, MappingBehavior, MappingInfo};
 pub use net::{Datagram, FirewallId, Net, NetDrops, ZoneId};
-pub use world::{ClientId, Corp, RelayCounters, Rung, World};
+pub use world::{ClientId, Corp, Namer, RelayCounters, Rung, World};

@@ -210,6 +210,9 @@ struct ClientNode {
     alg_events: Vec<AlgEvent>,
 }
 
+/// Names a binary signaling payload for the ladder.
+pub type Namer = fn(&[u8]) -> Option<String>;
+
 /// The deployment.
 pub struct World {
     /// The network (zones, firewalls, clock).
@@ -226,7 +229,7 @@ pub struct World {
     /// Further MPR addresses and the ALG (by its address) they reach.
     mpr_alg_listens: Vec<(SocketAddr, SocketAddr)>,
     /// Names binary signaling on the ladder (H.323), where a test gives one.
-    namer: Option<fn(&[u8]) -> Option<String>>,
+    namer: Option<Namer>,
     /// What the MPR's ALGs reported, by protocol (drained as it came).
     mpr_alg_events: Vec<(Protocol, AlgEvent)>,
     clients: Vec<ClientNode>,
@@ -318,7 +321,7 @@ impl World {
 
     /// Names the rungs of binary signaling the world cannot read itself
     /// (H.323's TPKT frames): `None` leaves a datagram off the ladder.
-    pub fn set_namer(&mut self, namer: fn(&[u8]) -> Option<String>) {
+    pub fn set_namer(&mut self, namer: Namer) {
         self.namer = Some(namer);
     }
 

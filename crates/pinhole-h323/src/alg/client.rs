@@ -297,11 +297,11 @@ impl Client {
             Some((id, MPR))
         });
         if let Some((id, side)) = h245 {
-            if let Some(c) = self.calls.get_mut(&id) {
-                if c.h245[idx(side)].conn.is_none() {
-                    c.h245[idx(side)].conn = Some(Hop::of(rx));
-                    self.by_h245.insert(key, (id, side));
-                }
+            if let Some(c) = self.calls.get_mut(&id)
+                && c.h245[idx(side)].conn.is_none()
+            {
+                c.h245[idx(side)].conn = Some(Hop::of(rx));
+                self.by_h245.insert(key, (id, side));
             }
             return self.arrive(now, ctx, id, side, true, rx);
         }

@@ -6,6 +6,7 @@ mod build;
 mod corpus;
 mod erlang;
 mod fig15;
+mod fig16;
 mod fuzz_corpus;
 mod mpr;
 mod props;
