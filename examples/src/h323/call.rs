@@ -262,7 +262,7 @@ impl Call {
         self.mode != Mode::FastStart
     }
 
-    fn from_destination(&self) -> bool {
+    fn sent_by_callee(&self) -> bool {
         self.cfg.role == Role::Callee
     }
 
@@ -285,7 +285,7 @@ impl Call {
             kind::RELEASE_COMPLETE => vec![&wire::CAUSE_NORMAL_CLEARING],
             _ => vec![],
         };
-        let q = wire::q931(self.crv, self.from_destination(), k, &ies, &per);
+        let q = wire::q931(self.crv, self.sent_by_callee(), k, &ies, &per);
         self.note(format!("> {name}"));
         self.out.push_back(Output::Signal(wire::tpkt(&q)));
     }
@@ -319,7 +319,9 @@ impl Call {
     }
 
     fn own_h245_address(&self) -> Option<SocketAddr> {
-        (self.mode == Mode::Separate).then_some(self.cfg.h245).flatten()
+        (self.mode == Mode::Separate)
+            .then_some(self.cfg.h245)
+            .flatten()
     }
 
     // ------------------------------------------------------------ caller
@@ -389,11 +391,15 @@ impl Call {
             return Err("a second Setup".into());
         }
         if !setup {
-            if h.crv != self.crv || h.from_destination == self.from_destination() {
+            if h.crv != self.crv || h.from_destination == self.sent_by_callee() {
                 return Err(format!(
                     "call reference {}{} is not this call's",
                     h.crv,
-                    if h.from_destination { " (from destination)" } else { "" }
+                    if h.from_destination {
+                        " (from destination)"
+                    } else {
+                        ""
+                    }
                 ));
             }
             if self.phase == Phase::Idle {
@@ -401,10 +407,10 @@ impl Call {
             }
         }
         let mut name = wire::kind_name(h.kind);
-        if let Body::facility(f) = &ui.h323_uu_pdu.h323_message_body {
-            if let h225::FacilityReason::startH245(()) = f.reason {
-                name.push_str("(startH245)");
-            }
+        if let Body::facility(f) = &ui.h323_uu_pdu.h323_message_body
+            && let h225::FacilityReason::startH245(()) = f.reason
+        {
+            name.push_str("(startH245)");
         }
         self.note(format!("< {name}"));
         match (self.cfg.role, h.kind) {
@@ -427,7 +433,9 @@ impl Call {
                     if h.kind == kind::CONNECT && self.phase == Phase::Calling {
                         self.phase = Phase::Connected;
                         if self.tunnel() && !access::h245_tunnelling(&ui) {
-                            tracing::warn!("CONNECT without h245Tunneling: the peer does not tunnel");
+                            tracing::warn!(
+                                "CONNECT without h245Tunneling: the peer does not tunnel"
+                            );
                         }
                     }
                 }

@@ -255,7 +255,10 @@ fn json_str(s: &str) -> String {
 fn json_list<T>(v: &[T], f: impl Fn(&T) -> String) -> String {
     format!(
         "[{}]",
-        v.iter().map(|x| json_str(&f(x))).collect::<Vec<_>>().join(",")
+        v.iter()
+            .map(|x| json_str(&f(x)))
+            .collect::<Vec<_>>()
+            .join(",")
     )
 }
 

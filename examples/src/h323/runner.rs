@@ -146,7 +146,11 @@ fn spawn_sender(
         let mut tick = tokio::time::interval(PTIME);
         for seq in 0..packets {
             tick.tick().await;
-            if sock.send_to(&rtp::packet(ssrc, seq as u16), rtp_to).await.is_ok() {
+            if sock
+                .send_to(&rtp::packet(ssrc, seq as u16), rtp_to)
+                .await
+                .is_ok()
+            {
                 counts.sent.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(to) = rtcp_to
@@ -241,7 +245,12 @@ pub async fn run(cfg: Config) -> Result<Report> {
                 .await
                 .with_context(|| format!("connecting to {via}"))?;
             let (r, w) = s.into_split();
-            tasks.push(spawn_reader(r, tx.clone(), Event::Signal, Event::SignalClosed));
+            tasks.push(spawn_reader(
+                r,
+                tx.clone(),
+                Event::Signal,
+                Event::SignalClosed,
+            ));
             signal_w = Some(w);
             call.start();
             _bound = Some(signal_listener);
@@ -289,7 +298,9 @@ pub async fn run(cfg: Config) -> Result<Report> {
                         hangup_at = Some(Instant::now() + cfg.hold);
                     }
                 }
-                Output::Done(why) => tracing::info!(alias = %cfg.alias, "call ended: {}", why.name()),
+                Output::Done(why) => {
+                    tracing::info!(alias = %cfg.alias, "call ended: {}", why.name())
+                }
             }
         }
         if call.ended() {

@@ -81,8 +81,18 @@ fn call_through(mode: Mode) -> [Call; 2] {
     let mut sides = [Side::default(), Side::default()];
     calls[0].start();
     pump(&mut calls, &mut sides);
-    assert_eq!(sides[0].media, Some(sa("10.0.0.2:6000")), "{:#?}", calls[0].messages());
-    assert_eq!(sides[1].media, Some(sa("10.0.0.1:4000")), "{:#?}", calls[1].messages());
+    assert_eq!(
+        sides[0].media,
+        Some(sa("10.0.0.2:6000")),
+        "{:#?}",
+        calls[0].messages()
+    );
+    assert_eq!(
+        sides[1].media,
+        Some(sa("10.0.0.1:4000")),
+        "{:#?}",
+        calls[1].messages()
+    );
     assert_eq!(calls[1].mode(), mode);
     assert_eq!(calls[1].peer_alias(), Some("t1@corp1.example"));
     calls[0].hangup();
@@ -114,9 +124,16 @@ fn separate_h245_the_callee_connects_to_the_setup_address() {
         ]
     );
     let m = calls[0].messages();
-    assert!(m.iter().any(|m| m.starts_with("* h245 accepted from")), "{m:#?}");
+    assert!(
+        m.iter().any(|m| m.starts_with("* h245 accepted from")),
+        "{m:#?}"
+    );
     let b = calls[1].messages();
-    assert!(b.iter().any(|m| m.starts_with("* h245 connected to 10.0.0.1:1721")), "{b:#?}");
+    assert!(
+        b.iter()
+            .any(|m| m.starts_with("* h245 connected to 10.0.0.1:1721")),
+        "{b:#?}"
+    );
     for want in [
         "> h245 terminalCapabilitySet",
         "> h245 masterSlaveDetermination",
@@ -163,7 +180,9 @@ fn foreign_and_broken_frames_are_ignored() {
     let mut c = Call::new(cfg(Role::Callee, Mode::Separate));
     c.on_signal(b"");
     c.on_signal(&[0x08, 0x02, 0x00]);
-    c.on_signal(&[0x08, 0x02, 0x00, 0x01, 0x05, 0x7e, 0x00, 0x03, 0x05, 0xff, 0xff]);
+    c.on_signal(&[
+        0x08, 0x02, 0x00, 0x01, 0x05, 0x7e, 0x00, 0x03, 0x05, 0xff, 0xff,
+    ]);
     c.on_h245(&[0xff; 7]);
     assert!(c.poll().is_none());
     assert!(!c.ended());

@@ -187,9 +187,18 @@ mod tests {
 
     #[test]
     fn q931_round_trip() {
-        let m = q931(0x1234, true, kind::CONNECT, &[&CAUSE_NORMAL_CLEARING], b"per");
+        let m = q931(
+            0x1234,
+            true,
+            kind::CONNECT,
+            &[&CAUSE_NORMAL_CLEARING],
+            b"per",
+        );
         let h = parse_header(&m).unwrap();
-        assert_eq!((h.crv, h.from_destination, h.kind), (0x1234, true, kind::CONNECT));
+        assert_eq!(
+            (h.crv, h.from_destination, h.kind),
+            (0x1234, true, kind::CONNECT)
+        );
         assert_eq!(pinhole_h323_oracle::q931_user_user(&m).unwrap(), b"per");
         assert!(parse_header(&[0x08, 0x01, 0x05, 0x05]).is_err());
     }
