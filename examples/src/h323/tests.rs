@@ -199,3 +199,49 @@ fn master_slave_determination_agrees() {
     assert_eq!(d(50, 7, 50, 7), None);
     assert_eq!(d(60, 7, 50, 9), Some(true));
 }
+
+#[test]
+fn a_failed_h245_connection_is_answered_with_facility_start_h245() {
+    let mut calls = [
+        Call::new(cfg(Role::Caller, Mode::Separate)),
+        Call::new(cfg(Role::Callee, Mode::Separate)),
+    ];
+    calls[0].start();
+    let Some(Output::Signal(setup)) = calls[0].poll() else {
+        panic!("no Setup");
+    };
+    calls[1].on_signal(&setup[4..]);
+    let mut connect_to = None;
+    let mut facility = None;
+    while let Some(o) = calls[1].poll() {
+        if let Output::ConnectH245(a) = o {
+            connect_to = Some(a);
+        }
+    }
+    assert_eq!(connect_to, Some(sa("10.0.0.1:1721")));
+    calls[1].h245_connect_failed(sa("10.0.0.1:1721"), "refused");
+    while let Some(o) = calls[1].poll() {
+        if let Output::Signal(f) = o {
+            facility = Some(f);
+        }
+    }
+    let f = facility.expect("a FACILITY");
+    let ui = pinhole_h323_oracle::decode_user_information(
+        pinhole_h323_oracle::q931_user_user(&f[4..]).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        pinhole_h323_oracle::access::h245_address(&ui),
+        Some(sa("10.0.0.2:1721"))
+    );
+    assert_eq!(
+        calls[1].messages().last().map(String::as_str),
+        Some("> Facility(startH245)")
+    );
+    // The caller connects on it.
+    calls[0].on_signal(&f[4..]);
+    assert!(
+        std::iter::from_fn(|| calls[0].poll())
+            .any(|o| o == Output::ConnectH245(sa("10.0.0.2:1721")))
+    );
+}

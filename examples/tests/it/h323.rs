@@ -431,3 +431,17 @@ fn the_binary_calls_and_reports() {
         "{b}"
     );
 }
+
+#[tokio::test]
+async fn a_callee_without_a_call_times_out() {
+    let mut c = Config::callee(
+        "carol@corp3.example",
+        sa("127.0.0.149:47911"),
+        sa("127.0.0.149:47924"),
+    );
+    c.timeout = Duration::from_millis(500);
+    let r = run(c).await.unwrap();
+    assert_eq!(r.released_by, Some(Released::Timeout));
+    assert_eq!((r.sent, r.received, r.media_dest), (0, 0, None));
+    assert!(r.messages.is_empty());
+}
