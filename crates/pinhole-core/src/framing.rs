@@ -127,6 +127,7 @@ const COOKIE_END: usize = 8;
 /// assert_eq!(control(&[3, 0, 0]), Some(Ok(None))); // STUN or TPKT: wait
 /// assert_eq!(control(&[3, 0, 0, 8, 1, 2, 3, 4]), None); // no cookie: TPKT
 /// assert_eq!(control(&[3, 0, 0, 4]), None); // an empty TPKT keepalive
+/// assert_eq!(control(&[3, 0, 0, 6, 0x20, 0x80]), None); // a short TPKT frame
 /// ```
 pub fn control(buf: &[u8]) -> Option<Result<Option<usize>, FrameError>> {
     if *buf.first()? > 3 {
@@ -137,6 +138,15 @@ pub fn control(buf: &[u8]) -> Option<Result<Option<usize>, FrameError>> {
     // the slow-sender timer closed the connection. As STUN it would be
     // type 0x0300, a method Pinhole never uses.
     if buf.starts_with(&EMPTY_TPKT) {
+        return None;
+    }
+    // Nor a short TPKT frame (an H.245 MSD Ack is 6 octets): a TPKT
+    // length under 20 is no STUN message, which takes 20 at least, so it
+    // needs no cookie to be told apart (and may never be followed by more
+    // bytes to bring one).
+    if let [3, 0, hi, lo, ..] = *buf
+        && u16::from_be_bytes([hi, lo]) < HEADER_LEN as u16
+    {
         return None;
     }
     let Some(head) = buf.first_chunk::<COOKIE_END>() else {
