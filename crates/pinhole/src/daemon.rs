@@ -300,6 +300,7 @@ pub(crate) async fn run_aps(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
             streaming,
             upstream,
             listen_tcp: s.phones_tcp,
+            listen_also: Vec::new(),
             framer: None,
         },
     )

@@ -237,6 +237,15 @@ pub struct ClientStreams {
     pub upstream: Upstream,
     /// Phones inside may reach the ALG over TCP at the signaling address.
     pub listen_tcp: bool,
+    /// More TCP listeners whose frames go to the ALG like those of
+    /// [`ClientStreams::listen_tcp`], with
+    /// [`Receive::local`](pinhole_core::types::Receive::local) the
+    /// listener's address; a connection the ALG opens from one of these
+    /// addresses is framed the same way. (The H.323 APS: its inside
+    /// call-signaling address when it is not the signaling socket's, and
+    /// its inside H.245 listeners.) Each needs an ALG with stream framing;
+    /// one that cannot be bound is an error naming it.
+    pub listen_also: Vec<SocketAddr>,
     /// How the protocol's messages are framed when there is no ALG (a
     /// smart terminal whose application speaks the protocol through
     /// [`ClientOutputs::signaling`]); with an ALG, the ALG's framing.
@@ -251,7 +260,8 @@ pub struct ClientStreams {
 /// keeps it alive, and reopens it with back-off when it closes, then
 /// registers again over it (the MPR's route follows; calls go on). With
 /// [`ClientStreams::listen_tcp`], phones inside may also reach the ALG
-/// over TCP at the signaling address.
+/// over TCP at the signaling address, and with
+/// [`ClientStreams::listen_also`] at more addresses.
 pub async fn spawn_streaming(
     engine: Engine,
     signaling: Arc<UdpSocket>,
@@ -276,19 +286,25 @@ pub async fn spawn_streaming(
                 "a TCP listener for phones needs an ALG with stream framing",
             ));
         }
-        let at = links
-            .streams
-            .listen(Listen {
-                addr: local,
-                transport: Transport::Tcp,
-                tls: None,
-                framer,
-            })
-            .await
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot listen for TCP on {local}: {e}"))
-            })?;
+        let at = listen(&links, local, framer).await?;
         tracing::info!(listen = %at, "TCP listener for phones open");
+    }
+    for (i, &addr) in streams.listen_also.iter().enumerate() {
+        if framer.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("TCP listener {addr}: needs an ALG with stream framing"),
+            ));
+        }
+        if (listen_tcp && addr == local) || streams.listen_also[..i].contains(&addr) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("TCP listener {addr}: listed twice"),
+            ));
+        }
+        let at = listen(&links, addr, framer).await?;
+        links.frame(at, framer);
+        tracing::info!(listen = %at, "TCP listener open");
     }
     let up = engine.config().upstream.is_stream().then(|| UpstreamState {
         cfg: upstream,
@@ -308,6 +324,24 @@ pub async fn spawn_streaming(
         alg,
         Some((links, rx, up)),
     )
+}
+
+/// Opens a TCP listener at `addr` for the ALG; the error names it.
+async fn listen(
+    links: &Links,
+    addr: SocketAddr,
+    framer: Option<pinhole_core::framing::ProtocolFramer>,
+) -> io::Result<SocketAddr> {
+    links
+        .streams
+        .listen(Listen {
+            addr,
+            transport: Transport::Tcp,
+            tls: None,
+            framer,
+        })
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen for TCP on {addr}: {e}")))
 }
 
 /// The signaling connection to the MPR.
