@@ -6,12 +6,13 @@
 //! (`networks[0].credential: must not be empty`).
 //!
 //! One file per role ([`mpr`], [`aps`]) and one per protocol ([`sip`],
-//! [`mgcp`], [`h248`]: the `[sip]` / `[mgcp]` / `[h248]` sections of both
-//! roles and their checks), so a new protocol is one new file plus a field in each role's
+//! [`mgcp`], [`h248`], [`h323`]: the `[sip]` / `[mgcp]` / `[h248]` /
+//! `[h323]` sections of both roles and their checks), so a new protocol is one new file plus a field in each role's
 //! file. This file holds what both roles share.
 
 mod aps;
 mod h248;
+mod h323;
 mod mgcp;
 mod mpr;
 mod sip;
