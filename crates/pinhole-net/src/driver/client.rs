@@ -310,6 +310,7 @@ pub async fn spawn_streaming(
         cfg: upstream,
         conn: None,
         opened_once: false,
+        lost: false,
         retry_at: Some(tokio::time::Instant::now()),
         backoff: upstream.backoff_min,
         pending: VecDeque::new(),
@@ -351,6 +352,9 @@ struct UpstreamState {
     conn: Option<ConnId>,
     /// It was open before (so the next open is a reconnect).
     opened_once: bool,
+    /// A connection closed with what was sent on it (one that never
+    /// opened takes its messages along): the next open registers again.
+    lost: bool,
     /// When to open it (again).
     retry_at: Option<tokio::time::Instant>,
     backoff: Duration,
@@ -888,7 +892,11 @@ impl Driver {
                 up.backoff = up.cfg.backoff_min;
                 up.next_ping = up.cfg.keepalive.map(|k| tokio::time::Instant::now() + k);
                 tracing::info!(%conn, "signaling connection to the MPR open");
-                if std::mem::replace(&mut up.opened_once, true) {
+                // Over a connection that is open again, or the first one
+                // after attempts that failed (the Registration sent on them
+                // is gone, and a stream is not retransmitted): register now.
+                let reopened = std::mem::replace(&mut up.opened_once, true);
+                if reopened || std::mem::take(&mut up.lost) {
                     self.engine.handle_reconnect(now());
                 }
             }
@@ -898,6 +906,7 @@ impl Driver {
                 };
                 up.conn = None;
                 up.next_ping = None;
+                up.lost = true;
                 let wait = up.retry_later(tokio::time::Instant::now());
                 tracing::warn!(%conn, reason = reason.kind(), retry_in = ?wait, "signaling connection to the MPR closed; reopening");
             }
