@@ -190,8 +190,8 @@ pub(crate) async fn run_mpr(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
             h245_ports = %pool_span(&pool), "H.323 ALG on");
         // Call signaling over TCP on its control address; H.245 on each
         // leased listener. (No TLS for H.323.)
-        let mut a = mpr_driver::MprAlg::new(at, Box::new(h323_alg::Mpr::new(c)))
-            .listen(at, Transport::Tcp);
+        let mut a =
+            mpr_driver::MprAlg::new(at, Box::new(h323_alg::Mpr::new(c))).listen(at, Transport::Tcp);
         for p in pool {
             a = a.listen(p, Transport::Tcp);
         }
@@ -281,28 +281,29 @@ pub(crate) async fn run_aps(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
     let engine = client::Engine::new(s.engine, Instant::now())?;
     let (relay, relay_events) = Relay::start(s.relay).context("relay")?;
     // Validation builds at most one: the section of `protocol`.
-    let alg: Option<Box<dyn pinhole_core::alg::ClientSignaling>> =
-        match (s.sip, s.mgcp, s.h248, s.h323) {
-            (Some(c), ..) => {
-                tracing::info!(media_ip = %c.media_ip, inside_default = ?c.inside_default, "SIP proxy on");
-                Some(Box::new(sip_alg::Aps::new(c)))
-            }
-            (None, Some(c), ..) => {
-                tracing::info!(media_ip = %c.media_ip, gateways = ?c.gateways, "MGCP ALG on");
-                Some(Box::new(mgcp_alg::Aps::new(c)))
-            }
-            (None, None, Some(c), _) => {
-                tracing::info!(media_ip = %c.media_ip, gateways = ?c.gateways, "H.248 ALG on");
-                Some(Box::new(h248_alg::Aps::new(c)))
-            }
-            (None, None, None, Some(c)) => {
-                tracing::info!(inside = %c.inside, media_ip = %c.media_ip,
+    let alg: Option<Box<dyn pinhole_core::alg::ClientSignaling>> = match (
+        s.sip, s.mgcp, s.h248, s.h323,
+    ) {
+        (Some(c), ..) => {
+            tracing::info!(media_ip = %c.media_ip, inside_default = ?c.inside_default, "SIP proxy on");
+            Some(Box::new(sip_alg::Aps::new(c)))
+        }
+        (None, Some(c), ..) => {
+            tracing::info!(media_ip = %c.media_ip, gateways = ?c.gateways, "MGCP ALG on");
+            Some(Box::new(mgcp_alg::Aps::new(c)))
+        }
+        (None, None, Some(c), _) => {
+            tracing::info!(media_ip = %c.media_ip, gateways = ?c.gateways, "H.248 ALG on");
+            Some(Box::new(h248_alg::Aps::new(c)))
+        }
+        (None, None, None, Some(c)) => {
+            tracing::info!(inside = %c.inside, media_ip = %c.media_ip,
                     h245_listeners = c.h245_pool.len(), h245_ports = %pool_span(&c.h245_pool),
                     aliases = ?c.aliases, inside_default = ?c.inside_default, "H.323 ALG on");
-                Some(Box::new(h323_alg::Client::new(c)))
-            }
-            (None, None, None, None) => None,
-        };
+            Some(Box::new(h323_alg::Client::new(c)))
+        }
+        (None, None, None, None) => None,
+    };
     let client_tls = match &s.tls {
         Some(t) => {
             let cert = t.cert.as_deref().zip(t.key.as_deref());

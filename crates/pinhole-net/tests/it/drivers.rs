@@ -1328,7 +1328,10 @@ async fn signaling_for_the_mpr_is_held_while_the_connection_is_down() {
     while let Ok(Ok(n @ 1..)) = timeout(Duration::from_millis(300), conn.read(&mut buf)).await {
         more.extend_from_slice(&buf[..n]);
     }
-    assert!(!more.windows(4).any(|w| w == b"msg-"), "nothing else was held");
+    assert!(
+        !more.windows(4).any(|w| w == b"msg-"),
+        "nothing else was held"
+    );
     let len = usize::from(u16::from_be_bytes([more[2], more[3]]));
     assert!(
         pinhole_core::wire::is_control(&more[..20 + len]),
@@ -1403,7 +1406,8 @@ impl pinhole_core::alg::ClientSignaling for TpktAlg {
     ) {
     }
 
-    fn sweep(&mut self, _now: std::time::Instant, _ctx: &mut dyn pinhole_core::alg::ClientContext) {}
+    fn sweep(&mut self, _now: std::time::Instant, _ctx: &mut dyn pinhole_core::alg::ClientContext) {
+    }
 
     fn counters(&self) -> pinhole_core::alg::Counters {
         vec![("received", self.seen.lock().unwrap().len() as u64)]

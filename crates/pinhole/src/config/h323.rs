@@ -151,7 +151,10 @@ impl MprH323Section {
             ));
         }
         if let Some(p) = at.control_ports.iter().find(|p| ports.contains(p)) {
-            return Err(invalid("h323.h245_ports", format!("holds control port {p}")));
+            return Err(invalid(
+                "h323.h245_ports",
+                format!("holds control port {p}"),
+            ));
         }
         if let Some((p, who)) = at.tcp.iter().find(|(p, _)| ports.contains(p)) {
             return Err(invalid(
@@ -417,7 +420,10 @@ mod tests {
                 ("4940*".to_owned(), "corp2".to_owned())
             ]
         );
-        assert_eq!(h.trusted, ["198.51.100.9".parse::<std::net::IpAddr>().unwrap()]);
+        assert_eq!(
+            h.trusted,
+            ["198.51.100.9".parse::<std::net::IpAddr>().unwrap()]
+        );
         assert_eq!(h.unreadable, Unreadable::Pass);
         assert_eq!((h.setup_timeout.as_secs(), h.max_calls), (60, 7));
         // The text form of the range, and one port.
@@ -431,10 +437,22 @@ mod tests {
     #[test]
     fn bad_mpr_values_name_the_key() {
         let cases = [
-            ("port = 1722\n", "h323.port: 1722 is not one of control_ports"),
-            ("port = 5060\n", "h323.port: the SIP proxy serves that control port"),
-            ("port = 2727\n", "h323.port: the MGCP ALG serves that control port"),
-            ("port = 2944\n", "h323.port: the H.248 ALG serves that control port"),
+            (
+                "port = 1722\n",
+                "h323.port: 1722 is not one of control_ports",
+            ),
+            (
+                "port = 5060\n",
+                "h323.port: the SIP proxy serves that control port",
+            ),
+            (
+                "port = 2727\n",
+                "h323.port: the MGCP ALG serves that control port",
+            ),
+            (
+                "port = 2944\n",
+                "h323.port: the H.248 ALG serves that control port",
+            ),
             (
                 "h245_ports = \"17x0-1761\"\n",
                 "h323.h245_ports: \"17x0-1761\" is not a port range",
@@ -570,18 +588,48 @@ mod tests {
     #[test]
     fn bad_aps_values_name_the_key() {
         let cases = [
-            ("inside = \"0.0.0.0:1720\"\n", "h323.inside: 0.0.0.0:1720 must be an address and port of the APS"),
-            ("h245_ports = \"1700-1730\"\n", "h323.h245_ports: holds port 1720 of h323.inside"),
-            ("h245_ports = \"a-b\"\n", "h323.h245_ports: \"a-b\" is not a port range"),
-            ("h245_ports = { first = 0, last = 10 }\n", "h323.h245_ports: first must be 1..=last"),
-            ("h245_ports = \"2000-4000\"\n", "h323.h245_ports: at most 1024 ports"),
-            ("media_ports = { first = 41000, last = 40000 }\n", "h323.media_ports"),
-            ("media_ip = \"0.0.0.0\"\n", "h323.media_ip: must be a unicast address"),
-            ("inside_default = \"10.1.0.30:0\"\n", "h323.inside_default: must be an address and port"),
+            (
+                "inside = \"0.0.0.0:1720\"\n",
+                "h323.inside: 0.0.0.0:1720 must be an address and port of the APS",
+            ),
+            (
+                "h245_ports = \"1700-1730\"\n",
+                "h323.h245_ports: holds port 1720 of h323.inside",
+            ),
+            (
+                "h245_ports = \"a-b\"\n",
+                "h323.h245_ports: \"a-b\" is not a port range",
+            ),
+            (
+                "h245_ports = { first = 0, last = 10 }\n",
+                "h323.h245_ports: first must be 1..=last",
+            ),
+            (
+                "h245_ports = \"2000-4000\"\n",
+                "h323.h245_ports: at most 1024 ports",
+            ),
+            (
+                "media_ports = { first = 41000, last = 40000 }\n",
+                "h323.media_ports",
+            ),
+            (
+                "media_ip = \"0.0.0.0\"\n",
+                "h323.media_ip: must be a unicast address",
+            ),
+            (
+                "inside_default = \"10.1.0.30:0\"\n",
+                "h323.inside_default: must be an address and port",
+            ),
             ("unreadable = \"keep\"\n", "unknown variant `keep`"),
             ("max_calls = 0\n", "h323.max_calls: must be 1 to 10000000"),
-            ("setup_timeout_secs = 0\n", "h323.setup_timeout_secs: must be at least 1 second"),
-            ("[h323.aliases]\n\"alice\" = \"10.1.0.20:0\"\n", "h323.aliases.alice: must be the terminal's address and port"),
+            (
+                "setup_timeout_secs = 0\n",
+                "h323.setup_timeout_secs: must be at least 1 second",
+            ),
+            (
+                "[h323.aliases]\n\"alice\" = \"10.1.0.20:0\"\n",
+                "h323.aliases.alice: must be the terminal's address and port",
+            ),
             ("port = 1720\n", "unknown field `port`"),
         ];
         for (h323, want) in cases {
