@@ -6,6 +6,7 @@
 //! | [`smart`] | that UA as a smart terminal on real sockets, over `pinhole-net`'s client driver (`sip_smart_ua`) |
 //! | [`figures`] | Figs. 9 to 14 on the simulated network with the SIP, MGCP and H.248 proxies: the message ladder against the patent's steps (`sip_fig11`, `sip_fig12`, `mgcp_fig9`, `mgcp_fig10`, `h248_fig13`, `h248_fig14`) |
 //! | [`mgcp`] | a sans-IO MGCP call agent and gateway (Figs. 9 and 10), and the Fig. 10 smart gateway on real sockets (`mgcp_smart_gw`) |
+//! | [`h323`] | an H.323 terminal for one call (separate H.245, tunnelled, fastStart), PDUs by rasn; the `h323_terminal` binary |
 //! | [`rtp`] | test RTP packets that carry a checkable payload, and a tally |
 //!
 //! ```
@@ -16,6 +17,7 @@
 
 pub mod figures;
 pub mod h248;
+pub mod h323;
 pub mod mgcp;
 pub mod rtp;
 pub mod sip_ua;

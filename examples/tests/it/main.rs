@@ -12,5 +12,6 @@ mod common;
 mod demo;
 mod fig12;
 mod figures;
+mod h323;
 mod mgcp;
 mod mgcp_smart;

@@ -477,3 +477,73 @@ fn refusals() {
     assert_eq!(bed.alg.leases(), 2, "the lease still waits for its side");
     let _ = B_H245;
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Frames a call goes through, rasn-built, to damage.
+    fn frames() -> Vec<Vec<u8>> {
+        let fs = vec![b::olc(1, Some(sa(A_RTCP)), None, false)];
+        vec![
+            setup(Some(sa(A_H245)), &fs, true),
+            b::q931(
+                CRV_A,
+                false,
+                0x62,
+                &b::facility(
+                    GUID,
+                    CONF,
+                    None,
+                    Some(sa(A_H245)),
+                    &fs,
+                    true,
+                    &[b::olc_ack(1, sa(A_RTP), sa(A_RTCP))],
+                ),
+            ),
+            b::q931(CRV_A, false, 0x5a, &b::release_complete(GUID, false)),
+            b::olc_msg(1, Some(sa(A_RTCP)), None, false),
+            b::olc_ack(1, sa(B_RTP), sa(B_RTCP)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Damaged frames from a network, from the public side and on an
+        /// H.245 listener, after a real Setup: never a panic, and every
+        /// frame the MPR sends is a whole TPKT frame that walks.
+        #[test]
+        fn damaged_frames_never_panic_and_what_leaves_walks(
+            picks in proptest::collection::vec((0usize..5, 0u8..3, proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4), any::<Option<prop::sample::Index>>()), 1..6),
+        ) {
+            let mut bed = Bed::new();
+            let outs = bed.a_sends(&setup(Some(sa(A_H245)), &[], false));
+            let lease = outs[0].address("h245Address");
+            let all = frames();
+            for (pick, from, flips, cut) in picks {
+                let mut f = all[pick].clone();
+                for (at, x) in flips {
+                    let i = at.index(f.len());
+                    f[i] ^= x;
+                }
+                if let Some(c) = cut {
+                    f.truncate(c.index(f.len()).max(1));
+                }
+                let outs = match from {
+                    0 => bed.a_sends(&f),
+                    1 => bed.rx(sa(MPR), sa("192.0.2.77:40000"), 5, &f),
+                    _ => bed.rx(lease, SocketAddr::new(sa(NET2).ip(), 40002), 12, &f),
+                };
+                for o in outs {
+                    let walks = if o.payload.first() == Some(&0x08) {
+                        pinhole_h323::signal::Signal::call_signaling(&o.payload).is_ok()
+                    } else {
+                        pinhole_h323::signal::Signal::h245(&o.payload).is_ok()
+                    };
+                    prop_assert!(walks, "sent a frame that does not walk: {:02x?}", o.payload);
+                }
+            }
+        }
+    }
+}

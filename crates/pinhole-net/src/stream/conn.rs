@@ -17,7 +17,8 @@ use tracing::debug;
 
 use super::queue::Queue;
 use super::{
-    CloseReason, Inner, MAX_BUFFERED, PING, ServerConfigSource, StreamEvent, bump, stopped,
+    CloseReason, Inner, MAX_BUFFERED, PING, ServerConfigSource, StreamEvent, TPKT_KEEPALIVE, bump,
+    stopped,
 };
 
 /// Bytes asked of the socket per read.
@@ -282,6 +283,11 @@ async fn read_loop(inner: &Inner, conn: &Conn, mut rd: impl AsyncRead + Unpin) -
                     if saw_ping(&mut ka_tail, &buf[..n]) {
                         // A full queue closes the connection by itself.
                         let _ = conn.queue.push(PONG.to_vec());
+                    } else if conn.inbound && buf[..n] == TPKT_KEEPALIVE {
+                        // TPKT has one keepalive for ping and pong: only
+                        // the side that accepted the connection answers,
+                        // so two peers never bounce it forever.
+                        let _ = conn.queue.push(TPKT_KEEPALIVE.to_vec());
                     }
                     buf.drain(..n);
                 }

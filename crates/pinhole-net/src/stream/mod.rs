@@ -108,6 +108,11 @@ use self::queue::Queue;
 /// single CRLF, and both firewalls and the peer see traffic.
 pub const PING: &[u8] = b"\r\n\r\n";
 
+/// An empty TPKT frame (RFC 1006): the keepalive of TPKT-framed streams
+/// (H.323). It is ping and pong at once, so only the side that accepted
+/// the connection answers one.
+pub const TPKT_KEEPALIVE: [u8; 4] = [3, 0, 0, 4];
+
 /// The most bytes a connection buffers while a frame is incomplete: the
 /// largest SIP message (64 KiB of headers and a 1 MiB body) and more than
 /// any control or TPKT frame. A framer that still wants more is refused.

@@ -291,6 +291,39 @@ async fn a_crlf_ping_gets_a_crlf_pong() {
     streams.shutdown().await;
 }
 
+/// TPKT's keepalive is one frame for ping and pong: the accepting side
+/// answers an empty TPKT with one, the connecting side never does (two
+/// peers would bounce it forever).
+#[tokio::test]
+async fn an_empty_tpkt_is_answered_only_by_the_accepting_side() {
+    let (streams, mut rx) = new(StreamLimits::default());
+    let tpkt: ProtocolFramer = pinhole_core::framing::tpkt;
+    let addr = streams.listen(tcp_listen(Some(tpkt))).await.unwrap();
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    opened(&mut rx).await;
+    client.write_all(&TPKT_KEEPALIVE).await.unwrap();
+    let mut b = [0u8; 8];
+    let n = timeout(WAIT, client.read(&mut b)).await.unwrap().unwrap();
+    assert_eq!(&b[..n], &TPKT_KEEPALIVE);
+    // Outbound: a peer's empty TPKT is consumed, not answered.
+    let server = TcpListener::bind(any_port()).await.unwrap();
+    let to = server.local_addr().unwrap();
+    let mut c = tcp_connect(to);
+    c.framer = Some(tpkt);
+    let _ = streams.connect(c).unwrap();
+    let (mut peer, _) = timeout(WAIT, server.accept()).await.unwrap().unwrap();
+    opened(&mut rx).await;
+    peer.write_all(&TPKT_KEEPALIVE).await.unwrap();
+    assert!(
+        timeout(Duration::from_millis(300), peer.read(&mut b))
+            .await
+            .is_err(),
+        "the connecting side stays silent"
+    );
+    assert!(streams.counters().keepalives_in >= 2);
+    streams.shutdown().await;
+}
+
 #[tokio::test]
 async fn connections_over_the_limits_are_refused() {
     let limits = StreamLimits {

@@ -232,7 +232,11 @@ fn held_messages_resume_in_order_and_a_waiting_one_stays_first() {
     };
     Held::resume(&mut alg, |a| &mut a.held, &1, step);
     assert_eq!(alg.seen, [b"one".to_vec()]);
-    assert_eq!(alg.flows, [Flow::conn(Transport::Tcp, ConnId(7))], "a held frame keeps its connection");
+    assert_eq!(
+        alg.flows,
+        [Flow::conn(Transport::Tcp, ConnId(7))],
+        "a held frame keeps its connection"
+    );
     assert_eq!(
         alg.held.len(),
         2,
