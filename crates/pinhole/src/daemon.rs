@@ -317,9 +317,8 @@ pub(crate) async fn run_aps(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
         ..Streaming::default()
     };
     let upstream = client_driver::Upstream {
-        // A CRLF is no TPKT frame: H.323's connection is kept up by the
-        // registration refreshes.
-        keepalive: s.crlf_keepalive.then_some(s.keepalive),
+        // CRLF pings; an empty TPKT for H.323 (the driver asks the framing).
+        keepalive: Some(s.keepalive),
         ..client_driver::Upstream::default()
     };
     let (handle, mut out) = client_driver::spawn_streaming(

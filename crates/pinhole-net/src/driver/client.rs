@@ -25,7 +25,7 @@ use super::link::{LinkCounters, Links, Streaming, log_connection, next_event};
 use super::mpr::{Signaling, close, sleep_until};
 use super::{SharedRouter, ask, now};
 use crate::relay::{Relay, RelayCounters, RelayEvent};
-use crate::stream::{Listen, PING, StreamEvent};
+use crate::stream::{Listen, PING, StreamEvent, TPKT_KEEPALIVE};
 
 enum Cmd {
     Open(
@@ -204,8 +204,9 @@ pub fn spawn_with(
 #[derive(Clone, Copy, Debug)]
 pub struct Upstream {
     /// A CRLF ping (RFC 5626 §3.5.1) goes up the connection this often,
-    /// below the firewall's idle timeout for TCP; `None` leaves it to the
-    /// registration refreshes (a protocol without CRLF keepalives).
+    /// below the firewall's idle timeout for TCP (an empty TPKT instead
+    /// when the ALG's framing is TPKT's, as H.323's); `None` leaves it to
+    /// the registration refreshes.
     pub keepalive: Option<Duration>,
     /// First wait before reopening a closed connection; doubles.
     pub backoff_min: Duration,
@@ -315,6 +316,7 @@ pub async fn spawn_streaming(
         backoff: upstream.backoff_min,
         pending: VecDeque::new(),
         next_ping: None,
+        ping: ping_for(framer),
     });
     start(
         engine,
@@ -325,6 +327,22 @@ pub async fn spawn_streaming(
         alg,
         Some((links, rx, up)),
     )
+}
+
+/// The keepalive the upstream connection pings with: the CRLF ping (RFC
+/// 5626 §3.5.1), unless the protocol's framing refuses it and takes an
+/// empty TPKT instead (H.323: the MPR, which accepted the connection,
+/// answers one with one).
+fn ping_for(framer: Option<pinhole_core::framing::ProtocolFramer>) -> &'static [u8] {
+    use pinhole_core::framing::{Frame, next};
+    let refused = |b: &[u8]| next(b, framer).is_err();
+    let keepalive =
+        |b: &[u8]| matches!(next(b, framer), Ok(Some(Frame::Keepalive(n))) if n == b.len());
+    if refused(PING) && keepalive(&TPKT_KEEPALIVE) {
+        &TPKT_KEEPALIVE
+    } else {
+        PING
+    }
 }
 
 /// Opens a TCP listener at `addr` for the ALG; the error names it.
@@ -361,6 +379,8 @@ struct UpstreamState {
     /// Messages for the MPR while there is no connection.
     pending: VecDeque<Vec<u8>>,
     next_ping: Option<tokio::time::Instant>,
+    /// The keepalive's bytes ([`ping_for`]).
+    ping: &'static [u8],
 }
 
 impl UpstreamState {
@@ -837,7 +857,7 @@ impl Driver {
         if up.next_ping.is_some_and(|t| t <= now) {
             up.next_ping = up.cfg.keepalive.map(|k| now + k);
             if let Some(c) = up.conn
-                && let Err(e) = links.streams.send(c, PING.to_vec())
+                && let Err(e) = links.streams.send(c, up.ping.to_vec())
             {
                 tracing::debug!(error = %e, "keepalive not sent");
             }
@@ -930,5 +950,26 @@ impl Driver {
         if let Err(e) = r {
             tracing::warn!(%local, %to, error = %e, "send failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pinhole_core::framing::{Frame, FrameError, tpkt};
+
+    use super::{PING, TPKT_KEEPALIVE, ping_for};
+
+    /// A framing that takes CRLF keepalives (as SIP's does).
+    #[allow(clippy::unnecessary_wraps)]
+    fn crlf(buf: &[u8]) -> Result<Option<Frame>, FrameError> {
+        Ok(buf.starts_with(b"\r\n").then_some(Frame::Keepalive(2)))
+    }
+
+    #[test]
+    fn the_upstream_pings_the_way_its_framing_reads() {
+        assert_eq!(ping_for(Some(tpkt)), TPKT_KEEPALIVE);
+        assert_eq!(ping_for(Some(crlf)), PING);
+        // No framing (a smart terminal without an ALG): as ever.
+        assert_eq!(ping_for(None), PING);
     }
 }

@@ -92,9 +92,8 @@ pub(crate) struct ApsFile {
     /// and "udp" for the others.
     #[serde(default)]
     pub(crate) upstream: Option<TransportName>,
-    /// CRLF ping on the connection to the MPR (SIP), below the firewall's
-    /// TCP idle timeout. Default 25. Not sent with H.323 (a CRLF is no
-    /// TPKT frame): its registration refreshes keep the connection up.
+    /// Ping on the connection to the MPR, below the firewall's TCP idle
+    /// timeout: a CRLF (SIP), an empty TPKT (H.323). Default 25.
     #[serde(default = "default_keepalive")]
     pub(crate) upstream_keepalive_secs: u64,
     /// How the APS trusts the MPR over TLS.
@@ -148,8 +147,6 @@ pub(crate) struct ApsSettings {
     pub(crate) keepalive: Duration,
     /// Phones (terminals) may use TCP to the signaling address.
     pub(crate) phones_tcp: bool,
-    /// The keepalive on the connection to the MPR is a CRLF ping (SIP).
-    pub(crate) crlf_keepalive: bool,
 }
 
 impl ApsFile {
@@ -305,7 +302,6 @@ impl ApsFile {
             streams,
             keepalive,
             phones_tcp: (self.protocol == ProtocolName::Sip && self.sip.tcp) || h323_on_signaling,
-            crlf_keepalive: self.protocol == ProtocolName::Sip,
         })
     }
 }

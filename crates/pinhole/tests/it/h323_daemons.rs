@@ -64,6 +64,7 @@ fn an_unroutable_setup_through_the_aps_is_released_by_the_mpr() {
         &format!(
             "network = \"corp3\"\ncredential = \"test-secret\"\nprotocol = \"h323\"\n\
              signaling = \"{inside}\"\nmpr = \"{mpr_at}\"\nupstream = \"tcp\"\n\
+             upstream_keepalive_secs = 1\n\
              domains = [\"corp3.example\"]\nmetrics = \"{aps_metrics}\"\n\
              [relay]\nworkers = 1\n\
              [h323]\nh245_ports = \"29740-29743\"\n\
@@ -157,6 +158,14 @@ fn an_unroutable_setup_through_the_aps_is_released_by_the_mpr() {
     );
     drop(h);
     drop(TcpStream::connect((APS_IP, 29743)).unwrap());
+
+    // The upstream pings every second with an empty TPKT (a CRLF would be
+    // a framing error there) and the MPR answers it: after more than 2.5 s
+    // (when an unanswered ping closes it) the connection is the first one.
+    std::thread::sleep(Duration::from_millis(3500).saturating_sub(t0.elapsed()));
+    let a = scrape_metrics(aps_metrics).unwrap();
+    assert!(a.contains("pinhole_stream_reconnects_total 0"), "{a}");
+    assert!(a.contains("pinhole_client_registered 1"), "{a}");
 
     let (status, err) = aps.sigterm_and_wait(Duration::from_secs(10));
     assert!(status.success(), "aps: {status}\n{err}");
