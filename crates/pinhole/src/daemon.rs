@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
+use pinhole_core::types::Transport;
 use pinhole_core::{client, mpr};
 use pinhole_h248::alg as h248_alg;
+use pinhole_h323::alg as h323_alg;
 use pinhole_mgcp::alg as mgcp_alg;
 use pinhole_net::driver::{Direct, Streaming, client as client_driver, mpr as mpr_driver};
 use pinhole_net::logs::LogLimit;
@@ -182,8 +184,21 @@ pub(crate) async fn run_mpr(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
             Box::new(h248_alg::Mpr::new(c)),
         ));
     }
-    // Binds the ALGs' extra addresses (H.248's gateway ports) too; a
-    // failure names the address.
+    if let Some(c) = s.h323 {
+        let (at, pool) = (c.signaling, c.h245_pool.clone());
+        tracing::info!(h323 = %at, numbers = ?c.numbers, h245_listeners = pool.len(),
+            h245_ports = %pool_span(&pool), "H.323 ALG on");
+        // Call signaling over TCP on its control address; H.245 on each
+        // leased listener. (No TLS for H.323.)
+        let mut a =
+            mpr_driver::MprAlg::new(at, Box::new(h323_alg::Mpr::new(c))).listen(at, Transport::Tcp);
+        for p in pool {
+            a = a.listen(p, Transport::Tcp);
+        }
+        algs.push(a);
+    }
+    // Binds the ALGs' extra addresses (H.248's gateway ports) and stream
+    // listeners too; a failure names the address.
     let (handle, mut out) =
         mpr_driver::spawn_streaming(engine, controls, relay, relay_events, algs, &streaming)
             .await
@@ -224,6 +239,14 @@ pub(crate) async fn run_mpr(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
     Ok(())
 }
 
+/// `first-last` of a pool's ports, for the log.
+fn pool_span(pool: &[std::net::SocketAddr]) -> String {
+    match (pool.first(), pool.last()) {
+        (Some(a), Some(b)) => format!("{}-{}", a.port(), b.port()),
+        _ => String::new(),
+    }
+}
+
 fn log_mpr_event(e: &mpr::Event) {
     match e {
         mpr::Event::Registered {
@@ -258,20 +281,28 @@ pub(crate) async fn run_aps(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
     let engine = client::Engine::new(s.engine, Instant::now())?;
     let (relay, relay_events) = Relay::start(s.relay).context("relay")?;
     // Validation builds at most one: the section of `protocol`.
-    let alg: Option<Box<dyn pinhole_core::alg::ClientSignaling>> = match (s.sip, s.mgcp, s.h248) {
-        (Some(c), _, _) => {
+    let alg: Option<Box<dyn pinhole_core::alg::ClientSignaling>> = match (
+        s.sip, s.mgcp, s.h248, s.h323,
+    ) {
+        (Some(c), ..) => {
             tracing::info!(media_ip = %c.media_ip, inside_default = ?c.inside_default, "SIP proxy on");
             Some(Box::new(sip_alg::Aps::new(c)))
         }
-        (None, Some(c), _) => {
+        (None, Some(c), ..) => {
             tracing::info!(media_ip = %c.media_ip, gateways = ?c.gateways, "MGCP ALG on");
             Some(Box::new(mgcp_alg::Aps::new(c)))
         }
-        (None, None, Some(c)) => {
+        (None, None, Some(c), _) => {
             tracing::info!(media_ip = %c.media_ip, gateways = ?c.gateways, "H.248 ALG on");
             Some(Box::new(h248_alg::Aps::new(c)))
         }
-        (None, None, None) => None,
+        (None, None, None, Some(c)) => {
+            tracing::info!(inside = %c.inside, media_ip = %c.media_ip,
+                    h245_listeners = c.h245_pool.len(), h245_ports = %pool_span(&c.h245_pool),
+                    aliases = ?c.aliases, inside_default = ?c.inside_default, "H.323 ALG on");
+            Some(Box::new(h323_alg::Client::new(c)))
+        }
+        (None, None, None, None) => None,
     };
     let client_tls = match &s.tls {
         Some(t) => {
@@ -286,6 +317,7 @@ pub(crate) async fn run_aps(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
         ..Streaming::default()
     };
     let upstream = client_driver::Upstream {
+        // CRLF pings; an empty TPKT for H.323 (the driver asks the framing).
         keepalive: Some(s.keepalive),
         ..client_driver::Upstream::default()
     };
@@ -300,6 +332,7 @@ pub(crate) async fn run_aps(path: &Path, logs: Option<&LogLimit>) -> Result<()> 
             streaming,
             upstream,
             listen_tcp: s.phones_tcp,
+            listen_also: s.listen_also,
             framer: None,
         },
     )

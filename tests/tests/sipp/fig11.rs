@@ -244,6 +244,7 @@ pub(crate) fn bed_with(c: BedConfig, callee: SocketAddr) -> Result<Bed, Box<dyn 
                             ..client_driver::Upstream::default()
                         },
                         listen_tcp: true,
+                        listen_also: Vec::new(),
                         framer: None,
                     };
                     client_driver::spawn_streaming(

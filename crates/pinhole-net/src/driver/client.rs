@@ -25,7 +25,7 @@ use super::link::{LinkCounters, Links, Streaming, log_connection, next_event};
 use super::mpr::{Signaling, close, sleep_until};
 use super::{SharedRouter, ask, now};
 use crate::relay::{Relay, RelayCounters, RelayEvent};
-use crate::stream::{Listen, PING, StreamEvent};
+use crate::stream::{Listen, PING, StreamEvent, TPKT_KEEPALIVE};
 
 enum Cmd {
     Open(
@@ -204,8 +204,9 @@ pub fn spawn_with(
 #[derive(Clone, Copy, Debug)]
 pub struct Upstream {
     /// A CRLF ping (RFC 5626 §3.5.1) goes up the connection this often,
-    /// below the firewall's idle timeout for TCP; `None` leaves it to the
-    /// registration refreshes (a protocol without CRLF keepalives).
+    /// below the firewall's idle timeout for TCP (an empty TPKT instead
+    /// when the ALG's framing is TPKT's, as H.323's); `None` leaves it to
+    /// the registration refreshes.
     pub keepalive: Option<Duration>,
     /// First wait before reopening a closed connection; doubles.
     pub backoff_min: Duration,
@@ -237,6 +238,15 @@ pub struct ClientStreams {
     pub upstream: Upstream,
     /// Phones inside may reach the ALG over TCP at the signaling address.
     pub listen_tcp: bool,
+    /// More TCP listeners whose frames go to the ALG like those of
+    /// [`ClientStreams::listen_tcp`], with
+    /// [`Receive::local`](pinhole_core::types::Receive::local) the
+    /// listener's address; a connection the ALG opens from one of these
+    /// addresses is framed the same way. (The H.323 APS: its inside
+    /// call-signaling address when it is not the signaling socket's, and
+    /// its inside H.245 listeners.) Each needs an ALG with stream framing;
+    /// one that cannot be bound is an error naming it.
+    pub listen_also: Vec<SocketAddr>,
     /// How the protocol's messages are framed when there is no ALG (a
     /// smart terminal whose application speaks the protocol through
     /// [`ClientOutputs::signaling`]); with an ALG, the ALG's framing.
@@ -251,7 +261,8 @@ pub struct ClientStreams {
 /// keeps it alive, and reopens it with back-off when it closes, then
 /// registers again over it (the MPR's route follows; calls go on). With
 /// [`ClientStreams::listen_tcp`], phones inside may also reach the ALG
-/// over TCP at the signaling address.
+/// over TCP at the signaling address, and with
+/// [`ClientStreams::listen_also`] at more addresses.
 pub async fn spawn_streaming(
     engine: Engine,
     signaling: Arc<UdpSocket>,
@@ -276,28 +287,36 @@ pub async fn spawn_streaming(
                 "a TCP listener for phones needs an ALG with stream framing",
             ));
         }
-        let at = links
-            .streams
-            .listen(Listen {
-                addr: local,
-                transport: Transport::Tcp,
-                tls: None,
-                framer,
-            })
-            .await
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot listen for TCP on {local}: {e}"))
-            })?;
+        let at = listen(&links, local, framer).await?;
         tracing::info!(listen = %at, "TCP listener for phones open");
+    }
+    for (i, &addr) in streams.listen_also.iter().enumerate() {
+        if framer.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("TCP listener {addr}: needs an ALG with stream framing"),
+            ));
+        }
+        if (listen_tcp && addr == local) || streams.listen_also[..i].contains(&addr) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("TCP listener {addr}: listed twice"),
+            ));
+        }
+        let at = listen(&links, addr, framer).await?;
+        links.frame(at, framer);
+        tracing::info!(listen = %at, "TCP listener open");
     }
     let up = engine.config().upstream.is_stream().then(|| UpstreamState {
         cfg: upstream,
         conn: None,
         opened_once: false,
+        lost: false,
         retry_at: Some(tokio::time::Instant::now()),
         backoff: upstream.backoff_min,
         pending: VecDeque::new(),
         next_ping: None,
+        ping: ping_for(framer),
     });
     start(
         engine,
@@ -310,6 +329,40 @@ pub async fn spawn_streaming(
     )
 }
 
+/// The keepalive the upstream connection pings with: the CRLF ping (RFC
+/// 5626 §3.5.1), unless the protocol's framing refuses it and takes an
+/// empty TPKT instead (H.323: the MPR, which accepted the connection,
+/// answers one with one).
+fn ping_for(framer: Option<pinhole_core::framing::ProtocolFramer>) -> &'static [u8] {
+    use pinhole_core::framing::{Frame, next};
+    let refused = |b: &[u8]| next(b, framer).is_err();
+    let keepalive =
+        |b: &[u8]| matches!(next(b, framer), Ok(Some(Frame::Keepalive(n))) if n == b.len());
+    if refused(PING) && keepalive(&TPKT_KEEPALIVE) {
+        &TPKT_KEEPALIVE
+    } else {
+        PING
+    }
+}
+
+/// Opens a TCP listener at `addr` for the ALG; the error names it.
+async fn listen(
+    links: &Links,
+    addr: SocketAddr,
+    framer: Option<pinhole_core::framing::ProtocolFramer>,
+) -> io::Result<SocketAddr> {
+    links
+        .streams
+        .listen(Listen {
+            addr,
+            transport: Transport::Tcp,
+            tls: None,
+            framer,
+        })
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen for TCP on {addr}: {e}")))
+}
+
 /// The signaling connection to the MPR.
 struct UpstreamState {
     cfg: Upstream,
@@ -317,12 +370,17 @@ struct UpstreamState {
     conn: Option<ConnId>,
     /// It was open before (so the next open is a reconnect).
     opened_once: bool,
+    /// A connection closed with what was sent on it (one that never
+    /// opened takes its messages along): the next open registers again.
+    lost: bool,
     /// When to open it (again).
     retry_at: Option<tokio::time::Instant>,
     backoff: Duration,
     /// Messages for the MPR while there is no connection.
     pending: VecDeque<Vec<u8>>,
     next_ping: Option<tokio::time::Instant>,
+    /// The keepalive's bytes ([`ping_for`]).
+    ping: &'static [u8],
 }
 
 impl UpstreamState {
@@ -799,7 +857,7 @@ impl Driver {
         if up.next_ping.is_some_and(|t| t <= now) {
             up.next_ping = up.cfg.keepalive.map(|k| now + k);
             if let Some(c) = up.conn
-                && let Err(e) = links.streams.send(c, PING.to_vec())
+                && let Err(e) = links.streams.send(c, up.ping.to_vec())
             {
                 tracing::debug!(error = %e, "keepalive not sent");
             }
@@ -854,7 +912,11 @@ impl Driver {
                 up.backoff = up.cfg.backoff_min;
                 up.next_ping = up.cfg.keepalive.map(|k| tokio::time::Instant::now() + k);
                 tracing::info!(%conn, "signaling connection to the MPR open");
-                if std::mem::replace(&mut up.opened_once, true) {
+                // Over a connection that is open again, or the first one
+                // after attempts that failed (the Registration sent on them
+                // is gone, and a stream is not retransmitted): register now.
+                let reopened = std::mem::replace(&mut up.opened_once, true);
+                if reopened || std::mem::take(&mut up.lost) {
                     self.engine.handle_reconnect(now());
                 }
             }
@@ -864,6 +926,7 @@ impl Driver {
                 };
                 up.conn = None;
                 up.next_ping = None;
+                up.lost = true;
                 let wait = up.retry_later(tokio::time::Instant::now());
                 tracing::warn!(%conn, reason = reason.kind(), retry_in = ?wait, "signaling connection to the MPR closed; reopening");
             }
@@ -887,5 +950,26 @@ impl Driver {
         if let Err(e) = r {
             tracing::warn!(%local, %to, error = %e, "send failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pinhole_core::framing::{Frame, FrameError, tpkt};
+
+    use super::{PING, TPKT_KEEPALIVE, ping_for};
+
+    /// A framing that takes CRLF keepalives (as SIP's does).
+    #[allow(clippy::unnecessary_wraps)]
+    fn crlf(buf: &[u8]) -> Result<Option<Frame>, FrameError> {
+        Ok(buf.starts_with(b"\r\n").then_some(Frame::Keepalive(2)))
+    }
+
+    #[test]
+    fn the_upstream_pings_the_way_its_framing_reads() {
+        assert_eq!(ping_for(Some(tpkt)), TPKT_KEEPALIVE);
+        assert_eq!(ping_for(Some(crlf)), PING);
+        // No framing (a smart terminal without an ALG): as ever.
+        assert_eq!(ping_for(None), PING);
     }
 }

@@ -1319,11 +1319,247 @@ async fn signaling_for_the_mpr_is_held_while_the_connection_is_down() {
         .unwrap()
         .unwrap();
     assert_eq!(got, want);
-    let mut more = [0u8; 16];
+    // Nothing else was held; the Registration, lost with the connection
+    // that never opened, is sent again over this first one (a stream is
+    // not retransmitted: without it the APS would wait out the whole
+    // transaction timeout before registering).
+    let mut more = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(Ok(n @ 1..)) = timeout(Duration::from_millis(300), conn.read(&mut buf)).await {
+        more.extend_from_slice(&buf[..n]);
+    }
     assert!(
-        timeout(Duration::from_millis(300), conn.read(&mut more))
-            .await
-            .is_err(),
+        !more.windows(4).any(|w| w == b"msg-"),
         "nothing else was held"
     );
+    let len = usize::from(u16::from_be_bytes([more[2], more[3]]));
+    assert!(
+        pinhole_core::wire::is_control(&more[..20 + len]),
+        "a control message: {more:?}"
+    );
+    assert_eq!(h.stats().await.unwrap().reconnects, 1);
+}
+
+/// A TPKT frame of `body` (at least 4 bytes: a shorter frame waits, as
+/// the first 8 bytes of a control message would).
+fn tpkt(body: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(body.len() + 4).unwrap();
+    let mut f = vec![3, 0];
+    f.extend_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+/// What a [`TpktAlg`] was handed: (local, remote, frame).
+type Seen = Arc<std::sync::Mutex<Vec<(SocketAddr, SocketAddr, Vec<u8>)>>>;
+
+/// A toy client ALG with TPKT framing (like H.323's): records every frame,
+/// answers it back the way it came with `echo-echo`, and on `dial-please` opens a TCP
+/// connection from the listener it arrived on to `dial` (like the H.323
+/// APS toward the MPR's H.245 lease or an inside terminal).
+struct TpktAlg {
+    seen: Seen,
+    dial: SocketAddr,
+    out: Outbox,
+}
+
+impl pinhole_core::alg::ClientSignaling for TpktAlg {
+    fn protocol(&self) -> Protocol {
+        Protocol::H323
+    }
+
+    fn framer(&self) -> Option<pinhole_core::framing::ProtocolFramer> {
+        Some(pinhole_core::framing::tpkt)
+    }
+
+    fn handle_datagram(
+        &mut self,
+        _now: std::time::Instant,
+        _ctx: &mut dyn pinhole_core::alg::ClientContext,
+        rx: pinhole_core::types::Receive<'_>,
+    ) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((rx.local, rx.remote, rx.bytes.to_vec()));
+        self.out.send(pinhole_core::types::Transmit {
+            local: rx.local,
+            remote: rx.remote,
+            payload: tpkt(b"echo-echo"),
+            flow: rx.flow,
+        });
+        if rx.bytes == tpkt(b"dial-please") {
+            self.out.send(pinhole_core::types::Transmit {
+                local: rx.local,
+                remote: self.dial,
+                payload: tpkt(b"hello-there"),
+                flow: pinhole_core::types::Flow::over(pinhole_core::types::Transport::Tcp),
+            });
+        }
+    }
+
+    fn handle_event(
+        &mut self,
+        _now: std::time::Instant,
+        _ctx: &mut dyn pinhole_core::alg::ClientContext,
+        _ev: &ClientEvent,
+    ) {
+    }
+
+    fn sweep(&mut self, _now: std::time::Instant, _ctx: &mut dyn pinhole_core::alg::ClientContext) {
+    }
+
+    fn counters(&self) -> pinhole_core::alg::Counters {
+        vec![("received", self.seen.lock().unwrap().len() as u64)]
+    }
+
+    fn outbox(&self) -> &Outbox {
+        &self.out
+    }
+
+    fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.out
+    }
+}
+
+/// A free TCP address on loopback (bound, then let go).
+fn free_tcp() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A client driver with a [`TpktAlg`] and `listen_also`.
+async fn tpkt_client(
+    listen_also: Vec<SocketAddr>,
+    dial: SocketAddr,
+    seen: Seen,
+) -> std::io::Result<(client_driver::ClientHandle, client_driver::ClientOutputs)> {
+    let sig = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    // No MPR answers there: the registration fails quietly meanwhile.
+    let mpr_addr = free_addr([127, 0, 0, 1]).await;
+    let ccfg = client::Config::new(
+        "corp1",
+        CRED.to_vec(),
+        Protocol::H323,
+        sig.local_addr().unwrap(),
+        mpr_addr,
+        [6; 32],
+    );
+    let engine = client::Engine::new(ccfg, tokio::time::Instant::now().into_std()).unwrap();
+    let (relay, relay_events) = Relay::start(RelayConfig::default()).unwrap();
+    let alg = TpktAlg {
+        seen,
+        dial,
+        out: Outbox::new(),
+    };
+    client_driver::spawn_streaming(
+        engine,
+        sig,
+        relay,
+        relay_events,
+        Arc::new(pinhole_net::driver::Direct),
+        Some(Box::new(alg)),
+        &client_driver::ClientStreams {
+            listen_also,
+            ..client_driver::ClientStreams::default()
+        },
+    )
+    .await
+}
+
+/// Reads one TPKT frame.
+async fn read_tpkt(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 4];
+    timeout(WAIT, s.read_exact(&mut head))
+        .await
+        .unwrap()
+        .unwrap();
+    let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+    let mut rest = vec![0u8; len - 4];
+    timeout(WAIT, s.read_exact(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut f = head.to_vec();
+    f.extend_from_slice(&rest);
+    f
+}
+
+/// Frames on a `listen_also` listener reach the ALG with that listener as
+/// `rx.local`, and its answer goes back on the connection; a TCP
+/// `Transmit` to another address than the MPR opens a connection from that
+/// address (framed like the listener), and what comes back on it reaches
+/// the ALG with `rx.remote` the address dialled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_tcp_listeners_feed_the_alg_and_its_connections_answer_it() {
+    use tokio::io::AsyncWriteExt;
+
+    let (inside, pool) = (free_tcp(), free_tcp());
+    let far = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let far_at = far.local_addr().unwrap();
+    let seen = Seen::default();
+    let (h, _out) = tpkt_client(vec![inside, pool], far_at, Arc::clone(&seen))
+        .await
+        .unwrap();
+
+    // A terminal on the second listener: its frame reaches the ALG with
+    // that listener as local, and the echo comes back.
+    let mut t = tokio::net::TcpStream::connect(pool).await.unwrap();
+    let t_at = t.local_addr().unwrap();
+    t.write_all(&tpkt(b"frame-one")).await.unwrap();
+    assert_eq!(read_tpkt(&mut t).await, tpkt(b"echo-echo"));
+    assert_eq!(seen.lock().unwrap()[0], (pool, t_at, tpkt(b"frame-one")));
+
+    // On the first: `dial` opens a connection to `far` from `inside`.
+    let mut t2 = tokio::net::TcpStream::connect(inside).await.unwrap();
+    t2.write_all(&tpkt(b"dial-please")).await.unwrap();
+    assert_eq!(read_tpkt(&mut t2).await, tpkt(b"echo-echo"));
+    let (mut f, _) = timeout(WAIT, far.accept()).await.unwrap().unwrap();
+    assert_eq!(read_tpkt(&mut f).await, tpkt(b"hello-there"));
+    // What the far end answers reaches the ALG from the address dialled,
+    // and the ALG's echo goes back on that connection.
+    f.write_all(&tpkt(b"back-again")).await.unwrap();
+    assert_eq!(read_tpkt(&mut f).await, tpkt(b"echo-echo"));
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[1].0, inside);
+    assert_eq!(got[2], (inside, far_at, tpkt(b"back-again")));
+    assert!(
+        timeout(Duration::from_millis(200), far.accept())
+            .await
+            .is_err(),
+        "the answer reused the connection"
+    );
+    let c = h.alg_counters().await.unwrap();
+    assert_eq!(
+        pinhole_core::alg::counter(&c, Protocol::H323, "received"),
+        3
+    );
+}
+
+/// A `listen_also` address that cannot be bound is an error naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extra_tcp_listener_that_cannot_be_bound_is_named() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap();
+    let e = tpkt_client(vec![free_tcp(), taken], free_tcp(), Seen::default())
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("cannot listen for TCP on {taken}")),
+        "{e}"
+    );
+    let twice = free_tcp();
+    let e = tpkt_client(vec![twice, twice], free_tcp(), Seen::default())
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("listed twice"), "{e}");
 }

@@ -1,14 +1,16 @@
 //! `pinhole aps`: the file, its role-wide keys and its validation. The
-//! protocol sections are in [`super::sip`], [`super::mgcp`] and
-//! [`super::h248`]; which one is used follows `protocol` (an APS registers
-//! and serves one protocol). `[sip]` and `[mgcp]` are parsed but not
-//! checked under another protocol; `[h248]` under another protocol is an
-//! error. `protocol = "h323"` runs no ALG.
+//! protocol sections are in [`super::sip`], [`super::mgcp`],
+//! [`super::h248`] and [`super::h323`]; which one is used follows
+//! `protocol` (an APS registers and serves one protocol). `[sip]` and
+//! `[mgcp]` are parsed but not checked under another protocol; `[h248]` and
+//! `[h323]` under another protocol are errors. H.323 needs its connection
+//! to the MPR (`upstream = "tcp"`, its default, or `"tls"`).
 
 use std::net::SocketAddr;
 
 use pinhole_core::client::{self, CmphMode};
 use pinhole_h248::alg as h248_alg;
+use pinhole_h323::alg as h323_alg;
 use pinhole_mgcp::alg as mgcp_alg;
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use pinhole_sip::alg as sip_alg;
 use serde::Deserialize;
 
 use super::h248::ApsH248Section;
+use super::h323::ApsH323Section;
 use super::mgcp::ApsMgcpSection;
 use super::sip::ApsSipSection;
 use super::streams::{ApsTlsSection, StreamsSection, TransportName, keepalive};
@@ -79,14 +82,18 @@ pub(crate) struct ApsFile {
     /// The H.248 ALG (only with `protocol = "h248"`).
     #[serde(default)]
     pub(crate) h248: Option<ApsH248Section>,
+    /// The H.323 ALG (only with `protocol = "h323"`).
+    #[serde(default)]
+    pub(crate) h323: Option<ApsH323Section>,
     /// How signaling goes to the MPR: "udp", "tcp" or "tls" (one
     /// connection opened from inside, kept alive, reopened when it drops;
     /// `mpr` is then the MPR's TCP or TLS address). Default "tls" with a
-    /// `[tls]` section, else "udp".
+    /// `[tls]` section, else "tcp" for H.323 (which needs a connection)
+    /// and "udp" for the others.
     #[serde(default)]
     pub(crate) upstream: Option<TransportName>,
-    /// CRLF ping on the connection to the MPR (SIP), below the firewall's
-    /// TCP idle timeout. Default 25.
+    /// Ping on the connection to the MPR, below the firewall's TCP idle
+    /// timeout: a CRLF (SIP), an empty TPKT (H.323). Default 25.
     #[serde(default = "default_keepalive")]
     pub(crate) upstream_keepalive_secs: u64,
     /// How the APS trusts the MPR over TLS.
@@ -127,13 +134,18 @@ pub(crate) struct ApsSettings {
     pub(crate) mgcp: Option<mgcp_alg::ApsConfig>,
     /// The H.248 ALG, for `protocol = "h248"`.
     pub(crate) h248: Option<h248_alg::ApsConfig>,
+    /// The H.323 ALG, for `protocol = "h323"`.
+    pub(crate) h323: Option<h323_alg::ClientConfig>,
+    /// More TCP listeners for the ALG (H.323: its inside address when it
+    /// is not `signaling`, and its H.245 pool).
+    pub(crate) listen_also: Vec<std::net::SocketAddr>,
     /// `[tls]`, checked (its files are read at start).
     pub(crate) tls: Option<ApsTlsSection>,
     /// `[streams]`.
     pub(crate) streams: StreamLimits,
     /// The keepalive on the connection to the MPR.
     pub(crate) keepalive: Duration,
-    /// Phones may use TCP to the signaling address.
+    /// Phones (terminals) may use TCP to the signaling address.
     pub(crate) phones_tcp: bool,
 }
 
@@ -197,6 +209,8 @@ impl ApsFile {
         }
         let default_upstream = if self.tls.is_some() {
             TransportName::Tls
+        } else if self.protocol == ProtocolName::H323 {
+            TransportName::Tcp
         } else {
             TransportName::Udp
         };
@@ -207,10 +221,18 @@ impl ApsFile {
                 "\"tls\" needs a [tls] section (the CA the MPR's certificate chains to)",
             ));
         }
-        if upstream != TransportName::Udp && self.protocol != ProtocolName::Sip {
+        if upstream == TransportName::Udp && self.protocol == ProtocolName::H323 {
             return Err(invalid(
                 "upstream",
-                "a TCP or TLS connection to the MPR carries SIP only for now (MGCP is UDP by RFC 3435; H.248 over TCP needs its TPKT ALG)",
+                "H.323 needs a connection to the MPR: \"tcp\" or \"tls\" (its call signaling is TCP)",
+            ));
+        }
+        if upstream != TransportName::Udp
+            && !matches!(self.protocol, ProtocolName::Sip | ProtocolName::H323)
+        {
+            return Err(invalid(
+                "upstream",
+                "a TCP or TLS connection to the MPR carries SIP and H.323 only for now (MGCP is UDP by RFC 3435; H.248 over TCP needs its TPKT ALG)",
             ));
         }
         engine.upstream = upstream.into();
@@ -242,6 +264,31 @@ impl ApsFile {
                 ));
             }
         };
+        let h323 = match (self.protocol, &self.h323) {
+            (ProtocolName::H323, h) => Some(
+                h.clone()
+                    .unwrap_or_default()
+                    .settings(self.signaling, seed)?,
+            ),
+            (_, None) => None,
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "h323",
+                    "needs protocol = \"h323\" (an APS registers and serves one protocol)",
+                ));
+            }
+        };
+        // H.323's terminals connect to its inside address (TCP on the
+        // signaling address when it is that one) and its H.245 listeners.
+        let (h323_on_signaling, listen_also) = match &h323 {
+            Some(c) => {
+                let on = c.inside == self.signaling;
+                let mut also: Vec<_> = (!on).then_some(c.inside).into_iter().collect();
+                also.extend(&c.h245_pool);
+                (on, also)
+            }
+            None => (false, Vec::new()),
+        };
         Ok(ApsSettings {
             engine,
             relay,
@@ -249,10 +296,12 @@ impl ApsFile {
             sip,
             mgcp,
             h248,
+            h323,
+            listen_also,
             tls: self.tls.clone(),
             streams,
             keepalive,
-            phones_tcp: self.protocol == ProtocolName::Sip && self.sip.tcp,
+            phones_tcp: (self.protocol == ProtocolName::Sip && self.sip.tcp) || h323_on_signaling,
         })
     }
 }

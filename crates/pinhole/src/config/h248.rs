@@ -29,7 +29,7 @@ pub(crate) enum PortSpan {
 
 impl PortSpan {
     /// The range, checked: `1 <= first <= last`.
-    fn range(&self, key: &str) -> Result<RangeInclusive<u16>, Invalid> {
+    pub(super) fn range(&self, key: &str) -> Result<RangeInclusive<u16>, Invalid> {
         let (first, last) = match self {
             Self::Table(p) => (p.first, p.last),
             Self::Text(t) => {

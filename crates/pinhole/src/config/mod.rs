@@ -6,12 +6,13 @@
 //! (`networks[0].credential: must not be empty`).
 //!
 //! One file per role ([`mpr`], [`aps`]) and one per protocol ([`sip`],
-//! [`mgcp`], [`h248`]: the `[sip]` / `[mgcp]` / `[h248]` sections of both
-//! roles and their checks), so a new protocol is one new file plus a field in each role's
+//! [`mgcp`], [`h248`], [`h323`]: the `[sip]` / `[mgcp]` / `[h248]` /
+//! `[h323]` sections of both roles and their checks), so a new protocol is one new file plus a field in each role's
 //! file. This file holds what both roles share.
 
 mod aps;
 mod h248;
+mod h323;
 mod mgcp;
 mod mpr;
 mod sip;
@@ -296,6 +297,7 @@ mod tests {
     const APS_EXAMPLE: &str = include_str!("../../examples/aps.toml");
     const APS_MGCP_EXAMPLE: &str = include_str!("../../examples/aps-mgcp.toml");
     const APS_H248_EXAMPLE: &str = include_str!("../../examples/aps-h248.toml");
+    const APS_H323_EXAMPLE: &str = include_str!("../../examples/aps-h323.toml");
 
     #[test]
     fn examples_parse_and_validate() {
@@ -303,9 +305,9 @@ mod tests {
             .unwrap()
             .validate([1; 32])
             .unwrap();
-        assert_eq!(m.engine.networks.len(), 2);
+        assert_eq!(m.engine.networks.len(), 3);
         assert!(m.metrics.is_some());
-        assert!(m.sip.is_some() && m.mgcp.is_some() && m.h248.is_some());
+        assert!(m.sip.is_some() && m.mgcp.is_some() && m.h248.is_some() && m.h323.is_some());
         let a = ApsFile::parse(APS_EXAMPLE)
             .unwrap()
             .validate([1; 32])
@@ -321,12 +323,23 @@ mod tests {
             .validate([1; 32])
             .unwrap();
         assert_eq!(a.h248.unwrap().gateways.len(), 1);
+        let a = ApsFile::parse(APS_H323_EXAMPLE)
+            .unwrap()
+            .validate([1; 32])
+            .unwrap();
+        assert_eq!(a.h323.unwrap().aliases.len(), 2);
+        assert_eq!(a.engine.upstream, pinhole_core::types::Transport::Tcp);
     }
 
     #[test]
     fn every_example_aps_may_register_at_the_example_mpr() {
         let mpr = MprFile::parse(MPR_EXAMPLE).unwrap();
-        for text in [APS_EXAMPLE, APS_MGCP_EXAMPLE, APS_H248_EXAMPLE] {
+        for text in [
+            APS_EXAMPLE,
+            APS_MGCP_EXAMPLE,
+            APS_H248_EXAMPLE,
+            APS_H323_EXAMPLE,
+        ] {
             let aps = ApsFile::parse(text).unwrap();
             let net = mpr
                 .networks

@@ -1,6 +1,6 @@
 //! `pinhole mpr`: the file, its role-wide sections (`[timers]`,
 //! `[[networks]]`) and its validation. The protocol sections are in
-//! [`super::sip`], [`super::mgcp`] and [`super::h248`].
+//! [`super::sip`], [`super::mgcp`], [`super::h248`] and [`super::h323`].
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -9,6 +9,7 @@ use pinhole_core::ports::PortRange;
 use pinhole_core::types::Transport;
 use pinhole_core::wire::Protocol;
 use pinhole_h248::alg as h248_alg;
+use pinhole_h323::alg as h323_alg;
 use pinhole_mgcp::alg as mgcp_alg;
 use pinhole_net::relay::RelayConfig;
 use pinhole_net::stream::StreamLimits;
@@ -16,6 +17,7 @@ use pinhole_sip::alg as sip_alg;
 use serde::Deserialize;
 
 use super::h248::{MprH248Section, MprPorts};
+use super::h323::{MprH323At, MprH323Section};
 use super::mgcp::MprMgcpSection;
 use super::sip::MprSipSection;
 use super::streams::{MprTlsSection, StreamsSection};
@@ -216,6 +218,9 @@ pub(crate) struct MprFile {
     /// The H.248 ALG: on when the section is there.
     #[serde(default)]
     pub(crate) h248: Option<MprH248Section>,
+    /// The H.323 ALG: on when the section is there.
+    #[serde(default)]
+    pub(crate) h323: Option<MprH323Section>,
     /// TLS for signaling (the APSs' connections); absent: no TLS listener.
     #[serde(default)]
     pub(crate) tls: Option<MprTlsSection>,
@@ -251,6 +256,9 @@ pub(crate) struct MprSettings {
     pub(crate) mgcp: Option<mgcp_alg::MprConfig>,
     /// The H.248 ALG, when enabled.
     pub(crate) h248: Option<h248_alg::MprConfig>,
+    /// The H.323 ALG, when enabled (TCP listeners: its control address and
+    /// each address of its H.245 pool).
+    pub(crate) h323: Option<h323_alg::MprConfig>,
     /// The SIP proxy's stream listeners (TCP on its control address, TLS
     /// on `[sip] tls_port` with `[tls]`).
     pub(crate) sip_listen: Vec<(SocketAddr, Transport)>,
@@ -349,6 +357,32 @@ impl MprFile {
             })?,
             None => None,
         };
+        let h323 = match &self.h323 {
+            Some(h) => {
+                let mut served = Vec::new();
+                served.extend(sip.as_ref().map(|c| (c.local.port(), "SIP proxy")));
+                served.extend(mgcp.as_ref().map(|c| (c.local.port(), "MGCP ALG")));
+                served.extend(h248.as_ref().map(|c| (c.local.port(), "H.248 ALG")));
+                let tcp = sip
+                    .as_ref()
+                    .and_then(|c| c.tls)
+                    .map(|t| (t.port(), "sip.tls_port"))
+                    .into_iter()
+                    .collect();
+                h.settings(
+                    &MprH323At {
+                        relay_ip: self.relay_ip,
+                        control_ports: &self.control_ports,
+                        relay: self.relay.ports.first..=self.relay.ports.last,
+                        served,
+                        tcp,
+                        networks: &self.networks,
+                    },
+                    &seed,
+                )?
+            }
+            None => None,
+        };
         Ok(MprSettings {
             engine,
             relay,
@@ -357,6 +391,7 @@ impl MprFile {
             sip,
             mgcp,
             h248,
+            h323,
             sip_listen,
             tls: self.tls.clone(),
             streams,
