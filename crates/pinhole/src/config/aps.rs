@@ -4,7 +4,8 @@
 //! `protocol` (an APS registers and serves one protocol). `[sip]` and
 //! `[mgcp]` are parsed but not checked under another protocol; `[h248]` and
 //! `[h323]` under another protocol are errors. H.323 needs its connection
-//! to the MPR (`upstream = "tcp"`, its default, or `"tls"`).
+//! to the MPR: `upstream = "tcp"`, its default (TLS is not offered for
+//! H.323 yet).
 
 use std::net::SocketAddr;
 
@@ -221,10 +222,10 @@ impl ApsFile {
                 "\"tls\" needs a [tls] section (the CA the MPR's certificate chains to)",
             ));
         }
-        if upstream == TransportName::Udp && self.protocol == ProtocolName::H323 {
+        if upstream != TransportName::Tcp && self.protocol == ProtocolName::H323 {
             return Err(invalid(
                 "upstream",
-                "H.323 needs a connection to the MPR: \"tcp\" or \"tls\" (its call signaling is TCP)",
+                "H.323 needs a TCP connection to the MPR (its call signaling is TCP; the MPR has no H.323 TLS listener yet): \"tcp\"",
             ));
         }
         if upstream != TransportName::Udp

@@ -636,12 +636,15 @@ mod tests {
             let got = aps_err(&format!("{APS}[h323]\n{h323}"));
             assert!(got.contains(want), "{want:?} not in {got:?}");
         }
-        // H.323 needs the connection to the MPR.
-        let got = aps_err(&APS.replace("\"tcp\"", "\"udp\""));
-        assert!(
-            got.contains("upstream: H.323 needs a connection to the MPR"),
-            "{got}"
-        );
+        // H.323 needs the TCP connection to the MPR (no TLS for it yet).
+        for other in ["\"udp\"", "\"tls\""] {
+            let got = aps_err(&APS.replace("\"tcp\"", other));
+            assert!(
+                got.contains("upstream: H.323 needs a TCP connection to the MPR")
+                    || got.contains("[tls]"),
+                "{other}: {got}"
+            );
+        }
         // The signaling address as inside one must be one terminals reach.
         let got = aps_err(&APS.replace("10.1.0.2:1720", "0.0.0.0:1720"));
         assert!(got.contains("h323.inside: 0.0.0.0:1720"), "{got}");
