@@ -185,6 +185,29 @@ impl<K: Clone + Eq + Hash> ApsMedia<K> {
         }
     }
 
+    /// Stream `index` of `key` with its pinhole open: where the inside
+    /// party sends its media (port B; a smart terminal: the relay
+    /// address itself), RTP and RTCP. A protocol whose two directions are
+    /// described apart (H.323's logical channels) writes these into a
+    /// description entering the network once the pinhole is up, rather
+    /// than follow a relay address the MPR wrote before it adopted the
+    /// pinhole's leg (the descriptions crossed).
+    pub fn open_stream(&self, key: &K, index: u16) -> Option<(SocketAddr, SocketAddr)> {
+        let st = self.streams.get(key)?.get(&index)?;
+        let PhState::Open { relay, .. } = st.pinhole.as_ref()?.state else {
+            return None;
+        };
+        let rtp = match self.mode {
+            Mode::Terminal => relay,
+            Mode::Aps => SocketAddr::new(self.media_ip, st.b?.rtp),
+        };
+        let rtcp = match self.mode {
+            Mode::Terminal => SocketAddr::new(relay.ip(), relay.port().wrapping_add(1)),
+            Mode::Aps => SocketAddr::new(self.media_ip, st.b?.rtcp()),
+        };
+        Some((rtp, rtcp))
+    }
+
     /// The relay address stream `index` of `key` exchanges media with:
     /// the one its pinhole was opened toward, else the latest a
     /// description from outside named.

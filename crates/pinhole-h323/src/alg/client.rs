@@ -27,6 +27,7 @@ use pinhole_core::alg::aps::{ApsMedia, Outcome, Step};
 use pinhole_core::alg::{ClientContext, ClientSignaling, Counters, Outbox};
 use pinhole_core::client;
 use pinhole_core::framing::ProtocolFramer;
+use pinhole_core::intent::PlannedEndpoint;
 use pinhole_core::ports::PortRange;
 use pinhole_core::rng::Rng;
 use pinhole_core::types::{Flow, Receive, Side, Transport};
@@ -749,7 +750,30 @@ impl Client {
                 self.media
                     .outward(now, ctx, &id, &endpoints, &leg_key, resuming)
             } else {
-                self.media.inward(now, ctx, &id, &endpoints)
+                // A session whose pinhole is up keeps it: the MPR adopted
+                // its leg when our description reached it, so a relay
+                // address it wrote earlier (the two directions' channels
+                // crossed) is stale, and the terminal gets port B (a smart
+                // terminal: the pinhole's relay). Others get port B now.
+                let mut plan = Vec::new();
+                let mut rest = Vec::new();
+                for e in endpoints {
+                    match self.media.open_stream(&id, e.index) {
+                        Some((rtp, rtcp)) => plan.push(PlannedEndpoint {
+                            index: e.index,
+                            addr: rtp,
+                            rtcp_addr: Some(rtcp),
+                        }),
+                        None => rest.push(e),
+                    }
+                }
+                match self.media.inward(now, ctx, &id, &rest) {
+                    Step::Ready(more) => {
+                        plan.extend(more);
+                        Step::Ready(plan)
+                    }
+                    other => other,
+                }
             };
             let plan = match step {
                 Step::Ready(plan) => plan,

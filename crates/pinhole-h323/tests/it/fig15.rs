@@ -575,3 +575,92 @@ fn fig15_h245_tunneled() {
     assert_eq!(b_to_a.ip(), ip("10.2.0.2"));
     rtp_both_ways(&mut w, a_to_b, b_to_a);
 }
+
+/// Real terminals open their channels at once: A's OLC and B's cross.
+/// Each APS opened its pinhole (a CMPH reserve) before the other's OLC
+/// reached it, and the MPR adopted those legs when the OLCs reached it,
+/// so the relay addresses it wrote before are stale; the APSs keep their
+/// pinholes and RTP flows both ways.
+#[test]
+fn fig15_channels_opened_at_once() {
+    let Bed { mut w, .. } = bed();
+    let setup = b::setup(
+        GUID,
+        CONF,
+        "alice",
+        "bob@corp2.example",
+        Some(a(A_H245)),
+        Some(a(A_SIG)),
+        None,
+        &[],
+        false,
+        &[],
+    );
+    send(&mut w, A_SIG, a(APS1), &b::q931(CRV_A, false, 0x05, &setup));
+    let got = frames(&mut w, B_SIG);
+    let b_lease = access::h245_address(&uuie(&got[0].1)).unwrap();
+    let crv_b = pinhole_h323::q931::Message::parse(&got[0].1)
+        .unwrap()
+        .call_reference_value() as u16;
+    let got = frames(&mut w, A_SIG);
+    let a_lease = access::h245_address(&uuie(&got[1].1)).unwrap();
+    send(
+        &mut w,
+        B_SIG,
+        a(APS2),
+        &b::q931(
+            crv_b,
+            true,
+            0x07,
+            &b::connect(GUID, CONF, None, &[], false, &[]),
+        ),
+    );
+    send(&mut w, A_H245, a_lease, &b::tcs(1));
+    send(&mut w, B_H245, b_lease, &b::tcs(1));
+    let _ = (frames(&mut w, A_H245), frames(&mut w, B_H245));
+    // Both OLCs leave before either arrives.
+    w.send(
+        a(A_H245),
+        a_lease,
+        b::tpkt(&b::olc_msg(1, Some(a(A_RTCP)), None, false)),
+    );
+    w.send(
+        a(B_H245),
+        b_lease,
+        b::tpkt(&b::olc_msg(2, Some(a(B_RTCP)), None, false)),
+    );
+    w.run_for(Duration::from_millis(500));
+    assert_eq!(
+        names(&frames(&mut w, A_H245)),
+        ["request.openLogicalChannel"]
+    );
+    assert_eq!(
+        names(&frames(&mut w, B_H245)),
+        ["request.openLogicalChannel"]
+    );
+    // Both Acks at once too.
+    w.send(
+        a(A_H245),
+        a_lease,
+        b::tpkt(&b::olc_ack(2, a(A_RTP), a(A_RTCP))),
+    );
+    w.send(
+        a(B_H245),
+        b_lease,
+        b::tpkt(&b::olc_ack(1, a(B_RTP), a(B_RTCP))),
+    );
+    w.run_for(Duration::from_millis(500));
+    let got = frames(&mut w, A_H245);
+    assert_eq!(names(&got), ["response.openLogicalChannelAck"]);
+    let a_to_b = h245_addr(&got[0].1, "mediaChannel");
+    let got = frames(&mut w, B_H245);
+    assert_eq!(names(&got), ["response.openLogicalChannelAck"]);
+    let b_to_a = h245_addr(&got[0].1, "mediaChannel");
+    assert_eq!((a_to_b.ip(), b_to_a.ip()), (ip("10.1.0.2"), ip("10.2.0.2")));
+    rtp_both_ways(&mut w, a_to_b, b_to_a);
+    assert_eq!(
+        w.mpr().stats().legs_open,
+        2,
+        "one leg per side: the stale ones closed"
+    );
+}
