@@ -154,6 +154,32 @@ pub(crate) enum ApsProtocol {
         /// `[h248] gateways`.
         gateways: Vec<(String, SocketAddr)>,
     },
+    /// H.323 on `aps_h323(i)` (also the terminals' inside address) over a
+    /// TCP connection to `mpr_h323()` with a keepalive below the firewall's
+    /// TCP timeout, inside H.245 listeners `APS_H245_PORTS`, media ports B
+    /// `APS_MEDIA_PORTS`, these terminals by alias.
+    H323 {
+        /// `[h323.aliases]`.
+        aliases: Vec<(String, SocketAddr)>,
+    },
+}
+
+/// The H.323 call-signaling port (the MPR's control port for it, the
+/// APSs' inside address).
+pub(crate) const H323_PORT: u16 = 1720;
+/// The MPR's H.245 listeners.
+pub(crate) const MPR_H245_PORTS: (u16, u16) = (1730, 1737);
+/// An APS's inside H.245 listeners.
+pub(crate) const APS_H245_PORTS: (u16, u16) = (1740, 1747);
+
+/// The MPR's H.323 address.
+pub(crate) fn mpr_h323() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(MPR_IP), H323_PORT)
+}
+
+/// APS `i`'s H.323 address (signaling socket and inside address).
+pub(crate) fn aps_h323(i: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(APS_IP[i]), H323_PORT)
 }
 
 /// How the MPR runs.
@@ -165,6 +191,9 @@ pub(crate) struct MprOptions {
     /// Run the H.248 ALG on `mpr_h248()` (another control port) toward
     /// this MGC, with gateway ports `H248_GATEWAY_PORTS`.
     pub(crate) h248_mgc: Option<SocketAddr>,
+    /// Run the H.323 ALG on `mpr_h323()` (another control port, TCP too),
+    /// H.245 listeners `MPR_H245_PORTS`.
+    pub(crate) h323: bool,
     /// Accept SIP and the APSs' connections over TLS on `mpr_tls()`, with
     /// certificates `pinhole certs` makes.
     pub(crate) tls: bool,
@@ -255,6 +284,9 @@ impl Ctx {
         if opts.h248_mgc.is_some() {
             ports.push_str(&format!(", {H248_PORT}"));
         }
+        if opts.h323 {
+            ports.push_str(&format!(", {H323_PORT}"));
+        }
         let mut cfg = format!(
             "relay_ip = \"{MPR_IP}\"\ncontrol_ports = [{ports}]\nmetrics = \"{MPR_IP}:{METRICS_PORT}\"\n\
              [relay]\nports = {{ first = {}, last = {} }}\nworkers = 1\n",
@@ -271,6 +303,12 @@ impl Ctx {
                 mpr_h248(),
                 H248_GATEWAY_PORTS.0,
                 H248_GATEWAY_PORTS.1
+            ));
+        }
+        if opts.h323 {
+            cfg.push_str(&format!(
+                "[h323]\nport = {H323_PORT}\nh245_ports = \"{}-{}\"\n",
+                MPR_H245_PORTS.0, MPR_H245_PORTS.1
             ));
         }
         if opts.tls {
@@ -347,6 +385,16 @@ impl Ctx {
                 );
                 ("h248", aps_h248(i), mpr_h248(), s)
             }
+            ApsProtocol::H323 { aliases } => {
+                let mut s = format!(
+                    "[h323]\nh245_ports = \"{}-{}\"\nmedia_ports = {{ first = {}, last = {} }}\n[h323.aliases]\n",
+                    APS_H245_PORTS.0, APS_H245_PORTS.1, APS_MEDIA_PORTS.0, APS_MEDIA_PORTS.1,
+                );
+                for (alias, addr) in aliases {
+                    s.push_str(&format!("\"{alias}\" = \"{addr}\"\n"));
+                }
+                ("h323", aps_h323(i), mpr_h323(), s)
+            }
         };
         let (mpr, upstream, tls) = if opts.tls {
             let d = self.certs()?;
@@ -361,6 +409,14 @@ impl Ctx {
                     d.display()
                 ),
             )
+        } else if protocol == "h323" {
+            // H.323 rides the connection to the MPR; pinged well within the
+            // firewall's TCP timeout.
+            let up = format!(
+                "upstream = \"tcp\"\nupstream_keepalive_secs = {}\n",
+                TLS_KEEPALIVE.as_secs()
+            );
+            (mpr, up, String::new())
         } else {
             (mpr, String::new(), String::new())
         };

@@ -14,6 +14,7 @@ use crate::ctx::{Ctx, SIP_WAIT, aps_sip, phone_media};
 
 mod control;
 mod h248;
+mod h323;
 mod mgcp;
 mod negative;
 mod sip;
@@ -44,6 +45,7 @@ pub(crate) fn all() -> Vec<&'static Scenario> {
         sip::SCENARIOS,
         mgcp::SCENARIOS,
         h248::SCENARIOS,
+        h323::SCENARIOS,
         negative::SCENARIOS,
     ]
     .into_iter()
