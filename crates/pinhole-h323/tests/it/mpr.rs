@@ -547,3 +547,47 @@ mod hostile {
         }
     }
 }
+
+/// A Setup for no network's alias with a public destCallSignalAddress
+/// goes there over a connection the MPR opens from its signaling address
+/// (a direct-routed call out of the network); the callee's answers come
+/// back on it and reach A.
+#[test]
+fn a_setup_to_a_public_endpoint_goes_to_its_call_signal_address() {
+    let mut bed = Bed::new();
+    let public = sa("198.51.100.77:1720");
+    let per = b::setup(
+        GUID,
+        CONF,
+        "alice",
+        "carol",
+        None,
+        Some(sa(A_CSA)),
+        Some(public),
+        &[],
+        false,
+        &[],
+    );
+    let outs = bed.a_sends(&b::q931(CRV_A, false, 0x05, &per));
+    assert_eq!(outs[0].to, public);
+    assert_eq!(outs[0].name(), "setup");
+    assert_eq!(
+        outs[0].flow,
+        Flow::over(Transport::Tcp),
+        "a connection the MPR opens"
+    );
+    assert_eq!(
+        outs[0].address("sourceCallSignalAddress"),
+        sa(MPR),
+        "the MPR is the caller's address"
+    );
+    let crv_c = outs[0].q931().call_reference_value() as u16;
+    // Carol answers on that connection (any source port of hers).
+    let alerting = b::q931(crv_c, true, 0x01, &b::alerting(GUID, None, &[], false));
+    let back = bed.rx(sa(MPR), public, 77, &alerting);
+    assert_eq!(
+        (back[0].to, back[0].name().as_str()),
+        (sa(NET1), "alerting")
+    );
+    assert_eq!(back[0].q931().call_reference_value(), u64::from(CRV_A));
+}
