@@ -664,3 +664,54 @@ fn fig15_channels_opened_at_once() {
         "one leg per side: the stale ones closed"
     );
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Damaged frames from the terminals and from the MPR's side into
+        /// the APSs during a call: never a panic, the call or the next
+        /// one still goes (the APSs and MPR keep their state consistent).
+        #[test]
+        fn damaged_frames_into_the_apss_never_panic(
+            flips in proptest::collection::vec((0usize..4, any::<prop::sample::Index>(), 1u8..=255), 1..8),
+        ) {
+            let Bed { mut w, .. } = bed();
+            let setup = b::setup(GUID, CONF, "alice", "bob@corp2.example", Some(a(A_H245)), Some(a(A_SIG)), None,
+                &[b::olc(1, Some(a(A_RTCP)), None, false)], true, &[]);
+            let frames = [
+                b::q931(CRV_A, false, 0x05, &setup),
+                b::olc_msg(1, Some(a(A_RTCP)), None, false),
+                b::olc_ack(1, a(A_RTP), a(A_RTCP)),
+                b::q931(CRV_A, false, 0x5a, &b::release_complete(GUID, false)),
+            ];
+            for (pick, at, x) in flips {
+                let mut f = frames[pick].clone();
+                let i = at.index(f.len());
+                f[i] ^= x;
+                let (from, to) = if pick % 2 == 0 { (A_SIG, a(APS1)) } else { (A_H245, SocketAddr::new(ip("10.1.0.2"), 1740)) };
+                w.send(a(from), to, b::tpkt(&f));
+                w.run_for(Duration::from_millis(50));
+            }
+            // A clean call still gets through afterwards.
+            send(&mut w, A_SIG, a(APS1), &b::q931(0x0404, false, 0x05, &b::setup([9; 16], CONF, "alice", "bob@corp2.example", None, Some(a(A_SIG)), None, &[], false, &[])));
+            let got = frames_at(&mut w, B_SIG);
+            prop_assert!(got.iter().any(|n| n == "setup"), "{got:?}");
+        }
+    }
+
+    fn frames_at(w: &mut World, at: &str) -> Vec<String> {
+        w.take_inbox(a(at))
+            .into_iter()
+            .filter_map(|d| {
+                let p = pinhole_h323::q931::tpkt_payload(&d.payload).ok()?;
+                let ui =
+                    decode_user_information(pinhole_h323_oracle::q931_user_user(p).ok()?).ok()?;
+                Some(access::message_name(&ui))
+            })
+            .collect()
+    }
+}
