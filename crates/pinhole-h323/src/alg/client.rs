@@ -643,6 +643,7 @@ impl Client {
         {
             return Ok(Done::Wait);
         }
+        self.closes(now, ctx, id, from, sig);
         let to = from.peer();
         for a in &addresses {
             match a.field {
@@ -803,6 +804,49 @@ impl Client {
             let _ = addresses[m.index].set(out, orig);
         }
         Ok(Done::Sent)
+    }
+
+    /// Channels closed by a frame from `from`: the pinhole and port B of
+    /// a session none of whose channels is left open go back.
+    fn closes(
+        &mut self,
+        now: Instant,
+        ctx: &mut dyn ClientContext,
+        id: u64,
+        from: Side,
+        sig: &Signal,
+    ) {
+        let closed = media::closed_channels(sig);
+        if closed.is_empty() {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let mut sessions = Vec::new();
+        for (_, message, channel) in closed {
+            let opener = if message == "closeLogicalChannel" {
+                from
+            } else {
+                from.peer()
+            };
+            sessions.extend(call.channels.close(opener, channel));
+        }
+        let open: Vec<u8> = call
+            .channels
+            .opened_by(INSIDE)
+            .chain(call.channels.opened_by(MPR))
+            .map(|(_, s)| s)
+            .collect();
+        for s in sessions {
+            if open.contains(&s) {
+                continue;
+            }
+            for e in &mut call.ends {
+                e.0.remove(&s);
+            }
+            self.media.close_stream(now, ctx, &id, u16::from(s));
+        }
     }
 
     /// The terminal's first frame on one of our listeners.

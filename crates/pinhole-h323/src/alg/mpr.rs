@@ -118,6 +118,9 @@ pub struct Stats {
     pub h245_refused: u64,
     /// H.245 frames dropped because the other side never connected.
     pub h245_dropped: u64,
+    /// RTP sessions whose channels all closed while the call went on:
+    /// their relay legs given back.
+    pub sessions_closed: u64,
     /// Calls ended (RELEASE COMPLETE, timeouts).
     pub released: u64,
     /// RAS datagrams (not routed by this ALG).
@@ -533,12 +536,23 @@ impl Mpr {
             out[7] = crv as u8;
         }
         let hop = call.legs[idx(to)];
-        if let Some(sig) = sig
-            && self
+        if let Some(sig) = sig {
+            if self
                 .rewrite(now, ctx, id, from, sig, &frame[4..], &mut out[4..])
                 .is_err()
-        {
-            return self.fail(now, ctx, id);
+            {
+                return self.fail(now, ctx, id);
+            }
+            // Tunneled H.245 closes channels and ends sessions too.
+            self.closes(now, ctx, id, from, sig);
+            if sig
+                .walk
+                .nested
+                .iter()
+                .any(|n| n.message == "endSessionCommand")
+            {
+                self.teardown(now, ctx, id);
+            }
         }
         self.stats.forwarded += 1;
         hop.send(&mut self.out, out);
@@ -817,8 +831,10 @@ impl Mpr {
         }
     }
 
-    /// Channels closed by a message from `from`: when none is left open,
-    /// the call's relay ports are freed.
+    /// Channels closed by a message from `from`: a session none of whose
+    /// channels is left open gives its relay legs back (a modification
+    /// naming it with port 0, as RFC 3264 §8.2 removes a stream); when no
+    /// channel is left at all, the call's media goes.
     fn closes(
         &mut self,
         now: Instant,
@@ -834,6 +850,7 @@ impl Mpr {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        let mut sessions = Vec::new();
         for (_, message, channel) in closed {
             // A CLC closes the sender's own channel; a request to close
             // or a reject names the other side's.
@@ -842,12 +859,61 @@ impl Mpr {
             } else {
                 from.peer()
             };
-            call.channels.close(opener, channel);
+            sessions.extend(call.channels.close(opener, channel));
         }
-        let open =
-            call.channels.opened_by(Side::A).count() + call.channels.opened_by(Side::B).count();
-        if open == 0 && call.media.planned() {
-            self.teardown(now, ctx, id);
+        let open: Vec<u8> = call
+            .channels
+            .opened_by(Side::A)
+            .chain(call.channels.opened_by(Side::B))
+            .map(|(_, s)| s)
+            .collect();
+        if open.is_empty() {
+            if call.media.planned() {
+                self.teardown(now, ctx, id);
+            }
+            return;
+        }
+        for s in sessions {
+            let known = call.ends.iter().any(|e| e.0.contains_key(&s));
+            if open.contains(&s) || !known || !call.media.planned() {
+                continue;
+            }
+            let side = if call.ends[idx(from)].0.contains_key(&s) {
+                from
+            } else {
+                from.peer()
+            };
+            for e in &mut call.ends {
+                e.0.remove(&s);
+            }
+            for p in &mut call.plans {
+                p.retain(|p| p.index != u16::from(s));
+            }
+            let mut endpoints = call.ends[idx(side)].endpoints();
+            let any_ip = call.legs[idx(side)].local.ip();
+            endpoints.push(pinhole_core::intent::MediaEndpoint::rtp(
+                u16::from(s),
+                SocketAddr::new(any_ip, 0),
+            ));
+            let (origin, toward) = (
+                call.places[idx(side)].clone(),
+                call.places[idx(side.peer())].clone(),
+            );
+            match call.media.plan(
+                now,
+                ctx,
+                &mut self.out,
+                IntentKind::Modify,
+                side,
+                &origin,
+                &toward,
+                &endpoints,
+            ) {
+                Ok(_) => self.stats.sessions_closed += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, session = s, "H.323: closing a session's relay legs failed")
+                }
+            }
         }
     }
 
@@ -997,6 +1063,7 @@ impl MprSignaling for Mpr {
             ("h245_connected", s.h245_connected),
             ("h245_refused", s.h245_refused),
             ("h245_dropped", s.h245_dropped),
+            ("sessions_closed", s.sessions_closed),
             ("released", s.released),
             ("ras", s.ras),
         ]

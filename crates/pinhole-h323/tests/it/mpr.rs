@@ -591,3 +591,71 @@ fn a_setup_to_a_public_endpoint_goes_to_its_call_signal_address() {
     );
     assert_eq!(back[0].q931().call_reference_value(), u64::from(CRV_A));
 }
+
+/// An OLC of `session` (H.245 message), tunneled-ready.
+fn olc_in_session(channel: u16, session: u8, rtcp: SocketAddr) -> Vec<u8> {
+    use pinhole_h323_oracle::h245;
+    let mut olc = b::olc_value(channel, Some(rtcp), None, false);
+    if let h245::OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters::h2250LogicalChannelParameters(p) =
+        &mut olc.forward_logical_channel_parameters.multiplex_parameters
+    {
+        p.session_id = session;
+    }
+    pinhole_h323_oracle::encode(&h245::MultimediaSystemControlMessage::request(
+        h245::RequestMessage::openLogicalChannel(olc),
+    ))
+    .unwrap()
+}
+
+/// Closing every channel of one RTP session gives its relay legs back
+/// while the call's other session goes on.
+#[test]
+fn a_session_whose_channels_closed_gives_its_legs_back() {
+    let mut bed = Bed::new();
+    let outs = bed.a_sends(&setup(None, &[], true));
+    let crv_b = outs[0].q931().call_reference_value() as u16;
+    let fac = |h245: Vec<Vec<u8>>| b::facility(GUID, CONF, None, None, &[], true, &h245);
+    let video_rtcp = sa("10.1.0.2:5003");
+    bed.a_sends(&b::q931(
+        CRV_A,
+        false,
+        0x62,
+        &fac(vec![
+            olc_in_session(1, 1, sa(A_RTCP)),
+            olc_in_session(2, 2, video_rtcp),
+        ]),
+    ));
+    bed.b_sends(&b::q931(
+        crv_b,
+        true,
+        0x62,
+        &fac(vec![
+            b::olc_ack(1, sa(B_RTP), sa(B_RTCP)),
+            b::olc_ack(2, sa("10.2.0.2:6002"), sa("10.2.0.2:6003")),
+        ]),
+    ));
+    assert_eq!(
+        bed.engine.stats().legs_open,
+        4,
+        "two sessions, a leg per side each"
+    );
+    // A closes its video channel: session 2 has no channel left.
+    let outs = bed.a_sends(&b::q931(
+        CRV_A,
+        false,
+        0x62,
+        &fac(vec![b::close_logical_channel(2)]),
+    ));
+    assert_eq!(outs[0].to, sa(NET2), "the CLC goes on");
+    assert_eq!(bed.engine.stats().legs_open, 2, "the video legs are back");
+    assert_eq!(bed.alg.stats().sessions_closed, 1);
+    assert_eq!(bed.alg.calls(), 1, "the call goes on");
+    // Closing the last channel frees the rest.
+    bed.a_sends(&b::q931(
+        CRV_A,
+        false,
+        0x62,
+        &fac(vec![b::close_logical_channel(1)]),
+    ));
+    assert_eq!(bed.engine.stats().legs_open, 0);
+}
