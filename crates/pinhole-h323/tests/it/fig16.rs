@@ -327,3 +327,88 @@ fn rtp_both_ways(w: &mut World, to_b: SocketAddr, to_a: SocketAddr) {
         assert_eq!(pb, &[0x80, 0, 0, i as u8, b'a'], "A→B payload {i}");
     }
 }
+
+/// The terminals open their channels at once (as real ones do): each
+/// smart terminal's pinhole leg is adopted by the MPR after the MPR wrote
+/// another relay address toward it; each keeps its pinhole's relay.
+#[test]
+fn fig16_channels_opened_at_once() {
+    let mut w = bed();
+    let setup = b::setup(
+        GUID,
+        CONF,
+        "alice",
+        "bob@corp2.example",
+        Some(a(A_H245)),
+        Some(a(A_SIG)),
+        None,
+        &[],
+        false,
+        &[],
+    );
+    send(
+        &mut w,
+        A_SIG,
+        a(ALG_A),
+        &b::q931(CRV_A, false, 0x05, &setup),
+    );
+    let got = frames(&mut w, B_SIG);
+    let b_lease = access::h245_address(&uuie(&got[0].1)).unwrap();
+    let crv_b = pinhole_h323::q931::Message::parse(&got[0].1)
+        .unwrap()
+        .call_reference_value() as u16;
+    let got = frames(&mut w, A_SIG);
+    let a_lease = access::h245_address(&uuie(&got[1].1)).unwrap();
+    send(
+        &mut w,
+        B_SIG,
+        a(ALG_B),
+        &b::q931(
+            crv_b,
+            true,
+            0x07,
+            &b::connect(GUID, CONF, None, &[], false, &[]),
+        ),
+    );
+    send(&mut w, A_H245, a_lease, &b::tcs(1));
+    send(&mut w, B_H245, b_lease, &b::tcs(1));
+    let _ = (frames(&mut w, A_H245), frames(&mut w, B_H245));
+    w.send(
+        a(A_H245),
+        a_lease,
+        b::tpkt(&b::olc_msg(1, Some(a(A_RTCP)), None, false)),
+    );
+    w.send(
+        a(B_H245),
+        b_lease,
+        b::tpkt(&b::olc_msg(2, Some(a(B_RTCP)), None, false)),
+    );
+    w.run_for(Duration::from_millis(500));
+    assert_eq!(
+        names(&frames(&mut w, A_H245)),
+        ["request.openLogicalChannel"]
+    );
+    assert_eq!(
+        names(&frames(&mut w, B_H245)),
+        ["request.openLogicalChannel"]
+    );
+    w.send(
+        a(A_H245),
+        a_lease,
+        b::tpkt(&b::olc_ack(2, a(A_RTP), a(A_RTCP))),
+    );
+    w.send(
+        a(B_H245),
+        b_lease,
+        b::tpkt(&b::olc_ack(1, a(B_RTP), a(B_RTCP))),
+    );
+    w.run_for(Duration::from_millis(500));
+    let got = frames(&mut w, A_H245);
+    assert_eq!(names(&got), ["response.openLogicalChannelAck"]);
+    let a_to_b = h245_addr(&got[0].1, "mediaChannel");
+    let got = frames(&mut w, B_H245);
+    assert_eq!(names(&got), ["response.openLogicalChannelAck"]);
+    let b_to_a = h245_addr(&got[0].1, "mediaChannel");
+    rtp_both_ways(&mut w, a_to_b, b_to_a);
+    assert_eq!(w.mpr().stats().legs_open, 2);
+}
