@@ -28,6 +28,8 @@ const END_SESSION_WAIT: Duration = Duration::from_secs(2);
 const CONNECT_WAIT: Duration = Duration::from_secs(5);
 /// RTP packet interval (50 packets per second).
 const PTIME: Duration = Duration::from_millis(20);
+/// How many intervals the first RTP packet may wait for its port (2 s).
+const START_WAIT_TICKS: u32 = 100;
 
 enum Event {
     Signal(Vec<u8>),
@@ -225,10 +227,18 @@ fn spawn_sender(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PTIME);
-        for seq in 0..packets {
+        // A smart terminal's media port is the driver's relay's once the
+        // ALG opened its pinhole (which may trail the answer that started
+        // our media): the first packet waits for it, a while.
+        let mut waits = START_WAIT_TICKS;
+        let mut seq = 0;
+        while seq < packets {
             tick.tick().await;
             if tx.send(false, rtp::packet(ssrc, seq as u16), rtp_to).await {
                 counts.sent.fetch_add(1, Ordering::Relaxed);
+            } else if seq == 0 && waits > 0 {
+                waits -= 1;
+                continue;
             }
             if let Some(to) = rtcp_to
                 && seq % 50 == 0
@@ -240,6 +250,7 @@ fn spawn_sender(
                     counts.rtcp_sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            seq += 1;
         }
     })
 }
