@@ -7,10 +7,11 @@
 //!   registers the network (id, credential, domains) over it.
 //! - The ALG listens on the host's ALG address ([`SmartConfig::alg`], also
 //!   the engine's signaling socket) and on its H.245 pool
-//!   ([`SmartConfig::h245_pool`]); the terminal ([`run`] of
-//!   [`super::runner`]) sends its SETUP there as to a proxy and connects
-//!   its H.245 to the pool addresses it is given. A SETUP from the MPR
-//!   goes to the terminal's call-signalling address.
+//!   ([`SmartConfig::h245_pool`]); the terminal (the runner of
+//!   [`super::run`], over real loopback-internal TCP) sends its SETUP
+//!   there as to a proxy and connects its H.245 to the pool addresses it
+//!   is given. A SETUP from the MPR goes to the terminal's call-signalling
+//!   address.
 //! - **Media goes through the driver**: the ALG opens each media pinhole
 //!   with CMPH from the terminal's own media port before its OLC, OLC Ack
 //!   or fastStart leaves, so the driver's relay binds that port (and the
@@ -29,8 +30,6 @@
 //! println!("{}", run(cfg).await?.to_json());
 //! # Ok(()) }
 //! ```
-//!
-//! [`run`]: super::run
 
 use std::net::SocketAddr;
 use std::sync::Arc;
