@@ -56,6 +56,7 @@ use std::time::Duration;
 
 mod call;
 mod runner;
+pub mod smart;
 pub mod wire;
 
 pub use call::{Call, CallConfig, Origin, Output};

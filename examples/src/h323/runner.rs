@@ -1,4 +1,7 @@
-//! The async runner: sockets, timers, and the [`Call`] core.
+//! The async runner: sockets, timers, and the [`Call`] core. Its media
+//! goes through its own UDP sockets ([`run`]), or through a smart
+//! terminal's client driver, whose relay owns the media ports
+//! ([`run_with`] and [`MediaPath::Driver`], Fig. 16).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use pinhole_net::driver::client::{ClientHandle, Media};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
@@ -24,6 +28,8 @@ const END_SESSION_WAIT: Duration = Duration::from_secs(2);
 const CONNECT_WAIT: Duration = Duration::from_secs(5);
 /// RTP packet interval (50 packets per second).
 const PTIME: Duration = Duration::from_millis(20);
+/// How many intervals the first RTP packet may wait for its port (2 s).
+const START_WAIT_TICKS: u32 = 100;
 
 enum Event {
     Signal(Vec<u8>),
@@ -107,6 +113,85 @@ fn spawn_acceptor(l: TcpListener, tx: mpsc::Sender<Event>, h245: bool) -> JoinHa
     })
 }
 
+/// Where a terminal's RTP and RTCP go.
+pub(super) enum MediaPath {
+    /// Its own UDP sockets on [`Config::media`] and the next port.
+    Own,
+    /// A smart terminal's client driver (Fig. 16): its relay binds the
+    /// media ports when the ALG opens their pinhole, sends what
+    /// [`ClientHandle::send_media`] gives it, and hands what arrives to
+    /// `media`.
+    Driver {
+        /// The driver.
+        handle: ClientHandle,
+        /// What arrives on the terminal's media ports.
+        media: mpsc::Receiver<Media>,
+    },
+}
+
+/// How the sender sends.
+#[derive(Clone)]
+enum MediaTx {
+    Own {
+        rtp: Arc<UdpSocket>,
+        rtcp: Arc<UdpSocket>,
+    },
+    Driver {
+        handle: ClientHandle,
+        rtp: SocketAddr,
+        rtcp: SocketAddr,
+    },
+}
+
+impl MediaTx {
+    /// Sends one datagram from the RTP (or RTCP) port; false if it did not go.
+    async fn send(&self, rtcp: bool, payload: Vec<u8>, to: SocketAddr) -> bool {
+        match self {
+            Self::Own { rtp, rtcp: r } => {
+                let s = if rtcp { r } else { rtp };
+                s.send_to(&payload, to).await.is_ok()
+            }
+            Self::Driver {
+                handle,
+                rtp,
+                rtcp: r,
+            } => {
+                let local = if rtcp { *r } else { *rtp };
+                // Before the pinhole is open the port is not bound: not sent.
+                handle
+                    .send_media(Media {
+                        local,
+                        remote: to,
+                        payload,
+                    })
+                    .await
+                    .is_ok()
+            }
+        }
+    }
+}
+
+/// Takes what the driver's relay received on our media ports.
+fn spawn_driver_receiver(
+    mut rx: mpsc::Receiver<Media>,
+    rtp_local: SocketAddr,
+    counts: Arc<MediaCounts>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if m.local == rtp_local {
+                let mut g = counts.received.lock().unwrap_or_else(|e| e.into_inner());
+                g.0.add(&m.payload);
+                if !g.1.contains(&m.remote) {
+                    g.1.push(m.remote);
+                }
+            } else {
+                counts.rtcp_received.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    })
+}
+
 /// Receives on the RTP socket, counting every datagram and its source.
 fn spawn_rtp_receiver(sock: Arc<UdpSocket>, counts: Arc<MediaCounts>) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -132,10 +217,8 @@ fn spawn_rtcp_receiver(sock: Arc<UdpSocket>, counts: Arc<MediaCounts>) -> JoinHa
 
 /// Sends `packets` RTP packets at 50/s to `rtp`, and an RTCP receiver
 /// report each second to `rtcp`.
-#[allow(clippy::too_many_arguments)]
 fn spawn_sender(
-    sock: Arc<UdpSocket>,
-    rtcp_sock: Arc<UdpSocket>,
+    tx: MediaTx,
     rtp_to: SocketAddr,
     rtcp_to: Option<SocketAddr>,
     packets: u32,
@@ -144,14 +227,18 @@ fn spawn_sender(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PTIME);
-        for seq in 0..packets {
+        // A smart terminal's media port is the driver's relay's once the
+        // ALG opened its pinhole (which may trail the answer that started
+        // our media): the first packet waits for it, a while.
+        let mut waits = START_WAIT_TICKS;
+        let mut seq = 0;
+        while seq < packets {
             tick.tick().await;
-            if sock
-                .send_to(&rtp::packet(ssrc, seq as u16), rtp_to)
-                .await
-                .is_ok()
-            {
+            if tx.send(false, rtp::packet(ssrc, seq as u16), rtp_to).await {
                 counts.sent.fetch_add(1, Ordering::Relaxed);
+            } else if seq == 0 && waits > 0 {
+                waits -= 1;
+                continue;
             }
             if let Some(to) = rtcp_to
                 && seq % 50 == 0
@@ -159,10 +246,11 @@ fn spawn_sender(
                 // RTCP RR, no report blocks (RFC 3550 §6.4.2).
                 let mut rr = vec![0x80, 201, 0, 1];
                 rr.extend_from_slice(&ssrc.to_be_bytes());
-                if rtcp_sock.send_to(&rr, to).await.is_ok() {
+                if tx.send(true, rr, to).await {
                     counts.rtcp_sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            seq += 1;
         }
     })
 }
@@ -180,6 +268,11 @@ async fn write(w: &mut Option<OwnedWriteHalf>, frame: &[u8], what: &str) {
 
 /// Runs one call to its end (or the timeout) and reports.
 pub async fn run(cfg: Config) -> Result<Report> {
+    run_with(cfg, MediaPath::Own).await
+}
+
+/// [`run`] with its media on `media`.
+pub(super) async fn run_with(cfg: Config, media: MediaPath) -> Result<Report> {
     let role = cfg.role();
     if role == Role::Caller && cfg.via.is_none() {
         bail!("a caller needs --via");
@@ -190,19 +283,32 @@ pub async fn run(cfg: Config) -> Result<Report> {
 
     // Media sockets first: media may arrive as soon as the SETUP is out.
     let rtcp_addr = SocketAddr::new(cfg.media.ip(), cfg.media.port().wrapping_add(1));
-    let rtp_sock = Arc::new(
-        UdpSocket::bind(cfg.media)
-            .await
-            .with_context(|| format!("binding RTP {}", cfg.media))?,
-    );
-    let rtcp_sock = Arc::new(
-        UdpSocket::bind(rtcp_addr)
-            .await
-            .with_context(|| format!("binding RTCP {rtcp_addr}"))?,
-    );
     let counts = Arc::new(MediaCounts::default());
-    tasks.push(spawn_rtp_receiver(rtp_sock.clone(), counts.clone()));
-    tasks.push(spawn_rtcp_receiver(rtcp_sock.clone(), counts.clone()));
+    let media_tx = match media {
+        MediaPath::Own => {
+            let rtp = Arc::new(
+                UdpSocket::bind(cfg.media)
+                    .await
+                    .with_context(|| format!("binding RTP {}", cfg.media))?,
+            );
+            let rtcp = Arc::new(
+                UdpSocket::bind(rtcp_addr)
+                    .await
+                    .with_context(|| format!("binding RTCP {rtcp_addr}"))?,
+            );
+            tasks.push(spawn_rtp_receiver(rtp.clone(), counts.clone()));
+            tasks.push(spawn_rtcp_receiver(rtcp.clone(), counts.clone()));
+            MediaTx::Own { rtp, rtcp }
+        }
+        MediaPath::Driver { handle, media } => {
+            tasks.push(spawn_driver_receiver(media, cfg.media, counts.clone()));
+            MediaTx::Driver {
+                handle,
+                rtp: cfg.media,
+                rtcp: rtcp_addr,
+            }
+        }
+    };
 
     let signal_listener = TcpListener::bind(cfg.signal)
         .await
@@ -286,8 +392,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
                 Output::Media { rtp, rtcp } => {
                     media_dest = Some(rtp);
                     tasks.push(spawn_sender(
-                        rtp_sock.clone(),
-                        rtcp_sock.clone(),
+                        media_tx.clone(),
                         rtp,
                         rtcp,
                         cfg.packets,

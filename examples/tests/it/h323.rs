@@ -2,10 +2,11 @@
 //! each other on loopback with two-way RTP: H.245 on its own connection,
 //! tunnelled, and fastStart; straight at the callee, and through a
 //! forwarding proxy that asks the caller to open H.245 with FACILITY
-//! startH245; and the `h323_terminal` binary.
+//! startH245; and the `h323_terminal` binary. Fig. 16: two smart
+//! terminals (`h323::smart`) through an in-process MPR ([`fig16`]).
 //!
-//! Addresses: 127.0.0.141–.149 and .151–.152, ports 47901–47931 (no other
-//! suite uses them).
+//! Addresses: 127.0.0.141–.149 and .151–.155, ports 47901–47931 and
+//! 47940–47999 (no other suite uses them).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -444,4 +445,185 @@ async fn a_callee_without_a_call_times_out() {
     assert_eq!(r.released_by, Some(Released::Timeout));
     assert_eq!((r.sent, r.received, r.media_dest), (0, 0, None));
     assert!(r.messages.is_empty());
+}
+
+/// Fig. 16 on loopback: an in-process MPR with its H.323 ALG (call
+/// signalling on its control port's TCP listener, H.245 listeners), and
+/// two smart terminals (`h323::smart`), each its own ALG in terminal mode
+/// on the client driver with its media through the driver's relay.
+/// Addresses 127.0.0.153 (MPR), .154 (alice), .155 (bob); each mode its
+/// own 20 ports from 47940 (MPR: control base, H.245 base+1–4, relay
+/// base+6–17; terminals: signal base, ALG base+1, H.245 base+2–5, media
+/// base+18).
+mod fig16 {
+    use std::net::{IpAddr, SocketAddr};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use pinhole_core::alg::counter;
+    use pinhole_core::mpr;
+    use pinhole_core::ports::PortRange;
+    use pinhole_core::types::Transport;
+    use pinhole_core::wire::Protocol;
+    use pinhole_examples::h323::smart::{self, SmartConfig};
+    use pinhole_examples::h323::{Config, Mode, Released, Report};
+    use pinhole_h323::alg::{Mpr, MprConfig};
+    use pinhole_net::driver::mpr::{self as mpr_driver, MprAlg, MprHandle};
+    use pinhole_net::driver::{Streaming, mpr::MprOutputs};
+    use pinhole_net::relay::{Relay, RelayConfig};
+    use tokio::net::UdpSocket;
+
+    use super::{EXPECT, PACKETS, in_order};
+
+    const MPR_IP: [u8; 4] = [127, 0, 0, 153];
+    const IP: [[u8; 4]; 2] = [[127, 0, 0, 154], [127, 0, 0, 155]];
+
+    fn base(mode: Mode) -> u16 {
+        47940
+            + 20 * match mode {
+                Mode::Separate => 0,
+                Mode::Tunnel => 1,
+                Mode::FastStart => 2,
+            }
+    }
+
+    fn relay_ports(mode: Mode) -> (u16, u16) {
+        (base(mode) + 6, base(mode) + 17)
+    }
+
+    async fn start_mpr(mode: Mode) -> (MprHandle, MprOutputs, SocketAddr) {
+        let ip = IpAddr::from(MPR_IP);
+        let b = base(mode);
+        let at = SocketAddr::new(ip, b);
+        let control = UdpSocket::bind(at).await.unwrap();
+        let mut cfg = mpr::Config::new(ip, [153; 32]);
+        let (first, last) = relay_ports(mode);
+        cfg.ports = PortRange::new(first, last).unwrap();
+        cfg.control_ports = vec![b];
+        for id in ["corp1", "corp2"] {
+            let mut n = mpr::NetworkConfig::new(id, format!("{id}-secret").into_bytes());
+            n.domains.push(format!("{id}.example"));
+            cfg.networks.push(n);
+        }
+        let engine = mpr::Engine::new(cfg, Instant::now()).unwrap();
+        let (relay, relay_events) = Relay::start(RelayConfig {
+            workers: 1,
+            ..RelayConfig::default()
+        })
+        .unwrap();
+        let pool: Vec<SocketAddr> = (b + 1..=b + 4).map(|p| SocketAddr::new(ip, p)).collect();
+        let mut alg = MprAlg::new(
+            at,
+            Box::new(Mpr::new(MprConfig::new(at, pool.clone(), [154; 32]))),
+        )
+        .listen(at, Transport::Tcp);
+        for p in pool {
+            alg = alg.listen(p, Transport::Tcp);
+        }
+        let (h, out) = mpr_driver::spawn_streaming(
+            engine,
+            vec![Arc::new(control)],
+            relay,
+            relay_events,
+            vec![alg],
+            &Streaming::default(),
+        )
+        .await
+        .unwrap();
+        (h, out, at)
+    }
+
+    fn terminal(i: usize, mode: Mode, mpr: SocketAddr) -> SmartConfig {
+        let ip = IpAddr::from(IP[i]);
+        let b = base(mode);
+        let (net, user) = [("corp1", "alice"), ("corp2", "bob")][i];
+        let mut t = Config::callee(
+            &format!("{user}@{net}.example"),
+            SocketAddr::new(ip, b),
+            SocketAddr::new(ip, b + 18),
+        );
+        if i == 0 {
+            t.call = Some("bob@corp2.example".into());
+            t.hold = Duration::from_secs(3);
+        }
+        t.mode = mode;
+        t.packets = PACKETS;
+        t.seed = 16 + i as u64;
+        t.timeout = Duration::from_secs(20);
+        let mut c = SmartConfig::new(t, mpr, net, format!("{net}-secret").as_bytes());
+        c.domains = vec![format!("{net}.example")];
+        c.alg = SocketAddr::new(ip, b + 1);
+        c.h245_pool = (b + 2..=b + 5).map(|p| SocketAddr::new(ip, p)).collect();
+        c
+    }
+
+    async fn call(mode: Mode) -> (Report, Report, MprHandle) {
+        let (mpr, _out, at) = start_mpr(mode).await;
+        let bob = tokio::spawn(smart::run(terminal(1, mode, at)));
+        let until = Instant::now() + Duration::from_secs(10);
+        while mpr.route("corp2", Protocol::H323).await.unwrap().is_none() {
+            assert!(Instant::now() < until, "bob never registered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let alice = smart::run(terminal(0, mode, at)).await.expect("alice ran");
+        let bob = bob.await.unwrap().expect("bob ran");
+        (alice, bob, mpr)
+    }
+
+    async fn check(mode: Mode) {
+        let (a, b, mpr) = call(mode).await;
+        let (first, last) = relay_ports(mode);
+        for (r, who) in [(&a, "alice"), (&b, "bob")] {
+            let dest = r
+                .media_dest
+                .unwrap_or_else(|| panic!("{who}: no media: {r:#?}"));
+            assert_eq!(dest.ip(), IpAddr::from(MPR_IP), "{who} sends to the relay");
+            assert!((first..=last).contains(&dest.port()), "{who}: {dest}");
+            assert!(r.sent >= u64::from(PACKETS), "{who} sent {}", r.sent);
+            assert!(r.intact >= EXPECT, "{who} got {}: {r:#?}", r.intact);
+            // Symmetric RTP: it comes from the relay port we send to.
+            assert_eq!(r.rtp_sources, [dest], "{who}");
+        }
+        assert_eq!(b.mode, mode);
+        in_order(&a.messages, &["> Setup", "< Connect", "> ReleaseComplete"]);
+        in_order(&b.messages, &["< Setup", "> Connect", "< ReleaseComplete"]);
+        assert_eq!(a.released_by, Some(Released::Local));
+        assert_eq!(b.released_by, Some(Released::Remote));
+        // One call at the MPR, released, every relay leg closed.
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let s = mpr.stats().await.unwrap();
+            let c = mpr.alg_counters().await.unwrap();
+            let (calls, released) = (
+                counter(&c, Protocol::H323, "calls"),
+                counter(&c, Protocol::H323, "released"),
+            );
+            if s.legs_open == 0 && released == 1 {
+                assert_eq!(calls, 1);
+                assert_eq!(counter(&c, Protocol::H323, "h245_refused"), 0);
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "legs open {}, calls {calls}, released {released}",
+                s.legs_open
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn smart_terminals_h245_on_its_own_connections() {
+        check(Mode::Separate).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn smart_terminals_h245_tunneled() {
+        check(Mode::Tunnel).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn smart_terminals_fast_start() {
+        check(Mode::FastStart).await;
+    }
 }
