@@ -63,7 +63,8 @@ const END_SESSION_WAIT: Duration = Duration::from_secs(2);
 ///   1448), so that Ack (1440) waits at APS1 and reaches A (1442) just
 ///   after the OpenLogicalChannel left (1450).
 /// - Each terminal also sends its MasterSlaveDetermination and B its own
-///   capabilities and channel (after A's, see [`Terminal::h245_out`]):
+///   capabilities and channel (after its Ack of A's: the ALGs do not
+///   handle crossing channels yet):
 ///   lines of the ladder the figure does not number.
 pub const FIG15_STEPS: &[Step] = &[
     step(1404, "A", "APS1", "H.225 setup"),
