@@ -63,9 +63,9 @@ const END_SESSION_WAIT: Duration = Duration::from_secs(2);
 ///   1448), so that Ack (1440) waits at APS1 and reaches A (1442) just
 ///   after the OpenLogicalChannel left (1450).
 /// - Each terminal also sends its MasterSlaveDetermination and B its own
-///   capabilities and channel (after its Ack of A's: the ALGs do not
-///   handle crossing channels yet):
-///   lines of the ladder the figure does not number.
+///   capabilities and channel (held until its Ack of A's has gone, as
+///   the figure draws one channel at a time; see [`fig15_in`]): lines of
+///   the ladder the figure does not number.
 pub const FIG15_STEPS: &[Step] = &[
     step(1404, "A", "APS1", "H.225 setup"),
     step(1406, "APS1", "MPR", "H.225 setup"),
@@ -177,7 +177,13 @@ struct Terminal {
 }
 
 impl Terminal {
-    fn new(cfg: CallConfig, h245: SocketAddr, proxy: Option<SocketAddr>, ssrc: u32) -> Self {
+    fn new(
+        cfg: CallConfig,
+        h245: SocketAddr,
+        proxy: Option<SocketAddr>,
+        ssrc: u32,
+        hold_olc: bool,
+    ) -> Self {
         Self {
             sig: cfg.signal,
             h245,
@@ -191,7 +197,7 @@ impl Terminal {
             ssrc,
             received: Tally::default(),
             bad_frames: 0,
-            held_olc: proxy.is_none().then(Vec::new),
+            held_olc: hold_olc.then(Vec::new),
         }
     }
 
@@ -262,16 +268,13 @@ impl Terminal {
         }
     }
 
-    /// Sends an H.245 frame on the H.245 connection. The callee's own
-    /// OpenLogicalChannel waits until its OpenLogicalChannelAck of the
-    /// caller's channel has gone: [`Call`] opens its channel as soon as it
-    /// has the peer's capabilities and the master/slave decision, so the
-    /// two channels (one RTP session) would cross, and the ALGs do not
-    /// handle crossing channels yet (the callee's APS reserves a relay leg
-    /// for its terminal's channel while the MPR is planning the caller's
-    /// offer, which gives that side another leg; the CMPH for the callee's
-    /// Ack then binds to a leg that is gone: 437 Allocation Mismatch). The
-    /// figures draw the caller's channel first.
+    /// Sends an H.245 frame on the H.245 connection. With `held_olc` (the
+    /// figures' callee) its own OpenLogicalChannel waits until its
+    /// OpenLogicalChannelAck of the caller's channel has gone, as the
+    /// figures draw it: [`Call`] opens its channel as soon as it has the
+    /// peer's capabilities and the master/slave decision, so the two
+    /// channels (one RTP session) cross, the callee's pinhole opens for its
+    /// own channel and its Ack needs no CMPH of its own (see [`fig15_in`]).
     fn h245_out(&mut self, w: &mut World, f: Vec<u8>) {
         let (Some(to), Some(p)) = (self.h245_peer, whole_tpkt(&f)) else {
             self.bad_frames += 1;
@@ -375,8 +378,10 @@ fn client_pool(host: &str) -> Vec<SocketAddr> {
 
 /// The two terminals' addresses on their hosts: call signalling on
 /// `sig_port`, H.245 listeners on 1300 (A) and 1400 (B), RTP on 5000 (A)
-/// and 6000 (B). A calls `bob@corp2.example` through `a_proxy`.
-fn terminals(mode: Mode, sig_port: u16, a_proxy: SocketAddr) -> [Terminal; 2] {
+/// and 6000 (B). A calls `bob@corp2.example` through `a_proxy`; with
+/// `crossing` B opens its channel when [`Call`] does, else after it
+/// acknowledged A's.
+fn terminals(mode: Mode, sig_port: u16, a_proxy: SocketAddr, crossing: bool) -> [Terminal; 2] {
     let a_sig = SocketAddr::new(ip("10.1.0.10"), sig_port);
     let b_sig = SocketAddr::new(ip("10.2.0.10"), sig_port);
     let a = CallConfig {
@@ -404,14 +409,14 @@ fn terminals(mode: Mode, sig_port: u16, a_proxy: SocketAddr) -> [Terminal; 2] {
         seed: 0xb0b,
     };
     [
-        Terminal::new(a, sa("10.1.0.10:1300"), Some(a_proxy), 0xa000_0001),
-        Terminal::new(b, sa("10.2.0.10:1400"), None, 0xb000_0002),
+        Terminal::new(a, sa("10.1.0.10:1300"), Some(a_proxy), 0xa000_0001, false),
+        Terminal::new(b, sa("10.2.0.10:1400"), None, 0xb000_0002, !crossing),
     ]
 }
 
 /// Fig. 15: plain terminals A and B behind APS1 and APS2.
 pub fn fig15() -> Result<FigureRun> {
-    fig15_in(Mode::Separate)
+    fig15_in(Mode::Separate, false)
 }
 
 /// Fig. 15 with H.245 in `mode`. The figure draws [`Mode::Separate`]; in
@@ -419,7 +424,13 @@ pub fn fig15() -> Result<FigureRun> {
 /// signalling, or fastStart has none), only the media does. With fastStart
 /// B sends its RTP from its answer to the Setup on, before the pinholes
 /// are open: its first packet may be lost (media clipping).
-pub fn fig15_in(mode: Mode) -> Result<FigureRun> {
+///
+/// `crossing`: B opens its logical channel as soon as [`Call`] does, so
+/// the two channels cross (each APS opens its pinhole for its own
+/// terminal's channel, and the Acks need no CMPH); the steps then differ
+/// from the figure's at 1456–1462, the media does not. Without it B's
+/// OpenLogicalChannel waits for its Ack of A's, as the figure draws.
+pub fn fig15_in(mode: Mode, crossing: bool) -> Result<FigureRun> {
     let (mut w, zones) = world(15);
     for (i, (net, host, terminal)) in [
         ("corp1", "10.1.0.2", ("alice", "10.1.0.10:1720")),
@@ -451,13 +462,14 @@ pub fn fig15_in(mode: Mode) -> Result<FigureRun> {
         ("10.2.0.10", "B"),
         (MPR_IP, "MPR"),
     ];
-    let t = terminals(mode, 1720, sa("10.1.0.2:1720"));
+    let t = terminals(mode, 1720, sa("10.1.0.2:1720"), crossing);
     call(Figure::Fig15, w, t, &names)
 }
 
 /// Fig. 16: no APS; on each terminal host an ALG in smart terminal mode
 /// (port 1720, registered by its own client engine) beside the terminal
-/// (port 1722), which sends its Setup to it.
+/// (port 1722), which sends its Setup to it. B's own channel waits for
+/// its Ack of A's, as in [`fig15`].
 pub fn fig16() -> Result<FigureRun> {
     let (mut w, _) = world(16);
     for (i, (net, host, alias)) in [
@@ -480,7 +492,7 @@ pub fn fig16() -> Result<FigureRun> {
         ("10.2.0.10", "B"),
         (MPR_IP, "MPR"),
     ];
-    let t = terminals(Mode::Separate, 1722, sa("10.1.0.10:1720"));
+    let t = terminals(Mode::Separate, 1722, sa("10.1.0.10:1720"), false);
     call(Figure::Fig16, w, t, &names)
 }
 

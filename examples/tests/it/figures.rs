@@ -289,7 +289,7 @@ fn fig15_has_steps_1404_to_1466_in_order_and_media_both_ways() {
 
 #[test]
 fn fig15_with_tunneled_h245_has_media_both_ways() {
-    let run = figures::fig15_in(pinhole_examples::h323::Mode::Tunnel).expect("runs");
+    let run = figures::fig15_in(pinhole_examples::h323::Mode::Tunnel, false).expect("runs");
     assert!(run.media_ok(), "{}", run.render());
     // No H.245 connection: every H.245 message rode in call signaling.
     assert!(
@@ -324,4 +324,26 @@ fn fig16_has_steps_1504_to_1538_in_order_and_media_both_ways() {
         run.ended,
         [Some("local".to_owned()), Some("remote".to_owned())]
     );
+}
+
+#[test]
+fn fig15_with_crossing_channels_has_media_both_ways() {
+    // B opens its channel as soon as the terminal core does: the two
+    // channels of the RTP session cross, each APS opens its pinhole for its
+    // own terminal's channel, and the Acks leave without a CMPH of their own.
+    let run = figures::fig15_in(pinhole_examples::h323::Mode::Separate, true).expect("runs");
+    assert!(run.media_ok(), "{}", run.render());
+    let opened = |from: &str| {
+        run.ladder
+            .iter()
+            .position(|l| l.from == from && l.what == "H.245 openLogicalChannel")
+            .expect("a channel")
+    };
+    let acked = run
+        .ladder
+        .iter()
+        .position(|l| l.from == "B" && l.what == "H.245 openLogicalChannelAck")
+        .expect("B's Ack");
+    assert!(opened("B") < acked, "{}", run.render());
+    assert!(opened("A") < acked);
 }
