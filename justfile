@@ -135,7 +135,8 @@ hostile:
 # Run the demo: the Fig. 6-8 message ladder through simulated firewalls,
 # the SIP ladders of Figs. 11 (APS) and 12 (smart terminals, no APS), the
 # MGCP ladders of Figs. 9 and 10, the H.248 ladders of Figs. 13 (APS) and
-# 14 (the ALG beside each gateway, no APS), and a B2BUA embedding the engine.
+# 14 (the ALG beside each gateway, no APS), the H.323 ladders of Figs. 15
+# (APS) and 16 (smart terminals, no APS), and a B2BUA embedding the engine.
 demo:
     cargo run --release --locked -p pinhole -- demo
     cargo run --release --locked -p pinhole-examples --bin demo
@@ -145,6 +146,8 @@ demo:
     cargo run --release --locked -p pinhole-examples --bin mgcp_fig10
     cargo run --release --locked -p pinhole-examples --bin h248_fig13
     cargo run --release --locked -p pinhole-examples --bin h248_fig14
+    cargo run --release --locked -p pinhole-examples --bin h323_fig15
+    cargo run --release --locked -p pinhole-examples --bin h323_fig16
     cargo run --release --locked -p pinhole-embed --bin embed_b2bua
 
 # Criterion benchmarks (slow; not part of `ci`).

@@ -1,8 +1,9 @@
-//! Figs. 9 to 14 on the simulated network (deterministic, instant): the
-//! real engines and ALGs, two SIP user agents ([`crate::sip_ua::Ua`]), or
-//! an MGCP call agent or H.248 MGC and two gateways, making a call with
-//! media both ways and hanging up, and the message ladder as the patent
-//! draws it, with each line matched to the figure's step.
+//! Figs. 9 to 16 on the simulated network (deterministic, instant): the
+//! real engines and ALGs, two SIP user agents ([`crate::sip_ua::Ua`]), an
+//! MGCP call agent or H.248 MGC and two gateways, or two H.323 terminals
+//! ([`crate::h323::Call`]), making a call with media both ways and hanging
+//! up, and the message ladder as the patent draws it, with each line
+//! matched to the figure's step.
 //!
 //! - **Fig. 9** (MGCP, an APS in each network) and **Fig. 10** (MGCP, smart
 //!   gateways, no APS): see [`fig9`] and [`fig10`].
@@ -10,9 +11,12 @@
 //!   terminals, no APS): see [`fig11`] and [`fig12`].
 //! - **Fig. 13** (H.248, an APS in each network) and **Fig. 14** (H.248,
 //!   no APS: the ALG beside each gateway): see [`fig13`] and [`fig14`].
+//! - **Fig. 15** (H.323, an APS in each network) and **Fig. 16** (H.323,
+//!   no APS: smart terminals, the ALG beside each terminal): see [`fig15`]
+//!   and [`fig16`].
 //!
-//! The ladder is what crossed the wire, in order: SIP start lines and
-//! control messages (World's [`pinhole_testkit::Rung`]s), each end named
+//! The ladder is what crossed the wire, in order: SIP start lines, H.323
+//! messages (`H.225 setup`, `H.245 openLogicalChannel`) and control messages (World's [`pinhole_testkit::Rung`]s), each end named
 //! by the party behind the address (a firewall's public address is the
 //! party inside that sends through it).
 
@@ -27,10 +31,12 @@ use pinhole_testkit::World;
 use crate::rtp::Tally;
 
 mod h248;
+mod h323;
 mod mgcp;
 mod sip;
 
 pub use h248::{FIG13_STEPS, FIG14_STEPS, fig13, fig14};
+pub use h323::{FIG15_STEPS, FIG16_STEPS, fig15, fig15_in, fig16};
 pub use mgcp::{FIG9_STEPS, FIG10_STEPS, fig9, fig10};
 pub use sip::{FIG11_STEPS, FIG12_STEPS, fig11, fig12};
 
@@ -68,6 +74,10 @@ pub enum Figure {
     Fig13,
     /// H.248 without an APS: the ALG beside each gateway.
     Fig14,
+    /// H.323 with an APS in each network.
+    Fig15,
+    /// H.323 without an APS: smart terminals.
+    Fig16,
 }
 
 /// One line of the ladder.
@@ -125,10 +135,12 @@ pub struct FigureRun {
     pub at_a: Tally,
     /// What reached B's media port (from A).
     pub at_b: Tally,
-    /// MPR relay legs still open after the teardown (BYE, DLCX, Subtract).
+    /// MPR relay legs still open after the teardown (BYE, DLCX, Subtract,
+    /// RELEASE COMPLETE).
     pub legs_open_after: u64,
     /// How the call ended for A and for B (SIP: the UA's end reason; MGCP:
-    /// the call agent's verdict for both; H.248: "Subtracted").
+    /// the call agent's verdict for both; H.248: "Subtracted"; H.323: who
+    /// sent the RELEASE COMPLETE, "local" or "remote").
     pub ended: [Option<String>; 2],
 }
 
@@ -142,6 +154,8 @@ impl FigureRun {
             Figure::Fig12 => FIG12_STEPS,
             Figure::Fig13 => FIG13_STEPS,
             Figure::Fig14 => FIG14_STEPS,
+            Figure::Fig15 => FIG15_STEPS,
+            Figure::Fig16 => FIG16_STEPS,
         }
     }
 
@@ -191,6 +205,8 @@ impl FigureRun {
             Figure::Fig12 => 1165,
             Figure::Fig13 => 1290,
             Figure::Fig14 => 1360,
+            Figure::Fig15 => 1468,
+            Figure::Fig16 => 1540,
         };
         let _ = writeln!(
             s,
@@ -264,9 +280,9 @@ pub fn match_steps(ladder: &[Line], steps: &[Step]) -> Result<Vec<(u16, usize)>,
     Ok(steps.iter().map(|s| s.number).zip(lines).collect())
 }
 
-/// What the `sip_fig11`, `sip_fig12`, `mgcp_fig9`, `mgcp_fig10`, `h248_fig13`
-/// and `h248_fig14` binaries do: run a figure, print
-/// its ladder and verdict, and exit non-zero unless every step appeared in
+/// What the `sip_fig11`, `sip_fig12`, `mgcp_fig9`, `mgcp_fig10`, `h248_fig13`,
+/// `h248_fig14`, `h323_fig15` and `h323_fig16` binaries do: run a figure,
+/// print its ladder and verdict, and exit non-zero unless every step appeared in
 /// order and media arrived intact both ways.
 pub fn print_and_judge(
     name: &str,

@@ -1,4 +1,4 @@
-//! The SIP, MGCP and H.248 figure examples: each run has its figure's steps in order,
+//! The SIP, MGCP, H.248 and H.323 figure examples: each run has its figure's steps in order,
 //! media both ways, the legs freed; the step check catches a ladder out of
 //! order; the binaries print the ladder and exit 0.
 #![allow(missing_docs)]
@@ -164,6 +164,30 @@ fn the_figure_binaries_print_the_ladder_and_succeed() {
                 "result: OK",
             ][..],
         ),
+        (
+            env!("CARGO_BIN_EXE_h323_fig15"),
+            &[
+                "[1404]",
+                "[1412]",
+                "[1446]",
+                "[1466]",
+                "[1468]",
+                "A→B 50/50 intact, B→A 50/50 intact",
+                "result: OK",
+            ][..],
+        ),
+        (
+            env!("CARGO_BIN_EXE_h323_fig16"),
+            &[
+                "[1504]",
+                "[1524]",
+                "[1534]",
+                "[1538]",
+                "[1540]",
+                "A→B 50/50 intact, B→A 50/50 intact",
+                "result: OK",
+            ][..],
+        ),
     ] {
         let out = Command::new(bin).output().expect("runs");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -233,4 +257,93 @@ fn fig14_has_steps_1305_to_1355_in_order_and_media_both_ways() {
         let ok = &run.ladder[line_of(&run, n)];
         assert!(ok.wire.ends_with(port), "{ok:?}");
     }
+}
+
+#[test]
+fn fig15_has_steps_1404_to_1466_in_order_and_media_both_ways() {
+    let run = checked(figures::fig15(), figures::FIG15_STEPS.len());
+    // The MPR's CALL PROCEEDING leaves with the Setup it forwards.
+    assert!(line_of(&run, 1412) < line_of(&run, 1410));
+    // Each APS opens the pinhole before the channel's addresses leave.
+    assert!(line_of(&run, 1448) < line_of(&run, 1450));
+    assert!(line_of(&run, 1444) < line_of(&run, 1446));
+    assert!(line_of(&run, 1456) < line_of(&run, 1458));
+    assert!(line_of(&run, 1460) < line_of(&run, 1462));
+    // Plain terminals only ever talk to their APS.
+    only_talk_to_their_aps(&run);
+    // A hung up: CloseLogicalChannel, EndSessionCommand, RELEASE COMPLETE.
+    assert_eq!(
+        run.ended,
+        [Some("local".to_owned()), Some("remote".to_owned())]
+    );
+    for what in ["H.245 endSessionCommand", "H.225 releaseComplete"] {
+        assert!(
+            run.ladder
+                .iter()
+                .any(|l| l.from == "MPR" && l.to == "APS2" && l.what == what),
+            "no {what} to APS2\n{}",
+            run.render()
+        );
+    }
+}
+
+#[test]
+fn fig15_with_tunneled_h245_has_media_both_ways() {
+    let run = figures::fig15_in(pinhole_examples::h323::Mode::Tunnel, false).expect("runs");
+    assert!(run.media_ok(), "{}", run.render());
+    // No H.245 connection: every H.245 message rode in call signaling.
+    assert!(
+        !run.ladder.iter().any(|l| l.what.starts_with("H.245 ")),
+        "{}",
+        run.render()
+    );
+}
+
+#[test]
+fn fig16_has_steps_1504_to_1538_in_order_and_media_both_ways() {
+    let run = checked(figures::fig16(), figures::FIG16_STEPS.len());
+    // Each terminal's CMPH is answered before its channel's addresses leave.
+    assert!(line_of(&run, 1526) < line_of(&run, 1528));
+    assert!(line_of(&run, 1534) < line_of(&run, 1536));
+    // No APS: what leaves a terminal's host goes to the MPR; the rest is
+    // the terminal and its ALG on that host.
+    assert!(
+        run.ladder
+            .iter()
+            .all(|l| l.from == "MPR" || l.to == "MPR" || l.from == l.to),
+        "{}",
+        run.render()
+    );
+    assert!(!run.render().contains("APS"));
+    // The pinholes opened from the terminals' own media ports.
+    for (n, port) in [(1526, "A:5000"), (1534, "B:6000")] {
+        let ok = &run.ladder[line_of(&run, n)];
+        assert!(ok.wire.ends_with(port), "{ok:?}");
+    }
+    assert_eq!(
+        run.ended,
+        [Some("local".to_owned()), Some("remote".to_owned())]
+    );
+}
+
+#[test]
+fn fig15_with_crossing_channels_has_media_both_ways() {
+    // B opens its channel as soon as the terminal core does: the two
+    // channels of the RTP session cross, each APS opens its pinhole for its
+    // own terminal's channel, and the Acks leave without a CMPH of their own.
+    let run = figures::fig15_in(pinhole_examples::h323::Mode::Separate, true).expect("runs");
+    assert!(run.media_ok(), "{}", run.render());
+    let opened = |from: &str| {
+        run.ladder
+            .iter()
+            .position(|l| l.from == from && l.what == "H.245 openLogicalChannel")
+            .expect("a channel")
+    };
+    let acked = run
+        .ladder
+        .iter()
+        .position(|l| l.from == "B" && l.what == "H.245 openLogicalChannelAck")
+        .expect("B's Ack");
+    assert!(opened("B") < acked, "{}", run.render());
+    assert!(opened("A") < acked);
 }
